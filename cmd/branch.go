@@ -1,0 +1,310 @@
+package cmd
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/charmbracelet/lipgloss"
+	"github.com/spf13/cobra"
+
+	"github.com/argon-db/argon/internal/wal"
+	"github.com/argon-db/argon/internal/workdb"
+)
+
+func newBranchCmd(f *Factory) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "branch",
+		Short: "List, create, delete and rename branches",
+		Long: `With no subcommand, list the project's branches with their head LSN, the
+LSN they were forked at (base), and the branch they were forked from. The
+current branch is marked with '*'.
+
+Piped, each branch is one tab-separated line: current marker ('*' or empty),
+name, head, base, parent ('-' for none).`,
+		Example: `  argon branch
+  argon branch --json
+  argon branch create feature-x
+  argon branch create hotfix --from main@42
+  argon branch rename feature-x feature-y
+  argon branch delete feature-y --yes`,
+		Args: exactArgs(0, "no arguments (did you mean `argon branch create NAME`?)"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runBranchList(cmd.Context(), f)
+		},
+	}
+	cmd.AddCommand(newBranchCreateCmd(f), newBranchDeleteCmd(f), newBranchRenameCmd(f))
+	return cmd
+}
+
+// branchInfo is the JSON shape of a branch.
+type branchInfo struct {
+	Name     string `json:"name"`
+	Current  bool   `json:"current"`
+	Head     int64  `json:"head"`
+	Base     int64  `json:"base"`
+	Parent   string `json:"parent"`
+	Timeline string `json:"timeline"`
+}
+
+func describeBranch(ctx context.Context, r *wal.Repo, b *wal.Branch, names map[string]string, current string) (branchInfo, error) {
+	tl, err := r.Timeline(ctx, b.Timeline)
+	if err != nil {
+		return branchInfo{}, err
+	}
+	head, err := r.Head(ctx, b.Timeline)
+	if err != nil {
+		return branchInfo{}, err
+	}
+	parent := ""
+	if tl.Parent != "" {
+		parent = names[tl.Parent]
+		if parent == "" {
+			parent = "timeline:" + tl.Parent
+		}
+	}
+	return branchInfo{Name: b.Name, Current: b.Name == current, Head: head.LSN, Base: tl.Base, Parent: parent, Timeline: tl.ID}, nil
+}
+
+func runBranchList(ctx context.Context, f *Factory) error {
+	r, project, err := f.project(ctx)
+	if err != nil {
+		return err
+	}
+	current, err := f.CurrentBranch()
+	if err != nil {
+		return err
+	}
+	bs, err := r.Branches(ctx, project)
+	if err != nil {
+		return err
+	}
+	names, err := r.BranchNames(ctx, project)
+	if err != nil {
+		return err
+	}
+	infos := make([]branchInfo, 0, len(bs))
+	for i := range bs {
+		bi, err := describeBranch(ctx, r, &bs[i], names, current)
+		if err != nil {
+			return err
+		}
+		infos = append(infos, bi)
+	}
+	if f.JSON {
+		return f.IO.PrintJSON(infos)
+	}
+	st := f.IO.Styles()
+	t := f.IO.NewTable("", "BRANCH", "HEAD", "BASE", "PARENT")
+	for _, b := range infos {
+		mark, parent := "", b.Parent
+		if b.Current {
+			mark = "*"
+		}
+		if parent == "" {
+			parent = "-"
+		}
+		cells := []string{mark, b.Name, strconv.FormatInt(b.Head, 10), strconv.FormatInt(b.Base, 10), parent}
+		if b.Current {
+			t.StyledRow(cells, []*lipgloss.Style{&st.Current, &st.Current})
+		} else {
+			t.Row(cells...)
+		}
+	}
+	return t.Render()
+}
+
+type branchCreateOptions struct {
+	f    *Factory
+	name string
+	from string
+}
+
+func newBranchCreateCmd(f *Factory) *cobra.Command {
+	o := &branchCreateOptions{f: f}
+	cmd := &cobra.Command{
+		Use:   "create NAME [--from BRANCH[@LSN]]",
+		Short: "Create a branch in constant time",
+		Long: `Create branch NAME pointing at the head of the current branch, or at
+--from BRANCH or BRANCH@LSN. No data is copied: a branch is a new timeline
+forked from its parent at one LSN, whatever the size of the data. Its own
+entries are numbered from that LSN on.
+
+Branch names follow git's rules (no spaces, no '..', no leading '-', ...)
+and may not contain '@'.`,
+		Example: `  argon branch create feature-x
+  argon branch create audit --from main@120`,
+		Args: exactArgs(1, "one branch name"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.name = args[0]
+			info, err := runBranchCreate(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			if f.JSON {
+				return f.IO.PrintJSON(info)
+			}
+			fmt.Fprintf(f.IO.Out, "Created branch %s from %s at LSN %d\n", info.Name, info.Parent, info.Base)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&o.from, "from", "", "start point: BRANCH or BRANCH@LSN (default: the current branch's head)")
+	return cmd
+}
+
+func runBranchCreate(ctx context.Context, o *branchCreateOptions) (*branchInfo, error) {
+	f := o.f
+	if err := wal.ValidateBranch("branch", o.name); err != nil {
+		return nil, err
+	}
+	from := o.from
+	if from == "" {
+		cur, err := f.CurrentBranch()
+		if err != nil {
+			return nil, err
+		}
+		from = cur
+	}
+	fromName, at, err := parseRef(from)
+	if err != nil {
+		return nil, err
+	}
+	r, project, err := f.project(ctx)
+	if err != nil {
+		return nil, err
+	}
+	src, err := r.Branch(ctx, project, fromName)
+	if err != nil {
+		return nil, err
+	}
+	b, err := r.CreateBranch(ctx, project, o.name, src, at)
+	if err != nil {
+		return nil, err
+	}
+	names := map[string]string{}
+	tl, err := r.Timeline(ctx, b.Timeline)
+	if err != nil {
+		return nil, err
+	}
+	names[tl.Parent] = fromName
+	if tl.Parent != src.Timeline {
+		if all, err := r.BranchNames(ctx, project); err == nil {
+			names = all
+		}
+	}
+	info, err := describeBranch(ctx, r, b, names, "")
+	return &info, err
+}
+
+type branchDeleteOptions struct {
+	f    *Factory
+	name string
+	yes  bool
+}
+
+func newBranchDeleteCmd(f *Factory) *cobra.Command {
+	o := &branchDeleteOptions{f: f}
+	cmd := &cobra.Command{
+		Use:   "delete NAME",
+		Short: "Delete a branch name",
+		Long: `Delete branch NAME. Its history stays in the log and its last position is
+recorded in the reflog (argon reflog NAME), so it can be found again.
+The current branch cannot be deleted. Asks for confirmation on a terminal;
+needs --yes otherwise.`,
+		Example: `  argon branch delete feature-x --yes`,
+		Args:    exactArgs(1, "one branch name"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.name = args[0]
+			return runBranchDelete(cmd.Context(), o)
+		},
+	}
+	cmd.Flags().BoolVarP(&o.yes, "yes", "y", false, "do not ask for confirmation")
+	return cmd
+}
+
+func runBranchDelete(ctx context.Context, o *branchDeleteOptions) error {
+	f := o.f
+	cur, err := f.CurrentBranch()
+	if err != nil {
+		return err
+	}
+	if o.name == cur {
+		return withHint(fmt.Errorf("cannot delete branch %q: it is the current branch", o.name),
+			"switch first: argon checkout main")
+	}
+	r, project, err := f.project(ctx)
+	if err != nil {
+		return err
+	}
+	b, err := r.Branch(ctx, project, o.name)
+	if err != nil {
+		return err
+	}
+	if !o.yes {
+		if !f.IO.CanPrompt() {
+			return usageErrorf("refusing to delete branch %q without --yes (not on a terminal)", o.name)
+		}
+		head, err := r.Head(ctx, b.Timeline)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(f.IO.ErrOut, "Delete branch %s (head LSN %d)? [y/N] ", o.name, head.LSN)
+		ans, _ := bufio.NewReader(f.IO.In).ReadString('\n')
+		if a := strings.ToLower(strings.TrimSpace(ans)); a != "y" && a != "yes" {
+			return fmt.Errorf("branch %q not deleted", o.name)
+		}
+	}
+	_, lsn, err := r.DeleteBranch(ctx, project, o.name)
+	if err != nil {
+		return err
+	}
+	// The working database is a cache of the log: it goes with the name.
+	_ = workdb.Open(r, b).Drop(ctx)
+	if f.JSON {
+		return f.IO.PrintJSON(map[string]any{"deleted": o.name, "head": lsn, "timeline": b.Timeline})
+	}
+	fmt.Fprintf(f.IO.Out, "Deleted branch %s (was at LSN %d)\n", o.name, lsn)
+	return nil
+}
+
+func newBranchRenameCmd(f *Factory) *cobra.Command {
+	return &cobra.Command{
+		Use:     "rename OLD NEW",
+		Short:   "Rename a branch",
+		Example: `  argon branch rename feature-x feature-y`,
+		Args:    exactArgs(2, "the old and the new name"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			r, project, err := f.project(ctx)
+			if err != nil {
+				return err
+			}
+			if err := wal.ValidateBranch("branch", args[1]); err != nil {
+				return err
+			}
+			old, err := r.Branch(ctx, project, args[0])
+			if err != nil {
+				return err
+			}
+			nb, err := r.RenameBranch(ctx, project, args[0], args[1])
+			if err != nil {
+				return err
+			}
+			// The working database is named after the branch: the old one
+			// is a cache that the new name rebuilds on first use.
+			_ = workdb.Open(r, old).Drop(ctx)
+			if cur, _ := f.CurrentBranch(); cur == args[0] && f.Workspace != nil {
+				if err := f.Workspace.SetBranch(args[1]); err != nil {
+					return err
+				}
+			}
+			if f.JSON {
+				return f.IO.PrintJSON(map[string]any{"old": args[0], "new": nb.Name})
+			}
+			fmt.Fprintf(f.IO.Out, "Renamed branch %s to %s\n", args[0], nb.Name)
+			return nil
+		},
+	}
+}

@@ -1,0 +1,84 @@
+package cmd
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/cobra"
+)
+
+type checkoutOptions struct {
+	f      *Factory
+	name   string
+	create bool
+	start  string
+}
+
+func newCheckoutCmd(f *Factory) *cobra.Command {
+	o := &checkoutOptions{f: f}
+	cmd := &cobra.Command{
+		Use:   "checkout NAME | checkout -b NAME [START]",
+		Short: "Switch the current branch",
+		Long: `Make NAME the workspace's current branch, and make sure its working
+database exists and holds the branch's head, so that applications can
+connect to it. With -b, create the branch first (from START, BRANCH or
+BRANCH@LSN, default the current branch's head).`,
+		Example: `  argon checkout main
+  argon checkout -b feature-x
+  argon checkout -b audit main@120`,
+		Args: rangeArgs(1, 2, "a branch name, and with -b an optional start point"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.name = args[0]
+			if len(args) == 2 {
+				if !o.create {
+					return usageErrorf("a start point needs -b: argon checkout -b %s %s", args[0], args[1])
+				}
+				o.start = args[1]
+			}
+			return runCheckout(cmd.Context(), o)
+		},
+	}
+	cmd.Flags().BoolVarP(&o.create, "b", "b", false, "create the branch, then switch to it")
+	return cmd
+}
+
+func runCheckout(ctx context.Context, o *checkoutOptions) error {
+	f := o.f
+	if f.Workspace == nil {
+		return withHint(errNoWorkspace, "without a workspace, choose the branch of each command with --branch or ARGON_BRANCH")
+	}
+	if o.create {
+		if _, err := runBranchCreate(ctx, &branchCreateOptions{f: f, name: o.name, from: o.start}); err != nil {
+			return err
+		}
+	}
+	r, project, err := f.project(ctx)
+	if err != nil {
+		return err
+	}
+	b, err := r.Branch(ctx, project, o.name)
+	if err != nil {
+		return err
+	}
+	w, err := f.workingDB(ctx, r, b)
+	if err != nil {
+		return err
+	}
+	lsn, err := w.Checkout(ctx)
+	if err != nil {
+		return err
+	}
+	if err := f.Workspace.SetBranch(o.name); err != nil {
+		return err
+	}
+	if f.JSON {
+		return f.IO.PrintJSON(map[string]any{"branch": o.name, "head": lsn, "database": w.DB.Name(), "created": o.create})
+	}
+	if o.create {
+		fmt.Fprintf(f.IO.Out, "Switched to a new branch %s (head LSN %d)\n", o.name, lsn)
+	} else {
+		fmt.Fprintf(f.IO.Out, "Switched to branch %s (head LSN %d)\n", o.name, lsn)
+	}
+	fmt.Fprintf(f.IO.Out, "Working database: %s\n", w.DB.Name())
+	return nil
+}

@@ -1,0 +1,119 @@
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/argon-db/argon/internal/ejson"
+	"github.com/argon-db/argon/internal/store"
+	"github.com/argon-db/argon/internal/wal"
+	"github.com/argon-db/argon/internal/workdb"
+)
+
+// Exit codes. They are part of argon's interface: scripts rely on them.
+const (
+	ExitOK       = 0
+	ExitError    = 1
+	ExitUsage    = 2
+	ExitConflict = 3
+	ExitNotFound = 4
+	ExitBusy     = 5
+)
+
+// UsageError is bad command-line usage: a wrong flag or argument count.
+type UsageError struct{ Msg string }
+
+func (e *UsageError) Error() string { return e.Msg }
+
+func usageErrorf(format string, a ...any) error { return &UsageError{Msg: fmt.Sprintf(format, a...)} }
+
+// hintError carries hints printed after the error.
+type hintError struct {
+	err   error
+	hints []string
+}
+
+func (e *hintError) Error() string { return e.err.Error() }
+func (e *hintError) Unwrap() error { return e.err }
+
+func withHint(err error, hints ...string) error { return &hintError{err: err, hints: hints} }
+
+// exitError lets a command end with a code and no message (diff
+// --exit-code style).
+type exitError struct{ code int }
+
+func (e *exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
+
+// notFoundError is a missing thing the user named.
+type notFoundError struct{ msg string }
+
+func (e *notFoundError) Error() string { return e.msg }
+
+func exitCode(err error) int {
+	var (
+		ue  *UsageError
+		nf  *wal.NotFoundError
+		nf2 *notFoundError
+		le  *store.LockedError
+		be  *wal.BusyError
+		ee  *exitError
+	)
+	switch {
+	case errors.As(err, &ee):
+		return ee.code
+	case errors.As(err, &ue):
+		return ExitUsage
+	case errors.As(err, &nf), errors.As(err, &nf2):
+		return ExitNotFound
+	case errors.As(err, &le), errors.As(err, &be):
+		return ExitBusy
+	}
+	return ExitError
+}
+
+// printError writes err as one `argon: error:` line, plus hints.
+func printError(w io.Writer, err error, uri string) {
+	msg := describe(err)
+	msg = store.RedactIn(msg, uri)
+	msg = strings.ReplaceAll(strings.TrimSpace(msg), "\n", " ")
+	fmt.Fprintf(w, "argon: error: %s\n", msg)
+	var he *hintError
+	if errors.As(err, &he) {
+		for _, h := range he.hints {
+			fmt.Fprintf(w, "argon: hint: %s\n", store.RedactIn(h, uri))
+		}
+	}
+}
+
+// describe turns driver and engine errors into messages a user can act on.
+func describe(err error) string {
+	var (
+		se  *ejson.SyntaxError
+		de  *workdb.DocumentError
+		dke *workdb.DuplicateKeyError
+		ce  mongo.CommandError
+	)
+	switch {
+	case errors.As(err, &se), errors.As(err, &de), errors.As(err, &dke):
+		return err.Error()
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timed out: " + err.Error()
+	case isConnectionDrop(err):
+		return "the database engine closed the connection (" + err.Error() + ")"
+	case errors.As(err, &ce):
+		return "server refused the request: " + ce.Message
+	}
+	return err.Error()
+}
+
+func isConnectionDrop(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "connection closed unexpectedly") ||
+		strings.Contains(s, "incomplete read of message header") ||
+		strings.Contains(s, "connection reset by peer")
+}

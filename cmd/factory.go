@@ -1,0 +1,251 @@
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+
+	"github.com/argon-db/argon/internal/store"
+	"github.com/argon-db/argon/internal/ui"
+	"github.com/argon-db/argon/internal/wal"
+	"github.com/argon-db/argon/internal/workdb"
+	"github.com/argon-db/argon/internal/workspace"
+)
+
+// Factory carries what every command needs: streams, resolved
+// configuration, the workspace, and a lazily opened store.
+type Factory struct {
+	IO *ui.IOStreams
+	// Dir is the directory argon runs in.
+	Dir string
+
+	// Resolved configuration (flag > env > workspace > user > default).
+	URI         string
+	Project     string
+	DB          string
+	Author      string
+	JSON        bool
+	LockTimeout time.Duration
+	Timeout     time.Duration
+
+	Workspace *workspace.Workspace
+
+	store *store.Store
+	repo  *wal.Repo
+}
+
+// setup finds the workspace and resolves configuration for cmd. Config
+// values are pushed into the flags the user did not set, so a flag's value
+// is always the one in force.
+func (f *Factory) setup(cmd *cobra.Command) error {
+	ws, err := workspace.Find(f.Dir)
+	if err != nil {
+		return err
+	}
+	f.Workspace = ws
+	v := viper.New()
+	v.SetEnvPrefix("ARGON")
+	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
+	v.AutomaticEnv()
+	v.SetConfigType("yaml")
+	if p := userConfigPath(); p != "" {
+		if _, err := os.Stat(p); err == nil {
+			v.SetConfigFile(p)
+			if err := v.MergeInConfig(); err != nil {
+				return fmt.Errorf("read %s: %w", p, err)
+			}
+		}
+	}
+	if ws != nil {
+		v.SetConfigFile(ws.ConfigPath())
+		if err := v.MergeInConfig(); err != nil {
+			return fmt.Errorf("read %s: %w", ws.ConfigPath(), err)
+		}
+	}
+	var ferr error
+	cmd.Flags().VisitAll(func(fl *pflag.Flag) {
+		if fl.Changed || ferr != nil || !configurable[fl.Name] {
+			return
+		}
+		if v.IsSet(fl.Name) {
+			if err := cmd.Flags().Set(fl.Name, v.GetString(fl.Name)); err != nil {
+				ferr = fmt.Errorf("invalid value for %s from the environment or config: %w", fl.Name, err)
+			}
+		}
+	})
+	if ferr != nil {
+		return ferr
+	}
+	f.Author = v.GetString("author")
+	if f.Author == "" {
+		if u, err := user.Current(); err == nil && u.Username != "" {
+			f.Author = u.Username
+		} else {
+			f.Author = "unknown"
+		}
+	}
+	return nil
+}
+
+// configurable lists the flags that the environment (ARGON_*) and config
+// files may set.
+var configurable = map[string]bool{
+	"uri": true, "project": true, "db": true, "branch": true,
+	"lock-timeout": true, "timeout": true,
+}
+
+func userConfigPath() string {
+	dir := os.Getenv("XDG_CONFIG_HOME")
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return ""
+		}
+		dir = filepath.Join(home, ".config")
+	}
+	return filepath.Join(dir, "argon", "config.yaml")
+}
+
+var errNoWorkspace = withHint(errors.New("not in an argon workspace (no .argon folder here or above)"),
+	"run `argon init` here, or give a server with --uri / ARGON_URI and a project with --project / ARGON_PROJECT")
+
+// Store opens the deployment once per command.
+func (f *Factory) Store(ctx context.Context) (*store.Store, error) {
+	if f.store != nil {
+		return f.store, nil
+	}
+	opts := store.Options{URI: f.URI, LockTimeout: f.LockTimeout, ServerSelectionTimeout: f.Timeout}
+	if f.URI == "" {
+		if f.Workspace == nil {
+			return nil, errNoWorkspace
+		}
+		opts.Dir = f.Workspace.Dir()
+	}
+	s, err := store.Open(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	f.store = s
+	return s, nil
+}
+
+// Repo returns the versioned store.
+func (f *Factory) Repo(ctx context.Context) (*wal.Repo, error) {
+	if f.repo != nil {
+		return f.repo, nil
+	}
+	s, err := f.Store(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r := wal.Open(s.Client, f.DB)
+	if d := os.Getenv("ARGON_COMMIT_DATE"); d != "" {
+		t, err := time.Parse(time.RFC3339, d)
+		if err != nil {
+			return nil, fmt.Errorf("invalid ARGON_COMMIT_DATE %q: want RFC3339, like 2026-01-02T15:04:05Z", d)
+		}
+		r.Now = func() time.Time { return t.UTC() }
+	}
+	if d := os.Getenv("ARGON_BUSY_TIMEOUT"); d != "" {
+		t, err := time.ParseDuration(d)
+		if err != nil {
+			return nil, fmt.Errorf("invalid ARGON_BUSY_TIMEOUT %q: %w", d, err)
+		}
+		r.BusyTimeout = t
+	}
+	f.repo = r
+	return r, nil
+}
+
+// Close releases the store.
+func (f *Factory) Close() {
+	if f.store != nil {
+		f.store.Close()
+		f.store = nil
+	}
+}
+
+// ProjectName is the project commands work on.
+func (f *Factory) ProjectName() (string, error) {
+	if f.Project != "" {
+		return f.Project, nil
+	}
+	if f.Workspace == nil && f.URI == "" {
+		return "", errNoWorkspace
+	}
+	return "", withHint(errors.New("no project configured"), "set --project or ARGON_PROJECT, or run `argon init PROJECT`")
+}
+
+// project opens the repo and checks that the project exists.
+func (f *Factory) project(ctx context.Context) (*wal.Repo, string, error) {
+	name, err := f.ProjectName()
+	if err != nil {
+		return nil, "", err
+	}
+	r, err := f.Repo(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	if _, err := r.Project(ctx, name); err != nil {
+		var nf *wal.NotFoundError
+		if errors.As(err, &nf) {
+			return nil, "", withHint(err, "create it with `argon init "+name+"`")
+		}
+		return nil, "", err
+	}
+	return r, name, nil
+}
+
+// CurrentBranch is the branch commands use when --branch is not given.
+func (f *Factory) CurrentBranch() (string, error) {
+	if f.Workspace != nil {
+		return f.Workspace.Branch()
+	}
+	return "main", nil
+}
+
+// branchOrCurrent resolves an explicit branch flag or the current branch.
+func (f *Factory) branchOrCurrent(flag string) (string, error) {
+	if flag != "" {
+		return flag, nil
+	}
+	return f.CurrentBranch()
+}
+
+// workingDB returns the working database of a branch, wired for notices.
+func (f *Factory) workingDB(ctx context.Context, r *wal.Repo, b *wal.Branch) (*workdb.Branch, error) {
+	s, err := f.Store(ctx)
+	if err != nil {
+		return nil, err
+	}
+	w := workdb.Open(r, b)
+	w.ScanReads = s.Embedded
+	w.Notice = func(msg string) { fmt.Fprintf(f.IO.ErrOut, "argon: notice: %s\n", msg) }
+	return w, nil
+}
+
+func (f *Factory) limits() workdb.Limits {
+	return workdb.Limits{Embedded: f.store != nil && f.store.Embedded}
+}
+
+// parseRef splits BRANCH[@LSN].
+func parseRef(ref string) (branch string, lsn int64, err error) {
+	name, at, ok := strings.Cut(ref, "@")
+	if !ok {
+		return ref, -1, nil
+	}
+	var n int64
+	if _, err := fmt.Sscanf(at, "%d", &n); err != nil || n < 0 || fmt.Sprint(n) != at {
+		return "", 0, usageErrorf("invalid ref %q: want BRANCH or BRANCH@LSN (LSN a non-negative number)", ref)
+	}
+	return name, n, nil
+}

@@ -1,0 +1,142 @@
+package cmd
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/spf13/cobra"
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/argon-db/argon/internal/ejson"
+	"github.com/argon-db/argon/internal/workdb"
+)
+
+type findOptions struct {
+	f          *Factory
+	coll       string
+	filter     string
+	projection string
+	sort       string
+	limit      int64
+	skip       int64
+	branch     string
+	canonical  bool
+	relaxed    bool
+}
+
+func newFindCmd(f *Factory) *cobra.Command {
+	o := &findOptions{f: f}
+	cmd := &cobra.Command{
+		Use:   "find COLLECTION [FILTER]",
+		Short: "Query documents on a branch",
+		Long: `Query COLLECTION at the head of a branch. FILTER, --projection and --sort are
+Extended JSON documents in MongoDB's query language; the server evaluates
+them against the branch's working database, so every operator MongoDB has
+works as it does there.
+
+Prints one document per line as relaxed Extended JSON, or canonical
+Extended JSON (exact BSON types) with --canonical. --json prints one JSON
+array of canonical Extended JSON documents (relaxed with --relaxed).`,
+		Example: `  argon find users
+  argon find users '{"age": {"$gte": 18}}' --sort '{"name": 1}' --limit 10
+  argon find users --projection '{"name": 1, "_id": 0}' --branch feature-x
+  argon find users --canonical > users.ndjson`,
+		Args: rangeArgs(1, 2, "a collection and an optional filter"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.coll = args[0]
+			if len(args) == 2 {
+				o.filter = args[1]
+			}
+			if o.limit < 0 || o.skip < 0 {
+				return usageErrorf("--limit and --skip must not be negative")
+			}
+			return runFind(cmd.Context(), o)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&o.projection, "projection", "", "projection document")
+	fl.StringVar(&o.sort, "sort", "", "sort document, like '{\"name\": 1}'")
+	fl.Int64Var(&o.limit, "limit", 0, "return at most this many documents (0: no limit)")
+	fl.Int64Var(&o.skip, "skip", 0, "skip this many documents first")
+	fl.StringVar(&o.branch, "branch", "", "branch to read (default: the current branch)")
+	fl.BoolVar(&o.canonical, "canonical", false, "print canonical Extended JSON (exact BSON types)")
+	fl.BoolVar(&o.relaxed, "relaxed", false, "with --json: relaxed Extended JSON instead of canonical")
+	return cmd
+}
+
+func parseOptionalDoc(what, s string) (bson.Raw, error) {
+	if s == "" {
+		return nil, nil
+	}
+	return ejson.ParseDocument(what, []byte(s))
+}
+
+func runFind(ctx context.Context, o *findOptions) error {
+	f := o.f
+	if err := workdb.ValidateCollection(o.coll); err != nil {
+		return err
+	}
+	var q workdb.Query
+	var err error
+	if q.Filter, err = parseOptionalDoc("filter", o.filter); err != nil {
+		return err
+	}
+	if q.Projection, err = parseOptionalDoc("projection", o.projection); err != nil {
+		return err
+	}
+	if q.Sort, err = parseOptionalDoc("sort", o.sort); err != nil {
+		return err
+	}
+	q.Limit, q.Skip = o.limit, o.skip
+	branch, err := f.branchOrCurrent(o.branch)
+	if err != nil {
+		return err
+	}
+	r, project, err := f.project(ctx)
+	if err != nil {
+		return err
+	}
+	b, err := r.Branch(ctx, project, branch)
+	if err != nil {
+		return err
+	}
+	w, err := f.workingDB(ctx, r, b)
+	if err != nil {
+		return err
+	}
+	docs, err := w.Find(ctx, o.coll, q)
+	if err != nil {
+		return err
+	}
+	if len(docs) == 0 {
+		exists, err := w.HasCollection(ctx, o.coll)
+		if err != nil {
+			return err
+		}
+		if !exists {
+			return &notFoundError{msg: fmt.Sprintf("collection %q not found on branch %s", o.coll, branch)}
+		}
+	}
+	if f.JSON {
+		arr := make([]json.RawMessage, len(docs))
+		for i, d := range docs {
+			s, err := ejson.Format(d, !o.relaxed)
+			if err != nil {
+				return err
+			}
+			arr[i] = json.RawMessage(s)
+		}
+		return f.IO.PrintJSON(arr)
+	}
+	for _, d := range docs {
+		s, err := ejson.Format(d, o.canonical)
+		if err != nil {
+			return err
+		}
+		if _, err := fmt.Fprintln(f.IO.Out, s); err != nil {
+			return err
+		}
+	}
+	return nil
+}

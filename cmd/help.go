@@ -1,0 +1,67 @@
+package cmd
+
+import "github.com/spf13/cobra"
+
+// helpTopics are pages shown by `argon help TOPIC`.
+func helpTopics() []*cobra.Command {
+	topic := func(name, short, long string) *cobra.Command {
+		return &cobra.Command{
+			Use:   name,
+			Short: short,
+			Long:  long,
+			Run: func(cmd *cobra.Command, args []string) {
+				cmd.Println(cmd.Long)
+			},
+			Annotations: map[string]string{"help-topic": "true"},
+		}
+	}
+	return []*cobra.Command{
+		topic("environment", "Environment variables and configuration files", `Configuration comes from, in order of precedence: command-line flags,
+environment variables, the workspace's .argon/config.yaml (found by walking
+up from the current folder), the user's $XDG_CONFIG_HOME/argon/config.yaml
+(~/.config/argon/config.yaml), and defaults.
+
+ARGON_URI            MongoDB connection string (--uri); unset: the embedded engine
+ARGON_PROJECT        project (--project)
+ARGON_BRANCH         branch for commands that take --branch
+ARGON_DB             database holding the log and metadata (--db; default argon_wal)
+ARGON_AUTHOR         author recorded on commits (config key "author";
+                     default: the login name)
+ARGON_LOCK_TIMEOUT   how long to wait for another argon holding the workspace (--lock-timeout)
+ARGON_TIMEOUT        how long to look for a server (--timeout)
+ARGON_BUSY_TIMEOUT   how long a write waits for another writer on the same branch
+                     (default 60s)
+ARGON_COMMIT_DATE    fixed RFC3339 time recorded on commits (like GIT_COMMITTER_DATE)
+ARGON_FORCE_TTY      format output as for a terminal even when piped
+NO_COLOR, CLICOLOR=0 turn colour off
+
+A CI job can run argon with environment variables only, no workspace:
+  ARGON_URI=mongodb://ci-db:27017 ARGON_PROJECT=shop argon find users`),
+		topic("exit-codes", "What argon's exit codes mean", `0  success
+1  error (bad input, server error, nothing was written)
+2  usage: unknown command or flag, wrong number of arguments, a missing --yes
+3  merge conflicts
+4  not found: a project, branch or collection the command named does not exist
+5  busy: the workspace is locked by another argon process, or another writer
+   holds the branch for longer than the wait allows
+
+Errors are printed on stderr as one "argon: error: ..." line, sometimes
+followed by "argon: hint: ..." lines.`),
+		topic("ejson", "How documents are read and printed (Extended JSON v2)", `argon reads and prints documents as MongoDB Extended JSON v2, keeping field
+order and exact BSON types.
+
+Input (arguments, --file, standard input) may be relaxed or canonical:
+  {"_id": 1, "price": {"$numberDouble": "9.5"}, "at": {"$date": "2026-01-02T03:04:05Z"}}
+Plain JSON numbers become int32, int64 or double as Extended JSON says.
+Standard input and --file take one JSON array of documents, or documents one
+after another (one per line).
+
+Output is relaxed by default (readable); --canonical prints every type
+exactly, so that "argon find c --canonical | argon insert d" copies
+documents with no change at all.
+
+The embedded engine cannot store Decimal128 values or field names that
+contain '.' or start with '$'; argon refuses them with an error. Use a
+MongoDB server (--uri) for such data.`),
+	}
+}

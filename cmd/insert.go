@@ -1,0 +1,154 @@
+package cmd
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/argon-db/argon/internal/ejson"
+	"github.com/argon-db/argon/internal/wal"
+	"github.com/argon-db/argon/internal/workdb"
+)
+
+type insertOptions struct {
+	f       *Factory
+	coll    string
+	doc     string
+	hasDoc  bool
+	file    string
+	message string
+	branch  string
+}
+
+func newInsertCmd(f *Factory) *cobra.Command {
+	o := &insertOptions{f: f}
+	cmd := &cobra.Command{
+		Use:   "insert COLLECTION [DOCUMENT]",
+		Short: "Insert documents as one commit",
+		Long: `Insert one document given as Extended JSON v2, or many from --file or
+standard input (a JSON array of documents, or one document per line). A
+document without _id gets an ObjectId, as in mongosh. All the documents
+form one commit: they are all written or none is.
+
+Prints the inserted _ids (one per line, relaxed Extended JSON) on stdout,
+and the commit's LSNs on stderr.`,
+		Example: `  argon insert users '{"_id": 1, "name": "Ada", "born": {"$date": "1815-12-10T00:00:00Z"}}'
+  argon insert users --file users.ndjson -m "import users"
+  argon find users --canonical | argon insert users_copy`,
+		Args: rangeArgs(1, 2, "a collection and an optional document"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.coll = args[0]
+			if len(args) == 2 {
+				o.doc, o.hasDoc = args[1], true
+			}
+			if o.hasDoc && o.file != "" {
+				return usageErrorf("give the documents either as an argument or with --file, not both")
+			}
+			return runInsert(cmd.Context(), o)
+		},
+	}
+	cmd.Flags().StringVarP(&o.file, "file", "f", "", "read documents from this file ('-' for standard input)")
+	cmd.Flags().StringVarP(&o.message, "message", "m", "", "commit message")
+	cmd.Flags().StringVar(&o.branch, "branch", "", "branch to write to (default: the current branch)")
+	return cmd
+}
+
+func runInsert(ctx context.Context, o *insertOptions) error {
+	f := o.f
+	if err := workdb.ValidateCollection(o.coll); err != nil {
+		return err
+	}
+	var docs []bson.Raw
+	switch {
+	case o.hasDoc:
+		d, err := ejson.ParseDocument("document", []byte(o.doc))
+		if err != nil {
+			return err
+		}
+		docs = []bson.Raw{d}
+	default:
+		var in io.Reader = f.IO.In
+		if o.file != "" && o.file != "-" {
+			fh, err := os.Open(o.file)
+			if err != nil {
+				return err
+			}
+			defer fh.Close()
+			in = fh
+		} else if f.IO.IsStdinTTY() {
+			return usageErrorf("no documents: give one as an argument, or use --file or standard input")
+		}
+		var err error
+		if docs, err = ejson.ReadDocuments(in); err != nil {
+			return err
+		}
+		if len(docs) == 0 {
+			return usageErrorf("no documents to insert")
+		}
+	}
+	branch, err := f.branchOrCurrent(o.branch)
+	if err != nil {
+		return err
+	}
+	r, project, err := f.project(ctx)
+	if err != nil {
+		return err
+	}
+	b, err := r.Branch(ctx, project, branch)
+	if err != nil {
+		return err
+	}
+	for i := range docs {
+		if docs[i], err = workdb.WithID(docs[i]); err != nil {
+			return err
+		}
+		if err := workdb.CheckDocument(docs[i], f.limits()); err != nil {
+			if len(docs) > 1 {
+				return &workdb.DocumentError{Index: i, Msg: err.Error()}
+			}
+			return err
+		}
+	}
+	w, err := f.workingDB(ctx, r, b)
+	if err != nil {
+		return err
+	}
+	msg := o.message
+	if msg == "" {
+		noun := "documents"
+		if len(docs) == 1 {
+			noun = "document"
+		}
+		msg = fmt.Sprintf("insert %d %s into %s", len(docs), noun, o.coll)
+	}
+	res, err := w.Insert(ctx, o.coll, docs, wal.CommitInfo{Message: msg, Author: f.Author})
+	if err != nil {
+		return err
+	}
+	if f.JSON {
+		ids := make([]json.RawMessage, len(res.IDs))
+		for i, id := range res.IDs {
+			if ids[i], err = ejson.FormatValue(id, true); err != nil {
+				return err
+			}
+		}
+		return f.IO.PrintJSON(map[string]any{
+			"branch": branch, "collection": o.coll, "inserted": len(ids), "ids": ids,
+			"lsn_from": res.Commit.From, "lsn_to": res.Commit.To, "head": res.Head,
+		})
+	}
+	for _, id := range res.IDs {
+		s, err := ejson.FormatValue(id, false)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(f.IO.Out, string(s))
+	}
+	fmt.Fprintf(f.IO.ErrOut, "inserted %d into %s on %s: LSN %d..%d, head %d\n", len(res.IDs), o.coll, branch, res.Commit.From, res.Commit.To, res.Head)
+	return nil
+}

@@ -1,0 +1,161 @@
+package cmd
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/argon-db/argon/internal/wal"
+)
+
+type logOptions struct {
+	f       *Factory
+	limit   int
+	oneline bool
+	branch  string
+}
+
+func newLogCmd(f *Factory) *cobra.Command {
+	o := &logOptions{f: f}
+	cmd := &cobra.Command{
+		Use:   "log",
+		Short: "Show the commits of a branch, newest first",
+		Long: `Show the commits reachable from a branch's head, newest first: the LSN range
+each commit wrote, its time, author and message, and how many documents it
+put or deleted per collection. Below a branch's fork point the log goes on
+into the parent's history; those commits are marked "inherited" and name
+the branch they were made on.`,
+		Example: `  argon log
+  argon log -n 5 --oneline
+  argon log --branch feature-x --json`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.limit < 0 {
+				return usageErrorf("-n must not be negative")
+			}
+			return runLog(cmd.Context(), o)
+		},
+	}
+	cmd.Flags().IntVarP(&o.limit, "max-count", "n", 0, "show at most this many commits (0: all)")
+	cmd.Flags().BoolVar(&o.oneline, "oneline", false, "one line per commit")
+	cmd.Flags().StringVar(&o.branch, "branch", "", "branch to show (default: the current branch)")
+	return cmd
+}
+
+// logEntry is the JSON shape of one commit in `argon log`.
+type logEntry struct {
+	LSNFrom     int64           `json:"lsn_from"`
+	LSNTo       int64           `json:"lsn_to"`
+	Time        time.Time       `json:"time"`
+	Author      string          `json:"author"`
+	Message     string          `json:"message"`
+	Branch      string          `json:"branch"`
+	Inherited   bool            `json:"inherited"`
+	Timeline    string          `json:"timeline"`
+	Collections []wal.CollStats `json:"collections"`
+}
+
+func runLog(ctx context.Context, o *logOptions) error {
+	f := o.f
+	branch, err := f.branchOrCurrent(o.branch)
+	if err != nil {
+		return err
+	}
+	r, project, err := f.project(ctx)
+	if err != nil {
+		return err
+	}
+	b, err := r.Branch(ctx, project, branch)
+	if err != nil {
+		return err
+	}
+	head, err := r.Head(ctx, b.Timeline)
+	if err != nil {
+		return err
+	}
+	items, err := r.Log(ctx, b.Timeline, head.LSN, o.limit)
+	if err != nil {
+		return err
+	}
+	names, err := r.BranchNames(ctx, project)
+	if err != nil {
+		return err
+	}
+	names[b.Timeline] = branch
+	entries := make([]logEntry, len(items))
+	for i, it := range items {
+		name := names[it.TL]
+		if name == "" {
+			name = "timeline:" + it.TL
+		}
+		stats := it.Stats
+		if stats == nil {
+			stats = []wal.CollStats{}
+		}
+		entries[i] = logEntry{LSNFrom: it.From, LSNTo: it.To, Time: it.Time, Author: it.Author,
+			Message: it.Message, Branch: name, Inherited: it.Inherited, Timeline: it.TL, Collections: stats}
+	}
+	if f.JSON {
+		return f.IO.PrintJSON(entries)
+	}
+	st := f.IO.Styles()
+	out := f.IO.Out
+	for i, e := range entries {
+		rng := fmt.Sprintf("%d..%d", e.LSNFrom, e.LSNTo)
+		label := e.Branch
+		if e.Inherited {
+			label += ", inherited"
+		}
+		if o.oneline {
+			fmt.Fprintf(out, "%s (%s) %s\n", st.LSN.Render(rng), label, firstLine(e.Message))
+			continue
+		}
+		if i > 0 {
+			fmt.Fprintln(out)
+		}
+		fmt.Fprintf(out, "%s (%s)\n", st.LSN.Render("commit "+rng), label)
+		fmt.Fprintf(out, "Author: %s\n", e.Author)
+		fmt.Fprintf(out, "Date:   %s\n", f.formatTime(e.Time))
+		fmt.Fprintln(out)
+		for _, l := range strings.Split(e.Message, "\n") {
+			fmt.Fprintf(out, "    %s\n", l)
+		}
+		if len(e.Collections) > 0 {
+			fmt.Fprintln(out)
+			for _, c := range e.Collections {
+				fmt.Fprintf(out, "    %s: %d put, %d deleted\n", c.Coll, c.Puts, c.Dels)
+			}
+		}
+	}
+	return nil
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
+}
+
+// formatTime is RFC3339 when piped; on a terminal it adds how long ago.
+func (f *Factory) formatTime(t time.Time) string {
+	abs := t.UTC().Format(time.RFC3339)
+	if !f.IO.IsStdoutTTY() {
+		return abs
+	}
+	return abs + " (" + ago(time.Since(t)) + ")"
+}
+
+func ago(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return "just now"
+	case d < time.Hour:
+		return fmt.Sprintf("%d minutes ago", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%d hours ago", int(d.Hours()))
+	default:
+		return fmt.Sprintf("%d days ago", int(d.Hours()/24))
+	}
+}

@@ -1,0 +1,57 @@
+package cmd
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/spf13/cobra"
+)
+
+func newReflogCmd(f *Factory) *cobra.Command {
+	return &cobra.Command{
+		Use:   "reflog [BRANCH]",
+		Short: "Show every move of branch names, newest first",
+		Long: `Show the reflog: every creation, deletion and rename of a branch name, with
+the timeline and LSN it pointed at before and after. A deleted branch's
+last head can be found here.`,
+		Example: `  argon reflog
+  argon reflog feature-x --json`,
+		Args: rangeArgs(0, 1, "an optional branch name"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			r, project, err := f.project(ctx)
+			if err != nil {
+				return err
+			}
+			branch := ""
+			if len(args) == 1 {
+				branch = args[0]
+			}
+			recs, err := r.Reflog(ctx, project, branch)
+			if err != nil {
+				return err
+			}
+			if f.JSON {
+				if recs == nil {
+					return f.IO.PrintJSON([]any{})
+				}
+				return f.IO.PrintJSON(recs)
+			}
+			t := f.IO.NewTable("TIME", "BRANCH", "ACTION", "OLD", "NEW")
+			pos := func(tl string, lsn int64) string {
+				if tl == "" {
+					return "-"
+				}
+				return tl + "@" + strconv.FormatInt(lsn, 10)
+			}
+			for _, rec := range recs {
+				t.Row(f.formatTime(rec.Time), rec.Branch, rec.Action, pos(rec.OldTL, rec.OldLSN), pos(rec.NewTL, rec.NewLSN))
+			}
+			if len(recs) == 0 && f.IO.IsStdoutTTY() {
+				fmt.Fprintln(f.IO.ErrOut, "no reflog records")
+				return nil
+			}
+			return t.Render()
+		},
+	}
+}

@@ -1,0 +1,132 @@
+// Package cmd wires argon's command line: parsing, validation and output.
+// The work itself is done by the packages under internal/.
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/argon-db/argon/internal/ui"
+)
+
+// Main runs argon with the process's arguments and streams and returns the
+// exit code.
+func Main() int {
+	dir, err := os.Getwd()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "argon: error: %s\n", err)
+		return ExitError
+	}
+	f := &Factory{IO: ui.System(), Dir: dir}
+	return Run(context.Background(), f, os.Args[1:])
+}
+
+// Run runs one argon command line with f and returns the exit code.
+func Run(ctx context.Context, f *Factory, args []string) int {
+	root := NewRootCmd(f)
+	root.SetArgs(args)
+	root.SetIn(f.IO.In)
+	root.SetOut(f.IO.Out)
+	root.SetErr(f.IO.ErrOut)
+	err := root.ExecuteContext(ctx)
+	f.Close()
+	if err == nil {
+		return ExitOK
+	}
+	var ee *exitError
+	if !errors.As(err, &ee) {
+		printError(f.IO.ErrOut, err, f.URI)
+	}
+	return exitCode(err)
+}
+
+// NewRootCmd builds the whole command tree.
+func NewRootCmd(f *Factory) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "argon <command> [flags]",
+		Short: "Git for MongoDB data: branches, history and time travel for documents",
+		Long: `argon versions the documents of a MongoDB database in a write-ahead log kept
+in MongoDB itself. Branches are pointers into the log, created in constant
+time; every past state can be queried; every branch is a real MongoDB
+database that applications can use.
+
+With no server configured argon runs an embedded engine in the workspace
+(.argon/), as git needs no server. With --uri or ARGON_URI it works on any
+MongoDB deployment.`,
+		Example: `  argon init shop
+  argon insert users '{"_id": 1, "name": "Ada"}'
+  argon checkout -b feature-x
+  argon find users '{"name": "Ada"}'
+  argon log --oneline`,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			if err := f.setup(cmd); err != nil {
+				return err
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageErrorf("unknown command %q for argon", args[0])
+			}
+			return cmd.Help()
+		},
+		Args: cobra.ArbitraryArgs,
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&f.URI, "uri", "", "MongoDB connection string (default: the embedded engine in .argon/)")
+	pf.StringVar(&f.Project, "project", "", "project to work on (default: the workspace's)")
+	pf.StringVar(&f.DB, "db", "", "database holding argon's log and metadata (default \"argon_wal\")")
+	pf.BoolVar(&f.JSON, "json", false, "print data as one JSON value")
+	pf.DurationVar(&f.LockTimeout, "lock-timeout", 10*time.Second, "how long to wait for another argon process holding the workspace")
+	pf.DurationVar(&f.Timeout, "timeout", 5*time.Second, "how long to look for a MongoDB server before giving up")
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return &UsageError{Msg: err.Error()}
+	})
+	root.CompletionOptions.DisableDefaultCmd = true
+
+	root.AddCommand(
+		newInitCmd(f),
+		newBranchCmd(f),
+		newCheckoutCmd(f),
+		newInsertCmd(f),
+		newFindCmd(f),
+		newLogCmd(f),
+		newStatusCmd(f),
+		newReflogCmd(f),
+		newServeCmd(f),
+		newVersionCmd(f),
+	)
+	for _, t := range helpTopics() {
+		root.AddCommand(t)
+	}
+	return root
+}
+
+// exactArgs is cobra.ExactArgs with a usage error argon can map to exit 2.
+func exactArgs(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageErrorf("%s takes %s, got %d argument(s); usage: %s", cmd.CommandPath(), what, len(args), cmd.UseLine())
+		}
+		return nil
+	}
+}
+
+func rangeArgs(lo, hi int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) < lo || len(args) > hi {
+			return usageErrorf("%s takes %s, got %d argument(s); usage: %s", cmd.CommandPath(), what, len(args), cmd.UseLine())
+		}
+		return nil
+	}
+}
+
+func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }

@@ -1,0 +1,92 @@
+package cmd
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/spf13/cobra"
+
+	"github.com/argon-db/argon/internal/wal"
+)
+
+func newStatusCmd(f *Factory) *cobra.Command {
+	var branchFlag string
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the project, current branch, its head and the engine",
+		Long: `Show the project, the current branch (or --branch), its head LSN, the LSN
+it was forked at and its parent, the engine in use (embedded, or the
+server's URI with the password hidden) and the branch's working database.
+
+Piped, each field is one "key<TAB>value" line.`,
+		Example: `  argon status
+  argon status --json`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runStatus(cmd.Context(), f, branchFlag)
+		},
+	}
+	cmd.Flags().StringVar(&branchFlag, "branch", "", "branch to describe (default: the current branch)")
+	return cmd
+}
+
+type statusInfo struct {
+	Project  string `json:"project"`
+	Branch   string `json:"branch"`
+	Head     int64  `json:"head"`
+	Base     int64  `json:"base"`
+	Parent   string `json:"parent"`
+	Engine   string `json:"engine"`
+	Database string `json:"database"`
+}
+
+func runStatus(ctx context.Context, f *Factory, branchFlag string) error {
+	branch, err := f.branchOrCurrent(branchFlag)
+	if err != nil {
+		return err
+	}
+	r, project, err := f.project(ctx)
+	if err != nil {
+		return err
+	}
+	b, err := r.Branch(ctx, project, branch)
+	if err != nil {
+		return err
+	}
+	names, err := r.BranchNames(ctx, project)
+	if err != nil {
+		return err
+	}
+	bi, err := describeBranch(ctx, r, b, names, branch)
+	if err != nil {
+		return err
+	}
+	s, err := f.Store(ctx)
+	if err != nil {
+		return err
+	}
+	info := statusInfo{Project: project, Branch: branch, Head: bi.Head, Base: bi.Base, Parent: bi.Parent,
+		Engine: s.Describe(), Database: wal.WorkingDatabaseName(project, branch)}
+	if f.JSON {
+		return f.IO.PrintJSON(info)
+	}
+	parent := info.Parent
+	if parent == "" {
+		parent = "-"
+	}
+	rows := [][2]string{
+		{"project", info.Project}, {"branch", info.Branch}, {"head", strconv.FormatInt(info.Head, 10)},
+		{"base", strconv.FormatInt(info.Base, 10)}, {"parent", parent}, {"engine", info.Engine},
+		{"database", info.Database},
+	}
+	st := f.IO.Styles()
+	for _, row := range rows {
+		if f.IO.IsStdoutTTY() {
+			fmt.Fprintf(f.IO.Out, "%s %s\n", st.Header.Render(fmt.Sprintf("%-9s", row[0]+":")), row[1])
+		} else {
+			fmt.Fprintf(f.IO.Out, "%s\t%s\n", row[0], row[1])
+		}
+	}
+	return nil
+}

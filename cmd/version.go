@@ -1,0 +1,59 @@
+package cmd
+
+import (
+	"fmt"
+	"runtime"
+	"runtime/debug"
+
+	"github.com/spf13/cobra"
+)
+
+// Set by the release build (goreleaser ldflags).
+var (
+	version = "dev"
+	commit  = ""
+	date    = ""
+)
+
+func buildInfo() (v, c, d string) {
+	v, c, d = version, commit, date
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			switch {
+			case s.Key == "vcs.revision" && c == "":
+				c = s.Value
+			case s.Key == "vcs.time" && d == "":
+				d = s.Value
+			}
+		}
+	}
+	return v, c, d
+}
+
+func newVersionCmd(f *Factory) *cobra.Command {
+	return &cobra.Command{
+		Use:     "version",
+		Short:   "Print argon's version",
+		Example: `  argon version --json`,
+		Args:    exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			v, c, d := buildInfo()
+			if f.JSON {
+				return f.IO.PrintJSON(map[string]string{"version": v, "commit": c, "date": d, "go": runtime.Version()})
+			}
+			line := "argon " + v
+			if c != "" {
+				line += " (" + c
+				if d != "" {
+					line += ", " + d
+				}
+				line += ")"
+			}
+			fmt.Fprintln(f.IO.Out, line)
+			return nil
+		},
+	}
+}

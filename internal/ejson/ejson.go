@@ -1,0 +1,238 @@
+// Package ejson reads and writes documents as MongoDB Extended JSON v2,
+// keeping field order and exact BSON types.
+package ejson
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
+
+// SyntaxError locates malformed input.
+type SyntaxError struct {
+	What         string // "filter", "document 3", ...
+	Line, Column int
+	Msg          string
+}
+
+func (e *SyntaxError) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("invalid Extended JSON in %s at line %d, column %d: %s", e.What, e.Line, e.Column, e.Msg)
+	}
+	return fmt.Sprintf("invalid Extended JSON in %s: %s", e.What, e.Msg)
+}
+
+func position(data []byte, offset int64) (line, col int) {
+	if offset > int64(len(data)) {
+		offset = int64(len(data))
+	}
+	before := data[:offset]
+	line = bytes.Count(before, []byte("\n")) + 1
+	col = int(offset) - (bytes.LastIndexByte(before, '\n') + 1)
+	if col < 1 {
+		col = 1
+	}
+	return line, col
+}
+
+// ParseDocument parses one Extended JSON document (an object). what names
+// the input in errors.
+func ParseDocument(what string, data []byte) (bson.Raw, error) {
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 {
+		return nil, &SyntaxError{What: what, Msg: "it is empty"}
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var probe json.RawMessage
+	if err := dec.Decode(&probe); err != nil {
+		return nil, syntaxErr(what, data, dec, err)
+	}
+	if dec.More() {
+		off := dec.InputOffset()
+		l, c := position(data, off)
+		return nil, &SyntaxError{What: what, Line: l, Column: c, Msg: "unexpected data after the document"}
+	}
+	if trimmed[0] != '{' {
+		return nil, &SyntaxError{What: what, Msg: "it is not a document (a JSON object)"}
+	}
+	return fromExtJSON(what, probe)
+}
+
+func fromExtJSON(what string, raw []byte) (bson.Raw, error) {
+	var d bson.D
+	if err := bson.UnmarshalExtJSON(raw, false, &d); err != nil {
+		return nil, &SyntaxError{What: what, Msg: cleanDriverMsg(err.Error())}
+	}
+	b, err := bson.Marshal(d)
+	if err != nil {
+		return nil, &SyntaxError{What: what, Msg: err.Error()}
+	}
+	return b, nil
+}
+
+func cleanDriverMsg(s string) string {
+	return strings.TrimSpace(s)
+}
+
+func syntaxErr(what string, data []byte, dec *json.Decoder, err error) error {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		l, c := position(data, se.Offset)
+		return &SyntaxError{What: what, Line: l, Column: c, Msg: se.Error()}
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		l, c := position(data, int64(len(data)))
+		return &SyntaxError{What: what, Line: l, Column: c, Msg: "unexpected end of input"}
+	}
+	l, c := position(data, dec.InputOffset())
+	return &SyntaxError{What: what, Line: l, Column: c, Msg: err.Error()}
+}
+
+// ReadDocuments reads documents from r: one JSON array of documents, or a
+// stream of documents (one per line, or simply one after another).
+func ReadDocuments(r io.Reader) ([]bson.Raw, error) {
+	var out []bson.Raw
+	err := EachDocument(r, func(d bson.Raw) error {
+		out = append(out, d)
+		return nil
+	})
+	return out, err
+}
+
+// EachDocument streams the documents of r to fn, holding one at a time
+// (a top-level JSON array is read element by element too).
+func EachDocument(r io.Reader, fn func(bson.Raw) error) error {
+	br := bufio.NewReaderSize(r, 1<<16)
+	// Track lines for error positions without holding the input.
+	counter := &lineCounter{r: br}
+	dec := json.NewDecoder(counter)
+	dec.UseNumber()
+	first, err := peekNonSpace(br)
+	if err == io.EOF {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	inArray := first == '['
+	if inArray {
+		if _, err := dec.Token(); err != nil {
+			return streamErr("input", counter, dec, err)
+		}
+	}
+	n := 0
+	for {
+		if inArray && !dec.More() {
+			if _, err := dec.Token(); err != nil {
+				return streamErr("input", counter, dec, err)
+			}
+			if dec.More() {
+				return &SyntaxError{What: "input", Msg: "unexpected data after the array"}
+			}
+			return nil
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			if err == io.EOF && !inArray {
+				return nil
+			}
+			return streamErr(fmt.Sprintf("document %d", n+1), counter, dec, err)
+		}
+		n++
+		what := fmt.Sprintf("document %d", n)
+		if len(raw) == 0 || raw[0] != '{' {
+			return &SyntaxError{What: what, Msg: "it is not a document (a JSON object)"}
+		}
+		doc, err := fromExtJSON(what, raw)
+		if err != nil {
+			return err
+		}
+		if err := fn(doc); err != nil {
+			return err
+		}
+	}
+}
+
+func streamErr(what string, lc *lineCounter, dec *json.Decoder, err error) error {
+	var se *json.SyntaxError
+	msg := err.Error()
+	if errors.As(err, &se) {
+		msg = se.Error()
+	} else if errors.Is(err, io.ErrUnexpectedEOF) {
+		msg = "unexpected end of input"
+	}
+	l, c := lc.pos(dec.InputOffset())
+	return &SyntaxError{What: what, Line: l, Column: c, Msg: msg}
+}
+
+func peekNonSpace(br *bufio.Reader) (byte, error) {
+	for i := 1; ; i++ {
+		b, err := br.Peek(i)
+		if err != nil {
+			if len(b) >= i-1 && err == io.EOF {
+				return 0, io.EOF
+			}
+			return 0, err
+		}
+		switch c := b[i-1]; c {
+		case ' ', '\t', '\r', '\n':
+			continue
+		default:
+			return c, nil
+		}
+	}
+}
+
+// lineCounter records where each line starts so that a decoder offset can
+// be turned into a line and column.
+type lineCounter struct {
+	r      io.Reader
+	read   int64
+	starts []int64
+}
+
+func (lc *lineCounter) Read(p []byte) (int, error) {
+	n, err := lc.r.Read(p)
+	for i := 0; i < n; i++ {
+		if p[i] == '\n' {
+			lc.starts = append(lc.starts, lc.read+int64(i)+1)
+		}
+	}
+	lc.read += int64(n)
+	return n, err
+}
+
+func (lc *lineCounter) pos(off int64) (int, int) {
+	line, start := 1, int64(0)
+	for _, s := range lc.starts {
+		if s > off {
+			break
+		}
+		line, start = line+1, s
+	}
+	return line, int(off-start) + 1
+}
+
+// Format renders doc as Extended JSON v2: canonical (exact types) or
+// relaxed (readable).
+func Format(doc bson.Raw, canonical bool) (string, error) {
+	b, err := bson.MarshalExtJSON(doc, canonical, false)
+	return string(b), err
+}
+
+// FormatValue renders one value as Extended JSON v2.
+func FormatValue(v bson.RawValue, canonical bool) (json.RawMessage, error) {
+	b, err := bson.MarshalExtJSON(bson.D{{Key: "v", Value: v}}, canonical, false)
+	if err != nil {
+		return nil, err
+	}
+	// {"v":X} -> X
+	return json.RawMessage(b[5 : len(b)-1]), nil
+}

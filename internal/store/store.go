@@ -1,0 +1,300 @@
+// Package store opens the MongoDB deployment argon works on: a server named
+// by a URI, or the embedded FerretDB engine kept in the workspace.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/FerretDB/FerretDB/ferretdb"
+	"github.com/gofrs/flock"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
+)
+
+// Options say which deployment to open.
+type Options struct {
+	// URI of a MongoDB deployment. Empty means the embedded engine.
+	URI string
+	// Dir is the workspace's .argon directory; the embedded engine keeps its
+	// data in Dir/data and its lock in Dir/lock.
+	Dir string
+	// LockTimeout bounds how long to wait for another argon process that
+	// holds the workspace.
+	LockTimeout time.Duration
+	// ServerSelectionTimeout bounds how long to look for a server.
+	ServerSelectionTimeout time.Duration
+}
+
+// Store is an open connection to a deployment.
+type Store struct {
+	Client *mongo.Client
+	// Embedded reports whether the engine runs inside this process or in an
+	// `argon serve` of the same workspace.
+	Embedded bool
+	// Served reports whether the embedded engine is served by `argon serve`.
+	Served bool
+	// URI is the connection string in use (credentials included).
+	URI string
+
+	stop func()
+}
+
+// LockedError reports that another process holds the workspace.
+type LockedError struct{ PID int }
+
+func (e *LockedError) Error() string {
+	if e.PID > 0 {
+		return fmt.Sprintf("workspace is locked by pid %d", e.PID)
+	}
+	return "workspace is locked by another argon process"
+}
+
+// UnreachableError reports that no server answered in time.
+type UnreachableError struct {
+	URI string
+	Err error
+}
+
+func (e *UnreachableError) Error() string {
+	return fmt.Sprintf("cannot reach MongoDB at %s: %s", Redact(e.URI), RedactIn(e.Err.Error(), e.URI))
+}
+
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// Describe names the engine for humans: the redacted URI, or the embedded
+// engine and where its data lives.
+func (s *Store) Describe() string {
+	switch {
+	case s.Served:
+		return "embedded (served at " + s.URI + ")"
+	case s.Embedded:
+		return "embedded"
+	default:
+		return Redact(s.URI)
+	}
+}
+
+// Close disconnects and stops the embedded engine if this process runs it.
+func (s *Store) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = s.Client.Disconnect(ctx)
+	if s.stop != nil {
+		s.stop()
+	}
+}
+
+// Open connects to the deployment that opts name.
+func Open(ctx context.Context, opts Options) (*Store, error) {
+	if opts.ServerSelectionTimeout == 0 {
+		opts.ServerSelectionTimeout = 5 * time.Second
+	}
+	if opts.URI != "" {
+		return openURI(ctx, opts.URI, opts.ServerSelectionTimeout, true)
+	}
+	if opts.Dir == "" {
+		return nil, errors.New("no MongoDB URI given and no workspace to run the embedded engine in")
+	}
+	return openEmbedded(ctx, opts)
+}
+
+func openURI(ctx context.Context, uri string, sel time.Duration, ping bool) (*Store, error) {
+	co := options.Client().ApplyURI(uri).SetServerSelectionTimeout(sel).SetAppName("argon")
+	if err := co.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid MongoDB URI %s: %s", Redact(uri), RedactIn(err.Error(), uri))
+	}
+	client, err := mongo.Connect(co)
+	if err != nil {
+		return nil, fmt.Errorf("invalid MongoDB URI %s: %s", Redact(uri), RedactIn(err.Error(), uri))
+	}
+	if ping {
+		pctx, cancel := context.WithTimeout(ctx, sel)
+		defer cancel()
+		if err := client.Ping(pctx, readpref.Primary()); err != nil {
+			_ = client.Disconnect(context.Background())
+			return nil, &UnreachableError{URI: uri, Err: err}
+		}
+	}
+	return &Store{Client: client, URI: uri}, nil
+}
+
+// ServeInfo is what `argon serve` leaves in the workspace so that other
+// argon processes connect to it instead of embedding their own engine.
+type ServeInfo struct {
+	PID int    `json:"pid"`
+	URI string `json:"uri"`
+}
+
+func servePath(dir string) string { return filepath.Join(dir, "serve.json") }
+func lockPath(dir string) string  { return filepath.Join(dir, "lock") }
+
+// ReadServeInfo returns the running `argon serve` of the workspace in dir,
+// or nil when none runs.
+func ReadServeInfo(dir string) *ServeInfo {
+	b, err := os.ReadFile(servePath(dir))
+	if err != nil {
+		return nil
+	}
+	var si ServeInfo
+	if json.Unmarshal(b, &si) != nil || si.PID <= 0 || si.URI == "" {
+		return nil
+	}
+	if si.PID != os.Getpid() && !alive(si.PID) {
+		return nil
+	}
+	return &si
+}
+
+func alive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+func lockHolder(dir string) int {
+	b, _ := os.ReadFile(lockPath(dir))
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
+}
+
+// acquire takes the workspace lock, waiting at most timeout. While waiting,
+// a running `argon serve` is returned instead: the caller connects to it.
+func acquire(ctx context.Context, dir string, timeout time.Duration) (*flock.Flock, *ServeInfo, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, nil, err
+	}
+	fl := flock.New(lockPath(dir), flock.SetPermissions(0o600))
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, err := fl.TryLock()
+		if err != nil {
+			return nil, nil, fmt.Errorf("lock workspace: %w", err)
+		}
+		if ok {
+			_ = os.WriteFile(lockPath(dir), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600)
+			return fl, nil, nil
+		}
+		if si := ReadServeInfo(dir); si != nil {
+			return nil, si, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, nil, &LockedError{PID: lockHolder(dir)}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func openEmbedded(ctx context.Context, opts Options) (*Store, error) {
+	fl, si, err := acquire(ctx, opts.Dir, opts.LockTimeout)
+	if err != nil {
+		return nil, err
+	}
+	if si != nil {
+		s, err := openURI(ctx, si.URI, opts.ServerSelectionTimeout, false)
+		if err != nil {
+			return nil, err
+		}
+		s.Embedded, s.Served = true, true
+		return s, nil
+	}
+	eng, err := StartEngine(filepath.Join(opts.Dir, "data"), "127.0.0.1:0")
+	if err != nil {
+		_ = fl.Unlock()
+		return nil, err
+	}
+	s, err := openURI(ctx, eng.URI, opts.ServerSelectionTimeout, false)
+	if err != nil {
+		eng.Stop()
+		_ = fl.Unlock()
+		return nil, err
+	}
+	s.Embedded = true
+	s.stop = func() {
+		eng.Stop()
+		_ = fl.Unlock()
+	}
+	return s, nil
+}
+
+// Engine is a running embedded FerretDB.
+type Engine struct {
+	URI    string
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// StartEngine runs FerretDB with its SQLite handler over dataDir, listening
+// on addr (host:port; port 0 picks a free one). Its logger is silenced.
+func StartEngine(dataDir, addr string) (*Engine, error) {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, err
+	}
+	abs, err := filepath.Abs(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	f, err := ferretdb.New(&ferretdb.Config{
+		Listener:  ferretdb.ListenerConfig{TCP: addr},
+		Logger:    slog.New(slog.DiscardHandler),
+		Handler:   "sqlite",
+		SQLiteURL: "file:" + abs + "/",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start embedded engine: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &Engine{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(e.done)
+		_ = f.Run(ctx)
+	}()
+	e.URI = f.MongoDBURI()
+	return e, nil
+}
+
+// Stop shuts the engine down and waits for it.
+func (e *Engine) Stop() {
+	e.cancel()
+	<-e.done
+}
+
+// Serve runs the embedded engine of the workspace in dir for other
+// processes, on addr, until ctx ends. ready is called with the URI once
+// clients can connect.
+func Serve(ctx context.Context, dir, addr string, lockTimeout time.Duration, ready func(uri string)) error {
+	fl, si, err := acquire(ctx, dir, lockTimeout)
+	if err != nil {
+		return err
+	}
+	if si != nil {
+		return fmt.Errorf("argon serve is already running for this workspace (pid %d, %s)", si.PID, si.URI)
+	}
+	defer func() { _ = fl.Unlock() }()
+	eng, err := StartEngine(filepath.Join(dir, "data"), addr)
+	if err != nil {
+		return err
+	}
+	defer eng.Stop()
+	b, _ := json.Marshal(ServeInfo{PID: os.Getpid(), URI: eng.URI})
+	if err := os.WriteFile(servePath(dir), b, 0o600); err != nil {
+		return err
+	}
+	defer os.Remove(servePath(dir))
+	ready(eng.URI)
+	<-ctx.Done()
+	return nil
+}

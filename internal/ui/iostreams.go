@@ -1,0 +1,205 @@
+// Package ui holds argon's terminal plumbing: the streams a command writes
+// to, whether they are terminals, colour, and table and JSON printing.
+package ui
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/charmbracelet/lipgloss"
+	"github.com/mattn/go-isatty"
+	"github.com/muesli/termenv"
+)
+
+// IOStreams are the streams of one command run.
+type IOStreams struct {
+	In     io.Reader
+	Out    io.Writer
+	ErrOut io.Writer
+
+	stdinTTY  bool
+	stdoutTTY bool
+	stderrTTY bool
+	color     bool
+}
+
+// System returns the process's streams, with terminal detection and the
+// NO_COLOR / CLICOLOR / ARGON_FORCE_TTY conventions applied.
+func System() *IOStreams {
+	s := &IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}
+	s.stdinTTY = isTTY(os.Stdin)
+	s.stdoutTTY = isTTY(os.Stdout)
+	s.stderrTTY = isTTY(os.Stderr)
+	if v := os.Getenv("ARGON_FORCE_TTY"); v != "" && v != "0" && v != "false" {
+		s.stdoutTTY, s.stderrTTY = true, true
+	}
+	s.color = s.stdoutTTY && os.Getenv("NO_COLOR") == "" && os.Getenv("CLICOLOR") != "0"
+	return s
+}
+
+// Test returns streams backed by buffers, with no terminal.
+func Test() (*IOStreams, *bytes.Buffer, *bytes.Buffer, *bytes.Buffer) {
+	in, out, errOut := &bytes.Buffer{}, &bytes.Buffer{}, &bytes.Buffer{}
+	return &IOStreams{In: in, Out: out, ErrOut: errOut}, in, out, errOut
+}
+
+func isTTY(f *os.File) bool {
+	return isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd())
+}
+
+// IsStdoutTTY reports whether stdout is a terminal.
+func (s *IOStreams) IsStdoutTTY() bool { return s.stdoutTTY }
+
+// IsStdinTTY reports whether stdin is a terminal.
+func (s *IOStreams) IsStdinTTY() bool { return s.stdinTTY }
+
+// IsStderrTTY reports whether stderr is a terminal.
+func (s *IOStreams) IsStderrTTY() bool { return s.stderrTTY }
+
+// ColorEnabled reports whether output may carry colour.
+func (s *IOStreams) ColorEnabled() bool { return s.color }
+
+// CanPrompt reports whether the user can answer a question.
+func (s *IOStreams) CanPrompt() bool { return s.stdinTTY && s.stderrTTY }
+
+// Styles returns the styles for stdout: real ones on a colour terminal,
+// plain ones otherwise.
+func (s *IOStreams) Styles() Styles {
+	r := lipgloss.NewRenderer(s.Out)
+	if s.color {
+		r.SetColorProfile(termenv.ANSI256)
+	} else {
+		r.SetColorProfile(termenv.Ascii)
+	}
+	return Styles{
+		Header:  r.NewStyle().Bold(true),
+		Current: r.NewStyle().Foreground(lipgloss.Color("2")).Bold(true),
+		Dim:     r.NewStyle().Foreground(lipgloss.Color("8")),
+		LSN:     r.NewStyle().Foreground(lipgloss.Color("3")),
+		Error:   r.NewStyle().Foreground(lipgloss.Color("1")).Bold(true),
+	}
+}
+
+// Styles are the text styles argon uses.
+type Styles struct {
+	Header, Current, Dim, LSN, Error lipgloss.Style
+}
+
+// PrintJSON writes v as one JSON value: indented on a terminal, compact
+// otherwise.
+func (s *IOStreams) PrintJSON(v any) error {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if s.stdoutTTY {
+		enc.SetIndent("", "  ")
+	}
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	_, err := s.Out.Write(buf.Bytes())
+	return err
+}
+
+// Table prints rows: on a terminal as aligned columns under a bold header,
+// otherwise as tab-separated lines with no header and no escape codes.
+type Table struct {
+	s      *IOStreams
+	header []string
+	rows   [][]cell
+}
+
+type cell struct {
+	text  string
+	style *lipgloss.Style
+}
+
+// NewTable starts a table with the given column names.
+func (s *IOStreams) NewTable(header ...string) *Table {
+	return &Table{s: s, header: header}
+}
+
+// Row adds a row of plain cells.
+func (t *Table) Row(cells ...string) {
+	r := make([]cell, len(cells))
+	for i, c := range cells {
+		r[i] = cell{text: c}
+	}
+	t.rows = append(t.rows, r)
+}
+
+// StyledRow adds a row whose cells carry styles (used on a terminal only).
+func (t *Table) StyledRow(cells []string, styles []*lipgloss.Style) {
+	r := make([]cell, len(cells))
+	for i, c := range cells {
+		r[i] = cell{text: c}
+		if i < len(styles) {
+			r[i].style = styles[i]
+		}
+	}
+	t.rows = append(t.rows, r)
+}
+
+// Render writes the table.
+func (t *Table) Render() error {
+	w := t.s.Out
+	if !t.s.stdoutTTY {
+		for _, r := range t.rows {
+			texts := make([]string, len(r))
+			for i, c := range r {
+				texts[i] = strings.ReplaceAll(strings.ReplaceAll(c.text, "\t", " "), "\n", " ")
+			}
+			if _, err := fmt.Fprintln(w, strings.Join(texts, "\t")); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	st := t.s.Styles()
+	widths := make([]int, len(t.header))
+	for i, h := range t.header {
+		widths[i] = lipgloss.Width(h)
+	}
+	for _, r := range t.rows {
+		for i, c := range r {
+			if i < len(widths) {
+				widths[i] = max(widths[i], lipgloss.Width(c.text))
+			}
+		}
+	}
+	line := func(cells []cell, header bool) string {
+		var b strings.Builder
+		for i, c := range cells {
+			text := c.text
+			pad := ""
+			if i < len(cells)-1 {
+				pad = strings.Repeat(" ", widths[i]-lipgloss.Width(text)+2)
+			}
+			switch {
+			case header:
+				text = st.Header.Render(text)
+			case c.style != nil:
+				text = c.style.Render(text)
+			}
+			b.WriteString(text + pad)
+		}
+		return strings.TrimRight(b.String(), " ")
+	}
+	hc := make([]cell, len(t.header))
+	for i, h := range t.header {
+		hc[i] = cell{text: h}
+	}
+	if _, err := fmt.Fprintln(w, line(hc, true)); err != nil {
+		return err
+	}
+	for _, r := range t.rows {
+		if _, err := fmt.Fprintln(w, line(r, false)); err != nil {
+			return err
+		}
+	}
+	return nil
+}

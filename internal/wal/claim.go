@@ -1,0 +1,281 @@
+package wal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"syscall"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+const (
+	stateClaim  = "claim"
+	stateCommit = "commit"
+)
+
+// headRecord is one record of a timeline's head history. The record with
+// the highest N is current: a commit (the head is LSN) or a claim (a writer
+// holds the timeline; the committed head is LSN).
+type headRecord struct {
+	ID      string    `bson:"_id"`
+	TL      string    `bson:"tl"`
+	N       int64     `bson:"n"`
+	State   string    `bson:"state"`
+	LSN     int64     `bson:"lsn"`
+	Token   string    `bson:"token,omitempty"`
+	Expires time.Time `bson:"expires,omitempty"`
+	Host    string    `bson:"host,omitempty"`
+	PID     int       `bson:"pid,omitempty"`
+}
+
+func headID(tl string, n int64) string { return fmt.Sprintf("%s:%012d", tl, n) }
+
+// Head is the committed state of a timeline.
+type Head struct {
+	// LSN is the committed head: entries above it are invisible.
+	LSN int64
+	// Claimed reports that a live writer holds the timeline.
+	Claimed bool
+	// PID of the writer holding the timeline, when Claimed.
+	PID int
+
+	n int64
+}
+
+func (r *Repo) latestHead(ctx context.Context, tl string) (*headRecord, error) {
+	var h headRecord
+	err := r.DB.Collection(collHeads).FindOne(ctx, bson.D{{Key: "tl", Value: tl}},
+		options.FindOne().SetSort(bson.D{{Key: "n", Value: -1}})).Decode(&h)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, &NotFoundError{Kind: "timeline", Name: tl}
+	}
+	return &h, err
+}
+
+// Head returns the committed head of timeline tl.
+func (r *Repo) Head(ctx context.Context, tl string) (Head, error) {
+	h, err := r.latestHead(ctx, tl)
+	if err != nil {
+		return Head{}, err
+	}
+	return Head{LSN: h.LSN, Claimed: h.State == stateClaim && r.live(h), PID: h.PID, n: h.N}, nil
+}
+
+// live reports whether a claim still holds its timeline: it has not
+// expired, and, when its writer ran on this host, that process still exists.
+func (r *Repo) live(h *headRecord) bool {
+	if time.Now().After(h.Expires) {
+		return false
+	}
+	if h.Host == hostname() && h.PID > 0 && h.PID != os.Getpid() {
+		err := syscall.Kill(h.PID, 0)
+		if err != nil && !errors.Is(err, syscall.EPERM) {
+			return false
+		}
+	}
+	return true
+}
+
+// Claim is a writer's hold on a timeline. Entries appended under it become
+// visible only when Commit succeeds.
+type Claim struct {
+	r      *Repo
+	TL     string
+	Branch string
+	// Base is the committed head when the claim was taken.
+	Base  int64
+	n     int64
+	token string
+	next  int64
+	start time.Time
+	stats map[string]*CollStats
+}
+
+// Claim takes timeline tl for writing, waiting (bounded by BusyTimeout)
+// while another live writer holds it. A claim left by a writer that died or
+// expired is taken over, and its uncommitted entries are deleted.
+func (r *Repo) Claim(ctx context.Context, tl, branch string) (*Claim, error) {
+	deadline := time.Now().Add(r.BusyTimeout)
+	backoff := 2 * time.Millisecond
+	for {
+		h, err := r.latestHead(ctx, tl)
+		if err != nil {
+			return nil, err
+		}
+		if h.State == stateClaim && r.live(h) {
+			if time.Now().After(deadline) {
+				return nil, &BusyError{Branch: branch, PID: h.PID}
+			}
+			sleep := backoff/2 + rand.N(backoff)
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(sleep):
+			}
+			backoff = min(backoff*2, 100*time.Millisecond)
+			continue
+		}
+		c := &Claim{r: r, TL: tl, Branch: branch, Base: h.LSN, n: h.N + 1,
+			token: bson.NewObjectID().Hex(), next: h.LSN + 1, start: time.Now()}
+		rec := headRecord{ID: headID(tl, c.n), TL: tl, N: c.n, State: stateClaim, LSN: h.LSN,
+			Token: c.token, Expires: time.Now().Add(r.ClaimTTL), Host: hostname(), PID: os.Getpid()}
+		if _, err := r.DB.Collection(collHeads).InsertOne(ctx, rec); err != nil {
+			if isDup(err) {
+				continue // another writer got there first
+			}
+			return nil, err
+		}
+		if err := c.sweep(ctx); err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
+}
+
+// sweep deletes entries and commit records above the committed head: they
+// belong to writers that died or lost their claim, and can never commit.
+func (c *Claim) sweep(ctx context.Context) error {
+	above := bson.D{{Key: "tl", Value: c.TL}, {Key: "lsn", Value: bson.D{{Key: "$gt", Value: c.Base}}}}
+	if _, err := c.r.DB.Collection(collEntries).DeleteMany(ctx, above); err != nil {
+		return err
+	}
+	_, err := c.r.DB.Collection(collCommits).DeleteMany(ctx,
+		bson.D{{Key: "tl", Value: c.TL}, {Key: "lsn_to", Value: bson.D{{Key: "$gt", Value: c.Base}}}})
+	return err
+}
+
+// Next is the LSN the next appended entry gets.
+func (c *Claim) Next() int64 { return c.next }
+
+// Append writes entries at the next LSNs of the timeline, in order. They
+// stay invisible until Commit.
+func (c *Claim) Append(ctx context.Context, entries []Entry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	docs := make([]any, len(entries))
+	now := c.r.Now()
+	for i := range entries {
+		e := &entries[i]
+		e.TL, e.LSN, e.Time, e.Token = c.TL, c.next+int64(i), now, c.token
+		e.ID = entryID(c.TL, e.LSN)
+		docs[i] = e
+	}
+	if c.stats == nil {
+		c.stats = map[string]*CollStats{}
+	}
+	pending := map[string]*CollStats{}
+	for i := range entries {
+		cs := pending[entries[i].Coll]
+		if cs == nil {
+			cs = &CollStats{Coll: entries[i].Coll}
+			pending[entries[i].Coll] = cs
+		}
+		if entries[i].Op == OpDel {
+			cs.Dels++
+		} else {
+			cs.Puts++
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		_, err := c.r.DB.Collection(collEntries).InsertMany(ctx, docs)
+		if err == nil {
+			break
+		}
+		if !isDup(err) || attempt >= 5 {
+			return err
+		}
+		// A stale writer raced an entry in above the head. This claim is
+		// the valid one: clear everything of ours and theirs above what
+		// we had appended before this batch, and write the batch again.
+		if _, err := c.r.DB.Collection(collEntries).DeleteMany(ctx, bson.D{
+			{Key: "tl", Value: c.TL}, {Key: "lsn", Value: bson.D{{Key: "$gte", Value: c.next}}},
+		}); err != nil {
+			return err
+		}
+	}
+	c.next += int64(len(entries))
+	for name, p := range pending {
+		if cs := c.stats[name]; cs != nil {
+			cs.Puts += p.Puts
+			cs.Dels += p.Dels
+		} else {
+			c.stats[name] = p
+		}
+	}
+	return nil
+}
+
+// CommitInfo describes a commit.
+type CommitInfo struct {
+	Message string
+	Author  string
+	// MergeOf names the other side of a merge commit.
+	MergeOf string
+}
+
+// Commit makes the appended entries visible as one commit and releases the
+// claim. With nothing appended it only releases the claim. ErrClaimLost
+// means the claim expired and was taken over: nothing was committed.
+func (c *Claim) Commit(ctx context.Context, info CommitInfo) (*Commit, error) {
+	var cm *Commit
+	if c.next > c.Base+1 {
+		cm = &Commit{ID: entryID(c.TL, c.next-1), TL: c.TL, From: c.Base + 1, To: c.next - 1,
+			Time: c.r.Now(), Message: info.Message, Author: info.Author, MergeOf: info.MergeOf,
+			Token: c.token, Stats: sortedStats(c.stats)}
+		if err := c.insertCommit(ctx, cm); err != nil {
+			return nil, err
+		}
+	}
+	if hook := os.Getenv("ARGON_TEST_CRASH_BEFORE_COMMIT"); hook != "" && cm != nil {
+		// Test-only: die as a crash would, after the entries and the
+		// commit record are written but before the head moves.
+		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	}
+	rec := headRecord{ID: headID(c.TL, c.n+1), TL: c.TL, N: c.n + 1, State: stateCommit, LSN: c.next - 1, Token: c.token}
+	if _, err := c.r.DB.Collection(collHeads).InsertOne(ctx, rec); err != nil {
+		if isDup(err) {
+			return nil, ErrClaimLost
+		}
+		return nil, err
+	}
+	// Trim: only the newest two head records matter.
+	_, _ = c.r.DB.Collection(collHeads).DeleteMany(ctx, bson.D{
+		{Key: "tl", Value: c.TL}, {Key: "n", Value: bson.D{{Key: "$lt", Value: c.n}}},
+	})
+	return cm, nil
+}
+
+func (c *Claim) insertCommit(ctx context.Context, cm *Commit) error {
+	for attempt := 0; ; attempt++ {
+		_, err := c.r.DB.Collection(collCommits).InsertOne(ctx, cm)
+		if err == nil {
+			return nil
+		}
+		if !isDup(err) || attempt >= 3 {
+			return err
+		}
+		// A stale writer's commit record sits where ours goes.
+		if _, err := c.r.DB.Collection(collCommits).DeleteOne(ctx, bson.D{
+			{Key: "_id", Value: cm.ID}, {Key: "token", Value: bson.D{{Key: "$ne", Value: c.token}}},
+		}); err != nil {
+			return err
+		}
+	}
+}
+
+// Abort releases the claim without committing: the head stays where it
+// was, and entries appended under the claim stay invisible until the next
+// writer's sweep deletes them. Abort never deletes anything itself: if the
+// claim was already taken over, those entries may be the new writer's.
+func (c *Claim) Abort(ctx context.Context) error {
+	c.next = c.Base + 1
+	_, err := c.Commit(ctx, CommitInfo{})
+	return err
+}

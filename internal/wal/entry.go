@@ -1,0 +1,143 @@
+package wal
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// Entry operations.
+const (
+	OpPut = "put"
+	OpDel = "del"
+)
+
+// Entry is one physical change: the full post-image of a document (put)
+// or its deletion (del).
+type Entry struct {
+	ID   string    `bson:"_id"`
+	TL   string    `bson:"tl"`
+	LSN  int64     `bson:"lsn"`
+	Time time.Time `bson:"ts"`
+	Op   string    `bson:"op"`
+	Coll string    `bson:"coll"`
+	// Key is the document's _id, for indexing. KeyBytes is the same value
+	// exactly (its BSON type byte, then its bytes): engines may reorder
+	// the fields of a nested _id, the bytes never change.
+	Key      bson.RawValue `bson:"key"`
+	KeyBytes []byte        `bson:"kb"`
+	// Doc is the post-image's exact BSON bytes; empty for del.
+	Doc   []byte `bson:"doc,omitempty"`
+	Token string `bson:"token"`
+}
+
+func entryID(tl string, lsn int64) string { return fmt.Sprintf("%s:%012d", tl, lsn) }
+
+// KeyOf returns the exact bytes identifying a document's _id.
+func KeyOf(id bson.RawValue) []byte {
+	b := make([]byte, 0, 1+len(id.Value))
+	b = append(b, byte(id.Type))
+	return append(b, id.Value...)
+}
+
+// KeyValue turns key bytes back into the _id value.
+func KeyValue(kb []byte) bson.RawValue {
+	return bson.RawValue{Type: bson.Type(kb[0]), Value: kb[1:]}
+}
+
+// PutEntry makes a put entry for doc, which must have an _id.
+func PutEntry(coll string, doc bson.Raw) (Entry, error) {
+	id, err := doc.LookupErr("_id")
+	if err != nil {
+		return Entry{}, fmt.Errorf("document has no _id")
+	}
+	return Entry{Op: OpPut, Coll: coll, Key: id, KeyBytes: KeyOf(id), Doc: doc}, nil
+}
+
+// DelEntry makes a del entry for the document with _id id.
+func DelEntry(coll string, id bson.RawValue) Entry {
+	return Entry{Op: OpDel, Coll: coll, Key: id, KeyBytes: KeyOf(id)}
+}
+
+// Segment is the part of one timeline's own entries that a state needs:
+// LSNs in (From, To].
+type Segment struct {
+	TL       string
+	From, To int64
+}
+
+// Segments returns the pieces of history, oldest first, that hold the
+// entries with LSN in (from, to] on the ancestry of timeline tl. LSNs are
+// continuous along an ancestry path, so each piece is one timeline's range.
+func (r *Repo) Segments(ctx context.Context, tl string, from, to int64) ([]Segment, error) {
+	anc, err := r.Ancestry(ctx, tl)
+	if err != nil {
+		return nil, err
+	}
+	var segs []Segment
+	upper := to
+	for _, t := range anc {
+		lo := max(t.Base, from)
+		if upper > lo {
+			segs = append(segs, Segment{TL: t.ID, From: lo, To: upper})
+		}
+		upper = min(upper, t.Base)
+		if upper <= from {
+			break
+		}
+	}
+	sort.Slice(segs, func(i, j int) bool { return segs[i].From < segs[j].From })
+	return segs, nil
+}
+
+// EachEntry calls fn for every entry with LSN in (from, to] on the ancestry
+// of tl, in LSN order. When coll is not empty, only that collection's
+// entries are read.
+func (r *Repo) EachEntry(ctx context.Context, tl string, from, to int64, coll string, fn func(*Entry) error) error {
+	segs, err := r.Segments(ctx, tl, from, to)
+	if err != nil {
+		return err
+	}
+	for _, s := range segs {
+		filter := bson.D{{Key: "tl", Value: s.TL}, {Key: "lsn", Value: bson.D{{Key: "$gt", Value: s.From}, {Key: "$lte", Value: s.To}}}}
+		if coll != "" {
+			filter = append(filter, bson.E{Key: "coll", Value: coll})
+		}
+		cur, err := r.DB.Collection(collEntries).Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "lsn", Value: 1}}))
+		if err != nil {
+			return err
+		}
+		for cur.Next(ctx) {
+			var e Entry
+			if err := cur.Decode(&e); err != nil {
+				_ = cur.Close(ctx)
+				return fmt.Errorf("decode log entry: %w", err)
+			}
+			if err := fn(&e); err != nil {
+				_ = cur.Close(ctx)
+				return err
+			}
+		}
+		if err := cur.Err(); err != nil {
+			_ = cur.Close(ctx)
+			return err
+		}
+		_ = cur.Close(ctx)
+	}
+	return nil
+}
+
+// Fold returns the state of timeline tl at LSN lsn: replay of every entry
+// up to lsn along its ancestry.
+func (r *Repo) Fold(ctx context.Context, tl string, lsn int64, coll string) (*State, error) {
+	st := NewState()
+	err := r.EachEntry(ctx, tl, 0, lsn, coll, func(e *Entry) error {
+		st.Apply(e)
+		return nil
+	})
+	return st, err
+}

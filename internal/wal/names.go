@@ -1,0 +1,79 @@
+package wal
+
+import (
+	"crypto/sha1"
+	"encoding/hex"
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+var projectRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$`)
+
+// ValidateProject checks a project name: 1-40 letters, digits, '_' or '-',
+// starting with a letter or digit, so that it can name databases on every
+// engine.
+func ValidateProject(name string) error {
+	if !projectRe.MatchString(name) {
+		return &InvalidNameError{Kind: "project", Name: name,
+			Why: "use 1-40 letters, digits, '_' or '-', starting with a letter or digit"}
+	}
+	return nil
+}
+
+// ValidateBranch checks a branch or tag name against git's ref-name rules,
+// and refuses '@', which argon uses to write BRANCH@LSN.
+func ValidateBranch(kind, name string) error {
+	bad := func(why string) error { return &InvalidNameError{Kind: kind, Name: name, Why: why} }
+	switch {
+	case name == "":
+		return bad("it is empty")
+	case len(name) > 100:
+		return bad("it is longer than 100 bytes")
+	case strings.HasPrefix(name, "-"):
+		return bad("it starts with '-'")
+	case strings.Contains(name, ".."):
+		return bad("it contains '..'")
+	case strings.Contains(name, "//"):
+		return bad("it contains '//'")
+	case strings.HasPrefix(name, "/") || strings.HasSuffix(name, "/"):
+		return bad("it starts or ends with '/'")
+	case strings.HasSuffix(name, ".") || strings.HasSuffix(name, ".lock"):
+		return bad("it ends with '.' or '.lock'")
+	}
+	for _, part := range strings.Split(name, "/") {
+		if strings.HasPrefix(part, ".") {
+			return bad("a component starts with '.'")
+		}
+	}
+	for _, r := range name {
+		switch {
+		case r <= ' ' || r == 0x7f:
+			return bad("it contains a space or control character")
+		case strings.ContainsRune("~^:?*[\\@", r):
+			return bad(fmt.Sprintf("it contains %q", r))
+		}
+	}
+	return nil
+}
+
+var dbUnsafe = regexp.MustCompile(`[^a-z0-9_-]`)
+
+// WorkingDatabaseName derives the name of a branch's working database from
+// the project and branch names. The result is valid on MongoDB and on the
+// embedded engine (letters, digits, '_' and '-', at most 63 bytes). Names
+// that had to be changed get a hash suffix, so that two branches never share
+// a database, even when they differ only in case.
+func WorkingDatabaseName(project, branch string) string {
+	clean := dbUnsafe.ReplaceAllString(strings.ToLower(branch), "_")
+	name := "ar_" + strings.ToLower(project) + "__" + clean
+	if clean != branch || strings.ToLower(project) != project || len(name) > 63 {
+		sum := sha1.Sum([]byte(project + "\x00" + branch))
+		suffix := "_" + hex.EncodeToString(sum[:4])
+		if len(name) > 63-len(suffix) {
+			name = name[:63-len(suffix)]
+		}
+		name += suffix
+	}
+	return name
+}

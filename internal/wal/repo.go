@@ -1,0 +1,365 @@
+// Package wal keeps argon's write-ahead log and everything that points into
+// it: projects, timelines, branches, commits, head records and the reflog.
+// It implements the commit protocol (claims and commits built on unique
+// inserts only) and the fold that turns a prefix of the log into a state.
+package wal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// Collection names in the metadata database.
+const (
+	collProjects  = "projects"
+	collTimelines = "timelines"
+	collBranches  = "branches"
+	collEntries   = "entries"
+	collCommits   = "commits"
+	collHeads     = "heads"
+	collReflog    = "reflog"
+)
+
+// DefaultDatabase is the metadata database used unless configured.
+const DefaultDatabase = "argon_wal"
+
+// Repo is the versioned store of one deployment: its metadata database.
+type Repo struct {
+	Client *mongo.Client
+	DB     *mongo.Database
+
+	// Now returns the time recorded on commits, entries and reflog
+	// records. Claims always use the real clock.
+	Now func() time.Time
+	// ClaimTTL is how long a claim holds a timeline before another
+	// writer may take it over.
+	ClaimTTL time.Duration
+	// BusyTimeout bounds how long a writer waits for a held timeline.
+	BusyTimeout time.Duration
+}
+
+// Open returns the repo kept in database dbName.
+func Open(client *mongo.Client, dbName string) *Repo {
+	if dbName == "" {
+		dbName = DefaultDatabase
+	}
+	return &Repo{
+		Client:      client,
+		DB:          client.Database(dbName),
+		Now:         func() time.Time { return time.Now().UTC() },
+		ClaimTTL:    30 * time.Second,
+		BusyTimeout: 60 * time.Second,
+	}
+}
+
+// EnsureSchema creates the metadata indexes. It is idempotent.
+func (r *Repo) EnsureSchema(ctx context.Context) error {
+	idx := []struct {
+		coll   string
+		keys   bson.D
+		unique bool
+	}{
+		{collEntries, bson.D{{Key: "tl", Value: 1}, {Key: "lsn", Value: 1}}, true},
+		{collEntries, bson.D{{Key: "tl", Value: 1}, {Key: "coll", Value: 1}, {Key: "key", Value: 1}, {Key: "lsn", Value: 1}}, false},
+		{collHeads, bson.D{{Key: "tl", Value: 1}, {Key: "n", Value: 1}}, true},
+		{collCommits, bson.D{{Key: "tl", Value: 1}, {Key: "lsn_to", Value: 1}}, true},
+		{collBranches, bson.D{{Key: "project", Value: 1}, {Key: "name", Value: 1}}, true},
+		{collReflog, bson.D{{Key: "project", Value: 1}, {Key: "branch", Value: 1}, {Key: "ts", Value: 1}}, false},
+	}
+	for _, ix := range idx {
+		m := mongo.IndexModel{Keys: ix.keys}
+		if ix.unique {
+			m.Options = options.Index().SetUnique(true)
+		}
+		if _, err := r.DB.Collection(ix.coll).Indexes().CreateOne(ctx, m); err != nil {
+			return fmt.Errorf("create index on %s: %w", ix.coll, err)
+		}
+	}
+	return nil
+}
+
+// Project is one versioned database.
+type Project struct {
+	Name    string    `bson:"_id"`
+	Created time.Time `bson:"created_at"`
+}
+
+// Timeline is an append-only LSN space. A timeline forked from Parent at
+// Base inherits the parent's history up to and including Base; its own
+// entries are numbered from Base+1.
+type Timeline struct {
+	ID      string    `bson:"_id"`
+	Project string    `bson:"project"`
+	Parent  string    `bson:"parent,omitempty"`
+	Base    int64     `bson:"base_lsn"`
+	Created time.Time `bson:"created_at"`
+}
+
+// Branch is a name pointing at a timeline.
+type Branch struct {
+	ID       string    `bson:"_id"`
+	Project  string    `bson:"project"`
+	Name     string    `bson:"name"`
+	Timeline string    `bson:"timeline"`
+	Created  time.Time `bson:"created_at"`
+}
+
+// ReflogRecord is one move of a branch name.
+type ReflogRecord struct {
+	Project string    `bson:"project" json:"-"`
+	Branch  string    `bson:"branch" json:"branch"`
+	Time    time.Time `bson:"ts" json:"time"`
+	Action  string    `bson:"action" json:"action"`
+	OldTL   string    `bson:"old_tl,omitempty" json:"old_timeline,omitempty"`
+	OldLSN  int64     `bson:"old_lsn" json:"old_lsn"`
+	NewTL   string    `bson:"new_tl,omitempty" json:"new_timeline,omitempty"`
+	NewLSN  int64     `bson:"new_lsn" json:"new_lsn"`
+	Message string    `bson:"message,omitempty" json:"message,omitempty"`
+}
+
+func branchID(project, name string) string { return project + "/" + name }
+
+func isDup(err error) bool { return mongo.IsDuplicateKeyError(err) }
+
+func newTimelineID() string { return bson.NewObjectID().Hex() }
+
+// CreateProject creates a project with its root timeline and branch main.
+func (r *Repo) CreateProject(ctx context.Context, name string) (*Project, *Branch, error) {
+	if err := ValidateProject(name); err != nil {
+		return nil, nil, err
+	}
+	now := r.Now()
+	p := &Project{Name: name, Created: now}
+	if _, err := r.DB.Collection(collProjects).InsertOne(ctx, p); err != nil {
+		if isDup(err) {
+			return nil, nil, &ExistsError{Kind: "project", Name: name}
+		}
+		return nil, nil, err
+	}
+	b, err := r.newBranch(ctx, name, "main", "", 0, "init")
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, b, nil
+}
+
+// Project returns the named project.
+func (r *Repo) Project(ctx context.Context, name string) (*Project, error) {
+	var p Project
+	err := r.DB.Collection(collProjects).FindOne(ctx, bson.D{{Key: "_id", Value: name}}).Decode(&p)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, &NotFoundError{Kind: "project", Name: name}
+	}
+	return &p, err
+}
+
+// newBranch creates a timeline forked from parent at base (a root timeline
+// when parent is empty), its first head record, and a branch naming it.
+func (r *Repo) newBranch(ctx context.Context, project, name, parent string, base int64, action string) (*Branch, error) {
+	now := r.Now()
+	tl := Timeline{ID: newTimelineID(), Project: project, Parent: parent, Base: base, Created: now}
+	if _, err := r.DB.Collection(collTimelines).InsertOne(ctx, tl); err != nil {
+		return nil, err
+	}
+	if _, err := r.DB.Collection(collHeads).InsertOne(ctx, headRecord{
+		ID: headID(tl.ID, 0), TL: tl.ID, N: 0, State: stateCommit, LSN: base,
+	}); err != nil {
+		return nil, err
+	}
+	b := &Branch{ID: branchID(project, name), Project: project, Name: name, Timeline: tl.ID, Created: now}
+	if _, err := r.DB.Collection(collBranches).InsertOne(ctx, b); err != nil {
+		// The timeline and its head record stay behind unreferenced;
+		// gc reclaims them. Nothing points at them.
+		if isDup(err) {
+			return nil, &ExistsError{Kind: "branch", Name: name}
+		}
+		return nil, err
+	}
+	r.reflog(ctx, ReflogRecord{Project: project, Branch: name, Action: action, NewTL: tl.ID, NewLSN: base})
+	return b, nil
+}
+
+func (r *Repo) reflog(ctx context.Context, rec ReflogRecord) {
+	rec.Time = r.Now()
+	// The reflog is a record for humans; a failure to write it must not
+	// undo a branch move that already happened.
+	_, _ = r.DB.Collection(collReflog).InsertOne(ctx, rec)
+}
+
+// Reflog returns the moves of a branch name, newest first.
+func (r *Repo) Reflog(ctx context.Context, project, branch string) ([]ReflogRecord, error) {
+	filter := bson.D{{Key: "project", Value: project}}
+	if branch != "" {
+		filter = append(filter, bson.E{Key: "branch", Value: branch})
+	}
+	cur, err := r.DB.Collection(collReflog).Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "ts", Value: -1}, {Key: "_id", Value: -1}}))
+	if err != nil {
+		return nil, err
+	}
+	var out []ReflogRecord
+	return out, cur.All(ctx, &out)
+}
+
+// Branch returns the named branch of project.
+func (r *Repo) Branch(ctx context.Context, project, name string) (*Branch, error) {
+	var b Branch
+	err := r.DB.Collection(collBranches).FindOne(ctx, bson.D{{Key: "_id", Value: branchID(project, name)}}).Decode(&b)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, &NotFoundError{Kind: "branch", Name: name}
+	}
+	return &b, err
+}
+
+// Branches lists the branches of project by name.
+func (r *Repo) Branches(ctx context.Context, project string) ([]Branch, error) {
+	cur, err := r.DB.Collection(collBranches).Find(ctx, bson.D{{Key: "project", Value: project}},
+		options.Find().SetSort(bson.D{{Key: "name", Value: 1}}))
+	if err != nil {
+		return nil, err
+	}
+	var out []Branch
+	return out, cur.All(ctx, &out)
+}
+
+// Timeline returns the timeline with id.
+func (r *Repo) Timeline(ctx context.Context, id string) (*Timeline, error) {
+	var t Timeline
+	err := r.DB.Collection(collTimelines).FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&t)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, &NotFoundError{Kind: "timeline", Name: id}
+	}
+	return &t, err
+}
+
+// Ancestry returns tl and its ancestors, nearest first.
+func (r *Repo) Ancestry(ctx context.Context, id string) ([]Timeline, error) {
+	var out []Timeline
+	for id != "" {
+		t, err := r.Timeline(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *t)
+		id = t.Parent
+		if len(out) > 10000 {
+			return nil, fmt.Errorf("timeline %s: ancestry is cyclic", out[0].ID)
+		}
+	}
+	return out, nil
+}
+
+// CreateBranch forks a new branch from the timeline of from at LSN at
+// (the from branch's committed head when at < 0). It reads no log entries
+// and copies no data: its cost does not depend on the size of the data.
+func (r *Repo) CreateBranch(ctx context.Context, project, name string, from *Branch, at int64) (*Branch, error) {
+	if err := ValidateBranch("branch", name); err != nil {
+		return nil, err
+	}
+	if _, err := r.Branch(ctx, project, name); err == nil {
+		return nil, &ExistsError{Kind: "branch", Name: name}
+	}
+	head, err := r.Head(ctx, from.Timeline)
+	if err != nil {
+		return nil, err
+	}
+	if at < 0 {
+		at = head.LSN
+	}
+	if at > head.LSN {
+		return nil, &RangeError{Ref: "branch " + from.Name, LSN: at, Head: head.LSN}
+	}
+	tl, err := r.Timeline(ctx, from.Timeline)
+	if err != nil {
+		return nil, err
+	}
+	// A fork below the timeline's own base belongs to an ancestor: walk up
+	// so that the new timeline's parent really holds LSN at.
+	parent := tl
+	for at < parent.Base && parent.Parent != "" {
+		if parent, err = r.Timeline(ctx, parent.Parent); err != nil {
+			return nil, err
+		}
+	}
+	return r.newBranch(ctx, project, name, parent.ID, at, "create from "+from.Name+fmt.Sprintf("@%d", at))
+}
+
+// DeleteBranch removes a branch name. Its timeline stays until gc finds
+// nothing needs it; the reflog records where the branch pointed.
+func (r *Repo) DeleteBranch(ctx context.Context, project, name string) (*Branch, int64, error) {
+	b, err := r.Branch(ctx, project, name)
+	if err != nil {
+		return nil, 0, err
+	}
+	head, err := r.Head(ctx, b.Timeline)
+	if err != nil {
+		return nil, 0, err
+	}
+	res, err := r.DB.Collection(collBranches).DeleteOne(ctx, bson.D{{Key: "_id", Value: b.ID}, {Key: "timeline", Value: b.Timeline}})
+	if err != nil {
+		return nil, 0, err
+	}
+	if res.DeletedCount == 0 {
+		return nil, 0, &NotFoundError{Kind: "branch", Name: name}
+	}
+	r.reflog(ctx, ReflogRecord{Project: project, Branch: name, Action: "delete", OldTL: b.Timeline, OldLSN: head.LSN})
+	return b, head.LSN, nil
+}
+
+// RenameBranch gives a branch a new name. The new name is taken first (a
+// unique insert), then the old one is removed, so that a crash in between
+// leaves two names for one timeline rather than none.
+func (r *Repo) RenameBranch(ctx context.Context, project, oldName, newName string) (*Branch, error) {
+	if err := ValidateBranch("branch", newName); err != nil {
+		return nil, err
+	}
+	b, err := r.Branch(ctx, project, oldName)
+	if err != nil {
+		return nil, err
+	}
+	head, err := r.Head(ctx, b.Timeline)
+	if err != nil {
+		return nil, err
+	}
+	nb := *b
+	nb.ID, nb.Name = branchID(project, newName), newName
+	if _, err := r.DB.Collection(collBranches).InsertOne(ctx, nb); err != nil {
+		if isDup(err) {
+			return nil, &ExistsError{Kind: "branch", Name: newName}
+		}
+		return nil, err
+	}
+	if _, err := r.DB.Collection(collBranches).DeleteOne(ctx, bson.D{{Key: "_id", Value: b.ID}}); err != nil {
+		return nil, err
+	}
+	r.reflog(ctx, ReflogRecord{Project: project, Branch: oldName, Action: "rename to " + newName, OldTL: b.Timeline, OldLSN: head.LSN})
+	r.reflog(ctx, ReflogRecord{Project: project, Branch: newName, Action: "rename from " + oldName, NewTL: b.Timeline, NewLSN: head.LSN})
+	return &nb, nil
+}
+
+// BranchNames maps timeline ids to the names of the branches of project
+// that point at them, for labelling history.
+func (r *Repo) BranchNames(ctx context.Context, project string) (map[string]string, error) {
+	bs, err := r.Branches(ctx, project)
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[string]string, len(bs))
+	for _, b := range bs {
+		if _, ok := m[b.Timeline]; !ok {
+			m[b.Timeline] = b.Name
+		}
+	}
+	return m, nil
+}
+
+func hostname() string {
+	h, _ := os.Hostname()
+	return h
+}

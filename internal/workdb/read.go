@@ -1,0 +1,66 @@
+package workdb
+
+import (
+	"context"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// Query is a find, evaluated by the server.
+type Query struct {
+	Filter     bson.Raw
+	Projection bson.Raw
+	Sort       bson.Raw
+	Skip       int64
+	Limit      int64
+}
+
+// Find runs q against coll at the branch's committed head and returns the
+// matching documents as the server returns them.
+func (w *Branch) Find(ctx context.Context, coll string, q Query) ([]bson.Raw, error) {
+	var out []bson.Raw
+	err := w.read(ctx, func(*Marker) error {
+		out = out[:0]
+		opts := options.Find()
+		if q.Projection != nil {
+			opts.SetProjection(q.Projection)
+		}
+		if q.Sort != nil {
+			opts.SetSort(q.Sort)
+		}
+		if q.Skip > 0 {
+			opts.SetSkip(q.Skip)
+		}
+		if q.Limit > 0 {
+			opts.SetLimit(q.Limit)
+		}
+		filter := q.Filter
+		if filter == nil {
+			filter = emptyDoc
+		}
+		cur, err := w.DB.Collection(coll).Find(ctx, filter, opts)
+		if err != nil {
+			return err
+		}
+		defer cur.Close(ctx)
+		for cur.Next(ctx) {
+			out = append(out, append(bson.Raw(nil), cur.Current...))
+		}
+		return cur.Err()
+	})
+	return out, err
+}
+
+var emptyDoc = bson.Raw{5, 0, 0, 0, 0}
+
+// HasCollection reports whether coll exists at the branch's head.
+func (w *Branch) HasCollection(ctx context.Context, coll string) (bool, error) {
+	var found bool
+	err := w.read(ctx, func(*Marker) error {
+		names, err := w.DB.ListCollectionNames(ctx, bson.D{{Key: "name", Value: coll}})
+		found = len(names) > 0
+		return err
+	})
+	return found, err
+}

@@ -1,0 +1,351 @@
+package workdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/argon-db/argon/internal/wal"
+)
+
+// MaxDocumentSize is MongoDB's limit on one document, enforced by argon on
+// every engine (the embedded engine would accept more).
+const MaxDocumentSize = 16 * 1024 * 1024
+
+// Limits says what the engine cannot store, so that argon refuses it with a
+// clear error instead of a dropped connection.
+type Limits struct {
+	// Embedded is set for the embedded engine: no Decimal128, no field
+	// names with '.' or a leading '$'.
+	Embedded bool
+}
+
+// DocumentError reports a document that cannot be written, and which one.
+type DocumentError struct {
+	Index int // 0-based position in the input, -1 when unknown
+	Msg   string
+}
+
+func (e *DocumentError) Error() string {
+	if e.Index < 0 {
+		return e.Msg
+	}
+	return fmt.Sprintf("document %d: %s", e.Index+1, e.Msg)
+}
+
+// DuplicateKeyError reports a write refused by a unique index.
+type DuplicateKeyError struct {
+	Coll string
+	Key  string // the offending _id or key, as relaxed Extended JSON
+	Msg  string
+}
+
+func (e *DuplicateKeyError) Error() string {
+	if e.Key != "" {
+		return fmt.Sprintf("duplicate key in collection %s: a document with _id %s already exists", e.Coll, e.Key)
+	}
+	return fmt.Sprintf("duplicate key in collection %s: %s", e.Coll, e.Msg)
+}
+
+// ValidateCollection checks a collection name against MongoDB's rules and
+// argon's reserved name.
+func ValidateCollection(name string) error {
+	switch {
+	case name == "":
+		return errors.New("invalid collection name: it is empty")
+	case name == MarkerCollection:
+		return fmt.Errorf("invalid collection name %q: reserved by argon", name)
+	case strings.ContainsAny(name, "$\x00"):
+		return fmt.Errorf("invalid collection name %q: it contains '$' or a null character", name)
+	case strings.HasPrefix(name, ".") || strings.HasPrefix(name, "system."):
+		return fmt.Errorf("invalid collection name %q: it starts with '.' or 'system.'", name)
+	case strings.HasPrefix(name, "_ferretdb_"):
+		return fmt.Errorf("invalid collection name %q: the prefix '_ferretdb_' is reserved", name)
+	case len(name) > 200:
+		return fmt.Errorf("invalid collection name %q: longer than 200 bytes", name)
+	}
+	return nil
+}
+
+// CheckDocument refuses a document that is too large or that the engine
+// cannot store.
+func CheckDocument(doc bson.Raw, lim Limits) error {
+	if len(doc) > MaxDocumentSize {
+		return fmt.Errorf("document is %d bytes, over MongoDB's limit of %d bytes (16 MiB)", len(doc), MaxDocumentSize)
+	}
+	if lim.Embedded {
+		return checkEmbedded(doc, "")
+	}
+	return nil
+}
+
+func checkEmbedded(doc bson.Raw, path string) error {
+	elems, err := doc.Elements()
+	if err != nil {
+		return err
+	}
+	for _, el := range elems {
+		key := el.Key()
+		full := key
+		if path != "" {
+			full = path + "." + key
+		}
+		if strings.Contains(key, ".") {
+			return fmt.Errorf("field name %q contains '.': the embedded engine cannot store it (use a MongoDB server with --uri)", full)
+		}
+		if strings.HasPrefix(key, "$") {
+			return fmt.Errorf("field name %q starts with '$': the embedded engine cannot store it (use a MongoDB server with --uri)", full)
+		}
+		if err := checkValue(el.Value(), full); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkValue(v bson.RawValue, path string) error {
+	switch v.Type {
+	case bson.TypeDecimal128:
+		return fmt.Errorf("field %q is a Decimal128: the embedded engine cannot store Decimal128 values (use a MongoDB server with --uri)", path)
+	case bson.TypeEmbeddedDocument:
+		return checkEmbedded(v.Document(), path)
+	case bson.TypeArray:
+		vals, err := v.Array().Values()
+		if err != nil {
+			return err
+		}
+		for i, av := range vals {
+			if err := checkValue(av, fmt.Sprintf("%s.%d", path, i)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// WithID returns doc with an _id, generating an ObjectId in front when the
+// document has none, as mongosh does.
+func WithID(doc bson.Raw) (bson.Raw, error) {
+	if _, err := doc.LookupErr("_id"); err == nil {
+		return doc, nil
+	}
+	elems, err := doc.Elements()
+	if err != nil {
+		return nil, err
+	}
+	d := bson.D{{Key: "_id", Value: bson.NewObjectID()}}
+	for _, el := range elems {
+		d = append(d, bson.E{Key: el.Key(), Value: el.Value()})
+	}
+	return bson.Marshal(d)
+}
+
+// FormatValue renders a BSON value as relaxed Extended JSON for messages.
+func FormatValue(v bson.RawValue) string {
+	b, err := bson.MarshalExtJSON(bson.D{{Key: "v", Value: v}}, false, false)
+	if err != nil {
+		return v.String()
+	}
+	s := string(b)
+	s = strings.TrimPrefix(s, `{"v":`)
+	return strings.TrimSuffix(s, "}")
+}
+
+// InsertResult reports an insert.
+type InsertResult struct {
+	IDs    []bson.RawValue
+	Commit *wal.Commit
+	Head   int64
+}
+
+// write runs one write on the branch: it takes the claim, brings the working
+// database to the head, marks it as being written, runs apply (which
+// changes the database and returns the entries to log and an undo), and
+// commits. Any failure before the commit undoes the change.
+func (w *Branch) write(ctx context.Context, info wal.CommitInfo,
+	apply func(ctx context.Context) (entries []wal.Entry, undo func(context.Context) error, err error),
+) (*wal.Commit, int64, error) {
+	claim, err := w.Repo.Claim(ctx, w.TL, w.Name)
+	if err != nil {
+		return nil, 0, err
+	}
+	m, err := w.sync(ctx, claim.Base)
+	if err != nil {
+		_ = claim.Abort(ctx)
+		return nil, 0, err
+	}
+	m.Writing = true
+	if err := w.saveMarker(ctx, m); err != nil {
+		_ = claim.Abort(ctx)
+		return nil, 0, err
+	}
+	fail := func(err error, undo func(context.Context) error) (*wal.Commit, int64, error) {
+		// Undo with a fresh context: the caller's may be what failed.
+		uctx := context.WithoutCancel(ctx)
+		if undo != nil {
+			if uerr := undo(uctx); uerr != nil {
+				// The marker stays "writing": the next reader rebuilds.
+				_ = claim.Abort(uctx)
+				return nil, 0, err
+			}
+		}
+		m.Writing = false
+		_ = w.saveMarker(uctx, m)
+		_ = claim.Abort(uctx)
+		return nil, 0, err
+	}
+	entries, undo, err := apply(ctx)
+	if err != nil {
+		return fail(err, undo)
+	}
+	for i := 0; i < len(entries); i += batchSize {
+		if err := claim.Append(ctx, entries[i:min(i+batchSize, len(entries))]); err != nil {
+			return fail(err, undo)
+		}
+	}
+	cm, err := claim.Commit(ctx, info)
+	if err != nil {
+		return fail(err, undo)
+	}
+	m.Applied, m.Writing = claim.Next()-1, false
+	if err := w.saveMarker(ctx, m); err != nil {
+		// Committed: the marker stays "writing" and the next use rebuilds.
+		return cm, claim.Next() - 1, nil
+	}
+	return cm, claim.Next() - 1, nil
+}
+
+// Insert inserts docs (each with an _id) into coll as one commit.
+func (w *Branch) Insert(ctx context.Context, coll string, docs []bson.Raw, info wal.CommitInfo) (*InsertResult, error) {
+	ids := make([]bson.RawValue, len(docs))
+	seen := make(map[string]int, len(docs))
+	for i, d := range docs {
+		id, err := d.LookupErr("_id")
+		if err != nil {
+			return nil, &DocumentError{Index: i, Msg: "document has no _id"}
+		}
+		if id.Type == bson.TypeArray {
+			return nil, &DocumentError{Index: i, Msg: "_id cannot be an array"}
+		}
+		k := string(wal.KeyOf(id))
+		if j, dup := seen[k]; dup {
+			return nil, &DocumentError{Index: i, Msg: fmt.Sprintf("duplicate _id %s (also document %d)", FormatValue(id), j+1)}
+		}
+		seen[k] = i
+		ids[i] = id
+	}
+	c := w.DB.Collection(coll)
+	var inserted []bson.RawValue
+	undo := func(ctx context.Context) error {
+		return deleteIDs(ctx, c, inserted)
+	}
+	cm, head, err := w.write(ctx, info, func(ctx context.Context) ([]wal.Entry, func(context.Context) error, error) {
+		for start := 0; start < len(docs); start += batchSize {
+			batch := docs[start:min(start+batchSize, len(docs))]
+			anys := make([]any, len(batch))
+			for i := range batch {
+				anys[i] = batch[i]
+			}
+			_, err := c.InsertMany(ctx, anys, options.InsertMany().SetOrdered(true))
+			if err != nil {
+				var bwe mongo.BulkWriteException
+				if errors.As(err, &bwe) && len(bwe.WriteErrors) > 0 {
+					we := bwe.WriteErrors[0]
+					inserted = append(inserted, ids[start:start+we.Index]...)
+					if we.HasErrorCode(11000) || mongo.IsDuplicateKeyError(err) {
+						return nil, undo, &DuplicateKeyError{Coll: coll, Key: FormatValue(ids[start+we.Index])}
+					}
+					return nil, undo, &DocumentError{Index: start + we.Index, Msg: we.Message}
+				}
+				// Unknown outcome: undo whatever of the batch got in.
+				inserted = append(inserted, ids[start:start+len(batch)]...)
+				return nil, undo, err
+			}
+			inserted = append(inserted, ids[start:start+len(batch)]...)
+		}
+		post, err := w.readBack(ctx, c, ids)
+		if err != nil {
+			return nil, undo, err
+		}
+		entries := make([]wal.Entry, 0, len(post))
+		for _, d := range post {
+			e, err := wal.PutEntry(coll, d)
+			if err != nil {
+				return nil, undo, err
+			}
+			entries = append(entries, e)
+		}
+		return entries, undo, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &InsertResult{IDs: ids, Commit: cm, Head: head}, nil
+}
+
+func deleteIDs(ctx context.Context, c *mongo.Collection, ids []bson.RawValue) error {
+	for start := 0; start < len(ids); start += batchSize {
+		batch := ids[start:min(start+batchSize, len(ids))]
+		if _, err := c.DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: batch}}}}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readBack returns the documents with the given ids as the server holds
+// them, in the order given. The log records these post-images, never the
+// input as typed.
+func (w *Branch) readBack(ctx context.Context, c *mongo.Collection, ids []bson.RawValue) ([]bson.Raw, error) {
+	want := make(map[string]int, len(ids))
+	for i, id := range ids {
+		want[string(wal.KeyOf(id))] = i
+	}
+	out := make([]bson.Raw, len(ids))
+	collect := func(cur *mongo.Cursor) error {
+		defer cur.Close(ctx)
+		for cur.Next(ctx) {
+			id, err := cur.Current.LookupErr("_id")
+			if err != nil {
+				continue
+			}
+			if i, ok := want[string(wal.KeyOf(id))]; ok {
+				out[i] = append(bson.Raw(nil), cur.Current...)
+			}
+		}
+		return cur.Err()
+	}
+	if w.ScanReads && len(ids) > 100 {
+		// The embedded engine scans the whole collection for any filter
+		// but an _id equality: one scan beats one per batch.
+		cur, err := c.Find(ctx, bson.D{})
+		if err != nil {
+			return nil, err
+		}
+		if err := collect(cur); err != nil {
+			return nil, err
+		}
+	} else {
+		for start := 0; start < len(ids); start += batchSize {
+			batch := ids[start:min(start+batchSize, len(ids))]
+			cur, err := c.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: batch}}}})
+			if err != nil {
+				return nil, err
+			}
+			if err := collect(cur); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for i, d := range out {
+		if d == nil {
+			return nil, fmt.Errorf("document with _id %s vanished from the working database during the write", FormatValue(ids[i]))
+		}
+	}
+	return out, nil
+}
