@@ -46,7 +46,7 @@ type branchInfo struct {
 	Head     int64  `json:"head"`
 	Base     int64  `json:"base"`
 	Parent   string `json:"parent"`
-	Timeline string `json:"timeline"`
+	Timeline string `json:"-"`
 }
 
 func describeBranch(ctx context.Context, r *wal.Repo, b *wal.Branch, names map[string]string, current string) (branchInfo, error) {

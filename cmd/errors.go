@@ -98,8 +98,9 @@ func describe(err error) string {
 		dke *workdb.DuplicateKeyError
 		ce  mongo.CommandError
 	)
+	var ue *store.UnreachableError
 	switch {
-	case errors.As(err, &se), errors.As(err, &de), errors.As(err, &dke):
+	case errors.As(err, &se), errors.As(err, &de), errors.As(err, &dke), errors.As(err, &ue):
 		return err.Error()
 	case errors.Is(err, context.DeadlineExceeded):
 		return "timed out: " + err.Error()

@@ -105,6 +105,14 @@ func runFind(ctx context.Context, o *findOptions) error {
 	if err != nil {
 		return err
 	}
+	for _, part := range []struct {
+		what string
+		doc  bson.Raw
+	}{{"filter", q.Filter}, {"projection", q.Projection}, {"sort", q.Sort}} {
+		if err := workdb.CheckQuery(part.what, part.doc, f.limits()); err != nil {
+			return err
+		}
+	}
 	docs, err := w.Find(ctx, o.coll, q)
 	if err != nil {
 		return err

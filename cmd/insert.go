@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -21,7 +22,7 @@ type insertOptions struct {
 	doc     string
 	hasDoc  bool
 	file    string
-	message string
+	message []string
 	branch  string
 }
 
@@ -53,7 +54,7 @@ and the commit's LSNs on stderr.`,
 		},
 	}
 	cmd.Flags().StringVarP(&o.file, "file", "f", "", "read documents from this file ('-' for standard input)")
-	cmd.Flags().StringVarP(&o.message, "message", "m", "", "commit message")
+	cmd.Flags().StringArrayVarP(&o.message, "message", "m", nil, "commit message (several -m make paragraphs, as in git)")
 	cmd.Flags().StringVar(&o.branch, "branch", "", "branch to write to (default: the current branch)")
 	return cmd
 }
@@ -118,7 +119,7 @@ func runInsert(ctx context.Context, o *insertOptions) error {
 	if err != nil {
 		return err
 	}
-	msg := o.message
+	msg := strings.Join(o.message, "\n\n")
 	if msg == "" {
 		noun := "documents"
 		if len(docs) == 1 {

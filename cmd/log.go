@@ -54,7 +54,7 @@ type logEntry struct {
 	Message     string          `json:"message"`
 	Branch      string          `json:"branch"`
 	Inherited   bool            `json:"inherited"`
-	Timeline    string          `json:"timeline"`
+	Timeline    string          `json:"-"`
 	Collections []wal.CollStats `json:"collections"`
 }
 
@@ -121,6 +121,10 @@ func runLog(ctx context.Context, o *logOptions) error {
 		fmt.Fprintf(out, "Date:   %s\n", f.formatTime(e.Time))
 		fmt.Fprintln(out)
 		for _, l := range strings.Split(e.Message, "\n") {
+			if l == "" {
+				fmt.Fprintln(out)
+				continue
+			}
 			fmt.Fprintf(out, "    %s\n", l)
 		}
 		if len(e.Collections) > 0 {

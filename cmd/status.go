@@ -6,8 +6,6 @@ import (
 	"strconv"
 
 	"github.com/spf13/cobra"
-
-	"github.com/argon-db/argon/internal/wal"
 )
 
 func newStatusCmd(f *Factory) *cobra.Command {
@@ -67,7 +65,7 @@ func runStatus(ctx context.Context, f *Factory, branchFlag string) error {
 		return err
 	}
 	info := statusInfo{Project: project, Branch: branch, Head: bi.Head, Base: bi.Base, Parent: bi.Parent,
-		Engine: s.Describe(), Database: wal.WorkingDatabaseName(project, branch)}
+		Engine: s.Describe(), Database: r.WorkingDatabaseName(project, branch)}
 	if f.JSON {
 		return f.IO.PrintJSON(info)
 	}

@@ -162,13 +162,13 @@ func EachDocument(r io.Reader, fn func(bson.Raw) error) error {
 
 func streamErr(what string, lc *lineCounter, dec *json.Decoder, err error) error {
 	var se *json.SyntaxError
-	msg := err.Error()
+	msg, off := err.Error(), dec.InputOffset()
 	if errors.As(err, &se) {
-		msg = se.Error()
+		msg, off = se.Error(), se.Offset
 	} else if errors.Is(err, io.ErrUnexpectedEOF) {
 		msg = "unexpected end of input"
 	}
-	l, c := lc.pos(dec.InputOffset())
+	l, c := lc.pos(off)
 	return &SyntaxError{What: what, Line: l, Column: c, Msg: msg}
 }
 

@@ -62,12 +62,19 @@ func (e *LockedError) Error() string {
 
 // UnreachableError reports that no server answered in time.
 type UnreachableError struct {
-	URI string
-	Err error
+	URI     string
+	Timeout time.Duration
+	Err     error
 }
 
 func (e *UnreachableError) Error() string {
-	return fmt.Sprintf("cannot reach MongoDB at %s: %s", Redact(e.URI), RedactIn(e.Err.Error(), e.URI))
+	msg := e.Err.Error()
+	// The driver's server selection error lists the topology; the last
+	// dial error in it is what a user can act on.
+	if i := strings.LastIndex(msg, "Last error: "); i >= 0 {
+		msg = strings.TrimRight(msg[i+len("Last error: "):], " }],")
+	}
+	return fmt.Sprintf("cannot reach MongoDB at %s within %s: %s", Redact(e.URI), e.Timeout, RedactIn(msg, e.URI))
 }
 
 func (e *UnreachableError) Unwrap() error { return e.Err }
@@ -123,7 +130,7 @@ func openURI(ctx context.Context, uri string, sel time.Duration, ping bool) (*St
 		defer cancel()
 		if err := client.Ping(pctx, readpref.Primary()); err != nil {
 			_ = client.Disconnect(context.Background())
-			return nil, &UnreachableError{URI: uri, Err: err}
+			return nil, &UnreachableError{URI: uri, Timeout: sel, Err: err}
 		}
 	}
 	return &Store{Client: client, URI: uri}, nil

@@ -92,6 +92,4 @@ func (r *Repo) Log(ctx context.Context, tl string, at int64, limit int) ([]LogIt
 	return out, nil
 }
 
-
-
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

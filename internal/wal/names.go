@@ -64,9 +64,13 @@ var dbUnsafe = regexp.MustCompile(`[^a-z0-9_-]`)
 // embedded engine (letters, digits, '_' and '-', at most 63 bytes). Names
 // that had to be changed get a hash suffix, so that two branches never share
 // a database, even when they differ only in case.
-func WorkingDatabaseName(project, branch string) string {
+//
+// prefix keeps the working databases of different metadata databases on one
+// server apart: "ar_" for the default one, "ar" and a hash of its name
+// otherwise (see Repo.WorkingDatabaseName).
+func WorkingDatabaseName(prefix, project, branch string) string {
 	clean := dbUnsafe.ReplaceAllString(strings.ToLower(branch), "_")
-	name := "ar_" + strings.ToLower(project) + "__" + clean
+	name := prefix + strings.ToLower(project) + "__" + clean
 	if clean != branch || strings.ToLower(project) != project || len(name) > 63 {
 		sum := sha1.Sum([]byte(project + "\x00" + branch))
 		suffix := "_" + hex.EncodeToString(sum[:4])
@@ -76,4 +80,14 @@ func WorkingDatabaseName(project, branch string) string {
 		name += suffix
 	}
 	return name
+}
+
+// WorkingDatabaseName names the working database of a branch of project.
+func (r *Repo) WorkingDatabaseName(project, branch string) string {
+	prefix := "ar_"
+	if name := r.DB.Name(); name != DefaultDatabase {
+		sum := sha1.Sum([]byte(name))
+		prefix = "ar" + hex.EncodeToString(sum[:2]) + "_"
+	}
+	return WorkingDatabaseName(prefix, project, branch)
 }

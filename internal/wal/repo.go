@@ -71,7 +71,7 @@ func (r *Repo) EnsureSchema(ctx context.Context) error {
 		{collHeads, bson.D{{Key: "tl", Value: 1}, {Key: "n", Value: 1}}, true},
 		{collCommits, bson.D{{Key: "tl", Value: 1}, {Key: "lsn_to", Value: 1}}, true},
 		{collBranches, bson.D{{Key: "project", Value: 1}, {Key: "name", Value: 1}}, true},
-		{collReflog, bson.D{{Key: "project", Value: 1}, {Key: "branch", Value: 1}, {Key: "ts", Value: 1}}, false},
+		{collReflog, bson.D{{Key: "project", Value: 1}, {Key: "branch", Value: 1}, {Key: "seq", Value: 1}}, false},
 	}
 	for _, ix := range idx {
 		m := mongo.IndexModel{Keys: ix.keys}
@@ -122,6 +122,9 @@ type ReflogRecord struct {
 	NewTL   string    `bson:"new_tl,omitempty" json:"new_timeline,omitempty"`
 	NewLSN  int64     `bson:"new_lsn" json:"new_lsn"`
 	Message string    `bson:"message,omitempty" json:"message,omitempty"`
+	// Seq orders records made within one clock tick (the recorded time
+	// may be fixed by ARGON_COMMIT_DATE); it is the real clock in ns.
+	Seq int64 `bson:"seq" json:"-"`
 }
 
 func branchID(project, name string) string { return project + "/" + name }
@@ -188,6 +191,7 @@ func (r *Repo) newBranch(ctx context.Context, project, name, parent string, base
 
 func (r *Repo) reflog(ctx context.Context, rec ReflogRecord) {
 	rec.Time = r.Now()
+	rec.Seq = time.Now().UnixNano()
 	// The reflog is a record for humans; a failure to write it must not
 	// undo a branch move that already happened.
 	_, _ = r.DB.Collection(collReflog).InsertOne(ctx, rec)
@@ -199,7 +203,7 @@ func (r *Repo) Reflog(ctx context.Context, project, branch string) ([]ReflogReco
 	if branch != "" {
 		filter = append(filter, bson.E{Key: "branch", Value: branch})
 	}
-	cur, err := r.DB.Collection(collReflog).Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "ts", Value: -1}, {Key: "_id", Value: -1}}))
+	cur, err := r.DB.Collection(collReflog).Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "seq", Value: -1}}))
 	if err != nil {
 		return nil, err
 	}

@@ -62,7 +62,7 @@ type Branch struct {
 func Open(repo *wal.Repo, b *wal.Branch) *Branch {
 	return &Branch{
 		Repo: repo, Project: b.Project, Name: b.Name, TL: b.Timeline,
-		DB:     repo.Client.Database(wal.WorkingDatabaseName(b.Project, b.Name)),
+		DB:     repo.Client.Database(repo.WorkingDatabaseName(b.Project, b.Name)),
 		Notice: func(string) {},
 	}
 }

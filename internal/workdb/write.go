@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -72,6 +73,24 @@ func ValidateCollection(name string) error {
 	return nil
 }
 
+// CheckQuery refuses a filter, projection or sort holding what the engine
+// cannot handle (the embedded engine drops the connection on some types).
+func CheckQuery(what string, doc bson.Raw, lim Limits) error {
+	if doc == nil || !lim.Embedded {
+		return nil
+	}
+	elems, err := doc.Elements()
+	if err != nil {
+		return err
+	}
+	for _, el := range elems {
+		if err := checkValue(el.Value(), el.Key(), false); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+	}
+	return nil
+}
+
 // CheckDocument refuses a document that is too large or that the engine
 // cannot store.
 func CheckDocument(doc bson.Raw, lim Limits) error {
@@ -84,6 +103,7 @@ func CheckDocument(doc bson.Raw, lim Limits) error {
 	return nil
 }
 
+// checkEmbedded checks a stored document: field names and value types.
 func checkEmbedded(doc bson.Raw, path string) error {
 	elems, err := doc.Elements()
 	if err != nil {
@@ -101,26 +121,58 @@ func checkEmbedded(doc bson.Raw, path string) error {
 		if strings.HasPrefix(key, "$") {
 			return fmt.Errorf("field name %q starts with '$': the embedded engine cannot store it (use a MongoDB server with --uri)", full)
 		}
-		if err := checkValue(el.Value(), full); err != nil {
+		if err := checkValue(el.Value(), full, true); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func checkValue(v bson.RawValue, path string) error {
+// unsupportedTypes are the BSON types the embedded engine (FerretDB v1)
+// cannot store: measured, it refuses some and drops the connection on
+// the others.
+var unsupportedTypes = map[bson.Type]string{
+	bson.TypeDecimal128:    "a Decimal128",
+	bson.TypeMinKey:        "a MinKey",
+	bson.TypeMaxKey:        "a MaxKey",
+	bson.TypeJavaScript:    "JavaScript code",
+	bson.TypeCodeWithScope: "JavaScript code with scope",
+	bson.TypeSymbol:        "a symbol",
+	bson.TypeDBPointer:     "a DBPointer",
+	bson.TypeUndefined:     "undefined",
+}
+
+// checkValue checks a value's type, recursively; names says whether nested
+// field names are checked too (documents) or may be operators (queries).
+func checkValue(v bson.RawValue, path string, names bool) error {
+	if what, bad := unsupportedTypes[v.Type]; bad {
+		return fmt.Errorf("field %q is %s: the embedded engine cannot store this type (use a MongoDB server with --uri)", path, what)
+	}
 	switch v.Type {
-	case bson.TypeDecimal128:
-		return fmt.Errorf("field %q is a Decimal128: the embedded engine cannot store Decimal128 values (use a MongoDB server with --uri)", path)
+	case bson.TypeDouble:
+		if f := v.Double(); math.IsNaN(f) || math.IsInf(f, 0) {
+			return fmt.Errorf("field %q is %v: the embedded engine cannot store NaN or infinite doubles (use a MongoDB server with --uri)", path, f)
+		}
 	case bson.TypeEmbeddedDocument:
-		return checkEmbedded(v.Document(), path)
+		if names {
+			return checkEmbedded(v.Document(), path)
+		}
+		elems, err := v.Document().Elements()
+		if err != nil {
+			return err
+		}
+		for _, el := range elems {
+			if err := checkValue(el.Value(), path+"."+el.Key(), false); err != nil {
+				return err
+			}
+		}
 	case bson.TypeArray:
 		vals, err := v.Array().Values()
 		if err != nil {
 			return err
 		}
 		for i, av := range vals {
-			if err := checkValue(av, fmt.Sprintf("%s.%d", path, i)); err != nil {
+			if err := checkValue(av, fmt.Sprintf("%s.%d", path, i), names); err != nil {
 				return err
 			}
 		}

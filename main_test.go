@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gofrs/flock"
+	"github.com/rogpeppe/go-internal/testscript"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/argon-db/argon/cmd"
+)
+
+var update = flag.Bool("update", os.Getenv("ARGON_UPDATE") != "", "rewrite the golden output in testdata/script")
+
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"argon": func() { os.Exit(cmd.Main()) },
+	})
+}
+
+// TestScripts runs the golden command-line tests in testdata/script against
+// the embedded engine, or against the MongoDB at ARGON_TEST_URI when set.
+func TestScripts(t *testing.T) {
+	t.Parallel()
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata/script",
+		RequireExplicitExec: true,
+		RequireUniqueNames:  true,
+		UpdateScripts:       *update,
+		Setup:               setupScript,
+		Condition: func(cond string) (bool, error) {
+			switch cond {
+			case "remote":
+				return os.Getenv("ARGON_TEST_URI") != "", nil
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"exits":     cmdExits,
+			"gendoc":    cmdGendoc,
+			"holdlock":  cmdHoldLock,
+			"waitserve": cmdWaitServe,
+		},
+	})
+}
+
+func setupScript(env *testscript.Env) error {
+	home := filepath.Join(env.WorkDir, ".home")
+	env.Setenv("HOME", home)
+	env.Setenv("XDG_CONFIG_HOME", filepath.Join(home, ".config"))
+	env.Setenv("ARGON_AUTHOR", "tester")
+	env.Setenv("ARGON_COMMIT_DATE", "2026-01-02T03:04:05Z")
+	env.Setenv("NO_COLOR", "1")
+	if uri := os.Getenv("ARGON_TEST_URI"); uri != "" {
+		// Each script gets its own metadata database (and so its own
+		// working databases) on the shared server, dropped at the end.
+		var b [4]byte
+		_, _ = rand.Read(b[:])
+		db := "argon_test_" + hex.EncodeToString(b[:])
+		env.Setenv("ARGON_URI", uri)
+		env.Setenv("ARGON_DB", db)
+		env.Defer(func() { dropTestDatabases(uri, db) })
+	}
+	return nil
+}
+
+func dropTestDatabases(uri, db string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := mongo.Connect(options.Client().ApplyURI(uri))
+	if err != nil {
+		return
+	}
+	defer c.Disconnect(ctx)
+	_ = c.Database(db).Drop(ctx)
+}
+
+// cmdExits runs a program like exec and checks its exit code, so that
+// scripts pin argon's documented codes, not only success or failure:
+//
+//	exits CODE PROGRAM [ARGS...]
+func cmdExits(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: exits CODE PROGRAM [ARGS...]")
+	}
+	want, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	err = ts.Exec(args[1], args[2:]...)
+	got := 0
+	if err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			ts.Fatalf("%s: %v", args[1], err)
+		}
+		got = ee.ExitCode()
+	}
+	if got != want {
+		ts.Fatalf("%s exited with %d, want %d", args[1], got, want)
+	}
+}
+
+// cmdGendoc writes a document of about SIZE bytes to FILE:
+//
+//	gendoc FILE SIZE
+func cmdGendoc(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: gendoc FILE SIZE")
+	}
+	size, err := strconv.Atoi(args[1])
+	ts.Check(err)
+	doc := `{"_id": "big", "s": "` + strings.Repeat("x", size) + `"}`
+	ts.Check(os.WriteFile(ts.MkAbs(args[0]), []byte(doc), 0o644))
+}
+
+// cmdHoldLock takes the workspace lock as another argon process would and
+// records PID as its holder, until the script ends:
+//
+//	holdlock PID
+func cmdHoldLock(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: holdlock PID")
+	}
+	path := ts.MkAbs(".argon/lock")
+	fl := flock.New(path)
+	ok, err := fl.TryLock()
+	ts.Check(err)
+	if !ok {
+		ts.Fatalf("workspace lock is already held")
+	}
+	ts.Check(os.WriteFile(path, []byte(args[0]+"\n"), 0o600))
+	ts.Defer(func() { _ = fl.Unlock() })
+}
+
+// cmdWaitServe waits until `argon serve` of the workspace is ready, and
+// sets $SERVE_URI to its connection string:
+//
+//	waitserve
+func cmdWaitServe(ts *testscript.TestScript, neg bool, args []string) {
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		b, err := os.ReadFile(ts.MkAbs(".argon/serve.json"))
+		if err == nil && len(b) > 0 {
+			var uri string
+			if i := strings.Index(string(b), `"uri":"`); i >= 0 {
+				uri = string(b)[i+7:]
+				uri = uri[:strings.IndexByte(uri, '"')]
+			}
+			ts.Setenv("SERVE_URI", uri)
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	ts.Fatalf("argon serve did not start")
+}
