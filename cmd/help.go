@@ -1,19 +1,27 @@
 package cmd
 
-import "github.com/spf13/cobra"
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+)
 
 // helpTopics are pages shown by `argon help TOPIC`.
 func helpTopics() []*cobra.Command {
 	topic := func(name, short, long string) *cobra.Command {
-		return &cobra.Command{
+		c := &cobra.Command{
 			Use:   name,
 			Short: short,
 			Long:  long,
 			Run: func(cmd *cobra.Command, args []string) {
-				cmd.Println(cmd.Long)
+				fmt.Fprintln(cmd.OutOrStdout(), cmd.Long)
 			},
 			Annotations: map[string]string{"help-topic": "true"},
 		}
+		c.SetHelpFunc(func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintln(cmd.OutOrStdout(), cmd.Long)
+		})
+		return c
 	}
 	return []*cobra.Command{
 		topic("environment", "Environment variables and configuration files", `Configuration comes from, in order of precedence: command-line flags,
