@@ -27,7 +27,8 @@ var update = flag.Bool("update", os.Getenv("ARGON_UPDATE") != "", "rewrite the g
 
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"argon": func() { os.Exit(cmd.Main()) },
+		"argon":       func() { os.Exit(cmd.Main()) },
+		"argonworker": concurrencyWorker,
 	})
 }
 

@@ -82,19 +82,26 @@ func (r *Repo) live(h *headRecord) bool {
 	return true
 }
 
-// Claim is a writer's hold on a timeline. Entries appended under it become
-// visible only when Commit succeeds.
+// Claim is a writer's hold on a timeline: a lease. Entries appended under
+// it become visible only when Commit succeeds.
+//
+// The lease is what makes the protocol safe without transactions: a writer
+// acts (sweeps, appends, commits) only while its claim has at least a third
+// of its time to live left, and only with a context that ends there; other
+// writers take a claim over only once it has expired. So a writer that
+// stalled (a GC pause, a slow network) finds its lease gone and stops,
+// instead of deleting or writing over a newer writer's work.
 type Claim struct {
 	r      *Repo
 	TL     string
 	Branch string
 	// Base is the committed head when the claim was taken.
-	Base  int64
-	n     int64
-	token string
-	next  int64
-	start time.Time
-	stats map[string]*CollStats
+	Base    int64
+	n       int64
+	token   string
+	next    int64
+	expires time.Time
+	stats   map[string]*CollStats
 }
 
 // Claim takes timeline tl for writing, waiting (bounded by BusyTimeout)
@@ -103,33 +110,49 @@ type Claim struct {
 func (r *Repo) Claim(ctx context.Context, tl, branch string) (*Claim, error) {
 	deadline := time.Now().Add(r.BusyTimeout)
 	backoff := 2 * time.Millisecond
+	wait := func(pid int) error {
+		if time.Now().After(deadline) {
+			return &BusyError{Branch: branch, PID: pid}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff/2 + rand.N(backoff)):
+		}
+		backoff = min(backoff*2, 100*time.Millisecond)
+		return nil
+	}
 	for {
 		h, err := r.latestHead(ctx, tl)
 		if err != nil {
 			return nil, err
 		}
 		if h.State == stateClaim && r.live(h) {
-			if time.Now().After(deadline) {
-				return nil, &BusyError{Branch: branch, PID: h.PID}
+			if err := wait(h.PID); err != nil {
+				return nil, err
 			}
-			sleep := backoff/2 + rand.N(backoff)
-			select {
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			case <-time.After(sleep):
-			}
-			backoff = min(backoff*2, 100*time.Millisecond)
 			continue
 		}
 		c := &Claim{r: r, TL: tl, Branch: branch, Base: h.LSN, n: h.N + 1,
-			token: bson.NewObjectID().Hex(), next: h.LSN + 1, start: time.Now()}
+			token: bson.NewObjectID().Hex(), next: h.LSN + 1, expires: time.Now().Add(r.ClaimTTL)}
 		rec := headRecord{ID: headID(tl, c.n), TL: tl, N: c.n, State: stateClaim, LSN: h.LSN,
-			Token: c.token, Expires: time.Now().Add(r.ClaimTTL), Host: hostname(), PID: os.Getpid()}
+			Token: c.token, Expires: c.expires, Host: hostname(), PID: os.Getpid()}
 		if _, err := r.DB.Collection(collHeads).InsertOne(ctx, rec); err != nil {
 			if isDup(err) {
 				continue // another writer got there first
 			}
 			return nil, err
+		}
+		// Old head records are trimmed, so a writer that read a record long
+		// ago can insert a number that was used and trimmed since. Its claim
+		// is valid only if it is now the newest record.
+		latest, err := r.latestHead(ctx, tl)
+		if err != nil {
+			return nil, err
+		}
+		if latest.N != c.n || latest.Token != c.token {
+			_, _ = r.DB.Collection(collHeads).DeleteOne(ctx, bson.D{{Key: "_id", Value: rec.ID}, {Key: "token", Value: c.token}})
+			continue
 		}
 		if err := c.sweep(ctx); err != nil {
 			return nil, err
@@ -138,16 +161,74 @@ func (r *Repo) Claim(ctx context.Context, tl, branch string) (*Claim, error) {
 	}
 }
 
+// Lease returns a context that ends when the claim stops being safe to act
+// on, or ErrClaimLost if that moment has passed. Whatever a writer changes
+// under its claim (the working database too) it changes with this context.
+func (c *Claim) Lease(ctx context.Context) (context.Context, context.CancelFunc, error) {
+	if err := c.renew(ctx); err != nil {
+		return nil, nil, err
+	}
+	return c.lease(ctx)
+}
+
+func (c *Claim) lease(ctx context.Context) (context.Context, context.CancelFunc, error) {
+	safeUntil := c.expires.Add(-c.r.ClaimTTL / 3)
+	if !time.Now().Before(safeUntil) {
+		return nil, nil, ErrClaimLost
+	}
+	lctx, cancel := context.WithDeadline(ctx, safeUntil)
+	return lctx, cancel, nil
+}
+
+// renew extends the lease when less than half of it is left, by inserting
+// the next head record: a unique insert, so it fails if anyone else took
+// the timeline.
+func (c *Claim) renew(ctx context.Context) error {
+	if time.Until(c.expires) > c.r.ClaimTTL/2 {
+		return nil
+	}
+	lctx, cancel, err := c.lease(ctx)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	expires := time.Now().Add(c.r.ClaimTTL)
+	rec := headRecord{ID: headID(c.TL, c.n+1), TL: c.TL, N: c.n + 1, State: stateClaim, LSN: c.Base,
+		Token: c.token, Expires: expires, Host: hostname(), PID: os.Getpid()}
+	if _, err := c.r.DB.Collection(collHeads).InsertOne(lctx, rec); err != nil {
+		if isDup(err) {
+			return ErrClaimLost
+		}
+		return leaseErr(err)
+	}
+	c.n, c.expires = c.n+1, expires
+	return nil
+}
+
+// leaseErr reports an operation cut off by the end of its lease as a lost
+// claim.
+func leaseErr(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return ErrClaimLost
+	}
+	return err
+}
+
 // sweep deletes entries and commit records above the committed head: they
 // belong to writers that died or lost their claim, and can never commit.
 func (c *Claim) sweep(ctx context.Context) error {
-	above := bson.D{{Key: "tl", Value: c.TL}, {Key: "lsn", Value: bson.D{{Key: "$gt", Value: c.Base}}}}
-	if _, err := c.r.DB.Collection(collEntries).DeleteMany(ctx, above); err != nil {
+	lctx, cancel, err := c.lease(ctx)
+	if err != nil {
 		return err
 	}
-	_, err := c.r.DB.Collection(collCommits).DeleteMany(ctx,
+	defer cancel()
+	above := bson.D{{Key: "tl", Value: c.TL}, {Key: "lsn", Value: bson.D{{Key: "$gt", Value: c.Base}}}}
+	if _, err := c.r.DB.Collection(collEntries).DeleteMany(lctx, above); err != nil {
+		return leaseErr(err)
+	}
+	_, err = c.r.DB.Collection(collCommits).DeleteMany(lctx,
 		bson.D{{Key: "tl", Value: c.TL}, {Key: "lsn_to", Value: bson.D{{Key: "$gt", Value: c.Base}}}})
-	return err
+	return leaseErr(err)
 }
 
 // Next is the LSN the next appended entry gets.
@@ -159,6 +240,14 @@ func (c *Claim) Append(ctx context.Context, entries []Entry) error {
 	if len(entries) == 0 {
 		return nil
 	}
+	if err := c.renew(ctx); err != nil {
+		return err
+	}
+	lctx, cancel, err := c.lease(ctx)
+	if err != nil {
+		return err
+	}
+	defer cancel()
 	docs := make([]any, len(entries))
 	now := c.r.Now()
 	for i := range entries {
@@ -184,20 +273,20 @@ func (c *Claim) Append(ctx context.Context, entries []Entry) error {
 		}
 	}
 	for attempt := 0; ; attempt++ {
-		_, err := c.r.DB.Collection(collEntries).InsertMany(ctx, docs)
+		_, err := c.r.DB.Collection(collEntries).InsertMany(lctx, docs)
 		if err == nil {
 			break
 		}
 		if !isDup(err) || attempt >= 5 {
-			return err
+			return leaseErr(err)
 		}
-		// A stale writer raced an entry in above the head. This claim is
-		// the valid one: clear everything of ours and theirs above what
-		// we had appended before this batch, and write the batch again.
-		if _, err := c.r.DB.Collection(collEntries).DeleteMany(ctx, bson.D{
+		// An entry sits where ours go: left by a writer that died after the
+		// sweep could see it. This lease is the valid one: clear everything
+		// above what we had appended before this batch, and write it again.
+		if _, err := c.r.DB.Collection(collEntries).DeleteMany(lctx, bson.D{
 			{Key: "tl", Value: c.TL}, {Key: "lsn", Value: bson.D{{Key: "$gte", Value: c.next}}},
 		}); err != nil {
-			return err
+			return leaseErr(err)
 		}
 	}
 	c.next += int64(len(entries))
@@ -224,13 +313,18 @@ type CommitInfo struct {
 // claim. With nothing appended it only releases the claim. ErrClaimLost
 // means the claim expired and was taken over: nothing was committed.
 func (c *Claim) Commit(ctx context.Context, info CommitInfo) (*Commit, error) {
+	lctx, cancel, err := c.lease(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
 	var cm *Commit
 	if c.next > c.Base+1 {
 		cm = &Commit{ID: entryID(c.TL, c.next-1), TL: c.TL, From: c.Base + 1, To: c.next - 1,
 			Time: c.r.Now(), Message: info.Message, Author: info.Author, MergeOf: info.MergeOf,
 			Token: c.token, Stats: sortedStats(c.stats)}
-		if err := c.insertCommit(ctx, cm); err != nil {
-			return nil, err
+		if err := c.insertCommit(lctx, cm); err != nil {
+			return nil, leaseErr(err)
 		}
 	}
 	if hook := os.Getenv("ARGON_TEST_CRASH_BEFORE_COMMIT"); hook != "" && cm != nil {
@@ -239,11 +333,19 @@ func (c *Claim) Commit(ctx context.Context, info CommitInfo) (*Commit, error) {
 		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 	}
 	rec := headRecord{ID: headID(c.TL, c.n+1), TL: c.TL, N: c.n + 1, State: stateCommit, LSN: c.next - 1, Token: c.token}
-	if _, err := c.r.DB.Collection(collHeads).InsertOne(ctx, rec); err != nil {
+	if _, err := c.r.DB.Collection(collHeads).InsertOne(lctx, rec); err != nil {
 		if isDup(err) {
 			return nil, ErrClaimLost
 		}
-		return nil, err
+		// The outcome is unknown (a timeout, a dropped connection): the
+		// record may be in. Look, so that a commit is never reported as
+		// failed when it happened.
+		var got headRecord
+		cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer ccancel()
+		if ferr := c.r.DB.Collection(collHeads).FindOne(cctx, bson.D{{Key: "_id", Value: rec.ID}}).Decode(&got); ferr != nil || got.Token != c.token {
+			return nil, leaseErr(err)
+		}
 	}
 	// Trim: only the newest two head records matter.
 	_, _ = c.r.DB.Collection(collHeads).DeleteMany(ctx, bson.D{
@@ -261,7 +363,7 @@ func (c *Claim) insertCommit(ctx context.Context, cm *Commit) error {
 		if !isDup(err) || attempt >= 3 {
 			return err
 		}
-		// A stale writer's commit record sits where ours goes.
+		// A dead writer's commit record sits where ours goes.
 		if _, err := c.r.DB.Collection(collCommits).DeleteOne(ctx, bson.D{
 			{Key: "_id", Value: cm.ID}, {Key: "token", Value: bson.D{{Key: "$ne", Value: c.token}}},
 		}); err != nil {

@@ -233,7 +233,13 @@ func (w *Branch) read(ctx context.Context, fn func(*Marker) error) error {
 		if err != nil {
 			return err
 		}
-		if _, err := w.sync(ctx, claim.Base); err != nil {
+		lctx, cancel, err := claim.Lease(ctx)
+		if err != nil {
+			return err
+		}
+		_, err = w.sync(lctx, claim.Base)
+		cancel()
+		if err != nil {
 			_ = claim.Abort(ctx)
 			return err
 		}

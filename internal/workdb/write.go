@@ -218,7 +218,14 @@ type InsertResult struct {
 // write runs one write on the branch: it takes the claim, brings the working
 // database to the head, marks it as being written, runs apply (which
 // changes the database and returns the entries to log and an undo), and
-// commits. Any failure before the commit undoes the change.
+// commits.
+//
+// Every change to the working database happens under the claim's lease,
+// the marker included: the marker is set to the new LSN before the commit,
+// since after it another writer may already hold the branch. A marker ahead
+// of the committed head (a commit that failed or never came) makes the
+// next holder rebuild the database from the log; readers use the database
+// only when the marker equals the committed head.
 func (w *Branch) write(ctx context.Context, info wal.CommitInfo,
 	apply func(ctx context.Context) (entries []wal.Entry, undo func(context.Context) error, err error),
 ) (*wal.Commit, int64, error) {
@@ -226,32 +233,46 @@ func (w *Branch) write(ctx context.Context, info wal.CommitInfo,
 	if err != nil {
 		return nil, 0, err
 	}
-	m, err := w.sync(ctx, claim.Base)
+	lctx, cancel, err := claim.Lease(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer cancel()
+	m, err := w.sync(lctx, claim.Base)
 	if err != nil {
 		_ = claim.Abort(ctx)
 		return nil, 0, err
 	}
 	m.Writing = true
-	if err := w.saveMarker(ctx, m); err != nil {
+	if err := w.saveMarker(lctx, m); err != nil {
 		_ = claim.Abort(ctx)
 		return nil, 0, err
 	}
 	fail := func(err error, undo func(context.Context) error) (*wal.Commit, int64, error) {
-		// Undo with a fresh context: the caller's may be what failed.
-		uctx := context.WithoutCancel(ctx)
+		if errors.Is(err, wal.ErrClaimLost) || errors.Is(err, context.DeadlineExceeded) {
+			// Another writer may hold the branch now: touch nothing. The
+			// marker says "writing" (or is ahead of the head), so the next
+			// holder rebuilds the database from the log.
+			return nil, 0, err
+		}
+		uctx, ucancel, lerr := claim.Lease(context.WithoutCancel(ctx))
+		if lerr != nil {
+			return nil, 0, err
+		}
+		defer ucancel()
 		if undo != nil {
 			if uerr := undo(uctx); uerr != nil {
-				// The marker stays "writing": the next reader rebuilds.
+				// The marker stays "writing": the next holder rebuilds.
 				_ = claim.Abort(uctx)
 				return nil, 0, err
 			}
 		}
-		m.Writing = false
+		m.Applied, m.Writing = claim.Base, false
 		_ = w.saveMarker(uctx, m)
 		_ = claim.Abort(uctx)
 		return nil, 0, err
 	}
-	entries, undo, err := apply(ctx)
+	entries, undo, err := apply(lctx)
 	if err != nil {
 		return fail(err, undo)
 	}
@@ -260,14 +281,13 @@ func (w *Branch) write(ctx context.Context, info wal.CommitInfo,
 			return fail(err, undo)
 		}
 	}
+	m.Applied, m.Writing = claim.Next()-1, false
+	if err := w.saveMarker(lctx, m); err != nil {
+		return fail(err, undo)
+	}
 	cm, err := claim.Commit(ctx, info)
 	if err != nil {
 		return fail(err, undo)
-	}
-	m.Applied, m.Writing = claim.Next()-1, false
-	if err := w.saveMarker(ctx, m); err != nil {
-		// Committed: the marker stays "writing" and the next use rebuilds.
-		return cm, claim.Next() - 1, nil
 	}
 	return cm, claim.Next() - 1, nil
 }
@@ -312,7 +332,7 @@ func (w *Branch) Insert(ctx context.Context, coll string, docs []bson.Raw, info 
 					if we.HasErrorCode(11000) || mongo.IsDuplicateKeyError(err) {
 						return nil, undo, &DuplicateKeyError{Coll: coll, Key: FormatValue(ids[start+we.Index])}
 					}
-					return nil, undo, &DocumentError{Index: start + we.Index, Msg: we.Message}
+					return nil, undo, &DocumentError{Index: start + we.Index}
 				}
 				// Unknown outcome: undo whatever of the batch got in.
 				inserted = append(inserted, ids[start:start+len(batch)]...)
