@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 
@@ -96,12 +97,16 @@ type Claim struct {
 	TL     string
 	Branch string
 	// Base is the committed head when the claim was taken.
-	Base    int64
+	Base  int64
+	token string
+	next  int64
+	stats map[string]*CollStats
+
+	// mu guards the lease (n, expires), which a Hold renews in the
+	// background while a long operation runs.
+	mu      sync.Mutex
 	n       int64
-	token   string
-	next    int64
 	expires time.Time
-	stats   map[string]*CollStats
 }
 
 // Claim takes timeline tl for writing, waiting (bounded by BusyTimeout)
@@ -161,6 +166,56 @@ func (r *Repo) Claim(ctx context.Context, tl, branch string) (*Claim, error) {
 	}
 }
 
+// Hold returns a context for work under the claim that may take longer
+// than one lease: the claim is renewed in the background, and the context
+// is cancelled (with cause ErrClaimLost) if a renewal fails or the lease
+// runs out without one. stop ends the renewals; call it before Commit.
+func (c *Claim) Hold(ctx context.Context) (context.Context, func(), error) {
+	if err := c.renew(ctx); err != nil {
+		return nil, nil, err
+	}
+	hctx, cancel := context.WithCancelCause(ctx)
+	done := make(chan struct{})
+	go func() {
+		for {
+			c.mu.Lock()
+			renewAt := c.expires.Add(-c.r.ClaimTTL / 2)
+			c.mu.Unlock()
+			safe := c.safeUntil()
+			select {
+			case <-done:
+				return
+			case <-hctx.Done():
+				return
+			case <-time.After(time.Until(safe)):
+				cancel(ErrClaimLost)
+				return
+			case <-time.After(time.Until(renewAt)):
+				if err := c.renew(context.WithoutCancel(ctx)); err != nil {
+					cancel(ErrClaimLost)
+					return
+				}
+			}
+		}
+	}()
+	var once sync.Once
+	return hctx, func() {
+		once.Do(func() {
+			close(done)
+			cancel(context.Canceled)
+		})
+	}, nil
+}
+
+// LostErr turns an error from work under Hold into ErrClaimLost when the
+// hold ended because the claim was lost.
+func LostErr(hctx context.Context, err error) error {
+	if err != nil && errors.Is(context.Cause(hctx), ErrClaimLost) {
+		return ErrClaimLost
+	}
+	return err
+}
+
 // Lease returns a context that ends when the claim stops being safe to act
 // on, or ErrClaimLost if that moment has passed. Whatever a writer changes
 // under its claim (the working database too) it changes with this context.
@@ -172,7 +227,7 @@ func (c *Claim) Lease(ctx context.Context) (context.Context, context.CancelFunc,
 }
 
 func (c *Claim) lease(ctx context.Context) (context.Context, context.CancelFunc, error) {
-	safeUntil := c.expires.Add(-c.r.ClaimTTL / 3)
+	safeUntil := c.safeUntil()
 	if !time.Now().Before(safeUntil) {
 		return nil, nil, ErrClaimLost
 	}
@@ -180,17 +235,29 @@ func (c *Claim) lease(ctx context.Context) (context.Context, context.CancelFunc,
 	return lctx, cancel, nil
 }
 
+// safeUntil is when the claim stops being safe to act on: a third of its
+// time to live before it expires, so that clock drift and one slow request
+// cannot carry a write past the moment another writer may take over.
+func (c *Claim) safeUntil() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.expires.Add(-c.r.ClaimTTL / 3)
+}
+
 // renew extends the lease when less than half of it is left, by inserting
 // the next head record: a unique insert, so it fails if anyone else took
 // the timeline.
 func (c *Claim) renew(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if time.Until(c.expires) > c.r.ClaimTTL/2 {
 		return nil
 	}
-	lctx, cancel, err := c.lease(ctx)
-	if err != nil {
-		return err
+	safeUntil := c.expires.Add(-c.r.ClaimTTL / 3)
+	if !time.Now().Before(safeUntil) {
+		return ErrClaimLost
 	}
+	lctx, cancel := context.WithDeadline(ctx, safeUntil)
 	defer cancel()
 	expires := time.Now().Add(c.r.ClaimTTL)
 	rec := headRecord{ID: headID(c.TL, c.n+1), TL: c.TL, N: c.n + 1, State: stateClaim, LSN: c.Base,
@@ -318,6 +385,8 @@ func (c *Claim) Commit(ctx context.Context, info CommitInfo) (*Commit, error) {
 		return nil, err
 	}
 	defer cancel()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	var cm *Commit
 	if c.next > c.Base+1 {
 		cm = &Commit{ID: entryID(c.TL, c.next-1), TL: c.TL, From: c.Base + 1, To: c.next - 1,

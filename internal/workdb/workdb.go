@@ -233,12 +233,13 @@ func (w *Branch) read(ctx context.Context, fn func(*Marker) error) error {
 		if err != nil {
 			return err
 		}
-		lctx, cancel, err := claim.Lease(ctx)
+		hctx, stop, err := claim.Hold(ctx)
 		if err != nil {
 			return err
 		}
-		_, err = w.sync(lctx, claim.Base)
-		cancel()
+		_, err = w.sync(hctx, claim.Base)
+		err = wal.LostErr(hctx, err)
+		stop()
 		if err != nil {
 			_ = claim.Abort(ctx)
 			return err

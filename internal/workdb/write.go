@@ -233,22 +233,26 @@ func (w *Branch) write(ctx context.Context, info wal.CommitInfo,
 	if err != nil {
 		return nil, 0, err
 	}
-	lctx, cancel, err := claim.Lease(ctx)
+	hctx, stop, err := claim.Hold(ctx)
 	if err != nil {
 		return nil, 0, err
 	}
-	defer cancel()
-	m, err := w.sync(lctx, claim.Base)
+	defer stop()
+	m, err := w.sync(hctx, claim.Base)
 	if err != nil {
+		stop()
 		_ = claim.Abort(ctx)
-		return nil, 0, err
+		return nil, 0, wal.LostErr(hctx, err)
 	}
 	m.Writing = true
-	if err := w.saveMarker(lctx, m); err != nil {
+	if err := w.saveMarker(hctx, m); err != nil {
+		stop()
 		_ = claim.Abort(ctx)
-		return nil, 0, err
+		return nil, 0, wal.LostErr(hctx, err)
 	}
 	fail := func(err error, undo func(context.Context) error) (*wal.Commit, int64, error) {
+		err = wal.LostErr(hctx, err)
+		stop()
 		if errors.Is(err, wal.ErrClaimLost) || errors.Is(err, context.DeadlineExceeded) {
 			// Another writer may hold the branch now: touch nothing. The
 			// marker says "writing" (or is ahead of the head), so the next
@@ -272,19 +276,20 @@ func (w *Branch) write(ctx context.Context, info wal.CommitInfo,
 		_ = claim.Abort(uctx)
 		return nil, 0, err
 	}
-	entries, undo, err := apply(lctx)
+	entries, undo, err := apply(hctx)
 	if err != nil {
 		return fail(err, undo)
 	}
 	for i := 0; i < len(entries); i += batchSize {
-		if err := claim.Append(ctx, entries[i:min(i+batchSize, len(entries))]); err != nil {
+		if err := claim.Append(hctx, entries[i:min(i+batchSize, len(entries))]); err != nil {
 			return fail(err, undo)
 		}
 	}
 	m.Applied, m.Writing = claim.Next()-1, false
-	if err := w.saveMarker(lctx, m); err != nil {
+	if err := w.saveMarker(hctx, m); err != nil {
 		return fail(err, undo)
 	}
+	stop()
 	cm, err := claim.Commit(ctx, info)
 	if err != nil {
 		return fail(err, undo)
