@@ -96,12 +96,13 @@ func (w *Branch) sync(ctx context.Context, head int64) (*Marker, error) {
 		if err := w.rebuild(ctx, head, ""); err != nil {
 			return nil, err
 		}
-	case m.TL != w.TL || m.Applied > head:
+	case m.TL != w.TL:
 		if err := w.rebuild(ctx, head, ""); err != nil {
 			return nil, err
 		}
-	case m.Writing:
-		if err := w.rebuild(ctx, head, "a write to branch "+w.Name+" was interrupted; rebuilt its working database from the log"); err != nil {
+	case m.Writing || m.Applied > head:
+		// A writer died or failed mid-write, or before its commit.
+		if err := w.rebuild(ctx, head, "a write to branch "+w.Name+" did not complete; rebuilt its working database from the log"); err != nil {
 			return nil, err
 		}
 	case m.Applied < head && head-m.Applied > replayLimit:

@@ -337,7 +337,7 @@ func (w *Branch) Insert(ctx context.Context, coll string, docs []bson.Raw, info 
 					if we.HasErrorCode(11000) || mongo.IsDuplicateKeyError(err) {
 						return nil, undo, &DuplicateKeyError{Coll: coll, Key: FormatValue(ids[start+we.Index])}
 					}
-					return nil, undo, &DocumentError{Index: start + we.Index}
+					return nil, undo, &DocumentError{Index: start + we.Index, Msg: we.Message}
 				}
 				// Unknown outcome: undo whatever of the batch got in.
 				inserted = append(inserted, ids[start:start+len(batch)]...)

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Builds argon and runs its main job on the embedded engine, in a fresh
+# temporary workspace: init, writes, a branch, isolation, history.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p bin
+go build -o bin/argon .
+argon="$PWD/bin/argon"
+ws=$(mktemp -d)
+trap 'rm -rf "$ws"' EXIT
+cd "$ws"
+run() {
+  printf '\n$ argon'
+  for a in "$@"; do
+    if [[ $a =~ [^A-Za-z0-9_./@=-] ]]; then printf " '%s'" "$a"; else printf ' %s' "$a"; fi
+  done
+  printf '\n'
+  "$argon" "$@"
+}
+
+run init shop
+run insert users '{"_id": 1, "name": "Ada", "age": 36}' -m "first user"
+printf '{"_id": 2, "name": "Bob", "age": 41}\n{"_id": 3, "name": "Cy", "age": 17}\n' > users.ndjson
+run insert users --file users.ndjson -m "import two users"
+run branch create feature-x
+run checkout feature-x
+run insert users '{"_id": 4, "name": "Di", "age": 29}' -m "Di only on feature-x"
+run find users '{"age": {"$gte": 18}}' --sort '{"age": -1}'
+run find users --branch main
+run branch
+run log --oneline
+run log --branch main --json
+run status
