@@ -33,6 +33,8 @@ type headRecord struct {
 	Expires time.Time `bson:"expires,omitempty"`
 	Host    string    `bson:"host,omitempty"`
 	PID     int       `bson:"pid,omitempty"`
+	// Dirty marks a release that may have left entries above its LSN.
+	Dirty bool `bson:"dirty,omitempty"`
 }
 
 func headID(tl string, n int64) string { return fmt.Sprintf("%s:%012d", tl, n) }
@@ -159,8 +161,15 @@ func (r *Repo) Claim(ctx context.Context, tl, branch string) (*Claim, error) {
 			_, _ = r.DB.Collection(collHeads).DeleteOne(ctx, bson.D{{Key: "_id", Value: rec.ID}, {Key: "token", Value: c.token}})
 			continue
 		}
-		if err := c.sweep(ctx); err != nil {
-			return nil, err
+		// Entries above the head exist only if the previous holder did not
+		// finish: it died or lost its claim (R is a claim), or it aborted
+		// without clearing up (R is dirty). Only then is the log swept; a
+		// sweep scans the timeline's entries on engines without range
+		// indexes, and most writes follow a clean commit.
+		if h.State == stateClaim || h.Dirty {
+			if err := c.sweep(ctx); err != nil {
+				return nil, err
+			}
 		}
 		return c, nil
 	}
@@ -380,6 +389,10 @@ type CommitInfo struct {
 // claim. With nothing appended it only releases the claim. ErrClaimLost
 // means the claim expired and was taken over: nothing was committed.
 func (c *Claim) Commit(ctx context.Context, info CommitInfo) (*Commit, error) {
+	return c.commit(ctx, info, false)
+}
+
+func (c *Claim) commit(ctx context.Context, info CommitInfo, dirty bool) (*Commit, error) {
 	lctx, cancel, err := c.lease(ctx)
 	if err != nil {
 		return nil, err
@@ -401,7 +414,7 @@ func (c *Claim) Commit(ctx context.Context, info CommitInfo) (*Commit, error) {
 		// commit record are written but before the head moves.
 		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 	}
-	rec := headRecord{ID: headID(c.TL, c.n+1), TL: c.TL, N: c.n + 1, State: stateCommit, LSN: c.next - 1, Token: c.token}
+	rec := headRecord{ID: headID(c.TL, c.n+1), TL: c.TL, N: c.n + 1, State: stateCommit, LSN: c.next - 1, Token: c.token, Dirty: dirty}
 	if _, err := c.r.DB.Collection(collHeads).InsertOne(lctx, rec); err != nil {
 		if isDup(err) {
 			return nil, ErrClaimLost
@@ -442,11 +455,16 @@ func (c *Claim) insertCommit(ctx context.Context, cm *Commit) error {
 }
 
 // Abort releases the claim without committing: the head stays where it
-// was, and entries appended under the claim stay invisible until the next
-// writer's sweep deletes them. Abort never deletes anything itself: if the
-// claim was already taken over, those entries may be the new writer's.
+// was. Entries appended under the claim are deleted first, under the lease;
+// if that fails, the release is marked dirty so that the next writer
+// sweeps them.
 func (c *Claim) Abort(ctx context.Context) error {
+	appended := c.next > c.Base+1
 	c.next = c.Base + 1
-	_, err := c.Commit(ctx, CommitInfo{})
+	dirty := false
+	if appended {
+		dirty = c.sweep(ctx) != nil
+	}
+	_, err := c.commit(ctx, CommitInfo{}, dirty)
 	return err
 }

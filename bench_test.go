@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/argon-db/argon/internal/enginetest"
+	"github.com/argon-db/argon/internal/wal"
+	"github.com/argon-db/argon/internal/workdb"
+)
+
+// Benchmarks compare argon with a native baseline measured in the same run
+// on the same server: the plain driver doing the same thing on a plain
+// collection holding the same documents. Each reports both costs and their
+// ratio. Run: go test -run '^$' -bench . -benchtime 20x .
+
+type benchEnv struct {
+	srv   *enginetest.Server
+	repo  *wal.Repo
+	main  *wal.Branch
+	plain string // database of the native baseline
+}
+
+func newBenchEnv(b *testing.B, docs int) *benchEnv {
+	b.Helper()
+	ctx := context.Background()
+	srv := enginetest.Start(b)
+	r := wal.Open(srv.Client, srv.DB)
+	if err := r.EnsureSchema(ctx); err != nil {
+		b.Fatal(err)
+	}
+	_, main, err := r.CreateProject(ctx, "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := &benchEnv{srv: srv, repo: r, main: main, plain: srv.DB + "_plain"}
+	w := e.work(main)
+	plain := srv.Client.Database(e.plain).Collection("users")
+	const batch = 5000
+	for start := 0; start < docs; start += batch {
+		var raws []bson.Raw
+		var anys []any
+		for i := start; i < min(start+batch, docs); i++ {
+			raw, _ := bson.Marshal(bson.D{{Key: "_id", Value: int32(i)}, {Key: "name", Value: fmt.Sprintf("user%d", i)}, {Key: "age", Value: int32(i % 90)}})
+			raws = append(raws, raw)
+			anys = append(anys, raw)
+		}
+		if _, err := w.Insert(ctx, "users", raws, wal.CommitInfo{Message: "load"}); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := plain.InsertMany(ctx, anys); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return e
+}
+
+func (e *benchEnv) work(br *wal.Branch) *workdb.Branch {
+	w := workdb.Open(e.repo, br)
+	w.ScanReads = e.srv.Embedded
+	return w
+}
+
+// pair times argon and the baseline alternately, b.N times each, and
+// reports both and the ratio.
+func pair(b *testing.B, argon, native func() error) {
+	b.Helper()
+	var ta, tn time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		if err := native(); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		if err := argon(); err != nil {
+			b.Fatal(err)
+		}
+		ta += time.Since(t1)
+		tn += t1.Sub(t0)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(ta.Microseconds())/float64(b.N), "argon-µs/op")
+	b.ReportMetric(float64(tn.Microseconds())/float64(b.N), "native-µs/op")
+	b.ReportMetric(float64(ta)/float64(tn), "ratio")
+}
+
+// argon find at a branch head (head and marker checks, then the server's
+// find on the working database) vs the driver's find on a plain collection.
+func BenchmarkFind(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("docs=%d", n), func(b *testing.B) {
+			e := newBenchEnv(b, n)
+			ctx := context.Background()
+			w := e.work(e.main)
+			filter, _ := bson.Marshal(bson.D{{Key: "age", Value: int32(42)}})
+			plain := e.srv.Client.Database(e.plain).Collection("users")
+			want := 0
+			pair(b, func() error {
+				docs, err := w.Find(ctx, "users", workdb.Query{Filter: filter})
+				if err == nil && want != 0 && len(docs) != want {
+					err = fmt.Errorf("argon found %d, driver %d", len(docs), want)
+				}
+				return err
+			}, func() error {
+				cur, err := plain.Find(ctx, filter)
+				if err != nil {
+					return err
+				}
+				var out []bson.Raw
+				err = cur.All(ctx, &out)
+				want = len(out)
+				return err
+			})
+		})
+	}
+}
+
+// argon insert of one document (claim, working database, read-back, log
+// entry, commit) vs the driver's insertOne.
+func BenchmarkInsertOne(b *testing.B) {
+	e := newBenchEnv(b, 1000)
+	ctx := context.Background()
+	w := e.work(e.main)
+	plain := e.srv.Client.Database(e.plain).Collection("users")
+	i := 1_000_000
+	pair(b, func() error {
+		i++
+		raw, _ := bson.Marshal(bson.D{{Key: "_id", Value: int32(i)}, {Key: "name", Value: "x"}})
+		_, err := w.Insert(ctx, "users", []bson.Raw{raw}, wal.CommitInfo{Message: "bench"})
+		return err
+	}, func() error {
+		_, err := plain.InsertOne(ctx, bson.D{{Key: "_id", Value: int32(i + 1)}, {Key: "name", Value: "x"}})
+		return err
+	})
+}
+
+// Branch creation costs the same whatever the data size: compare it at
+// 1,000 and 100,000 documents. The baseline is the driver's insertOne of
+// one small document into a metadata-sized collection.
+func BenchmarkBranchCreate(b *testing.B) {
+	for _, n := range []int{1000, 100000} {
+		b.Run(fmt.Sprintf("docs=%d", n), func(b *testing.B) {
+			if n > 1000 && testing.Short() {
+				b.Skip("loads 100,000 documents")
+			}
+			e := newBenchEnv(b, n)
+			ctx := context.Background()
+			meta := e.srv.Client.Database(e.plain).Collection("meta")
+			i := 0
+			pair(b, func() error {
+				i++
+				_, err := e.repo.CreateBranch(ctx, "bench", fmt.Sprintf("b%d", i), e.main, -1)
+				return err
+			}, func() error {
+				_, err := meta.InsertOne(ctx, bson.D{{Key: "_id", Value: fmt.Sprintf("m%d", i)}})
+				return err
+			})
+		})
+	}
+}
+
+// The cost of a whole argon process for a metadata command, against the
+// same binary printing its version (process start, no engine, no I/O).
+func BenchmarkCLIStatus(b *testing.B) {
+	dir := b.TempDir()
+	env := append(os.Environ(), "ARGON_AUTHOR=bench")
+	run := func(args ...string) error {
+		c := exec.Command("argon", args...)
+		c.Dir, c.Env = dir, env
+		if out, err := c.CombinedOutput(); err != nil {
+			return fmt.Errorf("argon %v: %v: %s", args, err, out)
+		}
+		return nil
+	}
+	if err := run("init", "bench"); err != nil {
+		b.Fatal(err)
+	}
+	pair(b, func() error { return run("status") }, func() error { return run("version") })
+}
+
