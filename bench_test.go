@@ -184,4 +184,3 @@ func BenchmarkCLIStatus(b *testing.B) {
 	}
 	pair(b, func() error { return run("status") }, func() error { return run("version") })
 }
-
