@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode/utf8"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
@@ -66,6 +67,9 @@ func ParseDocument(what string, data []byte) (bson.Raw, error) {
 }
 
 func fromExtJSON(what string, raw []byte) (bson.Raw, error) {
+	if !utf8.Valid(raw) {
+		return nil, &SyntaxError{What: what, Msg: "it is not valid UTF-8"}
+	}
 	var d bson.D
 	if err := bson.UnmarshalExtJSON(raw, false, &d); err != nil {
 		return nil, &SyntaxError{What: what, Msg: cleanDriverMsg(err.Error())}
@@ -89,7 +93,7 @@ func syntaxErr(what string, data []byte, dec *json.Decoder, err error) error {
 	}
 	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 		l, c := position(data, int64(len(data)))
-		return &SyntaxError{What: what, Line: l, Column: c, Msg: "unexpected end of input"}
+		return &SyntaxError{What: what, Line: l, Column: c + 1, Msg: "unexpected end of input"}
 	}
 	l, c := position(data, dec.InputOffset())
 	return &SyntaxError{What: what, Line: l, Column: c, Msg: err.Error()}

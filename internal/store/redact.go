@@ -21,7 +21,12 @@ func Redact(uri string) string {
 		}
 		return uri
 	}
-	return userinfoRe.ReplaceAllStringFunc(uri, func(m string) string {
+	return redactAll(uri)
+}
+
+// redactAll hides the password of every URI-shaped credential in s.
+func redactAll(s string) string {
+	return userinfoRe.ReplaceAllStringFunc(s, func(m string) string {
 		sub := userinfoRe.FindStringSubmatch(m)
 		user, _, hasPass := strings.Cut(sub[2], ":")
 		if !hasPass {
@@ -37,13 +42,12 @@ func Redact(uri string) string {
 func RedactIn(s, uri string) string {
 	if uri != "" {
 		s = strings.ReplaceAll(s, uri, Redact(uri))
-	}
-	return userinfoRe.ReplaceAllStringFunc(s, func(m string) string {
-		sub := userinfoRe.FindStringSubmatch(m)
-		user, _, hasPass := strings.Cut(sub[2], ":")
-		if !hasPass {
-			return m
+		// The driver may quote parts of the URI: its password alone, too.
+		if u, err := url.Parse(uri); err == nil && u.User != nil {
+			if pw, ok := u.User.Password(); ok && len(pw) >= 4 {
+				s = strings.ReplaceAll(s, pw, "xxxxx")
+			}
 		}
-		return sub[1] + user + ":xxxxx@"
-	})
+	}
+	return redactAll(s)
 }
