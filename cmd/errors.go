@@ -109,6 +109,14 @@ func describe(err error) string {
 	case errors.As(err, &ce):
 		return "server refused the request: " + ce.Message
 	}
+	var we mongo.WriteException
+	if errors.As(err, &we) && len(we.WriteErrors) > 0 {
+		msgs := make([]string, len(we.WriteErrors))
+		for i, e := range we.WriteErrors {
+			msgs[i] = e.Message
+		}
+		return "server refused the write: " + strings.Join(msgs, "; ")
+	}
 	return err.Error()
 }
 

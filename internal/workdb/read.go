@@ -54,12 +54,15 @@ func (w *Branch) Find(ctx context.Context, coll string, q Query) ([]bson.Raw, er
 
 var emptyDoc = bson.Raw{5, 0, 0, 0, 0}
 
-// HasCollection reports whether coll exists at the branch's head.
+// HasCollection reports whether coll exists at the branch's head. In the
+// log a collection exists while it holds documents, so an emptied
+// collection does not count, whether or not the working database still
+// has it.
 func (w *Branch) HasCollection(ctx context.Context, coll string) (bool, error) {
 	var found bool
 	err := w.read(ctx, func(*Marker) error {
-		names, err := w.DB.ListCollectionNames(ctx, bson.D{{Key: "name", Value: coll}})
-		found = len(names) > 0
+		n, err := w.DB.Collection(coll).CountDocuments(ctx, emptyDoc, options.Count().SetLimit(1))
+		found = n > 0
 		return err
 	})
 	return found, err

@@ -1,0 +1,237 @@
+package workdb
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/argon-db/argon/internal/wal"
+)
+
+// ModifyResult reports an update, replace or delete.
+type ModifyResult struct {
+	Matched  int
+	Modified int
+	Deleted  int
+	// Upserted is the _id of a document an upsert inserted.
+	Upserted *bson.RawValue
+	// Commit is nil when nothing changed: no commit is made.
+	Commit *wal.Commit
+	Head   int64
+}
+
+// Modification is one server-side change to documents: argon picks the
+// documents the filter matches (the server evaluates it), then applies the
+// change to exactly those, by _id.
+type Modification struct {
+	Filter bson.Raw
+	// Update is an update document ($set, $inc, ...), or Replacement a
+	// whole document; neither for a delete.
+	Update      bson.Raw
+	Replacement bson.Raw
+	Delete      bool
+	Many        bool
+	Upsert      bool
+}
+
+// Modify runs m on coll as one commit. Pre-images are captured first so
+// that a failure before the commit restores them; post-images are read
+// back from the server and logged; documents the change left byte for byte
+// as they were are not logged, and a change that changes nothing makes no
+// commit.
+func (w *Branch) Modify(ctx context.Context, coll string, m Modification, lim Limits, info wal.CommitInfo) (*ModifyResult, error) {
+	c := w.DB.Collection(coll)
+	res := &ModifyResult{}
+	var pre []bson.Raw
+	var upserted *bson.RawValue
+	restore := func(ctx context.Context) error {
+		for _, d := range pre {
+			id := bson.D{{Key: "_id", Value: d.Lookup("_id")}}
+			if _, err := c.ReplaceOne(ctx, id, d, options.Replace().SetUpsert(true)); err != nil {
+				return err
+			}
+		}
+		if upserted != nil {
+			if _, err := c.DeleteOne(ctx, bson.D{{Key: "_id", Value: *upserted}}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	cm, head, err := w.write(ctx, info, func(ctx context.Context) ([]wal.Entry, func(context.Context) error, error) {
+		var err error
+		pre, err = matching(ctx, c, m.Filter, m.Many)
+		if err != nil {
+			return nil, nil, err
+		}
+		res.Matched = len(pre)
+		ids := make([]bson.RawValue, len(pre))
+		for i, d := range pre {
+			ids[i] = d.Lookup("_id")
+		}
+		byID := bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}
+		switch {
+		case m.Delete:
+			if len(ids) > 0 {
+				r, err := c.DeleteMany(ctx, byID)
+				if err != nil {
+					return nil, restore, err
+				}
+				res.Deleted = int(r.DeletedCount)
+			}
+			entries := make([]wal.Entry, len(ids))
+			for i, id := range ids {
+				entries[i] = wal.DelEntry(coll, id)
+			}
+			return entries, restore, nil
+		case len(ids) == 0 && m.Upsert:
+			var r *mongo.UpdateResult
+			if m.Replacement != nil {
+				r, err = c.ReplaceOne(ctx, m.Filter, m.Replacement, options.Replace().SetUpsert(true))
+			} else {
+				r, err = c.UpdateOne(ctx, m.Filter, m.Update, options.UpdateOne().SetUpsert(true))
+			}
+			if err != nil {
+				return nil, restore, err
+			}
+			if r.UpsertedID == nil {
+				return nil, restore, nil
+			}
+			raw, err := bson.Marshal(bson.D{{Key: "_id", Value: r.UpsertedID}})
+			if err != nil {
+				return nil, restore, err
+			}
+			id := bson.Raw(raw).Lookup("_id")
+			upserted = &id
+			res.Upserted = &id
+			post, err := readOne(ctx, c, id)
+			if err != nil {
+				return nil, restore, err
+			}
+			if err := CheckDocument(post, Limits{}); err != nil {
+				return nil, restore, err
+			}
+			e, err := wal.PutEntry(coll, post)
+			return []wal.Entry{e}, restore, err
+		case len(ids) == 0:
+			return nil, restore, nil
+		case m.Replacement != nil:
+			if _, err := c.ReplaceOne(ctx, bson.D{{Key: "_id", Value: ids[0]}}, m.Replacement); err != nil {
+				return nil, restore, err
+			}
+		default:
+			if _, err := c.UpdateMany(ctx, byID, m.Update); err != nil {
+				return nil, restore, err
+			}
+		}
+		var entries []wal.Entry
+		for i, id := range ids {
+			post, err := readOne(ctx, c, id)
+			if err != nil {
+				return nil, restore, err
+			}
+			if err := CheckDocument(post, Limits{}); err != nil {
+				return nil, restore, &DocumentError{Index: -1, Msg: fmt.Sprintf("after the change, the document with _id %s: %s", FormatValue(id), err)}
+			}
+			if bytes.Equal(post, pre[i]) {
+				continue
+			}
+			e, err := wal.PutEntry(coll, post)
+			if err != nil {
+				return nil, restore, err
+			}
+			entries = append(entries, e)
+		}
+		res.Modified = len(entries)
+		return entries, restore, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	res.Commit, res.Head = cm, head
+	return res, nil
+}
+
+// matching returns the documents filter matches (all, or the first in
+// natural order), as the server evaluates it.
+func matching(ctx context.Context, c *mongo.Collection, filter bson.Raw, many bool) ([]bson.Raw, error) {
+	if filter == nil {
+		filter = emptyDoc
+	}
+	opts := options.Find()
+	if !many {
+		opts.SetLimit(1)
+	}
+	cur, err := c.Find(ctx, filter, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer cur.Close(ctx)
+	var out []bson.Raw
+	for cur.Next(ctx) {
+		out = append(out, append(bson.Raw(nil), cur.Current...))
+	}
+	return out, cur.Err()
+}
+
+func readOne(ctx context.Context, c *mongo.Collection, id bson.RawValue) (bson.Raw, error) {
+	raw, err := c.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Raw()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, fmt.Errorf("document with _id %s vanished from the working database during the write", FormatValue(id))
+	}
+	return append(bson.Raw(nil), raw...), err
+}
+
+// Count counts the documents filter matches at the branch's head.
+func (w *Branch) Count(ctx context.Context, coll string, filter bson.Raw) (int64, error) {
+	if filter == nil {
+		filter = emptyDoc
+	}
+	var n int64
+	err := w.read(ctx, func(*Marker) error {
+		var err error
+		n, err = w.DB.Collection(coll).CountDocuments(ctx, filter)
+		return err
+	})
+	return n, err
+}
+
+// CollectionInfo names a collection and how many documents it holds.
+type CollectionInfo struct {
+	Name  string `json:"name"`
+	Count int64  `json:"count"`
+}
+
+// Collections lists the collections at the branch's head, by name, with
+// their document counts.
+func (w *Branch) Collections(ctx context.Context) ([]CollectionInfo, error) {
+	var out []CollectionInfo
+	err := w.read(ctx, func(*Marker) error {
+		out = out[:0]
+		names, err := w.DB.ListCollectionNames(ctx, bson.D{})
+		if err != nil {
+			return err
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			if name == MarkerCollection {
+				continue
+			}
+			n, err := w.DB.Collection(name).CountDocuments(ctx, bson.D{})
+			if err != nil {
+				return err
+			}
+			if n > 0 {
+				out = append(out, CollectionInfo{Name: name, Count: n})
+			}
+		}
+		return nil
+	})
+	return out, err
+}
