@@ -135,7 +135,9 @@ entries are numbered from that LSN on.
 Branch names follow git's rules (no spaces, no '..', no leading '-', ...)
 and may not contain '@'.`,
 		Example: `  argon branch create feature-x
-  argon branch create audit --from main@120`,
+  argon branch create audit --from main@120
+  argon branch create yesterday --from main@1d
+  argon branch create before-import --from main@2026-11-25T10:00:00Z`,
 		Args: exactArgs(1, "one branch name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.name = args[0]
@@ -150,7 +152,7 @@ and may not contain '@'.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&o.from, "from", "", "start point: BRANCH or BRANCH@LSN (default: the current branch's head)")
+	cmd.Flags().StringVar(&o.from, "from", "", "start point: BRANCH, BRANCH@LSN or BRANCH@TIME (default: the current branch's head)")
 	return cmd
 }
 
@@ -167,19 +169,20 @@ func runBranchCreate(ctx context.Context, o *branchCreateOptions) (*branchInfo, 
 		}
 		from = cur
 	}
-	fromName, at, err := parseRef(from)
-	if err != nil {
-		return nil, err
-	}
 	r, project, err := f.project(ctx)
 	if err != nil {
 		return nil, err
 	}
-	src, err := r.Branch(ctx, project, fromName)
+	cur, err := f.CurrentBranch()
 	if err != nil {
 		return nil, err
 	}
-	b, err := r.CreateBranch(ctx, project, o.name, src, at)
+	p, err := f.resolvePoint(ctx, r, project, cur, from)
+	if err != nil {
+		return nil, err
+	}
+	src, fromName := p.Branch, p.Branch.Name
+	b, err := r.CreateBranch(ctx, project, o.name, src, p.LSN)
 	if err != nil {
 		return nil, err
 	}

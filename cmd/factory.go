@@ -233,19 +233,8 @@ func (f *Factory) workingDB(ctx context.Context, r *wal.Repo, b *wal.Branch) (*w
 	return w, nil
 }
 
+// limits says what the engine in use cannot store: with no URI it is the
+// embedded engine (in this process or an argon serve).
 func (f *Factory) limits() workdb.Limits {
-	return workdb.Limits{Embedded: f.store != nil && f.store.Embedded}
-}
-
-// parseRef splits BRANCH[@LSN].
-func parseRef(ref string) (branch string, lsn int64, err error) {
-	name, at, ok := strings.Cut(ref, "@")
-	if !ok {
-		return ref, -1, nil
-	}
-	var n int64
-	if _, err := fmt.Sscanf(at, "%d", &n); err != nil || n < 0 || fmt.Sprint(n) != at {
-		return "", 0, usageErrorf("invalid ref %q: want BRANCH or BRANCH@LSN (LSN a non-negative number)", ref)
-	}
-	return name, n, nil
+	return workdb.Limits{Embedded: f.URI == ""}
 }

@@ -23,6 +23,7 @@ type findOptions struct {
 	branch     string
 	canonical  bool
 	relaxed    bool
+	at         string
 }
 
 func newFindCmd(f *Factory) *cobra.Command {
@@ -30,10 +31,13 @@ func newFindCmd(f *Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "find COLLECTION [FILTER]",
 		Short: "Query documents on a branch",
-		Long: `Query COLLECTION at the head of a branch. FILTER, --projection and --sort are
-Extended JSON documents in MongoDB's query language; the server evaluates
+		Long: `Query COLLECTION at the head of a branch, or at any past point with --at.
+FILTER, --projection and --sort are Extended JSON documents in MongoDB's
+query language; the server evaluates
 them against the branch's working database, so every operator MongoDB has
-works as it does there.
+works as it does there. A past point is materialised from the log into a
+database of its own the first time it is asked for, and reused after
+(argon gc drops these).
 
 Prints one document per line as relaxed Extended JSON, or canonical
 Extended JSON (exact BSON types) with --canonical. --json prints one JSON
@@ -41,7 +45,10 @@ array of canonical Extended JSON documents (relaxed with --relaxed).`,
 		Example: `  argon find users
   argon find users '{"age": {"$gte": 18}}' --sort '{"name": 1}' --limit 10
   argon find users --projection '{"name": 1, "_id": 0}' --branch feature-x
-  argon find users --canonical > users.ndjson`,
+  argon find users --canonical > users.ndjson
+  argon find users --at 42
+  argon find users '{"age": 36}' --at main@2026-11-25T10:00:00Z
+  argon find users --at 1h`,
 		Args: rangeArgs(1, 2, "a collection and an optional filter"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.coll = args[0]
@@ -60,6 +67,7 @@ array of canonical Extended JSON documents (relaxed with --relaxed).`,
 	fl.Int64Var(&o.limit, "limit", 0, "return at most this many documents (0: no limit)")
 	fl.Int64Var(&o.skip, "skip", 0, "skip this many documents first")
 	fl.StringVar(&o.branch, "branch", "", "branch to read (default: the current branch)")
+	fl.StringVar(&o.at, "at", "", "read a past state: an LSN, a time (RFC3339, or 10m, 2h, 3d ago), or BRANCH@LSN / BRANCH@TIME")
 	fl.BoolVar(&o.canonical, "canonical", false, "print canonical Extended JSON (exact BSON types)")
 	fl.BoolVar(&o.relaxed, "relaxed", false, "with --json: relaxed Extended JSON instead of canonical")
 	return cmd
@@ -89,41 +97,30 @@ func runFind(ctx context.Context, o *findOptions) error {
 		return err
 	}
 	q.Limit, q.Skip = o.limit, o.skip
-	branch, err := f.branchOrCurrent(o.branch)
-	if err != nil {
-		return err
-	}
-	r, project, err := f.project(ctx)
-	if err != nil {
-		return err
-	}
-	b, err := r.Branch(ctx, project, branch)
-	if err != nil {
-		return err
-	}
-	w, err := f.workingDB(ctx, r, b)
-	if err != nil {
-		return err
-	}
+	lim := f.limits()
 	for _, part := range []struct {
 		what string
 		doc  bson.Raw
 	}{{"filter", q.Filter}, {"projection", q.Projection}, {"sort", q.Sort}} {
-		if err := workdb.CheckQuery(part.what, part.doc, f.limits()); err != nil {
+		if err := workdb.CheckQuery(part.what, part.doc, lim); err != nil {
 			return err
 		}
 	}
-	docs, err := w.Find(ctx, o.coll, q)
+	rd, p, err := f.openReader(ctx, o.branch, o.at)
+	if err != nil {
+		return err
+	}
+	docs, err := rd.Find(ctx, o.coll, q)
 	if err != nil {
 		return err
 	}
 	if len(docs) == 0 {
-		exists, err := w.HasCollection(ctx, o.coll)
+		exists, err := rd.HasCollection(ctx, o.coll)
 		if err != nil {
 			return err
 		}
 		if !exists {
-			return &notFoundError{msg: fmt.Sprintf("collection %q not found on branch %s", o.coll, branch)}
+			return &notFoundError{msg: fmt.Sprintf("collection %q not found on %s", o.coll, describePoint(p))}
 		}
 	}
 	if f.JSON {

@@ -234,12 +234,13 @@ func checkOperators(update bson.Raw) error {
 }
 
 func newCountCmd(f *Factory) *cobra.Command {
-	var branch string
+	var branch, at string
 	cmd := &cobra.Command{
 		Use:   "count COLLECTION [FILTER]",
 		Short: "Count the documents a filter matches on a branch",
 		Example: `  argon count users
-  argon count users '{"age": {"$gte": 18}}' --branch feature-x`,
+  argon count users '{"age": {"$gte": 18}}' --branch feature-x
+  argon count users --at main@12`,
 		Args: rangeArgs(1, 2, "a collection and an optional filter"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -253,52 +254,54 @@ func newCountCmd(f *Factory) *cobra.Command {
 					return err
 				}
 			}
-			w, name, err := f.openBranch(ctx, branch)
+			rd, p, err := f.openReader(ctx, branch, at)
 			if err != nil {
 				return err
 			}
 			if err := workdb.CheckQuery("filter", filter, f.limits()); err != nil {
 				return err
 			}
-			n, err := w.Count(ctx, args[0], filter)
+			n, err := rd.Count(ctx, args[0], filter)
 			if err != nil {
 				return err
 			}
 			if n == 0 {
-				if ok, err := w.HasCollection(ctx, args[0]); err != nil {
+				if ok, err := rd.HasCollection(ctx, args[0]); err != nil {
 					return err
 				} else if !ok {
-					return &notFoundError{msg: fmt.Sprintf("collection %q not found on branch %s", args[0], name)}
+					return &notFoundError{msg: fmt.Sprintf("collection %q not found on %s", args[0], describePoint(p))}
 				}
 			}
 			if f.JSON {
-				return f.IO.PrintJSON(map[string]any{"collection": args[0], "branch": name, "count": n})
+				return f.IO.PrintJSON(map[string]any{"collection": args[0], "branch": p.Branch.Name, "lsn": p.LSN, "count": n})
 			}
 			fmt.Fprintln(f.IO.Out, n)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&branch, "branch", "", "branch to read (default: the current branch)")
+	cmd.Flags().StringVar(&at, "at", "", "count in a past state: an LSN, a time, or BRANCH@LSN / BRANCH@TIME")
 	return cmd
 }
 
 func newCollectionsCmd(f *Factory) *cobra.Command {
-	var branch string
+	var branch, at string
 	cmd := &cobra.Command{
 		Use:   "collections",
 		Short: "List a branch's collections with their document counts",
 		Long: `List the collections at a branch's head and how many documents each holds.
 A collection exists while it holds documents. Piped: "name<TAB>count" lines.`,
 		Example: `  argon collections
-  argon collections --branch feature-x --json`,
+  argon collections --branch feature-x --json
+  argon collections --at 2d`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			w, _, err := f.openBranch(ctx, branch)
+			rd, _, err := f.openReader(ctx, branch, at)
 			if err != nil {
 				return err
 			}
-			infos, err := w.Collections(ctx)
+			infos, err := rd.Collections(ctx)
 			if err != nil {
 				return err
 			}
@@ -316,24 +319,6 @@ A collection exists while it holds documents. Piped: "name<TAB>count" lines.`,
 		},
 	}
 	cmd.Flags().StringVar(&branch, "branch", "", "branch to read (default: the current branch)")
+	cmd.Flags().StringVar(&at, "at", "", "list a past state: an LSN, a time, or BRANCH@LSN / BRANCH@TIME")
 	return cmd
-}
-
-// openBranch resolves a branch flag (or the current branch) to its working
-// database.
-func (f *Factory) openBranch(ctx context.Context, flag string) (*workdb.Branch, string, error) {
-	name, err := f.branchOrCurrent(flag)
-	if err != nil {
-		return nil, "", err
-	}
-	r, project, err := f.project(ctx)
-	if err != nil {
-		return nil, "", err
-	}
-	b, err := r.Branch(ctx, project, name)
-	if err != nil {
-		return nil, "", err
-	}
-	w, err := f.workingDB(ctx, r, b)
-	return w, name, err
 }

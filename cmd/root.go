@@ -106,6 +106,7 @@ MongoDB deployment.`,
 		newLogCmd(f),
 		newStatusCmd(f),
 		newReflogCmd(f),
+		newGCCmd(f),
 		newServeCmd(f),
 		newVersionCmd(f),
 	)

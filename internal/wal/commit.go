@@ -3,6 +3,7 @@ package wal
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"strconv"
 	"time"
@@ -52,11 +53,21 @@ type LogItem struct {
 // at on timeline tl, newest first, walking into ancestors below fork points.
 // It reads commit records only, one lookup each, never log entries.
 func (r *Repo) Log(ctx context.Context, tl string, at int64, limit int) ([]LogItem, error) {
+	var out []LogItem
+	err := r.WalkLog(ctx, tl, at, func(it LogItem) bool {
+		out = append(out, it)
+		return limit <= 0 || len(out) < limit
+	})
+	return out, err
+}
+
+// WalkLog calls fn for each commit reachable from LSN at on timeline tl,
+// newest first, until fn returns false.
+func (r *Repo) WalkLog(ctx context.Context, tl string, at int64, fn func(LogItem) bool) error {
 	anc, err := r.Ancestry(ctx, tl)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	var out []LogItem
 	coll := r.DB.Collection(collCommits)
 	for i := 0; i < len(anc) && at > 0; {
 		t := anc[i]
@@ -78,18 +89,71 @@ func (r *Repo) Log(ctx context.Context, tl string, at int64, limit int) ([]LogIt
 			}
 		}
 		if errors.Is(err, mongo.ErrNoDocuments) {
-			return nil, errors.New("log is inconsistent: no commit holds LSN " + itoa(at) + " of timeline " + t.ID)
+			return errors.New("log is inconsistent: no commit holds LSN " + itoa(at) + " of timeline " + t.ID)
 		}
 		if err != nil {
-			return nil, err
+			return err
 		}
-		out = append(out, LogItem{Commit: c, Inherited: i > 0})
-		if limit > 0 && len(out) >= limit {
-			break
+		if !fn(LogItem{Commit: c, Inherited: i > 0}) {
+			return nil
 		}
 		at = c.From - 1
 	}
-	return out, nil
+	return nil
+}
+
+// TimeError reports a time before the history of a branch began.
+type TimeError struct {
+	Ref   string
+	Time  time.Time
+	Start time.Time
+}
+
+func (e *TimeError) Error() string {
+	return fmt.Sprintf("%s is before %s existed (created %s)", e.Time.UTC().Format(time.RFC3339), e.Ref, e.Start.UTC().Format(time.RFC3339))
+}
+
+// LSNAt returns the LSN of the state at time t on timeline tl (whose head is
+// head): the end of the newest commit made at or before t, or 0 when t is
+// after the project was created but before its first commit.
+func (r *Repo) LSNAt(ctx context.Context, tl string, head int64, t time.Time, ref string) (int64, error) {
+	lsn := int64(-1)
+	err := r.WalkLog(ctx, tl, head, func(it LogItem) bool {
+		if !it.Time.After(t) {
+			lsn = it.To
+			return false
+		}
+		return true
+	})
+	if err != nil || lsn >= 0 {
+		return lsn, err
+	}
+	anc, err := r.Ancestry(ctx, tl)
+	if err != nil {
+		return 0, err
+	}
+	root := anc[len(anc)-1]
+	if t.Before(root.Created.Truncate(time.Second)) {
+		return 0, &TimeError{Ref: ref, Time: t, Start: root.Created}
+	}
+	return 0, nil
+}
+
+// Owner returns the timeline on tl's ancestry that wrote LSN lsn (the root
+// for LSN 0): the one whose own range holds it. States are cached under
+// their owner, so that a branch and its parent share the views of their
+// common history.
+func (r *Repo) Owner(ctx context.Context, tl string, lsn int64) (string, error) {
+	anc, err := r.Ancestry(ctx, tl)
+	if err != nil {
+		return "", err
+	}
+	for _, t := range anc {
+		if lsn > t.Base {
+			return t.ID, nil
+		}
+	}
+	return anc[len(anc)-1].ID, nil
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

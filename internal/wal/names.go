@@ -84,10 +84,18 @@ func WorkingDatabaseName(prefix, project, branch string) string {
 
 // WorkingDatabaseName names the working database of a branch of project.
 func (r *Repo) WorkingDatabaseName(project, branch string) string {
-	prefix := "ar_"
+	return WorkingDatabaseName(r.DatabasePrefix(), project, branch)
+}
+
+// DatabasePrefix starts the name of every database this repo creates:
+// "ar_" for the default metadata database, "ar" and a hash of its name
+// otherwise. Working databases follow it with the project name, which
+// starts with a letter or digit; other databases (views) follow it with
+// '-', so the two never collide.
+func (r *Repo) DatabasePrefix() string {
 	if name := r.DB.Name(); name != DefaultDatabase {
 		sum := sha1.Sum([]byte(name))
-		prefix = "ar" + hex.EncodeToString(sum[:2]) + "_"
+		return "ar" + hex.EncodeToString(sum[:2]) + "_"
 	}
-	return WorkingDatabaseName(prefix, project, branch)
+	return "ar_"
 }

@@ -213,25 +213,32 @@ type CollectionInfo struct {
 func (w *Branch) Collections(ctx context.Context) ([]CollectionInfo, error) {
 	var out []CollectionInfo
 	err := w.read(ctx, func(*Marker) error {
-		out = out[:0]
-		names, err := w.DB.ListCollectionNames(ctx, bson.D{})
-		if err != nil {
-			return err
-		}
-		sort.Strings(names)
-		for _, name := range names {
-			if name == MarkerCollection {
-				continue
-			}
-			n, err := w.DB.Collection(name).CountDocuments(ctx, bson.D{})
-			if err != nil {
-				return err
-			}
-			if n > 0 {
-				out = append(out, CollectionInfo{Name: name, Count: n})
-			}
-		}
-		return nil
+		var err error
+		out, err = collections(ctx, w.DB)
+		return err
 	})
 	return out, err
+}
+
+// collections lists db's collections that hold documents, by name.
+func collections(ctx context.Context, db *mongo.Database) ([]CollectionInfo, error) {
+	names, err := db.ListCollectionNames(ctx, bson.D{})
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(names)
+	var out []CollectionInfo
+	for _, name := range names {
+		if name == MarkerCollection {
+			continue
+		}
+		n, err := db.Collection(name).CountDocuments(ctx, bson.D{})
+		if err != nil {
+			return nil, err
+		}
+		if n > 0 {
+			out = append(out, CollectionInfo{Name: name, Count: n})
+		}
+	}
+	return out, nil
 }

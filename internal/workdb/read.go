@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
@@ -21,35 +22,41 @@ type Query struct {
 func (w *Branch) Find(ctx context.Context, coll string, q Query) ([]bson.Raw, error) {
 	var out []bson.Raw
 	err := w.read(ctx, func(*Marker) error {
-		out = out[:0]
-		opts := options.Find()
-		if q.Projection != nil {
-			opts.SetProjection(q.Projection)
-		}
-		if q.Sort != nil {
-			opts.SetSort(q.Sort)
-		}
-		if q.Skip > 0 {
-			opts.SetSkip(q.Skip)
-		}
-		if q.Limit > 0 {
-			opts.SetLimit(q.Limit)
-		}
-		filter := q.Filter
-		if filter == nil {
-			filter = emptyDoc
-		}
-		cur, err := w.DB.Collection(coll).Find(ctx, filter, opts)
-		if err != nil {
-			return err
-		}
-		defer cur.Close(ctx)
-		for cur.Next(ctx) {
-			out = append(out, append(bson.Raw(nil), cur.Current...))
-		}
-		return cur.Err()
+		var err error
+		out, err = find(ctx, w.DB.Collection(coll), q)
+		return err
 	})
 	return out, err
+}
+
+func find(ctx context.Context, c *mongo.Collection, q Query) ([]bson.Raw, error) {
+	opts := options.Find()
+	if q.Projection != nil {
+		opts.SetProjection(q.Projection)
+	}
+	if q.Sort != nil {
+		opts.SetSort(q.Sort)
+	}
+	if q.Skip > 0 {
+		opts.SetSkip(q.Skip)
+	}
+	if q.Limit > 0 {
+		opts.SetLimit(q.Limit)
+	}
+	filter := q.Filter
+	if filter == nil {
+		filter = emptyDoc
+	}
+	cur, err := c.Find(ctx, filter, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer cur.Close(ctx)
+	var out []bson.Raw
+	for cur.Next(ctx) {
+		out = append(out, append(bson.Raw(nil), cur.Current...))
+	}
+	return out, cur.Err()
 }
 
 var emptyDoc = bson.Raw{5, 0, 0, 0, 0}

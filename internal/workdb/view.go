@@ -1,0 +1,146 @@
+package workdb
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/argon-db/argon/internal/wal"
+)
+
+// viewsCollection, in the metadata database, maps a state (timeline, LSN)
+// to the database that holds it materialised.
+const viewsCollection = "views"
+
+type viewRecord struct {
+	ID      string    `bson:"_id"`
+	TL      string    `bson:"tl"`
+	LSN     int64     `bson:"lsn"`
+	DB      string    `bson:"db"`
+	Created time.Time `bson:"created_at"`
+}
+
+// View is the read-only state of a timeline at one LSN, materialised in a
+// database of its own: time travel is answered by the server with the full
+// query language, exactly as on a branch head.
+type View struct {
+	DB  *mongo.Database
+	TL  string
+	LSN int64
+	// Built reports that this call materialised the view (false: reused).
+	Built bool
+}
+
+func viewID(tl string, lsn int64) string { return fmt.Sprintf("%s:%012d", tl, lsn) }
+
+// viewPrefix starts the names of view databases of this repo.
+func viewPrefix(r *wal.Repo) string {
+	return r.DatabasePrefix() + "-view-"
+}
+
+// OpenView returns the state of timeline tl at lsn, materialising it on
+// first use and reusing it after. Views are immutable, so none is ever
+// rebuilt: two processes that build the same one at once both build, the
+// first to publish wins and the other drops its copy.
+func OpenView(ctx context.Context, r *wal.Repo, tl string, lsn int64) (*View, error) {
+	views := r.DB.Collection(viewsCollection)
+	var rec viewRecord
+	err := views.FindOne(ctx, bson.D{{Key: "_id", Value: viewID(tl, lsn)}}).Decode(&rec)
+	if err == nil {
+		return &View{DB: r.Client.Database(rec.DB), TL: tl, LSN: lsn}, nil
+	}
+	if !errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, err
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	name := viewPrefix(r) + hex.EncodeToString(b[:])
+	db := r.Client.Database(name)
+	st, err := r.Fold(ctx, tl, lsn, "")
+	if err != nil {
+		return nil, err
+	}
+	for _, coll := range st.Collections() {
+		if err := insertBatches(ctx, db.Collection(coll), st.Docs(coll)); err != nil {
+			_ = db.Drop(context.WithoutCancel(ctx))
+			return nil, err
+		}
+	}
+	rec = viewRecord{ID: viewID(tl, lsn), TL: tl, LSN: lsn, DB: name, Created: time.Now().UTC()}
+	if _, err := views.InsertOne(ctx, rec); err != nil {
+		_ = db.Drop(context.WithoutCancel(ctx))
+		if mongo.IsDuplicateKeyError(err) {
+			return OpenView(ctx, r, tl, lsn)
+		}
+		return nil, err
+	}
+	return &View{DB: db, TL: tl, LSN: lsn, Built: true}, nil
+}
+
+// Find runs q on coll in the view.
+func (v *View) Find(ctx context.Context, coll string, q Query) ([]bson.Raw, error) {
+	return find(ctx, v.DB.Collection(coll), q)
+}
+
+// Count counts the documents filter matches in the view.
+func (v *View) Count(ctx context.Context, coll string, filter bson.Raw) (int64, error) {
+	if filter == nil {
+		filter = emptyDoc
+	}
+	return v.DB.Collection(coll).CountDocuments(ctx, filter)
+}
+
+// HasCollection reports whether coll holds documents in the view.
+func (v *View) HasCollection(ctx context.Context, coll string) (bool, error) {
+	n, err := v.DB.Collection(coll).CountDocuments(ctx, emptyDoc)
+	return n > 0, err
+}
+
+// Collections lists the view's collections with their counts.
+func (v *View) Collections(ctx context.Context) ([]CollectionInfo, error) {
+	return collections(ctx, v.DB)
+}
+
+// DropViews removes every materialised view of the repo (they are caches
+// of the log) and returns how many it dropped.
+func DropViews(ctx context.Context, r *wal.Repo) (int, error) {
+	views := r.DB.Collection(viewsCollection)
+	cur, err := views.Find(ctx, bson.D{})
+	if err != nil {
+		return 0, err
+	}
+	var recs []viewRecord
+	if err := cur.All(ctx, &recs); err != nil {
+		return 0, err
+	}
+	for _, rec := range recs {
+		if _, err := views.DeleteOne(ctx, bson.D{{Key: "_id", Value: rec.ID}}); err != nil {
+			return 0, err
+		}
+		if err := r.Client.Database(rec.DB).Drop(ctx); err != nil {
+			return 0, err
+		}
+	}
+	// Databases left by a build that died before publishing.
+	names, err := r.Client.ListDatabaseNames(ctx, bson.D{})
+	if err != nil {
+		return len(recs), err
+	}
+	n := len(recs)
+	for _, name := range names {
+		if strings.HasPrefix(name, viewPrefix(r)) {
+			if err := r.Client.Database(name).Drop(ctx); err != nil {
+				return n, err
+			}
+			n++
+		}
+	}
+	return n, nil
+}
