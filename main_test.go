@@ -21,6 +21,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/argon-db/argon/cmd"
+	"github.com/argon-db/argon/internal/store"
+	"github.com/argon-db/argon/internal/wal"
 )
 
 var update = flag.Bool("update", os.Getenv("ARGON_UPDATE") != "", "rewrite the golden output in testdata/script")
@@ -50,6 +52,7 @@ func TestScripts(t *testing.T) {
 			return false, fmt.Errorf("unknown condition %q", cond)
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"dropdb":    cmdDropDB,
 			"exits":     cmdExits,
 			"gendoc":    cmdGendoc,
 			"holdlock":  cmdHoldLock,
@@ -111,6 +114,35 @@ func cmdExits(ts *testscript.TestScript, neg bool, args []string) {
 	if got != want {
 		ts.Fatalf("%s exited with %d, want %d", args[1], got, want)
 	}
+}
+
+// cmdDropDB drops a database of the workspace's engine behind argon's
+// back, as a user with mongosh might (the engine is started for the
+// purpose when no server is configured):
+//
+//	dropdb NAME
+func cmdDropDB(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: dropdb NAME")
+	}
+	uri := ts.Getenv("ARGON_URI")
+	name := args[0]
+	if uri == "" {
+		eng, err := store.StartEngine(ts.MkAbs(".argon/data"), "127.0.0.1:0")
+		ts.Check(err)
+		defer eng.Stop()
+		uri = eng.URI
+	} else if db := ts.Getenv("ARGON_DB"); db != "" {
+		// Working databases of a non-default metadata database carry its
+		// prefix instead of "ar_".
+		name = wal.DatabasePrefix(db) + strings.TrimPrefix(name, "ar_")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := mongo.Connect(options.Client().ApplyURI(uri))
+	ts.Check(err)
+	defer c.Disconnect(ctx)
+	ts.Check(c.Database(name).Drop(ctx))
 }
 
 // cmdGendoc writes a document of about SIZE bytes to FILE:

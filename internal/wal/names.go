@@ -92,9 +92,12 @@ func (r *Repo) WorkingDatabaseName(project, branch string) string {
 // otherwise. Working databases follow it with the project name, which
 // starts with a letter or digit; other databases (views) follow it with
 // '-', so the two never collide.
-func (r *Repo) DatabasePrefix() string {
-	if name := r.DB.Name(); name != DefaultDatabase {
-		sum := sha1.Sum([]byte(name))
+func (r *Repo) DatabasePrefix() string { return DatabasePrefix(r.DB.Name()) }
+
+// DatabasePrefix is Repo.DatabasePrefix for the metadata database metaDB.
+func DatabasePrefix(metaDB string) string {
+	if metaDB != DefaultDatabase && metaDB != "" {
+		sum := sha1.Sum([]byte(metaDB))
 		return "ar" + hex.EncodeToString(sum[:2]) + "_"
 	}
 	return "ar_"

@@ -93,7 +93,11 @@ func (w *Branch) sync(ctx context.Context, head int64) (*Marker, error) {
 	}
 	switch {
 	case m == nil:
-		if err := w.rebuild(ctx, head, ""); err != nil {
+		notice := ""
+		if w.known(ctx) {
+			notice = "the working database of branch " + w.Name + " was missing; rebuilt it from the log"
+		}
+		if err := w.rebuild(ctx, head, notice); err != nil {
 			return nil, err
 		}
 	case m.TL != w.TL:
@@ -164,7 +168,23 @@ func (w *Branch) rebuild(ctx context.Context, head int64, notice string) error {
 		}
 	}
 	m.Applied, m.Writing = head, false
-	return w.saveMarker(ctx, m)
+	if err := w.saveMarker(ctx, m); err != nil {
+		return err
+	}
+	_, err = w.Repo.DB.Collection(workdbsCollection).ReplaceOne(ctx, bson.D{{Key: "_id", Value: w.DB.Name()}},
+		bson.D{{Key: "_id", Value: w.DB.Name()}, {Key: "project", Value: w.Project}, {Key: "branch", Value: w.Name}},
+		options.Replace().SetUpsert(true))
+	return err
+}
+
+// workdbsCollection, in the metadata database, lists the working
+// databases argon has built, so that one dropped by hand is noticed.
+const workdbsCollection = "workdbs"
+
+// known reports whether argon built this working database before.
+func (w *Branch) known(ctx context.Context) bool {
+	n, err := w.Repo.DB.Collection(workdbsCollection).CountDocuments(ctx, bson.D{{Key: "_id", Value: w.DB.Name()}})
+	return err == nil && n > 0
 }
 
 const batchSize = 1000
@@ -253,5 +273,8 @@ func (w *Branch) read(ctx context.Context, fn func(*Marker) error) error {
 
 // Drop removes the working database. It is a cache: nothing is lost.
 func (w *Branch) Drop(ctx context.Context) error {
+	if _, err := w.Repo.DB.Collection(workdbsCollection).DeleteOne(ctx, bson.D{{Key: "_id", Value: w.DB.Name()}}); err != nil {
+		return err
+	}
 	return w.DB.Drop(ctx)
 }
