@@ -17,6 +17,7 @@ import (
 
 	"github.com/gofrs/flock"
 	"github.com/rogpeppe/go-internal/testscript"
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
@@ -52,6 +53,7 @@ func TestScripts(t *testing.T) {
 			return false, fmt.Errorf("unknown condition %q", cond)
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"app":       cmdApp,
 			"dropdb":    cmdDropDB,
 			"exits":     cmdExits,
 			"gendoc":    cmdGendoc,
@@ -114,6 +116,42 @@ func cmdExits(ts *testscript.TestScript, neg bool, args []string) {
 	if got != want {
 		ts.Fatalf("%s exited with %d, want %d", args[1], got, want)
 	}
+}
+
+// cmdApp plays an application writing to a working database directly
+// with the Go driver, outside argon:
+//
+//	app URI DB insert COLL DOC
+//	app URI DB update COLL FILTER UPDATE
+//	app URI DB delete COLL FILTER
+func cmdApp(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 5 {
+		ts.Fatalf("usage: app URI DB insert|update|delete COLL JSON...")
+	}
+	parse := func(s string) bson.Raw {
+		var d bson.D
+		ts.Check(bson.UnmarshalExtJSON([]byte(s), false, &d))
+		raw, err := bson.Marshal(d)
+		ts.Check(err)
+		return raw
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := mongo.Connect(options.Client().ApplyURI(args[0]))
+	ts.Check(err)
+	defer c.Disconnect(ctx)
+	coll := c.Database(args[1]).Collection(args[3])
+	switch args[2] {
+	case "insert":
+		_, err = coll.InsertOne(ctx, parse(args[4]))
+	case "update":
+		_, err = coll.UpdateOne(ctx, parse(args[4]), parse(args[5]))
+	case "delete":
+		_, err = coll.DeleteOne(ctx, parse(args[4]))
+	default:
+		ts.Fatalf("unknown app operation %q", args[2])
+	}
+	ts.Check(err)
 }
 
 // cmdDropDB drops a database of the workspace's engine behind argon's

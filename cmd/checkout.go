@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/argon-db/argon/internal/wal"
 )
 
 type checkoutOptions struct {
@@ -12,6 +14,7 @@ type checkoutOptions struct {
 	name   string
 	create bool
 	start  string
+	force  bool
 }
 
 func newCheckoutCmd(f *Factory) *cobra.Command {
@@ -22,7 +25,10 @@ func newCheckoutCmd(f *Factory) *cobra.Command {
 		Long: `Make NAME the workspace's current branch, and make sure its working
 database exists and holds the branch's head, so that applications can
 connect to it. With -b, create the branch first (from START, BRANCH or
-BRANCH@LSN, default the current branch's head).`,
+BRANCH@LSN, default the current branch's head).
+
+If applications changed the current branch's working database and those
+changes are not committed, checkout refuses; --force discards them first.`,
 		Example: `  argon checkout main
   argon checkout -b feature-x
   argon checkout -b audit main@120`,
@@ -39,6 +45,7 @@ BRANCH@LSN, default the current branch's head).`,
 		},
 	}
 	cmd.Flags().BoolVarP(&o.create, "b", "b", false, "create the branch, then switch to it")
+	cmd.Flags().BoolVarP(&o.force, "force", "f", false, "discard uncommitted changes in the current branch's working database")
 	return cmd
 }
 
@@ -47,14 +54,17 @@ func runCheckout(ctx context.Context, o *checkoutOptions) error {
 	if f.Workspace == nil {
 		return withHint(errNoWorkspace, "without a workspace, choose the branch of each command with --branch or ARGON_BRANCH")
 	}
+	r, project, err := f.project(ctx)
+	if err != nil {
+		return err
+	}
+	if err := leaveCurrent(ctx, f, r, project, o.force); err != nil {
+		return err
+	}
 	if o.create {
 		if _, err := runBranchCreate(ctx, &branchCreateOptions{f: f, name: o.name, from: o.start}); err != nil {
 			return err
 		}
-	}
-	r, project, err := f.project(ctx)
-	if err != nil {
-		return err
 	}
 	b, err := r.Branch(ctx, project, o.name)
 	if err != nil {
@@ -80,5 +90,40 @@ func runCheckout(ctx context.Context, o *checkoutOptions) error {
 		fmt.Fprintf(f.IO.Out, "Switched to branch %s (head LSN %d)\n", o.name, lsn)
 	}
 	fmt.Fprintf(f.IO.Out, "Working database: %s\n", w.DB.Name())
+	return nil
+}
+
+// leaveCurrent checks that the current branch's working database has no
+// uncommitted changes, or discards them with force.
+func leaveCurrent(ctx context.Context, f *Factory, r *wal.Repo, project string, force bool) error {
+	cur, err := f.CurrentBranch()
+	if err != nil {
+		return err
+	}
+	b, err := r.Branch(ctx, project, cur)
+	if err != nil {
+		// The current branch was deleted or renamed elsewhere: nothing to keep.
+		return nil
+	}
+	w, err := f.workingDB(ctx, r, b)
+	if err != nil {
+		return err
+	}
+	changes, err := workingChanges(ctx, w)
+	if err != nil || len(changes) == 0 {
+		return err
+	}
+	ci, err := summarize(changes)
+	if err != nil {
+		return err
+	}
+	if !force {
+		return withHint(fmt.Errorf("branch %s has uncommitted changes in its working database (%s)", cur, ci.line()),
+			"record them with `argon commit -m MESSAGE`, or discard them with `argon checkout --force` or `argon restore`")
+	}
+	if _, err := w.Restore(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintf(f.IO.ErrOut, "argon: notice: discarded %s on %s\n", ci.line(), cur)
 	return nil
 }

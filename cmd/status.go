@@ -2,44 +2,52 @@ package cmd
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
 
 	"github.com/spf13/cobra"
+
+	"github.com/argon-db/argon/internal/ejson"
 )
 
 func newStatusCmd(f *Factory) *cobra.Command {
 	var branchFlag string
+	var verbose bool
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the project, current branch, its head and the engine",
 		Long: `Show the project, the current branch (or --branch), its head LSN, the LSN
 it was forked at and its parent, the engine in use (embedded, or the
-server's URI with the password hidden) and the branch's working database.
+server's URI with the password hidden), the branch's working database, and
+the documents applications changed there that are not committed yet
+(counts; each document with --verbose or --json).
 
 Piped, each field is one "key<TAB>value" line.`,
 		Example: `  argon status
   argon status --json`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runStatus(cmd.Context(), f, branchFlag)
+			return runStatus(cmd.Context(), f, branchFlag, verbose)
 		},
 	}
 	cmd.Flags().StringVar(&branchFlag, "branch", "", "branch to describe (default: the current branch)")
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "list each changed document")
 	return cmd
 }
 
 type statusInfo struct {
-	Project  string `json:"project"`
-	Branch   string `json:"branch"`
-	Head     int64  `json:"head"`
-	Base     int64  `json:"base"`
-	Parent   string `json:"parent"`
-	Engine   string `json:"engine"`
-	Database string `json:"database"`
+	Project  string       `json:"project"`
+	Branch   string       `json:"branch"`
+	Head     int64        `json:"head"`
+	Base     int64        `json:"base"`
+	Parent   string       `json:"parent"`
+	Engine   string       `json:"engine"`
+	Database string       `json:"database"`
+	Changes  *changesInfo `json:"changes"`
 }
 
-func runStatus(ctx context.Context, f *Factory, branchFlag string) error {
+func runStatus(ctx context.Context, f *Factory, branchFlag string, verbose bool) error {
 	branch, err := f.branchOrCurrent(branchFlag)
 	if err != nil {
 		return err
@@ -64,8 +72,20 @@ func runStatus(ctx context.Context, f *Factory, branchFlag string) error {
 	if err != nil {
 		return err
 	}
+	w, err := f.workingDB(ctx, r, b)
+	if err != nil {
+		return err
+	}
+	changes, err := workingChanges(ctx, w)
+	if err != nil {
+		return err
+	}
+	ci, err := summarize(changes)
+	if err != nil {
+		return err
+	}
 	info := statusInfo{Project: project, Branch: branch, Head: bi.Head, Base: bi.Base, Parent: bi.Parent,
-		Engine: s.Describe(), Database: r.WorkingDatabaseName(project, branch)}
+		Engine: s.Describe(), Database: r.WorkingDatabaseName(project, branch), Changes: ci}
 	if f.JSON {
 		return f.IO.PrintJSON(info)
 	}
@@ -76,7 +96,7 @@ func runStatus(ctx context.Context, f *Factory, branchFlag string) error {
 	rows := [][2]string{
 		{"project", info.Project}, {"branch", info.Branch}, {"head", strconv.FormatInt(info.Head, 10)},
 		{"base", strconv.FormatInt(info.Base, 10)}, {"parent", parent}, {"engine", info.Engine},
-		{"database", info.Database},
+		{"database", info.Database}, {"changes", ci.line()},
 	}
 	st := f.IO.Styles()
 	for _, row := range rows {
@@ -86,5 +106,25 @@ func runStatus(ctx context.Context, f *Factory, branchFlag string) error {
 			fmt.Fprintf(f.IO.Out, "%s\t%s\n", row[0], row[1])
 		}
 	}
+	if verbose {
+		for _, d := range ci.Documents {
+			rel, _ := relaxedID(d.ID)
+			if f.IO.IsStdoutTTY() {
+				fmt.Fprintf(f.IO.Out, "  %-9s %s %s\n", d.Change+":", d.Collection, rel)
+			} else {
+				fmt.Fprintf(f.IO.Out, "%s\t%s\t%s\n", d.Change, d.Collection, rel)
+			}
+		}
+	}
 	return nil
+}
+
+// relaxedID turns a canonical Extended JSON _id into its relaxed form.
+func relaxedID(canonical json.RawMessage) (string, error) {
+	doc, err := ejson.ParseDocument("_id", []byte(`{"v":`+string(canonical)+`}`))
+	if err != nil {
+		return string(canonical), err
+	}
+	v, err := ejson.FormatValue(doc.Lookup("v"), false)
+	return string(v), err
 }

@@ -1,0 +1,290 @@
+package cmd
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/argon-db/argon/internal/ejson"
+	"github.com/argon-db/argon/internal/store"
+	"github.com/argon-db/argon/internal/wal"
+	"github.com/argon-db/argon/internal/workdb"
+)
+
+// changesInfo is the JSON shape of a working database's changes.
+type changesInfo struct {
+	Added     int             `json:"added"`
+	Modified  int             `json:"modified"`
+	Deleted   int             `json:"deleted"`
+	Documents []changedDocRef `json:"documents"`
+}
+
+type changedDocRef struct {
+	Collection string          `json:"collection"`
+	Change     string          `json:"change"`
+	ID         json.RawMessage `json:"_id"`
+}
+
+func summarize(changes []workdb.Change) (*changesInfo, error) {
+	ci := &changesInfo{Documents: []changedDocRef{}}
+	for _, c := range changes {
+		switch c.Kind {
+		case workdb.Added:
+			ci.Added++
+		case workdb.Modified:
+			ci.Modified++
+		case workdb.Deleted:
+			ci.Deleted++
+		}
+		id, err := ejson.FormatValue(c.ID, true)
+		if err != nil {
+			return nil, err
+		}
+		ci.Documents = append(ci.Documents, changedDocRef{Collection: c.Coll, Change: c.Kind, ID: id})
+	}
+	return ci, nil
+}
+
+func (ci *changesInfo) line() string {
+	if ci.Added+ci.Modified+ci.Deleted == 0 {
+		return "none"
+	}
+	return fmt.Sprintf("%d added, %d modified, %d deleted", ci.Added, ci.Modified, ci.Deleted)
+}
+
+// workingChanges returns the uncommitted changes of a branch's working
+// database, or none when the database was never built.
+func workingChanges(ctx context.Context, w *workdb.Branch) ([]workdb.Change, error) {
+	built, err := w.Built(ctx)
+	if err != nil || !built {
+		return nil, err
+	}
+	changes, _, err := w.Changes(ctx)
+	return changes, err
+}
+
+func newCommitCmd(f *Factory) *cobra.Command {
+	var message []string
+	var branch string
+	cmd := &cobra.Command{
+		Use:   "commit -m MESSAGE",
+		Short: "Record what applications changed in a branch's working database",
+		Long: `Applications that write to a branch's working database directly (through
+any driver) change it outside the log; argon status shows those changes.
+argon commit records exactly them as one commit: the documents added and
+modified, as the database holds them, and the documents deleted.`,
+		Example: `  argon status --verbose
+  argon commit -m "data fixed by the migration script"`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			if len(message) == 0 {
+				return usageErrorf("a commit needs a message: argon commit -m MESSAGE")
+			}
+			name, err := f.branchOrCurrent(branch)
+			if err != nil {
+				return err
+			}
+			r, project, err := f.project(ctx)
+			if err != nil {
+				return err
+			}
+			b, err := r.Branch(ctx, project, name)
+			if err != nil {
+				return err
+			}
+			w, err := f.workingDB(ctx, r, b)
+			if err != nil {
+				return err
+			}
+			changes, cm, head, err := w.CommitChanges(ctx, wal.CommitInfo{Message: strings.Join(message, "\n\n"), Author: f.Author}, f.limits())
+			if err != nil {
+				return err
+			}
+			ci, err := summarize(changes)
+			if err != nil {
+				return err
+			}
+			if cm == nil {
+				h, err := r.Head(ctx, b.Timeline)
+				if err != nil {
+					return err
+				}
+				head = h.LSN
+			}
+			if f.JSON {
+				out := map[string]any{"branch": name, "head": head, "changes": ci}
+				if cm != nil {
+					out["lsn_from"], out["lsn_to"] = cm.From, cm.To
+				}
+				return f.IO.PrintJSON(out)
+			}
+			if cm == nil {
+				fmt.Fprintf(f.IO.Out, "nothing to commit on %s: the working database matches head %d\n", name, head)
+				return nil
+			}
+			fmt.Fprintf(f.IO.Out, "committed %s on %s: LSN %d..%d, head %d\n", ci.line(), name, cm.From, cm.To, head)
+			return nil
+		},
+	}
+	cmd.Flags().StringArrayVarP(&message, "message", "m", nil, "commit message (several -m make paragraphs)")
+	cmd.Flags().StringVar(&branch, "branch", "", "branch whose working database to commit (default: the current branch)")
+	return cmd
+}
+
+func newRestoreCmd(f *Factory) *cobra.Command {
+	var branch string
+	var yes bool
+	cmd := &cobra.Command{
+		Use:   "restore",
+		Short: "Discard what applications changed in a branch's working database",
+		Long: `Rebuild a branch's working database from the log at its committed head,
+discarding every change applications made there that was not committed.
+Those changes are not in the log and cannot be recovered: argon asks on a
+terminal and needs --yes otherwise.`,
+		Example: `  argon restore --yes`,
+		Args:    exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			name, err := f.branchOrCurrent(branch)
+			if err != nil {
+				return err
+			}
+			r, project, err := f.project(ctx)
+			if err != nil {
+				return err
+			}
+			b, err := r.Branch(ctx, project, name)
+			if err != nil {
+				return err
+			}
+			w, err := f.workingDB(ctx, r, b)
+			if err != nil {
+				return err
+			}
+			changes, err := workingChanges(ctx, w)
+			if err != nil {
+				return err
+			}
+			ci, err := summarize(changes)
+			if err != nil {
+				return err
+			}
+			if len(changes) > 0 && !yes {
+				if !f.IO.CanPrompt() {
+					return usageErrorf("refusing to discard %s on %s without --yes (not on a terminal)", ci.line(), name)
+				}
+				fmt.Fprintf(f.IO.ErrOut, "Discard %s on %s? [y/N] ", ci.line(), name)
+				ans, _ := bufio.NewReader(f.IO.In).ReadString('\n')
+				if a := strings.ToLower(strings.TrimSpace(ans)); a != "y" && a != "yes" {
+					return fmt.Errorf("nothing discarded")
+				}
+			}
+			head, err := w.Restore(ctx)
+			if err != nil {
+				return err
+			}
+			if f.JSON {
+				return f.IO.PrintJSON(map[string]any{"branch": name, "head": head, "discarded": ci})
+			}
+			fmt.Fprintf(f.IO.Out, "restored %s to head %d (discarded: %s)\n", name, head, ci.line())
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&branch, "branch", "", "branch whose working database to restore (default: the current branch)")
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
+	return cmd
+}
+
+func newConnectCmd(f *Factory) *cobra.Command {
+	var showSecrets bool
+	cmd := &cobra.Command{
+		Use:   "connect [BRANCH]",
+		Short: "Print a connection string for a branch's working database",
+		Long: `Print a MongoDB connection string whose database is the branch's working
+database, for applications, drivers and mongosh. The password is hidden
+unless --show-secrets. With the embedded engine, argon serve must be
+running: the engine lives only as long as an argon process does.`,
+		Example: `  argon serve &
+  mongosh "$(argon connect feature-x)"`,
+		Args: rangeArgs(0, 1, "an optional branch name"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			name, err := f.CurrentBranch()
+			if err != nil {
+				return err
+			}
+			if len(args) == 1 {
+				name = args[0]
+			}
+			if f.URI == "" {
+				if f.Workspace == nil {
+					return errNoWorkspace
+				}
+				if store.ReadServeInfo(f.Workspace.Dir()) == nil {
+					return withHint(fmt.Errorf("the embedded engine is not being served"),
+						"start it with `argon serve`, which keeps it running for applications")
+				}
+			}
+			r, project, err := f.project(ctx)
+			if err != nil {
+				return err
+			}
+			b, err := r.Branch(ctx, project, name)
+			if err != nil {
+				return err
+			}
+			w, err := f.workingDB(ctx, r, b)
+			if err != nil {
+				return err
+			}
+			if _, err := w.Checkout(ctx); err != nil {
+				return err
+			}
+			s, err := f.Store(ctx)
+			if err != nil {
+				return err
+			}
+			uri, err := withDatabase(s.URI, w.DB.Name())
+			if err != nil {
+				return err
+			}
+			if !showSecrets {
+				uri = store.Redact(uri)
+			}
+			if f.JSON {
+				return f.IO.PrintJSON(map[string]string{"branch": name, "database": w.DB.Name(), "uri": uri})
+			}
+			fmt.Fprintln(f.IO.Out, uri)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&showSecrets, "show-secrets", false, "print the password too")
+	return cmd
+}
+
+// withDatabase puts db in the path of a MongoDB URI.
+func withDatabase(uri, db string) (string, error) {
+	u, err := url.Parse(uri)
+	if err != nil {
+		// Several hosts: net/url refuses some forms; splice the path in.
+		scheme, rest, ok := strings.Cut(uri, "://")
+		if !ok {
+			return "", fmt.Errorf("cannot add a database to URI %s", store.Redact(uri))
+		}
+		hosts, query, _ := strings.Cut(rest, "?")
+		hosts, _, _ = strings.Cut(hosts, "/")
+		out := scheme + "://" + hosts + "/" + db
+		if query != "" {
+			out += "?" + query
+		}
+		return out, nil
+	}
+	u.Path = "/" + db
+	return u.String(), nil
+}

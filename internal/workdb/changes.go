@@ -1,0 +1,168 @@
+package workdb
+
+import (
+	"bytes"
+	"context"
+	"sort"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/argon-db/argon/internal/wal"
+)
+
+// Change kinds, as git names them for a working tree.
+const (
+	Added    = "added"
+	Modified = "modified"
+	Deleted  = "deleted"
+)
+
+// Change is one document an application changed in a working database,
+// outside argon: compared with the branch's committed head.
+type Change struct {
+	Coll string
+	Kind string
+	ID   bson.RawValue
+	// Doc is the document as the working database holds it; nil when
+	// deleted.
+	Doc bson.Raw
+}
+
+// Changes lists what applications changed in the working database since
+// the committed head, sorted by collection, kind and _id. It folds the
+// log at the head and scans the database: it costs a read of both.
+func (w *Branch) Changes(ctx context.Context) ([]Change, int64, error) {
+	var out []Change
+	var head int64
+	err := w.read(ctx, func(m *Marker) error {
+		var err error
+		head = m.Applied
+		out, err = w.diff(ctx, head)
+		return err
+	})
+	return out, head, err
+}
+
+func (w *Branch) diff(ctx context.Context, head int64) ([]Change, error) {
+	st, err := w.Repo.Fold(ctx, w.TL, head, "")
+	if err != nil {
+		return nil, err
+	}
+	names, err := w.DB.ListCollectionNames(ctx, bson.D{})
+	if err != nil {
+		return nil, err
+	}
+	colls := map[string]bool{}
+	for _, n := range names {
+		if n != MarkerCollection {
+			colls[n] = true
+		}
+	}
+	for _, n := range st.Collections() {
+		colls[n] = true
+	}
+	var out []Change
+	for coll := range colls {
+		committed := map[string]bson.Raw{}
+		for _, d := range st.Docs(coll) {
+			committed[string(wal.KeyOf(d.Lookup("_id")))] = d
+		}
+		cur, err := w.DB.Collection(coll).Find(ctx, bson.D{})
+		if err != nil {
+			return nil, err
+		}
+		for cur.Next(ctx) {
+			id := cur.Current.Lookup("_id")
+			k := string(wal.KeyOf(id))
+			doc := append(bson.Raw(nil), cur.Current...)
+			if was, ok := committed[k]; !ok {
+				out = append(out, Change{Coll: coll, Kind: Added, ID: doc.Lookup("_id"), Doc: doc})
+			} else {
+				if !bytes.Equal(was, doc) {
+					out = append(out, Change{Coll: coll, Kind: Modified, ID: doc.Lookup("_id"), Doc: doc})
+				}
+				delete(committed, k)
+			}
+		}
+		err = cur.Err()
+		_ = cur.Close(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range committed {
+			out = append(out, Change{Coll: coll, Kind: Deleted, ID: d.Lookup("_id")})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Coll != b.Coll {
+			return a.Coll < b.Coll
+		}
+		if a.Kind != b.Kind {
+			return a.Kind < b.Kind
+		}
+		return FormatValue(a.ID) < FormatValue(b.ID)
+	})
+	return out, nil
+}
+
+// CommitChanges records what applications changed in the working database
+// as one commit: puts for added and modified documents (as the database
+// holds them), deletes for deleted ones. With nothing changed it makes no
+// commit.
+func (w *Branch) CommitChanges(ctx context.Context, info wal.CommitInfo, lim Limits) ([]Change, *wal.Commit, int64, error) {
+	var changes []Change
+	cm, head, err := w.write(ctx, info, func(ctx context.Context) ([]wal.Entry, func(context.Context) error, error) {
+		base, err := w.Repo.Head(ctx, w.TL)
+		if err != nil {
+			return nil, nil, err
+		}
+		if changes, err = w.diff(ctx, base.LSN); err != nil {
+			return nil, nil, err
+		}
+		entries := make([]wal.Entry, 0, len(changes))
+		for _, c := range changes {
+			if c.Kind == Deleted {
+				entries = append(entries, wal.DelEntry(c.Coll, c.ID))
+				continue
+			}
+			if err := CheckDocument(c.Doc, Limits{}); err != nil {
+				return nil, nil, &DocumentError{Index: -1, Msg: "document " + FormatValue(c.ID) + " in " + c.Coll + ": " + err.Error()}
+			}
+			e, err := wal.PutEntry(c.Coll, c.Doc)
+			if err != nil {
+				return nil, nil, err
+			}
+			entries = append(entries, e)
+		}
+		return entries, nil, nil
+	})
+	return changes, cm, head, err
+}
+
+// Restore discards what applications changed in the working database: it
+// is rebuilt from the log at the committed head.
+func (w *Branch) Restore(ctx context.Context) (int64, error) {
+	claim, err := w.Repo.Claim(ctx, w.TL, w.Name)
+	if err != nil {
+		return 0, err
+	}
+	hctx, stop, err := claim.Hold(ctx)
+	if err != nil {
+		return 0, err
+	}
+	err = wal.LostErr(hctx, w.rebuild(hctx, claim.Base, ""))
+	stop()
+	if aerr := claim.Abort(ctx); err == nil {
+		err = aerr
+	}
+	return claim.Base, err
+}
+
+// Built reports whether the working database exists (argon has built it
+// and it still has its marker). A branch whose database was never built
+// has no changes to show.
+func (w *Branch) Built(ctx context.Context) (bool, error) {
+	m, err := w.marker(ctx)
+	return m != nil, err
+}
