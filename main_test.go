@@ -70,6 +70,9 @@ func setupScript(env *testscript.Env) error {
 	env.Setenv("ARGON_AUTHOR", "tester")
 	env.Setenv("ARGON_COMMIT_DATE", "2026-01-02T03:04:05Z")
 	env.Setenv("NO_COLOR", "1")
+	if app, err := filepath.Abs("testdata/node/app.js"); err == nil {
+		env.Setenv("NODE_APP", app)
+	}
 	if uri := os.Getenv("ARGON_TEST_URI"); uri != "" {
 		// Each script gets its own metadata database (and so its own
 		// working databases) on the shared server, dropped at the end.
@@ -216,7 +219,8 @@ func cmdHoldLock(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 // cmdWaitServe waits until `argon serve` of the workspace is ready, and
-// sets $SERVE_URI to its connection string:
+// sets $SERVE_URI to its connection string and $SERVE_ADDR to its
+// host:port:
 //
 //	waitserve
 func cmdWaitServe(ts *testscript.TestScript, neg bool, args []string) {
@@ -230,6 +234,7 @@ func cmdWaitServe(ts *testscript.TestScript, neg bool, args []string) {
 				uri = uri[:strings.IndexByte(uri, '"')]
 			}
 			ts.Setenv("SERVE_URI", uri)
+			ts.Setenv("SERVE_ADDR", strings.TrimSuffix(strings.TrimPrefix(uri, "mongodb://"), "/"))
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
