@@ -342,10 +342,13 @@ func (c *Claim) Append(ctx context.Context, entries []Entry) error {
 			cs = &CollStats{Coll: entries[i].Coll}
 			pending[entries[i].Coll] = cs
 		}
-		if entries[i].Op == OpDel {
+		switch entries[i].Op {
+		case OpDel:
 			cs.Dels++
-		} else {
+		case OpPut:
 			cs.Puts++
+		default:
+			cs.Indexes++
 		}
 	}
 	for attempt := 0; ; attempt++ {
@@ -370,6 +373,7 @@ func (c *Claim) Append(ctx context.Context, entries []Entry) error {
 		if cs := c.stats[name]; cs != nil {
 			cs.Puts += p.Puts
 			cs.Dels += p.Dels
+			cs.Indexes += p.Indexes
 		} else {
 			c.stats[name] = p
 		}

@@ -31,6 +31,8 @@ type CollStats struct {
 	Coll string `bson:"coll" json:"collection"`
 	Puts int    `bson:"puts" json:"puts"`
 	Dels int    `bson:"dels" json:"deletes"`
+	// Indexes counts index creations and drops.
+	Indexes int `bson:"idx,omitempty" json:"indexes,omitempty"`
 }
 
 func sortedStats(m map[string]*CollStats) []CollStats {

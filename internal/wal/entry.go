@@ -14,6 +14,11 @@ import (
 const (
 	OpPut = "put"
 	OpDel = "del"
+	// Control entries version a collection's indexes with its data: the
+	// key is the index name, the document its specification as the server
+	// reports it.
+	OpIndex     = "index"
+	OpDropIndex = "dropindex"
 )
 
 // Entry is one physical change: the full post-image of a document (put)
@@ -56,6 +61,23 @@ func PutEntry(coll string, doc bson.Raw) (Entry, error) {
 		return Entry{}, fmt.Errorf("document has no _id")
 	}
 	return Entry{Op: OpPut, Coll: coll, Key: id, KeyBytes: KeyOf(id), Doc: doc}, nil
+}
+
+// IndexEntry makes a control entry creating index spec (which has a name)
+// on coll.
+func IndexEntry(coll string, spec bson.Raw) (Entry, error) {
+	name, err := spec.LookupErr("name")
+	if err != nil || name.Type != bson.TypeString {
+		return Entry{}, fmt.Errorf("index specification has no name")
+	}
+	return Entry{Op: OpIndex, Coll: coll, Key: name, KeyBytes: KeyOf(name), Doc: spec}, nil
+}
+
+// DropIndexEntry makes a control entry dropping the index called name.
+func DropIndexEntry(coll, name string) Entry {
+	raw, _ := bson.Marshal(bson.D{{Key: "n", Value: name}})
+	v := bson.Raw(raw).Lookup("n")
+	return Entry{Op: OpDropIndex, Coll: coll, Key: v, KeyBytes: KeyOf(v)}
 }
 
 // DelEntry makes a del entry for the document with _id id.

@@ -13,7 +13,8 @@ type State struct {
 }
 
 type collState struct {
-	docs map[string]*stateDoc
+	docs    map[string]*stateDoc
+	indexes map[string]*stateDoc
 }
 
 type stateDoc struct {
@@ -33,11 +34,18 @@ func NewState() *State { return &State{colls: map[string]*collState{}} }
 func (s *State) Apply(e *Entry) {
 	c := s.colls[e.Coll]
 	if c == nil {
-		c = &collState{docs: map[string]*stateDoc{}}
+		c = &collState{docs: map[string]*stateDoc{}, indexes: map[string]*stateDoc{}}
 		s.colls[e.Coll] = c
 	}
 	k := string(e.KeyBytes)
 	switch e.Op {
+	case OpIndex:
+		c.indexes[k] = &stateDoc{doc: bson.Raw(e.Doc), born: e.LSN}
+	case OpDropIndex:
+		delete(c.indexes, k)
+		if len(c.docs) == 0 && len(c.indexes) == 0 {
+			delete(s.colls, e.Coll)
+		}
 	case OpPut:
 		if d, ok := c.docs[k]; ok {
 			d.doc = bson.Raw(e.Doc)
@@ -46,13 +54,24 @@ func (s *State) Apply(e *Entry) {
 		}
 	case OpDel:
 		delete(c.docs, k)
-		if len(c.docs) == 0 {
+		if len(c.docs) == 0 && len(c.indexes) == 0 {
 			delete(s.colls, e.Coll)
 		}
 	}
 }
 
-// Collections lists the collections that hold documents, by name.
+// Indexes returns the index specifications of coll in the order they were
+// created.
+func (s *State) Indexes(coll string) []bson.Raw {
+	c := s.colls[coll]
+	if c == nil {
+		return nil
+	}
+	return ordered(c.indexes)
+}
+
+// Collections lists the collections that hold documents or indexes, by
+// name.
 func (s *State) Collections() []string {
 	out := make([]string, 0, len(s.colls))
 	for name := range s.colls {
@@ -68,8 +87,12 @@ func (s *State) Docs(coll string) []bson.Raw {
 	if c == nil {
 		return nil
 	}
-	ds := make([]*stateDoc, 0, len(c.docs))
-	for _, d := range c.docs {
+	return ordered(c.docs)
+}
+
+func ordered(m map[string]*stateDoc) []bson.Raw {
+	ds := make([]*stateDoc, 0, len(m))
+	for _, d := range m {
 		ds = append(ds, d)
 	}
 	sort.Slice(ds, func(i, j int) bool { return ds[i].born < ds[j].born })

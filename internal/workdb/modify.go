@@ -271,9 +271,14 @@ func collections(ctx context.Context, db *mongo.Database) ([]CollectionInfo, err
 		if err != nil {
 			return nil, err
 		}
-		if n > 0 {
-			out = append(out, CollectionInfo{Name: name, Count: n})
+		if n == 0 {
+			// A collection exists in the log while it holds documents or
+			// indexes.
+			if specs, err := listIndexes(ctx, db, name); err != nil || len(specs) == 0 {
+				continue
+			}
 		}
+		out = append(out, CollectionInfo{Name: name, Count: n})
 	}
 	return out, nil
 }

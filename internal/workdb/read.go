@@ -68,9 +68,20 @@ var emptyDoc = bson.Raw{5, 0, 0, 0, 0}
 func (w *Branch) HasCollection(ctx context.Context, coll string) (bool, error) {
 	var found bool
 	err := w.read(ctx, func(*Marker) error {
-		n, err := w.DB.Collection(coll).CountDocuments(ctx, emptyDoc, options.Count().SetLimit(1))
-		found = n > 0
+		var err error
+		found, err = exists(ctx, w.DB, coll)
 		return err
 	})
 	return found, err
+}
+
+// exists reports whether coll holds documents or indexes in db: whether
+// the log says it exists.
+func exists(ctx context.Context, db *mongo.Database, coll string) (bool, error) {
+	n, err := db.Collection(coll).CountDocuments(ctx, emptyDoc, options.Count().SetLimit(1))
+	if err != nil || n > 0 {
+		return n > 0, err
+	}
+	specs, err := listIndexes(ctx, db, coll)
+	return len(specs) > 0, err
 }

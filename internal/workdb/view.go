@@ -73,6 +73,10 @@ func OpenView(ctx context.Context, r *wal.Repo, tl string, lsn int64) (*View, er
 			return nil, err
 		}
 	}
+	if err := materialiseIndexes(ctx, db, st); err != nil {
+		_ = db.Drop(context.WithoutCancel(ctx))
+		return nil, err
+	}
 	rec = viewRecord{ID: viewID(tl, lsn), TL: tl, LSN: lsn, DB: name, Created: time.Now().UTC()}
 	if _, err := views.InsertOne(ctx, rec); err != nil {
 		_ = db.Drop(context.WithoutCancel(ctx))
@@ -99,8 +103,7 @@ func (v *View) Count(ctx context.Context, coll string, filter bson.Raw) (int64, 
 
 // HasCollection reports whether coll holds documents in the view.
 func (v *View) HasCollection(ctx context.Context, coll string) (bool, error) {
-	n, err := v.DB.Collection(coll).CountDocuments(ctx, emptyDoc)
-	return n > 0, err
+	return exists(ctx, v.DB, coll)
 }
 
 // Collections lists the view's collections with their counts.

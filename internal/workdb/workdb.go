@@ -136,6 +136,12 @@ func (w *Branch) sync(ctx context.Context, head int64) (*Marker, error) {
 
 func (w *Branch) apply(ctx context.Context, e *wal.Entry) error {
 	c := w.DB.Collection(e.Coll)
+	switch e.Op {
+	case wal.OpIndex:
+		return createFromSpec(ctx, w.DB, e.Coll, bson.Raw(e.Doc))
+	case wal.OpDropIndex:
+		return c.Indexes().DropOne(ctx, wal.KeyValue(e.KeyBytes).StringValue())
+	}
 	id := bson.D{{Key: "_id", Value: wal.KeyValue(e.KeyBytes)}}
 	if e.Op == wal.OpDel {
 		_, err := c.DeleteOne(ctx, id)
@@ -166,6 +172,9 @@ func (w *Branch) rebuild(ctx context.Context, head int64, notice string) error {
 		if err := insertBatches(ctx, w.DB.Collection(coll), st.Docs(coll)); err != nil {
 			return err
 		}
+	}
+	if err := materialiseIndexes(ctx, w.DB, st); err != nil {
+		return err
 	}
 	m.Applied, m.Writing = head, false
 	if err := w.saveMarker(ctx, m); err != nil {

@@ -42,14 +42,10 @@ func (e *DocumentError) Error() string {
 // DuplicateKeyError reports a write refused by a unique index.
 type DuplicateKeyError struct {
 	Coll string
-	Key  string // the offending _id or key, as relaxed Extended JSON
-	Msg  string
+	Msg  string // what is duplicated: the _id, or a unique index's key
 }
 
 func (e *DuplicateKeyError) Error() string {
-	if e.Key != "" {
-		return fmt.Sprintf("duplicate key in collection %s: a document with _id %s already exists", e.Coll, e.Key)
-	}
 	return fmt.Sprintf("duplicate key in collection %s: %s", e.Coll, e.Msg)
 }
 
@@ -342,7 +338,11 @@ func (w *Branch) Insert(ctx context.Context, coll string, docs []bson.Raw, info 
 					we := bwe.WriteErrors[0]
 					inserted = append(inserted, ids[start:start+we.Index]...)
 					if we.HasErrorCode(11000) || mongo.IsDuplicateKeyError(err) {
-						return nil, undo, &DuplicateKeyError{Coll: coll, Key: FormatValue(ids[start+we.Index])}
+						why := explainDuplicate(ctx, c, docs[start+we.Index])
+						if why == "" {
+							why = we.Message
+						}
+						return nil, undo, &DuplicateKeyError{Coll: coll, Msg: why}
 					}
 					return nil, undo, &DocumentError{Index: start + we.Index, Msg: we.Message}
 				}
