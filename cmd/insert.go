@@ -64,16 +64,17 @@ func runInsert(ctx context.Context, o *insertOptions) error {
 	if err := workdb.ValidateCollection(o.coll); err != nil {
 		return err
 	}
-	var docs []bson.Raw
+	var one bson.Raw
+	var in io.Reader
 	switch {
 	case o.hasDoc:
 		d, err := ejson.ParseDocument("document", []byte(o.doc))
 		if err != nil {
 			return err
 		}
-		docs = []bson.Raw{d}
+		one = d
 	default:
-		var in io.Reader = f.IO.In
+		in = f.IO.In
 		if o.file != "" && o.file != "-" {
 			fh, err := os.Open(o.file)
 			if err != nil {
@@ -83,13 +84,6 @@ func runInsert(ctx context.Context, o *insertOptions) error {
 			in = fh
 		} else if f.IO.IsStdinTTY() {
 			return usageErrorf("no documents: give one as an argument, or use --file or standard input")
-		}
-		var err error
-		if docs, err = ejson.ReadDocuments(in); err != nil {
-			return err
-		}
-		if len(docs) == 0 {
-			return usageErrorf("no documents to insert")
 		}
 	}
 	branch, err := f.branchOrCurrent(o.branch)
@@ -104,32 +98,66 @@ func runInsert(ctx context.Context, o *insertOptions) error {
 	if err != nil {
 		return err
 	}
-	for i := range docs {
-		if docs[i], err = workdb.WithID(docs[i]); err != nil {
-			return err
-		}
-		if err := workdb.CheckDocument(docs[i], f.limits()); err != nil {
-			if len(docs) > 1 {
-				return &workdb.DocumentError{Index: i, Msg: err.Error()}
+	lim := f.limits()
+	// next hands the documents over in batches, checked: the whole input is
+	// never in memory at once.
+	var dec *ejson.Decoder
+	if in != nil {
+		dec = ejson.NewDecoder(in)
+	}
+	count, single := 0, one != nil
+	next := func() ([]bson.Raw, error) {
+		var batch []bson.Raw
+		if single {
+			if one == nil {
+				return nil, nil
 			}
-			return err
+			batch, one = []bson.Raw{one}, nil
+		} else {
+			for len(batch) < 1000 {
+				d, err := dec.Next()
+				if err != nil {
+					return nil, err
+				}
+				if d == nil {
+					break
+				}
+				batch = append(batch, d)
+			}
 		}
+		for i := range batch {
+			var err error
+			if batch[i], err = workdb.WithID(batch[i]); err != nil {
+				return nil, err
+			}
+			if err := workdb.CheckDocument(batch[i], lim); err != nil {
+				if single {
+					return nil, err
+				}
+				return nil, &workdb.DocumentError{Index: count + i, Msg: err.Error()}
+			}
+		}
+		count += len(batch)
+		return batch, nil
 	}
 	w, err := f.workingDB(ctx, r, b)
 	if err != nil {
 		return err
 	}
 	msg := strings.Join(o.message, "\n\n")
-	if msg == "" {
-		noun := "documents"
-		if len(docs) == 1 {
-			noun = "document"
-		}
-		msg = fmt.Sprintf("insert %d %s into %s", len(docs), noun, o.coll)
+	progress := func(int) {}
+	if f.IO.IsStderrTTY() && !single {
+		progress = func(n int) { fmt.Fprintf(f.IO.ErrOut, "\rinserting into %s: %d documents", o.coll, n) }
 	}
-	res, err := w.Insert(ctx, o.coll, docs, wal.CommitInfo{Message: msg, Author: f.Author})
+	res, err := w.InsertStream(ctx, o.coll, next, wal.CommitInfo{Message: msg, Author: f.Author}, progress)
+	if f.IO.IsStderrTTY() && !single {
+		fmt.Fprint(f.IO.ErrOut, "\r\x1b[K")
+	}
 	if err != nil {
 		return err
+	}
+	if len(res.IDs) == 0 {
+		return usageErrorf("no documents to insert")
 	}
 	if f.JSON {
 		ids := make([]json.RawMessage, len(res.IDs))

@@ -113,55 +113,90 @@ func ReadDocuments(r io.Reader) ([]bson.Raw, error) {
 // EachDocument streams the documents of r to fn, holding one at a time
 // (a top-level JSON array is read element by element too).
 func EachDocument(r io.Reader, fn func(bson.Raw) error) error {
-	br := bufio.NewReaderSize(r, 1<<16)
-	// Track lines for error positions without holding the input.
-	counter := &lineCounter{r: br}
-	dec := json.NewDecoder(counter)
-	dec.UseNumber()
-	first, err := peekNonSpace(br)
-	if err == io.EOF {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	inArray := first == '['
-	if inArray {
-		if _, err := dec.Token(); err != nil {
-			return streamErr("input", counter, dec, err)
-		}
-	}
-	n := 0
+	d := NewDecoder(r)
 	for {
-		if inArray && !dec.More() {
-			if _, err := dec.Token(); err != nil {
-				return streamErr("input", counter, dec, err)
-			}
-			if dec.More() {
-				return &SyntaxError{What: "input", Msg: "unexpected data after the array"}
-			}
-			return nil
-		}
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			if err == io.EOF && !inArray {
-				return nil
-			}
-			return streamErr(fmt.Sprintf("document %d", n+1), counter, dec, err)
-		}
-		n++
-		what := fmt.Sprintf("document %d", n)
-		if len(raw) == 0 || raw[0] != '{' {
-			return &SyntaxError{What: what, Msg: "it is not a document (a JSON object)"}
-		}
-		doc, err := fromExtJSON(what, raw)
+		doc, err := d.Next()
 		if err != nil {
 			return err
+		}
+		if doc == nil {
+			return nil
 		}
 		if err := fn(doc); err != nil {
 			return err
 		}
 	}
+}
+
+// Decoder reads documents one by one from a stream: one JSON array of
+// documents, or documents one after another (one per line, or simply
+// concatenated).
+type Decoder struct {
+	counter *lineCounter
+	br      *bufio.Reader
+	dec     *json.Decoder
+	started bool
+	inArray bool
+	done    bool
+	n       int
+}
+
+// NewDecoder reads documents from r.
+func NewDecoder(r io.Reader) *Decoder {
+	br := bufio.NewReaderSize(r, 1<<16)
+	// Track lines for error positions without holding the input.
+	counter := &lineCounter{r: br}
+	dec := json.NewDecoder(counter)
+	dec.UseNumber()
+	return &Decoder{counter: counter, br: br, dec: dec}
+}
+
+// Next returns the next document, or nil at the end of the input.
+func (d *Decoder) Next() (bson.Raw, error) {
+	if d.done {
+		return nil, nil
+	}
+	if !d.started {
+		d.started = true
+		first, err := peekNonSpace(d.br)
+		if err == io.EOF {
+			d.done = true
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		d.inArray = first == '['
+		if d.inArray {
+			if _, err := d.dec.Token(); err != nil {
+				return nil, streamErr("input", d.counter, d.dec, err)
+			}
+		}
+	}
+	if d.inArray && !d.dec.More() {
+		if _, err := d.dec.Token(); err != nil {
+			return nil, streamErr("input", d.counter, d.dec, err)
+		}
+		if d.dec.More() {
+			return nil, &SyntaxError{What: "input", Msg: "unexpected data after the array"}
+		}
+		d.done = true
+		return nil, nil
+	}
+	var raw json.RawMessage
+	if err := d.dec.Decode(&raw); err != nil {
+		if err == io.EOF && !d.inArray {
+			d.done = true
+			return nil, nil
+		}
+		return nil, streamErr(fmt.Sprintf("document %d", d.n+1), d.counter, d.dec, err)
+	}
+	d.n++
+	what := fmt.Sprintf("document %d", d.n)
+	if len(raw) == 0 || raw[0] != '{' {
+		return nil, &SyntaxError{What: what, Msg: "it is not a document (a JSON object)"}
+	}
+	return fromExtJSON(what, raw)
 }
 
 func streamErr(what string, lc *lineCounter, dec *json.Decoder, err error) error {
@@ -194,13 +229,18 @@ func peekNonSpace(br *bufio.Reader) (byte, error) {
 	}
 }
 
-// lineCounter records where each line starts so that a decoder offset can
-// be turned into a line and column.
+// lineCounter records where lines start so that a decoder offset can be
+// turned into a line and column. It keeps the most recent line starts only
+// (the decoder never looks far behind what it has read), so memory stays
+// bounded on inputs of millions of lines.
 type lineCounter struct {
-	r      io.Reader
-	read   int64
-	starts []int64
+	r       io.Reader
+	read    int64
+	starts  []int64
+	dropped int // line starts forgotten, all before starts[0]
 }
+
+const keepLineStarts = 1 << 14
 
 func (lc *lineCounter) Read(p []byte) (int, error) {
 	n, err := lc.r.Read(p)
@@ -209,12 +249,17 @@ func (lc *lineCounter) Read(p []byte) (int, error) {
 			lc.starts = append(lc.starts, lc.read+int64(i)+1)
 		}
 	}
+	if len(lc.starts) > 2*keepLineStarts {
+		drop := len(lc.starts) - keepLineStarts
+		lc.dropped += drop
+		lc.starts = append(lc.starts[:0], lc.starts[drop:]...)
+	}
 	lc.read += int64(n)
 	return n, err
 }
 
 func (lc *lineCounter) pos(off int64) (int, int) {
-	line, start := 1, int64(0)
+	line, start := 1+lc.dropped, int64(0)
 	for _, s := range lc.starts {
 		if s > off {
 			break

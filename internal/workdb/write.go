@@ -232,6 +232,27 @@ type InsertResult struct {
 func (w *Branch) write(ctx context.Context, info wal.CommitInfo,
 	apply func(ctx context.Context) (entries []wal.Entry, undo func(context.Context) error, err error),
 ) (*wal.Commit, int64, error) {
+	return w.writeStream(ctx, &info, func(ctx context.Context, emit func([]wal.Entry) error) (func(context.Context) error, error) {
+		entries, undo, err := apply(ctx)
+		if err != nil {
+			return undo, err
+		}
+		for i := 0; i < len(entries); i += batchSize {
+			if err := emit(entries[i:min(i+batchSize, len(entries))]); err != nil {
+				return undo, err
+			}
+		}
+		return undo, nil
+	})
+}
+
+// writeStream is write for work that produces its entries in batches
+// (large imports): emit appends a batch to the log at once, so that memory
+// holds one batch, not the whole write. apply may still change *info (a
+// message that counts what was written).
+func (w *Branch) writeStream(ctx context.Context, info *wal.CommitInfo,
+	apply func(ctx context.Context, emit func([]wal.Entry) error) (undo func(context.Context) error, err error),
+) (*wal.Commit, int64, error) {
 	claim, err := w.Repo.Claim(ctx, w.TL, w.Name)
 	if err != nil {
 		return nil, 0, err
@@ -279,21 +300,18 @@ func (w *Branch) write(ctx context.Context, info wal.CommitInfo,
 		_ = claim.Abort(uctx)
 		return nil, 0, err
 	}
-	entries, undo, err := apply(hctx)
+	undo, err := apply(hctx, func(entries []wal.Entry) error {
+		return claim.Append(hctx, entries)
+	})
 	if err != nil {
 		return fail(err, undo)
-	}
-	for i := 0; i < len(entries); i += batchSize {
-		if err := claim.Append(hctx, entries[i:min(i+batchSize, len(entries))]); err != nil {
-			return fail(err, undo)
-		}
 	}
 	m.Applied, m.Writing = claim.Next()-1, false
 	if err := w.saveMarker(hctx, m); err != nil {
 		return fail(err, undo)
 	}
 	stop()
-	cm, err := claim.Commit(ctx, info)
+	cm, err := claim.Commit(ctx, *info)
 	if err != nil {
 		return fail(err, undo)
 	}
@@ -302,74 +320,119 @@ func (w *Branch) write(ctx context.Context, info wal.CommitInfo,
 
 // Insert inserts docs (each with an _id) into coll as one commit.
 func (w *Branch) Insert(ctx context.Context, coll string, docs []bson.Raw, info wal.CommitInfo) (*InsertResult, error) {
-	ids := make([]bson.RawValue, len(docs))
-	seen := make(map[string]int, len(docs))
-	for i, d := range docs {
-		id, err := d.LookupErr("_id")
-		if err != nil {
-			return nil, &DocumentError{Index: i, Msg: "document has no _id"}
+	done := false
+	return w.InsertStream(ctx, coll, func() ([]bson.Raw, error) {
+		if done {
+			return nil, nil
 		}
-		if id.Type == bson.TypeArray {
-			return nil, &DocumentError{Index: i, Msg: "_id cannot be an array"}
-		}
-		k := string(wal.KeyOf(id))
-		if j, dup := seen[k]; dup {
-			return nil, &DocumentError{Index: i, Msg: fmt.Sprintf("duplicate _id %s (also document %d)", FormatValue(id), j+1)}
-		}
-		seen[k] = i
-		ids[i] = id
-	}
+		done = true
+		return docs, nil
+	}, info, nil)
+}
+
+// InsertStream inserts the documents next returns, batch after batch (nil
+// at the end), as one commit: all of them or none. Memory holds one batch
+// and the _ids seen so far. progress, if set, is told the running count.
+// An empty message becomes "insert N documents into COLL".
+func (w *Branch) InsertStream(ctx context.Context, coll string, next func() ([]bson.Raw, error), info wal.CommitInfo, progress func(int)) (*InsertResult, error) {
+	seen := map[string]int{}
+	var ids []bson.RawValue
 	c := w.DB.Collection(coll)
-	var inserted []bson.RawValue
+	inserted := 0 // ids[:inserted] are in the working database
 	undo := func(ctx context.Context) error {
-		return deleteIDs(ctx, c, inserted)
+		return deleteIDs(ctx, c, ids[:inserted])
 	}
-	cm, head, err := w.write(ctx, info, func(ctx context.Context) ([]wal.Entry, func(context.Context) error, error) {
-		for start := 0; start < len(docs); start += batchSize {
-			batch := docs[start:min(start+batchSize, len(docs))]
-			anys := make([]any, len(batch))
-			for i := range batch {
-				anys[i] = batch[i]
-			}
-			_, err := c.InsertMany(ctx, anys, options.InsertMany().SetOrdered(true))
+	cm, head, err := w.writeStream(ctx, &info, func(ctx context.Context, emit func([]wal.Entry) error) (func(context.Context) error, error) {
+		for {
+			docs, err := next()
 			if err != nil {
-				var bwe mongo.BulkWriteException
-				if errors.As(err, &bwe) && len(bwe.WriteErrors) > 0 {
-					we := bwe.WriteErrors[0]
-					inserted = append(inserted, ids[start:start+we.Index]...)
-					if we.HasErrorCode(11000) || mongo.IsDuplicateKeyError(err) {
-						why := explainDuplicate(ctx, c, docs[start+we.Index])
-						if why == "" {
-							why = we.Message
-						}
-						return nil, undo, &DuplicateKeyError{Coll: coll, Msg: why}
+				return undo, err
+			}
+			if len(docs) == 0 {
+				if info.Message == "" {
+					noun := "documents"
+					if len(ids) == 1 {
+						noun = "document"
 					}
-					return nil, undo, &DocumentError{Index: start + we.Index, Msg: we.Message}
+					info.Message = fmt.Sprintf("insert %d %s into %s", len(ids), noun, coll)
 				}
-				// Unknown outcome: undo whatever of the batch got in.
-				inserted = append(inserted, ids[start:start+len(batch)]...)
-				return nil, undo, err
+				return undo, nil
 			}
-			inserted = append(inserted, ids[start:start+len(batch)]...)
-		}
-		post, err := w.readBack(ctx, c, ids, docs)
-		if err != nil {
-			return nil, undo, err
-		}
-		entries := make([]wal.Entry, 0, len(post))
-		for _, d := range post {
-			e, err := wal.PutEntry(coll, d)
-			if err != nil {
-				return nil, undo, err
+			for start := 0; start < len(docs); start += batchSize {
+				batch := docs[start:min(start+batchSize, len(docs))]
+				if err := w.insertBatch(ctx, c, coll, batch, seen, &ids, &inserted, emit); err != nil {
+					return undo, err
+				}
+				if progress != nil {
+					progress(inserted)
+				}
 			}
-			entries = append(entries, e)
 		}
-		return entries, undo, nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	return &InsertResult{IDs: ids, Commit: cm, Head: head}, nil
+}
+
+// insertBatch inserts one batch, reads its post-images back and emits
+// them as log entries.
+func (w *Branch) insertBatch(ctx context.Context, c *mongo.Collection, coll string, batch []bson.Raw,
+	seen map[string]int, ids *[]bson.RawValue, inserted *int, emit func([]wal.Entry) error) error {
+	first := len(*ids)
+	for i, d := range batch {
+		id, err := d.LookupErr("_id")
+		if err != nil {
+			return &DocumentError{Index: first + i, Msg: "document has no _id"}
+		}
+		if id.Type == bson.TypeArray {
+			return &DocumentError{Index: first + i, Msg: "_id cannot be an array"}
+		}
+		k := string(wal.KeyOf(id))
+		if j, dup := seen[k]; dup {
+			return &DocumentError{Index: first + i, Msg: fmt.Sprintf("duplicate _id %s (also document %d)", FormatValue(id), j+1)}
+		}
+		seen[k] = first + i
+		*ids = append(*ids, id)
+	}
+	batchIDs := (*ids)[first:]
+	anys := make([]any, len(batch))
+	for i := range batch {
+		anys[i] = batch[i]
+	}
+	_, err := c.InsertMany(ctx, anys, options.InsertMany().SetOrdered(true))
+	if err != nil {
+		var bwe mongo.BulkWriteException
+		if errors.As(err, &bwe) && len(bwe.WriteErrors) > 0 {
+			we := bwe.WriteErrors[0]
+			*inserted += we.Index
+			if we.HasErrorCode(11000) || mongo.IsDuplicateKeyError(err) {
+				why := explainDuplicate(ctx, c, batch[we.Index])
+				if why == "" {
+					why = we.Message
+				}
+				return &DuplicateKeyError{Coll: coll, Msg: why}
+			}
+			return &DocumentError{Index: first + we.Index, Msg: we.Message}
+		}
+		// Unknown outcome: undo whatever of the batch got in.
+		*inserted += len(batch)
+		return err
+	}
+	*inserted += len(batch)
+	post, err := w.readBack(ctx, c, batchIDs, batch)
+	if err != nil {
+		return err
+	}
+	entries := make([]wal.Entry, 0, len(post))
+	for _, d := range post {
+		e, err := wal.PutEntry(coll, d)
+		if err != nil {
+			return err
+		}
+		entries = append(entries, e)
+	}
+	return emit(entries)
 }
 
 func deleteIDs(ctx context.Context, c *mongo.Collection, ids []bson.RawValue) error {
