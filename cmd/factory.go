@@ -221,6 +221,25 @@ func (f *Factory) branchOrCurrent(flag string) (string, error) {
 	return f.CurrentBranch()
 }
 
+// openBranch resolves a --branch flag (or the current branch) to the repo,
+// the branch, and its working database.
+func (f *Factory) openBranch(ctx context.Context, flag string) (*wal.Repo, *wal.Branch, *workdb.Branch, error) {
+	name, err := f.branchOrCurrent(flag)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	r, project, err := f.project(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	b, err := r.Branch(ctx, project, name)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	w, err := f.workingDB(ctx, r, b)
+	return r, b, w, err
+}
+
 // workingDB returns the working database of a branch, wired for notices.
 func (f *Factory) workingDB(ctx context.Context, r *wal.Repo, b *wal.Branch) (*workdb.Branch, error) {
 	s, err := f.Store(ctx)

@@ -1,7 +1,6 @@
 package cmd
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -53,7 +52,7 @@ index that the data already breaks is refused and nothing is written.`,
 			if n, _ := keys.Elements(); len(n) == 0 {
 				return fmt.Errorf("the keys document is empty: name at least one field, like '{\"email\": 1}'")
 			}
-			w, name, err := f.writeBranch(ctx, branch)
+			_, b, w, err := f.openBranch(ctx, branch)
 			if err != nil {
 				return err
 			}
@@ -70,10 +69,10 @@ index that the data already breaks is refused and nothing is written.`,
 				return err
 			}
 			if f.JSON {
-				return f.IO.PrintJSON(map[string]any{"branch": name, "collection": args[0], "index": json.RawMessage(js), "lsn": cm.To, "head": head})
+				return f.IO.PrintJSON(map[string]any{"branch": b.Name, "collection": args[0], "index": json.RawMessage(js), "lsn": cm.To, "head": head})
 			}
 			fmt.Fprintln(f.IO.Out, spec.Lookup("name").StringValue())
-			fmt.Fprintf(f.IO.ErrOut, "created index on %s on %s: LSN %d, head %d\n", args[0], name, cm.To, head)
+			fmt.Fprintf(f.IO.ErrOut, "created index on %s on %s: LSN %d, head %d\n", args[0], b.Name, cm.To, head)
 			return nil
 		},
 	}
@@ -145,7 +144,7 @@ func newIndexDropCmd(f *Factory) *cobra.Command {
 			if err := workdb.ValidateCollection(args[0]); err != nil {
 				return err
 			}
-			w, name, err := f.writeBranch(ctx, branch)
+			_, b, w, err := f.openBranch(ctx, branch)
 			if err != nil {
 				return err
 			}
@@ -158,31 +157,13 @@ func newIndexDropCmd(f *Factory) *cobra.Command {
 				return err
 			}
 			if f.JSON {
-				return f.IO.PrintJSON(map[string]any{"branch": name, "collection": args[0], "dropped": args[1], "lsn": cm.To, "head": head})
+				return f.IO.PrintJSON(map[string]any{"branch": b.Name, "collection": args[0], "dropped": args[1], "lsn": cm.To, "head": head})
 			}
-			fmt.Fprintf(f.IO.Out, "dropped index %s on %s on %s: LSN %d, head %d\n", args[1], args[0], name, cm.To, head)
+			fmt.Fprintf(f.IO.Out, "dropped index %s on %s on %s: LSN %d, head %d\n", args[1], args[0], b.Name, cm.To, head)
 			return nil
 		},
 	}
 	cmd.Flags().StringArrayVarP(&message, "message", "m", nil, "commit message")
 	cmd.Flags().StringVar(&branch, "branch", "", "branch (default: the current branch)")
 	return cmd
-}
-
-// writeBranch opens the working database of the branch a write goes to.
-func (f *Factory) writeBranch(ctx context.Context, flag string) (*workdb.Branch, string, error) {
-	name, err := f.branchOrCurrent(flag)
-	if err != nil {
-		return nil, "", err
-	}
-	r, project, err := f.project(ctx)
-	if err != nil {
-		return nil, "", err
-	}
-	b, err := r.Branch(ctx, project, name)
-	if err != nil {
-		return nil, "", err
-	}
-	w, err := f.workingDB(ctx, r, b)
-	return w, name, err
 }

@@ -86,18 +86,11 @@ func runInsert(ctx context.Context, o *insertOptions) error {
 			return usageErrorf("no documents: give one as an argument, or use --file or standard input")
 		}
 	}
-	branch, err := f.branchOrCurrent(o.branch)
+	_, b, w, err := f.openBranch(ctx, o.branch)
 	if err != nil {
 		return err
 	}
-	r, project, err := f.project(ctx)
-	if err != nil {
-		return err
-	}
-	b, err := r.Branch(ctx, project, branch)
-	if err != nil {
-		return err
-	}
+	branch := b.Name
 	lim := f.limits()
 	// next hands the documents over in batches, checked: the whole input is
 	// never in memory at once.
@@ -139,10 +132,6 @@ func runInsert(ctx context.Context, o *insertOptions) error {
 		}
 		count += len(batch)
 		return batch, nil
-	}
-	w, err := f.workingDB(ctx, r, b)
-	if err != nil {
-		return err
 	}
 	msg := strings.Join(o.message, "\n\n")
 	progress := func(int) {}

@@ -139,18 +139,11 @@ func runModify(ctx context.Context, o *modifyOptions) error {
 			return fmt.Errorf("a replacement document cannot hold update operators (%s): use argon update", first.Key())
 		}
 	}
-	branch, err := f.branchOrCurrent(o.branch)
+	r, b, w, err := f.openBranch(ctx, o.branch)
 	if err != nil {
 		return err
 	}
-	r, project, err := f.project(ctx)
-	if err != nil {
-		return err
-	}
-	b, err := r.Branch(ctx, project, branch)
-	if err != nil {
-		return err
-	}
+	branch := b.Name
 	lim := f.limits()
 	for _, part := range []struct {
 		what string
@@ -164,10 +157,6 @@ func runModify(ctx context.Context, o *modifyOptions) error {
 		if err := workdb.CheckDocument(m.Replacement, lim); err != nil {
 			return err
 		}
-	}
-	w, err := f.workingDB(ctx, r, b)
-	if err != nil {
-		return err
 	}
 	msg := strings.Join(o.message, "\n\n")
 	if msg == "" {

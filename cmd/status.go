@@ -48,18 +48,11 @@ type statusInfo struct {
 }
 
 func runStatus(ctx context.Context, f *Factory, branchFlag string, verbose bool) error {
-	branch, err := f.branchOrCurrent(branchFlag)
+	r, b, w, err := f.openBranch(ctx, branchFlag)
 	if err != nil {
 		return err
 	}
-	r, project, err := f.project(ctx)
-	if err != nil {
-		return err
-	}
-	b, err := r.Branch(ctx, project, branch)
-	if err != nil {
-		return err
-	}
+	branch, project := b.Name, b.Project
 	names, err := r.BranchNames(ctx, project)
 	if err != nil {
 		return err
@@ -69,10 +62,6 @@ func runStatus(ctx context.Context, f *Factory, branchFlag string, verbose bool)
 		return err
 	}
 	s, err := f.Store(ctx)
-	if err != nil {
-		return err
-	}
-	w, err := f.workingDB(ctx, r, b)
 	if err != nil {
 		return err
 	}

@@ -86,22 +86,11 @@ modified, as the database holds them, and the documents deleted.`,
 			if len(message) == 0 {
 				return usageErrorf("a commit needs a message: argon commit -m MESSAGE")
 			}
-			name, err := f.branchOrCurrent(branch)
+			r, b, w, err := f.openBranch(ctx, branch)
 			if err != nil {
 				return err
 			}
-			r, project, err := f.project(ctx)
-			if err != nil {
-				return err
-			}
-			b, err := r.Branch(ctx, project, name)
-			if err != nil {
-				return err
-			}
-			w, err := f.workingDB(ctx, r, b)
-			if err != nil {
-				return err
-			}
+			name := b.Name
 			changes, cm, head, err := w.CommitChanges(ctx, wal.CommitInfo{Message: strings.Join(message, "\n\n"), Author: f.Author}, f.limits())
 			if err != nil {
 				return err
@@ -151,22 +140,11 @@ terminal and needs --yes otherwise.`,
 		Args:    exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			name, err := f.branchOrCurrent(branch)
+			_, b, w, err := f.openBranch(ctx, branch)
 			if err != nil {
 				return err
 			}
-			r, project, err := f.project(ctx)
-			if err != nil {
-				return err
-			}
-			b, err := r.Branch(ctx, project, name)
-			if err != nil {
-				return err
-			}
-			w, err := f.workingDB(ctx, r, b)
-			if err != nil {
-				return err
-			}
+			name := b.Name
 			changes, err := workingChanges(ctx, w)
 			if err != nil {
 				return err
