@@ -24,8 +24,9 @@ type Change struct {
 	Kind string
 	ID   bson.RawValue
 	// Doc is the document as the working database holds it; nil when
-	// deleted.
+	// deleted. Was is the committed document; nil when added.
 	Doc bson.Raw
+	Was bson.Raw
 }
 
 // Changes lists what applications changed in the working database since
@@ -35,8 +36,21 @@ func (w *Branch) Changes(ctx context.Context) ([]Change, int64, error) {
 	var out []Change
 	var head int64
 	err := w.read(ctx, func(m *Marker) error {
-		var err error
 		head = m.Applied
+		if m.Sums != nil {
+			// The fingerprint of what the database holds now against the
+			// committed one: equal means nothing changed, and the log need
+			// not be folded.
+			now, err := scanSums(ctx, w.DB)
+			if err != nil {
+				return err
+			}
+			if now.equal(m.Sums) {
+				out = nil
+				return nil
+			}
+		}
+		var err error
 		out, err = w.diff(ctx, head)
 		return err
 	})
@@ -79,7 +93,7 @@ func (w *Branch) diff(ctx context.Context, head int64) ([]Change, error) {
 				out = append(out, Change{Coll: coll, Kind: Added, ID: doc.Lookup("_id"), Doc: doc})
 			} else {
 				if !bytes.Equal(was, doc) {
-					out = append(out, Change{Coll: coll, Kind: Modified, ID: doc.Lookup("_id"), Doc: doc})
+					out = append(out, Change{Coll: coll, Kind: Modified, ID: doc.Lookup("_id"), Doc: doc, Was: was})
 				}
 				delete(committed, k)
 			}
@@ -90,7 +104,7 @@ func (w *Branch) diff(ctx context.Context, head int64) ([]Change, error) {
 			return nil, err
 		}
 		for _, d := range committed {
-			out = append(out, Change{Coll: coll, Kind: Deleted, ID: d.Lookup("_id")})
+			out = append(out, Change{Coll: coll, Kind: Deleted, ID: d.Lookup("_id"), Was: d})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -122,6 +136,7 @@ func (w *Branch) CommitChanges(ctx context.Context, info wal.CommitInfo, lim Lim
 		}
 		entries := make([]wal.Entry, 0, len(changes))
 		for _, c := range changes {
+			w.changed(c.Coll, c.Was, c.Doc)
 			if c.Kind == Deleted {
 				entries = append(entries, wal.DelEntry(c.Coll, c.ID))
 				continue

@@ -262,6 +262,19 @@ func TestModel(t *testing.T) {
 		if got, want := dumpDocs(docs), dump(br.model); !bytes.Equal(got, want) {
 			t.Fatalf("branch %s differs from the model:\nargon:\n%s\nmodel:\n%s", br.b.Name, got, want)
 		}
+		// The fingerprint kept up to date write by write equals one
+		// computed from scratch.
+		m, err := br.w.marker(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		now, err := scanSums(ctx, br.w.DB)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Sums == nil || !now.equal(m.Sums) {
+			t.Fatalf("branch %s: marker fingerprint %v, database %v", br.b.Name, m.Sums, now)
+		}
 	}
 	for _, s := range samples {
 		owner, err := r.Owner(ctx, s.tl, s.lsn)

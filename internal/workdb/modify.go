@@ -88,6 +88,7 @@ func (w *Branch) Modify(ctx context.Context, coll string, m Modification, lim Li
 			entries := make([]wal.Entry, len(ids))
 			for i, id := range ids {
 				entries[i] = wal.DelEntry(coll, id)
+				w.changed(coll, pre[i], nil)
 			}
 			return entries, restore, nil
 		case len(ids) == 0 && m.Upsert:
@@ -118,6 +119,7 @@ func (w *Branch) Modify(ctx context.Context, coll string, m Modification, lim Li
 				return nil, restore, err
 			}
 			e, err := wal.PutEntry(coll, post)
+			w.changed(coll, nil, post)
 			return []wal.Entry{e}, restore, err
 		case len(ids) == 0:
 			return nil, restore, nil
@@ -148,6 +150,7 @@ func (w *Branch) Modify(ctx context.Context, coll string, m Modification, lim Li
 				return nil, restore, err
 			}
 			entries = append(entries, e)
+			w.changed(coll, pre[i], post)
 		}
 		res.Modified = len(entries)
 		return entries, restore, nil

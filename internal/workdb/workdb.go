@@ -42,6 +42,10 @@ type Marker struct {
 	// Version changes on every write, so that a reader can tell that its
 	// query ran on one unchanged state.
 	Version int64 `bson:"version"`
+	// Sums fingerprint the committed content (see Sums); absent on markers
+	// written before they existed, in which case changes are always looked
+	// for the slow way.
+	Sums Sums `bson:"sums"`
 }
 
 // Branch is a branch's working database.
@@ -56,6 +60,24 @@ type Branch struct {
 	// ScanReads is set when the engine scans a whole collection for any
 	// filter but an _id equality (the embedded engine).
 	ScanReads bool
+
+	// delta is the fingerprint change of the write in progress: documents
+	// it removed and added, XORed in.
+	delta Sums
+}
+
+// changed records that a write replaced before with after in coll (either
+// may be nil), for the marker's fingerprint.
+func (w *Branch) changed(coll string, before, after bson.Raw) {
+	if w.delta == nil {
+		w.delta = Sums{}
+	}
+	if before != nil {
+		w.delta.toggle(coll, before)
+	}
+	if after != nil {
+		w.delta.toggle(coll, after)
+	}
 }
 
 // Open returns the working database of branch b.
@@ -124,6 +146,10 @@ func (w *Branch) sync(ctx context.Context, head int64) (*Marker, error) {
 		if err != nil {
 			return nil, err
 		}
+		// Replayed documents replaced whatever was there: count afresh.
+		if m.Sums, err = scanSums(ctx, w.DB); err != nil {
+			return nil, err
+		}
 		m.Applied, m.Writing = head, false
 		if err := w.saveMarker(ctx, m); err != nil {
 			return nil, err
@@ -175,6 +201,12 @@ func (w *Branch) rebuild(ctx context.Context, head int64, notice string) error {
 	}
 	if err := materialiseIndexes(ctx, w.DB, st); err != nil {
 		return err
+	}
+	m.Sums = Sums{}
+	for _, coll := range st.Collections() {
+		for _, d := range st.Docs(coll) {
+			m.Sums.toggle(coll, d)
+		}
 	}
 	m.Applied, m.Writing = head, false
 	if err := w.saveMarker(ctx, m); err != nil {

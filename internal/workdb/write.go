@@ -2,6 +2,7 @@ package workdb
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -274,7 +275,9 @@ func (w *Branch) writeStream(ctx context.Context, info *wal.CommitInfo,
 		_ = claim.Abort(ctx)
 		return nil, 0, wal.LostErr(hctx, err)
 	}
+	committedSums := m.Sums
 	fail := func(err error, undo func(context.Context) error) (*wal.Commit, int64, error) {
+		m.Sums = committedSums
 		err = wal.LostErr(hctx, err)
 		stop()
 		if errors.Is(err, wal.ErrClaimLost) || errors.Is(err, context.DeadlineExceeded) {
@@ -300,11 +303,28 @@ func (w *Branch) writeStream(ctx context.Context, info *wal.CommitInfo,
 		_ = claim.Abort(uctx)
 		return nil, 0, err
 	}
+	w.delta = nil
 	undo, err := apply(hctx, func(entries []wal.Entry) error {
 		return claim.Append(hctx, entries)
 	})
 	if err != nil {
 		return fail(err, undo)
+	}
+	if m.Sums != nil {
+		sums := m.Sums.clone()
+		for coll := range w.delta {
+			cur := sums.get(coll)
+			d := w.delta.get(coll)
+			for i := range cur {
+				cur[i] ^= d[i]
+			}
+			if cur == (sum{}) {
+				delete(sums, coll)
+			} else {
+				sums[coll] = hex.EncodeToString(cur[:])
+			}
+		}
+		m.Sums = sums
 	}
 	m.Applied, m.Writing = claim.Next()-1, false
 	if err := w.saveMarker(hctx, m); err != nil {
@@ -431,6 +451,7 @@ func (w *Branch) insertBatch(ctx context.Context, c *mongo.Collection, coll stri
 			return err
 		}
 		entries = append(entries, e)
+		w.changed(coll, nil, d)
 	}
 	return emit(entries)
 }

@@ -1,0 +1,96 @@
+package workdb
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+)
+
+// Sums fingerprint the content of a working database, per collection: the
+// XOR of a 128-bit hash of every document's bytes. XOR makes them cheap to
+// keep up to date (a write XORs out the old document and XORs in the new)
+// and independent of order. argon keeps the fingerprint of the committed
+// head in the marker; a scan of the database that finds the same
+// fingerprints proves (to 2^-128) that applications changed nothing, so
+// status and checkout need not fold the log.
+type Sums map[string]string
+
+type sum [16]byte
+
+func docSum(doc bson.Raw) sum {
+	h := sha256.Sum256(doc)
+	var s sum
+	copy(s[:], h[:16])
+	return s
+}
+
+func (s Sums) get(coll string) sum {
+	var out sum
+	if v, ok := s[coll]; ok {
+		_, _ = hex.Decode(out[:], []byte(v))
+	}
+	return out
+}
+
+// toggle XORs doc into (or out of: XOR is its own inverse) coll's sum.
+func (s Sums) toggle(coll string, doc bson.Raw) {
+	cur, d := s.get(coll), docSum(doc)
+	for i := range cur {
+		cur[i] ^= d[i]
+	}
+	if cur == (sum{}) {
+		delete(s, coll)
+		return
+	}
+	s[coll] = hex.EncodeToString(cur[:])
+}
+
+func (s Sums) clone() Sums {
+	out := make(Sums, len(s))
+	for k, v := range s {
+		out[k] = v
+	}
+	return out
+}
+
+func (s Sums) equal(o Sums) bool {
+	if len(s) != len(o) {
+		return false
+	}
+	for k, v := range s {
+		if o[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// scanSums computes the fingerprint of every collection in db.
+func scanSums(ctx context.Context, db *mongo.Database) (Sums, error) {
+	names, err := db.ListCollectionNames(ctx, bson.D{})
+	if err != nil {
+		return nil, err
+	}
+	out := Sums{}
+	for _, name := range names {
+		if name == MarkerCollection {
+			continue
+		}
+		cur, err := db.Collection(name).Find(ctx, bson.D{})
+		if err != nil {
+			return nil, err
+		}
+		for cur.Next(ctx) {
+			out.toggle(name, cur.Current)
+		}
+		err = cur.Err()
+		_ = cur.Close(ctx)
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
