@@ -25,7 +25,10 @@ run insert users --file users.ndjson -m "import two users"
 run branch create feature-x
 run checkout feature-x
 run insert users '{"_id": 4, "name": "Di", "age": 29}' -m "Di only on feature-x"
+run update users '{"_id": 1}' '{"$set": {"email": "ada@example.com"}, "$inc": {"age": 1}}'
+run delete users '{"age": {"$lt": 18}}' --many
 run find users '{"age": {"$gte": 18}}' --sort '{"age": -1}'
+run find users --at 4 --sort '{"_id": 1}'
 run find users --branch main
 run branch
 run log --oneline
