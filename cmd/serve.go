@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"os/signal"
 	"strconv"
 	"syscall"
@@ -70,7 +71,11 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	defer stop()
 	addr := net.JoinHostPort(o.addr, strconv.Itoa(o.port))
 	return store.Serve(ctx, f.Workspace.Dir(), addr, f.LockTimeout, func(uri string) {
-		fmt.Fprintln(f.IO.Out, uri)
+		if f.JSON {
+			_ = f.IO.PrintJSON(map[string]any{"uri": uri, "pid": os.Getpid(), "workspace": f.Workspace.Root})
+		} else {
+			fmt.Fprintln(f.IO.Out, uri)
+		}
 		fmt.Fprintf(f.IO.ErrOut, "argon: serving %s at %s (stop with Ctrl-C)\n", f.Workspace.Root, uri)
 	})
 }
