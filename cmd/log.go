@@ -2,11 +2,14 @@ package cmd
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/argon-db/argon/internal/ejson"
 
 	"github.com/argon-db/argon/internal/wal"
 )
@@ -16,6 +19,7 @@ type logOptions struct {
 	limit   int
 	oneline bool
 	branch  string
+	entries bool
 }
 
 func newLogCmd(f *Factory) *cobra.Command {
@@ -27,10 +31,15 @@ func newLogCmd(f *Factory) *cobra.Command {
 each commit wrote, its time, author and message, and how many documents it
 put or deleted per collection. Below a branch's fork point the log goes on
 into the parent's history; those commits are marked "inherited" and name
-the branch they were made on.`,
+the branch they were made on.
+
+With --entries, list the log entries themselves, newest first: one per
+document written (put) or deleted (del), or index created or dropped, with
+its LSN. Piped: "lsn<TAB>op<TAB>collection<TAB>key" lines.`,
 		Example: `  argon log
   argon log -n 5 --oneline
-  argon log --branch feature-x --json`,
+  argon log --branch feature-x --json
+  argon log --entries -n 20`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.limit < 0 {
@@ -42,6 +51,7 @@ the branch they were made on.`,
 	cmd.Flags().IntVarP(&o.limit, "max-count", "n", 0, "show at most this many commits (0: all)")
 	cmd.Flags().BoolVar(&o.oneline, "oneline", false, "one line per commit")
 	cmd.Flags().StringVar(&o.branch, "branch", "", "branch to show (default: the current branch)")
+	cmd.Flags().BoolVar(&o.entries, "entries", false, "list log entries (one per document change) instead of commits")
 	return cmd
 }
 
@@ -75,6 +85,9 @@ func runLog(ctx context.Context, o *logOptions) error {
 	head, err := r.Head(ctx, b.Timeline)
 	if err != nil {
 		return err
+	}
+	if o.entries {
+		return printEntries(ctx, f, r, b.Timeline, head.LSN, o.limit)
 	}
 	items, err := r.Log(ctx, b.Timeline, head.LSN, o.limit)
 	if err != nil {
@@ -162,4 +175,36 @@ func ago(d time.Duration) string {
 	default:
 		return fmt.Sprintf("%d days ago", int(d.Hours()/24))
 	}
+}
+
+// entryInfo is the JSON shape of one log entry.
+type entryInfo struct {
+	LSN        int64           `json:"lsn"`
+	Op         string          `json:"op"`
+	Collection string          `json:"collection"`
+	Key        json.RawMessage `json:"key"`
+	Time       time.Time       `json:"time"`
+}
+
+func printEntries(ctx context.Context, f *Factory, r *wal.Repo, tl string, head int64, limit int) error {
+	out := []entryInfo{}
+	err := r.EntriesBack(ctx, tl, head, func(e *wal.Entry) bool {
+		out = append(out, entryInfo{LSN: e.LSN, Op: e.Op, Collection: e.Coll, Key: nil, Time: e.Time})
+		k, err := ejson.FormatValue(wal.KeyValue(e.KeyBytes), f.JSON)
+		if err == nil {
+			out[len(out)-1].Key = k
+		}
+		return limit <= 0 || len(out) < limit
+	})
+	if err != nil {
+		return err
+	}
+	if f.JSON {
+		return f.IO.PrintJSON(out)
+	}
+	t := f.IO.NewTable("LSN", "OP", "COLLECTION", "KEY")
+	for _, e := range out {
+		t.Row(fmt.Sprint(e.LSN), e.Op, e.Collection, string(e.Key))
+	}
+	return t.Render()
 }

@@ -163,3 +163,27 @@ func (r *Repo) Fold(ctx context.Context, tl string, lsn int64, coll string) (*St
 	})
 	return st, err
 }
+
+// EntriesBack calls fn for the entries at LSN at and below on the ancestry
+// of tl, newest first, until fn returns false or the history ends. Each
+// entry is one point read by _id, so reading the last n entries costs n
+// reads whatever the size of the log.
+func (r *Repo) EntriesBack(ctx context.Context, tl string, at int64, fn func(*Entry) bool) error {
+	anc, err := r.Ancestry(ctx, tl)
+	if err != nil {
+		return err
+	}
+	coll := r.DB.Collection(collEntries)
+	for _, t := range anc {
+		for ; at > t.Base; at-- {
+			var e Entry
+			if err := coll.FindOne(ctx, bson.D{{Key: "_id", Value: entryID(t.ID, at)}}).Decode(&e); err != nil {
+				return fmt.Errorf("read entry %d of timeline %s: %w", at, t.ID, err)
+			}
+			if !fn(&e) {
+				return nil
+			}
+		}
+	}
+	return nil
+}
