@@ -22,6 +22,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/argon-db/argon/cmd"
+	"github.com/argon-db/argon/internal/commit"
 	"github.com/argon-db/argon/internal/store"
 	"github.com/argon-db/argon/internal/wal"
 )
@@ -30,9 +31,38 @@ var update = flag.Bool("update", os.Getenv("ARGON_UPDATE") != "", "rewrite the g
 
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"argon":       func() { os.Exit(cmd.Main()) },
+		"argon":       func() { installTestHooks(); os.Exit(cmd.Main()) },
 		"argonworker": concurrencyWorker,
 	})
+}
+
+// installTestHooks lets a test stop a writer at an exact step of the
+// commit protocol: ARGON_TEST_KILL_AT=POINT kills the process there (as a
+// crash would), ARGON_TEST_PAUSE_AT=POINT:FILE waits there until FILE
+// exists (creating FILE.paused first, so the test knows it got there).
+// Production builds never set commit.Hook.
+func installTestHooks() {
+	kill := os.Getenv("ARGON_TEST_KILL_AT")
+	pause, file, _ := strings.Cut(os.Getenv("ARGON_TEST_PAUSE_AT"), ":")
+	if kill == "" && pause == "" {
+		return
+	}
+	commit.Hook = func(point string) {
+		if point == kill {
+			p, _ := os.FindProcess(os.Getpid())
+			_ = p.Kill()
+			select {}
+		}
+		if point == pause && file != "" {
+			_ = os.WriteFile(file+".paused", nil, 0o600)
+			for {
+				if _, err := os.Stat(file); err == nil {
+					return
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+	}
 }
 
 // TestScripts runs the golden command-line tests in testdata/script against

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
+	commitpkg "github.com/argon-db/argon/internal/commit"
 	"github.com/argon-db/argon/internal/store"
 	"github.com/argon-db/argon/internal/ui"
 	"github.com/argon-db/argon/internal/wal"
@@ -162,6 +163,14 @@ func (f *Factory) Repo(ctx context.Context) (*wal.Repo, error) {
 		}
 		r.BusyTimeout = t
 	}
+	if d := os.Getenv("ARGON_LEASE_TTL"); d != "" {
+		t, err := time.ParseDuration(d)
+		if err != nil || t <= 0 {
+			return nil, fmt.Errorf("invalid ARGON_LEASE_TTL %q: want a positive duration, like 30s", d)
+		}
+		r.LeaseTTL = t
+	}
+	r.Exclusive = s.Exclusive
 	f.repo = r
 	return r, nil
 }
@@ -246,7 +255,7 @@ func (f *Factory) workingDB(ctx context.Context, r *wal.Repo, b *wal.Branch) (*w
 	if err != nil {
 		return nil, err
 	}
-	w := workdb.Open(r, b)
+	w := commitpkg.New().Open(r, b)
 	w.ScanReads = s.Embedded
 	w.Notice = func(msg string) { fmt.Fprintf(f.IO.ErrOut, "argon: notice: %s\n", msg) }
 	return w, nil

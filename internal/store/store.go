@@ -44,6 +44,9 @@ type Store struct {
 	Embedded bool
 	// Served reports whether the embedded engine is served by `argon serve`.
 	Served bool
+	// Exclusive reports that this process runs the embedded engine itself
+	// under the workspace lock: no other process can use the deployment.
+	Exclusive bool
 	// URI is the connection string in use (credentials included).
 	URI string
 
@@ -229,7 +232,7 @@ func openEmbedded(ctx context.Context, opts Options) (*Store, error) {
 		_ = fl.Unlock()
 		return nil, err
 	}
-	s.Embedded = true
+	s.Embedded, s.Exclusive = true, true
 	s.stop = func() {
 		eng.Stop()
 		_ = fl.Unlock()

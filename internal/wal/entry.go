@@ -27,20 +27,22 @@ type Entry struct {
 	ID   string    `bson:"_id"`
 	TL   string    `bson:"tl"`
 	LSN  int64     `bson:"lsn"`
-	Time time.Time `bson:"ts"`
+	Time time.Time `bson:"-"`
 	Op   string    `bson:"op"`
 	Coll string    `bson:"coll"`
 	// Key is the document's _id, for indexing. KeyBytes is the same value
 	// exactly (its BSON type byte, then its bytes): engines may reorder
 	// the fields of a nested _id, the bytes never change.
-	Key      bson.RawValue `bson:"key"`
+	Key      bson.RawValue `bson:"-"`
 	KeyBytes []byte        `bson:"kb"`
 	// Doc is the post-image's exact BSON bytes; empty for del.
 	Doc   []byte `bson:"doc,omitempty"`
 	Token string `bson:"token"`
 }
 
-func entryID(tl string, lsn int64) string { return fmt.Sprintf("%s:%012d", tl, lsn) }
+func entryID(tl string, lsn int64, token string) string {
+	return fmt.Sprintf("%s:%012d:%s", tl, lsn, token)
+}
 
 // KeyOf returns the exact bytes identifying a document's _id.
 func KeyOf(id bson.RawValue) []byte {
@@ -116,39 +118,82 @@ func (r *Repo) Segments(ctx context.Context, tl string, from, to int64) ([]Segme
 	return segs, nil
 }
 
-// EachEntry calls fn for every entry with LSN in (from, to] on the ancestry
-// of tl, in LSN order. When coll is not empty, only that collection's
-// entries are read.
+// SpillEntries writes the entries of a large commit to the entries
+// collection under the writer's token. They count only once a commit slot
+// names that token for their LSNs.
+func (r *Repo) SpillEntries(ctx context.Context, entries []Entry) error {
+	docs := make([]any, len(entries))
+	for i := range entries {
+		entries[i].ID = entryID(entries[i].TL, entries[i].LSN, entries[i].Token)
+		docs[i] = &entries[i]
+	}
+	_, err := r.DB.Collection(collEntries).InsertMany(ctx, docs)
+	if isDup(err) {
+		// Our own earlier attempt, whose reply was lost: the same entries.
+		return nil
+	}
+	return err
+}
+
+// slotEntries calls fn for the entries of commit slot s with LSN in
+// (from, to], in LSN order.
+func (r *Repo) slotEntries(ctx context.Context, s *Slot, from, to int64, coll string, fn func(*Entry) error) error {
+	if !s.Spilled {
+		for i := range s.Entries {
+			se := &s.Entries[i]
+			lsn := s.Base + 1 + int64(i)
+			if lsn <= from || lsn > to || (coll != "" && se.Coll != coll) {
+				continue
+			}
+			e := Entry{TL: s.TL, LSN: lsn, Time: s.Time, Op: se.Op, Coll: se.Coll, KeyBytes: se.Key, Doc: se.Doc, Token: s.Token}
+			if err := fn(&e); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	filter := bson.D{{Key: "tl", Value: s.TL}, {Key: "token", Value: s.Token},
+		{Key: "lsn", Value: bson.D{{Key: "$gt", Value: max(from, s.Base)}, {Key: "$lte", Value: min(to, s.LSN)}}}}
+	if coll != "" {
+		filter = append(filter, bson.E{Key: "coll", Value: coll})
+	}
+	cur, err := r.DB.Collection(collEntries).Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "lsn", Value: 1}}))
+	if err != nil {
+		return err
+	}
+	defer cur.Close(ctx)
+	for cur.Next(ctx) {
+		var e Entry
+		if err := cur.Decode(&e); err != nil {
+			return fmt.Errorf("decode log entry: %w", err)
+		}
+		e.Time = s.Time
+		if err := fn(&e); err != nil {
+			return err
+		}
+	}
+	return cur.Err()
+}
+
+// EachEntry calls fn for every committed entry with LSN in (from, to] on
+// the ancestry of tl, in LSN order. When coll is not empty, only that
+// collection's entries are read. Only entries named by a commit slot
+// count: entries of writers that lost or died are never seen.
 func (r *Repo) EachEntry(ctx context.Context, tl string, from, to int64, coll string, fn func(*Entry) error) error {
 	segs, err := r.Segments(ctx, tl, from, to)
 	if err != nil {
 		return err
 	}
-	for _, s := range segs {
-		filter := bson.D{{Key: "tl", Value: s.TL}, {Key: "lsn", Value: bson.D{{Key: "$gt", Value: s.From}, {Key: "$lte", Value: s.To}}}}
-		if coll != "" {
-			filter = append(filter, bson.E{Key: "coll", Value: coll})
-		}
-		cur, err := r.DB.Collection(collEntries).Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "lsn", Value: 1}}))
+	for _, sg := range segs {
+		slots, err := r.TimelineSlots(ctx, sg.TL, sg.From, sg.To)
 		if err != nil {
 			return err
 		}
-		for cur.Next(ctx) {
-			var e Entry
-			if err := cur.Decode(&e); err != nil {
-				_ = cur.Close(ctx)
-				return fmt.Errorf("decode log entry: %w", err)
-			}
-			if err := fn(&e); err != nil {
-				_ = cur.Close(ctx)
+		for i := range slots {
+			if err := r.slotEntries(ctx, &slots[i], sg.From, sg.To, coll, fn); err != nil {
 				return err
 			}
 		}
-		if err := cur.Err(); err != nil {
-			_ = cur.Close(ctx)
-			return err
-		}
-		_ = cur.Close(ctx)
 	}
 	return nil
 }
@@ -164,26 +209,34 @@ func (r *Repo) Fold(ctx context.Context, tl string, lsn int64, coll string) (*St
 	return st, err
 }
 
-// EntriesBack calls fn for the entries at LSN at and below on the ancestry
-// of tl, newest first, until fn returns false or the history ends. Each
-// entry is one point read by _id, so reading the last n entries costs n
-// reads whatever the size of the log.
+// EntriesBack calls fn for the committed entries at LSN at and below on the
+// ancestry of tl, newest first, until fn returns false or the history ends.
+// It walks commit slots down by point reads, so reading the last n entries
+// costs about one read per commit they span, whatever the size of the log.
 func (r *Repo) EntriesBack(ctx context.Context, tl string, at int64, fn func(*Entry) bool) error {
-	anc, err := r.Ancestry(ctx, tl)
+	var ferr error
+	err := r.WalkLog(ctx, tl, at, func(it LogItem) bool {
+		s, err := r.ReadSlot(ctx, it.TL, it.N)
+		if err != nil || s == nil {
+			ferr = fmt.Errorf("read slot %d of timeline %s: %v", it.N, it.TL, err)
+			return false
+		}
+		var es []Entry
+		if ferr = r.slotEntries(ctx, s, it.From-1, it.To, "", func(e *Entry) error {
+			es = append(es, *e)
+			return nil
+		}); ferr != nil {
+			return false
+		}
+		for i := len(es) - 1; i >= 0; i-- {
+			if !fn(&es[i]) {
+				return false
+			}
+		}
+		return true
+	})
 	if err != nil {
 		return err
 	}
-	coll := r.DB.Collection(collEntries)
-	for _, t := range anc {
-		for ; at > t.Base; at-- {
-			var e Entry
-			if err := coll.FindOne(ctx, bson.D{{Key: "_id", Value: entryID(t.ID, at)}}).Decode(&e); err != nil {
-				return fmt.Errorf("read entry %d of timeline %s: %w", at, t.ID, err)
-			}
-			if !fn(&e) {
-				return nil
-			}
-		}
-	}
-	return nil
+	return ferr
 }

@@ -1,7 +1,6 @@
 package wal
 
 import (
-	"errors"
 	"fmt"
 )
 
@@ -37,19 +36,16 @@ func (e *InvalidNameError) Error() string {
 // caller was willing to wait.
 type BusyError struct {
 	Branch string
-	PID    int
+	// Host names where the writer runs, when known (for people only).
+	Host string
 }
 
 func (e *BusyError) Error() string {
-	if e.PID > 0 {
-		return fmt.Sprintf("branch %q is busy: another writer (pid %d) holds it", e.Branch, e.PID)
+	if e.Host != "" {
+		return fmt.Sprintf("branch %q is busy: another writer (on %s) holds it", e.Branch, e.Host)
 	}
 	return fmt.Sprintf("branch %q is busy: another writer holds it", e.Branch)
 }
-
-// ErrClaimLost reports that a writer's claim expired and was taken over
-// before it could commit: its write did not happen.
-var ErrClaimLost = errors.New("the write was not committed: its claim on the branch expired and another writer took over")
 
 // RangeError reports an LSN outside a timeline's history.
 type RangeError struct {

@@ -22,8 +22,8 @@ const (
 	collTimelines = "timelines"
 	collBranches  = "branches"
 	collEntries   = "entries"
-	collCommits   = "commits"
-	collHeads     = "heads"
+	collSlots     = "slots"
+	collLeases    = "leases"
 	collReflog    = "reflog"
 )
 
@@ -35,14 +35,19 @@ type Repo struct {
 	Client *mongo.Client
 	DB     *mongo.Database
 
-	// Now returns the time recorded on commits, entries and reflog
-	// records. Claims always use the real clock.
+	// Now returns the time recorded on commits and reflog records. It
+	// decides nothing: no correctness depends on any clock.
 	Now func() time.Time
-	// ClaimTTL is how long a claim holds a timeline before another
-	// writer may take it over.
-	ClaimTTL time.Duration
+	// LeaseTTL is how long a writer may go without a heartbeat before
+	// another may take its slot over.
+	LeaseTTL time.Duration
 	// BusyTimeout bounds how long a writer waits for a held timeline.
 	BusyTimeout time.Duration
+	// Exclusive is set when this process is known to be the only one
+	// using the deployment (the embedded engine under the workspace
+	// lock): a lease left by anyone else belongs to a process that has
+	// ended, and is taken over at once instead of after LeaseTTL.
+	Exclusive bool
 }
 
 // Open returns the repo kept in database dbName.
@@ -54,7 +59,7 @@ func Open(client *mongo.Client, dbName string) *Repo {
 		Client:      client,
 		DB:          client.Database(dbName),
 		Now:         func() time.Time { return time.Now().UTC() },
-		ClaimTTL:    30 * time.Second,
+		LeaseTTL:    DefaultLeaseTTL,
 		BusyTimeout: 60 * time.Second,
 	}
 }
@@ -66,10 +71,8 @@ func (r *Repo) EnsureSchema(ctx context.Context) error {
 		keys   bson.D
 		unique bool
 	}{
-		{collEntries, bson.D{{Key: "tl", Value: 1}, {Key: "lsn", Value: 1}}, true},
-		{collEntries, bson.D{{Key: "tl", Value: 1}, {Key: "coll", Value: 1}, {Key: "key", Value: 1}, {Key: "lsn", Value: 1}}, false},
-		{collHeads, bson.D{{Key: "tl", Value: 1}, {Key: "n", Value: 1}}, true},
-		{collCommits, bson.D{{Key: "tl", Value: 1}, {Key: "lsn_to", Value: 1}}, true},
+		{collEntries, bson.D{{Key: "tl", Value: 1}, {Key: "token", Value: 1}, {Key: "lsn", Value: 1}}, false},
+		{collSlots, bson.D{{Key: "tl", Value: 1}, {Key: "n", Value: 1}}, true},
 		{collBranches, bson.D{{Key: "project", Value: 1}, {Key: "name", Value: 1}}, true},
 		{collReflog, bson.D{{Key: "project", Value: 1}, {Key: "branch", Value: 1}, {Key: "seq", Value: 1}}, false},
 	}
@@ -99,7 +102,13 @@ type Timeline struct {
 	Project string    `bson:"project"`
 	Parent  string    `bson:"parent,omitempty"`
 	Base    int64     `bson:"base_lsn"`
-	Created time.Time `bson:"created_at"`
+	// ParentSlot is the parent's slot the fork was taken at: the log of
+	// the child walks into the parent from there.
+	ParentSlot int64     `bson:"parent_slot"`
+	Created    time.Time `bson:"created_at"`
+	// Hint names a slot of this timeline known to exist, from which its
+	// head is searched (see HeadSlot).
+	Hint int64 `bson:"hint"`
 }
 
 // Branch is a name pointing at a timeline.
@@ -146,7 +155,7 @@ func (r *Repo) CreateProject(ctx context.Context, name string) (*Project, *Branc
 		}
 		return nil, nil, err
 	}
-	b, err := r.newBranch(ctx, name, "main", "", 0, "init")
+	b, err := r.newBranch(ctx, name, "main", "", 0, 0, "init")
 	if err != nil {
 		return nil, nil, err
 	}
@@ -165,15 +174,13 @@ func (r *Repo) Project(ctx context.Context, name string) (*Project, error) {
 
 // newBranch creates a timeline forked from parent at base (a root timeline
 // when parent is empty), its first head record, and a branch naming it.
-func (r *Repo) newBranch(ctx context.Context, project, name, parent string, base int64, action string) (*Branch, error) {
+func (r *Repo) newBranch(ctx context.Context, project, name, parent string, base, parentSlot int64, action string) (*Branch, error) {
 	now := r.Now()
-	tl := Timeline{ID: newTimelineID(), Project: project, Parent: parent, Base: base, Created: now}
+	tl := Timeline{ID: newTimelineID(), Project: project, Parent: parent, Base: base, ParentSlot: parentSlot, Created: now}
 	if _, err := r.DB.Collection(collTimelines).InsertOne(ctx, tl); err != nil {
 		return nil, err
 	}
-	if _, err := r.DB.Collection(collHeads).InsertOne(ctx, headRecord{
-		ID: headID(tl.ID, 0), TL: tl.ID, N: 0, State: stateCommit, LSN: base,
-	}); err != nil {
+	if err := r.InsertSlot(ctx, &Slot{TL: tl.ID, N: 0, Kind: SlotRoot, Base: base, LSN: base, Time: now}); err != nil {
 		return nil, err
 	}
 	b := &Branch{ID: branchID(project, name), Project: project, Name: name, Timeline: tl.ID, Created: now}
@@ -286,12 +293,26 @@ func (r *Repo) CreateBranch(ctx context.Context, project, name string, from *Bra
 	// A fork below the timeline's own base belongs to an ancestor: walk up
 	// so that the new timeline's parent really holds LSN at.
 	parent := tl
-	for at < parent.Base && parent.Parent != "" {
-		if parent, err = r.Timeline(ctx, parent.Parent); err != nil {
+	slot := head.Slot.N
+	if at < head.LSN {
+		if slot, err = r.SlotAt(ctx, tl.ID, head.Slot, at); err != nil {
 			return nil, err
 		}
 	}
-	return r.newBranch(ctx, project, name, parent.ID, at, "create from "+from.Name+fmt.Sprintf("@%d", at))
+	for at < parent.Base && parent.Parent != "" {
+		slot = parent.ParentSlot
+		if parent, err = r.Timeline(ctx, parent.Parent); err != nil {
+			return nil, err
+		}
+		if s, err := r.ReadSlot(ctx, parent.ID, slot); err != nil {
+			return nil, err
+		} else if s != nil && s.LSN > at {
+			if slot, err = r.SlotAt(ctx, parent.ID, s, at); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return r.newBranch(ctx, project, name, parent.ID, at, slot, "create from "+from.Name+fmt.Sprintf("@%d", at))
 }
 
 // DeleteBranch removes a branch name. Its timeline stays until gc finds
@@ -363,7 +384,8 @@ func (r *Repo) BranchNames(ctx context.Context, project string) (map[string]stri
 	return m, nil
 }
 
-func hostname() string {
+// Hostname names this machine in lease records, for people reading them.
+func Hostname() string {
 	h, _ := os.Hostname()
 	return h
 }

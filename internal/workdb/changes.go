@@ -35,17 +35,17 @@ type Change struct {
 func (w *Branch) Changes(ctx context.Context) ([]Change, int64, error) {
 	var out []Change
 	var head int64
-	err := w.read(ctx, func(m *Marker) error {
-		head = m.Applied
+	err := w.Protocol.Read(ctx, w, func(m *Marker) error {
+		head = m.LSN
 		if m.Sums != nil {
 			// The fingerprint of what the database holds now against the
 			// committed one: equal means nothing changed, and the log need
 			// not be folded.
-			now, err := scanSums(ctx, w.DB)
+			now, err := ScanSums(ctx, w.DB)
 			if err != nil {
 				return err
 			}
-			if now.equal(m.Sums) {
+			if now.Equal(m.Sums) {
 				out = nil
 				return nil
 			}
@@ -126,13 +126,10 @@ func (w *Branch) diff(ctx context.Context, head int64) ([]Change, error) {
 // commit.
 func (w *Branch) CommitChanges(ctx context.Context, info wal.CommitInfo, lim Limits) ([]Change, *wal.Commit, int64, error) {
 	var changes []Change
-	cm, head, err := w.write(ctx, info, func(ctx context.Context) ([]wal.Entry, func(context.Context) error, error) {
-		base, err := w.Repo.Head(ctx, w.TL)
-		if err != nil {
-			return nil, nil, err
-		}
-		if changes, err = w.diff(ctx, base.LSN); err != nil {
-			return nil, nil, err
+	cm, head, err := w.write(ctx, info, nil, func(ctx context.Context) ([]wal.Entry, error) {
+		var err error
+		if changes, err = w.diff(ctx, w.base); err != nil {
+			return nil, err
 		}
 		entries := make([]wal.Entry, 0, len(changes))
 		for _, c := range changes {
@@ -142,15 +139,15 @@ func (w *Branch) CommitChanges(ctx context.Context, info wal.CommitInfo, lim Lim
 				continue
 			}
 			if err := CheckDocument(c.Doc, Limits{}); err != nil {
-				return nil, nil, &DocumentError{Index: -1, Msg: "document " + FormatValue(c.ID) + " in " + c.Coll + ": " + err.Error()}
+				return nil, &DocumentError{Index: -1, Msg: "document " + FormatValue(c.ID) + " in " + c.Coll + ": " + err.Error()}
 			}
 			e, err := wal.PutEntry(c.Coll, c.Doc)
 			if err != nil {
-				return nil, nil, err
+				return nil, err
 			}
 			entries = append(entries, e)
 		}
-		return entries, nil, nil
+		return entries, nil
 	})
 	return changes, cm, head, err
 }
@@ -158,26 +155,13 @@ func (w *Branch) CommitChanges(ctx context.Context, info wal.CommitInfo, lim Lim
 // Restore discards what applications changed in the working database: it
 // is rebuilt from the log at the committed head.
 func (w *Branch) Restore(ctx context.Context) (int64, error) {
-	claim, err := w.Repo.Claim(ctx, w.TL, w.Name)
-	if err != nil {
-		return 0, err
-	}
-	hctx, stop, err := claim.Hold(ctx)
-	if err != nil {
-		return 0, err
-	}
-	err = wal.LostErr(hctx, w.rebuild(hctx, claim.Base, ""))
-	stop()
-	if aerr := claim.Abort(ctx); err == nil {
-		err = aerr
-	}
-	return claim.Base, err
+	return w.Protocol.Restore(ctx, w)
 }
 
 // Built reports whether the working database exists (argon has built it
 // and it still has its marker). A branch whose database was never built
 // has no changes to show.
 func (w *Branch) Built(ctx context.Context) (bool, error) {
-	m, err := w.marker(ctx)
+	m, err := w.Marker(ctx)
 	return m != nil, err
 }

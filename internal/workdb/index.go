@@ -94,17 +94,17 @@ func findSpec(specs []bson.Raw, name string) bson.Raw {
 func (w *Branch) CreateIndex(ctx context.Context, coll string, keys bson.Raw, opts IndexOptions, info wal.CommitInfo) (bson.Raw, *wal.Commit, int64, error) {
 	var spec bson.Raw
 	var name string
-	cm, head, err := w.write(ctx, info, func(ctx context.Context) ([]wal.Entry, func(context.Context) error, error) {
+	cm, head, err := w.write(ctx, info, nil, func(ctx context.Context) ([]wal.Entry, error) {
 		before, err := listIndexes(ctx, w.DB, coll)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		name = opts.Name
 		if name == "" {
 			name = defaultIndexName(keys)
 		}
 		if findSpec(before, name) != nil {
-			return nil, nil, &IndexExistsError{Coll: coll, Name: name}
+			return nil, &IndexExistsError{Coll: coll, Name: name}
 		}
 		d := bson.D{{Key: "key", Value: keys}, {Key: "name", Value: name}}
 		if opts.Unique {
@@ -112,55 +112,48 @@ func (w *Branch) CreateIndex(ctx context.Context, coll string, keys bson.Raw, op
 		}
 		raw, err := bson.Marshal(d)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		undo := func(ctx context.Context) error {
-			err := w.DB.Collection(coll).Indexes().DropOne(ctx, name)
-			var ce mongo.CommandError
-			if errors.As(err, &ce) && (ce.Code == 27 || ce.Code == 26) { // IndexNotFound, NamespaceNotFound
-				return nil
-			}
-			return err
-		}
+		w.touchIndex(coll, name)
 		if err := createFromSpec(ctx, w.DB, coll, raw); err != nil {
-			return nil, undo, err
+			return nil, err
 		}
 		after, err := listIndexes(ctx, w.DB, coll)
 		if err != nil {
-			return nil, undo, err
+			return nil, err
 		}
 		if spec = findSpec(after, name); spec == nil {
-			return nil, undo, fmt.Errorf("index %q was not created", name)
+			return nil, fmt.Errorf("index %q was not created", name)
 		}
 		e, err := wal.IndexEntry(coll, spec)
-		return []wal.Entry{e}, undo, err
+		return []wal.Entry{e}, err
 	})
 	return spec, cm, head, err
 }
 
 // DropIndex drops the index called name on coll as one commit.
 func (w *Branch) DropIndex(ctx context.Context, coll, name string, info wal.CommitInfo) (*wal.Commit, int64, error) {
-	return w.write(ctx, info, func(ctx context.Context) ([]wal.Entry, func(context.Context) error, error) {
+	return w.write(ctx, info, nil, func(ctx context.Context) ([]wal.Entry, error) {
 		specs, err := listIndexes(ctx, w.DB, coll)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		spec := findSpec(specs, name)
 		if spec == nil {
-			return nil, nil, &IndexNotFoundError{Coll: coll, Name: name}
+			return nil, &IndexNotFoundError{Coll: coll, Name: name}
 		}
+		w.touchIndex(coll, name)
 		if err := w.DB.Collection(coll).Indexes().DropOne(ctx, name); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		undo := func(ctx context.Context) error { return createFromSpec(ctx, w.DB, coll, spec) }
-		return []wal.Entry{wal.DropIndexEntry(coll, name)}, undo, nil
+		return []wal.Entry{wal.DropIndexEntry(coll, name)}, nil
 	})
 }
 
 // Indexes lists the indexes of coll at the branch's head (not _id's).
 func (w *Branch) Indexes(ctx context.Context, coll string) ([]bson.Raw, error) {
 	var out []bson.Raw
-	err := w.read(ctx, func(*Marker) error {
+	err := w.Protocol.Read(ctx, w, func(*Marker) error {
 		var err error
 		out, err = listIndexes(ctx, w.DB, coll)
 		return err

@@ -50,31 +50,17 @@ func (w *Branch) Modify(ctx context.Context, coll string, m Modification, lim Li
 	c := w.DB.Collection(coll)
 	res := &ModifyResult{}
 	var pre []bson.Raw
-	var upserted *bson.RawValue
-	restore := func(ctx context.Context) error {
-		for _, d := range pre {
-			id := bson.D{{Key: "_id", Value: d.Lookup("_id")}}
-			if _, err := c.ReplaceOne(ctx, id, d, options.Replace().SetUpsert(true)); err != nil {
-				return err
-			}
-		}
-		if upserted != nil {
-			if _, err := c.DeleteOne(ctx, bson.D{{Key: "_id", Value: *upserted}}); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	cm, head, err := w.write(ctx, info, func(ctx context.Context) ([]wal.Entry, func(context.Context) error, error) {
+	cm, head, err := w.write(ctx, info, nil, func(ctx context.Context) ([]wal.Entry, error) {
 		var err error
 		pre, err = matching(ctx, c, m.Filter, m.Many)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		res.Matched = len(pre)
 		ids := make([]bson.RawValue, len(pre))
 		for i, d := range pre {
 			ids[i] = d.Lookup("_id")
+			w.touch(coll, ids[i])
 		}
 		byID := bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}
 		switch {
@@ -82,7 +68,7 @@ func (w *Branch) Modify(ctx context.Context, coll string, m Modification, lim Li
 			if len(ids) > 0 {
 				r, err := c.DeleteMany(ctx, byID)
 				if err != nil {
-					return nil, restore, err
+					return nil, err
 				}
 				res.Deleted = int(r.DeletedCount)
 			}
@@ -91,7 +77,7 @@ func (w *Branch) Modify(ctx context.Context, coll string, m Modification, lim Li
 				entries[i] = wal.DelEntry(coll, id)
 				w.changed(coll, pre[i], nil)
 			}
-			return entries, restore, nil
+			return entries, nil
 		case len(ids) == 0 && m.Upsert:
 			var r *mongo.UpdateResult
 			if m.Replacement != nil {
@@ -100,76 +86,77 @@ func (w *Branch) Modify(ctx context.Context, coll string, m Modification, lim Li
 				r, err = c.UpdateOne(ctx, m.Filter, m.Update, options.UpdateOne().SetUpsert(true))
 			}
 			if err != nil {
-				return nil, restore, err
+				return nil, err
 			}
 			if r.UpsertedID == nil {
-				return nil, restore, nil
+				return nil, nil
 			}
+			// Known only now: the repair of a failed write must include it.
 			raw, err := bson.Marshal(bson.D{{Key: "_id", Value: r.UpsertedID}})
 			if err != nil {
-				return nil, restore, err
+				return nil, err
 			}
 			id := bson.Raw(raw).Lookup("_id")
-			upserted = &id
 			res.Upserted = &id
+			w.touch(coll, id)
 			post, err := readOne(ctx, c, id)
 			if err != nil {
-				return nil, restore, err
+				return nil, err
 			}
 			if err := CheckDocument(post, Limits{}); err != nil {
-				return nil, restore, err
+				return nil, err
 			}
 			e, err := wal.PutEntry(coll, post)
 			w.changed(coll, nil, post)
-			return []wal.Entry{e}, restore, err
+			return []wal.Entry{e}, err
 		case len(ids) == 0:
-			return nil, restore, nil
+			return nil, nil
 		case m.Replacement != nil:
 			if _, err := c.ReplaceOne(ctx, bson.D{{Key: "_id", Value: ids[0]}}, m.Replacement); err != nil {
 				if isDuplicate(err) {
-					return nil, restore, duplicateOnChange(ctx, c, coll, ids[0], err)
+					return nil, duplicateOnChange(ctx, c, coll, ids[0], err)
 				}
-				return nil, restore, err
+				return nil, err
 			}
 		default:
 			if _, err := c.UpdateMany(ctx, byID, m.Update); err != nil {
 				if isDuplicate(err) {
 					// Find the document whose change breaks the index, one
 					// by one (the whole change is undone anyway).
-					if rerr := restore(ctx); rerr != nil {
-						return nil, restore, err
+					if rerr := w.Repair(ctx, w.base, w.touched); rerr != nil {
+						return nil, err
 					}
 					for _, id := range ids {
 						if _, uerr := c.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}}, m.Update); isDuplicate(uerr) {
-							return nil, restore, duplicateOnChange(ctx, c, coll, id, uerr)
+							return nil, duplicateOnChange(ctx, c, coll, id, uerr)
 						}
 					}
 				}
-				return nil, restore, err
+				return nil, err
 			}
 		}
 		posts, err := readMany(ctx, c, ids)
 		if err != nil {
-			return nil, restore, err
+			return nil, err
 		}
 		var entries []wal.Entry
 		for i, id := range ids {
 			post := posts[i]
 			if err := CheckDocument(post, Limits{}); err != nil {
-				return nil, restore, &DocumentError{Index: -1, Msg: fmt.Sprintf("after the change, the document with _id %s: %s", FormatValue(id), err)}
+				return nil, &DocumentError{Index: -1, Msg: fmt.Sprintf("after the change, the document with _id %s: %s", FormatValue(id), err)}
 			}
 			if bytes.Equal(post, pre[i]) {
 				continue
 			}
 			e, err := wal.PutEntry(coll, post)
 			if err != nil {
-				return nil, restore, err
+				return nil, err
 			}
 			entries = append(entries, e)
 			w.changed(coll, pre[i], post)
 		}
 		res.Modified = len(entries)
-		return entries, restore, nil
+		return entries, nil
 	})
 	if err != nil {
 		return nil, err
@@ -278,7 +265,7 @@ func (w *Branch) Count(ctx context.Context, coll string, filter bson.Raw) (int64
 		filter = emptyDoc
 	}
 	var n int64
-	err := w.read(ctx, func(*Marker) error {
+	err := w.Protocol.Read(ctx, w, func(*Marker) error {
 		var err error
 		n, err = w.DB.Collection(coll).CountDocuments(ctx, filter)
 		return err
@@ -296,7 +283,7 @@ type CollectionInfo struct {
 // their document counts.
 func (w *Branch) Collections(ctx context.Context) ([]CollectionInfo, error) {
 	var out []CollectionInfo
-	err := w.read(ctx, func(*Marker) error {
+	err := w.Protocol.Read(ctx, w, func(*Marker) error {
 		var err error
 		out, err = collections(ctx, w.DB)
 		return err

@@ -21,7 +21,7 @@ type Query struct {
 // matching documents as the server returns them.
 func (w *Branch) Find(ctx context.Context, coll string, q Query) ([]bson.Raw, error) {
 	var out []bson.Raw
-	err := w.read(ctx, func(*Marker) error {
+	err := w.Protocol.Read(ctx, w, func(*Marker) error {
 		var err error
 		out, err = find(ctx, w.DB.Collection(coll), q)
 		return err
@@ -67,7 +67,7 @@ var emptyDoc = bson.Raw{5, 0, 0, 0, 0}
 // has it.
 func (w *Branch) HasCollection(ctx context.Context, coll string) (bool, error) {
 	var found bool
-	err := w.read(ctx, func(*Marker) error {
+	err := w.Protocol.Read(ctx, w, func(*Marker) error {
 		var err error
 		found, err = exists(ctx, w.DB, coll)
 		return err

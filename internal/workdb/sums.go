@@ -56,7 +56,7 @@ func (s Sums) clone() Sums {
 	return out
 }
 
-func (s Sums) equal(o Sums) bool {
+func (s Sums) Equal(o Sums) bool {
 	if len(s) != len(o) {
 		return false
 	}
@@ -68,8 +68,8 @@ func (s Sums) equal(o Sums) bool {
 	return true
 }
 
-// scanSums computes the fingerprint of every collection in db.
-func scanSums(ctx context.Context, db *mongo.Database) (Sums, error) {
+// ScanSums computes the fingerprint of every collection in db.
+func ScanSums(ctx context.Context, db *mongo.Database) (Sums, error) {
 	names, err := db.ListCollectionNames(ctx, bson.D{})
 	if err != nil {
 		return nil, err
@@ -94,3 +94,5 @@ func scanSums(ctx context.Context, db *mongo.Database) (Sums, error) {
 	}
 	return out, nil
 }
+
+func encodeSum(s sum) string { return hex.EncodeToString(s[:]) }

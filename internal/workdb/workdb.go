@@ -2,13 +2,18 @@
 // database holding the branch's committed head, where the server evaluates
 // queries and update operators, and where applications connect. It is a
 // cache of the log: it can be dropped and rebuilt from the WAL at any time.
+//
+// workdb knows how to bring a database to a state of the log and how to
+// evaluate a change on it; when it may do so is decided by the commit
+// protocol (package commit), which it reaches through the Protocol
+// interface.
 package workdb
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
+	"sort"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -23,29 +28,42 @@ const MarkerCollection = "_argon"
 
 const markerID = "marker"
 
-// replayLimit is the most entries replayed one by one to catch a working
-// database up; past it the database is rebuilt from a fold, which costs
-// one read of the log instead of a round trip per entry.
-const replayLimit = 1000
-
-// Marker records the state a working database reflects.
+// Marker records the state a working database reflects: slot Slot of
+// timeline TL, whose head is LSN. It may lag behind: every writer that
+// committed a later slot changed this database before its commit, so the
+// database reflects the newest slot below the first one nobody has taken
+// (see package commit). Epoch is new at every rebuild, so a marker from
+// before a rebuild is never mistaken for one after it.
 type Marker struct {
 	ID      string `bson:"_id"`
 	Project string `bson:"project"`
 	Branch  string `bson:"branch"`
 	TL      string `bson:"tl"`
-	// Applied is the LSN whose state the database holds.
-	Applied int64 `bson:"applied_lsn"`
-	// Writing is set while a writer changes the database; a marker left
-	// with Writing set means a writer died, and the database is rebuilt.
-	Writing bool `bson:"writing"`
-	// Version changes on every write, so that a reader can tell that its
-	// query ran on one unchanged state.
-	Version int64 `bson:"version"`
-	// Sums fingerprint the committed content (see Sums); absent on markers
-	// written before they existed, in which case changes are always looked
-	// for the slow way.
+	Slot    int64  `bson:"slot"`
+	LSN     int64  `bson:"lsn"`
+	Token   string `bson:"token"`
+	Epoch   string `bson:"epoch"`
+	// Sums fingerprint the committed content at Slot (see Sums); nil when
+	// unknown, in which case changes are looked for the slow way.
 	Sums Sums `bson:"sums"`
+}
+
+// ApplyFunc evaluates one write on the working database and emits the
+// entries to log, a batch at a time.
+type ApplyFunc func(ctx context.Context, emit func([]wal.Entry) error) error
+
+// Protocol runs writes and guards reads of working databases: it decides
+// when a database may be read or changed, and commits.
+type Protocol interface {
+	// Write runs apply on the working database as one commit. intent
+	// names the keys the write will change when they are known before
+	// it starts.
+	Write(ctx context.Context, w *Branch, info *wal.CommitInfo, intent []wal.KeyRef, apply ApplyFunc) (*wal.Commit, int64, error)
+	// Read runs fn against a working database that reflects the
+	// committed head, and makes sure no writer touched it meanwhile.
+	Read(ctx context.Context, w *Branch, fn func(*Marker) error) error
+	// Restore rebuilds the working database from the log at the head.
+	Restore(ctx context.Context, w *Branch) (int64, error)
 }
 
 // Branch is a branch's working database.
@@ -60,10 +78,15 @@ type Branch struct {
 	// ScanReads is set when the engine scans a whole collection for any
 	// filter but an _id equality (the embedded engine).
 	ScanReads bool
+	// Protocol runs writes and guards reads.
+	Protocol Protocol
 
 	// delta is the fingerprint change of the write in progress: documents
-	// it removed and added, XORed in.
-	delta Sums
+	// it removed and added, XORed in. touched names every key the write
+	// may have changed in the database, for repair if it does not commit.
+	delta   Sums
+	touched []wal.KeyRef
+	base    int64
 }
 
 // changed records that a write replaced before with after in coll (either
@@ -80,6 +103,46 @@ func (w *Branch) changed(coll string, before, after bson.Raw) {
 	}
 }
 
+// touch records, before the database is changed, that the write in
+// progress may change document id of coll.
+func (w *Branch) touch(coll string, id bson.RawValue) {
+	w.touched = append(w.touched, wal.KeyRef{Coll: coll, Key: wal.KeyOf(id)})
+}
+
+func (w *Branch) touchIndex(coll, name string) {
+	raw, _ := bson.Marshal(bson.D{{Key: "n", Value: name}})
+	w.touched = append(w.touched, wal.KeyRef{Coll: coll, Key: wal.KeyOf(bson.Raw(raw).Lookup("n")), Index: true})
+}
+
+// BeginWrite starts recording a write on the committed state at LSN
+// base.
+func (w *Branch) BeginWrite(base int64) { w.delta, w.touched, w.base = nil, nil, base }
+
+// Touched names the keys the write in progress may have changed.
+func (w *Branch) Touched() []wal.KeyRef { return w.touched }
+
+// NextSums is the fingerprint after the write in progress, given the one
+// before it (nil when unknown).
+func (w *Branch) NextSums(before Sums) Sums {
+	if before == nil {
+		return nil
+	}
+	sums := before.clone()
+	for coll := range w.delta {
+		cur := sums.get(coll)
+		d := w.delta.get(coll)
+		for i := range cur {
+			cur[i] ^= d[i]
+		}
+		if cur == (sum{}) {
+			delete(sums, coll)
+		} else {
+			sums[coll] = encodeSum(cur)
+		}
+	}
+	return sums
+}
+
 // Open returns the working database of branch b.
 func Open(repo *wal.Repo, b *wal.Branch) *Branch {
 	return &Branch{
@@ -89,143 +152,160 @@ func Open(repo *wal.Repo, b *wal.Branch) *Branch {
 	}
 }
 
-func (w *Branch) marker(ctx context.Context) (*Marker, error) {
+// Marker returns the database's marker, or nil when it has none.
+func (w *Branch) Marker(ctx context.Context) (*Marker, error) {
 	var m Marker
 	err := w.DB.Collection(MarkerCollection).FindOne(ctx, bson.D{{Key: "_id", Value: markerID}}).Decode(&m)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, nil
 	}
-	return &m, err
-}
-
-func (w *Branch) saveMarker(ctx context.Context, m *Marker) error {
-	m.ID, m.Project, m.Branch, m.TL = markerID, w.Project, w.Name, w.TL
-	m.Version++
-	_, err := w.DB.Collection(MarkerCollection).ReplaceOne(ctx, bson.D{{Key: "_id", Value: markerID}}, m,
-		options.Replace().SetUpsert(true))
-	return err
-}
-
-// sync brings the database to the committed head, under the caller's
-// claim on the timeline. It returns the marker now in force.
-func (w *Branch) sync(ctx context.Context, head int64) (*Marker, error) {
-	m, err := w.marker(ctx)
 	if err != nil {
 		return nil, err
 	}
-	switch {
-	case m == nil:
-		notice := ""
-		if w.known(ctx) {
-			notice = "the working database of branch " + w.Name + " was missing; rebuilt it from the log"
-		}
-		if err := w.rebuild(ctx, head, notice); err != nil {
-			return nil, err
-		}
-	case m.TL != w.TL:
-		if err := w.rebuild(ctx, head, ""); err != nil {
-			return nil, err
-		}
-	case m.Writing || m.Applied > head:
-		// A writer died or failed mid-write, or before its commit.
-		if err := w.rebuild(ctx, head, "a write to branch "+w.Name+" did not complete; rebuilt its working database from the log"); err != nil {
-			return nil, err
-		}
-	case m.Applied < head && head-m.Applied > replayLimit:
-		if err := w.rebuild(ctx, head, ""); err != nil {
-			return nil, err
-		}
-	case m.Applied < head:
-		m.Writing = true
-		if err := w.saveMarker(ctx, m); err != nil {
-			return nil, err
-		}
-		err := w.Repo.EachEntry(ctx, w.TL, m.Applied, head, "", func(e *wal.Entry) error {
-			return w.apply(ctx, e)
-		})
-		if err != nil {
-			return nil, err
-		}
-		// Replayed documents replaced whatever was there: count afresh.
-		if m.Sums, err = scanSums(ctx, w.DB); err != nil {
-			return nil, err
-		}
-		m.Applied, m.Writing = head, false
-		if err := w.saveMarker(ctx, m); err != nil {
-			return nil, err
-		}
-	default:
-		return m, nil
-	}
-	return w.marker(ctx)
+	return &m, nil
 }
 
-func (w *Branch) apply(ctx context.Context, e *wal.Entry) error {
-	c := w.DB.Collection(e.Coll)
-	switch e.Op {
-	case wal.OpIndex:
-		return createFromSpec(ctx, w.DB, e.Coll, bson.Raw(e.Doc))
-	case wal.OpDropIndex:
-		return c.Indexes().DropOne(ctx, wal.KeyValue(e.KeyBytes).StringValue())
-	}
-	id := bson.D{{Key: "_id", Value: wal.KeyValue(e.KeyBytes)}}
-	if e.Op == wal.OpDel {
-		_, err := c.DeleteOne(ctx, id)
-		return err
-	}
-	_, err := c.ReplaceOne(ctx, id, bson.Raw(e.Doc), options.Replace().SetUpsert(true))
+// AdvanceMarker records that the database reflects slot s (with
+// fingerprint sums), unless the marker already names a later slot of the
+// same epoch: a late writer never moves the marker back.
+func (w *Branch) AdvanceMarker(ctx context.Context, epoch string, s *wal.Slot, sums Sums) error {
+	m := Marker{ID: markerID, Project: w.Project, Branch: w.Name, TL: w.TL, Slot: s.N, LSN: s.LSN, Token: s.Token, Epoch: epoch, Sums: sums}
+	_, err := w.DB.Collection(MarkerCollection).ReplaceOne(ctx,
+		bson.D{{Key: "_id", Value: markerID}, {Key: "epoch", Value: epoch}, {Key: "slot", Value: bson.D{{Key: "$lt", Value: s.N}}}}, m)
 	return err
 }
 
-// rebuild drops the database and materialises the state at head from the
-// log.
-func (w *Branch) rebuild(ctx context.Context, head int64, notice string) error {
+func newEpoch() string { return bson.NewObjectID().Hex() }
+
+// Rebuild drops the database and materialises the state of slot head from
+// the log, with a new epoch. It returns the new marker.
+func (w *Branch) Rebuild(ctx context.Context, head *wal.Slot, notice string) (*Marker, error) {
 	if notice != "" {
 		w.Notice(notice)
 	}
 	if err := w.DB.Drop(ctx); err != nil {
-		return fmt.Errorf("drop working database %s: %w", w.DB.Name(), err)
+		return nil, fmt.Errorf("drop working database %s: %w", w.DB.Name(), err)
 	}
-	m := &Marker{Applied: 0, Writing: true}
-	if err := w.saveMarker(ctx, m); err != nil {
-		return err
-	}
-	st, err := w.Repo.Fold(ctx, w.TL, head, "")
+	st, err := w.Repo.Fold(ctx, w.TL, head.LSN, "")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, coll := range st.Collections() {
 		if err := insertBatches(ctx, w.DB.Collection(coll), st.Docs(coll)); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if err := materialiseIndexes(ctx, w.DB, st); err != nil {
-		return err
+		return nil, err
 	}
-	m.Sums = Sums{}
+	m := &Marker{ID: markerID, Project: w.Project, Branch: w.Name, TL: w.TL, Slot: head.N, LSN: head.LSN,
+		Token: head.Token, Epoch: newEpoch(), Sums: Sums{}}
 	for _, coll := range st.Collections() {
 		for _, d := range st.Docs(coll) {
 			m.Sums.toggle(coll, d)
 		}
 	}
-	m.Applied, m.Writing = head, false
-	if err := w.saveMarker(ctx, m); err != nil {
-		return err
+	if _, err := w.DB.Collection(MarkerCollection).InsertOne(ctx, m); err != nil {
+		return nil, err
 	}
 	_, err = w.Repo.DB.Collection(workdbsCollection).ReplaceOne(ctx, bson.D{{Key: "_id", Value: w.DB.Name()}},
 		bson.D{{Key: "_id", Value: w.DB.Name()}, {Key: "project", Value: w.Project}, {Key: "branch", Value: w.Name}},
 		options.Replace().SetUpsert(true))
-	return err
+	return m, err
+}
+
+// Known reports whether argon built this working database before (so a
+// missing marker means it was dropped by hand).
+func (w *Branch) Known(ctx context.Context) bool {
+	n, err := w.Repo.DB.Collection(workdbsCollection).CountDocuments(ctx, bson.D{{Key: "_id", Value: w.DB.Name()}})
+	return err == nil && n > 0
 }
 
 // workdbsCollection, in the metadata database, lists the working
 // databases argon has built, so that one dropped by hand is noticed.
 const workdbsCollection = "workdbs"
 
-// known reports whether argon built this working database before.
-func (w *Branch) known(ctx context.Context) bool {
-	n, err := w.Repo.DB.Collection(workdbsCollection).CountDocuments(ctx, bson.D{{Key: "_id", Value: w.DB.Name()}})
-	return err == nil && n > 0
+// repairWhole is the most keys repaired one by one; past it, each touched
+// collection is rebuilt whole from the log.
+const repairWhole = 1000
+
+// Repair rewrites the given keys to their committed state at LSN lsn,
+// read from the log: documents the log holds are put back as it holds
+// them, others are deleted; indexes likewise. It is how a write that did
+// not commit is taken out of the database: whatever the server did with
+// it, the keys end as the log says, and nothing else is touched.
+func (w *Branch) Repair(ctx context.Context, lsn int64, keys []wal.KeyRef) error {
+	byColl := map[string][]wal.KeyRef{}
+	for _, k := range keys {
+		byColl[k.Coll] = append(byColl[k.Coll], k)
+	}
+	colls := make([]string, 0, len(byColl))
+	for c := range byColl {
+		colls = append(colls, c)
+	}
+	sort.Strings(colls)
+	for _, coll := range colls {
+		st, err := w.Repo.Fold(ctx, w.TL, lsn, coll)
+		if err != nil {
+			return err
+		}
+		c := w.DB.Collection(coll)
+		ks := byColl[coll]
+		if len(ks) > repairWhole {
+			if err := c.Drop(ctx); err != nil {
+				return err
+			}
+			if err := insertBatches(ctx, c, st.Docs(coll)); err != nil {
+				return err
+			}
+			for _, spec := range st.Indexes(coll) {
+				if err := createFromSpec(ctx, w.DB, coll, spec); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		docs := map[string]bson.Raw{}
+		for _, d := range st.Docs(coll) {
+			docs[string(wal.KeyOf(d.Lookup("_id")))] = d
+		}
+		specs := map[string]bson.Raw{}
+		for _, s := range st.Indexes(coll) {
+			specs[s.Lookup("name").StringValue()] = s
+		}
+		var have []bson.Raw
+		for _, k := range ks {
+			if k.Index {
+				name := wal.KeyValue(k.Key).StringValue()
+				if have == nil {
+					if have, err = listIndexes(ctx, w.DB, coll); err != nil {
+						return err
+					}
+				}
+				cur := findSpec(have, name)
+				switch want := specs[name]; {
+				case want == nil && cur != nil:
+					if err := c.Indexes().DropOne(ctx, name); err != nil {
+						return err
+					}
+				case want != nil && cur == nil:
+					if err := createFromSpec(ctx, w.DB, coll, want); err != nil {
+						return err
+					}
+				}
+				continue
+			}
+			id := bson.D{{Key: "_id", Value: wal.KeyValue(k.Key)}}
+			if d, ok := docs[string(k.Key)]; ok {
+				if _, err := c.ReplaceOne(ctx, id, d, options.Replace().SetUpsert(true)); err != nil {
+					return err
+				}
+			} else if _, err := c.DeleteOne(ctx, id); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 const batchSize = 1000
@@ -249,67 +329,11 @@ func insertBatches(ctx context.Context, c *mongo.Collection, docs []bson.Raw) er
 // head, and returns the LSN it reflects.
 func (w *Branch) Checkout(ctx context.Context) (int64, error) {
 	var lsn int64
-	err := w.read(ctx, func(m *Marker) error {
-		lsn = m.Applied
+	err := w.Protocol.Read(ctx, w, func(m *Marker) error {
+		lsn = m.LSN
 		return nil
 	})
 	return lsn, err
-}
-
-// read runs fn against a working database that reflects the committed head,
-// and makes sure no write touched the database while fn ran: if one did, fn
-// runs again. A stale, missing or interrupted database is brought up to
-// date first, under a claim.
-func (w *Branch) read(ctx context.Context, fn func(*Marker) error) error {
-	deadline := time.Now().Add(w.Repo.BusyTimeout)
-	for attempt := 0; ; attempt++ {
-		head, err := w.Repo.Head(ctx, w.TL)
-		if err != nil {
-			return err
-		}
-		m, err := w.marker(ctx)
-		if err != nil {
-			return err
-		}
-		if m != nil && m.TL == w.TL && !m.Writing && m.Applied == head.LSN {
-			if err := fn(m); err != nil {
-				return err
-			}
-			after, err := w.marker(ctx)
-			if err != nil {
-				return err
-			}
-			if after != nil && after.Version == m.Version {
-				return nil
-			}
-			continue
-		}
-		if time.Now().After(deadline) {
-			return &wal.BusyError{Branch: w.Name, PID: head.PID}
-		}
-		if head.Claimed {
-			time.Sleep(time.Duration(5+attempt%20) * time.Millisecond)
-			continue
-		}
-		claim, err := w.Repo.Claim(ctx, w.TL, w.Name)
-		if err != nil {
-			return err
-		}
-		hctx, stop, err := claim.Hold(ctx)
-		if err != nil {
-			return err
-		}
-		_, err = w.sync(hctx, claim.Base)
-		err = wal.LostErr(hctx, err)
-		stop()
-		if err != nil {
-			_ = claim.Abort(ctx)
-			return err
-		}
-		if err := claim.Abort(ctx); err != nil && !errors.Is(err, wal.ErrClaimLost) {
-			return err
-		}
-	}
 }
 
 // Drop removes the working database. It is a cache: nothing is lost.
@@ -318,4 +342,19 @@ func (w *Branch) Drop(ctx context.Context) error {
 		return err
 	}
 	return w.DB.Drop(ctx)
+}
+
+// Verify compares the database with a fold of the log at lsn, documents
+// and indexes, ignoring nothing: it returns a description of each
+// difference (fsck). Applications' uncommitted changes show here too.
+func (w *Branch) Verify(ctx context.Context, lsn int64) ([]string, error) {
+	changes, err := w.diff(ctx, lsn)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, c := range changes {
+		out = append(out, fmt.Sprintf("%s %s _id %s", c.Coll, c.Kind, FormatValue(c.ID)))
+	}
+	return out, nil
 }

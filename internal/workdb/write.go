@@ -2,7 +2,6 @@ package workdb
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -219,123 +218,22 @@ type InsertResult struct {
 	Head   int64
 }
 
-// write runs one write on the branch: it takes the claim, brings the working
-// database to the head, marks it as being written, runs apply (which
-// changes the database and returns the entries to log and an undo), and
-// commits.
-//
-// Every change to the working database happens under the claim's lease,
-// the marker included: the marker is set to the new LSN before the commit,
-// since after it another writer may already hold the branch. A marker ahead
-// of the committed head (a commit that failed or never came) makes the
-// next holder rebuild the database from the log; readers use the database
-// only when the marker equals the committed head.
-func (w *Branch) write(ctx context.Context, info wal.CommitInfo,
-	apply func(ctx context.Context) (entries []wal.Entry, undo func(context.Context) error, err error),
-) (*wal.Commit, int64, error) {
-	return w.writeStream(ctx, &info, func(ctx context.Context, emit func([]wal.Entry) error) (func(context.Context) error, error) {
-		entries, undo, err := apply(ctx)
+// write runs apply as one commit through the protocol, for writes that
+// produce all their entries at once.
+func (w *Branch) write(ctx context.Context, info wal.CommitInfo, intent []wal.KeyRef,
+	apply func(ctx context.Context) ([]wal.Entry, error)) (*wal.Commit, int64, error) {
+	return w.Protocol.Write(ctx, w, &info, intent, func(ctx context.Context, emit func([]wal.Entry) error) error {
+		entries, err := apply(ctx)
 		if err != nil {
-			return undo, err
+			return err
 		}
 		for i := 0; i < len(entries); i += batchSize {
 			if err := emit(entries[i:min(i+batchSize, len(entries))]); err != nil {
-				return undo, err
+				return err
 			}
 		}
-		return undo, nil
+		return nil
 	})
-}
-
-// writeStream is write for work that produces its entries in batches
-// (large imports): emit appends a batch to the log at once, so that memory
-// holds one batch, not the whole write. apply may still change *info (a
-// message that counts what was written).
-func (w *Branch) writeStream(ctx context.Context, info *wal.CommitInfo,
-	apply func(ctx context.Context, emit func([]wal.Entry) error) (undo func(context.Context) error, err error),
-) (*wal.Commit, int64, error) {
-	claim, err := w.Repo.Claim(ctx, w.TL, w.Name)
-	if err != nil {
-		return nil, 0, err
-	}
-	hctx, stop, err := claim.Hold(ctx)
-	if err != nil {
-		return nil, 0, err
-	}
-	defer stop()
-	m, err := w.sync(hctx, claim.Base)
-	if err != nil {
-		stop()
-		_ = claim.Abort(ctx)
-		return nil, 0, wal.LostErr(hctx, err)
-	}
-	m.Writing = true
-	if err := w.saveMarker(hctx, m); err != nil {
-		stop()
-		_ = claim.Abort(ctx)
-		return nil, 0, wal.LostErr(hctx, err)
-	}
-	committedSums := m.Sums
-	fail := func(err error, undo func(context.Context) error) (*wal.Commit, int64, error) {
-		m.Sums = committedSums
-		err = wal.LostErr(hctx, err)
-		stop()
-		if errors.Is(err, wal.ErrClaimLost) || errors.Is(err, context.DeadlineExceeded) {
-			// Another writer may hold the branch now: touch nothing. The
-			// marker says "writing" (or is ahead of the head), so the next
-			// holder rebuilds the database from the log.
-			return nil, 0, err
-		}
-		uctx, ucancel, lerr := claim.Lease(context.WithoutCancel(ctx))
-		if lerr != nil {
-			return nil, 0, err
-		}
-		defer ucancel()
-		if undo != nil {
-			if uerr := undo(uctx); uerr != nil {
-				// The marker stays "writing": the next holder rebuilds.
-				_ = claim.Abort(uctx)
-				return nil, 0, err
-			}
-		}
-		m.Applied, m.Writing = claim.Base, false
-		_ = w.saveMarker(uctx, m)
-		_ = claim.Abort(uctx)
-		return nil, 0, err
-	}
-	w.delta = nil
-	undo, err := apply(hctx, func(entries []wal.Entry) error {
-		return claim.Append(hctx, entries)
-	})
-	if err != nil {
-		return fail(err, undo)
-	}
-	if m.Sums != nil {
-		sums := m.Sums.clone()
-		for coll := range w.delta {
-			cur := sums.get(coll)
-			d := w.delta.get(coll)
-			for i := range cur {
-				cur[i] ^= d[i]
-			}
-			if cur == (sum{}) {
-				delete(sums, coll)
-			} else {
-				sums[coll] = hex.EncodeToString(cur[:])
-			}
-		}
-		m.Sums = sums
-	}
-	m.Applied, m.Writing = claim.Next()-1, false
-	if err := w.saveMarker(hctx, m); err != nil {
-		return fail(err, undo)
-	}
-	stop()
-	cm, err := claim.Commit(ctx, *info)
-	if err != nil {
-		return fail(err, undo)
-	}
-	return cm, claim.Next() - 1, nil
 }
 
 // Insert inserts docs (each with an _id) into coll as one commit.
@@ -350,6 +248,9 @@ func (w *Branch) Insert(ctx context.Context, coll string, docs []bson.Raw, info 
 	}, info, nil)
 }
 
+// intentLimit is the most keys a write announces in its lease.
+const intentLimit = 1000
+
 // InsertStream inserts the documents next returns, batch after batch (nil
 // at the end), as one commit: all of them or none. Memory holds one batch
 // and the _ids seen so far. progress, if set, is told the running count.
@@ -358,16 +259,24 @@ func (w *Branch) InsertStream(ctx context.Context, coll string, next func() ([]b
 	seen := map[string]int{}
 	var ids []bson.RawValue
 	c := w.DB.Collection(coll)
-	inserted := 0 // ids[:inserted] are in the working database
-	undo := func(ctx context.Context) error {
-		return deleteIDs(ctx, c, ids[:inserted])
+	// The first batch is read before the write starts, so that a small
+	// insert announces its keys in its lease.
+	first, err := next()
+	if err != nil {
+		return nil, err
 	}
-	cm, head, err := w.writeStream(ctx, &info, func(ctx context.Context, emit func([]wal.Entry) error) (func(context.Context) error, error) {
-		for {
-			docs, err := next()
-			if err != nil {
-				return undo, err
+	var intent []wal.KeyRef
+	if len(first) <= intentLimit {
+		for _, d := range first {
+			if id, err := d.LookupErr("_id"); err == nil {
+				intent = append(intent, wal.KeyRef{Coll: coll, Key: wal.KeyOf(id)})
 			}
+		}
+	}
+	inserted := 0
+	cm, head, err := w.Protocol.Write(ctx, w, &info, intent, func(ctx context.Context, emit func([]wal.Entry) error) error {
+		docs := first
+		for {
 			if len(docs) == 0 {
 				if info.Message == "" {
 					noun := "documents"
@@ -376,16 +285,21 @@ func (w *Branch) InsertStream(ctx context.Context, coll string, next func() ([]b
 					}
 					info.Message = fmt.Sprintf("insert %d %s into %s", len(ids), noun, coll)
 				}
-				return undo, nil
+				return nil
 			}
 			for start := 0; start < len(docs); start += batchSize {
 				batch := docs[start:min(start+batchSize, len(docs))]
-				if err := w.insertBatch(ctx, c, coll, batch, seen, &ids, &inserted, emit); err != nil {
-					return undo, err
+				if err := w.insertBatch(ctx, c, coll, batch, seen, &ids, emit); err != nil {
+					return err
 				}
+				inserted += len(batch)
 				if progress != nil {
 					progress(inserted)
 				}
+			}
+			var err error
+			if docs, err = next(); err != nil {
+				return err
 			}
 		}
 	})
@@ -398,7 +312,7 @@ func (w *Branch) InsertStream(ctx context.Context, coll string, next func() ([]b
 // insertBatch inserts one batch, reads its post-images back and emits
 // them as log entries.
 func (w *Branch) insertBatch(ctx context.Context, c *mongo.Collection, coll string, batch []bson.Raw,
-	seen map[string]int, ids *[]bson.RawValue, inserted *int, emit func([]wal.Entry) error) error {
+	seen map[string]int, ids *[]bson.RawValue, emit func([]wal.Entry) error) error {
 	first := len(*ids)
 	for i, d := range batch {
 		id, err := d.LookupErr("_id")
@@ -416,6 +330,9 @@ func (w *Branch) insertBatch(ctx context.Context, c *mongo.Collection, coll stri
 		*ids = append(*ids, id)
 	}
 	batchIDs := (*ids)[first:]
+	for _, id := range batchIDs {
+		w.touch(coll, id)
+	}
 	anys := make([]any, len(batch))
 	for i := range batch {
 		anys[i] = batch[i]
@@ -424,8 +341,9 @@ func (w *Branch) insertBatch(ctx context.Context, c *mongo.Collection, coll stri
 	if err != nil {
 		var bwe mongo.BulkWriteException
 		if errors.As(err, &bwe) && len(bwe.WriteErrors) > 0 {
+			// What the server inserted besides is not trusted: the
+			// protocol repairs every key of the batch from the log.
 			we := bwe.WriteErrors[0]
-			*inserted += we.Index
 			if we.HasErrorCode(11000) || mongo.IsDuplicateKeyError(err) {
 				why := explainDuplicate(ctx, c, batch[we.Index])
 				if why == "" {
@@ -435,11 +353,8 @@ func (w *Branch) insertBatch(ctx context.Context, c *mongo.Collection, coll stri
 			}
 			return &DocumentError{Index: first + we.Index, Msg: we.Message}
 		}
-		// Unknown outcome: undo whatever of the batch got in.
-		*inserted += len(batch)
 		return err
 	}
-	*inserted += len(batch)
 	post, err := w.readBack(ctx, c, batchIDs, batch)
 	if err != nil {
 		return err
@@ -454,16 +369,6 @@ func (w *Branch) insertBatch(ctx context.Context, c *mongo.Collection, coll stri
 		w.changed(coll, nil, d)
 	}
 	return emit(entries)
-}
-
-func deleteIDs(ctx context.Context, c *mongo.Collection, ids []bson.RawValue) error {
-	for start := 0; start < len(ids); start += batchSize {
-		batch := ids[start:min(start+batchSize, len(ids))]
-		if _, err := c.DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: batch}}}}); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // readBack returns the documents with the given ids as the server holds

@@ -1,4 +1,4 @@
-package workdb
+package commit
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/argon-db/argon/internal/wal"
+	"github.com/argon-db/argon/internal/workdb"
 )
 
 // TestModel runs thousands of random operations on several branches, in
@@ -30,13 +31,13 @@ func TestModel(t *testing.T) {
 
 	type branch struct {
 		b     *wal.Branch
-		w     *Branch
+		w     *workdb.Branch
 		model *mongo.Collection
 		ids   map[int32]bool
 	}
 	modelDB := srv.Client.Database(srv.DB + "_model")
 	newBranch := func(b *wal.Branch, i int) *branch {
-		w := Open(r, b)
+		w := New().Open(r, b)
 		w.ScanReads = srv.Embedded
 		return &branch{b: b, w: w, model: modelDB.Collection(fmt.Sprintf("b%d", i)), ids: map[int32]bool{}}
 	}
@@ -153,7 +154,7 @@ func TestModel(t *testing.T) {
 				// A duplicate must fail in argon and change nothing.
 				if id, ok := pickID(br); ok && !containsID(docs, id) {
 					dup := append(append([]bson.Raw{}, docs...), newDoc(id))
-					var dke *DuplicateKeyError
+					var dke *workdb.DuplicateKeyError
 					if _, err := br.w.Insert(ctx, "c", dup, info); !errors.As(err, &dke) {
 						t.Fatalf("op %d: duplicate insert: %v", op, err)
 					}
@@ -189,7 +190,7 @@ func TestModel(t *testing.T) {
 			default:
 				update = bson.D{{Key: "$set", Value: bson.D{{Key: "n.deep", Value: value()}}}, {Key: "$inc", Value: bson.D{{Key: "cnt", Value: 1}}}}
 			}
-			_, err = br.w.Modify(ctx, "c", Modification{Filter: filter, Update: marshal(update), Many: many}, Limits{Embedded: srv.Embedded}, info)
+			_, err = br.w.Modify(ctx, "c", workdb.Modification{Filter: filter, Update: marshal(update), Many: many}, workdb.Limits{Embedded: srv.Embedded}, info)
 			if many {
 				_, _ = br.model.UpdateMany(ctx, filter, update)
 			} else {
@@ -202,7 +203,7 @@ func TestModel(t *testing.T) {
 			}
 			filter := marshal(bson.D{{Key: "_id", Value: id}})
 			repl := marshal(bson.D{{Key: "k", Value: rng.Int32N(100)}, {Key: "replaced", Value: value()}})
-			_, err = br.w.Modify(ctx, "c", Modification{Filter: filter, Replacement: repl}, Limits{Embedded: srv.Embedded}, info)
+			_, err = br.w.Modify(ctx, "c", workdb.Modification{Filter: filter, Replacement: repl}, workdb.Limits{Embedded: srv.Embedded}, info)
 			if _, merr := br.model.ReplaceOne(ctx, filter, repl); merr != nil {
 				t.Fatal(merr)
 			}
@@ -227,7 +228,7 @@ func TestModel(t *testing.T) {
 			if err := cur.All(ctx, &gone); err != nil {
 				t.Fatal(err)
 			}
-			_, err = br.w.Modify(ctx, "c", Modification{Filter: filter, Delete: true, Many: many}, Limits{Embedded: srv.Embedded}, info)
+			_, err = br.w.Modify(ctx, "c", workdb.Modification{Filter: filter, Delete: true, Many: many}, workdb.Limits{Embedded: srv.Embedded}, info)
 			if many {
 				_, _ = br.model.DeleteMany(ctx, filter)
 			} else {
@@ -255,7 +256,7 @@ func TestModel(t *testing.T) {
 	}
 
 	for _, br := range branches {
-		docs, err := br.w.Find(ctx, "c", Query{Sort: byID})
+		docs, err := br.w.Find(ctx, "c", workdb.Query{Sort: byID})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -264,15 +265,15 @@ func TestModel(t *testing.T) {
 		}
 		// The fingerprint kept up to date write by write equals one
 		// computed from scratch.
-		m, err := br.w.marker(ctx)
+		m, err := br.w.Marker(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		now, err := scanSums(ctx, br.w.DB)
+		now, err := workdb.ScanSums(ctx, br.w.DB)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if m.Sums == nil || !now.equal(m.Sums) {
+		if m.Sums == nil || !now.Equal(m.Sums) {
 			t.Fatalf("branch %s: marker fingerprint %v, database %v", br.b.Name, m.Sums, now)
 		}
 	}
@@ -281,11 +282,11 @@ func TestModel(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		v, err := OpenView(ctx, r, owner, s.lsn)
+		v, err := workdb.OpenView(ctx, r, owner, s.lsn)
 		if err != nil {
 			t.Fatal(err)
 		}
-		docs, err := v.Find(ctx, "c", Query{Sort: byID})
+		docs, err := v.Find(ctx, "c", workdb.Query{Sort: byID})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -3,85 +3,13 @@ package workdb
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"math"
-	"sync"
 	"testing"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/argon-db/argon/internal/enginetest"
-	"github.com/argon-db/argon/internal/wal"
 )
-
-func setup(t *testing.T) (*enginetest.Server, *wal.Repo, *wal.Branch) {
-	t.Helper()
-	srv := enginetest.Start(t)
-	r := wal.Open(srv.Client, srv.DB)
-	ctx := context.Background()
-	if err := r.EnsureSchema(ctx); err != nil {
-		t.Fatal(err)
-	}
-	_, b, err := r.CreateProject(ctx, "p")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return srv, r, b
-}
-
-func doc(t *testing.T, d bson.D) bson.Raw {
-	raw, err := bson.Marshal(d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw
-}
-
-// Writers on separate connections insert concurrently into one branch:
-// all succeed, and the working database equals the fold of the log.
-func TestConcurrentInserts(t *testing.T) {
-	srv, r0, b := setup(t)
-	ctx := context.Background()
-	const workers, each = 8, 15
-	var wg sync.WaitGroup
-	errs := make(chan error, workers*each)
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			c, err := mongo.Connect(options.Client().ApplyURI(srv.URI))
-			if err != nil {
-				errs <- err
-				return
-			}
-			defer c.Disconnect(ctx)
-			r := wal.Open(c, srv.DB)
-			for i := 0; i < each; i++ {
-				wb := Open(r, b)
-				wb.ScanReads = srv.Embedded
-				_, err := wb.Insert(ctx, "c", []bson.Raw{doc(t, bson.D{{Key: "_id", Value: fmt.Sprintf("w%d-%d", w, i)}})}, wal.CommitInfo{Message: "m"})
-				if err != nil {
-					errs <- fmt.Errorf("w%d-%d: %w", w, i, err)
-				}
-			}
-		}(w)
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
-	wb := Open(r0, b)
-	got, err := wb.Find(ctx, "c", Query{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != workers*each {
-		t.Fatalf("%d documents, want %d", len(got), workers*each)
-	}
-}
 
 // The documents storedAsSent accepts come back from the engine byte for
 // byte; the ones it rejects really are changed by the engine, or the

@@ -1,0 +1,113 @@
+package wal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+)
+
+// Lease is a writer's announcement that it is working towards slot N of
+// timeline TL. It is advisory: it tells other writers to wait instead of
+// wasting work, and tells readers that the working database may be
+// changing. It never decides whether a write counts; the unique insert of
+// slot N does.
+//
+// A lease carries no expiry time: clocks of different machines disagree.
+// The holder increments Beat while it works, and another process judges the
+// holder gone only after watching Beat stay unchanged for TTL on its own
+// clock. Judging wrongly costs the holder its write (the taker voids slot
+// N first, so the holder's commit is refused), never the log.
+type Lease struct {
+	ID    string `bson:"_id"`
+	TL    string `bson:"tl"`
+	N     int64  `bson:"n"`
+	Token string `bson:"token"`
+	Beat  int64  `bson:"beat"`
+	// TTLMillis is how long the holder may go without a beat.
+	TTLMillis int64 `bson:"ttl_ms"`
+	// Keys names the documents the holder will change, when it knew them
+	// before starting (inserts), so that a taker can repair exactly those.
+	Keys []KeyRef `bson:"keys,omitempty"`
+	// Host is for people reading the record; nothing decides on it.
+	Host string `bson:"host,omitempty"`
+}
+
+func leaseID(tl string, n int64) string { return slotID(tl, n) }
+
+// InsertLease takes slot n of tl for writing. A duplicate-key error means
+// someone else did first.
+func (r *Repo) InsertLease(ctx context.Context, l *Lease) error {
+	l.ID = leaseID(l.TL, l.N)
+	_, err := r.DB.Collection(collLeases).InsertOne(ctx, l)
+	return err
+}
+
+// ReadLease returns the lease on slot n of tl, or nil.
+func (r *Repo) ReadLease(ctx context.Context, tl string, n int64) (*Lease, error) {
+	var l Lease
+	err := r.DB.Collection(collLeases).FindOne(ctx, bson.D{{Key: "_id", Value: leaseID(tl, n)}}).Decode(&l)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &l, nil
+}
+
+// LeaseExists reports whether anyone ever took slot n of tl: one point
+// read, without decoding.
+func (r *Repo) LeaseExists(ctx context.Context, tl string, n int64) (bool, error) {
+	err := r.DB.Collection(collLeases).FindOne(ctx, bson.D{{Key: "_id", Value: leaseID(tl, n)}}).Err()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// Heartbeat records that the holder of lease l is still working.
+func (r *Repo) Heartbeat(ctx context.Context, l *Lease) error {
+	l.Beat++
+	_, err := r.DB.Collection(collLeases).UpdateOne(ctx,
+		bson.D{{Key: "_id", Value: l.ID}, {Key: "token", Value: l.Token}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "beat", Value: l.Beat}}}})
+	return err
+}
+
+// TakenOverError reports a write whose slot was filled by someone else
+// before it could commit: the write did not happen.
+type TakenOverError struct {
+	Branch string
+	// Void is set when another process judged this writer gone and voided
+	// its slot; otherwise another writer committed there.
+	Void bool
+}
+
+func (e *TakenOverError) Error() string {
+	if e.Void {
+		return fmt.Sprintf("the write to branch %q was not committed: another process judged this one stalled and took the branch over", e.Branch)
+	}
+	return fmt.Sprintf("the write to branch %q was not committed: another writer committed first", e.Branch)
+}
+
+// UnknownOutcomeError reports a commit whose reply was lost and whose
+// result could not be read back in time: it may or may not have happened.
+// The next command on the branch settles it.
+type UnknownOutcomeError struct {
+	Branch string
+	Err    error
+}
+
+func (e *UnknownOutcomeError) Error() string {
+	return fmt.Sprintf("the commit to branch %q may have been applied: its reply was lost (%v); run `argon log` or `argon fsck` to see", e.Branch, e.Err)
+}
+
+func (e *UnknownOutcomeError) Unwrap() error { return e.Err }
+
+// DefaultLeaseTTL is how long a holder may go without a heartbeat before
+// others may take its slot over.
+const DefaultLeaseTTL = 30 * time.Second

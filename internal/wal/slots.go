@@ -1,0 +1,416 @@
+package wal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// Slot kinds. Slot 0 of every timeline is its root (the fork point); every
+// later slot is a commit, or a void that fills the number without changing
+// the state (a write that was abandoned or taken over).
+const (
+	SlotRoot   = "root"
+	SlotCommit = "commit"
+	SlotVoid   = "void"
+)
+
+// Slot is one numbered step of a timeline's head: slot n+1 is inserted, by
+// a unique insert, only after slot n exists, so a timeline's slots are
+// dense and the newest one is the committed head. A slot is never changed
+// or deleted once written: that is what makes a commit final.
+//
+// A commit slot names the LSNs it made visible, (Base, LSN], and the token
+// of the writer whose entries they are. Small commits carry their entries
+// inline, so that a commit is a single insert; larger ones leave them in
+// the entries collection under the same token (Spilled).
+type Slot struct {
+	ID      string      `bson:"_id"`
+	TL      string      `bson:"tl"`
+	N       int64       `bson:"n"`
+	Kind    string      `bson:"kind"`
+	Base    int64       `bson:"base"`
+	LSN     int64       `bson:"lsn"`
+	Token   string      `bson:"token"`
+	Time    time.Time   `bson:"ts"`
+	Message string      `bson:"message,omitempty"`
+	Author  string      `bson:"author,omitempty"`
+	MergeOf string      `bson:"merge_of,omitempty"`
+	Stats   []CollStats `bson:"stats,omitempty"`
+	Entries []SlotEntry `bson:"entries,omitempty"`
+	Spilled bool        `bson:"spilled,omitempty"`
+	// Dirty marks a void written by a writer that took over from one that
+	// stopped answering: the working database may hold some of the
+	// abandoned write's changes, and is repaired from the log before
+	// anyone uses it. Keys names what the abandoned writer announced it
+	// would touch, when it did.
+	Dirty bool     `bson:"dirty,omitempty"`
+	Keys  []KeyRef `bson:"keys,omitempty"`
+}
+
+// SlotEntry is an entry kept inside its commit slot: its LSN is the
+// slot's Base plus its position plus one.
+type SlotEntry struct {
+	Op   string `bson:"op"`
+	Coll string `bson:"coll"`
+	Key  []byte `bson:"kb"`
+	Doc  []byte `bson:"doc,omitempty"`
+}
+
+// KeyRef names one document (or index, for control entries) of a
+// collection by its exact key bytes.
+type KeyRef struct {
+	Coll string `bson:"c"`
+	Key  []byte `bson:"k"`
+	// Index is set when Key names an index, not a document.
+	Index bool `bson:"i,omitempty"`
+}
+
+// Commit is a commit slot as history shows it: LSNs From..To of TL.
+type Commit struct {
+	TL      string
+	N       int64
+	From    int64
+	To      int64
+	Time    time.Time
+	Message string
+	Author  string
+	MergeOf string
+	Stats   []CollStats
+	Token   string
+}
+
+// Commit returns the commit view of a commit slot.
+func (s *Slot) Commit() *Commit {
+	return &Commit{TL: s.TL, N: s.N, From: s.Base + 1, To: s.LSN, Time: s.Time, Message: s.Message,
+		Author: s.Author, MergeOf: s.MergeOf, Stats: s.Stats, Token: s.Token}
+}
+
+// CollStats counts one commit's entries in one collection.
+type CollStats struct {
+	Coll string `bson:"coll" json:"collection"`
+	Puts int    `bson:"puts" json:"puts"`
+	Dels int    `bson:"dels" json:"deletes"`
+	// Indexes counts index creations and drops.
+	Indexes int `bson:"idx,omitempty" json:"indexes,omitempty"`
+}
+
+// Stats counts entries per collection, sorted by collection.
+func Stats(entries []Entry) []CollStats {
+	m := map[string]*CollStats{}
+	AddStats(m, entries)
+	return SortedStats(m)
+}
+
+// AddStats adds entries to per-collection counts.
+func AddStats(m map[string]*CollStats, entries []Entry) {
+	for i := range entries {
+		cs := m[entries[i].Coll]
+		if cs == nil {
+			cs = &CollStats{Coll: entries[i].Coll}
+			m[entries[i].Coll] = cs
+		}
+		switch entries[i].Op {
+		case OpDel:
+			cs.Dels++
+		case OpPut:
+			cs.Puts++
+		default:
+			cs.Indexes++
+		}
+	}
+}
+
+// SortedStats lists counts by collection.
+func SortedStats(m map[string]*CollStats) []CollStats {
+	out := make([]CollStats, 0, len(m))
+	for _, cs := range m {
+		out = append(out, *cs)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Coll < out[j].Coll })
+	return out
+}
+
+func slotID(tl string, n int64) string { return fmt.Sprintf("%s:%012d", tl, n) }
+
+// ReadSlot returns slot n of timeline tl, or nil when it does not exist.
+// It is one point read by _id.
+func (r *Repo) ReadSlot(ctx context.Context, tl string, n int64) (*Slot, error) {
+	var s Slot
+	err := r.DB.Collection(collSlots).FindOne(ctx, bson.D{{Key: "_id", Value: slotID(tl, n)}}).Decode(&s)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// InsertSlot writes slot s. It fails with a duplicate-key error when the
+// number is taken: the caller lost the race for it.
+func (r *Repo) InsertSlot(ctx context.Context, s *Slot) error {
+	s.ID = slotID(s.TL, s.N)
+	_, err := r.DB.Collection(collSlots).InsertOne(ctx, s)
+	return err
+}
+
+// IsDuplicate reports a unique-index violation.
+func IsDuplicate(err error) bool { return isDup(err) }
+
+// hintEvery is how many slots a timeline grows between updates of its
+// head hint; a reader without a better hint probes at most about this many
+// slots forward.
+const hintEvery = 8
+
+// HeadSlot returns the newest slot of timeline tl: its committed head.
+// from, when not nil, is a slot of tl known to exist (a working database's
+// marker names one), and the search starts there; otherwise it starts at
+// the hint kept on the timeline. Slots are dense and never deleted, so the
+// head is found by point reads forward: one read when the hint is current.
+func (r *Repo) HeadSlot(ctx context.Context, tl string, from *Slot) (*Slot, error) {
+	cur := from
+	if cur == nil {
+		t, err := r.Timeline(ctx, tl)
+		if err != nil {
+			return nil, err
+		}
+		if cur, err = r.ReadSlot(ctx, tl, t.Hint); err != nil {
+			return nil, err
+		}
+		if cur == nil {
+			return nil, fmt.Errorf("log is inconsistent: timeline %s has no slot %d", tl, t.Hint)
+		}
+	}
+	start := cur.N
+	for {
+		next, err := r.ReadSlot(ctx, tl, cur.N+1)
+		if err != nil {
+			return nil, err
+		}
+		if next == nil {
+			break
+		}
+		cur = next
+	}
+	if cur.N-start >= hintEvery && from == nil {
+		r.AdvanceHint(ctx, tl, cur.N)
+	}
+	return cur, nil
+}
+
+// AdvanceHint records that slot n of tl exists. The hint only ever names a
+// slot that exists, so a lost or late update costs reads, never
+// correctness.
+func (r *Repo) AdvanceHint(ctx context.Context, tl string, n int64) {
+	_, _ = r.DB.Collection(collTimelines).UpdateOne(ctx, bson.D{{Key: "_id", Value: tl}},
+		bson.D{{Key: "$max", Value: bson.D{{Key: "hint", Value: n}}}})
+}
+
+// MaybeAdvanceHint advances the hint when slot n is a multiple of
+// hintEvery, so that the hint costs one write every few commits.
+func (r *Repo) MaybeAdvanceHint(ctx context.Context, tl string, n int64) {
+	if n%hintEvery == 0 {
+		r.AdvanceHint(ctx, tl, n)
+	}
+}
+
+// Head is the committed state of a timeline.
+type Head struct {
+	// LSN is the committed head: entries above it are invisible.
+	LSN int64
+	// Slot is the newest slot.
+	Slot *Slot
+}
+
+// Head returns the committed head of timeline tl.
+func (r *Repo) Head(ctx context.Context, tl string) (Head, error) {
+	s, err := r.HeadSlot(ctx, tl, nil)
+	if err != nil {
+		return Head{}, err
+	}
+	return Head{LSN: s.LSN, Slot: s}, nil
+}
+
+// TimelineSlots returns the slots of tl whose LSN ranges meet (from, to],
+// in slot order: one scan of the slots collection.
+func (r *Repo) TimelineSlots(ctx context.Context, tl string, from, to int64) ([]Slot, error) {
+	cur, err := r.DB.Collection(collSlots).Find(ctx, bson.D{
+		{Key: "tl", Value: tl}, {Key: "kind", Value: SlotCommit},
+		{Key: "lsn", Value: bson.D{{Key: "$gt", Value: from}}},
+		{Key: "base", Value: bson.D{{Key: "$lt", Value: to}}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []Slot
+	if err := cur.All(ctx, &out); err != nil {
+		return nil, err
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].N < out[j].N })
+	return out, nil
+}
+
+// LogItem is one commit as seen from a branch: Inherited commits belong to
+// an ancestor timeline, below the branch's fork point.
+type LogItem struct {
+	Commit
+	Inherited bool
+}
+
+// Log returns up to limit commits (all when limit <= 0) reachable from LSN
+// at on timeline tl, newest first, walking into ancestors below fork points.
+func (r *Repo) Log(ctx context.Context, tl string, at int64, limit int) ([]LogItem, error) {
+	var out []LogItem
+	err := r.WalkLog(ctx, tl, at, func(it LogItem) bool {
+		out = append(out, it)
+		return limit <= 0 || len(out) < limit
+	})
+	return out, err
+}
+
+// WalkLog calls fn for each commit reachable from LSN at on timeline tl,
+// newest first, until fn returns false. It reads slots only, one point read
+// each, walking each timeline's slots down from its head (or, on an
+// ancestor, from the slot the child forked at).
+func (r *Repo) WalkLog(ctx context.Context, tl string, at int64, fn func(LogItem) bool) error {
+	anc, err := r.Ancestry(ctx, tl)
+	if err != nil {
+		return err
+	}
+	head, err := r.HeadSlot(ctx, tl, nil)
+	if err != nil {
+		return err
+	}
+	n := head.N
+	for i, t := range anc {
+		if i > 0 {
+			n = anc[i-1].ParentSlot
+		}
+		for ; n > 0 && at > t.Base; n-- {
+			s, err := r.ReadSlot(ctx, t.ID, n)
+			if err != nil {
+				return err
+			}
+			if s == nil {
+				return errors.New("log is inconsistent: timeline " + t.ID + " has no slot " + strconv.FormatInt(n, 10))
+			}
+			if s.Kind != SlotCommit || s.Base >= at {
+				continue
+			}
+			c := s.Commit()
+			if c.To > at {
+				// A fork point inside a commit: show the part inherited.
+				c.To = at
+				c.Stats = nil
+			}
+			if !fn(LogItem{Commit: *c, Inherited: i > 0}) {
+				return nil
+			}
+			at = c.From - 1
+		}
+	}
+	return nil
+}
+
+// SlotAt returns the number of the newest slot of tl whose state is at or
+// below LSN lsn (walking down from the head), for recording a fork point.
+func (r *Repo) SlotAt(ctx context.Context, tl string, head *Slot, lsn int64) (int64, error) {
+	for s := head; ; {
+		if s.Base < lsn || s.N == 0 || (s.Kind == SlotCommit && s.LSN <= lsn) {
+			return s.N, nil
+		}
+		prev, err := r.ReadSlot(ctx, tl, s.N-1)
+		if err != nil {
+			return 0, err
+		}
+		if prev == nil {
+			return 0, fmt.Errorf("log is inconsistent: timeline %s has no slot %d", tl, s.N-1)
+		}
+		s = prev
+	}
+}
+
+// TimeError reports a time before the history of a branch began.
+type TimeError struct {
+	Ref   string
+	Time  time.Time
+	Start time.Time
+}
+
+func (e *TimeError) Error() string {
+	return fmt.Sprintf("%s is before %s existed (created %s)", e.Time.UTC().Format(time.RFC3339), e.Ref, e.Start.UTC().Format(time.RFC3339))
+}
+
+// LSNAt returns the LSN of the state at time t on timeline tl (whose head is
+// head): the end of the newest commit made at or before t, or 0 when t is
+// after the project was created but before its first commit.
+func (r *Repo) LSNAt(ctx context.Context, tl string, head int64, t time.Time, ref string) (int64, error) {
+	lsn := int64(-1)
+	err := r.WalkLog(ctx, tl, head, func(it LogItem) bool {
+		if !it.Time.After(t) {
+			lsn = it.To
+			return false
+		}
+		return true
+	})
+	if err != nil || lsn >= 0 {
+		return lsn, err
+	}
+	anc, err := r.Ancestry(ctx, tl)
+	if err != nil {
+		return 0, err
+	}
+	root := anc[len(anc)-1]
+	if t.Before(root.Created.Truncate(time.Second)) {
+		return 0, &TimeError{Ref: ref, Time: t, Start: root.Created}
+	}
+	return 0, nil
+}
+
+// Owner returns the timeline on tl's ancestry that wrote LSN lsn (the root
+// for LSN 0): the one whose own range holds it. States are cached under
+// their owner, so that a branch and its parent share the views of their
+// common history.
+func (r *Repo) Owner(ctx context.Context, tl string, lsn int64) (string, error) {
+	anc, err := r.Ancestry(ctx, tl)
+	if err != nil {
+		return "", err
+	}
+	for _, t := range anc {
+		if lsn > t.Base {
+			return t.ID, nil
+		}
+	}
+	return anc[len(anc)-1].ID, nil
+}
+
+// slotsOf lists every slot of tl, in order (fsck).
+func (r *Repo) slotsOf(ctx context.Context, tl string) ([]Slot, error) {
+	cur, err := r.DB.Collection(collSlots).Find(ctx, bson.D{{Key: "tl", Value: tl}},
+		options.Find().SetProjection(bson.D{{Key: "entries", Value: 0}}))
+	if err != nil {
+		return nil, err
+	}
+	var out []Slot
+	if err := cur.All(ctx, &out); err != nil {
+		return nil, err
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].N < out[j].N })
+	return out, nil
+}
+
+// CommitInfo describes a commit.
+type CommitInfo struct {
+	Message string
+	Author  string
+	// MergeOf names the other side of a merge commit.
+	MergeOf string
+}
