@@ -81,4 +81,3 @@ func TestConcurrentInserts(t *testing.T) {
 		t.Fatalf("%d documents, want %d", len(got), workers*each)
 	}
 }
-

@@ -98,10 +98,10 @@ type Project struct {
 // Base inherits the parent's history up to and including Base; its own
 // entries are numbered from Base+1.
 type Timeline struct {
-	ID      string    `bson:"_id"`
-	Project string    `bson:"project"`
-	Parent  string    `bson:"parent,omitempty"`
-	Base    int64     `bson:"base_lsn"`
+	ID      string `bson:"_id"`
+	Project string `bson:"project"`
+	Parent  string `bson:"parent,omitempty"`
+	Base    int64  `bson:"base_lsn"`
 	// ParentSlot is the parent's slot the fork was taken at: the log of
 	// the child walks into the parent from there.
 	ParentSlot int64     `bson:"parent_slot"`
