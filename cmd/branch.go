@@ -202,9 +202,10 @@ func runBranchCreate(ctx context.Context, o *branchCreateOptions) (*branchInfo, 
 }
 
 type branchDeleteOptions struct {
-	f    *Factory
-	name string
-	yes  bool
+	f     *Factory
+	name  string
+	yes   bool
+	force bool
 }
 
 func newBranchDeleteCmd(f *Factory) *cobra.Command {
@@ -224,6 +225,7 @@ needs --yes otherwise.`,
 		},
 	}
 	cmd.Flags().BoolVarP(&o.yes, "yes", "y", false, "do not ask for confirmation")
+	cmd.Flags().BoolVarP(&o.force, "force", "f", false, "delete even if its working database has uncommitted changes (they are lost)")
 	return cmd
 }
 
@@ -243,6 +245,9 @@ func runBranchDelete(ctx context.Context, o *branchDeleteOptions) error {
 	}
 	b, err := r.Branch(ctx, project, o.name)
 	if err != nil {
+		return err
+	}
+	if err := refuseUncommitted(ctx, f, r, b, "delete", o.force); err != nil {
 		return err
 	}
 	if !o.yes {
@@ -273,7 +278,8 @@ func runBranchDelete(ctx context.Context, o *branchDeleteOptions) error {
 }
 
 func newBranchRenameCmd(f *Factory) *cobra.Command {
-	return &cobra.Command{
+	var force bool
+	cmd := &cobra.Command{
 		Use:     "rename OLD NEW",
 		Short:   "Rename a branch",
 		Example: `  argon branch rename feature-x feature-y`,
@@ -289,6 +295,9 @@ func newBranchRenameCmd(f *Factory) *cobra.Command {
 			}
 			old, err := r.Branch(ctx, project, args[0])
 			if err != nil {
+				return err
+			}
+			if err := refuseUncommitted(ctx, f, r, old, "rename", force); err != nil {
 				return err
 			}
 			nb, err := r.RenameBranch(ctx, project, args[0], args[1])
@@ -310,4 +319,6 @@ func newBranchRenameCmd(f *Factory) *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "rename even if its working database has uncommitted changes (they are lost)")
+	return cmd
 }

@@ -93,6 +93,29 @@ func runCheckout(ctx context.Context, o *checkoutOptions) error {
 	return nil
 }
 
+// refuseUncommitted fails when branch b's working database holds changes
+// applications made and did not commit: action (delete, rename) would drop
+// them. With force it goes ahead.
+func refuseUncommitted(ctx context.Context, f *Factory, r *wal.Repo, b *wal.Branch, action string, force bool) error {
+	if force {
+		return nil
+	}
+	w, err := f.workingDB(ctx, r, b)
+	if err != nil {
+		return err
+	}
+	changes, err := workingChanges(ctx, w)
+	if err != nil || len(changes) == 0 {
+		return err
+	}
+	ci, err := summarize(changes)
+	if err != nil {
+		return err
+	}
+	return withHint(fmt.Errorf("cannot %s branch %s: it has uncommitted changes in its working database (%s)", action, b.Name, ci.line()),
+		"record them with `argon commit -b "+b.Name+" -m MESSAGE`, or discard them with --force")
+}
+
 // leaveCurrent checks that the current branch's working database has no
 // uncommitted changes, or discards them with force.
 func leaveCurrent(ctx context.Context, f *Factory, r *wal.Repo, project string, force bool) error {

@@ -23,6 +23,9 @@ const (
 	ExitConflict = 3
 	ExitNotFound = 4
 	ExitBusy     = 5
+	// ExitUnknown: a commit's reply was lost and its outcome could not be
+	// read back; it may or may not have been applied.
+	ExitUnknown = 6
 )
 
 // UsageError is bad command-line usage: a wrong flag or argument count.
@@ -62,10 +65,13 @@ func exitCode(err error) int {
 		le  *store.LockedError
 		be  *wal.BusyError
 		ee  *exitError
+		uo  *wal.UnknownOutcomeError
 	)
 	switch {
 	case errors.As(err, &ee):
 		return ee.code
+	case errors.As(err, &uo):
+		return ExitUnknown
 	case errors.As(err, &ue):
 		return ExitUsage
 	case errors.As(err, &nf), errors.As(err, &nf2):
@@ -99,7 +105,11 @@ func describe(err error) string {
 		ce  mongo.CommandError
 	)
 	var ue *store.UnreachableError
+	var uo *wal.UnknownOutcomeError
+	var to *wal.TakenOverError
 	switch {
+	case errors.As(err, &uo), errors.As(err, &to):
+		return err.Error()
 	case errors.As(err, &se), errors.As(err, &de), errors.As(err, &dke), errors.As(err, &ue):
 		return err.Error()
 	case errors.Is(err, context.DeadlineExceeded):

@@ -42,6 +42,8 @@ type Factory struct {
 
 	store *store.Store
 	repo  *wal.Repo
+	// protocol runs writes and guards reads of working databases.
+	protocol *commitpkg.Protocol
 }
 
 // setup finds the workspace and resolves configuration for cmd. Config
@@ -255,7 +257,10 @@ func (f *Factory) workingDB(ctx context.Context, r *wal.Repo, b *wal.Branch) (*w
 	if err != nil {
 		return nil, err
 	}
-	w := commitpkg.New().Open(r, b)
+	if f.protocol == nil {
+		f.protocol = commitpkg.New()
+	}
+	w := f.protocol.Open(r, b)
 	w.ScanReads = s.Embedded
 	w.Notice = func(msg string) { fmt.Fprintf(f.IO.ErrOut, "argon: notice: %s\n", msg) }
 	return w, nil

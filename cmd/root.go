@@ -111,6 +111,7 @@ MongoDB deployment.`,
 		newConnectCmd(f),
 		newReflogCmd(f),
 		newGCCmd(f),
+		newFsckCmd(f),
 		newServeCmd(f),
 		newVersionCmd(f),
 	)

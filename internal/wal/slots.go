@@ -392,25 +392,14 @@ func (r *Repo) Owner(ctx context.Context, tl string, lsn int64) (string, error) 
 	return anc[len(anc)-1].ID, nil
 }
 
-// slotsOf lists every slot of tl, in order (fsck).
-func (r *Repo) slotsOf(ctx context.Context, tl string) ([]Slot, error) {
-	cur, err := r.DB.Collection(collSlots).Find(ctx, bson.D{{Key: "tl", Value: tl}},
-		options.Find().SetProjection(bson.D{{Key: "entries", Value: 0}}))
-	if err != nil {
-		return nil, err
-	}
-	var out []Slot
-	if err := cur.All(ctx, &out); err != nil {
-		return nil, err
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].N < out[j].N })
-	return out, nil
-}
-
 // CommitInfo describes a commit.
 type CommitInfo struct {
 	Message string
 	Author  string
 	// MergeOf names the other side of a merge commit.
 	MergeOf string
+}
+
+func optionsProjection(p bson.D) *options.FindOptionsBuilder {
+	return options.Find().SetProjection(p)
 }

@@ -1,6 +1,7 @@
 package workdb
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -146,4 +147,96 @@ func DropViews(ctx context.Context, r *wal.Repo) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// VerifyViews compares each view of the given timelines with a fold of the
+// log at its state, and describes every view that differs. With repair,
+// such views are dropped (they are rebuilt on next use).
+func VerifyViews(ctx context.Context, r *wal.Repo, timelines map[string]bool, repair bool) (problems, repaired []string, err error) {
+	views := r.DB.Collection(viewsCollection)
+	cur, err := views.Find(ctx, bson.D{})
+	if err != nil {
+		return nil, nil, err
+	}
+	var recs []viewRecord
+	if err := cur.All(ctx, &recs); err != nil {
+		return nil, nil, err
+	}
+	for _, rec := range recs {
+		if !timelines[rec.TL] {
+			continue
+		}
+		st, err := r.Fold(ctx, rec.TL, rec.LSN, "")
+		if err != nil {
+			return nil, nil, err
+		}
+		db := r.Client.Database(rec.DB)
+		diff, err := stateDiff(ctx, db, st)
+		if err != nil {
+			return nil, nil, err
+		}
+		if diff == "" {
+			continue
+		}
+		problems = append(problems, fmt.Sprintf("view of %s@%d (%s) differs from the log: %s", rec.TL, rec.LSN, rec.DB, diff))
+		if repair {
+			if _, err := views.DeleteOne(ctx, bson.D{{Key: "_id", Value: rec.ID}}); err != nil {
+				return nil, nil, err
+			}
+			if err := db.Drop(ctx); err != nil {
+				return nil, nil, err
+			}
+			repaired = append(repaired, "dropped view "+rec.DB+" (it is rebuilt on next use)")
+		}
+	}
+	return problems, repaired, nil
+}
+
+// stateDiff describes how db differs from st, or returns "".
+func stateDiff(ctx context.Context, db *mongo.Database, st *wal.State) (string, error) {
+	names, err := db.ListCollectionNames(ctx, bson.D{})
+	if err != nil {
+		return "", err
+	}
+	colls := map[string]bool{}
+	for _, n := range names {
+		if n != MarkerCollection {
+			colls[n] = true
+		}
+	}
+	for _, n := range st.Collections() {
+		colls[n] = true
+	}
+	missing, extra, changed := 0, 0, 0
+	for coll := range colls {
+		want := map[string]bson.Raw{}
+		for _, d := range st.Docs(coll) {
+			want[string(wal.KeyOf(d.Lookup("_id")))] = d
+		}
+		cur, err := db.Collection(coll).Find(ctx, bson.D{})
+		if err != nil {
+			return "", err
+		}
+		for cur.Next(ctx) {
+			k := string(wal.KeyOf(cur.Current.Lookup("_id")))
+			d, ok := want[k]
+			switch {
+			case !ok:
+				extra++
+			case !bytes.Equal(d, cur.Current):
+				changed++
+			}
+			delete(want, k)
+		}
+		err = cur.Err()
+		_ = cur.Close(ctx)
+		if err != nil {
+			return "", err
+		}
+		missing += len(want)
+	}
+	if missing+extra+changed == 0 {
+		return "", nil
+	}
+	return fmt.Sprintf("%d documents missing, %d extra, %d different", missing, extra, changed), nil
 }

@@ -1,0 +1,216 @@
+package wal
+
+import (
+	"context"
+	"fmt"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
+
+// Problem is one broken invariant of the log found by Check.
+type Problem struct {
+	Timeline string `json:"timeline,omitempty"`
+	What     string `json:"problem"`
+}
+
+// TimelineInfo is what Check learned about one timeline.
+type TimelineInfo struct {
+	Timeline
+	Head *Slot
+	// Pending is the lease on the slot after the head, if any: a write in
+	// progress, or one whose writer stopped.
+	Pending *Lease
+	// Uncommitted counts spilled entries no commit slot names: left by
+	// writers that lost or died. Covered counts those at or below the
+	// head, which gc may delete.
+	Uncommitted, Covered int
+}
+
+// Timelines returns the timelines of project.
+func (r *Repo) Timelines(ctx context.Context, project string) ([]Timeline, error) {
+	cur, err := r.DB.Collection(collTimelines).Find(ctx, bson.D{{Key: "project", Value: project}})
+	if err != nil {
+		return nil, err
+	}
+	var out []Timeline
+	return out, cur.All(ctx, &out)
+}
+
+// Check verifies the log of project: each timeline's slots are dense from
+// 0 and form one chain (each slot's base is the head before it); every
+// commit slot has exactly one entry per LSN with its token; ancestry is
+// complete and acyclic, and every fork point exists in its parent; every
+// branch names a timeline of the project. It reads the whole log once.
+func (r *Repo) Check(ctx context.Context, project string) ([]TimelineInfo, []Problem, error) {
+	tls, err := r.Timelines(ctx, project)
+	if err != nil {
+		return nil, nil, err
+	}
+	byID := map[string]*Timeline{}
+	for i := range tls {
+		byID[tls[i].ID] = &tls[i]
+	}
+	var problems []Problem
+	bad := func(tl, format string, a ...any) {
+		problems = append(problems, Problem{Timeline: tl, What: fmt.Sprintf(format, a...)})
+	}
+	var infos []TimelineInfo
+	heads := map[string][]Slot{}
+	for _, t := range tls {
+		info := TimelineInfo{Timeline: t}
+		// Ancestry: complete and acyclic.
+		seen := map[string]bool{t.ID: true}
+		for p := t.Parent; p != ""; {
+			pt := byID[p]
+			if pt == nil {
+				bad(t.ID, "ancestor timeline %s does not exist", p)
+				break
+			}
+			if seen[p] {
+				bad(t.ID, "ancestry is cyclic at timeline %s", p)
+				break
+			}
+			seen[p] = true
+			p = pt.Parent
+		}
+		cur, err := r.DB.Collection(collSlots).Find(ctx, bson.D{{Key: "tl", Value: t.ID}})
+		if err != nil {
+			return nil, nil, err
+		}
+		var slots []Slot
+		if err := cur.All(ctx, &slots); err != nil {
+			return nil, nil, err
+		}
+		byN := map[int64]*Slot{}
+		for i := range slots {
+			byN[slots[i].N] = &slots[i]
+		}
+		committed := map[string]bool{} // token:lsn of spilled commits
+		var prev *Slot
+		for n := int64(0); n < int64(len(slots)); n++ {
+			s := byN[n]
+			if s == nil {
+				bad(t.ID, "slot %d is missing (slots are not dense)", n)
+				break
+			}
+			switch {
+			case n == 0 && (s.Kind != SlotRoot || s.LSN != t.Base):
+				bad(t.ID, "slot 0 is not the root at LSN %d", t.Base)
+			case n > 0 && s.Base != prev.LSN:
+				bad(t.ID, "slot %d starts at LSN %d, but the head before it is %d", n, s.Base, prev.LSN)
+			case s.Kind == SlotVoid && s.LSN != s.Base:
+				bad(t.ID, "void slot %d moves the head", n)
+			case s.Kind == SlotCommit && s.LSN <= s.Base:
+				bad(t.ID, "commit slot %d has no entries", n)
+			case s.Kind == SlotCommit && !s.Spilled && int64(len(s.Entries)) != s.LSN-s.Base:
+				bad(t.ID, "commit slot %d holds %d entries for LSNs %d..%d", n, len(s.Entries), s.Base+1, s.LSN)
+			case s.Kind == SlotCommit && s.Spilled:
+				for l := s.Base + 1; l <= s.LSN; l++ {
+					committed[fmt.Sprintf("%s:%d", s.Token, l)] = false
+				}
+			}
+			prev = s
+		}
+		if prev != nil {
+			info.Head = prev
+			if info.Pending, err = r.ReadLease(ctx, t.ID, prev.N+1); err != nil {
+				return nil, nil, err
+			}
+		}
+		if t.Parent != "" && byID[t.Parent] != nil {
+			heads[t.ID] = slots
+		}
+		// Spilled entries: exactly one per committed LSN; the rest are
+		// uncommitted.
+		ecur, err := r.DB.Collection(collEntries).Find(ctx, bson.D{{Key: "tl", Value: t.ID}},
+			optionsProjection(bson.D{{Key: "lsn", Value: 1}, {Key: "token", Value: 1}}))
+		if err != nil {
+			return nil, nil, err
+		}
+		for ecur.Next(ctx) {
+			var e struct {
+				LSN   int64  `bson:"lsn"`
+				Token string `bson:"token"`
+			}
+			if err := ecur.Decode(&e); err != nil {
+				return nil, nil, err
+			}
+			k := fmt.Sprintf("%s:%d", e.Token, e.LSN)
+			if done, ok := committed[k]; ok {
+				if done {
+					bad(t.ID, "LSN %d has two entries with the committed token", e.LSN)
+				}
+				committed[k] = true
+				continue
+			}
+			info.Uncommitted++
+			if info.Head != nil && e.LSN <= info.Head.LSN {
+				info.Covered++
+			}
+		}
+		if err := ecur.Err(); err != nil {
+			return nil, nil, err
+		}
+		for k, done := range committed {
+			if !done {
+				bad(t.ID, "committed entry %s is missing", k)
+			}
+		}
+		infos = append(infos, info)
+	}
+	// Fork points exist in their parents.
+	for _, t := range tls {
+		if t.Parent == "" || byID[t.Parent] == nil {
+			continue
+		}
+		ok := false
+		for _, inf := range infos {
+			if inf.ID == t.Parent && inf.Head != nil && inf.Head.N >= t.ParentSlot && inf.Head.LSN >= t.Base {
+				ok = true
+			}
+		}
+		if !ok {
+			bad(t.ID, "forks from slot %d (LSN %d) of %s, which its parent does not have", t.ParentSlot, t.Base, t.Parent)
+		}
+	}
+	bs, err := r.Branches(ctx, project)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, b := range bs {
+		if byID[b.Timeline] == nil {
+			bad("", "branch %s names timeline %s, which does not exist", b.Name, b.Timeline)
+		}
+	}
+	return infos, problems, nil
+}
+
+// DeleteCovered removes the spilled entries of tl that no commit names and
+// whose LSNs a commit already covers: they can never become visible.
+func (r *Repo) DeleteCovered(ctx context.Context, tl string, head int64, committedTokens map[string]bool) (int64, error) {
+	var tokens []string
+	for t := range committedTokens {
+		tokens = append(tokens, t)
+	}
+	res, err := r.DB.Collection(collEntries).DeleteMany(ctx, bson.D{{Key: "tl", Value: tl},
+		{Key: "lsn", Value: bson.D{{Key: "$lte", Value: head}}},
+		{Key: "token", Value: bson.D{{Key: "$nin", Value: tokens}}}})
+	if err != nil {
+		return 0, err
+	}
+	return res.DeletedCount, nil
+}
+
+// SpilledTokens returns the tokens of tl's spilled commits.
+func (r *Repo) SpilledTokens(ctx context.Context, tl string) (map[string]bool, error) {
+	cur, err := r.DB.Collection(collSlots).Find(ctx, bson.D{{Key: "tl", Value: tl}, {Key: "spilled", Value: true}},
+		optionsProjection(bson.D{{Key: "token", Value: 1}}))
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for cur.Next(ctx) {
+		out[cur.Current.Lookup("token").StringValue()] = true
+	}
+	return out, cur.Err()
+}
