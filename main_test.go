@@ -33,6 +33,7 @@ func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		"argon":       func() { installTestHooks(); os.Exit(cmd.Main()) },
 		"argonworker": concurrencyWorker,
+		"argonmix":    mixWorker,
 	})
 }
 

@@ -113,7 +113,7 @@ func refuseUncommitted(ctx context.Context, f *Factory, r *wal.Repo, b *wal.Bran
 		return err
 	}
 	return withHint(fmt.Errorf("cannot %s branch %s: it has uncommitted changes in its working database (%s)", action, b.Name, ci.line()),
-		"record them with `argon commit -b "+b.Name+" -m MESSAGE`, or discard them with --force")
+		"record them with `argon commit --branch "+b.Name+" -m MESSAGE`, or discard them with --force")
 }
 
 // leaveCurrent checks that the current branch's working database has no

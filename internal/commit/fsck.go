@@ -124,7 +124,7 @@ func (p *Protocol) Fsck(ctx context.Context, r *wal.Repo, project string, open f
 				return nil, err
 			}
 			if len(diffs) > 0 {
-				rep.Notes = append(rep.Notes, fmt.Sprintf("branch %s: %d documents in the working database differ from the log (uncommitted changes: `argon status -b %s` lists them, `argon restore` discards them)", b.Name, len(diffs), b.Name))
+				rep.Notes = append(rep.Notes, fmt.Sprintf("branch %s: %d documents in the working database differ from the log (uncommitted changes: `argon status --branch %s` lists them, `argon restore` discards them)", b.Name, len(diffs), b.Name))
 			}
 		}
 	}

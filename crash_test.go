@@ -1,0 +1,191 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/argon-db/argon/internal/enginetest"
+)
+
+var crashRounds = flag.Int("crash-rounds", 150, "writer processes TestCrashSuite starts in each of its two modes")
+
+// killPoints are the steps of the commit protocol a writer can be killed
+// at (see commit.Hook), plus "" for a kill at a random instant.
+var killPoints = []string{"leased", "applied", "before-commit", "after-commit", "", "", ""}
+
+// TestCrashSuite kills writer processes (inserts, $inc updates, deletes,
+// branch creations) with SIGKILL at every step of the commit protocol and
+// at random instants, on the embedded engine and as clients of a shared
+// server. After each kill `argon fsck` must be clean (or made clean by
+// --repair); the next write must succeed without manual steps; and at the
+// end every acknowledged write is present with its exact content, no
+// failed write is visible, and the $inc counter lies between the number
+// of acknowledged increments and that plus the increments whose outcome
+// the kill left unknown.
+func TestCrashSuite(t *testing.T) {
+	rounds := *crashRounds
+	if testing.Short() {
+		rounds = 40
+	}
+	t.Run("server", func(t *testing.T) {
+		srv := enginetest.Start(t)
+		crashSuite(t, rounds, []string{"ARGON_URI=" + srv.URI, "ARGON_DB=" + srv.DB, "ARGON_PROJECT=crash"})
+	})
+	t.Run("embedded", func(t *testing.T) {
+		if os.Getenv("ARGON_TEST_URI") != "" {
+			t.Skip("the embedded engine is not in use")
+		}
+		crashSuite(t, rounds, nil)
+	})
+}
+
+func crashSuite(t *testing.T, rounds int, extra []string) {
+	dir := t.TempDir()
+	env := append(os.Environ(), "ARGON_AUTHOR=tester", "HOME="+dir, "XDG_CONFIG_HOME="+dir,
+		"ARGON_LEASE_TTL=300ms", "ARGON_BUSY_TIMEOUT=60s", "NO_COLOR=1")
+	env = append(env, extra...)
+	run := func(wantOK bool, args ...string) (string, int) {
+		t.Helper()
+		c := exec.Command("argon", args...)
+		c.Dir, c.Env = dir, env
+		var out, stderr bytes.Buffer
+		c.Stdout, c.Stderr = &out, &stderr
+		err := c.Run()
+		code := c.ProcessState.ExitCode()
+		if wantOK && err != nil {
+			t.Fatalf("argon %s: exit %d\n%s%s", strings.Join(args, " "), code, out.String(), stderr.String())
+		}
+		return out.String(), code
+	}
+	run(true, "init", "crash")
+	run(true, "insert", "c", `{"_id": "counter", "n": 0}`)
+
+	rng := rand.New(rand.NewPCG(uint64(len(extra)), 99))
+	// State each document must have: present with value, or absent. An
+	// id whose last write's outcome is unknown may be either.
+	type want struct {
+		present, unknown bool
+		v                int
+	}
+	docs := map[string]*want{}
+	ackedIncs, unknownIncs, kills := 0, 0, 0
+	branches := 0
+	for round := 0; round < rounds; round++ {
+		var args []string
+		id := fmt.Sprintf("r%04d", round)
+		kind := rng.IntN(10)
+		var victim string
+		switch {
+		case kind < 4:
+			args = []string{"insert", "c", fmt.Sprintf(`{"_id": %q, "v": %d}`, id, round)}
+		case kind < 7:
+			args = []string{"update", "c", `{"_id": "counter"}`, `{"$inc": {"n": 1}}`}
+		case kind < 9:
+			for k, w := range docs {
+				if w.present && !w.unknown {
+					victim = k
+					break
+				}
+			}
+			if victim == "" {
+				args = []string{"insert", "c", fmt.Sprintf(`{"_id": %q, "v": %d}`, id, round)}
+				kind = 0
+			} else {
+				args = []string{"delete", "c", fmt.Sprintf(`{"_id": %q}`, victim)}
+			}
+		default:
+			branches++
+			args = []string{"branch", "create", fmt.Sprintf("b%04d", round)}
+		}
+		point := killPoints[rng.IntN(len(killPoints))]
+		c := exec.Command("argon", args...)
+		c.Dir = dir
+		c.Env = append(append([]string(nil), env...), "ARGON_TEST_KILL_AT="+point)
+		var stderr bytes.Buffer
+		c.Stderr = &stderr
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if point == "" {
+			time.AfterFunc(time.Duration(rng.IntN(60))*time.Millisecond, func() { _ = c.Process.Kill() })
+		}
+		err := c.Wait()
+		acked := err == nil
+		killed := !acked && c.ProcessState.ExitCode() == -1
+		if !acked && !killed {
+			t.Fatalf("round %d: argon %s failed without a kill: %v\n%s", round, strings.Join(args, " "), err, stderr.String())
+		}
+		if killed {
+			kills++
+		}
+		switch {
+		case kind < 4:
+			docs[id] = &want{present: true, unknown: killed, v: round}
+		case kind < 7:
+			if acked {
+				ackedIncs++
+			} else {
+				unknownIncs++
+			}
+		case kind < 9:
+			docs[victim] = &want{present: false, unknown: killed, v: docs[victim].v}
+		}
+		if killed {
+			if _, code := run(false, "fsck"); code != 0 {
+				out, _ := run(false, "fsck", "--repair")
+				if _, code := run(false, "fsck"); code != 0 {
+					t.Fatalf("round %d: fsck still fails after --repair:\n%s", round, out)
+				}
+			}
+		}
+	}
+	t.Logf("%d rounds, %d kills, %d acknowledged and %d unknown increments", rounds, kills, ackedIncs, unknownIncs)
+
+	out, _ := run(true, "find", "c", "--json", "--relaxed")
+	var got []map[string]any
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, d := range got {
+		id := d["_id"].(string)
+		seen[id] = true
+		if id == "counter" {
+			n := int(d["n"].(float64))
+			if n < ackedIncs || n > ackedIncs+unknownIncs {
+				t.Errorf("counter is %d: %d increments acknowledged, %d unknown", n, ackedIncs, unknownIncs)
+			}
+			continue
+		}
+		w := docs[id]
+		switch {
+		case w == nil:
+			t.Errorf("document %s was never written", id)
+		case !w.present && !w.unknown:
+			t.Errorf("document %s was deleted (acknowledged) but is present", id)
+		case int(d["v"].(float64)) != w.v:
+			t.Errorf("document %s has v %v, want %d", id, d["v"], w.v)
+		}
+	}
+	for id, w := range docs {
+		if w.present && !w.unknown && !seen[id] {
+			t.Errorf("acknowledged document %s is missing", id)
+		}
+	}
+	if _, code := run(false, "fsck"); code != 0 {
+		out, _ := run(false, "fsck")
+		t.Fatalf("final fsck:\n%s", out)
+	}
+	// A write after all of it succeeds without manual steps.
+	run(true, "insert", "c", `{"_id": "last"}`)
+	_ = context.Background()
+}
