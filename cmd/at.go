@@ -120,6 +120,16 @@ func (f *Factory) openReader(ctx context.Context, branchFlag, at string) (reader
 	default:
 		spec = at
 	}
+	if at == "" {
+		// The head: the working database answers, and the protocol's
+		// read check finds the head itself; no need to look it up here.
+		b, err := r.Branch(ctx, project, def)
+		if err != nil {
+			return nil, nil, err
+		}
+		w, err := f.workingDB(ctx, r, b)
+		return w, &point{Branch: b, LSN: -1, Head: -1}, err
+	}
 	p, err := f.resolvePoint(ctx, r, project, def, spec)
 	if err != nil {
 		return nil, nil, err

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/event"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
@@ -42,6 +43,8 @@ type Factory struct {
 
 	store *store.Store
 	repo  *wal.Repo
+	// Monitor, when set, sees every command sent to the server (tests).
+	Monitor *event.CommandMonitor
 	// protocol runs writes and guards reads of working databases.
 	protocol *commitpkg.Protocol
 }
@@ -126,7 +129,7 @@ func (f *Factory) Store(ctx context.Context) (*store.Store, error) {
 	if f.store != nil {
 		return f.store, nil
 	}
-	opts := store.Options{URI: f.URI, LockTimeout: f.LockTimeout, ServerSelectionTimeout: f.Timeout}
+	opts := store.Options{URI: f.URI, LockTimeout: f.LockTimeout, ServerSelectionTimeout: f.Timeout, Monitor: f.Monitor}
 	if f.URI == "" {
 		if f.Workspace == nil {
 			return nil, errNoWorkspace

@@ -53,8 +53,8 @@ A CI job can run argon with environment variables only, no workspace:
 5  busy: the workspace is locked by another argon process, or another writer
    holds the branch for longer than the wait allows
 6  unknown outcome: a commit's reply was lost and could not be read back in
-   time; the write may or may not have been applied. Run ` + "`argon log`" + ` or
-   ` + "`argon fsck`" + ` to see; the next command on the branch settles it
+   time; the write may or may not have been applied. Run `+"`argon log`"+` or
+   `+"`argon fsck`"+` to see; the next command on the branch settles it
 
 Errors are printed on stderr as one "argon: error: ..." line, sometimes
 followed by "argon: hint: ..." lines.`),

@@ -262,7 +262,19 @@ func newCountCmd(f *Factory) *cobra.Command {
 				}
 			}
 			if f.JSON {
-				return f.IO.PrintJSON(map[string]any{"collection": args[0], "branch": p.Branch.Name, "lsn": p.LSN, "count": n})
+				lsn := p.LSN
+				if lsn < 0 {
+					r, err := f.Repo(ctx)
+					if err != nil {
+						return err
+					}
+					h, err := r.Head(ctx, p.Branch.Timeline)
+					if err != nil {
+						return err
+					}
+					lsn = h.LSN
+				}
+				return f.IO.PrintJSON(map[string]any{"collection": args[0], "branch": p.Branch.Name, "lsn": lsn, "count": n})
 			}
 			fmt.Fprintln(f.IO.Out, n)
 			return nil

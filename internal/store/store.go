@@ -17,6 +17,7 @@ import (
 
 	"github.com/FerretDB/FerretDB/ferretdb"
 	"github.com/gofrs/flock"
+	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
@@ -34,6 +35,9 @@ type Options struct {
 	LockTimeout time.Duration
 	// ServerSelectionTimeout bounds how long to look for a server.
 	ServerSelectionTimeout time.Duration
+	// Monitor, when set, sees every command the client sends (tests count
+	// round trips with it).
+	Monitor *event.CommandMonitor
 }
 
 // Store is an open connection to a deployment.
@@ -111,7 +115,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		opts.ServerSelectionTimeout = 5 * time.Second
 	}
 	if opts.URI != "" {
-		return openURI(ctx, opts.URI, opts.ServerSelectionTimeout, true)
+		return openURI(ctx, opts.URI, opts.ServerSelectionTimeout, true, opts.Monitor)
 	}
 	if opts.Dir == "" {
 		return nil, errors.New("no MongoDB URI given and no workspace to run the embedded engine in")
@@ -119,8 +123,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	return openEmbedded(ctx, opts)
 }
 
-func openURI(ctx context.Context, uri string, sel time.Duration, ping bool) (*Store, error) {
+func openURI(ctx context.Context, uri string, sel time.Duration, ping bool, mon *event.CommandMonitor) (*Store, error) {
 	co := options.Client().ApplyURI(uri).SetServerSelectionTimeout(sel).SetAppName("argon")
+	if mon != nil {
+		co.SetMonitor(mon)
+	}
 	if err := co.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid MongoDB URI %s: %s", Redact(uri), RedactIn(err.Error(), uri))
 	}
@@ -214,7 +221,7 @@ func openEmbedded(ctx context.Context, opts Options) (*Store, error) {
 		return nil, err
 	}
 	if si != nil {
-		s, err := openURI(ctx, si.URI, opts.ServerSelectionTimeout, false)
+		s, err := openURI(ctx, si.URI, opts.ServerSelectionTimeout, false, opts.Monitor)
 		if err != nil {
 			return nil, err
 		}
@@ -226,7 +233,7 @@ func openEmbedded(ctx context.Context, opts Options) (*Store, error) {
 		_ = fl.Unlock()
 		return nil, err
 	}
-	s, err := openURI(ctx, eng.URI, opts.ServerSelectionTimeout, false)
+	s, err := openURI(ctx, eng.URI, opts.ServerSelectionTimeout, false, opts.Monitor)
 	if err != nil {
 		eng.Stop()
 		_ = fl.Unlock()

@@ -1,0 +1,245 @@
+package commit
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/argon-db/argon/internal/wal"
+	"github.com/argon-db/argon/internal/workdb"
+)
+
+func insertOp(w *workdb.Branch, id string) workdb.ApplyFunc {
+	return func(ctx context.Context, emit func([]wal.Entry) error) error {
+		raw, _ := bson.Marshal(bson.D{{Key: "_id", Value: id}})
+		if _, err := w.DB.Collection("c").InsertOne(ctx, bson.Raw(raw)); err != nil {
+			return err
+		}
+		e, err := wal.PutEntry("c", raw)
+		if err != nil {
+			return err
+		}
+		return emit([]wal.Entry{e})
+	}
+}
+
+func ids(t *testing.T, w *workdb.Branch) []string {
+	t.Helper()
+	docs, err := w.Find(context.Background(), "c", workdb.Query{Sort: bson.Raw(mustMarshal(bson.D{{Key: "_id", Value: 1}}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, d := range docs {
+		out = append(out, d.Lookup("_id").StringValue())
+	}
+	return out
+}
+
+func mustMarshal(d bson.D) []byte {
+	b, err := bson.Marshal(d)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func fsckClean(t *testing.T, p *Protocol, r *wal.Repo, w *workdb.Branch) {
+	t.Helper()
+	rep, err := p.Fsck(context.Background(), r, "p", func(b *wal.Branch) *workdb.Branch { return p.Open(r, b) }, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Problems) > 0 {
+		t.Fatalf("fsck: %+v", rep.Problems)
+	}
+}
+
+// A writer that stalls after evaluating its change is judged gone and
+// fenced out; when it resumes, its commit is refused (never accepted on a
+// second try, never deleting anything), and the other writer's commit
+// stands. Nothing here reads a PID, a hostname or a wall clock: the two
+// writers even record commit times minutes apart.
+func TestStalledWriterIsFencedOut(t *testing.T) {
+	_, r, b := setup(t)
+	ctx := context.Background()
+	p := New()
+	r.LeaseTTL = 100 * time.Millisecond
+	r.BusyTimeout = 10 * time.Second
+	skewed := *r
+	skewed.Now = func() time.Time { return time.Now().Add(7 * time.Minute) } // another machine's clock
+	stalled := p.Open(&skewed, b)
+	live := p.Open(r, b)
+
+	wr, err := p.acquire(ctx, stalled, []wal.KeyRef{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stalled.BeginWrite(wr.base.LSN)
+	if err := insertOp(stalled, "stalled")(ctx, func(e []wal.Entry) error { return wr.emit(ctx, e) }); err != nil {
+		t.Fatal(err)
+	}
+	// No heartbeat: the stalled writer is judged gone after the TTL, its
+	// slot voided, and the live writer commits the next one.
+	if _, err := live.Insert(ctx, "c", []bson.Raw{mustMarshal(bson.D{{Key: "_id", Value: "live"}})}, wal.CommitInfo{Message: "live"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = wr.commit(ctx, &wal.CommitInfo{Message: "stalled"})
+	var to *wal.TakenOverError
+	if !errors.As(err, &to) || !to.Void {
+		t.Fatalf("stalled commit: %v, want a TakenOverError (void)", err)
+	}
+	p.repairAfterLoss(ctx, stalled, stalled.Touched())
+	if got := ids(t, live); len(got) != 1 || got[0] != "live" {
+		t.Fatalf("branch holds %v, want [live]", got)
+	}
+	log, err := r.Log(ctx, b.Timeline, 1, 0)
+	if err != nil || len(log) != 1 || log[0].Message != "live" {
+		t.Fatalf("log %+v, %v", log, err)
+	}
+	fsckClean(t, p, r, live)
+}
+
+// Clock skew decides nothing: a holder that keeps its heartbeat is never
+// taken over, however far apart the clocks of the two processes are.
+func TestSkewedClocksDoNotTakeOver(t *testing.T) {
+	_, r, b := setup(t)
+	ctx := context.Background()
+	p := New()
+	r.LeaseTTL = 150 * time.Millisecond
+	ahead := *r
+	ahead.Now = func() time.Time { return time.Now().Add(-30 * time.Minute) }
+	holder := p.Open(&ahead, b)
+	wr, err := p.acquire(ctx, holder, []wal.KeyRef{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wr.heartbeat(ctx)
+	waiter := *r
+	waiter.BusyTimeout = 600 * time.Millisecond // four TTLs
+	_, err = p.Open(&waiter, b).Insert(ctx, "c", []bson.Raw{mustMarshal(bson.D{{Key: "_id", Value: "w"}})}, wal.CommitInfo{})
+	var be *wal.BusyError
+	if !errors.As(err, &be) {
+		t.Fatalf("waiter: %v, want busy", err)
+	}
+	holder.BeginWrite(wr.base.LSN)
+	if err := insertOp(holder, "h")(ctx, func(e []wal.Entry) error { return wr.emit(ctx, e) }); err != nil {
+		t.Fatal(err)
+	}
+	wr.stopHB()
+	if _, err := wr.commit(ctx, &wal.CommitInfo{Message: "h"}); err != nil {
+		t.Fatalf("holder's commit: %v", err)
+	}
+}
+
+// A commit whose reply was lost is resolved by reading its slot back: if
+// the insert was applied, the write is reported committed; if it was not,
+// the writer fences its own late insert with a void and reports failure;
+// if the server cannot be read, the outcome is reported unknown. Nothing is
+// undone while the outcome is unknown.
+func TestLostCommitReply(t *testing.T) {
+	_, r, b := setup(t)
+	ctx := context.Background()
+	p := New()
+	w := p.Open(r, b)
+	start := func(id string) *writer {
+		wr, err := p.acquire(ctx, w, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.BeginWrite(wr.base.LSN)
+		if err := insertOp(w, id)(ctx, func(e []wal.Entry) error { return wr.emit(ctx, e) }); err != nil {
+			t.Fatal(err)
+		}
+		return wr
+	}
+	lost := errors.New("connection reset by peer")
+
+	// Applied, reply lost.
+	wr := start("applied")
+	s := &wal.Slot{TL: b.Timeline, N: wr.lease.N, Kind: wal.SlotCommit, Base: wr.base.LSN, LSN: wr.next - 1, Token: wr.token,
+		Entries: []wal.SlotEntry{{Op: wal.OpPut, Coll: "c", Key: wr.buf[0].KeyBytes, Doc: wr.buf[0].Doc}}}
+	if err := r.InsertSlot(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := wr.resolve(ctx, s, lost); err != nil || got == nil {
+		t.Fatalf("resolve of an applied commit: %v", err)
+	}
+	wr.finish(ctx, s, nil)
+
+	// Never applied: fenced and reported as not committed; the next
+	// reader repairs the working database.
+	wr = start("never")
+	s = &wal.Slot{TL: b.Timeline, N: wr.lease.N, Kind: wal.SlotCommit, Base: wr.base.LSN, LSN: wr.next - 1, Token: wr.token}
+	if _, err := wr.resolve(ctx, s, lost); err == nil || errors.As(err, new(*wal.UnknownOutcomeError)) {
+		t.Fatalf("resolve of a commit never applied: %v, want not committed", err)
+	}
+	if late := r.InsertSlot(ctx, s); !wal.IsDuplicate(late) {
+		t.Fatalf("a late commit insert after the fence: %v, want refused", late)
+	}
+	if got := ids(t, w); len(got) != 1 || got[0] != "applied" {
+		t.Fatalf("branch holds %v, want [applied]", got)
+	}
+
+	// Server unreachable: unknown, after the bound.
+	wr = start("unknown")
+	s = &wal.Slot{TL: b.Timeline, N: wr.lease.N, Kind: wal.SlotCommit, Base: wr.base.LSN, LSN: wr.next - 1, Token: wr.token}
+	down := *r
+	if err := down.Client.Disconnect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wr.r = &down
+	p.ResolveTimeout = 300 * time.Millisecond
+	_, err := wr.resolve(ctx, s, lost)
+	var uo *wal.UnknownOutcomeError
+	if !errors.As(err, &uo) {
+		t.Fatalf("resolve with the server gone: %v, want unknown outcome", err)
+	}
+}
+
+// A reader never accepts a result taken while the working database is
+// being rebuilt (the marker-version ABA of the old protocol): the lease a
+// rebuild holds makes the reader wait, and it then sees the whole state.
+func TestReaderWaitsForRebuild(t *testing.T) {
+	_, r, b := setup(t)
+	ctx := context.Background()
+	p := New()
+	w := p.Open(r, b)
+	docs := make([]bson.Raw, 300)
+	for i := range docs {
+		docs[i] = mustMarshal(bson.D{{Key: "_id", Value: string(rune('a'+i%26)) + string(rune('0'+i/26))}})
+	}
+	if _, err := w.Insert(ctx, "c", docs, wal.CommitInfo{}); err != nil {
+		t.Fatal(err)
+	}
+	wr, err := p.acquire(ctx, w, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wr.heartbeat(ctx)
+	if err := w.DB.Drop(ctx); err != nil { // the rebuild has dropped the database
+		t.Fatal(err)
+	}
+	got := make(chan int, 1)
+	go func() {
+		reader := p.Open(r, b)
+		n, err := reader.Count(ctx, "c", nil)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- int(n)
+	}()
+	time.Sleep(100 * time.Millisecond)
+	if _, err := w.Rebuild(ctx, wr.base, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := wr.release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := <-got; n != 300 {
+		t.Fatalf("reader counted %d documents during a rebuild, want 300", n)
+	}
+}

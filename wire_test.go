@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"go.mongodb.org/mongo-driver/v2/event"
+
+	"github.com/argon-db/argon/cmd"
+	"github.com/argon-db/argon/internal/enginetest"
+	"github.com/argon-db/argon/internal/ui"
+)
+
+// wireCount runs one argon command line in-process against the server of
+// the environment and returns the commands it sent, by name.
+func wireCount(t *testing.T, dir string, args ...string) (int, string) {
+	t.Helper()
+	var mu sync.Mutex
+	var names []string
+	mon := &event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
+		mu.Lock()
+		names = append(names, e.CommandName)
+		mu.Unlock()
+	}}
+	io, _, _, errOut := ui.Test()
+	f := &cmd.Factory{IO: io, Dir: dir, Monitor: mon}
+	if code := cmd.Run(context.Background(), f, args); code != 0 {
+		t.Fatalf("argon %v: exit %d: %s", args, code, errOut.String())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	sorted := append([]string(nil), names...)
+	sort.Strings(sorted)
+	return len(names), strings.Join(sorted, " ")
+}
+
+// The round trips of the main commands are counted with a driver command
+// monitor, so that an added query (a per-item loop, an extra read on the
+// write path) shows up as a failure here. The figures are exact: change
+// them only with a reason in the commit message and docs/BENCHMARKS.md.
+func TestWireMessages(t *testing.T) {
+	if os.Getenv("ARGON_TEST_URI") != "" {
+		t.Skip("counts are for a fresh server")
+	}
+	srv := enginetest.Start(t)
+	dir := t.TempDir()
+	for k, v := range map[string]string{"ARGON_URI": srv.URI, "ARGON_DB": srv.DB, "ARGON_PROJECT": "wire",
+		"ARGON_AUTHOR": "tester", "HOME": dir, "XDG_CONFIG_HOME": dir} {
+		t.Setenv(k, v)
+	}
+	wireCount(t, dir, "init", "wire")
+	for i := 0; i < 20; i++ { // not on a slot that advances the hint
+		wireCount(t, dir, "insert", "c", fmt.Sprintf(`{"_id": "warm%d", "v": %d}`, i, i))
+	}
+	wireCount(t, dir, "find", "c", `{"_id": "warm1"}`)
+
+	cases := []struct {
+		args []string
+		want int
+	}{
+		// ping, project, branch, marker, query, lease probe, endSessions
+		{[]string{"find", "c", `{"_id": "warm1"}`}, 7},
+		// ping, project, branch, marker, lease, insert, read back (not
+		// on the embedded engine), slot, marker, endSessions
+		{[]string{"insert", "c", `{"_id": "new1", "v": 1}`}, 10},
+		// ping, project, branch, marker, lease, match, update, read
+		// back, slot, marker, endSessions
+		{[]string{"update", "c", `{"_id": "warm2"}`, `{"$set": {"v": 0}}`}, 11},
+		// ping, project, branch, marker, lease, match, delete, slot,
+		// marker, endSessions
+		{[]string{"delete", "c", `{"_id": "warm3"}`}, 10},
+	}
+	for _, tc := range cases {
+		n, names := wireCount(t, dir, tc.args...)
+		t.Logf("%s: %d commands: %s", tc.args[0], n, names)
+		if n != tc.want {
+			t.Errorf("argon %s sent %d commands, want %d: %s", tc.args[0], n, tc.want, names)
+		}
+	}
+}
