@@ -10,10 +10,10 @@ import (
 	"strings"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/event"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
+	"go.mongodb.org/mongo-driver/v2/event"
 
 	commitpkg "github.com/argon-db/argon/internal/commit"
 	"github.com/argon-db/argon/internal/store"

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -20,10 +21,14 @@ import (
 // argon and, as a model, on a plain collection per branch on the same
 // server. Every branch head, and a sample of past states read back through
 // time-travel views, must equal the model byte for byte.
+// modelOps sizes TestModel: CI runs the default; a nightly run can pass
+// -model-ops 20000.
+var modelOps = flag.Int("model-ops", 800, "random operations TestModel runs")
+
 func TestModel(t *testing.T) {
-	ops := 2000
+	ops := *modelOps
 	if testing.Short() {
-		ops = 300
+		ops = min(ops, 300)
 	}
 	srv, r, main := setup(t)
 	ctx := context.Background()
