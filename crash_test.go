@@ -46,13 +46,54 @@ func TestCrashSuite(t *testing.T) {
 		}
 		crashSuite(t, rounds, nil)
 	})
+	t.Run("serve", func(t *testing.T) {
+		if os.Getenv("ARGON_TEST_URI") != "" {
+			t.Skip("the embedded engine is not in use")
+		}
+		crashSuite(t, rounds/2, []string{"serve"})
+	})
+}
+
+// startServe runs `argon serve` for the workspace in dir and waits until
+// it accepts clients; the returned function kills it with SIGKILL.
+func startServe(t *testing.T, dir string, env []string) func() {
+	t.Helper()
+	_ = os.Remove(dir + "/.argon/serve.json")
+	c := exec.Command("argon", "serve")
+	c.Dir, c.Env = dir, env
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if b, err := os.ReadFile(dir + "/.argon/serve.json"); err == nil && len(b) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("argon serve did not start")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var once bool
+	stop := func() {
+		if !once {
+			once = true
+			_ = c.Process.Kill()
+			_ = c.Wait()
+		}
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 func crashSuite(t *testing.T, rounds int, extra []string) {
 	dir := t.TempDir()
 	env := append(os.Environ(), "ARGON_AUTHOR=tester", "HOME="+dir, "XDG_CONFIG_HOME="+dir,
 		"ARGON_LEASE_TTL=300ms", "ARGON_BUSY_TIMEOUT=60s", "NO_COLOR=1")
-	env = append(env, extra...)
+	serve := len(extra) == 1 && extra[0] == "serve"
+	if !serve {
+		env = append(env, extra...)
+	}
 	run := func(wantOK bool, args ...string) (string, int) {
 		t.Helper()
 		c := exec.Command("argon", args...)
@@ -68,6 +109,11 @@ func crashSuite(t *testing.T, rounds int, extra []string) {
 	}
 	run(true, "init", "crash")
 	run(true, "insert", "c", `{"_id": "counter", "n": 0}`)
+	stopServe := func() {}
+	serveKills := 0
+	if serve {
+		stopServe = startServe(t, dir, env)
+	}
 
 	rng := rand.New(rand.NewPCG(uint64(len(extra)), 99))
 	// State each document must have: present with value, or absent. An
@@ -105,6 +151,12 @@ func crashSuite(t *testing.T, rounds int, extra []string) {
 		default:
 			branches++
 			args = []string{"branch", "create", fmt.Sprintf("b%04d", round)}
+		}
+		if serve && round%15 == 14 {
+			// Kill the server itself (SIGKILL), then start it again.
+			stopServe()
+			serveKills++
+			stopServe = startServe(t, dir, env)
 		}
 		point := killPoints[rng.IntN(len(killPoints))]
 		c := exec.Command("argon", args...)
@@ -148,7 +200,7 @@ func crashSuite(t *testing.T, rounds int, extra []string) {
 			}
 		}
 	}
-	t.Logf("%d rounds, %d kills, %d acknowledged and %d unknown increments", rounds, kills, ackedIncs, unknownIncs)
+	t.Logf("%d rounds, %d writer kills, %d server kills, %d acknowledged and %d unknown increments", rounds, kills, serveKills, ackedIncs, unknownIncs)
 
 	out, _ := run(true, "find", "c", "--json", "--relaxed")
 	var got []map[string]any

@@ -68,8 +68,8 @@ func mixWorker() {
 	os.Exit(0)
 }
 
-// TestConcurrencySuite runs 16 processes on 4 branches of one shared
-// server for a fixed time, mixing writes, reads and branch creations.
+// TestConcurrencySuite runs 16 processes on 4 branches through one
+// `argon serve` (or the server at ARGON_TEST_URI) for a fixed time, mixing writes, reads and branch creations.
 // Afterwards every acknowledged insert is present exactly once on its
 // branch, each branch's $inc counter equals its number of acknowledged
 // increments, and fsck finds the log and every working database
@@ -80,10 +80,13 @@ func TestConcurrencySuite(t *testing.T) {
 		secs = 5
 	}
 	const workers = 16
-	srv := enginetest.Start(t)
 	dir := t.TempDir()
-	env := append(os.Environ(), "ARGON_URI="+srv.URI, "ARGON_DB="+srv.DB, "ARGON_PROJECT=mix",
-		"ARGON_AUTHOR=tester", "ARGON_BUSY_TIMEOUT=5m", "HOME="+dir, "XDG_CONFIG_HOME="+dir)
+	env := append(os.Environ(), "ARGON_AUTHOR=tester", "ARGON_BUSY_TIMEOUT=5m", "HOME="+dir, "XDG_CONFIG_HOME="+dir)
+	remote := os.Getenv("ARGON_TEST_URI") != ""
+	if remote {
+		srv := enginetest.Start(t)
+		env = append(env, "ARGON_URI="+srv.URI, "ARGON_DB="+srv.DB, "ARGON_PROJECT=mix")
+	}
 	run := func(args ...string) []byte {
 		t.Helper()
 		c := exec.Command("argon", args...)
@@ -97,6 +100,9 @@ func TestConcurrencySuite(t *testing.T) {
 		return out
 	}
 	run("init", "mix")
+	if !remote {
+		startServe(t, dir, env)
+	}
 	run("insert", "c", `{"_id": "counter", "n": 0}`)
 	for b := 0; b < 4; b++ {
 		run("branch", "create", fmt.Sprintf("b%d", b))

@@ -262,6 +262,13 @@ func (f *Factory) workingDB(ctx context.Context, r *wal.Repo, b *wal.Branch) (*w
 	}
 	if f.protocol == nil {
 		f.protocol = commitpkg.New()
+		if d := os.Getenv("ARGON_RESOLVE_TIMEOUT"); d != "" {
+			t, err := time.ParseDuration(d)
+			if err != nil || t <= 0 {
+				return nil, fmt.Errorf("invalid ARGON_RESOLVE_TIMEOUT %q: want a positive duration, like 20s", d)
+			}
+			f.protocol.ResolveTimeout = t
+		}
 	}
 	w := f.protocol.Open(r, b)
 	w.ScanReads = s.Embedded
