@@ -10,6 +10,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	commitpkg "github.com/argon-db/argon/internal/commit"
 	"github.com/argon-db/argon/internal/enginetest"
 	"github.com/argon-db/argon/internal/wal"
 	"github.com/argon-db/argon/internal/workdb"
@@ -62,7 +63,7 @@ func newBenchEnv(b *testing.B, docs int) *benchEnv {
 }
 
 func (e *benchEnv) work(br *wal.Branch) *workdb.Branch {
-	w := workdb.Open(e.repo, br)
+	w := commitpkg.New().Open(e.repo, br)
 	w.ScanReads = e.srv.Embedded
 	return w
 }

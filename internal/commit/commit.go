@@ -38,8 +38,8 @@ func hook(point string) {
 // Inline limits: a commit with at most this many entries and bytes keeps
 // its entries inside its slot, so that it is one insert.
 const (
-	inlineEntries = 1000
-	inlineBytes   = 4 << 20
+	inlineEntries = 64
+	inlineBytes   = 64 << 10
 	// intentKeys is the most keys a void records for repair; past it, the
 	// repair rebuilds the working database.
 	intentKeys = 1000

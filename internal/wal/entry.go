@@ -216,7 +216,7 @@ func (r *Repo) Fold(ctx context.Context, tl string, lsn int64, coll string) (*St
 func (r *Repo) EntriesBack(ctx context.Context, tl string, at int64, fn func(*Entry) bool) error {
 	var ferr error
 	err := r.WalkLog(ctx, tl, at, func(it LogItem) bool {
-		s, err := r.ReadSlot(ctx, it.TL, it.N)
+		s, err := r.ReadSlotEntries(ctx, it.TL, it.N)
 		if err != nil || s == nil {
 			ferr = fmt.Errorf("read slot %d of timeline %s: %v", it.N, it.TL, err)
 			return false

@@ -140,11 +140,26 @@ func SortedStats(m map[string]*CollStats) []CollStats {
 
 func slotID(tl string, n int64) string { return fmt.Sprintf("%s:%012d", tl, n) }
 
-// ReadSlot returns slot n of timeline tl, or nil when it does not exist.
-// It is one point read by _id.
+// ReadSlot returns slot n of timeline tl without its inline entries, or
+// nil when it does not exist. It is one point read by _id.
 func (r *Repo) ReadSlot(ctx context.Context, tl string, n int64) (*Slot, error) {
+	return r.readSlot(ctx, tl, n, false)
+}
+
+// ReadSlotEntries is ReadSlot with the slot's inline entries.
+func (r *Repo) ReadSlotEntries(ctx context.Context, tl string, n int64) (*Slot, error) {
+	return r.readSlot(ctx, tl, n, true)
+}
+
+var noEntries = options.FindOne().SetProjection(bson.D{{Key: "entries", Value: 0}})
+
+func (r *Repo) readSlot(ctx context.Context, tl string, n int64, entries bool) (*Slot, error) {
 	var s Slot
-	err := r.DB.Collection(collSlots).FindOne(ctx, bson.D{{Key: "_id", Value: slotID(tl, n)}}).Decode(&s)
+	opts := noEntries
+	if entries {
+		opts = options.FindOne()
+	}
+	err := r.DB.Collection(collSlots).FindOne(ctx, bson.D{{Key: "_id", Value: slotID(tl, n)}}, opts).Decode(&s)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, nil
 	}
@@ -168,7 +183,7 @@ func IsDuplicate(err error) bool { return isDup(err) }
 // hintEvery is how many slots a timeline grows between updates of its
 // head hint; a reader without a better hint probes at most about this many
 // slots forward.
-const hintEvery = 8
+const hintEvery = 4
 
 // HeadSlot returns the newest slot of timeline tl: its committed head.
 // from, when not nil, is a slot of tl known to exist (a working database's
