@@ -88,6 +88,7 @@ func TestScripts(t *testing.T) {
 			"dropdb":    cmdDropDB,
 			"exits":     cmdExits,
 			"gendoc":    cmdGendoc,
+			"genbatch":  cmdGenbatch,
 			"holdlock":  cmdHoldLock,
 			"waitserve": cmdWaitServe,
 		},
@@ -228,6 +229,29 @@ func cmdGendoc(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(err)
 	doc := `{"_id": "big", "s": "` + strings.Repeat("x", size) + `"}`
 	ts.Check(os.WriteFile(ts.MkAbs(args[0]), []byte(doc), 0o644))
+}
+
+// cmdGenbatch writes N documents {"_id": i, "v": i} for i = 1000..,
+// one per line, except that document DUP (1-based) repeats _id ID:
+//
+//	genbatch FILE N DUP ID
+func cmdGenbatch(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 4 {
+		ts.Fatalf("usage: genbatch FILE N DUP ID")
+	}
+	n, err := strconv.Atoi(args[1])
+	ts.Check(err)
+	dup, err := strconv.Atoi(args[2])
+	ts.Check(err)
+	var b strings.Builder
+	for i := 1; i <= n; i++ {
+		id := strconv.Itoa(1000 + i)
+		if i == dup {
+			id = args[3]
+		}
+		fmt.Fprintf(&b, "{\"_id\": %s, \"v\": %d}\n", id, i)
+	}
+	ts.Check(os.WriteFile(ts.MkAbs(args[0]), []byte(b.String()), 0o644))
 }
 
 // cmdHoldLock takes the workspace lock as another argon process would and

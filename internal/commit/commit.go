@@ -421,6 +421,13 @@ func (wr *writer) release(ctx context.Context) error {
 func (wr *writer) abort(ctx context.Context) {
 	wr.stopHB()
 	ctx = context.WithoutCancel(ctx)
+	defer func() {
+		if wr.spill {
+			// Our own entries, under a slot that is now void or will be
+			// voided by whoever takes over: they can never commit.
+			_ = wr.r.DeleteOwnEntries(ctx, wr.w.TL, wr.token)
+		}
+	}()
 	if t := wr.w.Touched(); len(t) > 0 {
 		if err := wr.w.Repair(ctx, wr.base.LSN, t); err != nil {
 			void := &wal.Slot{TL: wr.w.TL, N: wr.lease.N, Kind: wal.SlotVoid, Base: wr.base.LSN, LSN: wr.base.LSN,
@@ -510,7 +517,7 @@ func (p *Protocol) Restore(ctx context.Context, w *workdb.Branch) (int64, error)
 
 // Read runs fn against a working database that reflects the committed
 // head, and makes sure no writer touched it while fn ran: fn runs again
-// if one did.
+// if one did, and after three tries it runs under a lease of its own.
 //
 // Fast path: read the marker (slot m), run fn, then check that nobody has
 // taken slot m+1. Every writer takes that lease before it changes the
@@ -518,64 +525,67 @@ func (p *Protocol) Restore(ctx context.Context, w *workdb.Branch) (int64, error)
 // slot m, and that slot m is still the head.
 func (p *Protocol) Read(ctx context.Context, w *workdb.Branch, fn func(*workdb.Marker) error) error {
 	r := w.Repo
-	deadline := time.Now().Add(r.BusyTimeout)
 	seen := map[int64]*observation{}
 	backoff := 2 * time.Millisecond
-	for {
+	// A few optimistic tries; then the reader queues for the branch like a
+	// writer, so that a steady stream of writes cannot starve it.
+	for attempt := 0; attempt < 3; attempt++ {
 		m, err := w.Marker(ctx)
 		if err != nil {
 			return err
 		}
-		if m != nil && m.TL == w.TL {
-			ok, err := p.readAt(ctx, w, m, m, fn)
-			if err != nil || ok {
-				return err
-			}
-			// The marker lags, or a writer is at work or gone.
-			h, err := r.HeadSlot(ctx, w.TL, &wal.Slot{TL: w.TL, N: m.Slot, LSN: m.LSN, Token: m.Token})
-			if err != nil {
-				return err
-			}
-			if h.N > m.Slot && !(h.Kind == wal.SlotVoid && h.Dirty) {
-				mh := *m
-				mh.Slot, mh.LSN, mh.Token, mh.Sums = h.N, h.LSN, h.Token, nil
-				ok, err := p.readAt(ctx, w, m, &mh, fn)
-				if err != nil {
-					return err
-				}
-				if ok {
-					_ = w.AdvanceMarker(ctx, m.Epoch, h, nil)
-					return nil
-				}
-			}
-			l, err := r.ReadLease(ctx, w.TL, h.N+1)
-			if err != nil {
-				return err
-			}
-			if l != nil && !p.gone(r, l, seen) && !(h.Kind == wal.SlotVoid && h.Dirty) {
-				// A live writer: wait for it.
-				if time.Now().After(deadline) {
-					return &wal.BusyError{Branch: w.Name, Host: l.Host}
-				}
-				if err := sleepJitter(ctx, &backoff); err != nil {
-					return err
-				}
-				continue
-			}
+		if m == nil || m.TL != w.TL {
+			break
 		}
-		// No marker, another timeline's, a repair due, or a gone writer:
-		// take the branch, bring the database up to date, let go.
-		if time.Now().After(deadline) {
-			return &wal.BusyError{Branch: w.Name}
+		ok, err := p.readAt(ctx, w, m, m, fn)
+		if err != nil || ok {
+			return err
 		}
-		wr, err := p.acquire(ctx, w, nil)
+		// The marker lags, or a writer is at work or gone.
+		h, err := r.HeadSlot(ctx, w.TL, &wal.Slot{TL: w.TL, N: m.Slot, LSN: m.LSN, Token: m.Token})
 		if err != nil {
 			return err
 		}
-		if err := wr.release(ctx); err != nil {
+		if h.Kind == wal.SlotVoid && h.Dirty {
+			break // a repair is due
+		}
+		if h.N > m.Slot {
+			mh := *m
+			mh.Slot, mh.LSN, mh.Token, mh.Sums = h.N, h.LSN, h.Token, nil
+			ok, err := p.readAt(ctx, w, m, &mh, fn)
+			if err != nil {
+				return err
+			}
+			if ok {
+				_ = w.AdvanceMarker(ctx, m.Epoch, h, nil)
+				return nil
+			}
+		}
+		l, err := r.ReadLease(ctx, w.TL, h.N+1)
+		if err != nil {
+			return err
+		}
+		if l != nil && p.gone(r, l, seen) {
+			break
+		}
+		if err := sleepJitter(ctx, &backoff); err != nil {
 			return err
 		}
 	}
+	// Take the branch (waiting for a live writer, bounded by BusyTimeout;
+	// fencing a gone one; rebuilding or repairing), read under the lease,
+	// let go.
+	wr, err := p.acquire(ctx, w, nil)
+	if err != nil {
+		return err
+	}
+	at := &workdb.Marker{Project: w.Project, Branch: w.Name, TL: w.TL, Slot: wr.base.N, LSN: wr.base.LSN,
+		Token: wr.base.Token, Epoch: wr.epoch, Sums: wr.sums}
+	err = fn(at)
+	if rerr := wr.release(ctx); err == nil {
+		err = rerr
+	}
+	return err
 }
 
 // readAt runs fn with marker at when the database reflects it: when slot

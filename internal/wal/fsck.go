@@ -214,3 +214,11 @@ func (r *Repo) SpilledTokens(ctx context.Context, tl string) (map[string]bool, e
 	}
 	return out, cur.Err()
 }
+
+// DeleteOwnEntries removes the spilled entries a writer with token wrote
+// to tl: it calls this only for a write that will never commit (its slot
+// is void), and never for another writer's token.
+func (r *Repo) DeleteOwnEntries(ctx context.Context, tl, token string) error {
+	_, err := r.DB.Collection(collEntries).DeleteMany(ctx, bson.D{{Key: "tl", Value: tl}, {Key: "token", Value: token}})
+	return err
+}
