@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/argon-db/argon/internal/wal"
+	"github.com/argon-db/argon/internal/workdb"
 )
 
 type checkoutOptions struct {
@@ -93,6 +94,21 @@ func runCheckout(ctx context.Context, o *checkoutOptions) error {
 	return nil
 }
 
+// uncommitted returns branch b's working database and a summary of the
+// changes applications made there and did not commit (nil when none).
+func uncommitted(ctx context.Context, f *Factory, r *wal.Repo, b *wal.Branch) (*workdb.Branch, *changesInfo, error) {
+	w, err := f.workingDB(ctx, r, b)
+	if err != nil {
+		return nil, nil, err
+	}
+	changes, err := workingChanges(ctx, w)
+	if err != nil || len(changes) == 0 {
+		return w, nil, err
+	}
+	ci, err := summarize(changes)
+	return w, ci, err
+}
+
 // refuseUncommitted fails when branch b's working database holds changes
 // applications made and did not commit: action (delete, rename) would drop
 // them. With force it goes ahead.
@@ -100,16 +116,8 @@ func refuseUncommitted(ctx context.Context, f *Factory, r *wal.Repo, b *wal.Bran
 	if force {
 		return nil
 	}
-	w, err := f.workingDB(ctx, r, b)
-	if err != nil {
-		return err
-	}
-	changes, err := workingChanges(ctx, w)
-	if err != nil || len(changes) == 0 {
-		return err
-	}
-	ci, err := summarize(changes)
-	if err != nil {
+	_, ci, err := uncommitted(ctx, f, r, b)
+	if err != nil || ci == nil {
 		return err
 	}
 	return withHint(fmt.Errorf("cannot %s branch %s: it has uncommitted changes in its working database (%s)", action, b.Name, ci.line()),
@@ -128,16 +136,8 @@ func leaveCurrent(ctx context.Context, f *Factory, r *wal.Repo, project string, 
 		// The current branch was deleted or renamed elsewhere: nothing to keep.
 		return nil
 	}
-	w, err := f.workingDB(ctx, r, b)
-	if err != nil {
-		return err
-	}
-	changes, err := workingChanges(ctx, w)
-	if err != nil || len(changes) == 0 {
-		return err
-	}
-	ci, err := summarize(changes)
-	if err != nil {
+	w, ci, err := uncommitted(ctx, f, r, b)
+	if err != nil || ci == nil {
 		return err
 	}
 	if !force {
