@@ -113,6 +113,10 @@ func (p *Protocol) Fsck(ctx context.Context, r *wal.Repo, project string, open f
 				return nil, err
 			}
 		}
+		if inf.Pending != nil && !repair {
+			// Reading would take the branch over; a check changes nothing.
+			continue
+		}
 		if m != nil && m.TL == b.Timeline && (offChain == "" || repair) {
 			var diffs []string
 			err := p.Read(ctx, w, func(mk *workdb.Marker) error {

@@ -82,12 +82,14 @@ func (r *Repo) Check(ctx context.Context, project string) ([]TimelineInfo, []Pro
 			return nil, nil, err
 		}
 		byN := map[int64]*Slot{}
+		maxN := int64(-1)
 		for i := range slots {
 			byN[slots[i].N] = &slots[i]
+			maxN = max(maxN, slots[i].N)
 		}
 		committed := map[string]bool{} // token:lsn of spilled commits
 		var prev *Slot
-		for n := int64(0); n < int64(len(slots)); n++ {
+		for n := int64(0); n <= maxN; n++ {
 			s := byN[n]
 			if s == nil {
 				bad(t.ID, "slot %d is missing (slots are not dense)", n)
