@@ -63,17 +63,17 @@ func TestWireMessages(t *testing.T) {
 		args []string
 		want int
 	}{
-		// ping, project, branch, marker, query, lease probe, endSessions
-		{[]string{"find", "c", `{"_id": "warm1"}`}, 7},
-		// ping, project, branch, marker, lease, insert, read back (not
-		// on the embedded engine), slot, marker, endSessions
-		{[]string{"insert", "c", `{"_id": "new1", "v": 1}`}, 10},
-		// ping, project, branch, marker, lease, match, update, read
-		// back, slot, marker, endSessions
-		{[]string{"update", "c", `{"_id": "warm2"}`, `{"$set": {"v": 0}}`}, 11},
-		// ping, project, branch, marker, lease, match, delete, slot,
+		// ping, branch, marker, query, lease probe, endSessions
+		{[]string{"find", "c", `{"_id": "warm1"}`}, 6},
+		// ping, branch, marker, lease, insert, read back (not on the
+		// embedded engine), slot, marker, endSessions
+		{[]string{"insert", "c", `{"_id": "new1", "v": 1}`}, 9},
+		// ping, branch, marker, lease, match, update, read back, slot,
 		// marker, endSessions
-		{[]string{"delete", "c", `{"_id": "warm3"}`}, 10},
+		{[]string{"update", "c", `{"_id": "warm2"}`, `{"$set": {"v": 0}}`}, 10},
+		// ping, branch, marker, lease, match, delete, slot, marker,
+		// endSessions
+		{[]string{"delete", "c", `{"_id": "warm3"}`}, 9},
 	}
 	for _, tc := range cases {
 		n, names := wireCount(t, dir, tc.args...)

@@ -100,10 +100,6 @@ type reader interface {
 
 // openReader resolves --branch and --at to something that answers reads.
 func (f *Factory) openReader(ctx context.Context, branchFlag, at string) (reader, *point, error) {
-	r, project, err := f.project(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
 	def, err := f.branchOrCurrent(branchFlag)
 	if err != nil {
 		return nil, nil, err
@@ -123,12 +119,16 @@ func (f *Factory) openReader(ctx context.Context, branchFlag, at string) (reader
 	if at == "" {
 		// The head: the working database answers, and the protocol's
 		// read check finds the head itself; no need to look it up here.
-		b, err := r.Branch(ctx, project, def)
+		r, b, err := f.branchOf(ctx, def)
 		if err != nil {
 			return nil, nil, err
 		}
 		w, err := f.workingDB(ctx, r, b)
 		return w, &point{Branch: b, LSN: -1, Head: -1}, err
+	}
+	r, project, err := f.project(ctx)
+	if err != nil {
+		return nil, nil, err
 	}
 	p, err := f.resolvePoint(ctx, r, project, def, spec)
 	if err != nil {

@@ -199,6 +199,28 @@ func (f *Factory) ProjectName() (string, error) {
 	return "", withHint(errors.New("no project configured"), "set --project or ARGON_PROJECT, or run `argon init PROJECT`")
 }
 
+// branchOf returns branch name of project. The project is looked up only
+// when the branch is not found, to tell which of the two is missing: a
+// command on an existing branch saves that round trip.
+func (f *Factory) branchOf(ctx context.Context, name string) (*wal.Repo, *wal.Branch, error) {
+	project, err := f.ProjectName()
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := f.Repo(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := r.Branch(ctx, project, name)
+	var nf *wal.NotFoundError
+	if errors.As(err, &nf) {
+		if _, _, perr := f.project(ctx); perr != nil {
+			return nil, nil, perr
+		}
+	}
+	return r, b, err
+}
+
 // project opens the repo and checks that the project exists.
 func (f *Factory) project(ctx context.Context) (*wal.Repo, string, error) {
 	name, err := f.ProjectName()
@@ -242,11 +264,7 @@ func (f *Factory) openBranch(ctx context.Context, flag string) (*wal.Repo, *wal.
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	r, project, err := f.project(ctx)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	b, err := r.Branch(ctx, project, name)
+	r, b, err := f.branchOf(ctx, name)
 	if err != nil {
 		return nil, nil, nil, err
 	}
