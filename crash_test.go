@@ -105,6 +105,9 @@ func crashSuite(t *testing.T, rounds int, extra []string) {
 		if wantOK && err != nil {
 			t.Fatalf("argon %s: exit %d\n%s%s", strings.Join(args, " "), code, out.String(), stderr.String())
 		}
+		if !wantOK && code != 0 {
+			return out.String() + stderr.String(), code
+		}
 		return out.String(), code
 	}
 	run(true, "init", "crash")
@@ -192,10 +195,10 @@ func crashSuite(t *testing.T, rounds int, extra []string) {
 			docs[victim] = &want{present: false, unknown: killed, v: docs[victim].v}
 		}
 		if killed {
-			if _, code := run(false, "fsck"); code != 0 {
+			if first, code := run(false, "fsck"); code != 0 {
 				out, _ := run(false, "fsck", "--repair")
-				if _, code := run(false, "fsck"); code != 0 {
-					t.Fatalf("round %d: fsck still fails after --repair:\n%s", round, out)
+				if again, code := run(false, "fsck"); code != 0 {
+					t.Fatalf("round %d (argon %s killed at %q): fsck:\n%s\nfsck --repair:\n%s\nfsck again:\n%s", round, strings.Join(args, " "), point, first, out, again)
 				}
 			}
 		}

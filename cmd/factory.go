@@ -140,6 +140,9 @@ func (f *Factory) Store(ctx context.Context) (*store.Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	for _, n := range s.Notices {
+		fmt.Fprintf(f.IO.ErrOut, "argon: notice: %s\n", n)
+	}
 	f.store = s
 	return s, nil
 }

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -93,7 +94,7 @@ func (p *Protocol) gone(r *wal.Repo, l *wal.Lease, seen map[int64]*observation) 
 	return p.Since(o.first) >= ttl
 }
 
-// writer is one write in progress.
+// writer is one write in progress: a lease held on slot lease.N.
 type writer struct {
 	p      *Protocol
 	w      *workdb.Branch
@@ -109,11 +110,20 @@ type writer struct {
 	spill  bool
 	stats  map[string]*wal.CollStats
 	stopHB func()
+	// unknown is set once the write may have changed keys it did not
+	// record (a rebuild, a widened write): a failure then leaves a void
+	// that makes the next holder rebuild.
+	unknown bool
 }
+
+// maxBackoff caps the wait between polls of a held branch: short, so that
+// a waiting reader or writer gets its turn between the commits of a busy
+// writer, which re-leases within a few milliseconds.
+const maxBackoff = 20 * time.Millisecond
 
 func sleepJitter(ctx context.Context, backoff *time.Duration) error {
 	d := *backoff/2 + rand.N(*backoff)
-	*backoff = min(*backoff*2, 100*time.Millisecond)
+	*backoff = min(*backoff*2, maxBackoff)
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
@@ -123,9 +133,10 @@ func sleepJitter(ctx context.Context, backoff *time.Duration) error {
 }
 
 // acquire takes the lease on the next slot of w's timeline, waiting for a
-// live holder and fencing out a gone one, then brings the working
-// database to the committed head (rebuilding or repairing it as the log
-// says).
+// live holder and fencing out a gone one, keeps it alive with a heartbeat,
+// then brings the working database to the committed head (rebuilding or
+// repairing it as the log says). intent names the keys the write will
+// change, when known (nil: unknown).
 func (p *Protocol) acquire(ctx context.Context, w *workdb.Branch, intent []wal.KeyRef) (*writer, error) {
 	r := w.Repo
 	token := bson.NewObjectID().Hex()
@@ -147,7 +158,8 @@ func (p *Protocol) acquire(ctx context.Context, w *workdb.Branch, intent []wal.K
 	var lease *wal.Lease
 	for {
 		n := known.N + 1
-		lease = &wal.Lease{TL: w.TL, N: n, Token: token, TTLMillis: r.LeaseTTL.Milliseconds(), Keys: intent, Host: wal.Hostname()}
+		lease = &wal.Lease{TL: w.TL, N: n, Token: token, TTLMillis: r.LeaseTTL.Milliseconds(),
+			KeysKnown: intent != nil, Keys: intent, Host: wal.Hostname()}
 		err := r.InsertLease(ctx, lease)
 		if err == nil {
 			break
@@ -160,7 +172,8 @@ func (p *Protocol) acquire(ctx context.Context, w *workdb.Branch, intent []wal.K
 			return nil, err
 		}
 		if s != nil {
-			known = s // the head moved on
+			known = s // the head moved on: try the next slot at once
+			backoff = 2 * time.Millisecond
 			continue
 		}
 		cur, err := r.ReadLease(ctx, w.TL, n)
@@ -175,7 +188,7 @@ func (p *Protocol) acquire(ctx context.Context, w *workdb.Branch, intent []wal.K
 		}
 		if p.gone(r, cur, seen) {
 			void := &wal.Slot{TL: w.TL, N: n, Kind: wal.SlotVoid, Base: known.LSN, LSN: known.LSN,
-				Token: token, Time: r.Now(), Dirty: true, Keys: cur.Keys}
+				Token: token, Time: r.Now(), Dirty: true, KeysKnown: cur.KeysKnown, Keys: cur.Keys, Taker: true}
 			if err := r.InsertSlot(ctx, void); err != nil && !wal.IsDuplicate(err) {
 				return nil, err
 			} else if err == nil {
@@ -193,36 +206,59 @@ func (p *Protocol) acquire(ctx context.Context, w *workdb.Branch, intent []wal.K
 	hook("leased")
 	wr := &writer{p: p, w: w, r: r, token: token, lease: lease, base: known, next: known.LSN + 1,
 		stats: map[string]*wal.CollStats{}, stopHB: func() {}}
+	wr.heartbeat(ctx)
+	w.BeginWrite(known.LSN, wr.widen)
 	if err := wr.prepare(ctx, m); err != nil {
-		wr.abort(ctx)
+		wr.fail(ctx, false)
 		return nil, err
 	}
 	return wr, nil
+}
+
+// widen clears the lease's announced keys before the holder goes beyond
+// them.
+func (wr *writer) widen(ctx context.Context) error {
+	if wr.unknown {
+		return nil
+	}
+	wr.unknown = true
+	if !wr.lease.KeysKnown {
+		return nil
+	}
+	return wr.r.Widen(ctx, wr.lease)
 }
 
 // prepare brings the working database to the base state. m is the marker
 // read before the lease was taken.
 func (wr *writer) prepare(ctx context.Context, m *workdb.Marker) error {
 	w, base := wr.w, wr.base
-	switch {
-	case m == nil:
-		notice := ""
-		if w.Known(ctx) {
-			notice = "the working database of branch " + w.Name + " was missing; rebuilt it from the log"
+	rebuild := func(notice string) error {
+		announced := wr.lease.KeysKnown
+		if err := wr.widen(ctx); err != nil {
+			return err
 		}
 		nm, err := w.Rebuild(ctx, base, notice)
 		if err != nil {
 			return err
 		}
 		wr.epoch, wr.sums = nm.Epoch, nm.Sums
-		return nil
-	case m.TL != w.TL || m.Slot > base.N:
-		nm, err := w.Rebuild(ctx, base, "")
-		if err != nil {
-			return err
+		if announced {
+			// The rebuild is complete: from here on the write changes
+			// only what it announced.
+			wr.unknown = false
+			return wr.r.Narrow(ctx, wr.lease)
 		}
-		wr.epoch, wr.sums = nm.Epoch, nm.Sums
 		return nil
+	}
+	switch {
+	case m == nil:
+		notice := ""
+		if w.Known(ctx) {
+			notice = "the working database of branch " + w.Name + " was missing; rebuilt it from the log"
+		}
+		return rebuild(notice)
+	case m.TL != w.TL || m.Slot > base.N:
+		return rebuild("")
 	}
 	wr.epoch = m.Epoch
 	if m.Slot == base.N {
@@ -231,21 +267,23 @@ func (wr *writer) prepare(ctx context.Context, m *workdb.Marker) error {
 	if base.Kind != wal.SlotVoid || !base.Dirty {
 		return nil
 	}
-	// A writer was fenced out at base: the database may hold part of its
-	// change. Repair what it announced (and what fenced-out writers just
-	// before it announced); rebuild when any of them did not say.
+	// A write that did not commit ended at base, leaving its changes in
+	// the database: repair what it named (and what the dirty voids just
+	// before it named); rebuild when any of them could not say.
 	var keys []wal.KeyRef
+	taker, reached := false, false
 	for s := base; s.Kind == wal.SlotVoid && s.Dirty; {
-		if s.Keys == nil {
-			nm, err := w.Rebuild(ctx, base, "a write to branch "+w.Name+" did not complete; rebuilt its working database from the log")
-			if err != nil {
-				return err
+		taker = taker || s.Taker
+		if !s.KeysKnown {
+			notice := ""
+			if taker {
+				notice = "a write to branch " + w.Name + " did not complete; rebuilt its working database from the log"
 			}
-			wr.epoch, wr.sums = nm.Epoch, nm.Sums
-			return nil
+			return rebuild(notice)
 		}
 		keys = append(keys, s.Keys...)
 		if s.N <= m.Slot+1 {
+			reached = true
 			break
 		}
 		prev, err := wr.r.ReadSlot(ctx, w.TL, s.N-1)
@@ -254,12 +292,27 @@ func (wr *writer) prepare(ctx context.Context, m *workdb.Marker) error {
 		}
 		s = prev
 	}
-	w.Notice("a write to branch " + w.Name + " did not complete; repaired the documents it touched from the log")
+	if taker {
+		w.Notice("a write to branch " + w.Name + " did not complete; repaired the documents it touched from the log")
+	}
+	// Voids change nothing: when only voids lie between the marker and
+	// base, the repaired database has the marker's fingerprint.
 	wr.sums = nil
-	return w.Repair(ctx, base.LSN, keys)
+	if reached {
+		wr.sums = m.Sums
+	}
+	wr.w.BeginWrite(base.LSN, wr.widen)
+	for _, k := range keys {
+		wr.w.Touch(k)
+	}
+	if err := w.Repair(ctx, base.LSN, keys); err != nil {
+		return err
+	}
+	wr.w.BeginWrite(base.LSN, wr.widen)
+	return nil
 }
 
-// heartbeat keeps the lease visibly alive while the write runs.
+// heartbeat keeps the lease visibly alive until stopHB.
 func (wr *writer) heartbeat(ctx context.Context) {
 	every := wr.r.LeaseTTL / 3
 	if every <= 0 {
@@ -273,20 +326,13 @@ func (wr *writer) heartbeat(ctx context.Context) {
 			select {
 			case <-done:
 				return
-			case <-ctx.Done():
-				return
 			case <-t.C:
 				_ = wr.r.Heartbeat(context.WithoutCancel(ctx), wr.lease)
 			}
 		}
 	}()
-	stopped := false
-	wr.stopHB = func() {
-		if !stopped {
-			stopped = true
-			close(done)
-		}
-	}
+	var once sync.Once
+	wr.stopHB = func() { once.Do(func() { close(done) }) }
 }
 
 // emit gives the next entries their LSNs and token and keeps them: inline
@@ -330,16 +376,19 @@ func (wr *writer) commit(ctx context.Context, info *wal.CommitInfo) (*wal.Slot, 
 	}
 	if wal.IsDuplicate(err) {
 		got, rerr := wr.r.ReadSlot(context.WithoutCancel(ctx), s.TL, s.N)
-		if rerr == nil && got != nil && got.Token == wr.token {
-			return s, nil
+		if rerr != nil || got == nil {
+			return wr.resolve(ctx, s, err)
 		}
-		return nil, &wal.TakenOverError{Branch: wr.w.Name, Void: got != nil && got.Kind == wal.SlotVoid}
+		if got.Token == wr.token {
+			return s, nil // our own earlier attempt
+		}
+		return nil, &wal.TakenOverError{Branch: wr.w.Name, Void: got.Kind == wal.SlotVoid}
 	}
 	return wr.resolve(ctx, s, err)
 }
 
 // resolve settles a commit whose reply was lost: read the slot back; if it
-// is not there, fill it with a void of our own, which fences out the
+// is not there, fill it with a dirty void of our own, which fences out the
 // commit insert should it still be in flight, and read again. Whichever
 // insert the server took decides. Nothing is undone while the outcome is
 // unknown.
@@ -351,9 +400,7 @@ func (wr *writer) resolve(ctx context.Context, s *wal.Slot, cause error) (*wal.S
 		tctx, cancel := context.WithTimeout(base, 2*time.Second)
 		got, err := wr.r.ReadSlot(tctx, s.TL, s.N)
 		if err == nil && got == nil {
-			void := &wal.Slot{TL: s.TL, N: s.N, Kind: wal.SlotVoid, Base: s.Base, LSN: s.Base, Token: wr.token + "-void",
-				Time: wr.r.Now(), Dirty: true, Keys: touchedKeys(wr.w)}
-			err = wr.r.InsertSlot(tctx, void)
+			err = wr.r.InsertSlot(tctx, wr.dirtyVoid(wr.token+"-void"))
 			if err == nil || wal.IsDuplicate(err) {
 				got, err = wr.r.ReadSlot(tctx, s.TL, s.N)
 			}
@@ -376,15 +423,16 @@ func (wr *writer) resolve(ctx context.Context, s *wal.Slot, cause error) (*wal.S
 	}
 }
 
-func touchedKeys(w *workdb.Branch) []wal.KeyRef {
-	t := w.Touched()
-	if len(t) > intentKeys {
-		return nil
+// dirtyVoid is the void that ends this write without a commit while the
+// database may hold its changes: it names the keys the write touched, or
+// says they are unknown.
+func (wr *writer) dirtyVoid(token string) *wal.Slot {
+	v := &wal.Slot{TL: wr.w.TL, N: wr.lease.N, Kind: wal.SlotVoid, Base: wr.base.LSN, LSN: wr.base.LSN,
+		Token: token, Time: wr.r.Now(), Dirty: true}
+	if t := wr.w.Touched(); !wr.unknown && len(t) <= intentKeys {
+		v.KeysKnown, v.Keys = true, t
 	}
-	if t == nil {
-		return []wal.KeyRef{}
-	}
-	return t
+	return v
 }
 
 // finish records, after the slot is in, that the working database
@@ -394,8 +442,13 @@ func (wr *writer) finish(ctx context.Context, s *wal.Slot, sums workdb.Sums) {
 	wr.r.MaybeAdvanceHint(context.WithoutCancel(ctx), s.TL, s.N)
 }
 
+// mutated reports whether this writer changed the working database.
+func (wr *writer) mutated() bool { return wr.unknown || len(wr.w.Touched()) > 0 }
+
 // release gives the lease back without a commit, by filling the slot with
-// a clean void: the database reflects the base state again.
+// a clean void: the database reflects the base state. If someone else
+// filled the slot (this process was judged gone), what it changed is
+// repaired under a fresh lease and a TakenOverError is returned.
 func (wr *writer) release(ctx context.Context) error {
 	wr.stopHB()
 	ctx = context.WithoutCancel(ctx)
@@ -406,37 +459,90 @@ func (wr *writer) release(ctx context.Context) error {
 			return err
 		}
 		got, rerr := wr.r.ReadSlot(ctx, void.TL, void.N)
-		if rerr != nil || got == nil || got.Token != wr.token {
-			return nil // someone took over; they repair
+		if rerr != nil {
+			return rerr
+		}
+		if got == nil || got.Token != wr.token {
+			wr.afterLoss(ctx)
+			return &wal.TakenOverError{Branch: wr.w.Name, Void: true}
 		}
 	}
 	wr.finish(ctx, void, wr.sums)
 	return nil
 }
 
-// abort ends a write that failed before its commit: the keys it touched
-// are repaired from the log, under its lease, and the lease is released.
-// If the repair cannot be done, the slot is voided as dirty, naming the
-// keys, so that the next writer repairs them.
-func (wr *writer) abort(ctx context.Context) {
+// fail ends a write that did not commit. If it changed nothing, the lease
+// is released. Otherwise the slot becomes a dirty void naming what the
+// write touched — nothing is written back in place, since this process
+// may no longer hold the branch — and, when settle is set, the branch is
+// taken again at once to repair those keys from the log, so applications
+// do not see the failed change.
+func (wr *writer) fail(ctx context.Context, settle bool) {
 	wr.stopHB()
 	ctx = context.WithoutCancel(ctx)
-	defer func() {
-		if wr.spill {
+	if wr.spill {
+		defer func() {
 			// Our own entries, under a slot that is now void or will be
 			// voided by whoever takes over: they can never commit.
 			_ = wr.r.DeleteOwnEntries(ctx, wr.w.TL, wr.token)
+		}()
+	}
+	if !wr.mutated() {
+		_ = wr.release(ctx)
+		return
+	}
+	void := wr.dirtyVoid(wr.token)
+	if err := wr.r.InsertSlot(ctx, void); err != nil {
+		got, rerr := wr.r.ReadSlot(ctx, void.TL, void.N)
+		if rerr != nil || got == nil {
+			return // the server is unreachable: the next holder fences
 		}
-	}()
-	if t := wr.w.Touched(); len(t) > 0 {
-		if err := wr.w.Repair(ctx, wr.base.LSN, t); err != nil {
-			void := &wal.Slot{TL: wr.w.TL, N: wr.lease.N, Kind: wal.SlotVoid, Base: wr.base.LSN, LSN: wr.base.LSN,
-				Token: wr.token, Time: wr.r.Now(), Dirty: true, Keys: touchedKeys(wr.w)}
-			_ = wr.r.InsertSlot(ctx, void)
+		if got.Token != wr.token {
+			wr.afterLoss(ctx)
 			return
 		}
 	}
-	_ = wr.release(ctx)
+	if settle {
+		if s, err := wr.p.acquire(ctx, wr.w, []wal.KeyRef{}); err == nil {
+			_ = s.release(ctx)
+		}
+	}
+}
+
+// afterLoss repairs, under a fresh lease, what this writer changed in the
+// working database: it was fenced out, and may have changed the database
+// after the process that fenced it repaired it. The values come from the
+// log at the new head, never from this writer's own base.
+func (wr *writer) afterLoss(ctx context.Context) {
+	if !wr.mutated() {
+		return
+	}
+	keys := append([]wal.KeyRef(nil), wr.w.Touched()...)
+	unknown := wr.unknown || len(keys) > intentKeys
+	w := wr.w
+	nw, err := wr.p.acquire(ctx, w, []wal.KeyRef{})
+	if err != nil {
+		return
+	}
+	if unknown {
+		_ = nw.widen(ctx)
+		m, err := w.Rebuild(ctx, nw.base, "")
+		if err != nil {
+			nw.fail(ctx, false)
+			return
+		}
+		nw.epoch, nw.sums = m.Epoch, m.Sums
+	} else {
+		for _, k := range keys {
+			w.Touch(k)
+		}
+		if err := w.Repair(ctx, nw.base.LSN, keys); err != nil {
+			nw.fail(ctx, false)
+			return
+		}
+		nw.sums = nil
+	}
+	_ = nw.release(ctx)
 }
 
 // Write runs apply on the working database of w as one commit.
@@ -445,21 +551,22 @@ func (p *Protocol) Write(ctx context.Context, w *workdb.Branch, info *wal.Commit
 	if err != nil {
 		return nil, 0, err
 	}
-	wr.heartbeat(ctx)
-	w.BeginWrite(wr.base.LSN)
 	err = apply(ctx, func(entries []wal.Entry) error { return wr.emit(ctx, entries) })
 	hook("applied")
 	if err != nil {
-		wr.abort(ctx)
+		wr.fail(ctx, true)
 		return nil, 0, err
 	}
 	if wr.next == wr.base.LSN+1 {
 		// Nothing changed: no commit.
-		return nil, wr.base.LSN, wr.release(ctx)
+		if err := wr.release(ctx); err != nil {
+			return nil, 0, err
+		}
+		return nil, wr.base.LSN, nil
 	}
 	if wr.spill && len(wr.buf) > 0 {
 		if err := wr.r.SpillEntries(ctx, wr.buf); err != nil {
-			wr.abort(ctx)
+			wr.fail(ctx, true)
 			return nil, 0, err
 		}
 	}
@@ -468,7 +575,7 @@ func (p *Protocol) Write(ctx context.Context, w *workdb.Branch, info *wal.Commit
 	if err != nil {
 		var to *wal.TakenOverError
 		if errors.As(err, &to) {
-			p.repairAfterLoss(ctx, w, w.Touched())
+			wr.afterLoss(ctx)
 		}
 		return nil, 0, err
 	}
@@ -477,38 +584,20 @@ func (p *Protocol) Write(ctx context.Context, w *workdb.Branch, info *wal.Commit
 	return s.Commit(), s.LSN, nil
 }
 
-// repairAfterLoss takes the keys a fenced-out write changed back to the
-// log's state, under a lease of its own: the write may have changed the
-// database after the process that fenced it out repaired it.
-func (p *Protocol) repairAfterLoss(ctx context.Context, w *workdb.Branch, keys []wal.KeyRef) {
-	if len(keys) == 0 {
-		return
-	}
-	keys = append([]wal.KeyRef(nil), keys...)
-	ctx = context.WithoutCancel(ctx)
-	wr, err := p.acquire(ctx, w, keys)
-	if err != nil {
-		return
-	}
-	w.BeginWrite(wr.base.LSN)
-	if err := w.Repair(ctx, wr.base.LSN, keys); err != nil {
-		wr.abort(ctx)
-		return
-	}
-	_ = wr.release(ctx)
-}
-
 // Restore rebuilds the working database from the log at the head,
 // discarding what applications changed in it.
 func (p *Protocol) Restore(ctx context.Context, w *workdb.Branch) (int64, error) {
-	wr, err := p.acquire(ctx, w, nil)
+	wr, err := p.acquire(ctx, w, []wal.KeyRef{})
 	if err != nil {
 		return 0, err
 	}
-	w.BeginWrite(wr.base.LSN)
+	if err := wr.widen(ctx); err != nil {
+		wr.fail(ctx, false)
+		return 0, err
+	}
 	m, err := w.Rebuild(ctx, wr.base, "")
 	if err != nil {
-		wr.abort(ctx)
+		wr.fail(ctx, false)
 		return 0, err
 	}
 	wr.epoch, wr.sums = m.Epoch, m.Sums
@@ -575,7 +664,7 @@ func (p *Protocol) Read(ctx context.Context, w *workdb.Branch, fn func(*workdb.M
 	// Take the branch (waiting for a live writer, bounded by BusyTimeout;
 	// fencing a gone one; rebuilding or repairing), read under the lease,
 	// let go.
-	wr, err := p.acquire(ctx, w, nil)
+	wr, err := p.acquire(ctx, w, []wal.KeyRef{})
 	if err != nil {
 		return err
 	}

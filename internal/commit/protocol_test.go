@@ -15,6 +15,7 @@ import (
 func insertOp(w *workdb.Branch, id string) workdb.ApplyFunc {
 	return func(ctx context.Context, emit func([]wal.Entry) error) error {
 		raw, _ := bson.Marshal(bson.D{{Key: "_id", Value: id}})
+		w.Touch(wal.KeyRef{Coll: "c", Key: wal.KeyOf(bson.Raw(raw).Lookup("_id"))})
 		if _, err := w.DB.Collection("c").InsertOne(ctx, bson.Raw(raw)); err != nil {
 			return err
 		}
@@ -78,7 +79,7 @@ func TestStalledWriterIsFencedOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stalled.BeginWrite(wr.base.LSN)
+	wr.stopHB() // the process stalls: no more heartbeats
 	if err := insertOp(stalled, "stalled")(ctx, func(e []wal.Entry) error { return wr.emit(ctx, e) }); err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +93,7 @@ func TestStalledWriterIsFencedOut(t *testing.T) {
 	if !errors.As(err, &to) || !to.Void {
 		t.Fatalf("stalled commit: %v, want a TakenOverError (void)", err)
 	}
-	p.repairAfterLoss(ctx, stalled, stalled.Touched())
+	wr.afterLoss(ctx)
 	if got := ids(t, live); len(got) != 1 || got[0] != "live" {
 		t.Fatalf("branch holds %v, want [live]", got)
 	}
@@ -117,7 +118,6 @@ func TestSkewedClocksDoNotTakeOver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wr.heartbeat(ctx)
 	waiter := *r
 	waiter.BusyTimeout = 600 * time.Millisecond // four TTLs
 	_, err = p.Open(&waiter, b).Insert(ctx, "c", []bson.Raw{mustMarshal(bson.D{{Key: "_id", Value: "w"}})}, wal.CommitInfo{})
@@ -125,7 +125,6 @@ func TestSkewedClocksDoNotTakeOver(t *testing.T) {
 	if !errors.As(err, &be) {
 		t.Fatalf("waiter: %v, want busy", err)
 	}
-	holder.BeginWrite(wr.base.LSN)
 	if err := insertOp(holder, "h")(ctx, func(e []wal.Entry) error { return wr.emit(ctx, e) }); err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +149,6 @@ func TestLostCommitReply(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		w.BeginWrite(wr.base.LSN)
 		if err := insertOp(w, id)(ctx, func(e []wal.Entry) error { return wr.emit(ctx, e) }); err != nil {
 			t.Fatal(err)
 		}
@@ -219,7 +217,6 @@ func TestReaderWaitsForRebuild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wr.heartbeat(ctx)
 	if err := w.DB.Drop(ctx); err != nil { // the rebuild has dropped the database
 		t.Fatal(err)
 	}

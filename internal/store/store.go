@@ -51,6 +51,8 @@ type Store struct {
 	// Exclusive reports that this process runs the embedded engine itself
 	// under the workspace lock: no other process can use the deployment.
 	Exclusive bool
+	// Notices are one-line messages for the user from opening the store.
+	Notices []string
 	// URI is the connection string in use (credentials included).
 	URI string
 
@@ -240,6 +242,7 @@ func openEmbedded(ctx context.Context, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s.Embedded, s.Exclusive = true, true
+	s.Notices = eng.Notices
 	s.stop = func() {
 		eng.Stop()
 		_ = fl.Unlock()
@@ -249,9 +252,12 @@ func openEmbedded(ctx context.Context, opts Options) (*Store, error) {
 
 // Engine is a running embedded FerretDB.
 type Engine struct {
-	URI    string
-	cancel context.CancelFunc
-	done   chan struct{}
+	URI string
+	// Notices describe database files set aside before the start (see
+	// sweepDataDir).
+	Notices []string
+	cancel  context.CancelFunc
+	done    chan struct{}
 }
 
 // StartEngine runs FerretDB with its SQLite handler over dataDir, listening
@@ -264,6 +270,10 @@ func StartEngine(dataDir, addr string) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	notices, err := sweepDataDir(abs)
+	if err != nil {
+		return nil, fmt.Errorf("start embedded engine: %w", err)
+	}
 	f, err := ferretdb.New(&ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{TCP: addr},
 		Logger:    slog.New(slog.DiscardHandler),
@@ -274,7 +284,7 @@ func StartEngine(dataDir, addr string) (*Engine, error) {
 		return nil, fmt.Errorf("start embedded engine: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	e := &Engine{cancel: cancel, done: make(chan struct{})}
+	e := &Engine{cancel: cancel, done: make(chan struct{}), Notices: notices}
 	go func() {
 		defer close(e.done)
 		_ = f.Run(ctx)

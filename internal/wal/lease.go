@@ -29,9 +29,12 @@ type Lease struct {
 	Beat  int64  `bson:"beat"`
 	// TTLMillis is how long the holder may go without a beat.
 	TTLMillis int64 `bson:"ttl_ms"`
-	// Keys names the documents the holder will change, when it knew them
-	// before starting (inserts), so that a taker can repair exactly those.
-	Keys []KeyRef `bson:"keys,omitempty"`
+	// KeysKnown says that Keys names every document (or index) the
+	// holder may change, so that a taker can repair exactly those; when
+	// not, a taker rebuilds the working database. A holder that goes
+	// beyond what it announced clears it first (Widen).
+	KeysKnown bool     `bson:"known"`
+	Keys      []KeyRef `bson:"keys,omitempty"`
 	// Host is for people reading the record; nothing decides on it.
 	Host string `bson:"host,omitempty"`
 }
@@ -67,6 +70,26 @@ func (r *Repo) LeaseExists(ctx context.Context, tl string, n int64) (bool, error
 		return false, nil
 	}
 	return err == nil, err
+}
+
+// Widen records, before the holder of l changes keys it did not announce,
+// that its changes are no longer known.
+func (r *Repo) Widen(ctx context.Context, l *Lease) error {
+	l.KeysKnown = false
+	_, err := r.DB.Collection(collLeases).UpdateOne(ctx,
+		bson.D{{Key: "_id", Value: l.ID}, {Key: "token", Value: l.Token}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "known", Value: false}}}})
+	return err
+}
+
+// Narrow records that the holder of l is back to changing only the keys it
+// announced (after a rebuild it finished).
+func (r *Repo) Narrow(ctx context.Context, l *Lease) error {
+	l.KeysKnown = true
+	_, err := r.DB.Collection(collLeases).UpdateOne(ctx,
+		bson.D{{Key: "_id", Value: l.ID}, {Key: "token", Value: l.Token}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "known", Value: true}}}})
+	return err
 }
 
 // Heartbeat records that the holder of lease l is still working.

@@ -50,9 +50,13 @@ type Slot struct {
 	// stopped answering: the working database may hold some of the
 	// abandoned write's changes, and is repaired from the log before
 	// anyone uses it. Keys names what the abandoned writer announced it
-	// would touch, when it did.
-	Dirty bool     `bson:"dirty,omitempty"`
-	Keys  []KeyRef `bson:"keys,omitempty"`
+	// would touch, when it did (KeysKnown); otherwise the database is
+	// rebuilt. Taker is set when the void fenced out another writer
+	// (rather than being a failed writer's own).
+	Dirty     bool     `bson:"dirty,omitempty"`
+	KeysKnown bool     `bson:"known,omitempty"`
+	Keys      []KeyRef `bson:"keys,omitempty"`
+	Taker     bool     `bson:"taker,omitempty"`
 }
 
 // SlotEntry is an entry kept inside its commit slot: its LSN is the

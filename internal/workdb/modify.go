@@ -79,6 +79,10 @@ func (w *Branch) Modify(ctx context.Context, coll string, m Modification, lim Li
 			}
 			return entries, nil
 		case len(ids) == 0 && m.Upsert:
+			// The new document's _id is known only once it is in.
+			if err := w.Widen(ctx); err != nil {
+				return nil, err
+			}
 			var r *mongo.UpdateResult
 			if m.Replacement != nil {
 				r, err = c.ReplaceOne(ctx, m.Filter, m.Replacement, options.Replace().SetUpsert(true))

@@ -87,6 +87,7 @@ type Branch struct {
 	delta   Sums
 	touched []wal.KeyRef
 	base    int64
+	widen   func(context.Context) error
 }
 
 // changed records that a write replaced before with after in coll (either
@@ -115,8 +116,21 @@ func (w *Branch) touchIndex(coll, name string) {
 }
 
 // BeginWrite starts recording a write on the committed state at LSN
-// base.
-func (w *Branch) BeginWrite(base int64) { w.delta, w.touched, w.base = nil, nil, base }
+// base. widen is called before the write changes keys it did not
+// announce in its lease.
+func (w *Branch) BeginWrite(base int64, widen func(context.Context) error) {
+	w.delta, w.touched, w.base, w.widen = nil, nil, base, widen
+}
+
+// Widen says, before it happens, that the write in progress is about to
+// change keys it did not announce (more batches of a stream, an upsert's
+// new _id): if it stops, the database is rebuilt rather than repaired.
+func (w *Branch) Widen(ctx context.Context) error {
+	if w.widen == nil {
+		return nil
+	}
+	return w.widen(ctx)
+}
 
 // Touched names the keys the write in progress may have changed.
 func (w *Branch) Touched() []wal.KeyRef { return w.touched }
@@ -358,3 +372,6 @@ func (w *Branch) Verify(ctx context.Context, lsn int64) ([]string, error) {
 	}
 	return out, nil
 }
+
+// Touch records that the write in progress changes key k.
+func (w *Branch) Touch(k wal.KeyRef) { w.touched = append(w.touched, k) }

@@ -276,7 +276,13 @@ func (w *Branch) InsertStream(ctx context.Context, coll string, next func() ([]b
 	inserted := 0
 	cm, head, err := w.Protocol.Write(ctx, w, &info, intent, func(ctx context.Context, emit func([]wal.Entry) error) error {
 		docs := first
-		for {
+		for batch := 0; ; batch++ {
+			if batch > 0 && len(docs) > 0 {
+				// Past the keys the lease announced.
+				if err := w.Widen(ctx); err != nil {
+					return err
+				}
+			}
 			if len(docs) == 0 {
 				if info.Message == "" {
 					noun := "documents"
