@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -53,6 +54,8 @@ func parseWhen(s string, now time.Time) (int64, time.Time, error) {
 	return 0, time.Time{}, usageErrorf("invalid point %q: want an LSN, an RFC3339 time like 2026-11-25T10:00:00Z, or a duration back from now like 10m or 2d", s)
 }
 
+var timelineID = regexp.MustCompile(`^[0-9a-f]{24}$`)
+
 // resolvePoint resolves a ref, "BRANCH" or "BRANCH@WHEN" ("@WHEN" for
 // defaultBranch), to a branch and an LSN on it.
 func (f *Factory) resolvePoint(ctx context.Context, r *wal.Repo, project, defaultBranch, spec string) (*point, error) {
@@ -61,6 +64,11 @@ func (f *Factory) resolvePoint(ctx context.Context, r *wal.Repo, project, defaul
 		name = defaultBranch
 	}
 	b, err := r.Branch(ctx, project, name)
+	var nf *wal.NotFoundError
+	if errors.As(err, &nf) && timelineID.MatchString(name) {
+		// A timeline named directly, as the reflog shows a deleted branch.
+		b, err = r.TimelineRef(ctx, project, name)
+	}
 	if err != nil {
 		return nil, err
 	}

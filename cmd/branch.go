@@ -268,8 +268,10 @@ func runBranchDelete(ctx context.Context, o *branchDeleteOptions) error {
 	if err != nil {
 		return err
 	}
-	// The working database is a cache of the log: it goes with the name.
+	// The working database is a cache of the log: it goes with the name,
+	// and so does its reservation.
 	_ = workdb.Open(r, b).Drop(ctx)
+	r.ReleaseWorkingDatabase(ctx, b)
 	if f.JSON {
 		return f.IO.PrintJSON(map[string]any{"deleted": o.name, "head": lsn, "timeline": b.Timeline})
 	}
@@ -278,7 +280,6 @@ func runBranchDelete(ctx context.Context, o *branchDeleteOptions) error {
 }
 
 func newBranchRenameCmd(f *Factory) *cobra.Command {
-	var force bool
 	cmd := &cobra.Command{
 		Use:     "rename OLD NEW",
 		Short:   "Rename a branch",
@@ -293,20 +294,12 @@ func newBranchRenameCmd(f *Factory) *cobra.Command {
 			if err := wal.ValidateBranch("branch", args[1]); err != nil {
 				return err
 			}
-			old, err := r.Branch(ctx, project, args[0])
-			if err != nil {
-				return err
-			}
-			if err := refuseUncommitted(ctx, f, r, old, "rename", force); err != nil {
-				return err
-			}
+			// The working database stays with the branch (and with it any
+			// changes applications have not committed).
 			nb, err := r.RenameBranch(ctx, project, args[0], args[1])
 			if err != nil {
 				return err
 			}
-			// The working database is named after the branch: the old one
-			// is a cache that the new name rebuilds on first use.
-			_ = workdb.Open(r, old).Drop(ctx)
 			if cur, _ := f.CurrentBranch(); cur == args[0] && f.Workspace != nil {
 				if err := f.Workspace.SetBranch(args[1]); err != nil {
 					return err
@@ -319,6 +312,5 @@ func newBranchRenameCmd(f *Factory) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().BoolVarP(&force, "force", "f", false, "rename even if its working database has uncommitted changes (they are lost)")
 	return cmd
 }

@@ -156,6 +156,11 @@ func (f *Factory) Repo(ctx context.Context) (*wal.Repo, error) {
 	if err != nil {
 		return nil, err
 	}
+	if f.DB != "" && f.DB != wal.DefaultDatabase {
+		if err := wal.CheckMetadataName(f.DB); err != nil {
+			return nil, err
+		}
+	}
 	r := wal.Open(s.Client, f.DB)
 	if d := os.Getenv("ARGON_COMMIT_DATE"); d != "" {
 		t, err := time.Parse(time.RFC3339, d)

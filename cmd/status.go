@@ -74,7 +74,7 @@ func runStatus(ctx context.Context, f *Factory, branchFlag string, verbose bool)
 		return err
 	}
 	info := statusInfo{Project: project, Branch: branch, Head: bi.Head, Base: bi.Base, Parent: bi.Parent,
-		Engine: s.Describe(), Database: r.WorkingDatabaseName(project, branch), Changes: ci}
+		Engine: s.Describe(), Database: w.DB.Name(), Changes: ci}
 	if f.JSON {
 		return f.IO.PrintJSON(info)
 	}

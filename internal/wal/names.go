@@ -1,11 +1,15 @@
 package wal
 
 import (
+	"context"
 	"crypto/sha1"
 	"encoding/hex"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
 var projectRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$`)
@@ -102,3 +106,64 @@ func DatabasePrefix(metaDB string) string {
 	}
 	return "ar_"
 }
+
+// reserveDB reserves a working database name for new branch b by a unique
+// insert into the workdbs collection: the readable name derived from
+// project and branch, or, when another branch, project or the metadata
+// database holds that one, the readable name with a suffix from b's
+// incarnation. No two bindings can ever share a working database.
+func (r *Repo) reserveDB(ctx context.Context, b *Branch) (string, error) {
+	base := r.WorkingDatabaseName(b.Project, b.Name)
+	for i := 0; i < 4; i++ {
+		name := base
+		if i > 0 {
+			sum := sha1.Sum([]byte(b.Incarnation + strconv.Itoa(i)))
+			suffix := "_" + hex.EncodeToString(sum[:5])
+			if len(name) > 63-len(suffix) {
+				name = name[:63-len(suffix)]
+			}
+			name += suffix
+		}
+		if name == r.DB.Name() {
+			continue
+		}
+		_, err := r.DB.Collection(collWorkDBs).InsertOne(ctx, bson.D{{Key: "_id", Value: name},
+			{Key: "project", Value: b.Project}, {Key: "branch", Value: b.Name}, {Key: "incarnation", Value: b.Incarnation}})
+		if err == nil {
+			return name, nil
+		}
+		if !isDup(err) {
+			return "", err
+		}
+	}
+	return "", fmt.Errorf("could not reserve a working database name for branch %q", b.Name)
+}
+
+func (r *Repo) releaseDB(ctx context.Context, b *Branch) {
+	if b.DB == "" {
+		return
+	}
+	_, _ = r.DB.Collection(collWorkDBs).DeleteOne(ctx, bson.D{{Key: "_id", Value: b.DB}, {Key: "project", Value: b.Project}})
+}
+
+// ReservedBy reports whether database name is reserved as the working
+// database of branch b (argon drops only databases it reserved).
+func (r *Repo) ReservedBy(ctx context.Context, name string, b *Branch) bool {
+	var rec struct {
+		Project string `bson:"project"`
+	}
+	err := r.DB.Collection(collWorkDBs).FindOne(ctx, bson.D{{Key: "_id", Value: name}}).Decode(&rec)
+	return err == nil && rec.Project == b.Project
+}
+
+// CheckMetadataName refuses a metadata database name that argon uses, or
+// could use, for working databases and views.
+func CheckMetadataName(name string) error {
+	if reservedPrefix.MatchString(name) {
+		return &InvalidNameError{Kind: "metadata database", Name: name,
+			Why: "names starting with 'ar_' or 'arXXXX_' are argon's working databases"}
+	}
+	return nil
+}
+
+var reservedPrefix = regexp.MustCompile(`^ar(_|[0-9a-f]{4}_)`)

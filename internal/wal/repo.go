@@ -25,6 +25,8 @@ const (
 	collSlots     = "slots"
 	collLeases    = "leases"
 	collReflog    = "reflog"
+	collWorkDBs   = "workdbs"
+	collMoves     = "branchmoves"
 )
 
 // DefaultDatabase is the metadata database used unless configured.
@@ -118,6 +120,24 @@ type Branch struct {
 	Name     string    `bson:"name"`
 	Timeline string    `bson:"timeline"`
 	Created  time.Time `bson:"created_at"`
+	// DB is the branch's working database, reserved for it by a unique
+	// insert when the branch was created: no other branch, project or
+	// metadata database ever has it. It stays with the branch through
+	// renames. Empty on branches from before reservations (the name is
+	// then derived).
+	DB string `bson:"db,omitempty"`
+	// Incarnation identifies this binding of the name: a rename or delete
+	// consumes it by a unique insert, so that two of them racing on one
+	// name cannot both win.
+	Incarnation string `bson:"incarnation,omitempty"`
+}
+
+// WorkingDatabase is the name of b's working database.
+func (r *Repo) WorkingDatabase(b *Branch) string {
+	if b.DB != "" {
+		return b.DB
+	}
+	return r.WorkingDatabaseName(b.Project, b.Name)
 }
 
 // ReflogRecord is one move of a branch name.
@@ -175,6 +195,7 @@ func (r *Repo) Project(ctx context.Context, name string) (*Project, error) {
 // newBranch creates a timeline forked from parent at base (a root timeline
 // when parent is empty), its first head record, and a branch naming it.
 func (r *Repo) newBranch(ctx context.Context, project, name, parent string, base, parentSlot int64, action string) (*Branch, error) {
+	var err error
 	now := r.Now()
 	tl := Timeline{ID: newTimelineID(), Project: project, Parent: parent, Base: base, ParentSlot: parentSlot, Created: now}
 	if _, err := r.DB.Collection(collTimelines).InsertOne(ctx, tl); err != nil {
@@ -183,10 +204,15 @@ func (r *Repo) newBranch(ctx context.Context, project, name, parent string, base
 	if err := r.InsertSlot(ctx, &Slot{TL: tl.ID, N: 0, Kind: SlotRoot, Base: base, LSN: base, Time: now}); err != nil {
 		return nil, err
 	}
-	b := &Branch{ID: branchID(project, name), Project: project, Name: name, Timeline: tl.ID, Created: now}
+	b := &Branch{ID: branchID(project, name), Project: project, Name: name, Timeline: tl.ID, Created: now,
+		Incarnation: bson.NewObjectID().Hex()}
+	if b.DB, err = r.reserveDB(ctx, b); err != nil {
+		return nil, err
+	}
 	if _, err := r.DB.Collection(collBranches).InsertOne(ctx, b); err != nil {
-		// The timeline and its head record stay behind unreferenced;
-		// gc reclaims them. Nothing points at them.
+		// The timeline and its root slot stay behind unreferenced; gc
+		// reclaims them. Nothing points at them.
+		r.releaseDB(ctx, b)
 		if isDup(err) {
 			return nil, &ExistsError{Kind: "branch", Name: name}
 		}
@@ -315,8 +341,36 @@ func (r *Repo) CreateBranch(ctx context.Context, project, name string, from *Bra
 	return r.newBranch(ctx, project, name, parent.ID, at, slot, "create from "+from.Name+fmt.Sprintf("@%d", at))
 }
 
+// consume takes binding b of a name for a rename or a delete, by a unique
+// insert keyed by its incarnation: of two racing operations on one name,
+// exactly one gets it.
+func (r *Repo) consume(ctx context.Context, b *Branch, action string) error {
+	if b.Incarnation == "" {
+		// A branch from before incarnations: give it one first; the
+		// consume below still decides.
+		if err := r.consumeLegacy(ctx, b); err != nil {
+			return err
+		}
+	}
+	_, err := r.DB.Collection(collMoves).InsertOne(ctx, bson.D{{Key: "_id", Value: b.Incarnation},
+		{Key: "project", Value: b.Project}, {Key: "branch", Value: b.Name}, {Key: "action", Value: action}, {Key: "ts", Value: r.Now()}})
+	if isDup(err) {
+		return &ConflictError{Name: b.Name}
+	}
+	return err
+}
+
+// ConflictError reports a branch name that another command renamed or
+// deleted at the same time.
+type ConflictError struct{ Name string }
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("branch %q was renamed or deleted by another command at the same time", e.Name)
+}
+
 // DeleteBranch removes a branch name. Its timeline stays until gc finds
-// nothing needs it; the reflog records where the branch pointed.
+// nothing needs it; the reflog records where the branch pointed. The
+// caller drops the working database (Branch.DB) after it.
 func (r *Repo) DeleteBranch(ctx context.Context, project, name string) (*Branch, int64, error) {
 	b, err := r.Branch(ctx, project, name)
 	if err != nil {
@@ -326,20 +380,26 @@ func (r *Repo) DeleteBranch(ctx context.Context, project, name string) (*Branch,
 	if err != nil {
 		return nil, 0, err
 	}
-	res, err := r.DB.Collection(collBranches).DeleteOne(ctx, bson.D{{Key: "_id", Value: b.ID}, {Key: "timeline", Value: b.Timeline}})
-	if err != nil {
+	if err := r.consume(ctx, b, "delete"); err != nil {
 		return nil, 0, err
 	}
-	if res.DeletedCount == 0 {
-		return nil, 0, &NotFoundError{Kind: "branch", Name: name}
+	if _, err := r.DB.Collection(collBranches).DeleteOne(ctx, bson.D{{Key: "_id", Value: b.ID}, {Key: "incarnation", Value: b.Incarnation}}); err != nil {
+		return nil, 0, err
 	}
 	r.reflog(ctx, ReflogRecord{Project: project, Branch: name, Action: "delete", OldTL: b.Timeline, OldLSN: head.LSN})
 	return b, head.LSN, nil
 }
 
-// RenameBranch gives a branch a new name. The new name is taken first (a
-// unique insert), then the old one is removed, so that a crash in between
-// leaves two names for one timeline rather than none.
+// ReleaseWorkingDatabase gives up the reservation of a deleted branch's
+// working database (after the caller dropped it).
+func (r *Repo) ReleaseWorkingDatabase(ctx context.Context, b *Branch) { r.releaseDB(ctx, b) }
+
+// RenameBranch gives a branch a new name; its timeline and its working
+// database stay the same. The new name is taken first (a unique insert),
+// then the old binding is consumed (a unique insert: of two renames racing
+// on one name, one wins and the other takes its new name back), then the
+// old name is removed. A crash in between leaves two names for one
+// timeline, never none.
 func (r *Repo) RenameBranch(ctx context.Context, project, oldName, newName string) (*Branch, error) {
 	if err := ValidateBranch("branch", newName); err != nil {
 		return nil, err
@@ -348,24 +408,54 @@ func (r *Repo) RenameBranch(ctx context.Context, project, oldName, newName strin
 	if err != nil {
 		return nil, err
 	}
+	if b.Incarnation == "" {
+		if err := r.consumeLegacy(ctx, b); err != nil {
+			return nil, err
+		}
+	}
 	head, err := r.Head(ctx, b.Timeline)
 	if err != nil {
 		return nil, err
 	}
 	nb := *b
-	nb.ID, nb.Name = branchID(project, newName), newName
+	nb.ID, nb.Name, nb.Incarnation = branchID(project, newName), newName, bson.NewObjectID().Hex()
+	nb.DB = r.WorkingDatabase(b)
 	if _, err := r.DB.Collection(collBranches).InsertOne(ctx, nb); err != nil {
 		if isDup(err) {
 			return nil, &ExistsError{Kind: "branch", Name: newName}
 		}
 		return nil, err
 	}
-	if _, err := r.DB.Collection(collBranches).DeleteOne(ctx, bson.D{{Key: "_id", Value: b.ID}}); err != nil {
+	if err := r.consume(ctx, b, "rename to "+newName); err != nil {
+		_, _ = r.DB.Collection(collBranches).DeleteOne(ctx, bson.D{{Key: "_id", Value: nb.ID}, {Key: "incarnation", Value: nb.Incarnation}})
 		return nil, err
 	}
+	if _, err := r.DB.Collection(collBranches).DeleteOne(ctx, bson.D{{Key: "_id", Value: b.ID}, {Key: "incarnation", Value: b.Incarnation}}); err != nil {
+		return nil, err
+	}
+	_, _ = r.DB.Collection(collWorkDBs).UpdateOne(ctx, bson.D{{Key: "_id", Value: nb.DB}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "branch", Value: newName}, {Key: "incarnation", Value: nb.Incarnation}}}})
 	r.reflog(ctx, ReflogRecord{Project: project, Branch: oldName, Action: "rename to " + newName, OldTL: b.Timeline, OldLSN: head.LSN})
 	r.reflog(ctx, ReflogRecord{Project: project, Branch: newName, Action: "rename from " + oldName, NewTL: b.Timeline, NewLSN: head.LSN})
 	return &nb, nil
+}
+
+// consumeLegacy gives a branch from before incarnations an incarnation
+// (and a reserved working database), so that consume can fence it.
+func (r *Repo) consumeLegacy(ctx context.Context, b *Branch) error {
+	inc := bson.NewObjectID().Hex()
+	_, err := r.DB.Collection(collBranches).UpdateOne(ctx,
+		bson.D{{Key: "_id", Value: b.ID}, {Key: "incarnation", Value: bson.D{{Key: "$exists", Value: false}}}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "incarnation", Value: inc}, {Key: "db", Value: r.WorkingDatabase(b)}}}})
+	if err != nil {
+		return err
+	}
+	nb, err := r.Branch(ctx, b.Project, b.Name)
+	if err != nil {
+		return err
+	}
+	*b = *nb
+	return nil
 }
 
 // BranchNames maps timeline ids to the names of the branches of project
@@ -381,7 +471,32 @@ func (r *Repo) BranchNames(ctx context.Context, project string) (map[string]stri
 			m[b.Timeline] = b.Name
 		}
 	}
+	// Timelines whose branch was deleted keep the last name they had.
+	cur, err := r.DB.Collection(collReflog).Find(ctx, bson.D{{Key: "project", Value: project}, {Key: "action", Value: "delete"}})
+	if err != nil {
+		return nil, err
+	}
+	var dels []ReflogRecord
+	if err := cur.All(ctx, &dels); err != nil {
+		return nil, err
+	}
+	for _, d := range dels {
+		if _, ok := m[d.OldTL]; !ok && d.OldTL != "" {
+			m[d.OldTL] = d.Branch + " (deleted)"
+		}
+	}
 	return m, nil
+}
+
+// TimelineRef returns a branch-like handle on timeline id of project, for
+// refs that name a timeline directly (as the reflog prints a deleted
+// branch: TIMELINE@LSN).
+func (r *Repo) TimelineRef(ctx context.Context, project, id string) (*Branch, error) {
+	t, err := r.Timeline(ctx, id)
+	if err != nil || t.Project != project {
+		return nil, &NotFoundError{Kind: "branch", Name: id}
+	}
+	return &Branch{Project: project, Name: id, Timeline: id}, nil
 }
 
 // Hostname names this machine in lease records, for people reading them.

@@ -161,7 +161,7 @@ func (w *Branch) NextSums(before Sums) Sums {
 func Open(repo *wal.Repo, b *wal.Branch) *Branch {
 	return &Branch{
 		Repo: repo, Project: b.Project, Name: b.Name, TL: b.Timeline,
-		DB:     repo.Client.Database(repo.WorkingDatabaseName(b.Project, b.Name)),
+		DB:     repo.Client.Database(repo.WorkingDatabase(b)),
 		Notice: func(string) {},
 	}
 }
@@ -222,21 +222,23 @@ func (w *Branch) Rebuild(ctx context.Context, head *wal.Slot, notice string) (*M
 	if _, err := w.DB.Collection(MarkerCollection).InsertOne(ctx, m); err != nil {
 		return nil, err
 	}
-	_, err = w.Repo.DB.Collection(workdbsCollection).ReplaceOne(ctx, bson.D{{Key: "_id", Value: w.DB.Name()}},
-		bson.D{{Key: "_id", Value: w.DB.Name()}, {Key: "project", Value: w.Project}, {Key: "branch", Value: w.Name}},
-		options.Replace().SetUpsert(true))
+	_, err = w.Repo.DB.Collection(workdbsCollection).UpdateOne(ctx, bson.D{{Key: "_id", Value: w.DB.Name()}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "project", Value: w.Project}, {Key: "built", Value: true}}}},
+		options.UpdateOne().SetUpsert(true))
 	return m, err
 }
 
 // Known reports whether argon built this working database before (so a
 // missing marker means it was dropped by hand).
 func (w *Branch) Known(ctx context.Context) bool {
-	n, err := w.Repo.DB.Collection(workdbsCollection).CountDocuments(ctx, bson.D{{Key: "_id", Value: w.DB.Name()}})
+	n, err := w.Repo.DB.Collection(workdbsCollection).CountDocuments(ctx,
+		bson.D{{Key: "_id", Value: w.DB.Name()}, {Key: "built", Value: true}})
 	return err == nil && n > 0
 }
 
-// workdbsCollection, in the metadata database, lists the working
-// databases argon has built, so that one dropped by hand is noticed.
+// workdbsCollection, in the metadata database, holds the reservation of
+// every working database name (wal) and whether argon has built it, so
+// that one dropped by hand is noticed.
 const workdbsCollection = "workdbs"
 
 // repairWhole is the most keys repaired one by one; past it, each touched
@@ -350,9 +352,11 @@ func (w *Branch) Checkout(ctx context.Context) (int64, error) {
 	return lsn, err
 }
 
-// Drop removes the working database. It is a cache: nothing is lost.
+// Drop removes the working database. It is a cache: nothing committed is
+// lost. Its name stays reserved for the branch.
 func (w *Branch) Drop(ctx context.Context) error {
-	if _, err := w.Repo.DB.Collection(workdbsCollection).DeleteOne(ctx, bson.D{{Key: "_id", Value: w.DB.Name()}}); err != nil {
+	if _, err := w.Repo.DB.Collection(workdbsCollection).UpdateOne(ctx, bson.D{{Key: "_id", Value: w.DB.Name()}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "built", Value: false}}}}); err != nil {
 		return err
 	}
 	return w.DB.Drop(ctx)
