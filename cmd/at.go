@@ -142,10 +142,9 @@ func (f *Factory) openReader(ctx context.Context, branchFlag, at string) (reader
 	if err != nil {
 		return nil, nil, err
 	}
-	if p.AtHead() {
-		w, err := f.workingDB(ctx, r, p.Branch)
-		return w, p, err
-	}
+	// An explicit --at is always committed state, read from the log, even
+	// when it names the head: the working database may hold changes an
+	// application has not committed.
 	owner, err := r.Owner(ctx, p.Branch.Timeline, p.LSN)
 	if err != nil {
 		return nil, nil, err
@@ -161,7 +160,7 @@ func (f *Factory) openReader(ctx context.Context, branchFlag, at string) (reader
 }
 
 func describePoint(p *point) string {
-	if p.AtHead() {
+	if p.LSN < 0 {
 		return "branch " + p.Branch.Name
 	}
 	return fmt.Sprintf("%s@%d", p.Branch.Name, p.LSN)
