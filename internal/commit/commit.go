@@ -251,12 +251,27 @@ func (wr *writer) prepare(ctx context.Context, m *workdb.Marker) error {
 		return nil
 	}
 	switch {
+	case m == nil && base.Kind == wal.SlotVoid && base.Dirty && !base.KeysKnown:
+		// A rebuild or a write that could not say what it touched did not
+		// finish: what the database holds is not an application's work.
+		return rebuild("a write to branch " + w.Name + " did not complete; rebuilt its working database from the log")
 	case m == nil:
-		notice := ""
-		if w.Known(ctx) {
-			notice = "the working database of branch " + w.Name + " was missing; rebuilt it from the log"
+		data, err := w.HasData(ctx)
+		if err != nil {
+			return err
 		}
-		return rebuild(notice)
+		if !data {
+			// Missing or dropped, with nothing in it: nothing to keep.
+			return rebuild("")
+		}
+		// Dropped (or never built by argon) and filled by an
+		// application: keep what it holds, as uncommitted changes.
+		nm, err := w.Adopt(ctx, base)
+		if err != nil {
+			return err
+		}
+		w.Notice("the working database of branch " + w.Name + " was re-created outside argon; what it holds shows as uncommitted changes (argon status; argon restore discards them)")
+		m = nm
 	case m.TL != w.TL || m.Slot > base.N:
 		return rebuild("")
 	}

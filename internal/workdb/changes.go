@@ -158,10 +158,14 @@ func (w *Branch) Restore(ctx context.Context) (int64, error) {
 	return w.Protocol.Restore(ctx, w)
 }
 
-// Built reports whether the working database exists (argon has built it
-// and it still has its marker). A branch whose database was never built
-// has no changes to show.
+// Built reports whether the working database exists: argon built it (it
+// has its marker), or an application filled it (it holds data without a
+// marker, and what it holds is uncommitted work). A branch whose database
+// was never built and holds nothing has no changes to show.
 func (w *Branch) Built(ctx context.Context) (bool, error) {
 	m, err := w.Marker(ctx)
-	return m != nil, err
+	if err != nil || m != nil {
+		return m != nil, err
+	}
+	return w.HasData(ctx)
 }

@@ -228,6 +228,47 @@ func (w *Branch) Rebuild(ctx context.Context, head *wal.Slot, notice string) (*M
 	return m, err
 }
 
+// HasData reports whether the database holds any collection besides the
+// marker's.
+func (w *Branch) HasData(ctx context.Context) (bool, error) {
+	names, err := w.DB.ListCollectionNames(ctx, bson.D{})
+	if err != nil {
+		return false, err
+	}
+	for _, n := range names {
+		if n != MarkerCollection {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// Adopt gives a database that lost its marker while holding data (an
+// application dropped and re-created it) a marker at slot head, without
+// touching the data: what it holds then shows as uncommitted changes
+// against the committed state, which the new marker's fingerprint is
+// computed from (a fold of the log).
+func (w *Branch) Adopt(ctx context.Context, head *wal.Slot) (*Marker, error) {
+	st, err := w.Repo.Fold(ctx, w.TL, head.LSN, "")
+	if err != nil {
+		return nil, err
+	}
+	m := &Marker{ID: markerID, Project: w.Project, Branch: w.Name, TL: w.TL, Slot: head.N, LSN: head.LSN,
+		Token: head.Token, Epoch: newEpoch(), Sums: Sums{}}
+	for _, coll := range st.Collections() {
+		for _, d := range st.Docs(coll) {
+			m.Sums.toggle(coll, d)
+		}
+	}
+	if _, err := w.DB.Collection(MarkerCollection).InsertOne(ctx, m); err != nil {
+		return nil, err
+	}
+	_, err = w.Repo.DB.Collection(workdbsCollection).UpdateOne(ctx, bson.D{{Key: "_id", Value: w.DB.Name()}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "project", Value: w.Project}, {Key: "built", Value: true}}}},
+		options.UpdateOne().SetUpsert(true))
+	return m, err
+}
+
 // Known reports whether argon built this working database before (so a
 // missing marker means it was dropped by hand).
 func (w *Branch) Known(ctx context.Context) bool {
