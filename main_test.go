@@ -159,6 +159,8 @@ func cmdExits(ts *testscript.TestScript, neg bool, args []string) {
 //	app URI DB insert COLL DOC
 //	app URI DB update COLL FILTER UPDATE
 //	app URI DB delete COLL FILTER
+//	app URI DB createindex COLL KEYS NAME
+//	app URI DB dropindex COLL NAME
 func cmdApp(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) < 5 {
 		ts.Fatalf("usage: app URI DB insert|update|delete COLL JSON...")
@@ -183,6 +185,10 @@ func cmdApp(ts *testscript.TestScript, neg bool, args []string) {
 		_, err = coll.UpdateOne(ctx, parse(args[4]), parse(args[5]))
 	case "delete":
 		_, err = coll.DeleteOne(ctx, parse(args[4]))
+	case "createindex":
+		_, err = coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: parse(args[4]), Options: options.Index().SetName(args[5])})
+	case "dropindex":
+		err = coll.Indexes().DropOne(ctx, args[4])
 	default:
 		ts.Fatalf("unknown app operation %q", args[2])
 	}

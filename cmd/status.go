@@ -104,6 +104,13 @@ func runStatus(ctx context.Context, f *Factory, branchFlag string, verbose bool)
 				fmt.Fprintf(f.IO.Out, "%s\t%s\t%s\n", d.Change, d.Collection, rel)
 			}
 		}
+		for _, x := range ci.Indexes {
+			if f.IO.IsStdoutTTY() {
+				fmt.Fprintf(f.IO.Out, "  %-9s %s index %s\n", x.Change+":", x.Collection, x.Name)
+			} else {
+				fmt.Fprintf(f.IO.Out, "%s\t%s\tindex %s\n", x.Change, x.Collection, x.Name)
+			}
+		}
 	}
 	return nil
 }

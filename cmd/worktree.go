@@ -22,6 +22,9 @@ type changesInfo struct {
 	Modified  int             `json:"modified"`
 	Deleted   int             `json:"deleted"`
 	Documents []changedDocRef `json:"documents"`
+	// Indexes lists indexes created, dropped or redefined (omitted when
+	// there are none).
+	Indexes []changedIndexRef `json:"indexes,omitempty"`
 }
 
 type changedDocRef struct {
@@ -30,9 +33,19 @@ type changedDocRef struct {
 	ID         json.RawMessage `json:"_id"`
 }
 
+type changedIndexRef struct {
+	Collection string `json:"collection"`
+	Change     string `json:"change"`
+	Name       string `json:"name"`
+}
+
 func summarize(changes []workdb.Change) (*changesInfo, error) {
 	ci := &changesInfo{Documents: []changedDocRef{}}
 	for _, c := range changes {
+		if c.Index {
+			ci.Indexes = append(ci.Indexes, changedIndexRef{Collection: c.Coll, Change: c.Kind, Name: c.ID.StringValue()})
+			continue
+		}
 		switch c.Kind {
 		case workdb.Added:
 			ci.Added++
@@ -51,10 +64,18 @@ func summarize(changes []workdb.Change) (*changesInfo, error) {
 }
 
 func (ci *changesInfo) line() string {
-	if ci.Added+ci.Modified+ci.Deleted == 0 {
+	if ci.Added+ci.Modified+ci.Deleted+len(ci.Indexes) == 0 {
 		return "none"
 	}
-	return fmt.Sprintf("%d added, %d modified, %d deleted", ci.Added, ci.Modified, ci.Deleted)
+	l := fmt.Sprintf("%d added, %d modified, %d deleted", ci.Added, ci.Modified, ci.Deleted)
+	switch n := len(ci.Indexes); n {
+	case 0:
+	case 1:
+		l += ", 1 index change"
+	default:
+		l += fmt.Sprintf(", %d index changes", n)
+	}
+	return l
 }
 
 // workingChanges returns the uncommitted changes of a branch's working

@@ -156,6 +156,7 @@ func (p *Protocol) acquire(ctx context.Context, w *workdb.Branch, intent []wal.K
 	seen := map[int64]*observation{}
 	backoff := 2 * time.Millisecond
 	var lease *wal.Lease
+	waited := false
 	for {
 		n := known.N + 1
 		lease = &wal.Lease{TL: w.TL, N: n, Token: token, TTLMillis: r.LeaseTTL.Milliseconds(),
@@ -167,6 +168,7 @@ func (p *Protocol) acquire(ctx context.Context, w *workdb.Branch, intent []wal.K
 		if !wal.IsDuplicate(err) {
 			return nil, err
 		}
+		waited = true
 		s, err := r.ReadSlot(ctx, w.TL, n)
 		if err != nil {
 			return nil, err
@@ -200,6 +202,15 @@ func (p *Protocol) acquire(ctx context.Context, w *workdb.Branch, intent []wal.K
 			return nil, &wal.BusyError{Branch: w.Name, Host: cur.Host}
 		}
 		if err := sleepJitter(ctx, &backoff); err != nil {
+			return nil, err
+		}
+	}
+	if waited {
+		// The marker read before waiting may predate the holders we
+		// waited for (one may have built the database meanwhile).
+		if m, err = w.Marker(ctx); err != nil {
+			_ = r.InsertSlot(context.WithoutCancel(ctx), &wal.Slot{TL: w.TL, N: lease.N, Kind: wal.SlotVoid,
+				Base: known.LSN, LSN: known.LSN, Token: token, Time: r.Now()})
 			return nil, err
 		}
 	}

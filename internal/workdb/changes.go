@@ -6,6 +6,7 @@ import (
 	"sort"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/argon-db/argon/internal/wal"
 )
@@ -22,7 +23,10 @@ const (
 type Change struct {
 	Coll string
 	Kind string
-	ID   bson.RawValue
+	// Index is set for an index created, dropped or redefined: ID is then
+	// its name, Doc and Was its specifications.
+	Index bool
+	ID    bson.RawValue
 	// Doc is the document as the working database holds it; nil when
 	// deleted. Was is the committed document; nil when added.
 	Doc bson.Raw
@@ -106,6 +110,11 @@ func (w *Branch) diff(ctx context.Context, head int64) ([]Change, error) {
 		for _, d := range committed {
 			out = append(out, Change{Coll: coll, Kind: Deleted, ID: d.Lookup("_id"), Was: d})
 		}
+		ic, err := indexChanges(ctx, w.DB, coll, st.Indexes(coll))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ic...)
 	}
 	sort.Slice(out, func(i, j int) bool {
 		a, b := out[i], out[j]
@@ -117,6 +126,36 @@ func (w *Branch) diff(ctx context.Context, head int64) ([]Change, error) {
 		}
 		return FormatValue(a.ID) < FormatValue(b.ID)
 	})
+	return out, nil
+}
+
+// indexChanges compares the indexes of coll in db with the committed
+// specifications, by name.
+func indexChanges(ctx context.Context, db *mongo.Database, coll string, committed []bson.Raw) ([]Change, error) {
+	have, err := listIndexes(ctx, db, coll)
+	if err != nil {
+		return nil, err
+	}
+	want := map[string]bson.Raw{}
+	for _, spec := range committed {
+		want[spec.Lookup("name").StringValue()] = spec
+	}
+	var out []Change
+	for _, spec := range have {
+		nameV := spec.Lookup("name")
+		name := nameV.StringValue()
+		was, ok := want[name]
+		switch {
+		case !ok:
+			out = append(out, Change{Coll: coll, Kind: Added, Index: true, ID: nameV, Doc: spec})
+		case !bytes.Equal(indexSpec(was), indexSpec(spec)):
+			out = append(out, Change{Coll: coll, Kind: Modified, Index: true, ID: nameV, Doc: spec, Was: was})
+		}
+		delete(want, name)
+	}
+	for _, spec := range want {
+		out = append(out, Change{Coll: coll, Kind: Deleted, Index: true, ID: spec.Lookup("name"), Was: spec})
+	}
 	return out, nil
 }
 
@@ -133,6 +172,20 @@ func (w *Branch) CommitChanges(ctx context.Context, info wal.CommitInfo, lim Lim
 		}
 		entries := make([]wal.Entry, 0, len(changes))
 		for _, c := range changes {
+			if c.Index {
+				w.changedIndex(c.Coll, c.Was, c.Doc)
+				name := c.ID.StringValue()
+				if c.Kind == Deleted {
+					entries = append(entries, wal.DropIndexEntry(c.Coll, name))
+					continue
+				}
+				e, err := wal.IndexEntry(c.Coll, c.Doc)
+				if err != nil {
+					return nil, err
+				}
+				entries = append(entries, e)
+				continue
+			}
 			w.changed(c.Coll, c.Was, c.Doc)
 			if c.Kind == Deleted {
 				entries = append(entries, wal.DelEntry(c.Coll, c.ID))

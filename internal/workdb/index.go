@@ -125,6 +125,7 @@ func (w *Branch) CreateIndex(ctx context.Context, coll string, keys bson.Raw, op
 		if spec = findSpec(after, name); spec == nil {
 			return nil, fmt.Errorf("index %q was not created", name)
 		}
+		w.changedIndex(coll, nil, spec)
 		e, err := wal.IndexEntry(coll, spec)
 		return []wal.Entry{e}, err
 	})
@@ -146,6 +147,7 @@ func (w *Branch) DropIndex(ctx context.Context, coll, name string, info wal.Comm
 		if err := w.DB.Collection(coll).Indexes().DropOne(ctx, name); err != nil {
 			return nil, err
 		}
+		w.changedIndex(coll, spec, nil)
 		return []wal.Entry{wal.DropIndexEntry(coll, name)}, nil
 	})
 }

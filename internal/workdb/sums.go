@@ -7,6 +7,8 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/argon-db/argon/internal/wal"
 )
 
 // Sums fingerprint the content of a working database, per collection: the
@@ -68,7 +70,8 @@ func (s Sums) Equal(o Sums) bool {
 	return true
 }
 
-// ScanSums computes the fingerprint of every collection in db.
+// ScanSums computes the fingerprint of every collection in db, documents
+// and indexes.
 func ScanSums(ctx context.Context, db *mongo.Database) (Sums, error) {
 	names, err := db.ListCollectionNames(ctx, bson.D{})
 	if err != nil {
@@ -91,8 +94,59 @@ func ScanSums(ctx context.Context, db *mongo.Database) (Sums, error) {
 		if err != nil {
 			return nil, err
 		}
+		specs, err := listIndexes(ctx, db, name)
+		if err != nil {
+			return nil, err
+		}
+		for _, spec := range specs {
+			out.toggleIndex(name, spec)
+		}
 	}
 	return out, nil
 }
 
+// stateSums is the fingerprint of a folded state, documents and indexes.
+func stateSums(st *wal.State) Sums {
+	out := Sums{}
+	for _, coll := range st.Collections() {
+		for _, d := range st.Docs(coll) {
+			out.toggle(coll, d)
+		}
+		for _, spec := range st.Indexes(coll) {
+			out.toggleIndex(coll, spec)
+		}
+	}
+	return out
+}
+
 func encodeSum(s sum) string { return hex.EncodeToString(s[:]) }
+
+// indexKey is where a collection's indexes are fingerprinted: collection
+// names cannot hold '$', so it never meets a collection's own key (and a
+// field name may hold one, past its first character).
+func indexKey(coll string) string { return "idx$" + coll }
+
+// indexSpec is the part of an index specification that defines it: the
+// server's own fields (version, namespace) left out, the rest in order.
+func indexSpec(spec bson.Raw) bson.Raw {
+	elems, err := spec.Elements()
+	if err != nil {
+		return spec
+	}
+	var d bson.D
+	for _, e := range elems {
+		switch e.Key() {
+		case "v", "ns":
+			continue
+		}
+		d = append(d, bson.E{Key: e.Key(), Value: e.Value()})
+	}
+	out, err := bson.Marshal(d)
+	if err != nil {
+		return spec
+	}
+	return out
+}
+
+// toggleIndex XORs an index specification into coll's index fingerprint.
+func (s Sums) toggleIndex(coll string, spec bson.Raw) { s.toggle(indexKey(coll), indexSpec(spec)) }

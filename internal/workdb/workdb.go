@@ -90,6 +90,20 @@ type Branch struct {
 	widen   func(context.Context) error
 }
 
+// changedIndex records that a write replaced index specification before
+// with after on coll (either may be nil), for the marker's fingerprint.
+func (w *Branch) changedIndex(coll string, before, after bson.Raw) {
+	if w.delta == nil {
+		w.delta = Sums{}
+	}
+	if before != nil {
+		w.delta.toggleIndex(coll, before)
+	}
+	if after != nil {
+		w.delta.toggleIndex(coll, after)
+	}
+}
+
 // changed records that a write replaced before with after in coll (either
 // may be nil), for the marker's fingerprint.
 func (w *Branch) changed(coll string, before, after bson.Raw) {
@@ -213,12 +227,7 @@ func (w *Branch) Rebuild(ctx context.Context, head *wal.Slot, notice string) (*M
 		return nil, err
 	}
 	m := &Marker{ID: markerID, Project: w.Project, Branch: w.Name, TL: w.TL, Slot: head.N, LSN: head.LSN,
-		Token: head.Token, Epoch: newEpoch(), Sums: Sums{}}
-	for _, coll := range st.Collections() {
-		for _, d := range st.Docs(coll) {
-			m.Sums.toggle(coll, d)
-		}
-	}
+		Token: head.Token, Epoch: newEpoch(), Sums: stateSums(st)}
 	if _, err := w.DB.Collection(MarkerCollection).InsertOne(ctx, m); err != nil {
 		return nil, err
 	}
@@ -254,12 +263,7 @@ func (w *Branch) Adopt(ctx context.Context, head *wal.Slot) (*Marker, error) {
 		return nil, err
 	}
 	m := &Marker{ID: markerID, Project: w.Project, Branch: w.Name, TL: w.TL, Slot: head.N, LSN: head.LSN,
-		Token: head.Token, Epoch: newEpoch(), Sums: Sums{}}
-	for _, coll := range st.Collections() {
-		for _, d := range st.Docs(coll) {
-			m.Sums.toggle(coll, d)
-		}
-	}
+		Token: head.Token, Epoch: newEpoch(), Sums: stateSums(st)}
 	if _, err := w.DB.Collection(MarkerCollection).InsertOne(ctx, m); err != nil {
 		return nil, err
 	}
