@@ -34,6 +34,7 @@ func TestMain(m *testing.M) {
 		"argon":       func() { installTestHooks(); os.Exit(cmd.Main()) },
 		"argonworker": concurrencyWorker,
 		"argonmix":    mixWorker,
+		"argonnames":  namesWorker,
 	})
 }
 
@@ -104,6 +105,9 @@ func setupScript(env *testscript.Env) error {
 	env.Setenv("NO_COLOR", "1")
 	if app, err := filepath.Abs("testdata/node/app.js"); err == nil {
 		env.Setenv("NODE_APP", app)
+	}
+	if app, err := filepath.Abs("testdata/node/reseed.js"); err == nil {
+		env.Setenv("NODE_RESEED", app)
 	}
 	if uri := os.Getenv("ARGON_TEST_URI"); uri != "" {
 		// Each script gets its own metadata database (and so its own
