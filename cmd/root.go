@@ -112,6 +112,7 @@ MongoDB deployment.`,
 		newReflogCmd(f),
 		newGCCmd(f),
 		newFsckCmd(f),
+		newDiffCmd(f),
 		newServeCmd(f),
 		newVersionCmd(f),
 	)

@@ -81,12 +81,17 @@ func (s *IOStreams) Styles() Styles {
 		Dim:     r.NewStyle().Foreground(lipgloss.Color("8")),
 		LSN:     r.NewStyle().Foreground(lipgloss.Color("3")),
 		Error:   r.NewStyle().Foreground(lipgloss.Color("1")).Bold(true),
+		Added:   r.NewStyle().Foreground(lipgloss.Color("2")),
+		Removed: r.NewStyle().Foreground(lipgloss.Color("1")),
+		Changed: r.NewStyle().Foreground(lipgloss.Color("3")),
 	}
 }
 
 // Styles are the text styles argon uses.
 type Styles struct {
 	Header, Current, Dim, LSN, Error lipgloss.Style
+	// Added, Removed and Changed colour diff lines as git does.
+	Added, Removed, Changed lipgloss.Style
 }
 
 // PrintJSON writes v as one JSON value: indented on a terminal, compact

@@ -240,3 +240,99 @@ func (r *Repo) EntriesBack(ctx context.Context, tl string, at int64, fn func(*En
 	}
 	return ferr
 }
+
+// LatestAtOrBelow returns, for each of the given keys of coll, the newest
+// committed entry at or below LSN lsn on the ancestry of tl (a key with no
+// such entry is absent from the result: the document never existed). The
+// server is asked for those keys only, so the cost follows the number of
+// keys, not the size of the history. read counts the entries returned.
+func (r *Repo) LatestAtOrBelow(ctx context.Context, tl string, lsn int64, coll string, keys [][]byte, index bool) (map[string]*Entry, int, error) {
+	out := map[string]*Entry{}
+	read := 0
+	if len(keys) == 0 {
+		return out, 0, nil
+	}
+	segs, err := r.Segments(ctx, tl, 0, lsn)
+	if err != nil {
+		return nil, 0, err
+	}
+	want := map[string]bool{}
+	vals := make([]any, len(keys))
+	for i, k := range keys {
+		want[string(k)] = true
+		vals[i] = bson.Binary{Data: k}
+	}
+	isIndexOp := func(op string) bool { return op == OpIndex || op == OpDropIndex }
+	consider := func(e *Entry) {
+		k := string(e.KeyBytes)
+		if !want[k] || e.Coll != coll || isIndexOp(e.Op) != index {
+			return
+		}
+		if cur, ok := out[k]; !ok || cur.LSN < e.LSN {
+			cp := *e
+			out[k] = &cp
+		}
+	}
+	// Newest segment first: a key found there needs no older one.
+	for i := len(segs) - 1; i >= 0 && len(out) < len(keys); i-- {
+		sg := segs[i]
+		found := map[string]bool{}
+		// Inline entries: the commit slots that hold one of the keys.
+		cur, err := r.DB.Collection(collSlots).Find(ctx, bson.D{{Key: "tl", Value: sg.TL}, {Key: "kind", Value: SlotCommit},
+			{Key: "base", Value: bson.D{{Key: "$lt", Value: sg.To}}}, {Key: "lsn", Value: bson.D{{Key: "$gt", Value: sg.From}}},
+			{Key: "entries.kb", Value: bson.D{{Key: "$in", Value: vals}}}})
+		if err != nil {
+			return nil, 0, err
+		}
+		var slots []Slot
+		if err := cur.All(ctx, &slots); err != nil {
+			return nil, 0, err
+		}
+		for si := range slots {
+			if err := r.slotEntries(ctx, &slots[si], sg.From, sg.To, coll, func(e *Entry) error {
+				if want[string(e.KeyBytes)] {
+					read++
+					consider(e)
+					found[string(e.KeyBytes)] = true
+				}
+				return nil
+			}); err != nil {
+				return nil, 0, err
+			}
+		}
+		// Spilled entries: by key, then kept only under a committed token.
+		ecur, err := r.DB.Collection(collEntries).Find(ctx, bson.D{{Key: "tl", Value: sg.TL},
+			{Key: "lsn", Value: bson.D{{Key: "$gt", Value: sg.From}, {Key: "$lte", Value: sg.To}}},
+			{Key: "kb", Value: bson.D{{Key: "$in", Value: vals}}}})
+		if err != nil {
+			return nil, 0, err
+		}
+		var spilled []Entry
+		if err := ecur.All(ctx, &spilled); err != nil {
+			return nil, 0, err
+		}
+		if len(spilled) > 0 {
+			tokens, err := r.SpilledTokens(ctx, sg.TL)
+			if err != nil {
+				return nil, 0, err
+			}
+			for i := range spilled {
+				read++
+				if tokens[spilled[i].Token] && r.committedAt(ctx, &spilled[i]) {
+					consider(&spilled[i])
+				}
+			}
+		}
+		_ = found
+	}
+	return out, read, nil
+}
+
+// committedAt reports whether spilled entry e lies inside the LSN range of
+// the commit slot that carries its token.
+func (r *Repo) committedAt(ctx context.Context, e *Entry) bool {
+	var s Slot
+	err := r.DB.Collection(collSlots).FindOne(ctx, bson.D{{Key: "tl", Value: e.TL}, {Key: "token", Value: e.Token}, {Key: "kind", Value: SlotCommit}},
+		options.FindOne().SetProjection(bson.D{{Key: "entries", Value: 0}})).Decode(&s)
+	return err == nil && e.LSN > s.Base && e.LSN <= s.LSN
+}
