@@ -72,6 +72,8 @@ func exitCode(err error) int {
 		return ee.code
 	case errors.As(err, &uo):
 		return ExitUnknown
+	case errors.As(err, new(*ConflictError)):
+		return ExitConflict
 	case errors.As(err, &ue):
 		return ExitUsage
 	case errors.As(err, &nf), errors.As(err, &nf2):

@@ -66,6 +66,8 @@ type logEntry struct {
 	Inherited   bool            `json:"inherited"`
 	Timeline    string          `json:"-"`
 	Collections []wal.CollStats `json:"collections"`
+	// MergeOf names the state a merge commit merged (TIMELINE@LSN).
+	MergeOf string `json:"merge_of,omitempty"`
 }
 
 func runLog(ctx context.Context, o *logOptions) error {
@@ -109,7 +111,7 @@ func runLog(ctx context.Context, o *logOptions) error {
 			stats = []wal.CollStats{}
 		}
 		entries[i] = logEntry{LSNFrom: it.From, LSNTo: it.To, Time: it.Time, Author: it.Author,
-			Message: it.Message, Branch: name, Inherited: it.Inherited, Timeline: it.TL, Collections: stats}
+			Message: it.Message, Branch: name, Inherited: it.Inherited, Timeline: it.TL, Collections: stats, MergeOf: it.MergeOf}
 	}
 	if f.JSON {
 		return f.IO.PrintJSON(entries)
@@ -130,6 +132,9 @@ func runLog(ctx context.Context, o *logOptions) error {
 			fmt.Fprintln(out)
 		}
 		fmt.Fprintf(out, "%s (%s)\n", st.LSN.Render("commit "+rng), label)
+		if e.MergeOf != "" {
+			fmt.Fprintf(out, "Merge:  %s\n", e.MergeOf)
+		}
 		fmt.Fprintf(out, "Author: %s\n", e.Author)
 		fmt.Fprintf(out, "Date:   %s\n", f.formatTime(e.Time))
 		fmt.Fprintln(out)

@@ -113,6 +113,7 @@ MongoDB deployment.`,
 		newGCCmd(f),
 		newFsckCmd(f),
 		newDiffCmd(f),
+		newMergeCmd(f),
 		newServeCmd(f),
 		newVersionCmd(f),
 	)

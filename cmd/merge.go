@@ -1,0 +1,254 @@
+package cmd
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/argon-db/argon/internal/diff"
+	"github.com/argon-db/argon/internal/ejson"
+	"github.com/argon-db/argon/internal/merge"
+	"github.com/argon-db/argon/internal/wal"
+	"github.com/argon-db/argon/internal/workdb"
+)
+
+type mergeOptions struct {
+	f                     *Factory
+	source, into, message string
+	ours, theirs, dryRun  bool
+	noFF                  bool
+}
+
+func newMergeCmd(f *Factory) *cobra.Command {
+	o := &mergeOptions{f: f}
+	cmd := &cobra.Command{
+		Use:   "merge SOURCE [--into TARGET]",
+		Short: "Merge a branch (or any ref) into the current branch, three-way",
+		Long: `Merge SOURCE (a branch or ref: BRANCH, BRANCH@LSN, BRANCH~N, ...) into the
+current branch, or into --into TARGET, three-way against their merge base:
+the state they forked from, or the state of SOURCE merged last time (so a
+second merge brings only what changed since).
+
+Per document: changed on one side only, it is taken from that side;
+changed on both, it is merged field by field (by dotted path; arrays and
+other values as whole values, type included); a field changed differently
+on both sides, a document deleted on one side and changed on the other,
+or added on both with different content is a conflict. Index definitions
+merge the same way, whole. A merge with conflicts writes nothing, lists
+each conflict (collection, _id, path, base / ours / theirs) and exits 3;
+--ours or --theirs settles every conflict one way. A clean merge is one
+commit on the target recording what it merged. When the target has not
+moved since the base, the merge is reported as a fast-forward (the commit
+holds exactly SOURCE's changes). A merge into a branch whose working
+database has uncommitted changes is refused, like checkout.`,
+		Example: `  argon merge feature-x
+  argon merge feature-x --into main -m "bring feature-x in"
+  argon merge feature-x --dry-run
+  argon merge feature-x --theirs`,
+		Args: exactArgs(1, "one source branch or ref"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.source = args[0]
+			if o.ours && o.theirs {
+				return usageErrorf("--ours and --theirs cannot be used together")
+			}
+			return runMerge(cmd.Context(), o)
+		},
+	}
+	cmd.Flags().StringVar(&o.into, "into", "", "branch to merge into (default: the current branch)")
+	cmd.Flags().StringVarP(&o.message, "message", "m", "", "commit message (default: \"merge SOURCE into TARGET\")")
+	cmd.Flags().BoolVar(&o.ours, "ours", false, "settle every conflict with the target's value")
+	cmd.Flags().BoolVar(&o.theirs, "theirs", false, "settle every conflict with the source's value")
+	cmd.Flags().BoolVar(&o.dryRun, "dry-run", false, "show what the merge would do, write nothing")
+	cmd.Flags().BoolVar(&o.noFF, "no-ff", false, "report a merge even when it could fast-forward")
+	return cmd
+}
+
+type conflictJSON struct {
+	Collection string          `json:"collection"`
+	ID         json.RawMessage `json:"_id,omitempty"`
+	Index      string          `json:"index,omitempty"`
+	Path       string          `json:"path"`
+	Base       json.RawMessage `json:"base"`
+	Ours       json.RawMessage `json:"ours"`
+	Theirs     json.RawMessage `json:"theirs"`
+}
+
+// ConflictError reports a merge that stopped on conflicts.
+type ConflictError struct {
+	Source, Target string
+	N              int
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("merging %s into %s: %d conflicts; nothing was written", e.Source, e.Target, e.N)
+}
+
+func runMerge(ctx context.Context, o *mergeOptions) error {
+	f := o.f
+	target, err := f.branchOrCurrent(o.into)
+	if err != nil {
+		return err
+	}
+	r, project, err := f.project(ctx)
+	if err != nil {
+		return err
+	}
+	tb, err := r.Branch(ctx, project, target)
+	if err != nil {
+		return err
+	}
+	theirs, err := f.resolveRef(ctx, r, project, target, o.source)
+	if err != nil {
+		return err
+	}
+	if theirs.TL == tb.Timeline {
+		return usageErrorf("cannot merge %s into itself", o.source)
+	}
+	head, err := r.Head(ctx, tb.Timeline)
+	if err != nil {
+		return err
+	}
+	ours := diff.Point{TL: tb.Timeline, LSN: head.LSN}
+	res := merge.Refuse
+	switch {
+	case o.ours:
+		res = merge.Ours
+	case o.theirs:
+		res = merge.Theirs
+	}
+	plan, err := merge.Merge(ctx, r, ours, theirs, res)
+	if err != nil {
+		return err
+	}
+	conflicts, err := conflictsJSON(plan.Conflicts)
+	if err != nil {
+		return err
+	}
+	kind := "merge"
+	if plan.FastForward && !o.noFF {
+		kind = "fast-forward"
+	}
+	report := map[string]any{"source": o.source, "target": target, "base": map[string]any{"timeline": plan.Base.TL, "lsn": plan.Base.LSN},
+		"kind": kind, "changes": len(plan.Changes), "conflicts": conflicts, "head": head.LSN}
+	if plan.UpToDate {
+		report["kind"] = "up-to-date"
+		if f.JSON {
+			return f.IO.PrintJSON(report)
+		}
+		fmt.Fprintf(f.IO.Out, "Already up to date: %s has nothing %s does not\n", o.source, target)
+		return nil
+	}
+	if len(plan.Conflicts) > 0 && res == merge.Refuse {
+		if f.JSON {
+			if err := f.IO.PrintJSON(report); err != nil {
+				return err
+			}
+		} else {
+			printConflicts(f, conflicts)
+		}
+		return withHint(&ConflictError{Source: o.source, Target: target, N: len(plan.Conflicts)},
+			"settle them all with --ours or --theirs, or change the documents on either branch and merge again")
+	}
+	if o.dryRun {
+		if f.JSON {
+			return f.IO.PrintJSON(report)
+		}
+		printConflicts(f, conflicts)
+		fmt.Fprintf(f.IO.Out, "would %s %s into %s: %d documents and indexes to change, %d conflicts settled\n", kind, o.source, target, len(plan.Changes), len(plan.Conflicts))
+		return nil
+	}
+	w, err := f.workingDB(ctx, r, tb)
+	if err != nil {
+		return err
+	}
+	if _, ci, err := uncommitted(ctx, f, r, tb); err != nil {
+		return err
+	} else if ci != nil {
+		return withHint(fmt.Errorf("cannot merge into %s: it has uncommitted changes in its working database (%s)", target, ci.line()),
+			"record them with `argon commit -m MESSAGE`, or discard them with `argon restore`")
+	}
+	msg := o.message
+	if msg == "" {
+		msg = fmt.Sprintf("merge %s into %s", o.source, target)
+	}
+	puts := make([]workdb.Put, len(plan.Changes))
+	for i, c := range plan.Changes {
+		puts[i] = workdb.Put{Coll: c.Coll, Index: c.Index, ID: c.ID, Doc: c.Doc}
+	}
+	cm, newHead, err := w.ApplyPuts(ctx, puts, wal.CommitInfo{Message: msg, Author: f.Author, MergeOf: merge.MergeOf(theirs)})
+	if err != nil {
+		var dke *workdb.DuplicateKeyError
+		if errors.As(err, &dke) {
+			return &ConflictError{Source: o.source, Target: target, N: 1}
+		}
+		return err
+	}
+	if cm == nil {
+		newHead = head.LSN
+	}
+	report["head"] = newHead
+	if cm != nil {
+		report["lsn_from"], report["lsn_to"] = cm.From, cm.To
+	}
+	if f.JSON {
+		return f.IO.PrintJSON(report)
+	}
+	what := "Merged"
+	if kind == "fast-forward" {
+		what = "Fast-forward: merged"
+	}
+	if cm == nil {
+		fmt.Fprintf(f.IO.Out, "%s %s into %s: nothing changed, head %d\n", what, o.source, target, newHead)
+		return nil
+	}
+	fmt.Fprintf(f.IO.Out, "%s %s into %s: LSN %d..%d, head %d\n", what, o.source, target, cm.From, cm.To, newHead)
+	return nil
+}
+
+func conflictsJSON(cs []merge.Conflict) ([]conflictJSON, error) {
+	out := []conflictJSON{}
+	v := func(x bson.RawValue) (json.RawMessage, error) {
+		if x.Type == 0 {
+			return json.RawMessage("null"), nil
+		}
+		return ejson.FormatValue(x, false)
+	}
+	for _, c := range cs {
+		j := conflictJSON{Collection: c.Coll, Path: c.Path}
+		var err error
+		if c.Index {
+			j.Index = c.ID.StringValue()
+		} else if j.ID, err = v(c.ID); err != nil {
+			return nil, err
+		}
+		if j.Base, err = v(c.Base); err != nil {
+			return nil, err
+		}
+		if j.Ours, err = v(c.Ours); err != nil {
+			return nil, err
+		}
+		if j.Theirs, err = v(c.Theirs); err != nil {
+			return nil, err
+		}
+		out = append(out, j)
+	}
+	return out, nil
+}
+
+func printConflicts(f *Factory, cs []conflictJSON) {
+	for _, c := range cs {
+		what := string(c.ID)
+		if c.Index != "" {
+			what = "index " + c.Index
+		}
+		path := c.Path
+		if path == "" {
+			path = "(whole)"
+		}
+		fmt.Fprintf(f.IO.Out, "conflict\t%s\t%s\t%s\tbase=%s\tours=%s\ttheirs=%s\n", c.Collection, what, path, c.Base, c.Ours, c.Theirs)
+	}
+}

@@ -1,0 +1,141 @@
+package merge
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/argon-db/argon/internal/diff"
+	"github.com/argon-db/argon/internal/wal"
+)
+
+// Apply is one key the merge changes on the target: a document (or index
+// specification) to put, or, when Doc is nil, to delete.
+type Apply struct {
+	Coll  string
+	Index bool
+	ID    bson.RawValue
+	Doc   bson.Raw
+}
+
+// Plan is what merging theirs into ours does.
+type Plan struct {
+	Base diff.Point
+	// FastForward is set when ours has not moved since the base: the
+	// result is theirs.
+	FastForward bool
+	// UpToDate is set when theirs brings nothing new.
+	UpToDate  bool
+	Changes   []Apply
+	Conflicts []Conflict
+}
+
+// MergeOf is how a merge commit records the state it merged.
+func MergeOf(p diff.Point) string { return p.TL + "@" + strconv.FormatInt(p.LSN, 10) }
+
+func parseMergeOf(s string) (diff.Point, bool) {
+	tl, l, ok := strings.Cut(s, "@")
+	n, err := strconv.ParseInt(l, 10, 64)
+	return diff.Point{TL: tl, LSN: n}, ok && err == nil
+}
+
+// Base returns the merge base of ours and theirs: the newest state of
+// theirs' history that a merge commit on ours' log recorded (so a second
+// merge brings only what changed since the first), or else their common
+// history's end.
+func Base(ctx context.Context, r *wal.Repo, ours, theirs diff.Point) (diff.Point, error) {
+	c, err := diff.Common(ctx, r, ours, theirs)
+	if err != nil {
+		return diff.Point{}, err
+	}
+	base := diff.Point{TL: ours.TL, LSN: c}
+	var werr error
+	err = r.WalkLog(ctx, ours.TL, ours.LSN, func(it wal.LogItem) bool {
+		if it.To <= c {
+			return false
+		}
+		p, ok := parseMergeOf(it.MergeOf)
+		if !ok {
+			return true
+		}
+		pc, err := diff.Common(ctx, r, p, theirs)
+		if err != nil {
+			werr = err
+			return false
+		}
+		if pc == p.LSN && p.LSN > c {
+			base = p // a state theirs contains, merged into ours before
+			return false
+		}
+		return true
+	})
+	if err == nil {
+		err = werr
+	}
+	return base, err
+}
+
+// Merge plans merging theirs into ours, three-way against their merge
+// base. Keys changed on one side only are taken from that side; keys
+// changed on both are merged field by field (Docs); index definitions
+// changed differently on both sides conflict. With res Refuse, conflicts
+// are reported and Changes holds what a resolution would still apply.
+func Merge(ctx context.Context, r *wal.Repo, ours, theirs diff.Point, res Resolution) (*Plan, error) {
+	base, err := Base(ctx, r, ours, theirs)
+	if err != nil {
+		return nil, err
+	}
+	plan := &Plan{Base: base}
+	tc, _, err := diff.Between(ctx, r, base, theirs, "")
+	if err != nil {
+		return nil, err
+	}
+	if len(tc) == 0 {
+		plan.UpToDate = true
+		return plan, nil
+	}
+	oc, _, err := diff.Between(ctx, r, base, ours, "")
+	if err != nil {
+		return nil, err
+	}
+	plan.FastForward = len(oc) == 0
+	mine := map[string]*diff.Change{}
+	k := func(c *diff.Change) string {
+		return fmt.Sprintf("%s\x00%v\x00%d\x00%x", c.Coll, c.Index, c.ID.Type, c.ID.Value)
+	}
+	for i := range oc {
+		mine[k(&oc[i])] = &oc[i]
+	}
+	for i := range tc {
+		t := &tc[i]
+		o, both := mine[k(t)]
+		if !both {
+			plan.Changes = append(plan.Changes, Apply{Coll: t.Coll, Index: t.Index, ID: t.ID, Doc: t.To})
+			continue
+		}
+		if bytes.Equal(o.To, t.To) {
+			continue
+		}
+		if t.Index {
+			c := Conflict{Coll: t.Coll, ID: t.ID, Index: true, Base: docValue(t.From), Ours: docValue(o.To), Theirs: docValue(t.To)}
+			plan.Conflicts = append(plan.Conflicts, c)
+			if res == Theirs {
+				plan.Changes = append(plan.Changes, Apply{Coll: t.Coll, Index: true, ID: t.ID, Doc: t.To})
+			}
+			continue
+		}
+		merged, cs := Docs(t.From, o.To, t.To, res)
+		for _, c := range cs {
+			c.Coll, c.ID = t.Coll, t.ID
+			plan.Conflicts = append(plan.Conflicts, c)
+		}
+		if !bytes.Equal(merged, o.To) {
+			plan.Changes = append(plan.Changes, Apply{Coll: t.Coll, ID: t.ID, Doc: merged})
+		}
+	}
+	return plan, nil
+}
