@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
-	"strconv"
-	"strings"
 
 	"github.com/spf13/cobra"
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -153,39 +151,13 @@ func runDiff(ctx context.Context, o *diffOptions) error {
 	return nil
 }
 
-// resolveRef turns a ref into a committed state: BRANCH, BRANCH@WHEN,
-// TIMELINE@LSN (via resolvePoint), or BRANCH~N, N commits back along the
-// branch's log.
+// resolveRef turns a ref into a committed state (see package refs).
 func (f *Factory) resolveRef(ctx context.Context, r *wal.Repo, project, cur, spec string) (diff.Point, error) {
-	name, back, hasBack := strings.Cut(spec, "~")
-	n := 0
-	if hasBack {
-		var err error
-		if n, err = strconv.Atoi(back); err != nil || n < 0 || strings.Contains(name, "@") {
-			return diff.Point{}, usageErrorf("invalid ref %q: want BRANCH~N with N a whole number", spec)
-		}
-		spec = name
-	}
 	p, err := f.resolvePoint(ctx, r, project, cur, spec)
 	if err != nil {
 		return diff.Point{}, err
 	}
-	lsn := p.LSN
-	if n > 0 {
-		seen := 0
-		err := r.WalkLog(ctx, p.Branch.Timeline, p.LSN, func(it wal.LogItem) bool {
-			seen++
-			lsn = it.From - 1
-			return seen < n
-		})
-		if err != nil {
-			return diff.Point{}, err
-		}
-		if seen < n {
-			return diff.Point{}, &notFoundError{msg: fmt.Sprintf("ref %q: %s has only %d commits", spec+"~"+back, p.Branch.Name, seen)}
-		}
-	}
-	return diff.Point{TL: p.Branch.Timeline, LSN: lsn}, nil
+	return diff.Point{TL: p.Branch.Timeline, LSN: p.LSN}, nil
 }
 
 type diffFieldJSON struct {

@@ -10,6 +10,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/argon-db/argon/internal/ejson"
+	"github.com/argon-db/argon/internal/refs"
 	"github.com/argon-db/argon/internal/store"
 	"github.com/argon-db/argon/internal/wal"
 	"github.com/argon-db/argon/internal/workdb"
@@ -74,6 +75,10 @@ func exitCode(err error) int {
 		return ExitUnknown
 	case errors.As(err, new(*ConflictError)):
 		return ExitConflict
+	case errors.As(err, new(*refs.SyntaxError)):
+		return ExitUsage
+	case errors.As(err, new(*refs.RangeError)):
+		return ExitNotFound
 	case errors.As(err, &ue):
 		return ExitUsage
 	case errors.As(err, &nf), errors.As(err, &nf2):

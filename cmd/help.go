@@ -63,6 +63,23 @@ A CI job can run argon with environment variables only, no workspace:
 
 Errors are printed on stderr as one "argon: error: ..." line, sometimes
 followed by "argon: hint: ..." lines.`),
+		topic("refs", "How to name a state: branches, LSNs, times, commits back", `A ref names a committed state of the log. Commands that read the past
+(find/count/collections --at, diff, merge, branch create --from) take:
+
+  BRANCH            the branch's committed head
+  BRANCH@LSN        the state after LSN (argon log shows LSNs)
+  BRANCH@TIME       the newest commit at or before TIME: RFC3339
+                    (2026-11-25T10:00:00Z), a date (2026-11-25), or a
+                    duration back from now (10m, 3d)
+  BRANCH~N          N commits back along the branch's log (after any @WHEN:
+                    main@42~1)
+  TIMELINE@LSN      a timeline by id, as argon reflog prints a branch that
+                    was deleted
+  @WHEN             with --at, on the current branch (or --branch)
+
+An explicit --at is always committed state, even at the head LSN: the
+working database may hold changes applications have not committed.
+Unknown branches exit 4, malformed refs exit 2, an LSN past the head exits 1.`),
 		topic("ejson", "How documents are read and printed (Extended JSON v2)", `argon reads and prints documents as MongoDB Extended JSON v2, keeping field
 order and exact BSON types.
 

@@ -1,0 +1,129 @@
+// Package refs turns a ref as users write it into a committed state, in
+// one place: BRANCH, BRANCH@LSN, BRANCH@TIME (RFC3339, a date, or 10m/3d
+// back from now), BRANCH~N (N commits back along the branch's log, after
+// any @WHEN), and TIMELINE@LSN (a timeline id, as the reflog prints a
+// deleted branch). A missing BRANCH means the default branch.
+package refs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/argon-db/argon/internal/wal"
+)
+
+// Point is a resolved ref: Branch (or a timeline standing for one) at LSN,
+// whose committed head is Head.
+type Point struct {
+	Branch *wal.Branch
+	LSN    int64
+	Head   int64
+}
+
+// AtHead reports whether the point is the branch's head.
+func (p *Point) AtHead() bool { return p.LSN == p.Head }
+
+// SyntaxError is a ref that cannot be read.
+type SyntaxError struct{ Msg string }
+
+func (e *SyntaxError) Error() string { return e.Msg }
+
+// RangeError is a ref past the history it names (an LSN past the head is a
+// wal.RangeError).
+type RangeError struct{ Msg string }
+
+func (e *RangeError) Error() string { return e.Msg }
+
+var (
+	digits     = regexp.MustCompile(`^[0-9]+$`)
+	timelineID = regexp.MustCompile(`^[0-9a-f]{24}$`)
+)
+
+// ParseWhen reads the part after '@': an LSN (lsn >= 0), or a time (lsn
+// -1 and t set).
+func ParseWhen(s string, now time.Time) (lsn int64, t time.Time, err error) {
+	if digits.MatchString(s) {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, time.Time{}, &SyntaxError{Msg: fmt.Sprintf("invalid LSN %q", s)}
+		}
+		return n, time.Time{}, nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return -1, t, nil
+		}
+	}
+	if d, ok := strings.CutSuffix(s, "d"); ok && digits.MatchString(d) {
+		n, _ := strconv.Atoi(d)
+		return -1, now.Add(-time.Duration(n) * 24 * time.Hour), nil
+	}
+	if d, err := time.ParseDuration(s); err == nil && d > 0 {
+		return -1, now.Add(-d), nil
+	}
+	return 0, time.Time{}, &SyntaxError{Msg: fmt.Sprintf("invalid point %q: want an LSN, an RFC3339 time like 2026-11-25T10:00:00Z, or a duration back from now like 10m or 2d", s)}
+}
+
+// Resolve turns spec into a committed state of project.
+func Resolve(ctx context.Context, r *wal.Repo, project, defaultBranch, spec string, now time.Time) (*Point, error) {
+	body, back := spec, 0
+	if i := strings.LastIndex(spec, "~"); i >= 0 {
+		n, err := strconv.Atoi(spec[i+1:])
+		if err != nil || n < 0 {
+			return nil, &SyntaxError{Msg: fmt.Sprintf("invalid ref %q: want BRANCH~N with N a whole number", spec)}
+		}
+		body, back = spec[:i], n
+	}
+	name, when, hasAt := strings.Cut(body, "@")
+	if name == "" {
+		name = defaultBranch
+	}
+	b, err := r.Branch(ctx, project, name)
+	var nf *wal.NotFoundError
+	if errors.As(err, &nf) && timelineID.MatchString(name) {
+		b, err = r.TimelineRef(ctx, project, name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	head, err := r.Head(ctx, b.Timeline)
+	if err != nil {
+		return nil, err
+	}
+	p := &Point{Branch: b, LSN: head.LSN, Head: head.LSN}
+	if hasAt {
+		lsn, t, err := ParseWhen(when, now)
+		if err != nil {
+			return nil, err
+		}
+		if lsn < 0 {
+			if lsn, err = r.LSNAt(ctx, b.Timeline, head.LSN, t, "branch "+name); err != nil {
+				return nil, err
+			}
+		}
+		if lsn > head.LSN {
+			return nil, &wal.RangeError{Ref: "branch " + name, LSN: lsn, Head: head.LSN}
+		}
+		p.LSN = lsn
+	}
+	if back > 0 {
+		seen := 0
+		err := r.WalkLog(ctx, b.Timeline, p.LSN, func(it wal.LogItem) bool {
+			seen++
+			p.LSN = it.From - 1
+			return seen < back
+		})
+		if err != nil {
+			return nil, err
+		}
+		if seen < back {
+			return nil, &RangeError{Msg: fmt.Sprintf("ref %q: %s has only %d commits", spec, b.Name, seen)}
+		}
+	}
+	return p, nil
+}
