@@ -9,8 +9,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/argon-db/argon/internal/diff"
 	"github.com/argon-db/argon/internal/ejson"
-
+	"github.com/argon-db/argon/internal/merge"
 	"github.com/argon-db/argon/internal/wal"
 )
 
@@ -18,6 +19,7 @@ type logOptions struct {
 	f       *Factory
 	limit   int
 	oneline bool
+	graph   bool
 	branch  string
 	entries bool
 }
@@ -39,7 +41,8 @@ its LSN. Piped: "lsn<TAB>op<TAB>collection<TAB>key" lines.`,
 		Example: `  argon log
   argon log -n 5 --oneline
   argon log --branch feature-x --json
-  argon log --entries -n 20`,
+  argon log --entries -n 20
+  argon log --graph`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.limit < 0 {
@@ -52,6 +55,7 @@ its LSN. Piped: "lsn<TAB>op<TAB>collection<TAB>key" lines.`,
 	cmd.Flags().BoolVar(&o.oneline, "oneline", false, "one line per commit")
 	cmd.Flags().StringVar(&o.branch, "branch", "", "branch to show (default: the current branch)")
 	cmd.Flags().BoolVar(&o.entries, "entries", false, "list log entries (one per document change) instead of commits")
+	cmd.Flags().BoolVar(&o.graph, "graph", false, "draw merges: one line per commit, a merge's merged commits beside it")
 	return cmd
 }
 
@@ -90,6 +94,12 @@ func runLog(ctx context.Context, o *logOptions) error {
 	}
 	if o.entries {
 		return printEntries(ctx, f, r, b.Timeline, head.LSN, o.limit)
+	}
+	if o.graph {
+		if f.JSON {
+			return usageErrorf("--graph draws text; use --json without it")
+		}
+		return printGraph(ctx, f, r, project, branch, b.Timeline, head.LSN, o.limit)
 	}
 	items, err := r.Log(ctx, b.Timeline, head.LSN, o.limit)
 	if err != nil {
@@ -212,4 +222,59 @@ func printEntries(ctx context.Context, f *Factory, r *wal.Repo, tl string, head 
 		t.Row(fmt.Sprint(e.LSN), e.Op, e.Collection, string(e.Key))
 	}
 	return t.Render()
+}
+
+// printGraph draws the branch's log with its merges, like git log --graph
+// --oneline: each merge commit is followed by the commits it brought in
+// (the merged state's log down to where it meets this branch's history),
+// on a second line of descent.
+func printGraph(ctx context.Context, f *Factory, r *wal.Repo, project, branch, tl string, head int64, limit int) error {
+	names, err := r.BranchNames(ctx, project)
+	if err != nil {
+		return err
+	}
+	names[tl] = branch
+	st := f.IO.Styles()
+	label := func(it wal.LogItem) string {
+		name := names[it.TL]
+		if name == "" {
+			name = "timeline:" + it.TL
+		}
+		return fmt.Sprintf("%s (%s) %s", st.LSN.Render(fmt.Sprintf("%d..%d", it.From, it.To)), name, firstLine(it.Message))
+	}
+	out := f.IO.Out
+	var items []wal.LogItem
+	if err := r.WalkLog(ctx, tl, head, func(it wal.LogItem) bool {
+		items = append(items, it)
+		return limit <= 0 || len(items) < limit
+	}); err != nil {
+		return err
+	}
+	for _, it := range items {
+		src, ok := merge.ParseMergeOf(it.MergeOf)
+		if !ok {
+			fmt.Fprintf(out, "* %s\n", label(it))
+			continue
+		}
+		fmt.Fprintf(out, "*   %s\n", label(it))
+		fmt.Fprintln(out, "|\\")
+		// The merged side: its commits above the merge's base (where it
+		// meets this line, or what an earlier merge brought in).
+		base, err := merge.Base(ctx, r, diff.Point{TL: tl, LSN: it.From - 1}, src)
+		if err != nil {
+			return err
+		}
+		meet := base.LSN
+		if err := r.WalkLog(ctx, src.TL, src.LSN, func(s wal.LogItem) bool {
+			if s.To <= meet {
+				return false
+			}
+			fmt.Fprintf(out, "| * %s\n", label(s))
+			return true
+		}); err != nil {
+			return err
+		}
+		fmt.Fprintln(out, "|/")
+	}
+	return nil
 }

@@ -37,7 +37,8 @@ type Plan struct {
 // MergeOf is how a merge commit records the state it merged.
 func MergeOf(p diff.Point) string { return p.TL + "@" + strconv.FormatInt(p.LSN, 10) }
 
-func parseMergeOf(s string) (diff.Point, bool) {
+// ParseMergeOf reads what MergeOf wrote.
+func ParseMergeOf(s string) (diff.Point, bool) {
 	tl, l, ok := strings.Cut(s, "@")
 	n, err := strconv.ParseInt(l, 10, 64)
 	return diff.Point{TL: tl, LSN: n}, ok && err == nil
@@ -58,7 +59,7 @@ func Base(ctx context.Context, r *wal.Repo, ours, theirs diff.Point) (diff.Point
 		if it.To <= c {
 			return false
 		}
-		p, ok := parseMergeOf(it.MergeOf)
+		p, ok := ParseMergeOf(it.MergeOf)
 		if !ok {
 			return true
 		}
