@@ -43,6 +43,8 @@ func (f *Factory) openReader(ctx context.Context, branchFlag, at string) (reader
 	spec := def
 	switch name, _, ok := strings.Cut(at, "@"); {
 	case at == "":
+	case !ok && strings.Contains(at, "~"):
+		spec = at // BRANCH~N
 	case !ok:
 		spec = def + "@" + at
 	case name != "" && branchFlag != "" && name != branchFlag:

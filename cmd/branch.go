@@ -237,7 +237,7 @@ func runBranchDelete(ctx context.Context, o *branchDeleteOptions) error {
 	}
 	if o.name == cur {
 		return withHint(fmt.Errorf("cannot delete branch %q: it is the current branch", o.name),
-			"switch first: argon checkout main")
+			"switch to another branch first: argon checkout OTHER")
 	}
 	r, project, err := f.project(ctx)
 	if err != nil {

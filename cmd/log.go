@@ -129,7 +129,7 @@ func runLog(ctx context.Context, o *logOptions) error {
 	st := f.IO.Styles()
 	out := f.IO.Out
 	for i, e := range entries {
-		rng := fmt.Sprintf("%d..%d", e.LSNFrom, e.LSNTo)
+		rng := lsnRange(e.LSNFrom, e.LSNTo)
 		label := e.Branch
 		if e.Inherited {
 			label += ", inherited"
@@ -240,7 +240,7 @@ func printGraph(ctx context.Context, f *Factory, r *wal.Repo, project, branch, t
 		if name == "" {
 			name = "timeline:" + it.TL
 		}
-		return fmt.Sprintf("%s (%s) %s", st.LSN.Render(fmt.Sprintf("%d..%d", it.From, it.To)), name, firstLine(it.Message))
+		return fmt.Sprintf("%s (%s) %s", st.LSN.Render(lsnRange(it.From, it.To)), name, firstLine(it.Message))
 	}
 	out := f.IO.Out
 	var items []wal.LogItem
@@ -277,4 +277,13 @@ func printGraph(ctx context.Context, f *Factory, r *wal.Repo, project, branch, t
 		fmt.Fprintln(out, "|/")
 	}
 	return nil
+}
+
+// lsnRange renders a commit's LSNs; a merge that changed nothing has none
+// and shows the head it left.
+func lsnRange(from, to int64) string {
+	if from > to {
+		return fmt.Sprintf("%d (empty)", to)
+	}
+	return fmt.Sprintf("%d..%d", from, to)
 }

@@ -201,8 +201,8 @@ func runMerge(ctx context.Context, o *mergeOptions) error {
 	if kind == "fast-forward" {
 		what = "Fast-forward: merged"
 	}
-	if cm == nil {
-		fmt.Fprintf(f.IO.Out, "%s %s into %s: nothing changed, head %d\n", what, o.source, target, newHead)
+	if cm == nil || cm.From > cm.To {
+		fmt.Fprintf(f.IO.Out, "%s %s into %s: no document changed (the merge is recorded), head %d\n", what, o.source, target, newHead)
 		return nil
 	}
 	fmt.Fprintf(f.IO.Out, "%s %s into %s: LSN %d..%d, head %d\n", what, o.source, target, cm.From, cm.To, newHead)

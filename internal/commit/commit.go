@@ -583,8 +583,9 @@ func (p *Protocol) Write(ctx context.Context, w *workdb.Branch, info *wal.Commit
 		wr.fail(ctx, true)
 		return nil, 0, err
 	}
-	if wr.next == wr.base.LSN+1 {
-		// Nothing changed: no commit.
+	if wr.next == wr.base.LSN+1 && info.MergeOf == "" {
+		// Nothing changed: no commit. (A merge that changes nothing is
+		// still committed, empty, so that the next merge starts from it.)
 		if err := wr.release(ctx); err != nil {
 			return nil, 0, err
 		}

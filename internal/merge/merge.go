@@ -44,32 +44,37 @@ func ParseMergeOf(s string) (diff.Point, bool) {
 	return diff.Point{TL: tl, LSN: n}, ok && err == nil
 }
 
-// Base returns the merge base of ours and theirs: the newest state of
-// theirs' history that a merge commit on ours' log recorded (so a second
-// merge brings only what changed since the first), or else their common
-// history's end.
-func Base(ctx context.Context, r *wal.Repo, ours, theirs diff.Point) (diff.Point, error) {
-	c, err := diff.Common(ctx, r, ours, theirs)
-	if err != nil {
-		return diff.Point{}, err
-	}
-	base := diff.Point{TL: ours.TL, LSN: c}
+// CrissCrossError reports two branches that have each merged the other
+// since their fork: their histories have no single best common state.
+type CrissCrossError struct{}
+
+func (e *CrissCrossError) Error() string {
+	return "the two branches have each merged the other since they forked (a criss-cross history): argon cannot pick one merge base; merge in one direction only, or bring the changes over with a new branch"
+}
+
+// mergedFrom returns the newest state on other's path that a merge commit
+// on from's log (above LSN c) recorded, if any, and the LSN of that merge
+// commit on from's path.
+func mergedFrom(ctx context.Context, r *wal.Repo, from, other diff.Point, c int64) (diff.Point, int64, bool, error) {
+	var found diff.Point
+	var at int64
+	ok := false
 	var werr error
-	err = r.WalkLog(ctx, ours.TL, ours.LSN, func(it wal.LogItem) bool {
+	err := r.WalkLog(ctx, from.TL, from.LSN, func(it wal.LogItem) bool {
 		if it.To <= c {
 			return false
 		}
-		p, ok := ParseMergeOf(it.MergeOf)
-		if !ok {
+		p, isMerge := ParseMergeOf(it.MergeOf)
+		if !isMerge {
 			return true
 		}
-		pc, err := diff.Common(ctx, r, p, theirs)
+		pc, err := diff.Common(ctx, r, p, other)
 		if err != nil {
 			werr = err
 			return false
 		}
 		if pc == p.LSN && p.LSN > c {
-			base = p // a state theirs contains, merged into ours before
+			found, at, ok = p, it.To, true // a state other contains
 			return false
 		}
 		return true
@@ -77,7 +82,46 @@ func Base(ctx context.Context, r *wal.Repo, ours, theirs diff.Point) (diff.Point
 	if err == nil {
 		err = werr
 	}
-	return base, err
+	return found, at, ok, err
+}
+
+// Base returns the merge base of ours and theirs, the newest state both
+// contain: a state of theirs that a merge commit on ours' log recorded (so
+// a second merge brings only what changed since the first), or a state of
+// ours that a merge on theirs' log recorded (a branch brought up to date
+// from ours before coming back), or else the end of their common history.
+// Both at once is a criss-cross history, refused.
+func Base(ctx context.Context, r *wal.Repo, ours, theirs diff.Point) (diff.Point, error) {
+	c, err := diff.Common(ctx, r, ours, theirs)
+	if err != nil {
+		return diff.Point{}, err
+	}
+	fromTheirs, atT, okT, err := mergedFrom(ctx, r, ours, theirs, c)
+	if err != nil {
+		return diff.Point{}, err
+	}
+	fromOurs, atO, okO, err := mergedFrom(ctx, r, theirs, ours, c)
+	if err != nil {
+		return diff.Point{}, err
+	}
+	switch {
+	case okT && okO:
+		// Each merged the other: fine when one of the merged states
+		// already contains the other merge (an ours state taken after
+		// ours merged fromTheirs, or the reverse); it is then the base.
+		switch {
+		case fromOurs.LSN >= atT:
+			return fromOurs, nil
+		case fromTheirs.LSN >= atO:
+			return fromTheirs, nil
+		}
+		return diff.Point{}, &CrissCrossError{}
+	case okT:
+		return fromTheirs, nil
+	case okO:
+		return fromOurs, nil
+	}
+	return diff.Point{TL: ours.TL, LSN: c}, nil
 }
 
 // Merge plans merging theirs into ours, three-way against their merge

@@ -102,7 +102,7 @@ func (r *Repo) Check(ctx context.Context, project string) ([]TimelineInfo, []Pro
 				bad(t.ID, "slot %d starts at LSN %d, but the head before it is %d", n, s.Base, prev.LSN)
 			case s.Kind == SlotVoid && s.LSN != s.Base:
 				bad(t.ID, "void slot %d moves the head", n)
-			case s.Kind == SlotCommit && s.LSN <= s.Base:
+			case s.Kind == SlotCommit && s.LSN < s.Base, s.Kind == SlotCommit && s.LSN == s.Base && s.MergeOf == "":
 				bad(t.ID, "commit slot %d has no entries", n)
 			case s.Kind == SlotCommit && !s.Spilled && int64(len(s.Entries)) != s.LSN-s.Base:
 				bad(t.ID, "commit slot %d holds %d entries for LSNs %d..%d", n, len(s.Entries), s.Base+1, s.LSN)

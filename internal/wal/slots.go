@@ -321,7 +321,8 @@ func (r *Repo) WalkLog(ctx context.Context, tl string, at int64, fn func(LogItem
 			if s == nil {
 				return errors.New("log is inconsistent: timeline " + t.ID + " has no slot " + strconv.FormatInt(n, 10))
 			}
-			if s.Kind != SlotCommit || s.Base >= at {
+			empty := s.Kind == SlotCommit && s.LSN == s.Base // a merge that changed nothing
+			if s.Kind != SlotCommit || (s.Base >= at && !(empty && s.LSN <= at)) {
 				continue
 			}
 			c := s.Commit()
