@@ -42,8 +42,9 @@ ARGON_BUSY_TIMEOUT   how long a write waits for another writer on the same branc
 ARGON_LEASE_TTL      how long a writer may go without a heartbeat before another
                      process takes the branch over (default 30s); it decides
                      only when to try, never what is committed
-ARGON_RESOLVE_TIMEOUT how long a commit whose reply was lost is read back before
-                     argon exits 6, outcome unknown (default 20s)
+ARGON_RESOLVE_TIMEOUT
+                     how long a commit whose reply was lost is read back
+                     before argon exits 6, outcome unknown (default 20s)
 ARGON_COMMIT_DATE    fixed RFC3339 time recorded on commits (like GIT_COMMITTER_DATE)
 ARGON_FORCE_TTY      format output as for a terminal even when piped
 NO_COLOR, CLICOLOR=0 turn colour off

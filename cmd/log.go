@@ -143,7 +143,11 @@ func runLog(ctx context.Context, o *logOptions) error {
 		}
 		fmt.Fprintf(out, "%s (%s)\n", st.LSN.Render("commit "+rng), label)
 		if e.MergeOf != "" {
-			fmt.Fprintf(out, "Merge:  %s\n", e.MergeOf)
+			merged := e.MergeOf
+			if p, ok := merge.ParseMergeOf(e.MergeOf); ok && names[p.TL] != "" {
+				merged = fmt.Sprintf("%s@%d (timeline %s)", names[p.TL], p.LSN, p.TL)
+			}
+			fmt.Fprintf(out, "Merge:  %s\n", merged)
 		}
 		fmt.Fprintf(out, "Author: %s\n", e.Author)
 		fmt.Fprintf(out, "Date:   %s\n", f.formatTime(e.Time))
