@@ -120,6 +120,17 @@ MongoDB deployment.`,
 	for _, t := range helpTopics() {
 		root.AddCommand(t)
 	}
+	root.SetHelpCommand(&cobra.Command{
+		Use:   "help [COMMAND | TOPIC]",
+		Short: "Help about any command or topic",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			target, rest, err := root.Find(args)
+			if err != nil || len(rest) > 0 || (target == root && len(args) > 0) {
+				return usageErrorf("unknown help topic %q: run `argon help` for the commands and topics", args[0])
+			}
+			return target.Help()
+		},
+	})
 	return root
 }
 
