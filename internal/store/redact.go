@@ -6,46 +6,147 @@ import (
 	"strings"
 )
 
+const hidden = "xxxxx"
+
 // userinfoRe matches the credentials part of a mongodb:// or mongodb+srv://
-// URI, including URIs that net/url refuses to parse (several hosts, odd
-// characters in the password).
+// URI inside free text, including URIs that net/url refuses to parse
+// (several hosts, odd characters in the password).
 var userinfoRe = regexp.MustCompile(`(mongodb(?:\+srv)?://)([^@/\s]+)@`)
 
-// Redact returns uri with its password replaced by "xxxxx". It never fails:
-// a string that is not a URI comes back unchanged.
-func Redact(uri string) string {
-	if u, err := url.Parse(uri); err == nil && u.User != nil {
-		if _, ok := u.User.Password(); ok {
-			u.User = url.UserPassword(u.User.Username(), "xxxxx")
-			return u.String()
-		}
-		return uri
+// secretParamRe matches a URI option that can carry a secret, inside free
+// text: its value is hidden.
+var secretParamRe = regexp.MustCompile(`(?i)([?&;](?:[a-z0-9_]*(?:password|secret|token|key)[a-z0-9_]*|authMechanismProperties)=)([^&;\s"']+)`)
+
+// sensitiveOption reports whether a URI option can carry a secret: the
+// known ones (password, tlsCertificateKeyFilePassword, proxyPassword,
+// authMechanismProperties with its session tokens) and any whose name says
+// password, secret, token or key.
+func sensitiveOption(name string) bool {
+	n := strings.ToLower(name)
+	if n == "authmechanismproperties" {
+		return true
 	}
-	return redactAll(uri)
+	for _, w := range []string{"password", "secret", "token", "key"} {
+		if strings.Contains(n, w) {
+			return true
+		}
+	}
+	return false
 }
 
-// redactAll hides the password of every URI-shaped credential in s.
+// split cuts a mongodb URI into scheme ("mongodb://"), userinfo (without
+// its '@'), the rest of the authority and path, and the query (without
+// '?'). The password may hold '@', ':' or spaces: the host starts after
+// the last '@' before the query.
+func split(uri string) (scheme, userinfo, hostPath, query string, ok bool) {
+	for _, s := range []string{"mongodb://", "mongodb+srv://"} {
+		if strings.HasPrefix(uri, s) {
+			scheme = s
+		}
+	}
+	if scheme == "" {
+		return "", "", "", "", false
+	}
+	rest := uri[len(scheme):]
+	main, q, _ := strings.Cut(rest, "?")
+	if at := strings.LastIndex(main, "@"); at >= 0 {
+		return scheme, main[:at], main[at+1:], q, true
+	}
+	return scheme, "", main, q, true
+}
+
+// Redact returns uri with every secret in it replaced by "xxxxx": the
+// password of its userinfo, and the values of options that can carry one.
+// It never fails: a string that is not a URI comes back with any
+// URI-shaped credentials in it hidden.
+func Redact(uri string) string {
+	scheme, userinfo, hostPath, query, ok := split(uri)
+	if !ok {
+		return redactAll(uri)
+	}
+	out := scheme
+	if userinfo != "" {
+		if user, _, hasPass := strings.Cut(userinfo, ":"); hasPass {
+			out += user + ":" + hidden + "@"
+		} else {
+			out += userinfo + "@"
+		}
+	}
+	out += hostPath
+	if query != "" {
+		params := strings.FieldsFunc(query, func(r rune) bool { return r == '&' || r == ';' })
+		for i, p := range params {
+			if k, _, has := strings.Cut(p, "="); has && sensitiveOption(k) {
+				params[i] = k + "=" + hidden
+			}
+		}
+		out += "?" + strings.Join(params, "&")
+	}
+	return out
+}
+
+// secrets lists the secret strings of uri as they may appear in messages:
+// raw and percent-decoded.
+func secrets(uri string) []string {
+	_, userinfo, _, query, ok := split(uri)
+	if !ok {
+		return nil
+	}
+	var out []string
+	add := func(s string) {
+		if s == "" {
+			return
+		}
+		out = append(out, s)
+		if d, err := url.PathUnescape(s); err == nil && d != s {
+			out = append(out, d)
+		}
+		if d, err := url.QueryUnescape(s); err == nil && d != s {
+			out = append(out, d)
+		}
+	}
+	if _, pw, has := strings.Cut(userinfo, ":"); has {
+		add(pw)
+	}
+	for _, p := range strings.FieldsFunc(query, func(r rune) bool { return r == '&' || r == ';' }) {
+		k, v, has := strings.Cut(p, "=")
+		if !has || !sensitiveOption(k) {
+			continue
+		}
+		add(v)
+		// authMechanismProperties=NAME:VALUE,NAME:VALUE: each value too.
+		for _, item := range strings.Split(v, ",") {
+			if _, val, ok := strings.Cut(item, ":"); ok {
+				add(val)
+			}
+		}
+	}
+	return out
+}
+
+// redactAll hides the password of every URI-shaped credential in s, and the
+// value of every secret-carrying option.
 func redactAll(s string) string {
-	return userinfoRe.ReplaceAllStringFunc(s, func(m string) string {
+	s = userinfoRe.ReplaceAllStringFunc(s, func(m string) string {
 		sub := userinfoRe.FindStringSubmatch(m)
 		user, _, hasPass := strings.Cut(sub[2], ":")
 		if !hasPass {
 			return m
 		}
-		return sub[1] + user + ":xxxxx@"
+		return sub[1] + user + ":" + hidden + "@"
 	})
+	return secretParamRe.ReplaceAllString(s, "${1}"+hidden)
 }
 
-// RedactIn replaces every occurrence of uri inside s (typically a driver
-// error message) with its redacted form, and redacts any other URI-shaped
-// credentials it finds.
+// RedactIn hides, in s (an error message, a status line), every secret of
+// uri — the whole URI, and its password and secret option values alone,
+// raw or decoded — and any other URI-shaped credentials.
 func RedactIn(s, uri string) string {
 	if uri != "" {
 		s = strings.ReplaceAll(s, uri, Redact(uri))
-		// The driver may quote parts of the URI: its password alone, too.
-		if u, err := url.Parse(uri); err == nil && u.User != nil {
-			if pw, ok := u.User.Password(); ok && len(pw) >= 4 {
-				s = strings.ReplaceAll(s, pw, "xxxxx")
+		for _, sec := range secrets(uri) {
+			if len(sec) >= 3 {
+				s = strings.ReplaceAll(s, sec, hidden)
 			}
 		}
 	}

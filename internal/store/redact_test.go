@@ -1,6 +1,9 @@
 package store
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestRedact(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
@@ -24,5 +27,31 @@ func TestRedactIn(t *testing.T) {
 	want := "auth failed for mongodb://ada:xxxxx@db:27017/ (password xxxxx rejected); other mongodb://bob:xxxxx@x/"
 	if got != want {
 		t.Errorf("RedactIn = %q, want %q", got, want)
+	}
+}
+
+// Every place a secret can sit in a MongoDB URI is hidden, in the URI and
+// in messages that quote it or parts of it.
+func TestRedactSecrets(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"mongodb://db/?tlsCertificateKeyFilePassword=s3cret&tls=true", "mongodb://db/?tlsCertificateKeyFilePassword=xxxxx&tls=true"},
+		{"mongodb://db/?authMechanism=MONGODB-AWS&authMechanismProperties=AWS_SESSION_TOKEN:tok123", "mongodb://db/?authMechanism=MONGODB-AWS&authMechanismProperties=xxxxx"},
+		{"mongodb://db/?proxyHost=p&proxyPassword=pp99", "mongodb://db/?proxyHost=p&proxyPassword=xxxxx"},
+		{"mongodb://db/?myApiKey=k1k1", "mongodb://db/?myApiKey=xxxxx"},
+		{"mongodb://ada:pa ss@db/", "mongodb://ada:xxxxx@db/"},
+		{"mongodb://ada:p@ss@db/", "mongodb://ada:xxxxx@db/"},
+		{"mongodb://ada:p%20w%40rd@db:1/x?w=1", "mongodb://ada:xxxxx@db:1/x?w=1"},
+	} {
+		if got := Redact(tc.in); got != tc.want {
+			t.Errorf("Redact(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	uri := "mongodb://ada:pa ss@db/?tlsCertificateKeyFilePassword=kfp-secret&authMechanismProperties=AWS_SESSION_TOKEN:sess-tok"
+	msg := "cannot reach " + uri + ": auth with pa ss failed; key pass kfp-secret; token sess-tok; also mongodb://x/?password=zz9&a=1"
+	got := RedactIn(msg, uri)
+	for _, leak := range []string{"pa ss", "kfp-secret", "sess-tok", "zz9"} {
+		if strings.Contains(got, leak) {
+			t.Errorf("RedactIn leaks %q: %s", leak, got)
+		}
 	}
 }
