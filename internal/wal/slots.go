@@ -369,20 +369,27 @@ func (e *TimeError) Error() string {
 	return fmt.Sprintf("%s is before %s existed (created %s)", e.Time.UTC().Format(time.RFC3339), e.Ref, e.Start.UTC().Format(time.RFC3339))
 }
 
-// LSNAt returns the LSN of the state at time t on timeline tl (whose head is
-// head): the end of the newest commit made at or before t, or 0 when t is
-// after the project was created but before its first commit.
+// LSNAt returns the LSN of the state at time t on timeline tl (whose head
+// is head). Commit times need not grow along the log (clocks of different
+// machines disagree; ARGON_COMMIT_DATE backdates), so a commit's effective
+// time is the latest time of it and every commit before it on the branch:
+// effective times never go backwards, and the state at t is the newest
+// commit whose effective time is at or before t. That is the state just
+// before the oldest commit made after t. It is 0 when t is after the
+// project was created but before its first commit.
 func (r *Repo) LSNAt(ctx context.Context, tl string, head int64, t time.Time, ref string) (int64, error) {
-	lsn := int64(-1)
+	lsn := head
 	err := r.WalkLog(ctx, tl, head, func(it LogItem) bool {
-		if !it.Time.After(t) {
-			lsn = it.To
-			return false
+		if it.Time.After(t) {
+			lsn = it.From - 1
 		}
 		return true
 	})
-	if err != nil || lsn >= 0 {
-		return lsn, err
+	if err != nil {
+		return 0, err
+	}
+	if lsn > 0 {
+		return lsn, nil
 	}
 	anc, err := r.Ancestry(ctx, tl)
 	if err != nil {
