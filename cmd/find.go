@@ -106,7 +106,7 @@ func runFind(ctx context.Context, o *findOptions) error {
 			return err
 		}
 	}
-	rd, p, err := f.openReader(ctx, o.branch, o.at)
+	rd, _, err := f.openReader(ctx, o.branch, o.at)
 	if err != nil {
 		return err
 	}
@@ -114,15 +114,7 @@ func runFind(ctx context.Context, o *findOptions) error {
 	if err != nil {
 		return err
 	}
-	if len(docs) == 0 {
-		exists, err := rd.HasCollection(ctx, o.coll)
-		if err != nil {
-			return err
-		}
-		if !exists {
-			return &notFoundError{msg: fmt.Sprintf("collection %q not found on %s", o.coll, describePoint(p))}
-		}
-	}
+	// A missing collection reads as empty, as in MongoDB.
 	if f.JSON {
 		arr := make([]json.RawMessage, len(docs))
 		for i, d := range docs {

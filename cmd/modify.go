@@ -254,13 +254,7 @@ func newCountCmd(f *Factory) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if n == 0 {
-				if ok, err := rd.HasCollection(ctx, args[0]); err != nil {
-					return err
-				} else if !ok {
-					return &notFoundError{msg: fmt.Sprintf("collection %q not found on %s", args[0], describePoint(p))}
-				}
-			}
+			// A missing collection counts 0, as in MongoDB.
 			if f.JSON {
 				lsn := p.LSN
 				if lsn < 0 {
