@@ -12,6 +12,7 @@ import (
 	"github.com/argon-db/argon/internal/diff"
 	"github.com/argon-db/argon/internal/ejson"
 	"github.com/argon-db/argon/internal/merge"
+	"github.com/argon-db/argon/internal/ui"
 	"github.com/argon-db/argon/internal/wal"
 )
 
@@ -135,13 +136,13 @@ func runLog(ctx context.Context, o *logOptions) error {
 			label += ", inherited"
 		}
 		if o.oneline {
-			fmt.Fprintf(out, "%s (%s) %s\n", st.LSN.Render(rng), label, firstLine(e.Message))
+			fmt.Fprintf(out, "%s (%s) %s\n", st.LSN.Render(rng), ui.Clean(label, false), ui.Clean(firstLine(e.Message), false))
 			continue
 		}
 		if i > 0 {
 			fmt.Fprintln(out)
 		}
-		fmt.Fprintf(out, "%s (%s)\n", st.LSN.Render("commit "+rng), label)
+		fmt.Fprintf(out, "%s (%s)\n", st.LSN.Render("commit "+rng), ui.Clean(label, false))
 		if e.MergeOf != "" {
 			merged := e.MergeOf
 			if p, ok := merge.ParseMergeOf(e.MergeOf); ok && names[p.TL] != "" {
@@ -149,10 +150,10 @@ func runLog(ctx context.Context, o *logOptions) error {
 			}
 			fmt.Fprintf(out, "Merge:  %s\n", merged)
 		}
-		fmt.Fprintf(out, "Author: %s\n", e.Author)
+		fmt.Fprintf(out, "Author: %s\n", ui.Clean(e.Author, false))
 		fmt.Fprintf(out, "Date:   %s\n", f.formatTime(e.Time))
 		fmt.Fprintln(out)
-		for _, l := range strings.Split(e.Message, "\n") {
+		for _, l := range strings.Split(ui.Clean(e.Message, true), "\n") {
 			if l == "" {
 				fmt.Fprintln(out)
 				continue
@@ -244,7 +245,7 @@ func printGraph(ctx context.Context, f *Factory, r *wal.Repo, project, branch, t
 		if name == "" {
 			name = "timeline:" + it.TL
 		}
-		return fmt.Sprintf("%s (%s) %s", st.LSN.Render(lsnRange(it.From, it.To)), name, firstLine(it.Message))
+		return fmt.Sprintf("%s (%s) %s", st.LSN.Render(lsnRange(it.From, it.To)), ui.Clean(name, false), ui.Clean(firstLine(it.Message), false))
 	}
 	out := f.IO.Out
 	var items []wal.LogItem

@@ -44,6 +44,10 @@ var (
 	timelineID = regexp.MustCompile(`^[0-9a-f]{24}$`)
 )
 
+// maxDays is the furthest back a relative time may reach (a duration
+// holds about 292 years).
+const maxDays = 100000
+
 // ParseWhen reads the part after '@': an LSN (lsn >= 0), or a time (lsn
 // -1 and t set).
 func ParseWhen(s string, now time.Time) (lsn int64, t time.Time, err error) {
@@ -60,7 +64,10 @@ func ParseWhen(s string, now time.Time) (lsn int64, t time.Time, err error) {
 		}
 	}
 	if d, ok := strings.CutSuffix(s, "d"); ok && digits.MatchString(d) {
-		n, _ := strconv.Atoi(d)
+		n, err := strconv.Atoi(d)
+		if err != nil || n > maxDays {
+			return 0, time.Time{}, &SyntaxError{Msg: fmt.Sprintf("invalid point %q: at most %d days back", s, maxDays)}
+		}
 		return -1, now.Add(-time.Duration(n) * 24 * time.Hour), nil
 	}
 	if d, err := time.ParseDuration(s); err == nil && d > 0 {

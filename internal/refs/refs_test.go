@@ -24,6 +24,7 @@ func TestParseWhen(t *testing.T) {
 		{in: "-5", fail: true},
 		{in: "99999999999999999999", fail: true},
 		{in: "", fail: true},
+		{in: "99999999d", fail: true},
 	}
 	for _, c := range cases {
 		lsn, tm, err := ParseWhen(c.in, now)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/charmbracelet/lipgloss"
@@ -207,4 +208,23 @@ func (t *Table) Render() error {
 		}
 	}
 	return nil
+}
+
+// Clean makes user-supplied text safe to print on a terminal: control
+// characters (escape sequences, carriage returns, and newlines unless
+// keepNewlines) are shown as Go escapes instead of being sent raw.
+func Clean(s string, keepNewlines bool) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == '\n' && keepNewlines, r == '\t':
+			b.WriteRune(r)
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
