@@ -11,7 +11,6 @@ import (
 	"slices"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 
@@ -51,18 +50,7 @@ func TestConcurrentProcesses(t *testing.T) {
 	dir := t.TempDir()
 	env := append(os.Environ(), "ARGON_URI="+srv.URI, "ARGON_DB="+srv.DB, "ARGON_PROJECT=conc",
 		"ARGON_AUTHOR=tester", "ARGON_BUSY_TIMEOUT=5m", "HOME="+dir, "XDG_CONFIG_HOME="+dir)
-	run := func(args ...string) []byte {
-		t.Helper()
-		c := exec.Command("argon", args...)
-		c.Dir, c.Env = dir, env
-		var stderr bytes.Buffer
-		c.Stderr = &stderr
-		out, err := c.Output()
-		if err != nil {
-			t.Fatalf("argon %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
-		}
-		return out
-	}
+	run := argonRunner(t, dir, env)
 	run("init", "conc")
 
 	var mu sync.Mutex
@@ -148,5 +136,23 @@ func TestConcurrentProcesses(t *testing.T) {
 	}
 	if st.Len("c") != len(docs) {
 		t.Fatalf("fold has %d documents, working database %d", st.Len("c"), len(docs))
+	}
+}
+
+// argonRunner returns a function that runs the argon command (the test
+// binary) in dir with env, fails the test on a non-zero exit, and returns
+// its standard output.
+func argonRunner(t *testing.T, dir string, env []string) func(args ...string) []byte {
+	return func(args ...string) []byte {
+		t.Helper()
+		c := exec.Command("argon", args...)
+		c.Dir, c.Env = dir, env
+		var stderr bytes.Buffer
+		c.Stderr = &stderr
+		out, err := c.Output()
+		if err != nil {
+			t.Fatalf("argon %v: %v\n%s%s", args, err, out, stderr.String())
+		}
+		return out
 	}
 }

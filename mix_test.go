@@ -87,18 +87,7 @@ func TestConcurrencySuite(t *testing.T) {
 		srv := enginetest.Start(t)
 		env = append(env, "ARGON_URI="+srv.URI, "ARGON_DB="+srv.DB, "ARGON_PROJECT=mix")
 	}
-	run := func(args ...string) []byte {
-		t.Helper()
-		c := exec.Command("argon", args...)
-		c.Dir, c.Env = dir, env
-		var stderr bytes.Buffer
-		c.Stderr = &stderr
-		out, err := c.Output()
-		if err != nil {
-			t.Fatalf("argon %v: %v\n%s%s", args, err, out, stderr.String())
-		}
-		return out
-	}
+	run := argonRunner(t, dir, env)
 	run("init", "mix")
 	if !remote {
 		startServe(t, dir, env)

@@ -37,19 +37,7 @@ func (e *IndexNotFoundError) Error() string {
 // reported for it (minus its version and namespace), with every option it
 // carries.
 func createFromSpec(ctx context.Context, db *mongo.Database, coll string, spec bson.Raw) error {
-	elems, err := spec.Elements()
-	if err != nil {
-		return err
-	}
-	var clean bson.D
-	for _, e := range elems {
-		switch e.Key() {
-		case "v", "ns":
-			continue
-		}
-		clean = append(clean, bson.E{Key: e.Key(), Value: e.Value()})
-	}
-	return db.RunCommand(ctx, bson.D{{Key: "createIndexes", Value: coll}, {Key: "indexes", Value: bson.A{clean}}}).Err()
+	return db.RunCommand(ctx, bson.D{{Key: "createIndexes", Value: coll}, {Key: "indexes", Value: bson.A{indexSpec(spec)}}}).Err()
 }
 
 // listIndexes returns the index specifications of coll, _id's excepted,

@@ -226,12 +226,18 @@ func (w *Branch) Rebuild(ctx context.Context, head *wal.Slot, notice string) (*M
 	if err := materialiseIndexes(ctx, w.DB, st); err != nil {
 		return nil, err
 	}
+	return w.newMarker(ctx, head, st)
+}
+
+// newMarker gives the database a marker at slot head, with a new epoch and
+// the fingerprint of state st, and records that argon built it.
+func (w *Branch) newMarker(ctx context.Context, head *wal.Slot, st *wal.State) (*Marker, error) {
 	m := &Marker{ID: markerID, Project: w.Project, Branch: w.Name, TL: w.TL, Slot: head.N, LSN: head.LSN,
 		Token: head.Token, Epoch: newEpoch(), Sums: stateSums(st)}
 	if _, err := w.DB.Collection(MarkerCollection).InsertOne(ctx, m); err != nil {
 		return nil, err
 	}
-	_, err = w.Repo.DB.Collection(workdbsCollection).UpdateOne(ctx, bson.D{{Key: "_id", Value: w.DB.Name()}},
+	_, err := w.Repo.DB.Collection(workdbsCollection).UpdateOne(ctx, bson.D{{Key: "_id", Value: w.DB.Name()}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "project", Value: w.Project}, {Key: "built", Value: true}}}},
 		options.UpdateOne().SetUpsert(true))
 	return m, err
@@ -262,15 +268,7 @@ func (w *Branch) Adopt(ctx context.Context, head *wal.Slot) (*Marker, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Marker{ID: markerID, Project: w.Project, Branch: w.Name, TL: w.TL, Slot: head.N, LSN: head.LSN,
-		Token: head.Token, Epoch: newEpoch(), Sums: stateSums(st)}
-	if _, err := w.DB.Collection(MarkerCollection).InsertOne(ctx, m); err != nil {
-		return nil, err
-	}
-	_, err = w.Repo.DB.Collection(workdbsCollection).UpdateOne(ctx, bson.D{{Key: "_id", Value: w.DB.Name()}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "project", Value: w.Project}, {Key: "built", Value: true}}}},
-		options.UpdateOne().SetUpsert(true))
-	return m, err
+	return w.newMarker(ctx, head, st)
 }
 
 // Known reports whether argon built this working database before (so a
