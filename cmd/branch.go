@@ -35,7 +35,7 @@ name, head, base, parent ('-' for none).`,
 			return runBranchList(cmd.Context(), f)
 		},
 	}
-	cmd.AddCommand(newBranchCreateCmd(f), newBranchDeleteCmd(f), newBranchRenameCmd(f))
+	cmd.AddCommand(newBranchListCmd(f), newBranchCreateCmd(f), newBranchDeleteCmd(f), newBranchRenameCmd(f))
 	return cmd
 }
 
@@ -66,6 +66,19 @@ func describeBranch(ctx context.Context, r *wal.Repo, b *wal.Branch, names map[s
 		}
 	}
 	return branchInfo{Name: b.Name, Current: b.Name == current, Head: head.LSN, Base: tl.Base, Parent: parent, Timeline: tl.ID}, nil
+}
+
+func newBranchListCmd(f *Factory) *cobra.Command {
+	return &cobra.Command{
+		Use:     "list",
+		Aliases: []string{"ls"},
+		Short:   "List branches (the same as argon branch)",
+		Example: `  argon branch list --json`,
+		Args:    exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runBranchList(cmd.Context(), f)
+		},
+	}
 }
 
 func runBranchList(ctx context.Context, f *Factory) error {

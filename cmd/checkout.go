@@ -21,8 +21,9 @@ type checkoutOptions struct {
 func newCheckoutCmd(f *Factory) *cobra.Command {
 	o := &checkoutOptions{f: f}
 	cmd := &cobra.Command{
-		Use:   "checkout NAME | checkout -b NAME [START]",
-		Short: "Switch the current branch",
+		Use:     "checkout NAME | checkout -b NAME [START]",
+		Aliases: []string{"switch"},
+		Short:   "Switch the current branch",
 		Long: `Make NAME the workspace's current branch, and make sure its working
 database exists and holds the branch's head, so that applications can
 connect to it. With -b, create the branch first (from START, BRANCH or

@@ -74,7 +74,11 @@ MongoDB deployment.`,
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
-				return usageErrorf("unknown command %q for argon", args[0])
+				err := usageErrorf("unknown command %q for argon", args[0])
+				if sug := cmd.SuggestionsFor(args[0]); len(sug) > 0 {
+					return withHint(err, "did you mean `argon "+sug[0]+"`?")
+				}
+				return err
 			}
 			return cmd.Help()
 		},
@@ -91,6 +95,7 @@ MongoDB deployment.`,
 		return &UsageError{Msg: err.Error()}
 	})
 	root.CompletionOptions.DisableDefaultCmd = true
+	root.SuggestionsMinimumDistance = 2
 
 	root.AddCommand(
 		newInitCmd(f),
