@@ -286,20 +286,30 @@ func (f *Factory) workingDB(ctx context.Context, r *wal.Repo, b *wal.Branch) (*w
 	if err != nil {
 		return nil, err
 	}
+	p, err := f.Protocol()
+	if err != nil {
+		return nil, err
+	}
+	w := p.Open(r, b)
+	w.ScanReads = s.Embedded
+	w.Notice = func(msg string) { fmt.Fprintf(f.IO.ErrOut, "argon: notice: %s\n", msg) }
+	return w, nil
+}
+
+// Protocol returns the write protocol, configured from the environment.
+func (f *Factory) Protocol() (*commitpkg.Protocol, error) {
 	if f.protocol == nil {
-		f.protocol = commitpkg.New()
+		p := commitpkg.New()
 		if d := os.Getenv("ARGON_RESOLVE_TIMEOUT"); d != "" {
 			t, err := time.ParseDuration(d)
 			if err != nil || t <= 0 {
 				return nil, fmt.Errorf("invalid ARGON_RESOLVE_TIMEOUT %q: want a positive duration, like 20s", d)
 			}
-			f.protocol.ResolveTimeout = t
+			p.ResolveTimeout = t
 		}
+		f.protocol = p
 	}
-	w := f.protocol.Open(r, b)
-	w.ScanReads = s.Embedded
-	w.Notice = func(msg string) { fmt.Fprintf(f.IO.ErrOut, "argon: notice: %s\n", msg) }
-	return w, nil
+	return f.protocol, nil
 }
 
 // limits says what the engine in use cannot store: with no URI it is the

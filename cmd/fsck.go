@@ -47,16 +47,15 @@ func runFsck(ctx context.Context, f *Factory, repair bool) error {
 	if err != nil {
 		return err
 	}
-	if f.protocol == nil {
-		if _, err := f.workingDB(ctx, r, &wal.Branch{Project: project}); err != nil {
-			return err
-		}
+	p, err := f.Protocol()
+	if err != nil {
+		return err
 	}
 	open := func(b *wal.Branch) *workdb.Branch {
-		w, _ := f.workingDB(ctx, r, b)
+		w, _ := f.workingDB(ctx, r, b) // the store and protocol are open already
 		return w
 	}
-	rep, err := f.protocol.Fsck(ctx, r, project, open, repair)
+	rep, err := p.Fsck(ctx, r, project, open, repair)
 	if err != nil {
 		return err
 	}

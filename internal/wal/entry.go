@@ -276,7 +276,6 @@ func (r *Repo) LatestAtOrBelow(ctx context.Context, tl string, lsn int64, coll s
 	// Newest segment first: a key found there needs no older one.
 	for i := len(segs) - 1; i >= 0 && len(out) < len(keys); i-- {
 		sg := segs[i]
-		found := map[string]bool{}
 		// Inline entries: the commit slots that hold one of the keys.
 		cur, err := r.DB.Collection(collSlots).Find(ctx, bson.D{{Key: "tl", Value: sg.TL}, {Key: "kind", Value: SlotCommit},
 			{Key: "base", Value: bson.D{{Key: "$lt", Value: sg.To}}}, {Key: "lsn", Value: bson.D{{Key: "$gt", Value: sg.From}}},
@@ -293,7 +292,6 @@ func (r *Repo) LatestAtOrBelow(ctx context.Context, tl string, lsn int64, coll s
 				if want[string(e.KeyBytes)] {
 					read++
 					consider(e)
-					found[string(e.KeyBytes)] = true
 				}
 				return nil
 			}); err != nil {
@@ -312,27 +310,17 @@ func (r *Repo) LatestAtOrBelow(ctx context.Context, tl string, lsn int64, coll s
 			return nil, 0, err
 		}
 		if len(spilled) > 0 {
-			tokens, err := r.SpilledTokens(ctx, sg.TL)
+			committed, err := r.spilledRanges(ctx, sg.TL)
 			if err != nil {
 				return nil, 0, err
 			}
 			for i := range spilled {
 				read++
-				if tokens[spilled[i].Token] && r.committedAt(ctx, &spilled[i]) {
+				if rg, ok := committed[spilled[i].Token]; ok && spilled[i].LSN > rg[0] && spilled[i].LSN <= rg[1] {
 					consider(&spilled[i])
 				}
 			}
 		}
-		_ = found
 	}
 	return out, read, nil
-}
-
-// committedAt reports whether spilled entry e lies inside the LSN range of
-// the commit slot that carries its token.
-func (r *Repo) committedAt(ctx context.Context, e *Entry) bool {
-	var s Slot
-	err := r.DB.Collection(collSlots).FindOne(ctx, bson.D{{Key: "tl", Value: e.TL}, {Key: "token", Value: e.Token}, {Key: "kind", Value: SlotCommit}},
-		options.FindOne().SetProjection(bson.D{{Key: "entries", Value: 0}})).Decode(&s)
-	return err == nil && e.LSN > s.Base && e.LSN <= s.LSN
 }

@@ -55,7 +55,6 @@ func (r *Repo) Check(ctx context.Context, project string) ([]TimelineInfo, []Pro
 		problems = append(problems, Problem{Timeline: tl, What: fmt.Sprintf(format, a...)})
 	}
 	var infos []TimelineInfo
-	heads := map[string][]Slot{}
 	for _, t := range tls {
 		info := TimelineInfo{Timeline: t}
 		// Ancestry: complete and acyclic.
@@ -118,9 +117,6 @@ func (r *Repo) Check(ctx context.Context, project string) ([]TimelineInfo, []Pro
 			if info.Pending, err = r.ReadLease(ctx, t.ID, prev.N+1); err != nil {
 				return nil, nil, err
 			}
-		}
-		if t.Parent != "" && byID[t.Parent] != nil {
-			heads[t.ID] = slots
 		}
 		// Spilled entries: exactly one per committed LSN; the rest are
 		// uncommitted.
@@ -205,14 +201,29 @@ func (r *Repo) DeleteCovered(ctx context.Context, tl string, head int64, committ
 
 // SpilledTokens returns the tokens of tl's spilled commits.
 func (r *Repo) SpilledTokens(ctx context.Context, tl string) (map[string]bool, error) {
+	rs, err := r.spilledRanges(ctx, tl)
+	out := make(map[string]bool, len(rs))
+	for t := range rs {
+		out[t] = true
+	}
+	return out, err
+}
+
+// spilledRanges maps the token of each of tl's spilled commits to the
+// LSN range (base, lsn] it committed: one scan of the slots.
+func (r *Repo) spilledRanges(ctx context.Context, tl string) (map[string][2]int64, error) {
 	cur, err := r.DB.Collection(collSlots).Find(ctx, bson.D{{Key: "tl", Value: tl}, {Key: "spilled", Value: true}},
-		optionsProjection(bson.D{{Key: "token", Value: 1}}))
+		optionsProjection(bson.D{{Key: "token", Value: 1}, {Key: "base", Value: 1}, {Key: "lsn", Value: 1}}))
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]bool{}
+	out := map[string][2]int64{}
 	for cur.Next(ctx) {
-		out[cur.Current.Lookup("token").StringValue()] = true
+		var s Slot
+		if err := cur.Decode(&s); err != nil {
+			return nil, err
+		}
+		out[s.Token] = [2]int64{s.Base, s.LSN}
 	}
 	return out, cur.Err()
 }
