@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -94,10 +95,23 @@ func crashSuite(t *testing.T, rounds int, extra []string) {
 	if !serve {
 		env = append(env, extra...)
 	}
+	// On a server with two frontends, the processes alternate between
+	// them: the one killed on one, the next (and fsck) on the other. The
+	// second starts once the collections argon uses exist (see Frontends).
+	var frontends []string
+	calls := 0
+	envFor := func() []string {
+		calls++
+		e := slices.Clip(env)
+		if len(frontends) > 1 {
+			e = append(e, "ARGON_URI="+frontends[calls%len(frontends)])
+		}
+		return e
+	}
 	run := func(wantOK bool, args ...string) (string, int) {
 		t.Helper()
 		c := exec.Command("argon", args...)
-		c.Dir, c.Env = dir, env
+		c.Dir, c.Env = dir, envFor()
 		var out, stderr bytes.Buffer
 		c.Stdout, c.Stderr = &out, &stderr
 		err := c.Run()
@@ -112,6 +126,9 @@ func crashSuite(t *testing.T, rounds int, extra []string) {
 	}
 	run(true, "init", "crash")
 	run(true, "insert", "c", `{"_id": "counter", "n": 0}`)
+	if !serve && extra != nil {
+		frontends = enginetest.Frontends(t)
+	}
 	stopServe := func() {}
 	serveKills := 0
 	if serve {
@@ -164,7 +181,7 @@ func crashSuite(t *testing.T, rounds int, extra []string) {
 		point := killPoints[rng.IntN(len(killPoints))]
 		c := exec.Command("argon", args...)
 		c.Dir = dir
-		c.Env = append(append([]string(nil), env...), "ARGON_TEST_KILL_AT="+point)
+		c.Env = append(envFor(), "ARGON_TEST_KILL_AT="+point)
 		var stderr bytes.Buffer
 		c.Stderr = &stderr
 		if err := c.Start(); err != nil {

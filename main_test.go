@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -81,6 +82,10 @@ func TestScripts(t *testing.T) {
 			switch cond {
 			case "remote":
 				return os.Getenv("ARGON_TEST_URI") != "", nil
+			case "ferretdb": // the embedded engine, or a FerretDB server
+				return testEngine(t).ferretDB, nil
+			case "pgstore": // a server keeping its data in PostgreSQL
+				return os.Getenv("ARGON_TEST_STORE") == "postgresql", nil
 			}
 			return false, fmt.Errorf("unknown condition %q", cond)
 		},
@@ -109,6 +114,11 @@ func setupScript(env *testscript.Env) error {
 	if app, err := filepath.Abs("testdata/node/reseed.js"); err == nil {
 		env.Setenv("NODE_RESEED", app)
 	}
+	// What scripts need to know of the engine: the prefix of working
+	// database names, and how argon names the engine in its refusals.
+	env.Setenv("WDB_PREFIX", "ar_")
+	env.Setenv("ENGINE", `the embedded engine`)
+	env.Setenv("ADVICE", `\(use a MongoDB server with --uri\)`)
 	if uri := os.Getenv("ARGON_TEST_URI"); uri != "" {
 		// Each script gets its own metadata database (and so its own
 		// working databases) on the shared server, dropped at the end.
@@ -117,20 +127,68 @@ func setupScript(env *testscript.Env) error {
 		db := "argon_test_" + hex.EncodeToString(b[:])
 		env.Setenv("ARGON_URI", uri)
 		env.Setenv("ARGON_DB", db)
+		env.Setenv("SERVE_URI", uri) // what `argon serve` would be
+		env.Setenv("WDB_PREFIX", wal.DatabasePrefix(db))
+		env.Setenv("ENGINE", `the server \(FerretDB\)`)
+		env.Setenv("ADVICE", `\(MongoDB can\)`)
 		env.Defer(func() { dropTestDatabases(uri, db) })
 	}
 	return nil
 }
 
+// engineFacts is what the tests know of the engine they run on.
+type engineFacts struct{ ferretDB bool }
+
+var (
+	engineOnce sync.Once
+	engine     engineFacts
+)
+
+// testEngine tells which engine the tests run on: the embedded engine
+// (FerretDB), or the server at ARGON_TEST_URI, asked with buildInfo.
+func testEngine(t testing.TB) engineFacts {
+	engineOnce.Do(func() {
+		uri := os.Getenv("ARGON_TEST_URI")
+		if uri == "" {
+			engine.ferretDB = true
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c, err := mongo.Connect(options.Client().ApplyURI(uri))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Disconnect(ctx)
+		var info bson.M
+		if err := c.Database("admin").RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err != nil {
+			t.Fatal(err)
+		}
+		_, engine.ferretDB = info["ferretdbVersion"]
+	})
+	return engine
+}
+
+// dropTestDatabases drops a script's metadata database and every database
+// argon made for it (their names start with its prefix).
 func dropTestDatabases(uri, db string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	c, err := mongo.Connect(options.Client().ApplyURI(uri))
 	if err != nil {
 		return
 	}
 	defer c.Disconnect(ctx)
-	_ = c.Database(db).Drop(ctx)
+	names, err := c.ListDatabaseNames(ctx, bson.D{})
+	if err != nil {
+		return
+	}
+	prefix := wal.DatabasePrefix(db)
+	for _, n := range names {
+		if n == db || strings.HasPrefix(n, prefix) {
+			_ = c.Database(n).Drop(ctx)
+		}
+	}
 }
 
 // cmdExits runs a program like exec and checks its exit code, so that

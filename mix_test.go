@@ -38,8 +38,9 @@ func mixWorker() {
 	rng := rand.New(rand.NewPCG(uint64(worker), 5))
 	end := time.Now().Add(time.Duration(secs) * time.Second)
 	enc := json.NewEncoder(os.Stdout)
+	branches, _ := strconv.Atoi(os.Getenv("ARGON_MIX_BRANCHES"))
 	for i := 0; time.Now().Before(end); i++ {
-		branch := fmt.Sprintf("b%d", rng.IntN(4))
+		branch := fmt.Sprintf("b%d", rng.IntN(branches))
 		io, _, _, errOut := ui.Test()
 		f := &cmd.Factory{IO: io, Dir: dir}
 		var args []string
@@ -68,13 +69,19 @@ func mixWorker() {
 	os.Exit(0)
 }
 
-// TestConcurrencySuite runs 16 processes on 4 branches through one
-// `argon serve` (or the server at ARGON_TEST_URI) for a fixed time, mixing writes, reads and branch creations.
-// Afterwards every acknowledged insert is present exactly once on its
-// branch, each branch's $inc counter equals its number of acknowledged
-// increments, and fsck finds the log and every working database
-// consistent.
+// TestConcurrencySuite runs 16 processes on 4 branches, then on one,
+// through one `argon serve` (or the server at ARGON_TEST_URI, split over
+// its two frontends when ARGON_TEST_URI2 names a second) for a fixed
+// time, mixing writes, reads and branch creations. Afterwards every
+// acknowledged insert is present exactly once on its branch, each
+// branch's $inc counter equals its number of acknowledged increments, and
+// fsck finds the log and every working database consistent.
 func TestConcurrencySuite(t *testing.T) {
+	t.Run("4 branches", func(t *testing.T) { concurrencySuite(t, 4) })
+	t.Run("1 branch", func(t *testing.T) { concurrencySuite(t, 1) })
+}
+
+func concurrencySuite(t *testing.T, nbranches int) {
 	secs := 20
 	if testing.Short() {
 		secs = 5
@@ -93,9 +100,11 @@ func TestConcurrencySuite(t *testing.T) {
 		startServe(t, dir, env)
 	}
 	run("insert", "c", `{"_id": "counter", "n": 0}`)
-	for b := 0; b < 4; b++ {
+	for b := 0; b < nbranches; b++ {
 		run("branch", "create", fmt.Sprintf("b%d", b))
+		run("find", "c", "--branch", fmt.Sprintf("b%d", b)) // its working database
 	}
+	frontends := enginetest.Frontends(t)
 
 	var mu sync.Mutex
 	var acks []ack
@@ -106,7 +115,11 @@ func TestConcurrencySuite(t *testing.T) {
 			defer wg.Done()
 			c := exec.Command("argonmix")
 			c.Dir = dir
-			c.Env = append(slices.Clip(env), "ARGON_WORKER="+strconv.Itoa(w), "ARGON_SECONDS="+strconv.Itoa(secs))
+			c.Env = append(slices.Clip(env), "ARGON_WORKER="+strconv.Itoa(w), "ARGON_SECONDS="+strconv.Itoa(secs),
+				"ARGON_MIX_BRANCHES="+strconv.Itoa(nbranches))
+			if len(frontends) > 0 {
+				c.Env = append(c.Env, "ARGON_URI="+frontends[w%len(frontends)])
+			}
 			var stderr bytes.Buffer
 			c.Stderr = &stderr
 			out, err := c.Output()
@@ -145,7 +158,7 @@ func TestConcurrencySuite(t *testing.T) {
 		}
 	}
 	total := 0
-	for b := 0; b < 4; b++ {
+	for b := 0; b < nbranches; b++ {
 		branch := fmt.Sprintf("b%d", b)
 		var docs []map[string]any
 		if err := json.Unmarshal(run("find", "c", "--branch", branch, "--json", "--relaxed"), &docs); err != nil {
@@ -177,5 +190,5 @@ func TestConcurrencySuite(t *testing.T) {
 	if bytes.Contains(out, []byte("error:")) || bytes.Contains(out, []byte("differ from the log")) {
 		t.Errorf("fsck:\n%s", out)
 	}
-	t.Logf("%d processes, %d s: %d acknowledged writes", workers, secs, total)
+	t.Logf("%d processes on %d branches, %d frontends, %d s: %d acknowledged writes", workers, nbranches, max(len(frontends), 1), secs, total)
 }

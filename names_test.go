@@ -41,7 +41,7 @@ func namesWorker() {
 }
 
 // TestNameRaces: 16 processes race to rename the same 12 branches through
-// one `argon serve`. Each branch is renamed exactly once, every timeline
+// one `argon serve` (or split over the server's frontends). Each branch is renamed exactly once, every timeline
 // ends with exactly one name, and the reflog records one rename per branch.
 func TestNameRaces(t *testing.T) {
 	const workers = 16
@@ -60,6 +60,12 @@ func TestNameRaces(t *testing.T) {
 	for k := 0; k < raceNames; k++ {
 		run("branch", "create", fmt.Sprintf("r%d", k))
 	}
+	// Every collection a rename writes exists before a second frontend
+	// starts (see enginetest.Frontends).
+	run("branch", "create", "warm")
+	run("branch", "rename", "warm", "warm2")
+	run("branch", "delete", "warm2", "--yes")
+	frontends := enginetest.Frontends(t)
 	var mu sync.Mutex
 	won := map[string][]string{}
 	var wg sync.WaitGroup
@@ -70,6 +76,9 @@ func TestNameRaces(t *testing.T) {
 			c := exec.Command("argonnames")
 			c.Dir = dir
 			c.Env = append(slices.Clip(env), "ARGON_WORKER="+strconv.Itoa(w))
+			if len(frontends) > 0 { // split over the server's frontends
+				c.Env = append(c.Env, "ARGON_URI="+frontends[w%len(frontends)])
+			}
 			var stderr bytes.Buffer
 			c.Stderr = &stderr
 			out, err := c.Output()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -124,17 +125,33 @@ func describe(err error) string {
 	case isConnectionDrop(err):
 		return "the database engine closed the connection (" + err.Error() + ")"
 	case errors.As(err, &ce):
-		return "server refused the request: " + ce.Message
+		return "server refused the request: " + serverMessage(ce.Message)
 	}
 	var we mongo.WriteException
 	if errors.As(err, &we) && len(we.WriteErrors) > 0 {
 		msgs := make([]string, len(we.WriteErrors))
 		for i, e := range we.WriteErrors {
-			msgs[i] = e.Message
+			msgs[i] = serverMessage(e.Message)
 		}
 		return "server refused the write: " + strings.Join(msgs, "; ")
 	}
 	return err.Error()
+}
+
+// goLocation matches the source locations FerretDB puts before its
+// internal errors ("[msg_insert.go:168 handler.(*Handler).MsgInsert] ").
+var goLocation = regexp.MustCompile(`\[[A-Za-z0-9_]+\.go:[0-9]+ [^\]]*\] `)
+
+// serverMessage makes a server's message readable: FerretDB's source
+// locations go, and what its PostgreSQL store refuses is said in words.
+func serverMessage(msg string) string {
+	msg = goLocation.ReplaceAllString(msg, "")
+	if strings.Contains(msg, "(SQLSTATE 22P05)") {
+		// Measured on FerretDB v1.24.2 over PostgreSQL 15: a NUL character
+		// in a string cannot be stored (PostgreSQL's jsonb refuses \u0000).
+		return "a string holds a NUL character (\\u0000), which the server's PostgreSQL store cannot hold (MongoDB can)"
+	}
+	return msg
 }
 
 func isConnectionDrop(err error) bool {

@@ -313,7 +313,19 @@ func (f *Factory) Protocol() (*commitpkg.Protocol, error) {
 }
 
 // limits says what the engine in use cannot store: with no URI it is the
-// embedded engine (in this process or an argon serve).
-func (f *Factory) limits() workdb.Limits {
-	return workdb.Limits{Embedded: f.URI == ""}
+// embedded engine (in this process or an argon serve); at a URI, a FerretDB
+// server has the same limits and MongoDB none.
+// Which server is at a URI is known once it is connected to.
+func (f *Factory) limits(ctx context.Context) (workdb.Limits, error) {
+	if f.URI == "" {
+		return workdb.Limits{Engine: workdb.EmbeddedEngine}, nil
+	}
+	s, err := f.Store(ctx)
+	if err != nil {
+		return workdb.Limits{}, err
+	}
+	if s.FerretDB {
+		return workdb.Limits{Engine: workdb.FerretDBServer}, nil
+	}
+	return workdb.Limits{}, nil
 }

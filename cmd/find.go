@@ -97,7 +97,10 @@ func runFind(ctx context.Context, o *findOptions) error {
 		return err
 	}
 	q.Limit, q.Skip = o.limit, o.skip
-	lim := f.limits()
+	lim, err := f.limits(ctx)
+	if err != nil {
+		return err
+	}
 	for _, part := range []struct {
 		what string
 		doc  bson.Raw

@@ -91,7 +91,10 @@ func runInsert(ctx context.Context, o *insertOptions) error {
 		return err
 	}
 	branch := b.Name
-	lim := f.limits()
+	lim, err := f.limits(ctx)
+	if err != nil {
+		return err
+	}
 	// next hands the documents over in batches, checked: the whole input is
 	// never in memory at once.
 	var dec *ejson.Decoder

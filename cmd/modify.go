@@ -144,7 +144,10 @@ func runModify(ctx context.Context, o *modifyOptions) error {
 		return err
 	}
 	branch := b.Name
-	lim := f.limits()
+	lim, err := f.limits(ctx)
+	if err != nil {
+		return err
+	}
 	for _, part := range []struct {
 		what string
 		doc  bson.Raw
@@ -247,7 +250,11 @@ func newCountCmd(f *Factory) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := workdb.CheckQuery("filter", filter, f.limits()); err != nil {
+			lim, err := f.limits(ctx)
+			if err != nil {
+				return err
+			}
+			if err := workdb.CheckQuery("filter", filter, lim); err != nil {
 				return err
 			}
 			n, err := rd.Count(ctx, args[0], filter)

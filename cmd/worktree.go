@@ -112,7 +112,11 @@ modified, as the database holds them, and the documents deleted.`,
 				return err
 			}
 			name := b.Name
-			changes, cm, head, err := w.CommitChanges(ctx, wal.CommitInfo{Message: strings.Join(message, "\n\n"), Author: f.Author}, f.limits())
+			lim, err := f.limits(ctx)
+			if err != nil {
+				return err
+			}
+			changes, cm, head, err := w.CommitChanges(ctx, wal.CommitInfo{Message: strings.Join(message, "\n\n"), Author: f.Author}, lim)
 			if err != nil {
 				return err
 			}

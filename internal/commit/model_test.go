@@ -13,6 +13,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/argon-db/argon/internal/enginetest"
 	"github.com/argon-db/argon/internal/wal"
 	"github.com/argon-db/argon/internal/workdb"
 )
@@ -195,7 +196,7 @@ func TestModel(t *testing.T) {
 			default:
 				update = bson.D{{Key: "$set", Value: bson.D{{Key: "n.deep", Value: value()}}}, {Key: "$inc", Value: bson.D{{Key: "cnt", Value: 1}}}}
 			}
-			_, err = br.w.Modify(ctx, "c", workdb.Modification{Filter: filter, Update: marshal(update), Many: many}, workdb.Limits{Embedded: srv.Embedded}, info)
+			_, err = br.w.Modify(ctx, "c", workdb.Modification{Filter: filter, Update: marshal(update), Many: many}, limitsOf(srv), info)
 			if many {
 				_, _ = br.model.UpdateMany(ctx, filter, update)
 			} else {
@@ -208,7 +209,7 @@ func TestModel(t *testing.T) {
 			}
 			filter := marshal(bson.D{{Key: "_id", Value: id}})
 			repl := marshal(bson.D{{Key: "k", Value: rng.Int32N(100)}, {Key: "replaced", Value: value()}})
-			_, err = br.w.Modify(ctx, "c", workdb.Modification{Filter: filter, Replacement: repl}, workdb.Limits{Embedded: srv.Embedded}, info)
+			_, err = br.w.Modify(ctx, "c", workdb.Modification{Filter: filter, Replacement: repl}, limitsOf(srv), info)
 			if _, merr := br.model.ReplaceOne(ctx, filter, repl); merr != nil {
 				t.Fatal(merr)
 			}
@@ -233,7 +234,7 @@ func TestModel(t *testing.T) {
 			if err := cur.All(ctx, &gone); err != nil {
 				t.Fatal(err)
 			}
-			_, err = br.w.Modify(ctx, "c", workdb.Modification{Filter: filter, Delete: true, Many: many}, workdb.Limits{Embedded: srv.Embedded}, info)
+			_, err = br.w.Modify(ctx, "c", workdb.Modification{Filter: filter, Delete: true, Many: many}, limitsOf(srv), info)
 			if many {
 				_, _ = br.model.DeleteMany(ctx, filter)
 			} else {
@@ -309,4 +310,16 @@ func containsID(docs []bson.Raw, id int32) bool {
 		}
 	}
 	return false
+}
+
+// limitsOf gives the engine's limits on what it stores, as argon applies
+// them.
+func limitsOf(srv *enginetest.Server) workdb.Limits {
+	switch {
+	case srv.Embedded:
+		return workdb.Limits{Engine: workdb.EmbeddedEngine}
+	case srv.FerretDB:
+		return workdb.Limits{Engine: workdb.FerretDBServer}
+	}
+	return workdb.Limits{}
 }

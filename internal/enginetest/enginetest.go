@@ -6,11 +6,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/FerretDB/FerretDB/ferretdb"
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
@@ -24,6 +27,50 @@ type Server struct {
 	Embedded bool
 	// DB is a metadata database name no other test uses.
 	DB string
+	// FerretDB is set when the server at ARGON_TEST_URI is FerretDB.
+	FerretDB bool
+}
+
+// Frontends returns the MongoDB URIs of the server the tests run against,
+// for processes to split over: ARGON_TEST_URI, and a second frontend over
+// the same store when ARGON_TEST_POSTGRESQL_URL names the PostgreSQL
+// database behind it (scripts/server-deployment.sh sets both). The second
+// frontend is started here, now, and stopped when t ends: a FerretDB v1
+// frontend loads the catalog of databases and collections once, when it
+// first serves a request, and never sees one another frontend creates
+// afterwards, so it must start after the test has created what it uses.
+// On the embedded engine, or a server without that variable, it returns
+// ARGON_TEST_URI alone (or nothing).
+func Frontends(t testing.TB) []string {
+	t.Helper()
+	uri := os.Getenv("ARGON_TEST_URI")
+	if uri == "" {
+		return nil
+	}
+	pg := os.Getenv("ARGON_TEST_POSTGRESQL_URL")
+	if pg == "" {
+		return []string{uri}
+	}
+	f, err := ferretdb.New(&ferretdb.Config{
+		Listener:      ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
+		Logger:        slog.New(slog.DiscardHandler),
+		Handler:       "postgresql",
+		PostgreSQLURL: pg,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = f.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return []string{uri, f.MongoDBURI()}
 }
 
 // Start returns a deployment for t, stopped and cleaned up when t ends.
@@ -53,6 +100,15 @@ func Start(t testing.TB) *Server {
 		_ = c.Disconnect(ctx)
 	})
 	s.Client = c
+	if !s.Embedded {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		var info bson.M
+		if err := c.Database("admin").RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err != nil {
+			t.Fatal(err)
+		}
+		_, s.FerretDB = info["ferretdbVersion"]
+	}
 	return s
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/FerretDB/FerretDB/ferretdb"
 	"github.com/gofrs/flock"
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -55,6 +56,9 @@ type Store struct {
 	Notices []string
 	// URI is the connection string in use (credentials included).
 	URI string
+	// FerretDB reports a FerretDB server at --uri (its buildInfo says
+	// so): it has the embedded engine's limits on types and field names.
+	FerretDB bool
 
 	stop func()
 }
@@ -137,15 +141,23 @@ func openURI(ctx context.Context, uri string, sel time.Duration, ping bool, mon 
 	if err != nil {
 		return nil, fmt.Errorf("invalid MongoDB URI %s: %s", Redact(uri), RedactIn(err.Error(), uri))
 	}
+	s := &Store{Client: client, URI: uri}
 	if ping {
+		// buildInfo instead of ping: the same one round trip proves the
+		// server is there and says which server it is.
 		pctx, cancel := context.WithTimeout(ctx, sel)
 		defer cancel()
-		if err := client.Ping(pctx, readpref.Primary()); err != nil {
+		var info struct {
+			FerretDB *string `bson:"ferretdbVersion"`
+		}
+		err := client.Database("admin").RunCommand(pctx, bson.D{{Key: "buildInfo", Value: 1}}, options.RunCmd().SetReadPreference(readpref.Primary())).Decode(&info)
+		if err != nil {
 			_ = client.Disconnect(context.Background())
 			return nil, &UnreachableError{URI: uri, Timeout: sel, Err: err}
 		}
+		s.FerretDB = info.FerretDB != nil
 	}
-	return &Store{Client: client, URI: uri}, nil
+	return s, nil
 }
 
 // ServeInfo is what `argon serve` leaves in the workspace so that other

@@ -169,11 +169,16 @@ func (w *Branch) Modify(ctx context.Context, coll string, m Modification, lim Li
 	return res, nil
 }
 
-// isDuplicate reports a unique-index violation. Measured: the embedded
-// engine reports one caused by an update not as E11000 but as an internal
-// error quoting SQLite's "UNIQUE constraint failed".
+// isDuplicate reports a unique-index violation. Measured: FerretDB reports
+// one caused by an update not as E11000 but as an internal error quoting
+// its store: SQLite's "UNIQUE constraint failed" on the embedded engine,
+// PostgreSQL's SQLSTATE 23505 on a PostgreSQL-backed server.
 func isDuplicate(err error) bool {
-	return err != nil && (mongo.IsDuplicateKeyError(err) || strings.Contains(err.Error(), "UNIQUE constraint failed"))
+	if err == nil {
+		return false
+	}
+	s := err.Error()
+	return mongo.IsDuplicateKeyError(err) || strings.Contains(s, "UNIQUE constraint failed") || strings.Contains(s, "(SQLSTATE 23505)")
 }
 
 // duplicateOnChange names what an update or replacement of the document

@@ -21,9 +21,25 @@ const MaxDocumentSize = 16 * 1024 * 1024
 // Limits says what the engine cannot store, so that argon refuses it with a
 // clear error instead of a dropped connection.
 type Limits struct {
-	// Embedded is set for the embedded engine: no Decimal128, no field
-	// names with '.' or a leading '$'.
-	Embedded bool
+	// Engine names an engine built on FerretDB v1 (the embedded engine, or
+	// a FerretDB server): no Decimal128, MinKey, MaxKey, code, NaN or
+	// infinities, no field names with '.' or a leading '$'. Empty for
+	// MongoDB, which stores them all.
+	Engine string
+}
+
+// EmbeddedEngine is the Limits.Engine of argon's embedded engine.
+const EmbeddedEngine = "the embedded engine"
+
+// FerretDBServer is the Limits.Engine of a FerretDB server at --uri.
+const FerretDBServer = "the server (FerretDB)"
+
+// cannot ends a refusal: which engine cannot store it, and what can.
+func (l Limits) cannot(what string) string {
+	if l.Engine == EmbeddedEngine {
+		return l.Engine + " cannot store " + what + " (use a MongoDB server with --uri)"
+	}
+	return l.Engine + " cannot store " + what + " (MongoDB can)"
 }
 
 // DocumentError reports a document that cannot be written, and which one.
@@ -72,7 +88,7 @@ func ValidateCollection(name string) error {
 // CheckQuery refuses a filter, projection or sort holding what the engine
 // cannot handle (the embedded engine drops the connection on some types).
 func CheckQuery(what string, doc bson.Raw, lim Limits) error {
-	if doc == nil || !lim.Embedded {
+	if doc == nil || lim.Engine == "" {
 		return nil
 	}
 	elems, err := doc.Elements()
@@ -80,7 +96,7 @@ func CheckQuery(what string, doc bson.Raw, lim Limits) error {
 		return err
 	}
 	for _, el := range elems {
-		if err := checkValue(el.Value(), el.Key(), false); err != nil {
+		if err := lim.checkValue(el.Value(), el.Key(), false); err != nil {
 			return fmt.Errorf("%s: %w", what, err)
 		}
 	}
@@ -93,14 +109,14 @@ func CheckDocument(doc bson.Raw, lim Limits) error {
 	if len(doc) > MaxDocumentSize {
 		return fmt.Errorf("document is %d bytes, over MongoDB's limit of %d bytes (16 MiB)", len(doc), MaxDocumentSize)
 	}
-	if lim.Embedded {
-		return checkEmbedded(doc, "")
+	if lim.Engine != "" {
+		return lim.checkDoc(doc, "")
 	}
 	return nil
 }
 
-// checkEmbedded checks a stored document: field names and value types.
-func checkEmbedded(doc bson.Raw, path string) error {
+// checkDoc checks a stored document: field names and value types.
+func (lim Limits) checkDoc(doc bson.Raw, path string) error {
 	elems, err := doc.Elements()
 	if err != nil {
 		return err
@@ -112,19 +128,19 @@ func checkEmbedded(doc bson.Raw, path string) error {
 			full = path + "." + key
 		}
 		if strings.Contains(key, ".") {
-			return fmt.Errorf("field name %q contains '.': the embedded engine cannot store it (use a MongoDB server with --uri)", full)
+			return fmt.Errorf("field name %q contains '.': %s", full, lim.cannot("it"))
 		}
 		if strings.HasPrefix(key, "$") {
-			return fmt.Errorf("field name %q starts with '$': the embedded engine cannot store it (use a MongoDB server with --uri)", full)
+			return fmt.Errorf("field name %q starts with '$': %s", full, lim.cannot("it"))
 		}
-		if err := checkValue(el.Value(), full, true); err != nil {
+		if err := lim.checkValue(el.Value(), full, true); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// unsupportedTypes are the BSON types the embedded engine (FerretDB v1)
+// unsupportedTypes are the BSON types FerretDB v1 (the embedded engine)
 // cannot store: measured, it refuses some and drops the connection on
 // the others.
 var unsupportedTypes = map[bson.Type]string{
@@ -140,25 +156,25 @@ var unsupportedTypes = map[bson.Type]string{
 
 // checkValue checks a value's type, recursively; names says whether nested
 // field names are checked too (documents) or may be operators (queries).
-func checkValue(v bson.RawValue, path string, names bool) error {
+func (lim Limits) checkValue(v bson.RawValue, path string, names bool) error {
 	if what, bad := unsupportedTypes[v.Type]; bad {
-		return fmt.Errorf("field %q is %s: the embedded engine cannot store this type (use a MongoDB server with --uri)", path, what)
+		return fmt.Errorf("field %q is %s: %s", path, what, lim.cannot("this type"))
 	}
 	switch v.Type {
 	case bson.TypeDouble:
 		if f := v.Double(); math.IsNaN(f) || math.IsInf(f, 0) {
-			return fmt.Errorf("field %q is %v: the embedded engine cannot store NaN or infinite doubles (use a MongoDB server with --uri)", path, f)
+			return fmt.Errorf("field %q is %v: %s", path, f, lim.cannot("NaN or infinite doubles"))
 		}
 	case bson.TypeEmbeddedDocument:
 		if names {
-			return checkEmbedded(v.Document(), path)
+			return lim.checkDoc(v.Document(), path)
 		}
 		elems, err := v.Document().Elements()
 		if err != nil {
 			return err
 		}
 		for _, el := range elems {
-			if err := checkValue(el.Value(), path+"."+el.Key(), false); err != nil {
+			if err := lim.checkValue(el.Value(), path+"."+el.Key(), false); err != nil {
 				return err
 			}
 		}
@@ -168,7 +184,7 @@ func checkValue(v bson.RawValue, path string, names bool) error {
 			return err
 		}
 		for i, av := range vals {
-			if err := checkValue(av, fmt.Sprintf("%s.%d", path, i), names); err != nil {
+			if err := lim.checkValue(av, fmt.Sprintf("%s.%d", path, i), names); err != nil {
 				return err
 			}
 		}
