@@ -117,6 +117,8 @@ func setupScript(env *testscript.Env) error {
 	// What scripts need to know of the engine: the prefix of working
 	// database names, and how argon names the engine in its refusals.
 	env.Setenv("WDB_PREFIX", "ar_")
+	env.Setenv("META_DB", wal.DefaultDatabase)
+	env.Setenv("ENGINE_DESC", "embedded") // as argon status names it
 	env.Setenv("ENGINE", `the embedded engine`)
 	env.Setenv("ADVICE", `\(use a MongoDB server with --uri\)`)
 	if uri := os.Getenv("ARGON_TEST_URI"); uri != "" {
@@ -127,7 +129,11 @@ func setupScript(env *testscript.Env) error {
 		db := "argon_test_" + hex.EncodeToString(b[:])
 		env.Setenv("ARGON_URI", uri)
 		env.Setenv("ARGON_DB", db)
-		env.Setenv("SERVE_URI", uri) // what `argon serve` would be
+		env.Setenv("META_DB", db)
+		// The server is there for applications as `argon serve` would be.
+		env.Setenv("SERVE_URI", uri)
+		env.Setenv("SERVE_ADDR", strings.TrimSuffix(strings.TrimPrefix(uri, "mongodb://"), "/"))
+		env.Setenv("ENGINE_DESC", store.Redact(uri)) // as argon status names it
 		env.Setenv("WDB_PREFIX", wal.DatabasePrefix(db))
 		env.Setenv("ENGINE", `the server \(FerretDB\)`)
 		env.Setenv("ADVICE", `\(MongoDB can\)`)
@@ -358,6 +364,7 @@ func cmdWaitServe(ts *testscript.TestScript, neg bool, args []string) {
 			}
 			ts.Setenv("SERVE_URI", uri)
 			ts.Setenv("SERVE_ADDR", strings.TrimSuffix(strings.TrimPrefix(uri, "mongodb://"), "/"))
+			ts.Setenv("ENGINE_DESC", "embedded (served at "+uri+")")
 			return
 		}
 		time.Sleep(20 * time.Millisecond)

@@ -95,8 +95,40 @@ Output is relaxed by default (readable); --canonical prints every type
 exactly, so that "argon find c --canonical | argon insert d" copies
 documents with no change at all.
 
-The embedded engine cannot store Decimal128 values or field names that
-contain '.' or start with '$'; argon refuses them with an error. Use a
-MongoDB server (--uri) for such data.`),
+The embedded engine (and a FerretDB server) cannot store Decimal128,
+MinKey, MaxKey, JavaScript code, NaN or infinite doubles, or field names
+that contain '.' or start with '$'; argon refuses them with an error. Use
+a MongoDB server (--uri) for such data (see argon help engine).`),
+		topic("engine", "Where the data lives: the embedded engine or a MongoDB server", `argon keeps its log, and every branch's working database, in one MongoDB
+deployment.
+
+The embedded engine (no --uri, no ARGON_URI)
+  FerretDB with SQLite files in the workspace (.argon/data): zero set-up,
+  like git needs no server. One argon process uses it at a time (the
+  workspace lock); run "argon serve" to share it with applications and
+  other argon processes. For one workspace and small data: every query
+  other than one by _id reads its whole collection.
+
+A shared server (--uri or ARGON_URI)
+  Any MongoDB deployment: every argon process and application using the
+  same server and metadata database (--db) sees the same project. argon's
+  tests run the whole suite against FerretDB over PostgreSQL as well as on
+  the embedded engine. FerretDB (embedded or server) cannot store some
+  types (see argon help ejson), and its PostgreSQL store cannot hold a NUL
+  character in a string; argon says so instead of passing on the engine's
+  error. Several FerretDB v1 frontends over one PostgreSQL database share
+  data but not the list of databases and collections: a frontend does not
+  see one another frontend created after its start, so restart the other
+  frontends after new branches are first used.
+
+Real MongoDB (replica sets, sharded clusters)
+  The path past one machine: all types, no such limits, and any number of
+  routers or members. argon needs no transactions: its commits are single
+  unique inserts, so what it promises holds on any deployment that
+  acknowledges a write only once it is durable: on a replica set, keep
+  MongoDB's default write concern (w: majority since MongoDB 5.0).
+
+  argon status          names the engine in use
+  argon connect BRANCH  prints the URI an application uses for a branch`),
 	}
 }
