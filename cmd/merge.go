@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -44,7 +45,11 @@ each conflict (collection, _id, path, base / ours / theirs) and exits 3;
 commit on the target recording what it merged. When the target has not
 moved since the base, the merge is reported as a fast-forward (the commit
 holds exactly SOURCE's changes). A merge into a branch whose working
-database has uncommitted changes is refused, like checkout.`,
+database has uncommitted changes is refused, like checkout. A merged
+document that breaks one of the target's unique indexes is a conflict
+too, found by the server when the merge is written (so --dry-run cannot
+see it): reported with the document and the index, exit 3, nothing
+written.`,
 		Example: `  argon merge feature-x
   argon merge feature-x --into main -m "bring feature-x in"
   argon merge feature-x --dry-run
@@ -72,18 +77,25 @@ type conflictJSON struct {
 	ID         json.RawMessage `json:"_id,omitempty"`
 	Index      string          `json:"index,omitempty"`
 	Path       string          `json:"path"`
-	Base       json.RawMessage `json:"base"`
-	Ours       json.RawMessage `json:"ours"`
-	Theirs     json.RawMessage `json:"theirs"`
+	Base       json.RawMessage `json:"base,omitempty"`
+	Ours       json.RawMessage `json:"ours,omitempty"`
+	Theirs     json.RawMessage `json:"theirs,omitempty"`
+	// Unique names the unique indexes a merged document breaks (a conflict
+	// found by the server when the merge is written; no base/ours/theirs).
+	Unique []string `json:"unique,omitempty"`
 }
 
 // ConflictError reports a merge that stopped on conflicts.
 type ConflictError struct {
 	Source, Target string
 	N              int
+	Detail         string // the server's refusal, for a unique-index conflict
 }
 
 func (e *ConflictError) Error() string {
+	if e.Detail != "" {
+		return fmt.Sprintf("merging %s into %s: %s; nothing was written", e.Source, e.Target, e.Detail)
+	}
 	return fmt.Sprintf("merging %s into %s: %d conflicts; nothing was written", e.Source, e.Target, e.N)
 }
 
@@ -183,7 +195,33 @@ func runMerge(ctx context.Context, o *mergeOptions) error {
 	if err != nil {
 		var dke *workdb.DuplicateKeyError
 		if errors.As(err, &dke) {
-			return &ConflictError{Source: o.source, Target: target, N: 1}
+			// Nothing is written: the failed write was repaired from the log.
+			c := conflictJSON{Collection: dke.Coll, Path: "(unique index)", Unique: dke.Indexes}
+			if c.Unique == nil {
+				c.Unique = []string{}
+			}
+			if dke.ID.Type != 0 {
+				if c.ID, err = ejson.FormatValue(dke.ID, false); err != nil {
+					return err
+				}
+				for _, p := range puts {
+					if !p.Index && p.Coll == dke.Coll && p.ID.Equal(dke.ID) && p.Doc != nil {
+						if c.Theirs, err = ejson.FormatValue(bson.RawValue{Type: bson.TypeEmbeddedDocument, Value: p.Doc}, false); err != nil {
+							return err
+						}
+					}
+				}
+			}
+			report["conflicts"] = []conflictJSON{c}
+			if f.JSON {
+				if err := f.IO.PrintJSON(report); err != nil {
+					return err
+				}
+			} else {
+				printConflicts(f, []conflictJSON{c})
+			}
+			return withHint(&ConflictError{Source: o.source, Target: target, N: 1, Detail: dke.Msg},
+				"change or delete the document on either branch so that the unique index holds, and merge again")
 		}
 		return err
 	}
@@ -248,6 +286,10 @@ func printConflicts(f *Factory, cs []conflictJSON) {
 		path := c.Path
 		if path == "" {
 			path = "(whole)"
+		}
+		if c.Unique != nil {
+			fmt.Fprintf(f.IO.Out, "conflict\t%s\t%s\tunique index %s\ttheirs=%s\n", c.Collection, what, strings.Join(c.Unique, ", "), c.Theirs)
+			continue
 		}
 		fmt.Fprintf(f.IO.Out, "conflict\t%s\t%s\t%s\tbase=%s\tours=%s\ttheirs=%s\n", c.Collection, what, path, c.Base, c.Ours, c.Theirs)
 	}

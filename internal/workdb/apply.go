@@ -111,7 +111,7 @@ func (w *Branch) ApplyPuts(ctx context.Context, puts []Put, info wal.CommitInfo)
 			}
 			if err := createFromSpec(ctx, w.DB, p.Coll, p.Doc); err != nil {
 				if isDuplicate(err) {
-					return nil, &DuplicateKeyError{Coll: p.Coll, Msg: fmt.Sprintf("the merged documents break unique index %s", name)}
+					return nil, &DuplicateKeyError{Coll: p.Coll, Msg: fmt.Sprintf("the merged documents break unique index %s", name), Indexes: []string{name}}
 				}
 				return nil, err
 			}

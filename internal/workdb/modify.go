@@ -194,14 +194,16 @@ func duplicateOnChange(ctx context.Context, c *mongo.Collection, coll string, id
 			}
 		}
 	}
+	e := &DuplicateKeyError{Coll: coll, ID: id, Indexes: names}
 	switch len(names) {
 	case 0:
-		return &DuplicateKeyError{Coll: coll, Msg: fmt.Sprintf("changing _id %s would duplicate a key", FormatValue(id))}
+		e.Msg = fmt.Sprintf("changing _id %s would duplicate a key", FormatValue(id))
 	case 1:
-		return &DuplicateKeyError{Coll: coll, Msg: fmt.Sprintf("changing _id %s would break unique index %s", FormatValue(id), names[0])}
+		e.Msg = fmt.Sprintf("changing _id %s would break unique index %s", FormatValue(id), names[0])
 	default:
-		return &DuplicateKeyError{Coll: coll, Msg: fmt.Sprintf("changing _id %s would break one of the unique indexes %s", FormatValue(id), strings.Join(names, ", "))}
+		e.Msg = fmt.Sprintf("changing _id %s would break one of the unique indexes %s", FormatValue(id), strings.Join(names, ", "))
 	}
+	return e
 }
 
 // matching returns the documents filter matches (all, or the first in

@@ -59,6 +59,10 @@ func (e *DocumentError) Error() string {
 type DuplicateKeyError struct {
 	Coll string
 	Msg  string // what is duplicated: the _id, or a unique index's key
+	// ID is the document whose write broke a unique index, and Indexes
+	// the collection's unique indexes it may have broken, when known.
+	ID      bson.RawValue
+	Indexes []string
 }
 
 func (e *DuplicateKeyError) Error() string {
