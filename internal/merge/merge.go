@@ -32,6 +32,9 @@ type Plan struct {
 	UpToDate  bool
 	Changes   []Apply
 	Conflicts []Conflict
+	// EntriesRead counts the log entries the two diffs read (for tests:
+	// it follows the changes since the base, not the data).
+	EntriesRead int
 }
 
 // MergeOf is how a merge commit records the state it merged.
@@ -135,18 +138,20 @@ func Merge(ctx context.Context, r *wal.Repo, ours, theirs diff.Point, res Resolu
 		return nil, err
 	}
 	plan := &Plan{Base: base}
-	tc, _, err := diff.Between(ctx, r, base, theirs, "")
+	tc, tst, err := diff.Between(ctx, r, base, theirs, "")
 	if err != nil {
 		return nil, err
 	}
+	plan.EntriesRead = tst.EntriesRead
 	if len(tc) == 0 {
 		plan.UpToDate = true
 		return plan, nil
 	}
-	oc, _, err := diff.Between(ctx, r, base, ours, "")
+	oc, ost, err := diff.Between(ctx, r, base, ours, "")
 	if err != nil {
 		return nil, err
 	}
+	plan.EntriesRead += ost.EntriesRead
 	plan.FastForward = len(oc) == 0
 	mine := map[string]*diff.Change{}
 	k := func(c *diff.Change) string {
