@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/argon-db/argon/internal/enginetest"
+	"github.com/argon-db/argon/internal/wal"
 )
 
 var crashRounds = flag.Int("crash-rounds", 150, "writer processes TestCrashSuite starts in each of its two modes")
@@ -127,7 +128,7 @@ func crashSuite(t *testing.T, rounds int, extra []string) {
 	run(true, "init", "crash")
 	run(true, "insert", "c", `{"_id": "counter", "n": 0}`)
 	if !serve && extra != nil {
-		frontends = enginetest.Frontends(t)
+		frontends = enginetest.Frontends(t, ownDatabases(true, env))
 	}
 	stopServe := func() {}
 	serveKills := 0
@@ -260,4 +261,19 @@ func crashSuite(t *testing.T, rounds int, extra []string) {
 	// A write after all of it succeeds without manual steps.
 	run(true, "insert", "c", `{"_id": "last"}`)
 	_ = context.Background()
+}
+
+// ownDatabases selects the databases of the metadata database that env's
+// ARGON_DB names: it and the working databases and views made for it.
+func ownDatabases(remote bool, env []string) func(string) bool {
+	meta := ""
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "ARGON_DB="); ok {
+			meta = v
+		}
+	}
+	prefix := wal.DatabasePrefix(meta)
+	return func(db string) bool {
+		return remote && meta != "" && (db == meta || strings.HasPrefix(db, prefix))
+	}
 }

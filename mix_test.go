@@ -104,7 +104,7 @@ func concurrencySuite(t *testing.T, nbranches int) {
 		run("branch", "create", fmt.Sprintf("b%d", b))
 		run("find", "c", "--branch", fmt.Sprintf("b%d", b)) // its working database
 	}
-	frontends := enginetest.Frontends(t)
+	frontends := enginetest.Frontends(t, ownDatabases(os.Getenv("ARGON_TEST_URI") != "", env))
 
 	var mu sync.Mutex
 	var acks []ack

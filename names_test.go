@@ -65,7 +65,7 @@ func TestNameRaces(t *testing.T) {
 	run("branch", "create", "warm")
 	run("branch", "rename", "warm", "warm2")
 	run("branch", "delete", "warm2", "--yes")
-	frontends := enginetest.Frontends(t)
+	frontends := enginetest.Frontends(t, ownDatabases(os.Getenv("ARGON_TEST_URI") != "", env))
 	var mu sync.Mutex
 	won := map[string][]string{}
 	var wg sync.WaitGroup

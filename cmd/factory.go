@@ -291,7 +291,9 @@ func (f *Factory) workingDB(ctx context.Context, r *wal.Repo, b *wal.Branch) (*w
 		return nil, err
 	}
 	w := p.Open(r, b)
-	w.ScanReads = s.Embedded
+	// FerretDB, embedded or a server, reads by _id point lookups and
+	// stores documents as sent but for the cases storedAsSent knows.
+	w.ScanReads = s.Embedded || s.FerretDB
 	w.Notice = func(msg string) { fmt.Fprintf(f.IO.ErrOut, "argon: notice: %s\n", msg) }
 	return w, nil
 }

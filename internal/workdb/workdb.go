@@ -75,8 +75,10 @@ type Branch struct {
 	TL      string
 	// Notice receives one-line notices for the user (rebuilds).
 	Notice func(string)
-	// ScanReads is set when the engine scans a whole collection for any
-	// filter but an _id equality (the embedded engine).
+	// ScanReads is set when the engine is FerretDB (the embedded engine
+	// or a FerretDB server): it scans a whole collection for any filter
+	// but an _id equality, and stores a document exactly as sent unless
+	// storedAsSent says otherwise, so an insert needs no read-back.
 	ScanReads bool
 	// Protocol runs writes and guards reads.
 	Protocol Protocol
