@@ -84,4 +84,18 @@ func TestWireMessages(t *testing.T) {
 			t.Errorf("argon %s sent %d commands, want %d: %s", tc.args[0], n, tc.want, names)
 		}
 	}
+
+	// Listing branches: a fixed number of queries, plus point reads for
+	// each branch's head (the slot its hint names and those after it:
+	// two for a new branch), never one query per branch over a scanned
+	// collection.
+	one, names := wireCount(t, dir, "branch")
+	t.Logf("branch with 1 branch: %d commands: %s", one, names)
+	for i := 0; i < 9; i++ {
+		wireCount(t, dir, "branch", "create", fmt.Sprintf("b%d", i))
+	}
+	ten, names := wireCount(t, dir, "branch")
+	if ten-one != 2*9 {
+		t.Errorf("argon branch sent %d commands with 1 branch and %d with 10, want 2 more per new branch: %s", one, ten, names)
+	}
 }

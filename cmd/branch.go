@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"golang.org/x/sync/errgroup"
 	"strconv"
 	"strings"
 
@@ -54,7 +55,12 @@ func describeBranch(ctx context.Context, r *wal.Repo, b *wal.Branch, names map[s
 	if err != nil {
 		return branchInfo{}, err
 	}
-	head, err := r.Head(ctx, b.Timeline)
+	return describeOn(ctx, r, b, tl, names, current)
+}
+
+// describeOn is describeBranch for a timeline already read.
+func describeOn(ctx context.Context, r *wal.Repo, b *wal.Branch, tl *wal.Timeline, names map[string]string, current string) (branchInfo, error) {
+	head, err := r.HeadOf(ctx, tl)
 	if err != nil {
 		return branchInfo{}, err
 	}
@@ -98,13 +104,32 @@ func runBranchList(ctx context.Context, f *Factory) error {
 	if err != nil {
 		return err
 	}
-	infos := make([]branchInfo, 0, len(bs))
+	// One scan for the timelines, then each branch's head by point reads
+	// (two per branch, a few more between hint updates), several at once.
+	all, err := r.Timelines(ctx, project)
+	if err != nil {
+		return err
+	}
+	tls := make(map[string]*wal.Timeline, len(all))
+	for i := range all {
+		tls[all[i].ID] = &all[i]
+	}
+	infos := make([]branchInfo, len(bs))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
 	for i := range bs {
-		bi, err := describeBranch(ctx, r, &bs[i], names, current)
-		if err != nil {
-			return err
+		tl := tls[bs[i].Timeline]
+		if tl == nil {
+			return &wal.NotFoundError{Kind: "timeline", Name: bs[i].Timeline}
 		}
-		infos = append(infos, bi)
+		g.Go(func() error {
+			bi, err := describeOn(gctx, r, &bs[i], tl, names, current)
+			infos[i] = bi
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	if f.JSON {
 		return f.IO.PrintJSON(infos)

@@ -225,6 +225,25 @@ func (r *Repo) HeadSlot(ctx context.Context, tl string, from *Slot) (*Slot, erro
 	return cur, nil
 }
 
+// HeadOf is Head for a timeline already read (its hint spares a read).
+func (r *Repo) HeadOf(ctx context.Context, t *Timeline) (Head, error) {
+	start, err := r.ReadSlot(ctx, t.ID, t.Hint)
+	if err != nil {
+		return Head{}, err
+	}
+	if start == nil {
+		return Head{}, fmt.Errorf("log is inconsistent: timeline %s has no slot %d", t.ID, t.Hint)
+	}
+	s, err := r.HeadSlot(ctx, t.ID, start)
+	if err != nil {
+		return Head{}, err
+	}
+	if s.N-start.N >= hintEvery {
+		r.AdvanceHint(ctx, t.ID, s.N)
+	}
+	return Head{LSN: s.LSN, Slot: s}, nil
+}
+
 // AdvanceHint records that slot n of tl exists. The hint only ever names a
 // slot that exists, so a lost or late update costs reads, never
 // correctness.
