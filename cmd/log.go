@@ -265,11 +265,10 @@ func printGraph(ctx context.Context, f *Factory, r *wal.Repo, project, branch, t
 		fmt.Fprintln(out, "|\\")
 		// The merged side: its commits above the merge's base (where it
 		// meets this line, or what an earlier merge brought in).
-		base, err := merge.Base(ctx, r, diff.Point{TL: tl, LSN: it.From - 1}, src)
+		meet, err := graphMeet(ctx, r, tl, it, src)
 		if err != nil {
 			return err
 		}
-		meet := base.LSN
 		if err := r.WalkLog(ctx, src.TL, src.LSN, func(s wal.LogItem) bool {
 			if s.To <= meet {
 				return false
@@ -282,6 +281,38 @@ func printGraph(ctx context.Context, f *Factory, r *wal.Repo, project, branch, t
 		fmt.Fprintln(out, "|/")
 	}
 	return nil
+}
+
+// graphMeet returns the LSN of src's line down to which merge commit it
+// brought src's commits in: the merge base of the state before it. A merge
+// that changed nothing has the LSN of the state before it, so merge.Base
+// at that LSN would find the merge itself; for it the earlier merge of the
+// same line is looked up by walking past it, else the fork point is used.
+func graphMeet(ctx context.Context, r *wal.Repo, tl string, it wal.LogItem, src diff.Point) (int64, error) {
+	if it.From <= it.To {
+		base, err := merge.Base(ctx, r, diff.Point{TL: tl, LSN: it.From - 1}, src)
+		return base.LSN, err
+	}
+	meet, err := diff.Common(ctx, r, diff.Point{TL: tl, LSN: it.To}, src)
+	if err != nil {
+		return 0, err
+	}
+	passed := false
+	err = r.WalkLog(ctx, tl, it.To, func(s wal.LogItem) bool {
+		if !passed {
+			passed = s.TL == it.TL && s.N == it.N
+			return true
+		}
+		if s.To <= meet {
+			return false
+		}
+		if p, ok := merge.ParseMergeOf(s.MergeOf); ok && p.TL == src.TL {
+			meet = max(meet, p.LSN)
+			return false
+		}
+		return true
+	})
+	return meet, err
 }
 
 // lsnRange renders a commit's LSNs; a merge that changed nothing has none
