@@ -64,7 +64,7 @@ func newBenchEnv(b *testing.B, docs int) *benchEnv {
 
 func (e *benchEnv) work(br *wal.Branch) *workdb.Branch {
 	w := commitpkg.New().Open(e.repo, br)
-	w.ScanReads = e.srv.Embedded
+	w.ScanReads = e.srv.Embedded || e.srv.FerretDB // as the CLI sets it
 	return w
 }
 
