@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -90,17 +91,33 @@ func exitCode(err error) int {
 	return ExitError
 }
 
-// printError writes err as one `argon: error:` line, plus hints.
-func printError(w io.Writer, err error, uri string) {
+// printError writes err as one `argon: error:` line, plus hints; with
+// asJSON, as one JSON object instead, so that scripts can parse it:
+// {"error": MESSAGE, "code": EXIT CODE, "hint": HINTS}.
+func printError(w io.Writer, err error, uri string, asJSON bool) {
 	msg := describe(err)
 	msg = store.RedactIn(msg, uri)
 	msg = strings.ReplaceAll(strings.TrimSpace(msg), "\n", " ")
-	fmt.Fprintf(w, "argon: error: %s\n", msg)
+	var hints []string
 	var he *hintError
 	if errors.As(err, &he) {
 		for _, h := range he.hints {
-			fmt.Fprintf(w, "argon: hint: %s\n", store.RedactIn(h, uri))
+			hints = append(hints, store.RedactIn(h, uri))
 		}
+	}
+	if asJSON {
+		out := struct {
+			Error string `json:"error"`
+			Code  int    `json:"code"`
+			Hint  string `json:"hint,omitempty"`
+		}{msg, exitCode(err), strings.Join(hints, "; ")}
+		b, _ := json.Marshal(out)
+		fmt.Fprintf(w, "%s\n", b)
+		return
+	}
+	fmt.Fprintf(w, "argon: error: %s\n", msg)
+	for _, h := range hints {
+		fmt.Fprintf(w, "argon: hint: %s\n", h)
 	}
 }
 

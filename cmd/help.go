@@ -64,7 +64,9 @@ A CI job can run argon with environment variables only, no workspace:
    `+"`argon fsck`"+` to see; the next command on the branch settles it
 
 Errors are printed on stderr as one "argon: error: ..." line, sometimes
-followed by "argon: hint: ..." lines.`),
+followed by "argon: hint: ..." lines. With --json they are one JSON object
+on stderr instead: {"error": MESSAGE, "code": EXIT CODE, "hint": HINTS},
+"hint" only when there is one.`),
 		topic("refs", "How to name a state: branches, LSNs, times, commits back", `A ref names a committed state of the log. Commands that read the past
 (find/count/collections --at, diff, merge, branch create --from) take:
 

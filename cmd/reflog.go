@@ -31,6 +31,11 @@ last head can be found here.`,
 			if err != nil {
 				return err
 			}
+			if branch != "" && len(recs) == 0 {
+				// A branch that ever existed has records (a deleted one
+				// too): none means the name never was a branch.
+				return &notFoundError{msg: fmt.Sprintf("no branch %q has ever existed in project %s", branch, project)}
+			}
 			if f.JSON {
 				if recs == nil {
 					return f.IO.PrintJSON([]any{})

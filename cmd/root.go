@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -41,7 +42,9 @@ func Run(ctx context.Context, f *Factory, args []string) int {
 	}
 	var ee *exitError
 	if !errors.As(err, &ee) {
-		printError(f.IO.ErrOut, err, f.URI)
+		// --json asks for JSON errors too, even when the flags did not
+		// parse far enough to set f.JSON.
+		printError(f.IO.ErrOut, err, f.URI, f.JSON || slices.Contains(args, "--json"))
 	}
 	return exitCode(err)
 }
