@@ -1,10 +1,14 @@
 package store
 
 import (
+	"context"
 	"database/sql"
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 )
 
 // A database file left without the engine's metadata table (a process
@@ -45,5 +49,30 @@ func TestSweepDataDir(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "damaged", "odd.sqlite")); err != nil {
 		t.Errorf("odd database not moved aside: %v", err)
+	}
+}
+
+// A data folder argon cannot write to is reported as such before the
+// engine starts (and fails with SQLite's words). Running as root, the
+// folder is made unwritable by being a file, which no permission bypasses.
+func TestReadOnlyDataFolder(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "ws"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "ws", "data"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(context.Background(), Options{Dir: filepath.Join(dir, "ws"), LockTimeout: time.Second})
+	var ro *ReadOnlyError
+	if !errors.As(err, &ro) {
+		t.Fatalf("open: %v, want a ReadOnlyError", err)
+	}
+	if !strings.Contains(err.Error(), "is not writable (not a directory)") {
+		t.Errorf("message: %v", err)
+	}
+	// A writable one is not refused.
+	if err := checkWritable(t.TempDir()); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -229,6 +229,34 @@ func acquire(ctx context.Context, dir string, timeout time.Duration) (*flock.Flo
 	}
 }
 
+// ReadOnlyError reports a workspace whose engine files cannot be written.
+type ReadOnlyError struct {
+	Dir string
+	Err error
+}
+
+func (e *ReadOnlyError) Error() string {
+	return fmt.Sprintf("the workspace's data folder %s is not writable (%v): the embedded engine writes to its files even to read them; make the folder writable, or copy the workspace somewhere writable", e.Dir, e.Err)
+}
+
+func (e *ReadOnlyError) Unwrap() error { return e.Err }
+
+// checkWritable tells a read-only workspace (read-only mount, permissions,
+// a full disk) apart before the engine fails on it with SQLite's words, by
+// writing and removing a file in dir.
+func checkWritable(dir string) error {
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return nil // created by the engine's start
+	}
+	f, err := os.CreateTemp(dir, ".write-check-*")
+	if err != nil {
+		return &ReadOnlyError{Dir: dir, Err: errors.Unwrap(err)}
+	}
+	name := f.Name()
+	_ = f.Close()
+	return os.Remove(name)
+}
+
 func openEmbedded(ctx context.Context, opts Options) (*Store, error) {
 	fl, si, err := acquire(ctx, opts.Dir, opts.LockTimeout)
 	if err != nil {
@@ -242,7 +270,12 @@ func openEmbedded(ctx context.Context, opts Options) (*Store, error) {
 		s.Embedded, s.Served = true, true
 		return s, nil
 	}
-	eng, err := StartEngine(filepath.Join(opts.Dir, "data"), "127.0.0.1:0")
+	data := filepath.Join(opts.Dir, "data")
+	if err := checkWritable(data); err != nil {
+		_ = fl.Unlock()
+		return nil, err
+	}
+	eng, err := StartEngine(data, "127.0.0.1:0")
 	if err != nil {
 		_ = fl.Unlock()
 		return nil, err
