@@ -114,6 +114,9 @@ func setupScript(env *testscript.Env) error {
 	if app, err := filepath.Abs("testdata/node/reseed.js"); err == nil {
 		env.Setenv("NODE_RESEED", app)
 	}
+	if app, err := filepath.Abs("testdata/node/types.js"); err == nil {
+		env.Setenv("NODE_TYPES", app)
+	}
 	// What scripts need to know of the engine: the prefix of working
 	// database names, and how argon names the engine in its refusals.
 	env.Setenv("WDB_PREFIX", "ar_")

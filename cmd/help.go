@@ -108,7 +108,10 @@ The embedded engine (no --uri, no ARGON_URI)
   FerretDB with SQLite files in the workspace (.argon/data): zero set-up,
   like git needs no server. One argon process uses it at a time (the
   workspace lock); run "argon serve" to share it with applications and
-  other argon processes. For one workspace and small data: every query
+  other argon processes. argon serve answers an application's request
+  holding a value the engine cannot take (Decimal128, MinKey, MaxKey,
+  JavaScript code, NaN, ...) with an error reply, where the engine would
+  close the connection. For one workspace and small data: every query
   other than one by _id reads its whole collection.
 
 A shared server (--uri or ARGON_URI)

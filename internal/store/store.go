@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -356,17 +358,35 @@ func Serve(ctx context.Context, dir, addr string, lockTimeout time.Duration, rea
 		return fmt.Errorf("argon serve is already running for this workspace (pid %d, %s)", si.PID, si.URI)
 	}
 	defer func() { _ = fl.Unlock() }()
-	eng, err := StartEngine(filepath.Join(dir, "data"), addr)
+	data := filepath.Join(dir, "data")
+	if err := checkWritable(data); err != nil {
+		return err
+	}
+	// The engine listens on a loopback port of its own; clients reach it
+	// through the guard, which answers the requests it would drop the
+	// connection on (see guard.go).
+	eng, err := StartEngine(data, "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
 	defer eng.Stop()
-	b, _ := json.Marshal(ServeInfo{PID: os.Getpid(), URI: eng.URI})
+	engineURL, err := url.Parse(eng.URI)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	defer ln.Close()
+	go guardProxy(ln, engineURL.Host)
+	uri := "mongodb://" + ln.Addr().String() + "/"
+	b, _ := json.Marshal(ServeInfo{PID: os.Getpid(), URI: uri})
 	if err := os.WriteFile(servePath(dir), b, 0o600); err != nil {
 		return err
 	}
 	defer os.Remove(servePath(dir))
-	ready(eng.URI)
+	ready(uri)
 	<-ctx.Done()
 	return nil
 }

@@ -1,0 +1,251 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"sync"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
+
+// The embedded engine (FerretDB v1.24.2) closes a client's connection when
+// a request holds some BSON types, in a document or in a filter: measured
+// with the official Node.js driver, Decimal128, MinKey, MaxKey, JavaScript
+// code and NaN doubles. A driver then sees "connection closed" instead of
+// an error it can handle. `argon serve` therefore listens itself and
+// passes each request on to the engine only when it holds none of them;
+// otherwise it answers the request with a MongoDB error reply (code 2,
+// BadValue, naming the field and the type) and the connection stays open.
+
+const (
+	opMsg       = 2013
+	maxMsgBytes = 48 * 1024 * 1024 // MongoDB's maxMessageSizeBytes
+	headerBytes = 16
+	// flagBits of OP_MSG
+	flagChecksum   = 1 << 0
+	flagMoreToCome = 1 << 1
+)
+
+// guardedTypes are the BSON types the engine drops the connection on.
+var guardedTypes = map[bson.Type]string{
+	bson.TypeDecimal128:    "a Decimal128",
+	bson.TypeMinKey:        "a MinKey",
+	bson.TypeMaxKey:        "a MaxKey",
+	bson.TypeJavaScript:    "JavaScript code",
+	bson.TypeCodeWithScope: "JavaScript code with scope",
+	bson.TypeSymbol:        "a symbol",
+	bson.TypeDBPointer:     "a DBPointer",
+	bson.TypeUndefined:     "undefined",
+}
+
+// guardProxy accepts clients on ln and relays each to the engine at
+// engineAddr, refusing requests the engine would drop the connection on.
+func guardProxy(ln net.Listener, engineAddr string) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go relay(c, engineAddr)
+	}
+}
+
+func relay(client net.Conn, engineAddr string) {
+	defer client.Close()
+	server, err := net.Dial("tcp", engineAddr)
+	if err != nil {
+		return
+	}
+	defer server.Close()
+	var wmu sync.Mutex // whole messages to the client, from either side
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer client.Close()
+		for {
+			msg, err := readMessage(server)
+			if err != nil {
+				return
+			}
+			wmu.Lock()
+			_, err = client.Write(msg)
+			wmu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	for {
+		msg, err := readMessage(client)
+		if err != nil {
+			break
+		}
+		if why := refusal(msg); why != "" {
+			if flags(msg)&flagMoreToCome != 0 {
+				continue // the client expects no reply (w: 0)
+			}
+			wmu.Lock()
+			_, err = client.Write(errorReply(msg, why))
+			wmu.Unlock()
+			if err != nil {
+				break
+			}
+			continue
+		}
+		if _, err := server.Write(msg); err != nil {
+			break
+		}
+	}
+	server.Close()
+	<-done
+}
+
+// readMessage reads one whole wire-protocol message.
+func readMessage(r io.Reader) ([]byte, error) {
+	var hdr [headerBytes]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, err
+	}
+	n := int(int32(binary.LittleEndian.Uint32(hdr[:4])))
+	if n < headerBytes || n > maxMsgBytes {
+		return nil, fmt.Errorf("message of %d bytes", n)
+	}
+	msg := make([]byte, n)
+	copy(msg, hdr[:])
+	if _, err := io.ReadFull(r, msg[headerBytes:]); err != nil {
+		return nil, err
+	}
+	return msg, nil
+}
+
+func opCode(msg []byte) int32 { return int32(binary.LittleEndian.Uint32(msg[12:16])) }
+
+func flags(msg []byte) uint32 {
+	if opCode(msg) != opMsg || len(msg) < headerBytes+4 {
+		return 0
+	}
+	return binary.LittleEndian.Uint32(msg[16:20])
+}
+
+// refusal says why the engine cannot take request msg, or "" when it can.
+// Only OP_MSG is inspected; other messages (the legacy OP_QUERY handshake)
+// pass as they are.
+func refusal(msg []byte) string {
+	if opCode(msg) != opMsg || len(msg) < headerBytes+5 {
+		return ""
+	}
+	body := msg[headerBytes+4:]
+	if flags(msg)&flagChecksum != 0 && len(body) >= 4 {
+		body = body[:len(body)-4]
+	}
+	for len(body) > 0 {
+		kind := body[0]
+		body = body[1:]
+		switch kind {
+		case 0: // one document
+			doc, rest, ok := bsonDoc(body)
+			if !ok {
+				return ""
+			}
+			if why := guardDoc(doc, ""); why != "" {
+				return why
+			}
+			body = rest
+		case 1: // a document sequence: size, identifier, documents
+			if len(body) < 4 {
+				return ""
+			}
+			size := int(int32(binary.LittleEndian.Uint32(body)))
+			if size < 4 || size > len(body) {
+				return ""
+			}
+			seq := body[4:size]
+			body = body[size:]
+			for i, c := range seq {
+				if c == 0 {
+					seq = seq[i+1:]
+					break
+				}
+			}
+			for n := 0; len(seq) > 0; n++ {
+				doc, rest, ok := bsonDoc(seq)
+				if !ok {
+					return ""
+				}
+				if why := guardDoc(doc, ""); why != "" {
+					return fmt.Sprintf("document %d: %s", n+1, why)
+				}
+				seq = rest
+			}
+		default:
+			return ""
+		}
+	}
+	return ""
+}
+
+// bsonDoc splits the BSON document at the start of b from what follows.
+func bsonDoc(b []byte) (bson.Raw, []byte, bool) {
+	if len(b) < 5 {
+		return nil, nil, false
+	}
+	n := int(int32(binary.LittleEndian.Uint32(b)))
+	if n < 5 || n > len(b) {
+		return nil, nil, false
+	}
+	return bson.Raw(b[:n]), b[n:], true
+}
+
+func guardDoc(doc bson.Raw, path string) string {
+	elems, err := doc.Elements()
+	if err != nil {
+		return ""
+	}
+	for _, el := range elems {
+		p := el.Key()
+		if path != "" {
+			p = path + "." + p
+		}
+		if why := guardValue(el.Value(), p); why != "" {
+			return why
+		}
+	}
+	return ""
+}
+
+func guardValue(v bson.RawValue, path string) string {
+	if what, bad := guardedTypes[v.Type]; bad {
+		return fmt.Sprintf("field %q is %s, which the embedded engine cannot store or compare (use a MongoDB server)", path, what)
+	}
+	switch v.Type {
+	case bson.TypeDouble:
+		if f, ok := v.DoubleOK(); ok && math.IsNaN(f) {
+			return fmt.Sprintf("field %q is NaN, which the embedded engine cannot store or compare (use a MongoDB server)", path)
+		}
+	case bson.TypeEmbeddedDocument, bson.TypeArray:
+		return guardDoc(bson.Raw(v.Value), path)
+	}
+	return ""
+}
+
+// errorReply is the OP_MSG reply {ok: 0, errmsg, code: 2, codeName:
+// "BadValue"} to request req.
+func errorReply(req []byte, why string) []byte {
+	doc, err := bson.Marshal(bson.D{{Key: "ok", Value: 0.0}, {Key: "errmsg", Value: why},
+		{Key: "code", Value: int32(2)}, {Key: "codeName", Value: "BadValue"}})
+	if err != nil {
+		doc, _ = bson.Marshal(bson.D{{Key: "ok", Value: 0.0}})
+	}
+	n := headerBytes + 4 + 1 + len(doc)
+	out := make([]byte, n)
+	binary.LittleEndian.PutUint32(out[0:], uint32(n))
+	binary.LittleEndian.PutUint32(out[4:], binary.LittleEndian.Uint32(req[4:8])^0x5a5a5a5a) // a request id of our own
+	copy(out[8:12], req[4:8])                                                               // responseTo: the request's id
+	binary.LittleEndian.PutUint32(out[12:], opMsg)
+	out[headerBytes+4] = 0 // flags 0, then section kind 0
+	copy(out[headerBytes+5:], doc)
+	return out
+}
