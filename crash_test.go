@@ -21,8 +21,10 @@ import (
 var crashRounds = flag.Int("crash-rounds", 150, "writer processes TestCrashSuite starts in each of its two modes")
 
 // killPoints are the steps of the commit protocol a writer can be killed
-// at (see commit.Hook), plus "" for a kill at a random instant.
-var killPoints = []string{"leased", "applied", "before-commit", "after-commit", "", "", ""}
+// at (see commit.Hook), plus "" for a kill at a random instant and "none"
+// for a writer left to finish (so that the final checks have acknowledged
+// writes to look for).
+var killPoints = []string{"leased", "applied", "before-commit", "after-commit", "", "", "", "none", "none"}
 
 // TestCrashSuite kills writer processes (inserts, $inc updates, deletes,
 // branch creations) with SIGKILL at every step of the commit protocol and
@@ -188,8 +190,10 @@ func crashSuite(t *testing.T, rounds int, extra []string) {
 		if err := c.Start(); err != nil {
 			t.Fatal(err)
 		}
-		if point == "" {
+		switch point {
+		case "": // a kill at a random instant
 			time.AfterFunc(time.Duration(rng.IntN(60))*time.Millisecond, func() { _ = c.Process.Kill() })
+		case "none": // no kill: acknowledged writes for the final checks
 		}
 		err := c.Wait()
 		acked := err == nil

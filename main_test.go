@@ -136,7 +136,15 @@ func setupScript(env *testscript.Env) error {
 		// The server is there for applications as `argon serve` would be.
 		env.Setenv("SERVE_URI", uri)
 		env.Setenv("SERVE_ADDR", strings.TrimSuffix(strings.TrimPrefix(uri, "mongodb://"), "/"))
-		env.Setenv("ENGINE_DESC", store.Redact(uri)) // as argon status names it
+		desc := store.Redact(uri) // as argon status names it
+		facts, err := probeEngine()
+		if err != nil {
+			return err
+		}
+		if facts.ferretDB {
+			desc += " (FerretDB)"
+		}
+		env.Setenv("ENGINE_DESC", desc)
 		env.Setenv("WDB_PREFIX", wal.DatabasePrefix(db))
 		env.Setenv("ENGINE", `the server \(FerretDB\)`)
 		env.Setenv("ADVICE", `\(MongoDB can\)`)
@@ -156,6 +164,16 @@ var (
 // testEngine tells which engine the tests run on: the embedded engine
 // (FerretDB), or the server at ARGON_TEST_URI, asked with buildInfo.
 func testEngine(t testing.TB) engineFacts {
+	e, err := probeEngine()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+var engineErr error
+
+func probeEngine() (engineFacts, error) {
 	engineOnce.Do(func() {
 		uri := os.Getenv("ARGON_TEST_URI")
 		if uri == "" {
@@ -166,16 +184,18 @@ func testEngine(t testing.TB) engineFacts {
 		defer cancel()
 		c, err := mongo.Connect(options.Client().ApplyURI(uri))
 		if err != nil {
-			t.Fatal(err)
+			engineErr = err
+			return
 		}
 		defer c.Disconnect(ctx)
 		var info bson.M
 		if err := c.Database("admin").RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err != nil {
-			t.Fatal(err)
+			engineErr = err
+			return
 		}
 		_, engine.ferretDB = info["ferretdbVersion"]
 	})
-	return engine
+	return engine, engineErr
 }
 
 // dropTestDatabases drops a script's metadata database and every database

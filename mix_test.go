@@ -71,7 +71,8 @@ func mixWorker() {
 
 // TestConcurrencySuite runs 16 processes on 4 branches, then on one,
 // through one `argon serve` (or the server at ARGON_TEST_URI, split over
-// its two frontends when ARGON_TEST_URI2 names a second) for a fixed
+// two frontends when ARGON_TEST_POSTGRESQL_URL allows a second, see
+// enginetest.Frontends) for a fixed
 // time, mixing writes, reads and branch creations. Afterwards every
 // acknowledged insert is present exactly once on its branch, each
 // branch's $inc counter equals its number of acknowledged increments, and

@@ -32,7 +32,7 @@ func namesWorker() {
 		switch code := cmd.Run(context.Background(), &cmd.Factory{IO: io, Dir: dir}, []string{"branch", "rename", from, to}); code {
 		case 0:
 			fmt.Println(to)
-		case 1, 4: // lost the race: renamed at the same time, or already gone
+		case 4: // lost the race: renamed at the same time, or already gone
 		default:
 			fmt.Fprintf(os.Stderr, "rename %s: exit %d: %s", from, code, errOut.String())
 		}

@@ -55,8 +55,9 @@ A CI job can run argon with environment variables only, no workspace:
 1  error (bad input, server error, nothing was written)
 2  usage: unknown command or flag, wrong number of arguments, a missing --yes
 3  merge conflicts
-4  not found: a project, branch, ref or index the command named does not exist
-   (a missing collection reads as empty, as in MongoDB)
+4  not found: a project, branch, ref or index the command named does not exist,
+   or was renamed or deleted by another command meanwhile (a missing
+   collection reads as empty, as in MongoDB)
 5  busy: the workspace is locked by another argon process, or another writer
    holds the branch for longer than the wait allows
 6  unknown outcome: a commit's reply was lost and could not be read back in

@@ -102,6 +102,8 @@ func (s *Store) Describe() string {
 		return "embedded (served at " + s.URI + ")"
 	case s.Embedded:
 		return "embedded"
+	case s.FerretDB:
+		return Redact(s.URI) + " (FerretDB)"
 	default:
 		return Redact(s.URI)
 	}
