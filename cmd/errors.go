@@ -83,7 +83,8 @@ func exitCode(err error) int {
 		return ExitNotFound
 	case errors.As(err, &ue):
 		return ExitUsage
-	case errors.As(err, &nf), errors.As(err, &nf2), errors.As(err, new(*wal.ConflictError)):
+	case errors.As(err, &nf), errors.As(err, &nf2), errors.As(err, new(*wal.ConflictError)),
+		errors.As(err, new(*workdb.IndexNotFoundError)):
 		// A branch renamed or deleted by another command while this one
 		// worked on it is gone, as a branch that was never there.
 		return ExitNotFound

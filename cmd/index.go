@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -51,6 +53,11 @@ index that the data already breaks is refused and nothing is written.`,
 			}
 			if n, _ := keys.Elements(); len(n) == 0 {
 				return fmt.Errorf("the keys document is empty: name at least one field, like '{\"email\": 1}'")
+			}
+			if cmd.Flags().Changed("name") {
+				if err := validateIndexName(opts.Name); err != nil {
+					return err
+				}
 			}
 			_, b, w, err := f.openBranch(ctx, branch)
 			if err != nil {
@@ -166,4 +173,20 @@ func newIndexDropCmd(f *Factory) *cobra.Command {
 	cmd.Flags().StringArrayVarP(&message, "message", "m", nil, "commit message")
 	cmd.Flags().StringVar(&branch, "branch", "", "branch (default: the current branch)")
 	return cmd
+}
+
+// validateIndexName refuses index names MongoDB refuses or that would
+// print as something else: empty, "*", invalid UTF-8, control characters.
+func validateIndexName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("invalid index name: it is empty (leave --name out for MongoDB's default name)")
+	case name == "*":
+		return fmt.Errorf("invalid index name \"*\": it means every index to MongoDB")
+	case !utf8.ValidString(name):
+		return fmt.Errorf("invalid index name %q: it is not valid UTF-8", name)
+	case strings.ContainsFunc(name, unicode.IsControl):
+		return fmt.Errorf("invalid index name %q: it contains a control character", name)
+	}
+	return nil
 }

@@ -104,7 +104,7 @@ modified, as the database holds them, and the documents deleted.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			if len(message) == 0 {
+			if len(message) == 0 || strings.TrimSpace(strings.Join(message, "")) == "" {
 				return usageErrorf("a commit needs a message: argon commit -m MESSAGE")
 			}
 			r, b, w, err := f.openBranch(ctx, branch)

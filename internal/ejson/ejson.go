@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -70,6 +71,11 @@ func fromExtJSON(what string, raw []byte) (bson.Raw, error) {
 	if !utf8.Valid(raw) {
 		return nil, &SyntaxError{What: what, Msg: "it is not valid UTF-8"}
 	}
+	if esc := loneSurrogate(raw); esc != "" {
+		// JSON decoders turn it into U+FFFD without a word; storing a
+		// different character than the one sent is worse than refusing.
+		return nil, &SyntaxError{What: what, Msg: fmt.Sprintf("the string escape %s is half of a UTF-16 surrogate pair: it is not a character", esc)}
+	}
 	var d bson.D
 	if err := bson.UnmarshalExtJSON(raw, false, &d); err != nil {
 		return nil, &SyntaxError{What: what, Msg: cleanDriverMsg(err.Error())}
@@ -79,6 +85,52 @@ func fromExtJSON(what string, raw []byte) (bson.Raw, error) {
 		return nil, &SyntaxError{What: what, Msg: err.Error()}
 	}
 	return b, nil
+}
+
+// loneSurrogate returns the first \uXXXX escape in the JSON text raw that
+// is a UTF-16 surrogate not paired with its other half, or "".
+func loneSurrogate(raw []byte) string {
+	inString := false
+	hex4 := func(i int) (rune, bool) {
+		if i+4 > len(raw) {
+			return 0, false
+		}
+		n, err := strconv.ParseUint(string(raw[i:i+4]), 16, 32)
+		return rune(n), err == nil
+	}
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if !inString {
+			if c == '"' {
+				inString = true
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = false
+		case '\\':
+			if i+1 < len(raw) && raw[i+1] == 'u' {
+				r, ok := hex4(i + 2)
+				if ok && r >= 0xD800 && r <= 0xDFFF {
+					esc := string(raw[i : i+6])
+					if r >= 0xDC00 { // a low half with no high half before it
+						return esc
+					}
+					if i+12 > len(raw) || raw[i+6] != '\\' || raw[i+7] != 'u' {
+						return esc
+					}
+					if lo, ok := hex4(i + 8); !ok || lo < 0xDC00 || lo > 0xDFFF {
+						return esc
+					}
+					i += 11 // the pair
+					continue
+				}
+			}
+			i++ // the escaped character
+		}
+	}
+	return ""
 }
 
 func cleanDriverMsg(s string) string {

@@ -119,3 +119,26 @@ func FuzzParseDocument(f *testing.F) {
 		}
 	})
 }
+
+// A lone UTF-16 surrogate escape is refused, not stored as U+FFFD; a
+// proper pair, an escaped backslash before "ud800", and plain text pass.
+func TestLoneSurrogates(t *testing.T) {
+	for in, bad := range map[string]bool{
+		`{"a": "\ud800"}`:          true,
+		`{"a": "\udc00x"}`:         true,
+		`{"a": "\ud800\u0041"}`:    true,
+		`{"\ud800": 1}`:            true,
+		`{"a": "\ud83d\ude00"}`:    false,
+		`{"a": "\\ud800"}`:         false,
+		`{"a": "x\"\ud83d\ude00"}`: false,
+		`{"a": "é ✓"}`:             false,
+	} {
+		_, err := ParseDocument("document", []byte(in))
+		if bad && (err == nil || !strings.Contains(err.Error(), "half of a UTF-16 surrogate pair")) {
+			t.Errorf("%s: %v, want a refusal", in, err)
+		}
+		if !bad && err != nil {
+			t.Errorf("%s: %v", in, err)
+		}
+	}
+}

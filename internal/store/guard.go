@@ -29,8 +29,11 @@ const (
 	flagMoreToCome = 1 << 1
 )
 
-// guardedTypes are the BSON types the engine drops the connection on.
-var guardedTypes = map[bson.Type]string{
+// UnstorableTypes are the BSON types FerretDB v1 (the embedded engine, or
+// a FerretDB server) cannot store, named for messages: measured, it
+// refuses some and drops the connection on the others. The guard of argon
+// serve and argon's own checks (workdb.CheckDocument) share this list.
+var UnstorableTypes = map[bson.Type]string{
 	bson.TypeDecimal128:    "a Decimal128",
 	bson.TypeMinKey:        "a MinKey",
 	bson.TypeMaxKey:        "a MaxKey",
@@ -217,7 +220,7 @@ func guardDoc(doc bson.Raw, path string) string {
 }
 
 func guardValue(v bson.RawValue, path string) string {
-	if what, bad := guardedTypes[v.Type]; bad {
+	if what, bad := UnstorableTypes[v.Type]; bad {
 		return fmt.Sprintf("field %q is %s, which the embedded engine cannot store or compare (use a MongoDB server)", path, what)
 	}
 	switch v.Type {

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
@@ -32,6 +33,8 @@ func ValidateBranch(kind, name string) error {
 	switch {
 	case name == "":
 		return bad("it is empty")
+	case !utf8.ValidString(name):
+		return bad("it is not valid UTF-8")
 	case len(name) > 100:
 		return bad("it is longer than 100 bytes")
 	case strings.HasPrefix(name, "-"):
@@ -159,9 +162,16 @@ func (r *Repo) ReservedBy(ctx context.Context, name string, b *Branch) bool {
 // CheckMetadataName refuses a metadata database name that argon uses, or
 // could use, for working databases and views.
 func CheckMetadataName(name string) error {
-	if reservedPrefix.MatchString(name) {
-		return &InvalidNameError{Kind: "metadata database", Name: name,
-			Why: "names starting with 'ar_' or 'arXXXX_' are argon's working databases"}
+	bad := func(why string) error { return &InvalidNameError{Kind: "metadata database", Name: name, Why: why} }
+	switch {
+	case reservedPrefix.MatchString(name):
+		return bad("names starting with 'ar_' or 'arXXXX_' are argon's working databases")
+	case len(name) > 63:
+		return bad("it is longer than 63 bytes, MongoDB's limit")
+	case strings.ContainsAny(name, "/\\. \"$\x00*<>:|?"):
+		return bad("MongoDB database names cannot contain /\\. \"$*<>:|? or spaces")
+	case !utf8.ValidString(name):
+		return bad("it is not valid UTF-8")
 	}
 	return nil
 }

@@ -122,6 +122,9 @@ func (w *Branch) CreateIndex(ctx context.Context, coll string, keys bson.Raw, op
 
 // DropIndex drops the index called name on coll as one commit.
 func (w *Branch) DropIndex(ctx context.Context, coll, name string, info wal.CommitInfo) (*wal.Commit, int64, error) {
+	if name == "_id_" {
+		return nil, 0, fmt.Errorf("cannot drop index _id_ on collection %s: every collection keeps its _id index", coll)
+	}
 	return w.write(ctx, info, nil, func(ctx context.Context) ([]wal.Entry, error) {
 		specs, err := listIndexes(ctx, w.DB, coll)
 		if err != nil {

@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/argon-db/argon/internal/store"
 	"github.com/argon-db/argon/internal/wal"
 )
 
@@ -69,6 +72,27 @@ func (e *DuplicateKeyError) Error() string {
 	return fmt.Sprintf("duplicate key in collection %s: %s", e.Coll, e.Msg)
 }
 
+// MaxNesting is MongoDB's limit on how deep documents and arrays nest in a
+// stored document, enforced by argon on every engine (the embedded engine
+// would accept more).
+const MaxNesting = 100
+
+// depth is how deep documents and arrays nest in doc (1 for a flat one).
+func depth(doc bson.Raw) int {
+	elems, err := doc.Elements()
+	if err != nil {
+		return 0
+	}
+	d := 1
+	for _, el := range elems {
+		v := el.Value()
+		if v.Type == bson.TypeEmbeddedDocument || v.Type == bson.TypeArray {
+			d = max(d, 1+depth(bson.Raw(v.Value)))
+		}
+	}
+	return d
+}
+
 // ValidateCollection checks a collection name against MongoDB's rules and
 // argon's reserved name.
 func ValidateCollection(name string) error {
@@ -79,6 +103,10 @@ func ValidateCollection(name string) error {
 		return fmt.Errorf("invalid collection name %q: reserved by argon", name)
 	case strings.ContainsAny(name, "$\x00"):
 		return fmt.Errorf("invalid collection name %q: it contains '$' or a null character", name)
+	case !utf8.ValidString(name):
+		return fmt.Errorf("invalid collection name %q: it is not valid UTF-8", name)
+	case strings.ContainsFunc(name, unicode.IsControl):
+		return fmt.Errorf("invalid collection name %q: it contains a control character", name)
 	case strings.HasPrefix(name, ".") || strings.HasPrefix(name, "system."):
 		return fmt.Errorf("invalid collection name %q: it starts with '.' or 'system.'", name)
 	case strings.HasPrefix(name, "_ferretdb_"):
@@ -113,6 +141,9 @@ func CheckDocument(doc bson.Raw, lim Limits) error {
 	if len(doc) > MaxDocumentSize {
 		return fmt.Errorf("document is %d bytes, over MongoDB's limit of %d bytes (16 MiB)", len(doc), MaxDocumentSize)
 	}
+	if depth(doc) > MaxNesting {
+		return fmt.Errorf("document nests documents and arrays more than %d levels deep, MongoDB's limit", MaxNesting)
+	}
 	if lim.Engine != "" {
 		return lim.checkDoc(doc, "")
 	}
@@ -144,24 +175,10 @@ func (lim Limits) checkDoc(doc bson.Raw, path string) error {
 	return nil
 }
 
-// unsupportedTypes are the BSON types FerretDB v1 (the embedded engine)
-// cannot store: measured, it refuses some and drops the connection on
-// the others.
-var unsupportedTypes = map[bson.Type]string{
-	bson.TypeDecimal128:    "a Decimal128",
-	bson.TypeMinKey:        "a MinKey",
-	bson.TypeMaxKey:        "a MaxKey",
-	bson.TypeJavaScript:    "JavaScript code",
-	bson.TypeCodeWithScope: "JavaScript code with scope",
-	bson.TypeSymbol:        "a symbol",
-	bson.TypeDBPointer:     "a DBPointer",
-	bson.TypeUndefined:     "undefined",
-}
-
 // checkValue checks a value's type, recursively; names says whether nested
 // field names are checked too (documents) or may be operators (queries).
 func (lim Limits) checkValue(v bson.RawValue, path string, names bool) error {
-	if what, bad := unsupportedTypes[v.Type]; bad {
+	if what, bad := store.UnstorableTypes[v.Type]; bad {
 		return fmt.Errorf("field %q is %s: %s", path, what, lim.cannot("this type"))
 	}
 	switch v.Type {
