@@ -242,6 +242,10 @@ func (f *Factory) project(ctx context.Context) (*wal.Repo, string, error) {
 	if _, err := r.Project(ctx, name); err != nil {
 		var nf *wal.NotFoundError
 		if errors.As(err, &nf) {
+			if f.Workspace != nil {
+				// argon init here would refuse: this folder has a workspace.
+				return nil, "", withHint(err, "create it from another folder with `argon init "+name+"`, or check --project, ARGON_PROJECT and --db")
+			}
 			return nil, "", withHint(err, "create it with `argon init "+name+"`")
 		}
 		return nil, "", err
