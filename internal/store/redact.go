@@ -48,12 +48,33 @@ func split(uri string) (scheme, userinfo, hostPath, query string, ok bool) {
 		return "", "", "", "", false
 	}
 	rest := uri[len(scheme):]
-	main, q, _ := strings.Cut(rest, "?")
-	if at := strings.LastIndex(main, "@"); at >= 0 {
-		return scheme, main[:at], main[at+1:], q, true
+	// The userinfo ends at the last '@' that a host list follows (hosts
+	// hold no '@', '/' or '?'): a password typed with '?', '/' or '@' in
+	// it, unescaped, still counts as the password.
+	for at := strings.LastIndex(rest, "@"); at >= 0; at = strings.LastIndex(rest[:at], "@") {
+		after := rest[at+1:]
+		end := strings.IndexAny(after, "/?")
+		if end < 0 {
+			end = len(after)
+		}
+		if hostList.MatchString(after[:end]) {
+			main, q, _ := strings.Cut(after, "?")
+			return scheme, rest[:at], main, q, true
+		}
 	}
+	if at := strings.LastIndex(rest, "@"); at >= 0 {
+		// No host list after any '@' (a malformed URI): take the last one,
+		// hiding too much rather than too little.
+		main, q, _ := strings.Cut(rest[at+1:], "?")
+		return scheme, rest[:at], main, q, true
+	}
+	main, q, _ := strings.Cut(rest, "?")
 	return scheme, "", main, q, true
 }
+
+// hostList matches the hosts of a mongodb URI: names, IPv4 and bracketed
+// IPv6 addresses with ports, separated by commas.
+var hostList = regexp.MustCompile(`^[A-Za-z0-9._%\-:\[\],]+$`)
 
 // Redact returns uri with every secret in it replaced by "xxxxx": the
 // password of its userinfo, and the values of options that can carry one.
@@ -82,7 +103,9 @@ func Redact(uri string) string {
 		}
 		out += "?" + strings.Join(params, "&")
 	}
-	return out
+	// Once more over the whole, for what a malformed URI put where the
+	// split did not expect it.
+	return redactAll(out)
 }
 
 // secrets lists the secret strings of uri as they may appear in messages:

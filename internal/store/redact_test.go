@@ -55,3 +55,22 @@ func TestRedactSecrets(t *testing.T) {
 		}
 	}
 }
+
+// FuzzRedact builds URIs with a secret password and secret-bearing options
+// around fuzzed text: neither Redact nor RedactIn (on a message quoting
+// the URI) may print the secret.
+func FuzzRedact(f *testing.F) {
+	f.Add("user", "s3cr3t-pw", "db.example:27017", "appName=x")
+	f.Add("a b", "p@ss:w/rd %20", "h1,h2", "")
+	f.Add("u", "pw?x=1", "[::1]:27017", "tlsCertificateKeyFilePassword=q")
+	f.Fuzz(func(t *testing.T, user, password, hosts, query string) {
+		const secret = "Zq7Secret"
+		pw := secret + password
+		uri := "mongodb://" + user + ":" + pw + "@" + hosts + "/?" + query + "&authMechanismProperties=AWS_SESSION_TOKEN:" + secret + "x&proxyPassword=" + secret + "y"
+		for _, out := range []string{Redact(uri), RedactIn("cannot reach "+uri+": refused", uri)} {
+			if strings.Contains(out, secret) {
+				t.Fatalf("secret printed:\n uri %q\n out %q", uri, out)
+			}
+		}
+	})
+}
