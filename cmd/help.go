@@ -112,7 +112,9 @@ The embedded engine (no --uri, no ARGON_URI)
   other argon processes. argon serve answers an application's request
   holding a value the engine cannot take (Decimal128, MinKey, MaxKey,
   JavaScript code, NaN, ...) with an error reply, where the engine would
-  close the connection. For one workspace and small data: every query
+  close the connection. The engine has no multi-document transactions
+  (argon serve says so), no $lookup and no change streams (the engine
+  says "not implemented"): use a MongoDB server for code that needs them. For one workspace and small data: every query
   other than one by _id reads its whole collection.
 
 A shared server (--uri or ARGON_URI)

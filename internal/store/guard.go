@@ -87,11 +87,15 @@ func relay(client net.Conn, engineAddr string) {
 			break
 		}
 		if why := refusal(msg); why != "" {
+			code, codeName := int32(2), "BadValue"
+			if why == noTransactions {
+				code, codeName = 20, "IllegalOperation"
+			}
 			if flags(msg)&flagMoreToCome != 0 {
 				continue // the client expects no reply (w: 0)
 			}
 			wmu.Lock()
-			_, err = client.Write(errorReply(msg, why))
+			_, err = client.Write(errorReply(msg, why, code, codeName))
 			wmu.Unlock()
 			if err != nil {
 				break
@@ -153,6 +157,9 @@ func refusal(msg []byte) string {
 			if !ok {
 				return ""
 			}
+			if inTransaction(doc) {
+				return noTransactions
+			}
 			if why := guardDoc(doc, ""); why != "" {
 				return why
 			}
@@ -188,6 +195,31 @@ func refusal(msg []byte) string {
 		}
 	}
 	return ""
+}
+
+// noTransactions answers a request that is part of a multi-document
+// transaction: the engine has none, and would answer with a puzzling
+// "unknown field autocommit".
+const noTransactions = "the embedded engine has no transactions: use a MongoDB replica set (argon --uri) for code that needs them"
+
+// inTransaction reports a command body that starts, runs in, commits or
+// aborts a transaction.
+func inTransaction(body bson.Raw) bool {
+	if _, err := body.LookupErr("autocommit"); err == nil {
+		return true
+	}
+	if _, err := body.LookupErr("startTransaction"); err == nil {
+		return true
+	}
+	elems, err := body.Elements()
+	if err != nil || len(elems) == 0 {
+		return false
+	}
+	switch elems[0].Key() {
+	case "commitTransaction", "abortTransaction":
+		return true
+	}
+	return false
 }
 
 // bsonDoc splits the BSON document at the start of b from what follows.
@@ -234,11 +266,11 @@ func guardValue(v bson.RawValue, path string) string {
 	return ""
 }
 
-// errorReply is the OP_MSG reply {ok: 0, errmsg, code: 2, codeName:
-// "BadValue"} to request req.
-func errorReply(req []byte, why string) []byte {
+// errorReply is the OP_MSG reply {ok: 0, errmsg, code, codeName} to
+// request req.
+func errorReply(req []byte, why string, code int32, codeName string) []byte {
 	doc, err := bson.Marshal(bson.D{{Key: "ok", Value: 0.0}, {Key: "errmsg", Value: why},
-		{Key: "code", Value: int32(2)}, {Key: "codeName", Value: "BadValue"}})
+		{Key: "code", Value: code}, {Key: "codeName", Value: codeName}})
 	if err != nil {
 		doc, _ = bson.Marshal(bson.D{{Key: "ok", Value: 0.0}})
 	}

@@ -59,6 +59,8 @@ func TestGuardRefusal(t *testing.T) {
 		{"NaN in an array", opMsgWith(t, bson.D{{Key: "insert", Value: "c"}, {Key: "documents", Value: bson.A{bson.D{{Key: "a", Value: bson.A{1.0, math.NaN()}}}}}}),
 			`field "documents.0.a.1" is NaN`},
 		{"infinity passes (the engine refuses it properly)", opMsgWith(t, bson.D{{Key: "v", Value: math.Inf(1)}}), ""},
+		{"a transaction's insert", opMsgWith(t, bson.D{{Key: "insert", Value: "c"}, {Key: "startTransaction", Value: true}, {Key: "autocommit", Value: false}}), noTransactions},
+		{"commitTransaction", opMsgWith(t, bson.D{{Key: "commitTransaction", Value: 1}, {Key: "autocommit", Value: false}}), noTransactions},
 	}
 	for _, tc := range cases {
 		got := refusal(tc.msg)
@@ -68,7 +70,7 @@ func TestGuardRefusal(t *testing.T) {
 	}
 
 	req := cases[1].msg
-	reply := errorReply(req, "why")
+	reply := errorReply(req, "why", 2, "BadValue")
 	if int(binary.LittleEndian.Uint32(reply)) != len(reply) || binary.LittleEndian.Uint32(reply[8:]) != 7 || opCode(reply) != opMsg {
 		t.Fatalf("reply header %x", reply[:16])
 	}

@@ -1,6 +1,7 @@
 // An application sending values the embedded engine cannot store or
-// compare (it would close the connection on them) through argon serve:
-// each request gets an error reply, and the same client goes on working.
+// compare (it would close the connection on them), and a transaction,
+// through argon serve: each request gets an error reply, and the same
+// client goes on working.
 // Used by testdata/script/serve_types.txtar.
 'use strict';
 const { MongoClient, Decimal128, MinKey, MaxKey, Code, Double, BSONSymbol } = require('mongodb');
@@ -37,6 +38,25 @@ async function main() {
           console.log(`${name} ${op}: ${err.codeName} ${err.code}: ${err.message}`);
         }
       }
+    }
+    // What the engine lacks is said in words: transactions (answered by
+    // argon serve), $lookup and change streams (by the engine).
+    const session = client.startSession();
+    try {
+      session.startTransaction();
+      await c.insertOne({ _id: 'txn' }, { session });
+      await session.commitTransaction();
+      console.log('transaction: accepted');
+    } catch (err) {
+      console.log(`transaction: ${err.codeName} ${err.code}: ${err.message}`);
+    } finally {
+      await session.endSession();
+    }
+    try {
+      await c.aggregate([{ $lookup: { from: 'other', localField: 'a', foreignField: 'b', as: 'j' } }]).toArray();
+      console.log('$lookup: accepted');
+    } catch (err) {
+      console.log(`$lookup: ${err.codeName} ${err.code}: ${err.message}`);
     }
     // The same client still works.
     await c.insertOne({ _id: 'after', ok: true });
