@@ -111,7 +111,9 @@ func TestSkewedClocksDoNotTakeOver(t *testing.T) {
 	_, r, b := setup(t)
 	ctx := context.Background()
 	p := New()
-	r.LeaseTTL = 150 * time.Millisecond
+	// A TTL long enough that a heartbeat (every third of it) is not late
+	// even on a loaded machine: this test is about clocks, not load.
+	r.LeaseTTL = time.Second
 	ahead := *r
 	ahead.Now = func() time.Time { return time.Now().Add(-30 * time.Minute) }
 	holder := p.Open(&ahead, b)
@@ -120,7 +122,7 @@ func TestSkewedClocksDoNotTakeOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	waiter := *r
-	waiter.BusyTimeout = 600 * time.Millisecond // four TTLs
+	waiter.BusyTimeout = 4 * time.Second // four TTLs
 	_, err = p.Open(&waiter, b).Insert(ctx, "c", []bson.Raw{mustMarshal(bson.D{{Key: "_id", Value: "w"}})}, wal.CommitInfo{})
 	var be *wal.BusyError
 	if !errors.As(err, &be) {
