@@ -81,3 +81,42 @@ func TestConcurrentInserts(t *testing.T) {
 		t.Fatalf("%d documents, want %d", len(got), workers*each)
 	}
 }
+
+// argon never drops a database it did not create and record: a database
+// under a branch's working-database name with no record in workdbs, no
+// marker of this project and data in it is refused by Rebuild and Drop,
+// and its data stays; a recorded one is rebuilt as usual.
+func TestNeverDropsWhatItDidNotRecord(t *testing.T) {
+	srv, r, b := setup(t)
+	ctx := context.Background()
+	w := New().Open(r, b)
+	if _, err := w.Insert(ctx, "c", []bson.Raw{doc(t, bson.D{{Key: "_id", Value: "argon's"}})}, wal.CommitInfo{}); err != nil {
+		t.Fatal(err)
+	}
+	head, err := r.Head(ctx, b.Timeline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Rebuild(ctx, head.Slot, ""); err != nil {
+		t.Fatalf("rebuild of a recorded database: %v", err)
+	}
+	// Now make it look foreign: no record, another project's marker, data.
+	if _, err := srv.Client.Database(srv.DB).Collection("workdbs").DeleteOne(ctx, bson.D{{Key: "_id", Value: w.DB.Name()}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.DB.Collection(workdb.MarkerCollection).UpdateMany(ctx, bson.D{}, bson.D{{Key: "$set", Value: bson.D{{Key: "project", Value: "someone-else"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.DB.Collection("theirs").InsertOne(ctx, bson.D{{Key: "_id", Value: "keep me"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Rebuild(ctx, head.Slot, ""); err == nil {
+		t.Fatal("rebuild dropped a database argon did not record")
+	}
+	if err := w.Drop(ctx); err == nil {
+		t.Fatal("drop dropped a database argon did not record")
+	}
+	if n, err := w.DB.Collection("theirs").CountDocuments(ctx, bson.D{}); err != nil || n != 1 {
+		t.Fatalf("their data: %d documents, %v", n, err)
+	}
+}

@@ -213,6 +213,9 @@ func (w *Branch) Rebuild(ctx context.Context, head *wal.Slot, notice string) (*M
 	if notice != "" {
 		w.Notice(notice)
 	}
+	if err := w.checkOwned(ctx); err != nil {
+		return nil, err
+	}
 	if err := w.DB.Drop(ctx); err != nil {
 		return nil, fmt.Errorf("drop working database %s: %w", w.DB.Name(), err)
 	}
@@ -279,6 +282,36 @@ func (w *Branch) Known(ctx context.Context) bool {
 	n, err := w.Repo.DB.Collection(workdbsCollection).CountDocuments(ctx,
 		bson.D{{Key: "_id", Value: w.DB.Name()}, {Key: "built", Value: true}})
 	return err == nil && n > 0
+}
+
+// checkOwned refuses to let argon drop a database it did not create and
+// record for this project: one recorded for another project, or one that
+// holds data with neither a record nor this branch's marker (a database
+// that only happens to have the name).
+func (w *Branch) checkOwned(ctx context.Context) error {
+	var rec struct {
+		Project string `bson:"project"`
+	}
+	err := w.Repo.DB.Collection(workdbsCollection).FindOne(ctx, bson.D{{Key: "_id", Value: w.DB.Name()}}).Decode(&rec)
+	switch {
+	case err == nil && (rec.Project == "" || rec.Project == w.Project):
+		return nil
+	case err == nil:
+		return fmt.Errorf("database %s is recorded as a working database of project %s: argon will not drop it for project %s", w.DB.Name(), rec.Project, w.Project)
+	case !errors.Is(err, mongo.ErrNoDocuments):
+		return err
+	}
+	if m, merr := w.Marker(ctx); merr == nil && m != nil && m.Project == w.Project {
+		return nil // built by argon for this project before names were recorded
+	}
+	has, err := w.HasData(ctx)
+	if err != nil {
+		return err
+	}
+	if has {
+		return fmt.Errorf("database %s holds data that argon did not record as a working database of project %s: argon will not drop it", w.DB.Name(), w.Project)
+	}
+	return nil
 }
 
 // workdbsCollection, in the metadata database, holds the reservation of
@@ -400,6 +433,9 @@ func (w *Branch) Checkout(ctx context.Context) (int64, error) {
 // Drop removes the working database. It is a cache: nothing committed is
 // lost. Its name stays reserved for the branch.
 func (w *Branch) Drop(ctx context.Context) error {
+	if err := w.checkOwned(ctx); err != nil {
+		return err
+	}
 	if _, err := w.Repo.DB.Collection(workdbsCollection).UpdateOne(ctx, bson.D{{Key: "_id", Value: w.DB.Name()}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "built", Value: false}}}}); err != nil {
 		return err
