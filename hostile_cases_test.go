@@ -14,7 +14,7 @@ func hostileCases() []hostileCase {
 	return []hostileCase{
 		{args: []string{"insert", "c", "{"}, stdin: "", code: 1, msg: "argon: error: invalid Extended JSON in document at line 1, column 2: unexpected end of input"},
 		{args: []string{"insert", "c", "{\"_id\": }"}, stdin: "", code: 1, msg: "argon: error: invalid Extended JSON in document at line 1, column 9: invalid character '}' looking for beginning of value"},
-		{args: []string{"insert", "c", "[1, 2]"}, stdin: "", code: 1, msg: "argon: error: invalid Extended JSON in document: it is not a document (a JSON object)"},
+		{args: []string{"insert", "c", "[1, 2]"}, stdin: "", code: 1, msg: "argon: error: invalid Extended JSON in document 1: it is not a document (a JSON object)"},
 		{args: []string{"insert", "c", "\"str\""}, stdin: "", code: 1, msg: "argon: error: invalid Extended JSON in document: it is not a document (a JSON object)"},
 		{args: []string{"insert", "c", "42"}, stdin: "", code: 1, msg: "argon: error: invalid Extended JSON in document: it is not a document (a JSON object)"},
 		{args: []string{"insert", "c", "null"}, stdin: "", code: 1, msg: "argon: error: invalid Extended JSON in document: it is not a document (a JSON object)"},
@@ -258,7 +258,7 @@ func hostileCases() []hostileCase {
 		{args: []string{"index", "list", "c", "--at", "abc"}, stdin: "", code: 2, msg: "argon: error: invalid point \"abc\": want an LSN, an RFC3339 time like 2026-11-25T10:00:00Z, or a duration back from now like 10m or 2d"},
 		{args: []string{"nosuch"}, stdin: "", code: 2, msg: "argon: error: unknown command \"nosuch\" for argon"},
 		{args: []string{"find"}, stdin: "", code: 2, msg: "argon: error: argon find takes a collection and an optional filter, got 0 argument(s); usage: argon find COLLECTION [FILTER] [flags]"},
-		{args: []string{"insert"}, stdin: "", code: 2, msg: "argon: error: argon insert takes a collection and an optional document, got 0 argument(s); usage: argon insert COLLECTION [DOCUMENT] [flags]"},
+		{args: []string{"insert"}, stdin: "", code: 2, msg: "argon: error: argon insert takes a collection and an optional document, got 0 argument(s); usage: argon insert COLLECTION [DOCUMENT | ARRAY] [flags]"},
 		{args: []string{"find", "c", "{}", "extra"}, stdin: "", code: 2, msg: "argon: error: argon find takes a collection and an optional filter, got 3 argument(s); usage: argon find COLLECTION [FILTER] [flags]"},
 		{args: []string{"--bogus"}, stdin: "", code: 2, msg: "argon: error: unknown flag: --bogus"},
 		{args: []string{"find", "c", "--bogus"}, stdin: "", code: 2, msg: "argon: error: unknown flag: --bogus"},

@@ -29,16 +29,18 @@ type insertOptions struct {
 func newInsertCmd(f *Factory) *cobra.Command {
 	o := &insertOptions{f: f}
 	cmd := &cobra.Command{
-		Use:   "insert COLLECTION [DOCUMENT]",
+		Use:   "insert COLLECTION [DOCUMENT | ARRAY]",
 		Short: "Insert documents as one commit",
-		Long: `Insert one document given as Extended JSON v2, or many from --file or
-standard input (a JSON array of documents, or one document per line). A
-document without _id gets an ObjectId, as in mongosh. All the documents
+		Long: `Insert one document given as Extended JSON v2, an array of documents
+(as mongosh's insertMany takes), or many from --file or standard input (a
+JSON array of documents, or one document per line). A document without
+_id gets an ObjectId, as in mongosh. All the documents
 form one commit: they are all written or none is.
 
 Prints the inserted _ids (one per line, relaxed Extended JSON) on stdout,
 and the commit's LSNs on stderr.`,
 		Example: `  argon insert users '{"_id": 1, "name": "Ada", "born": {"$date": "1815-12-10T00:00:00Z"}}'
+  argon insert users '[{"_id": 2, "name": "Bob"}, {"_id": 3, "name": "Cy"}]'
   argon insert users --file users.ndjson -m "import users"
   argon find users --canonical | argon insert users_copy`,
 		Args: rangeArgs(1, 2, "a collection and an optional document"),
@@ -67,6 +69,10 @@ func runInsert(ctx context.Context, o *insertOptions) error {
 	var one bson.Raw
 	var in io.Reader
 	switch {
+	case o.hasDoc && strings.HasPrefix(strings.TrimSpace(o.doc), "["):
+		// An array of documents as the argument, as mongosh's insertMany
+		// takes: read like standard input.
+		in = strings.NewReader(o.doc)
 	case o.hasDoc:
 		d, err := ejson.ParseDocument("document", []byte(o.doc))
 		if err != nil {

@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p bin
+echo "building argon (the first build downloads its modules and compiles the embedded engine: a few minutes)..." >&2
 go build -o bin/argon .
+echo "built bin/argon" >&2
 argon="$PWD/bin/argon"
 ws=$(mktemp -d)
 trap 'rm -rf "$ws"' EXIT
