@@ -257,7 +257,8 @@ func streamErr(what string, lc *lineCounter, dec *json.Decoder, err error) error
 	if errors.As(err, &se) {
 		msg, off = se.Error(), se.Offset
 	} else if errors.Is(err, io.ErrUnexpectedEOF) {
-		msg = "unexpected end of input"
+		// Where the input ended, not where the unfinished value began.
+		msg, off = "unexpected end of input", lc.read
 	}
 	l, c := lc.pos(off)
 	return &SyntaxError{What: what, Line: l, Column: c, Msg: msg}
