@@ -125,6 +125,9 @@ func runModify(ctx context.Context, o *modifyOptions) error {
 	m := workdb.Modification{Filter: filter, Many: o.many, Upsert: o.upsert, Delete: o.kind == "delete"}
 	switch o.kind {
 	case "update":
+		if strings.HasPrefix(strings.TrimSpace(o.change), "[") {
+			return fmt.Errorf("pipeline-style updates ([{\"$set\": ...}, ...]) are not supported by argon yet: give update operators, like '{\"$set\": {\"a\": 1}}'")
+		}
 		if m.Update, err = ejson.ParseDocument("update", []byte(o.change)); err != nil {
 			return err
 		}
