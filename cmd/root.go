@@ -97,7 +97,7 @@ MongoDB deployment.`,
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return &UsageError{Msg: err.Error()}
 	})
-	root.CompletionOptions.DisableDefaultCmd = true
+	root.CompletionOptions.HiddenDefaultCmd = false
 	root.SuggestionsMinimumDistance = 2
 
 	root.AddCommand(
@@ -128,6 +128,7 @@ MongoDB deployment.`,
 	for _, t := range helpTopics() {
 		root.AddCommand(t)
 	}
+	f.wireCompletion(root)
 	root.SetHelpCommand(&cobra.Command{
 		Use:   "help [COMMAND | TOPIC]",
 		Short: "Help about any command or topic",

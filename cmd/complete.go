@@ -1,0 +1,157 @@
+package cmd
+
+import (
+	"context"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/argon-db/argon/internal/workdb"
+)
+
+// Shell completion: `argon completion bash|zsh|fish|powershell` prints the
+// script (cobra's); the shell then asks `argon __complete ARGS...` for
+// candidates, which these functions give: branch names, and the
+// collections of a branch's working database. They never wait on another
+// argon process holding the workspace (a short lock timeout), and say
+// nothing on failure: a completion that cannot be computed is empty.
+
+const completeLockTimeout = 300 * time.Millisecond
+
+// completionScope opens what a completion needs, or reports false.
+func (f *Factory) completionScope(cmd *cobra.Command) bool {
+	if err := f.setup(cmd); err != nil {
+		return false
+	}
+	if f.LockTimeout > completeLockTimeout {
+		f.LockTimeout = completeLockTimeout
+	}
+	return true
+}
+
+// completeBranchNames offers the project's branch names starting with
+// toComplete.
+func (f *Factory) completeBranchNames(cmd *cobra.Command, toComplete string) ([]string, cobra.ShellCompDirective) {
+	if !f.completionScope(cmd) {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	defer f.Close()
+	r, project, err := f.project(ctx)
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	bs, err := r.Branches(ctx, project)
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	var out []string
+	for _, b := range bs {
+		if strings.HasPrefix(b.Name, toComplete) {
+			out = append(out, b.Name)
+		}
+	}
+	return out, cobra.ShellCompDirectiveNoFileComp
+}
+
+// completeCollectionNames offers the collections of the working database
+// of --branch (or the current branch) starting with toComplete.
+func (f *Factory) completeCollectionNames(cmd *cobra.Command, toComplete string) ([]string, cobra.ShellCompDirective) {
+	if !f.completionScope(cmd) {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	defer f.Close()
+	flag := ""
+	if fl := cmd.Flags().Lookup("branch"); fl != nil {
+		flag = fl.Value.String()
+	}
+	name, err := f.branchOrCurrent(flag)
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	r, project, err := f.project(ctx)
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	b, err := r.Branch(ctx, project, name)
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	names, err := workdb.Open(r, b).DB.ListCollectionNames(ctx, bson.D{})
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	var out []string
+	for _, n := range names {
+		if n != workdb.MarkerCollection && strings.HasPrefix(n, toComplete) {
+			out = append(out, n)
+		}
+	}
+	sort.Strings(out)
+	return out, cobra.ShellCompDirectiveNoFileComp
+}
+
+// branchArgs completes the first n positional arguments as branch names.
+func (f *Factory) branchArgs(n int) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+		if len(args) >= n {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		return f.completeBranchNames(cmd, toComplete)
+	}
+}
+
+// collectionArg completes the first positional argument as a collection.
+func (f *Factory) collectionArg(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+	if len(args) > 0 {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	return f.completeCollectionNames(cmd, toComplete)
+}
+
+// wireCompletion attaches the completions to the command tree: branch
+// names for checkout, merge, diff, branch delete/rename and every --branch
+// and --into flag; collection names for the commands that take one.
+func (f *Factory) wireCompletion(root *cobra.Command) {
+	byPath := map[string]cobra.CompletionFunc{
+		"argon checkout":      f.branchArgs(1),
+		"argon merge":         f.branchArgs(1),
+		"argon diff":          f.branchArgs(2),
+		"argon branch delete": f.branchArgs(1),
+		"argon branch rename": f.branchArgs(1),
+		"argon reflog":        f.branchArgs(1),
+		"argon connect":       f.branchArgs(1),
+		"argon find":          f.collectionArg,
+		"argon count":         f.collectionArg,
+		"argon insert":        f.collectionArg,
+		"argon update":        f.collectionArg,
+		"argon replace":       f.collectionArg,
+		"argon delete":        f.collectionArg,
+		"argon index create":  f.collectionArg,
+		"argon index list":    f.collectionArg,
+		"argon index drop":    f.collectionArg,
+	}
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		if fn, ok := byPath[c.CommandPath()]; ok && c.ValidArgsFunction == nil {
+			c.ValidArgsFunction = fn
+		}
+		for _, name := range []string{"branch", "into"} {
+			if c.Flags().Lookup(name) != nil {
+				_ = c.RegisterFlagCompletionFunc(name, func(cmd *cobra.Command, _ []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+					return f.completeBranchNames(cmd, toComplete)
+				})
+			}
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
+}
