@@ -16,6 +16,7 @@ import (
 )
 
 func newBranchCmd(f *Factory) *cobra.Command {
+	var gitDelete, gitForceDelete, gitMove bool
 	cmd := &cobra.Command{
 		Use:   "branch",
 		Short: "List, create, delete and rename branches",
@@ -30,12 +31,42 @@ name, head, base, parent ('-' for none).`,
   argon branch create feature-x
   argon branch create hotfix --from main@42
   argon branch rename feature-x feature-y
-  argon branch delete feature-y --yes`,
-		Args: exactArgs(0, "no arguments (did you mean `argon branch create NAME`?)"),
+  argon branch delete feature-y --yes
+  argon branch -m feature-x feature-y   # git's spellings: -m, -d, -D`,
+		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runBranchList(cmd.Context(), f)
+			ctx := cmd.Context()
+			switch {
+			case gitDelete && gitForceDelete, (gitDelete || gitForceDelete) && gitMove:
+				return usageErrorf("-d, -D and -m cannot be used together")
+			case gitDelete || gitForceDelete:
+				if len(args) != 1 {
+					return usageErrorf("argon branch -d takes one branch name, got %d argument(s)", len(args))
+				}
+				// Naming the branch on the command line is the confirmation,
+				// as with git branch -d.
+				return runBranchDelete(ctx, &branchDeleteOptions{f: f, name: args[0], yes: true, force: gitForceDelete})
+			case gitMove:
+				switch len(args) {
+				case 1:
+					cur, err := f.CurrentBranch()
+					if err != nil {
+						return err
+					}
+					return runBranchRename(ctx, f, cur, args[0])
+				case 2:
+					return runBranchRename(ctx, f, args[0], args[1])
+				}
+				return usageErrorf("argon branch -m takes [OLD] NEW, got %d argument(s)", len(args))
+			case len(args) > 0:
+				return usageErrorf("argon branch takes no arguments, got %d argument(s) (did you mean `argon branch create NAME`?)", len(args))
+			}
+			return runBranchList(ctx, f)
 		},
 	}
+	cmd.Flags().BoolVarP(&gitDelete, "delete", "d", false, "delete the named branch (as argon branch delete NAME --yes)")
+	cmd.Flags().BoolVarP(&gitForceDelete, "force-delete", "D", false, "delete it even with uncommitted changes in its working database (as delete --yes --force)")
+	cmd.Flags().BoolVarP(&gitMove, "move", "m", false, "rename: -m [OLD] NEW (as argon branch rename)")
 	cmd.AddCommand(newBranchListCmd(f), newBranchCreateCmd(f), newBranchDeleteCmd(f), newBranchRenameCmd(f))
 	return cmd
 }
@@ -324,31 +355,34 @@ func newBranchRenameCmd(f *Factory) *cobra.Command {
 		Example: `  argon branch rename feature-x feature-y`,
 		Args:    exactArgs(2, "the old and the new name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			r, project, err := f.project(ctx)
-			if err != nil {
-				return err
-			}
-			if err := wal.ValidateBranch("branch", args[1]); err != nil {
-				return err
-			}
-			// The working database stays with the branch (and with it any
-			// changes applications have not committed).
-			nb, err := r.RenameBranch(ctx, project, args[0], args[1])
-			if err != nil {
-				return err
-			}
-			if cur, _ := f.CurrentBranch(); cur == args[0] && f.Workspace != nil {
-				if err := f.Workspace.SetBranch(args[1]); err != nil {
-					return err
-				}
-			}
-			if f.JSON {
-				return f.IO.PrintJSON(map[string]any{"old": args[0], "new": nb.Name})
-			}
-			fmt.Fprintf(f.IO.Out, "Renamed branch %s to %s\n", args[0], nb.Name)
-			return nil
+			return runBranchRename(cmd.Context(), f, args[0], args[1])
 		},
 	}
 	return cmd
+}
+
+func runBranchRename(ctx context.Context, f *Factory, old, name string) error {
+	r, project, err := f.project(ctx)
+	if err != nil {
+		return err
+	}
+	if err := wal.ValidateBranch("branch", name); err != nil {
+		return err
+	}
+	// The working database stays with the branch (and with it any
+	// changes applications have not committed).
+	nb, err := r.RenameBranch(ctx, project, old, name)
+	if err != nil {
+		return err
+	}
+	if cur, _ := f.CurrentBranch(); cur == old && f.Workspace != nil {
+		if err := f.Workspace.SetBranch(name); err != nil {
+			return err
+		}
+	}
+	if f.JSON {
+		return f.IO.PrintJSON(map[string]any{"old": old, "new": nb.Name})
+	}
+	fmt.Fprintf(f.IO.Out, "Renamed branch %s to %s\n", old, nb.Name)
+	return nil
 }

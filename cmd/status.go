@@ -9,11 +9,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/argon-db/argon/internal/ejson"
+	"github.com/argon-db/argon/internal/ui"
 )
 
 func newStatusCmd(f *Factory) *cobra.Command {
 	var branchFlag string
-	var verbose bool
+	var verbose, short bool
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the project, current branch, its head and the engine",
@@ -28,11 +29,12 @@ Piped, each field is one "key<TAB>value" line.`,
   argon status --json`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runStatus(cmd.Context(), f, branchFlag, verbose)
+			return runStatus(cmd.Context(), f, branchFlag, verbose, short)
 		},
 	}
 	cmd.Flags().StringVar(&branchFlag, "branch", "", "branch to describe (default: the current branch)")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "list each changed document")
+	cmd.Flags().BoolVarP(&short, "short", "s", false, "short format, as git status -s: the branch, then one line per change (A, M, D)")
 	return cmd
 }
 
@@ -47,7 +49,7 @@ type statusInfo struct {
 	Changes  *changesInfo `json:"changes"`
 }
 
-func runStatus(ctx context.Context, f *Factory, branchFlag string, verbose bool) error {
+func runStatus(ctx context.Context, f *Factory, branchFlag string, verbose, short bool) error {
 	r, b, w, err := f.openBranch(ctx, branchFlag)
 	if err != nil {
 		return err
@@ -77,6 +79,23 @@ func runStatus(ctx context.Context, f *Factory, branchFlag string, verbose bool)
 		Engine: s.Describe(), Database: w.DB.Name(), Changes: ci}
 	if f.JSON {
 		return f.IO.PrintJSON(info)
+	}
+	if short {
+		// As git status -s: the branch, then a line per change.
+		fmt.Fprintf(f.IO.Out, "## %s (head %d)\n", ui.Clean(info.Branch, false), info.Head)
+		letter := map[string]string{"added": "A", "modified": "M", "deleted": "D", "created": "A", "dropped": "D"}
+		for _, d := range ci.Documents {
+			rel, _ := relaxedID(d.ID)
+			fmt.Fprintf(f.IO.Out, "%s %s %s\n", letter[d.Change], ui.Clean(d.Collection, false), ui.Clean(rel, false))
+		}
+		for _, x := range ci.Indexes {
+			l := letter[x.Change]
+			if l == "" {
+				l = "M"
+			}
+			fmt.Fprintf(f.IO.Out, "%s %s index %s\n", l, ui.Clean(x.Collection, false), ui.Clean(x.Name, false))
+		}
+		return nil
 	}
 	parent := info.Parent
 	if parent == "" {
