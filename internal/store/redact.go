@@ -3,6 +3,7 @@ package store
 import (
 	"net/url"
 	"regexp"
+	"sort"
 	"strings"
 )
 
@@ -57,8 +58,8 @@ func split(uri string) (scheme, userinfo, hostPath, query string, ok bool) {
 		if end < 0 {
 			end = len(after)
 		}
-		if hostList.MatchString(after[:end]) {
-			main, q, _ := strings.Cut(after, "?")
+		main, q, _ := strings.Cut(after, "?")
+		if hostList.MatchString(after[:end]) && !strings.Contains(main, "@") {
 			return scheme, rest[:at], main, q, true
 		}
 	}
@@ -104,8 +105,43 @@ func Redact(uri string) string {
 		out += "?" + strings.Join(params, "&")
 	}
 	// Once more over the whole, for what a malformed URI put where the
-	// split did not expect it.
-	return redactAll(out)
+	// split did not expect it: secret options, and the password as every
+	// other reading of the userinfo would have it.
+	out = redactAll(out)
+	for _, pw := range candidatePasswords(uri) {
+		if len(pw) >= 3 {
+			out = strings.ReplaceAll(out, pw, hidden)
+		}
+	}
+	return out
+}
+
+// candidatePasswords returns the password under every reading of a
+// malformed URI's userinfo (from any ':' to any '@' after it), longest
+// first, so that whichever the driver or the user meant is hidden, and a
+// shorter reading never breaks up a longer one before it is replaced.
+func candidatePasswords(uri string) []string {
+	scheme, _, _, _, ok := split(uri)
+	if !ok {
+		return nil
+	}
+	rest := uri[len(scheme):]
+	if q := strings.LastIndex(rest, "@"); q >= 0 {
+		rest = rest[:q+1]
+	}
+	var out []string
+	for c := 0; c < len(rest); c++ {
+		if rest[c] != ':' {
+			continue
+		}
+		for at := c + 1; at < len(rest); at++ {
+			if rest[at] == '@' && at > c+1 {
+				out = append(out, rest[c+1:at])
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
+	return out
 }
 
 // secrets lists the secret strings of uri as they may appear in messages:
@@ -129,6 +165,9 @@ func secrets(uri string) []string {
 		}
 	}
 	if _, pw, has := strings.Cut(userinfo, ":"); has {
+		add(pw)
+	}
+	for _, pw := range candidatePasswords(uri) {
 		add(pw)
 	}
 	for _, p := range strings.FieldsFunc(query, func(r rune) bool { return r == '&' || r == ';' }) {
