@@ -98,4 +98,17 @@ func TestWireMessages(t *testing.T) {
 	if ten-one != 2*9 {
 		t.Errorf("argon branch sent %d commands with 1 branch and %d with 10, want 2 more per new branch: %s", one, ten, names)
 	}
+
+	// The entries of the log: one read per commit (the slot, with its
+	// entries inline), plus at most a few to find the head from its hint.
+	before, _ := wireCount(t, dir, "log", "--entries")
+	for i := 0; i < 10; i++ {
+		wireCount(t, dir, "insert", "c", fmt.Sprintf(`{"_id": "more%d"}`, i))
+	}
+	after, names := wireCount(t, dir, "log", "--entries")
+	// (The head is found from a hint advanced every 4 commits: up to 4
+	// reads more or fewer. Two reads per commit would add 16 or more.)
+	if d := after - before; d < 10-4 || d > 10+4 {
+		t.Errorf("argon log --entries sent %d commands, then %d after 10 more commits: want about one more per commit: %s", before, after, names)
+	}
 }

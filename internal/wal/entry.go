@@ -215,12 +215,9 @@ func (r *Repo) Fold(ctx context.Context, tl string, lsn int64, coll string) (*St
 // costs about one read per commit they span, whatever the size of the log.
 func (r *Repo) EntriesBack(ctx context.Context, tl string, at int64, fn func(*Entry) bool) error {
 	var ferr error
-	err := r.WalkLog(ctx, tl, at, func(it LogItem) bool {
-		s, err := r.ReadSlotEntries(ctx, it.TL, it.N)
-		if err != nil || s == nil {
-			ferr = fmt.Errorf("read slot %d of timeline %s: %v", it.N, it.TL, err)
-			return false
-		}
+	// One read per commit: the walk reads each slot with its entries.
+	err := r.walkLog(ctx, tl, at, true, func(it LogItem) bool {
+		s := it.slot
 		var es []Entry
 		if ferr = r.slotEntries(ctx, s, it.From-1, it.To, "", func(e *Entry) error {
 			es = append(es, *e)

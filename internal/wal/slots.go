@@ -301,6 +301,9 @@ func (r *Repo) TimelineSlots(ctx context.Context, tl string, from, to int64) ([]
 type LogItem struct {
 	Commit
 	Inherited bool
+	// slot is the commit's slot, with its inline entries when the walk
+	// asked for them (walkLog's entries).
+	slot *Slot
 }
 
 // Log returns up to limit commits (all when limit <= 0) reachable from LSN
@@ -319,6 +322,12 @@ func (r *Repo) Log(ctx context.Context, tl string, at int64, limit int) ([]LogIt
 // each, walking each timeline's slots down from its head (or, on an
 // ancestor, from the slot the child forked at).
 func (r *Repo) WalkLog(ctx context.Context, tl string, at int64, fn func(LogItem) bool) error {
+	return r.walkLog(ctx, tl, at, false, fn)
+}
+
+// walkLog is WalkLog; with entries, each slot is read with its inline
+// entries (one read per slot either way).
+func (r *Repo) walkLog(ctx context.Context, tl string, at int64, entries bool, fn func(LogItem) bool) error {
 	anc, err := r.Ancestry(ctx, tl)
 	if err != nil {
 		return err
@@ -333,7 +342,7 @@ func (r *Repo) WalkLog(ctx context.Context, tl string, at int64, fn func(LogItem
 			n = anc[i-1].ParentSlot
 		}
 		for ; n > 0 && at > t.Base; n-- {
-			s, err := r.ReadSlot(ctx, t.ID, n)
+			s, err := r.readSlot(ctx, t.ID, n, entries)
 			if err != nil {
 				return err
 			}
@@ -350,7 +359,7 @@ func (r *Repo) WalkLog(ctx context.Context, tl string, at int64, fn func(LogItem
 				c.To = at
 				c.Stats = nil
 			}
-			if !fn(LogItem{Commit: *c, Inherited: i > 0}) {
+			if !fn(LogItem{Commit: *c, Inherited: i > 0, slot: s}) {
 				return nil
 			}
 			at = c.From - 1
