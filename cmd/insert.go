@@ -12,6 +12,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/argon-db/argon/internal/ejson"
+	"github.com/argon-db/argon/internal/store"
 	"github.com/argon-db/argon/internal/wal"
 	"github.com/argon-db/argon/internal/workdb"
 )
@@ -90,6 +91,20 @@ func runInsert(ctx context.Context, o *insertOptions) error {
 			in = fh
 		} else if f.IO.IsStdinTTY() {
 			return usageErrorf("no documents: give one as an argument, or use --file or standard input")
+		} else if f.URI == "" && (f.Workspace == nil || store.ReadServeInfo(f.Workspace.Dir()) == nil) {
+			// The embedded engine is one process's at a time. In
+			// `argon find ... | argon insert ...` the reader holds the
+			// workspace until it has written everything, and waits for
+			// this process to read it: so read it all first (to a
+			// temporary file: memory stays bounded), then take the
+			// workspace.
+			spool, err := spoolInput(in)
+			if err != nil {
+				return err
+			}
+			defer os.Remove(spool.Name())
+			defer spool.Close()
+			in = spool
 		}
 	}
 	_, b, w, err := f.openBranch(ctx, o.branch)
@@ -178,4 +193,23 @@ func runInsert(ctx context.Context, o *insertOptions) error {
 	}
 	fmt.Fprintf(f.IO.ErrOut, "inserted %d into %s on %s: LSN %d..%d, head %d\n", len(res.IDs), o.coll, branch, res.Commit.From, res.Commit.To, res.Head)
 	return nil
+}
+
+// spoolInput copies r to a temporary file and returns it, rewound.
+func spoolInput(r io.Reader) (*os.File, error) {
+	tmp, err := os.CreateTemp("", "argon-input-*.json")
+	if err != nil {
+		return nil, fmt.Errorf("buffer standard input: %w", err)
+	}
+	if _, err := io.Copy(tmp, r); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return nil, fmt.Errorf("buffer standard input: %w", err)
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return nil, err
+	}
+	return tmp, nil
 }
