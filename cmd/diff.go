@@ -176,6 +176,53 @@ type diffJSON struct {
 	Fields     []diffFieldJSON `json:"fields,omitempty"`
 }
 
+// diffJSONs is changes as --json prints them.
+func diffJSONs(o *diffOptions, changes []diff.Change) ([]diffJSON, error) {
+	val := func(v bson.RawValue) (json.RawMessage, error) {
+		if v.Type == 0 {
+			return nil, nil
+		}
+		return ejson.FormatValue(v, o.canonical)
+	}
+	doc := func(d bson.Raw) (json.RawMessage, error) {
+		if d == nil {
+			return nil, nil
+		}
+		s, err := ejson.Format(d, o.canonical)
+		return json.RawMessage(s), err
+	}
+	out := []diffJSON{}
+	for _, c := range changes {
+		j := diffJSON{Collection: c.Coll, Change: c.Kind}
+		var err error
+		if c.Index {
+			j.Index = c.ID.StringValue()
+		} else if j.ID, err = val(c.ID); err != nil {
+			return nil, err
+		}
+		if !o.nameOnly {
+			if j.From, err = doc(c.From); err != nil {
+				return nil, err
+			}
+			if j.To, err = doc(c.To); err != nil {
+				return nil, err
+			}
+			for _, fl := range c.Fields {
+				fj := diffFieldJSON{Path: fl.Path}
+				if fj.From, err = val(fl.From); err != nil {
+					return nil, err
+				}
+				if fj.To, err = val(fl.To); err != nil {
+					return nil, err
+				}
+				j.Fields = append(j.Fields, fj)
+			}
+		}
+		out = append(out, j)
+	}
+	return out, nil
+}
+
 func printDiff(o *diffOptions, changes []diff.Change) error {
 	f := o.f
 	val := func(v bson.RawValue) (json.RawMessage, error) {
@@ -192,34 +239,9 @@ func printDiff(o *diffOptions, changes []diff.Change) error {
 		return json.RawMessage(s), err
 	}
 	if f.JSON {
-		out := []diffJSON{}
-		for _, c := range changes {
-			j := diffJSON{Collection: c.Coll, Change: c.Kind}
-			var err error
-			if c.Index {
-				j.Index = c.ID.StringValue()
-			} else if j.ID, err = val(c.ID); err != nil {
-				return err
-			}
-			if !o.nameOnly {
-				if j.From, err = doc(c.From); err != nil {
-					return err
-				}
-				if j.To, err = doc(c.To); err != nil {
-					return err
-				}
-				for _, fl := range c.Fields {
-					fj := diffFieldJSON{Path: fl.Path}
-					if fj.From, err = val(fl.From); err != nil {
-						return err
-					}
-					if fj.To, err = val(fl.To); err != nil {
-						return err
-					}
-					j.Fields = append(j.Fields, fj)
-				}
-			}
-			out = append(out, j)
+		out, err := diffJSONs(o, changes)
+		if err != nil {
+			return err
 		}
 		return f.IO.PrintJSON(out)
 	}

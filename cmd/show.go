@@ -1,0 +1,113 @@
+package cmd
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/argon-db/argon/internal/diff"
+	"github.com/argon-db/argon/internal/merge"
+	"github.com/argon-db/argon/internal/ui"
+	"github.com/argon-db/argon/internal/wal"
+)
+
+func newShowCmd(f *Factory) *cobra.Command {
+	o := &diffOptions{f: f}
+	cmd := &cobra.Command{
+		Use:   "show [REF]",
+		Short: "Show one commit: its message and what it changed",
+		Long: `Show the commit that holds REF's LSN (default: the current branch's
+last commit): its LSNs, author, date and message, then what it changed,
+as argon diff prints it (documents added, removed and modified, with
+field-level before and after; index changes).`,
+		Example: `  argon show
+  argon show main@12
+  argon show feature~1 --json`,
+		Args: rangeArgs(0, 1, "at most one ref"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runShow(cmd.Context(), o, args)
+		},
+	}
+	cmd.Flags().StringVar(&o.branch, "branch", "", "branch to read (default: the current branch)")
+	cmd.Flags().BoolVar(&o.stat, "stat", false, "counts per collection instead of the changes")
+	cmd.Flags().BoolVar(&o.nameOnly, "name-only", false, "only the collections and _ids")
+	cmd.Flags().BoolVar(&o.canonical, "canonical", false, "print values as canonical Extended JSON (exact types)")
+	return cmd
+}
+
+func runShow(ctx context.Context, o *diffOptions, args []string) error {
+	f := o.f
+	r, project, err := f.project(ctx)
+	if err != nil {
+		return err
+	}
+	cur, err := f.branchOrCurrent(o.branch)
+	if err != nil {
+		return err
+	}
+	spec := cur
+	if len(args) == 1 {
+		spec = args[0]
+	}
+	at, err := f.resolveRef(ctx, r, project, cur, spec)
+	if err != nil {
+		return err
+	}
+	var it *wal.LogItem
+	if err := r.WalkLog(ctx, at.TL, at.LSN, func(x wal.LogItem) bool {
+		it = &x
+		return false
+	}); err != nil {
+		return err
+	}
+	if it == nil {
+		return &notFoundError{msg: fmt.Sprintf("%s has no commit: nothing was written there yet", spec)}
+	}
+	// The whole commit, also when REF's LSN is inside its range.
+	if s, err := r.ReadSlot(ctx, it.TL, it.N); err == nil && s != nil && s.Kind == wal.SlotCommit {
+		it.To = s.LSN
+	}
+	changes, _, err := diff.Between(ctx, r, diff.Point{TL: it.TL, LSN: it.From - 1}, diff.Point{TL: it.TL, LSN: it.To}, "")
+	if err != nil {
+		return err
+	}
+	names, err := r.BranchNames(ctx, project)
+	if err != nil {
+		return err
+	}
+	name := names[it.TL]
+	if name == "" {
+		name = "timeline:" + it.TL
+	}
+	if f.JSON {
+		cs, err := diffJSONs(o, changes)
+		if err != nil {
+			return err
+		}
+		return f.IO.PrintJSON(map[string]any{"lsn_from": it.From, "lsn_to": it.To, "branch": name, "time": it.Time,
+			"author": it.Author, "message": it.Message, "merge_of": it.MergeOf, "changes": cs})
+	}
+	out := f.IO.Out
+	st := f.IO.Styles()
+	fmt.Fprintf(out, "%s (%s)\n", st.LSN.Render("commit "+lsnRange(it.From, it.To)), ui.Clean(name, false))
+	if it.MergeOf != "" {
+		merged := it.MergeOf
+		if p, ok := merge.ParseMergeOf(it.MergeOf); ok && names[p.TL] != "" {
+			merged = fmt.Sprintf("%s@%d (timeline %s)", names[p.TL], p.LSN, p.TL)
+		}
+		fmt.Fprintf(out, "Merge:  %s\n", merged)
+	}
+	fmt.Fprintf(out, "Author: %s\n", ui.Clean(it.Author, false))
+	fmt.Fprintf(out, "Date:   %s\n\n", f.formatTime(it.Time))
+	for _, l := range strings.Split(ui.Clean(it.Message, true), "\n") {
+		if l == "" {
+			fmt.Fprintln(out)
+			continue
+		}
+		fmt.Fprintf(out, "    %s\n", l)
+	}
+	fmt.Fprintln(out)
+	return printDiff(o, changes)
+}
