@@ -142,6 +142,7 @@ func runDiff(ctx context.Context, o *diffOptions) error {
 			return err
 		}
 	}
+	f.page()
 	if err := printDiff(o, changes); err != nil {
 		return err
 	}

@@ -36,6 +36,7 @@ type Factory struct {
 	DB          string
 	Author      string
 	JSON        bool
+	NoPager     bool
 	LockTimeout time.Duration
 	Timeout     time.Duration
 
@@ -189,6 +190,14 @@ func (f *Factory) Repo(ctx context.Context) (*wal.Repo, error) {
 }
 
 // Close releases the store.
+// page sends the command's output through a pager on a terminal (see
+// ui.StartPager), unless --no-pager.
+func (f *Factory) page() {
+	if !f.NoPager {
+		f.IO.StartPager()
+	}
+}
+
 func (f *Factory) Close() {
 	if f.store != nil {
 		f.store.Close()

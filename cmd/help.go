@@ -47,6 +47,8 @@ ARGON_RESOLVE_TIMEOUT
                      before argon exits 6, outcome unknown (default 20s)
 ARGON_COMMIT_DATE    fixed RFC3339 time recorded on commits (like GIT_COMMITTER_DATE)
 ARGON_FORCE_TTY      format output as for a terminal even when piped
+ARGON_PAGER, PAGER   pager for log, diff and show on a terminal (default
+                     "less -FRX"; "" or "cat" for none; --no-pager)
 NO_COLOR, CLICOLOR=0 turn colour off
 
 A CI job can run argon with environment variables only, no workspace:

@@ -93,6 +93,7 @@ func runLog(ctx context.Context, o *logOptions) error {
 	if err != nil {
 		return err
 	}
+	f.page()
 	if o.entries {
 		return printEntries(ctx, f, r, b.Timeline, head.LSN, o.limit)
 	}

@@ -36,6 +36,7 @@ func Run(ctx context.Context, f *Factory, args []string) int {
 	root.SetOut(f.IO.Out)
 	root.SetErr(f.IO.ErrOut)
 	err := root.ExecuteContext(ctx)
+	f.IO.StopPager()
 	f.Close()
 	if err == nil {
 		return ExitOK
@@ -92,6 +93,7 @@ MongoDB deployment.`,
 	pf.StringVar(&f.Project, "project", "", "project to work on (default: the workspace's)")
 	pf.StringVar(&f.DB, "db", "", "database holding argon's log and metadata (default \"argon_wal\")")
 	pf.BoolVar(&f.JSON, "json", false, "print data as one JSON value")
+	pf.BoolVar(&f.NoPager, "no-pager", false, "never send log, diff or show output through a pager")
 	pf.DurationVar(&f.LockTimeout, "lock-timeout", 10*time.Second, "how long to wait for another argon process holding the workspace")
 	pf.DurationVar(&f.Timeout, "timeout", 5*time.Second, "how long to look for a MongoDB server before giving up")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {

@@ -81,6 +81,7 @@ func runShow(ctx context.Context, o *diffOptions, args []string) error {
 	if name == "" {
 		name = "timeline:" + it.TL
 	}
+	f.page()
 	if f.JSON {
 		cs, err := diffJSONs(o, changes)
 		if err != nil {

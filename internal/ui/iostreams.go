@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 
@@ -26,6 +27,9 @@ type IOStreams struct {
 	stdoutTTY bool
 	stderrTTY bool
 	color     bool
+
+	pager   *exec.Cmd
+	pagerIn io.WriteCloser
 }
 
 // System returns the process's streams, with terminal detection and the
@@ -227,4 +231,47 @@ func Clean(s string, keepNewlines bool) string {
 		}
 	}
 	return b.String()
+}
+
+// StartPager sends what the command prints on standard output through a
+// pager when standard output is a terminal: ARGON_PAGER, else PAGER, else
+// "less -FRX" (which quits at once when the output fits the screen). It
+// does nothing when output is piped, when the pager is "" or "cat", or
+// when the pager cannot be started. StopPager waits for it.
+func (s *IOStreams) StartPager() {
+	if !s.stdoutTTY || s.pager != nil {
+		return
+	}
+	cmdline, set := os.LookupEnv("ARGON_PAGER")
+	if !set {
+		cmdline, set = os.LookupEnv("PAGER")
+	}
+	if !set {
+		cmdline = "less -FRX"
+	}
+	if strings.TrimSpace(cmdline) == "" || strings.TrimSpace(cmdline) == "cat" {
+		return
+	}
+	c := exec.Command("sh", "-c", cmdline)
+	c.Stdout, c.Stderr = s.Out, s.ErrOut
+	c.Env = append(os.Environ(), "LESS=FRX", "LV=-c")
+	w, err := c.StdinPipe()
+	if err != nil {
+		return
+	}
+	if err := c.Start(); err != nil {
+		return
+	}
+	s.pager, s.pagerIn, s.Out = c, w, w
+}
+
+// StopPager closes the pager's input and waits for the pager to exit.
+func (s *IOStreams) StopPager() {
+	if s.pager == nil {
+		return
+	}
+	_ = s.pagerIn.Close()
+	_ = s.pager.Wait()
+	s.Out = s.pager.Stdout
+	s.pager = nil
 }
