@@ -92,6 +92,10 @@ func (f *Factory) setup(cmd *cobra.Command) error {
 	if ferr != nil {
 		return ferr
 	}
+	if fl := cmd.Flags().Lookup("db"); fl != nil && fl.Changed && fl.Value.String() == "" {
+		// An empty --db would silently mean the default database.
+		return &wal.InvalidNameError{Kind: "metadata database", Name: "", Why: "it is empty (leave --db out for the default, argon_wal)"}
+	}
 	f.Author = v.GetString("author")
 	if f.Author == "" {
 		if u, err := user.Current(); err == nil && u.Username != "" {

@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
+	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/argon-db/argon/internal/ejson"
 	"github.com/argon-db/argon/internal/wal"
@@ -56,6 +57,15 @@ index that the data already breaks is refused and nothing is written.`,
 			}
 			if cmd.Flags().Changed("name") {
 				if err := validateIndexName(opts.Name); err != nil {
+					return err
+				}
+			}
+			lim, err := f.limits(ctx)
+			if err != nil {
+				return err
+			}
+			if lim.Engine != "" {
+				if err := checkFerretKeys(keys, lim.Engine); err != nil {
 					return err
 				}
 			}
@@ -187,6 +197,27 @@ func validateIndexName(name string) error {
 		return fmt.Errorf("invalid index name %q: it is not valid UTF-8", name)
 	case strings.ContainsFunc(name, unicode.IsControl):
 		return fmt.Errorf("invalid index name %q: it contains a control character", name)
+	}
+	return nil
+}
+
+// checkFerretKeys refuses index keys FerretDB v1 cannot build (it answers
+// "Index key value ... is not implemented yet"): only 1 and -1 are.
+func checkFerretKeys(keys bson.Raw, engine string) error {
+	elems, err := keys.Elements()
+	if err != nil {
+		return err
+	}
+	for _, el := range elems {
+		v := el.Value()
+		if n, ok := v.AsInt64OK(); ok && (n == 1 || n == -1) {
+			continue
+		}
+		if d, ok := v.DoubleOK(); ok && (d == 1 || d == -1) {
+			continue
+		}
+		shown, _ := ejson.FormatValue(v, false)
+		return fmt.Errorf("index key %q is %s: %s builds only ascending (1) and descending (-1) keys", el.Key(), shown, engine)
 	}
 	return nil
 }
