@@ -177,8 +177,9 @@ type diffJSON struct {
 	Fields     []diffFieldJSON `json:"fields,omitempty"`
 }
 
-// diffJSONs is changes as --json prints them.
-func diffJSONs(o *diffOptions, changes []diff.Change) ([]diffJSON, error) {
+// formatters print a value and a document as the options ask (relaxed or
+// canonical Extended JSON); absent ones print as nothing.
+func (o *diffOptions) formatters() (func(bson.RawValue) (json.RawMessage, error), func(bson.Raw) (json.RawMessage, error)) {
 	val := func(v bson.RawValue) (json.RawMessage, error) {
 		if v.Type == 0 {
 			return nil, nil
@@ -192,6 +193,12 @@ func diffJSONs(o *diffOptions, changes []diff.Change) ([]diffJSON, error) {
 		s, err := ejson.Format(d, o.canonical)
 		return json.RawMessage(s), err
 	}
+	return val, doc
+}
+
+// diffJSONs is changes as --json prints them.
+func diffJSONs(o *diffOptions, changes []diff.Change) ([]diffJSON, error) {
+	val, doc := o.formatters()
 	out := []diffJSON{}
 	for _, c := range changes {
 		j := diffJSON{Collection: c.Coll, Change: c.Kind}
@@ -226,19 +233,7 @@ func diffJSONs(o *diffOptions, changes []diff.Change) ([]diffJSON, error) {
 
 func printDiff(o *diffOptions, changes []diff.Change) error {
 	f := o.f
-	val := func(v bson.RawValue) (json.RawMessage, error) {
-		if v.Type == 0 {
-			return nil, nil
-		}
-		return ejson.FormatValue(v, o.canonical)
-	}
-	doc := func(d bson.Raw) (json.RawMessage, error) {
-		if d == nil {
-			return nil, nil
-		}
-		s, err := ejson.Format(d, o.canonical)
-		return json.RawMessage(s), err
-	}
+	val, doc := o.formatters()
 	if f.JSON {
 		out, err := diffJSONs(o, changes)
 		if err != nil {

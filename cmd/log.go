@@ -143,24 +143,7 @@ func runLog(ctx context.Context, o *logOptions) error {
 		if i > 0 {
 			fmt.Fprintln(out)
 		}
-		fmt.Fprintf(out, "%s (%s)\n", st.LSN.Render("commit "+rng), ui.Clean(label, false))
-		if e.MergeOf != "" {
-			merged := e.MergeOf
-			if p, ok := merge.ParseMergeOf(e.MergeOf); ok && names[p.TL] != "" {
-				merged = fmt.Sprintf("%s@%d (timeline %s)", names[p.TL], p.LSN, p.TL)
-			}
-			fmt.Fprintf(out, "Merge:  %s\n", merged)
-		}
-		fmt.Fprintf(out, "Author: %s\n", ui.Clean(e.Author, false))
-		fmt.Fprintf(out, "Date:   %s\n", f.formatTime(e.Time))
-		fmt.Fprintln(out)
-		for _, l := range strings.Split(ui.Clean(e.Message, true), "\n") {
-			if l == "" {
-				fmt.Fprintln(out)
-				continue
-			}
-			fmt.Fprintf(out, "    %s\n", l)
-		}
+		printCommitHeader(f, rng, label, e.MergeOf, e.Author, e.Time, e.Message, names)
 		if len(e.Collections) > 0 {
 			fmt.Fprintln(out)
 			for _, c := range e.Collections {
@@ -314,6 +297,30 @@ func graphMeet(ctx context.Context, r *wal.Repo, tl string, it wal.LogItem, src 
 		return true
 	})
 	return meet, err
+}
+
+// printCommitHeader prints a commit as git log does: its LSNs and branch,
+// what it merged, author, date and the indented message.
+func printCommitHeader(f *Factory, rng, label, mergeOf, author string, at time.Time, message string, names map[string]string) {
+	out, st := f.IO.Out, f.IO.Styles()
+	fmt.Fprintf(out, "%s (%s)\n", st.LSN.Render("commit "+rng), ui.Clean(label, false))
+	if mergeOf != "" {
+		merged := mergeOf
+		if p, ok := merge.ParseMergeOf(mergeOf); ok && names[p.TL] != "" {
+			merged = fmt.Sprintf("%s@%d (timeline %s)", names[p.TL], p.LSN, p.TL)
+		}
+		fmt.Fprintf(out, "Merge:  %s\n", merged)
+	}
+	fmt.Fprintf(out, "Author: %s\n", ui.Clean(author, false))
+	fmt.Fprintf(out, "Date:   %s\n", f.formatTime(at))
+	fmt.Fprintln(out)
+	for _, l := range strings.Split(ui.Clean(message, true), "\n") {
+		if l == "" {
+			fmt.Fprintln(out)
+			continue
+		}
+		fmt.Fprintf(out, "    %s\n", l)
+	}
 }
 
 // lsnRange renders a commit's LSNs; a merge that changed nothing has none

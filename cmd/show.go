@@ -3,13 +3,10 @@ package cmd
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/argon-db/argon/internal/diff"
-	"github.com/argon-db/argon/internal/merge"
-	"github.com/argon-db/argon/internal/ui"
 	"github.com/argon-db/argon/internal/wal"
 )
 
@@ -90,25 +87,7 @@ func runShow(ctx context.Context, o *diffOptions, args []string) error {
 		return f.IO.PrintJSON(map[string]any{"lsn_from": it.From, "lsn_to": it.To, "branch": name, "time": it.Time,
 			"author": it.Author, "message": it.Message, "merge_of": it.MergeOf, "changes": cs})
 	}
-	out := f.IO.Out
-	st := f.IO.Styles()
-	fmt.Fprintf(out, "%s (%s)\n", st.LSN.Render("commit "+lsnRange(it.From, it.To)), ui.Clean(name, false))
-	if it.MergeOf != "" {
-		merged := it.MergeOf
-		if p, ok := merge.ParseMergeOf(it.MergeOf); ok && names[p.TL] != "" {
-			merged = fmt.Sprintf("%s@%d (timeline %s)", names[p.TL], p.LSN, p.TL)
-		}
-		fmt.Fprintf(out, "Merge:  %s\n", merged)
-	}
-	fmt.Fprintf(out, "Author: %s\n", ui.Clean(it.Author, false))
-	fmt.Fprintf(out, "Date:   %s\n\n", f.formatTime(it.Time))
-	for _, l := range strings.Split(ui.Clean(it.Message, true), "\n") {
-		if l == "" {
-			fmt.Fprintln(out)
-			continue
-		}
-		fmt.Fprintf(out, "    %s\n", l)
-	}
-	fmt.Fprintln(out)
+	printCommitHeader(f, lsnRange(it.From, it.To), name, it.MergeOf, it.Author, it.Time, it.Message, names)
+	fmt.Fprintln(f.IO.Out)
 	return printDiff(o, changes)
 }
