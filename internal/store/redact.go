@@ -82,6 +82,13 @@ var hostList = regexp.MustCompile(`^[A-Za-z0-9._%\-:\[\],]+$`)
 // It never fails: a string that is not a URI comes back with any
 // URI-shaped credentials in it hidden.
 func Redact(uri string) string {
+	// First the password under every reading of the userinfo, while the
+	// text is as given (the rest below rewrites separators).
+	for _, pw := range candidatePasswords(uri) {
+		if len(pw) >= 3 {
+			uri = strings.ReplaceAll(uri, pw, hidden)
+		}
+	}
 	scheme, userinfo, hostPath, query, ok := split(uri)
 	if !ok {
 		return redactAll(uri)
