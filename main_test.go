@@ -114,8 +114,10 @@ func setupScript(env *testscript.Env) error {
 	if app, err := filepath.Abs("testdata/node/reseed.js"); err == nil {
 		env.Setenv("NODE_RESEED", app)
 	}
-	if app, err := filepath.Abs("testdata/node/types.js"); err == nil {
-		env.Setenv("NODE_TYPES", app)
+	for name, file := range map[string]string{"NODE_TYPES": "types.js", "NODE_SEED": "seed.js", "NODE_COMPARE": "compare.js"} {
+		if app, err := filepath.Abs(filepath.Join("testdata/node", file)); err == nil {
+			env.Setenv(name, app)
+		}
 	}
 	// What scripts need to know of the engine: the prefix of working
 	// database names, and how argon names the engine in its refusals.

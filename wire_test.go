@@ -39,11 +39,10 @@ func wireCount(t *testing.T, dir string, args ...string) (int, string) {
 	return len(names), strings.Join(sorted, " ")
 }
 
-// The round trips of the main commands are counted with a driver command
-// monitor, so that an added query (a per-item loop, an extra read on the
-// write path) shows up as a failure here. The figures are exact: change
-// them only with a reason in the commit message and docs/BENCHMARKS.md.
-func TestWireMessages(t *testing.T) {
+// wireProject starts a fresh server with a project "wire" on it, for
+// counting commands, and returns the workspace folder.
+func wireProject(t *testing.T) string {
+	t.Helper()
 	if os.Getenv("ARGON_TEST_URI") != "" {
 		t.Skip("counts are for a fresh server")
 	}
@@ -54,6 +53,15 @@ func TestWireMessages(t *testing.T) {
 		t.Setenv(k, v)
 	}
 	wireCount(t, dir, "init", "wire")
+	return dir
+}
+
+// The round trips of the main commands are counted with a driver command
+// monitor, so that an added query (a per-item loop, an extra read on the
+// write path) shows up as a failure here. The figures are exact: change
+// them only with a reason in the commit message and docs/BENCHMARKS.md.
+func TestWireMessages(t *testing.T) {
+	dir := wireProject(t)
 	for i := 0; i < 20; i++ { // not on a slot that advances the hint
 		wireCount(t, dir, "insert", "c", fmt.Sprintf(`{"_id": "warm%d", "v": %d}`, i, i))
 	}
@@ -110,5 +118,49 @@ func TestWireMessages(t *testing.T) {
 	// reads more or fewer. Two reads per commit would add 16 or more.)
 	if d := after - before; d < 10-4 || d > 10+4 {
 		t.Errorf("argon log --entries sent %d commands, then %d after 10 more commits: want about one more per commit: %s", before, after, names)
+	}
+}
+
+// An import reads, deletes and inserts a batch at a time: its commands
+// grow with the number of batches, never with the number of documents.
+func TestImportCommands(t *testing.T) {
+	dir := wireProject(t)
+	write := func(name string, n int, field string) string {
+		var b strings.Builder
+		for i := 0; i < n; i++ {
+			fmt.Fprintf(&b, `{"_id": %d, "%s": %d}`+"\n", i, field, i)
+		}
+		path := dir + "/" + name + ".json"
+		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	count := func(names, name string) int {
+		n := 0
+		for _, s := range strings.Fields(names) {
+			if s == name {
+				n++
+			}
+		}
+		return n
+	}
+	// Into a new collection: no reads of existing documents at all.
+	wireCount(t, dir, "import", write("small", 100, "a"), "--collection", "imp")
+	_, fresh := wireCount(t, dir, "import", write("small1", 100, "a"), "--collection", "imp1")
+	_, names := wireCount(t, dir, "import", write("imp", 2500, "a"), "--collection", "imp2")
+	if count(names, "find") != count(fresh, "find") {
+		t.Errorf("importing 2500 new documents sent %d finds, 100 sent %d: want the same", count(names, "find"), count(fresh, "find"))
+	}
+	// Over existing documents (3 batches of up to 1000): one read of
+	// pre-images, one delete and one insert of documents per batch.
+	_, small := wireCount(t, dir, "import", write("small2", 100, "b"), "--collection", "imp", "--mode", "upsert")
+	_, big := wireCount(t, dir, "import", write("imp3", 2500, "b"), "--collection", "imp2", "--mode", "upsert")
+	t.Logf("upsert of 100: %s", small)
+	t.Logf("upsert of 2500: %s", big)
+	for _, c := range []string{"find", "delete"} {
+		if d := count(big, c) - count(small, c); d != 2 {
+			t.Errorf("upsert of 2500 documents sent %d %s commands, of 100 sent %d: want 2 more (one per extra batch)", count(big, c), c, count(small, c))
+		}
 	}
 }

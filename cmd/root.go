@@ -93,6 +93,7 @@ MongoDB deployment.`,
 	pf.StringVar(&f.Project, "project", "", "project to work on (default: the workspace's)")
 	pf.StringVar(&f.DB, "db", "", "database holding argon's log and metadata (default \"argon_wal\")")
 	pf.BoolVar(&f.JSON, "json", false, "print data as one JSON value")
+	pf.BoolVarP(&f.IO.Quiet, "quiet", "q", false, "show no progress lines on a terminal")
 	pf.BoolVar(&f.NoPager, "no-pager", false, "never send log, diff or show output through a pager")
 	pf.DurationVar(&f.LockTimeout, "lock-timeout", 10*time.Second, "how long to wait for another argon process holding the workspace")
 	pf.DurationVar(&f.Timeout, "timeout", 5*time.Second, "how long to look for a MongoDB server before giving up")
@@ -107,6 +108,8 @@ MongoDB deployment.`,
 		newBranchCmd(f),
 		newCheckoutCmd(f),
 		newInsertCmd(f),
+		newImportCmd(f),
+		newExportCmd(f),
 		newUpdateCmd(f),
 		newReplaceCmd(f),
 		newDeleteCmd(f),

@@ -191,7 +191,12 @@ type Decoder struct {
 	inArray bool
 	done    bool
 	n       int
+	line    int
 }
+
+// Line is the line on which the last document read starts (0 before the
+// first).
+func (d *Decoder) Line() int { return d.line }
 
 // NewDecoder reads documents from r.
 func NewDecoder(r io.Reader) *Decoder {
@@ -244,6 +249,7 @@ func (d *Decoder) Next() (bson.Raw, error) {
 		return nil, streamErr(fmt.Sprintf("document %d", d.n+1), d.counter, d.dec, err)
 	}
 	d.n++
+	d.line, _ = d.counter.pos(d.dec.InputOffset() - int64(len(raw)))
 	what := fmt.Sprintf("document %d", d.n)
 	if len(raw) == 0 || raw[0] != '{' {
 		return nil, &SyntaxError{What: what, Msg: "it is not a document (a JSON object)"}

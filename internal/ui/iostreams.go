@@ -22,6 +22,8 @@ type IOStreams struct {
 	In     io.Reader
 	Out    io.Writer
 	ErrOut io.Writer
+	// Quiet silences progress lines (--quiet).
+	Quiet bool
 
 	stdinTTY  bool
 	stdoutTTY bool

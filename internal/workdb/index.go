@@ -237,3 +237,13 @@ func explainDuplicate(ctx context.Context, c *mongo.Collection, doc bson.Raw) st
 	}
 	return ""
 }
+
+// ListIndexes returns the index specifications of coll in db, _id's
+// excepted, by name.
+func ListIndexes(ctx context.Context, db *mongo.Database, coll string) ([]bson.Raw, error) {
+	return listIndexes(ctx, db, coll)
+}
+
+// PortableIndexSpec is spec without the fields a server sets on its own
+// (v, ns): what createIndexes takes anywhere.
+func PortableIndexSpec(spec bson.Raw) bson.Raw { return indexSpec(spec) }

@@ -329,3 +329,9 @@ func collections(ctx context.Context, db *mongo.Database) ([]CollectionInfo, err
 	}
 	return out, nil
 }
+
+// ListCollections lists db's collections that hold documents or indexes,
+// by name, with their counts (argon's own marker excepted).
+func ListCollections(ctx context.Context, db *mongo.Database) ([]CollectionInfo, error) {
+	return collections(ctx, db)
+}
