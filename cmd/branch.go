@@ -73,7 +73,7 @@ name, head, base, parent ('-' for none).`,
 
 // branchInfo is the JSON shape of a branch.
 type branchInfo struct {
-	Name     string `json:"name"`
+	Name     string `json:"branch"`
 	Current  bool   `json:"current"`
 	Head     int64  `json:"head"`
 	Base     int64  `json:"base"`
@@ -342,7 +342,7 @@ func runBranchDelete(ctx context.Context, o *branchDeleteOptions) error {
 	_ = workdb.Open(r, b).Drop(ctx)
 	r.ReleaseWorkingDatabase(ctx, b)
 	if f.JSON {
-		return f.IO.PrintJSON(map[string]any{"deleted": o.name, "head": lsn, "timeline": b.Timeline})
+		return f.IO.PrintJSON(map[string]any{"branch": o.name, "head": lsn, "timeline": b.Timeline, "deleted": true})
 	}
 	fmt.Fprintf(f.IO.Out, "Deleted branch %s (was at LSN %d)\n", o.name, lsn)
 	return nil
@@ -381,7 +381,7 @@ func runBranchRename(ctx context.Context, f *Factory, old, name string) error {
 		}
 	}
 	if f.JSON {
-		return f.IO.PrintJSON(map[string]any{"old": old, "new": nb.Name})
+		return f.IO.PrintJSON(map[string]any{"branch": nb.Name, "old_branch": old})
 	}
 	fmt.Fprintf(f.IO.Out, "Renamed branch %s to %s\n", old, nb.Name)
 	return nil

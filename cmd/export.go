@@ -85,6 +85,8 @@ type exportSink interface {
 	// abort undoes what an unfinished export wrote.
 	abort()
 	describe() string
+	// target is what --json says of it.
+	target() map[string]any
 }
 
 func runExport(ctx context.Context, o *exportOptions) error {
@@ -118,10 +120,11 @@ func runExport(ctx context.Context, o *exportOptions) error {
 		defer s.Close()
 		sink = &dbSink{db: s.Client.Database(o.toDB), uri: o.toURI}
 	}
-	db, what, err := exportState(ctx, f, o.ref)
+	db, pt, err := exportState(ctx, f, o.ref)
 	if err != nil {
 		return err
 	}
+	what := fmt.Sprintf("%s@%d", pt.branch, pt.lsn)
 	infos, err := collectionsOf(ctx, db)
 	if err != nil {
 		return err
@@ -178,7 +181,11 @@ func runExport(ctx context.Context, o *exportOptions) error {
 		return err
 	}
 	if f.JSON {
-		return f.IO.PrintJSON(map[string]any{"source": what, "target": sink.describe(), "collections": results})
+		v := map[string]any{"branch": pt.branch, "lsn": pt.lsn, "collections": results}
+		for k, x := range sink.target() {
+			v[k] = x
+		}
+		return f.IO.PrintJSON(v)
 	}
 	for _, r := range results {
 		fmt.Fprintf(f.IO.Out, "%s\t%d documents\t%d indexes\n", r.Collection, r.Documents, r.Indexes)
@@ -187,15 +194,21 @@ func runExport(ctx context.Context, o *exportOptions) error {
 	return nil
 }
 
+// statePoint is a committed state: a branch at an LSN.
+type statePoint struct {
+	branch string
+	lsn    int64
+}
+
 // exportState returns a database holding the committed state ref names,
-// and its description. A branch head is read from its working database
+// and which state it is. A branch head is read from its working database
 // when that holds exactly the committed head, else from a view.
-func exportState(ctx context.Context, f *Factory, ref string) (*mongo.Database, string, error) {
+func exportState(ctx context.Context, f *Factory, ref string) (*mongo.Database, statePoint, error) {
 	name, at, hasAt := strings.Cut(ref, "@")
 	if ref == "" || !hasAt && !strings.Contains(ref, "~") {
 		r, b, w, err := f.openBranch(ctx, name)
 		if err != nil {
-			return nil, "", err
+			return nil, statePoint{}, err
 		}
 		clean := false
 		var head int64
@@ -210,29 +223,29 @@ func exportState(ctx context.Context, f *Factory, ref string) (*mongo.Database, 
 			return err
 		})
 		if err != nil {
-			return nil, "", err
+			return nil, statePoint{}, err
 		}
-		what := fmt.Sprintf("%s@%d", b.Name, head)
+		pt := statePoint{b.Name, head}
 		if clean {
-			return w.DB, what, nil
+			return w.DB, pt, nil
 		}
 		fmt.Fprintf(f.IO.ErrOut, "argon: notice: exporting the committed head of %s; changes in its working database that are not committed are left out\n", b.Name)
 		v, err := workdb.OpenView(ctx, r, b.Timeline, head)
 		if err != nil {
-			return nil, "", err
+			return nil, statePoint{}, err
 		}
-		return v.DB, what, nil
+		return v.DB, pt, nil
 	}
 	if hasAt && name == "" {
 		cur, err := f.CurrentBranch()
 		if err != nil {
-			return nil, "", err
+			return nil, statePoint{}, err
 		}
 		ref = cur + "@" + at
 	}
 	r, project, err := f.project(ctx)
 	if err != nil {
-		return nil, "", err
+		return nil, statePoint{}, err
 	}
 	def, err := f.CurrentBranch()
 	if err != nil {
@@ -240,20 +253,20 @@ func exportState(ctx context.Context, f *Factory, ref string) (*mongo.Database, 
 	}
 	p, err := f.resolvePoint(ctx, r, project, def, ref)
 	if err != nil {
-		return nil, "", err
+		return nil, statePoint{}, err
 	}
 	owner, err := r.Owner(ctx, p.Branch.Timeline, p.LSN)
 	if err != nil {
-		return nil, "", err
+		return nil, statePoint{}, err
 	}
 	v, err := workdb.OpenView(ctx, r, owner, p.LSN)
 	if err != nil {
-		return nil, "", err
+		return nil, statePoint{}, err
 	}
 	if v.Built {
 		fmt.Fprintf(f.IO.ErrOut, "argon: notice: materialised %s from the log; later reads of it reuse it (argon gc drops it)\n", describePoint(p))
 	}
-	return v.DB, describePoint(p), nil
+	return v.DB, statePoint{p.Branch.Name, p.LSN}, nil
 }
 
 // collectionsOf names db's collections that hold documents or indexes.
@@ -310,6 +323,8 @@ type dirSink struct {
 }
 
 func (s *dirSink) describe() string { return s.dir }
+
+func (s *dirSink) target() map[string]any { return map[string]any{"dir": s.dir} }
 
 func (s *dirSink) check(_ context.Context, colls []string, drop bool) error {
 	entries, err := os.ReadDir(s.dir)
@@ -415,6 +430,10 @@ type dbSink struct {
 
 func (s *dbSink) describe() string {
 	return fmt.Sprintf("database %s on %s", s.db.Name(), store.Redact(s.uri))
+}
+
+func (s *dbSink) target() map[string]any {
+	return map[string]any{"uri": store.Redact(s.uri), "database": s.db.Name()}
 }
 
 func (s *dbSink) fail(what string, err error) error {

@@ -86,7 +86,7 @@ index that the data already breaks is refused and nothing is written.`,
 				return err
 			}
 			if f.JSON {
-				return f.IO.PrintJSON(map[string]any{"branch": b.Name, "collection": args[0], "index": json.RawMessage(js), "lsn": cm.To, "head": head})
+				return f.IO.PrintJSON(map[string]any{"branch": b.Name, "collection": args[0], "index": spec.Lookup("name").StringValue(), "spec": json.RawMessage(js), "lsn_from": cm.From, "lsn_to": cm.To, "head": head})
 			}
 			fmt.Fprintln(f.IO.Out, spec.Lookup("name").StringValue())
 			fmt.Fprintf(f.IO.ErrOut, "created index on %s on %s: LSN %d, head %d\n", args[0], b.Name, cm.To, head)
@@ -174,7 +174,7 @@ func newIndexDropCmd(f *Factory) *cobra.Command {
 				return err
 			}
 			if f.JSON {
-				return f.IO.PrintJSON(map[string]any{"branch": b.Name, "collection": args[0], "dropped": args[1], "lsn": cm.To, "head": head})
+				return f.IO.PrintJSON(map[string]any{"branch": b.Name, "collection": args[0], "index": args[1], "lsn_from": cm.From, "lsn_to": cm.To, "head": head})
 			}
 			fmt.Fprintf(f.IO.Out, "dropped index %s on %s on %s: LSN %d, head %d\n", args[1], args[0], b.Name, cm.To, head)
 			return nil

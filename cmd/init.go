@@ -105,7 +105,7 @@ func runInit(ctx context.Context, o *initOptions, uriFromFlag bool) error {
 	s, _ := f.Store(ctx)
 	if f.JSON {
 		return f.IO.PrintJSON(map[string]any{
-			"project": name, "branch": "main", "workspace": ws.Dir(), "engine": s.Describe(),
+			"project": name, "branch": "main", "workspace": ws.Dir(), "engine": s.Engine(),
 		})
 	}
 	verb := "Initialized"

@@ -144,7 +144,7 @@ func runMerge(ctx context.Context, o *mergeOptions) error {
 	if plan.FastForward && !o.noFF {
 		kind = "fast-forward"
 	}
-	report := map[string]any{"source": o.source, "target": target, "base": map[string]any{"timeline": plan.Base.TL, "lsn": plan.Base.LSN},
+	report := map[string]any{"source": o.source, "branch": target, "base": map[string]any{"timeline": plan.Base.TL, "lsn": plan.Base.LSN},
 		"kind": kind, "changes": len(plan.Changes), "conflicts": conflicts, "head": head.LSN}
 	if plan.UpToDate {
 		report["kind"] = "up-to-date"

@@ -108,8 +108,8 @@ type modifyResult struct {
 	Modified   int             `json:"modified"`
 	Deleted    int             `json:"deleted"`
 	UpsertedID json.RawMessage `json:"upserted_id,omitempty"`
-	LSNFrom    int64           `json:"lsn_from,omitempty"`
-	LSNTo      int64           `json:"lsn_to,omitempty"`
+	LSNFrom    *int64          `json:"lsn_from"` // null: nothing changed, no commit
+	LSNTo      *int64          `json:"lsn_to"`
 	Head       int64           `json:"head"`
 }
 
@@ -175,7 +175,7 @@ func runModify(ctx context.Context, o *modifyOptions) error {
 	out := modifyResult{Branch: branch, Collection: o.coll, Matched: res.Matched, Modified: res.Modified,
 		Deleted: res.Deleted, Head: res.Head}
 	if res.Commit != nil {
-		out.LSNFrom, out.LSNTo = res.Commit.From, res.Commit.To
+		out.LSNFrom, out.LSNTo = &res.Commit.From, &res.Commit.To
 	} else {
 		h, err := r.Head(ctx, b.Timeline)
 		if err != nil {
@@ -203,7 +203,7 @@ func runModify(ctx context.Context, o *modifyOptions) error {
 	}
 	fmt.Fprintln(f.IO.Out, line)
 	if res.Commit != nil {
-		fmt.Fprintf(f.IO.ErrOut, "%s in %s on %s: LSN %d..%d, head %d\n", o.kind, o.coll, branch, out.LSNFrom, out.LSNTo, out.Head)
+		fmt.Fprintf(f.IO.ErrOut, "%s in %s on %s: LSN %d..%d, head %d\n", o.kind, o.coll, branch, *out.LSNFrom, *out.LSNTo, out.Head)
 	} else {
 		fmt.Fprintf(f.IO.ErrOut, "nothing changed: no commit, head %d\n", out.Head)
 	}

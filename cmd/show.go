@@ -84,8 +84,12 @@ func runShow(ctx context.Context, o *diffOptions, args []string) error {
 		if err != nil {
 			return err
 		}
-		return f.IO.PrintJSON(map[string]any{"lsn_from": it.From, "lsn_to": it.To, "branch": name, "time": it.Time,
-			"author": it.Author, "message": it.Message, "merge_of": it.MergeOf, "changes": cs})
+		v := map[string]any{"lsn_from": it.From, "lsn_to": it.To, "branch": name, "time": it.Time,
+			"author": it.Author, "message": it.Message, "changes": cs}
+		if it.MergeOf != "" {
+			v["merge_of"] = it.MergeOf // as in log --json
+		}
+		return f.IO.PrintJSON(v)
 	}
 	printCommitHeader(f, lsnRange(it.From, it.To), name, it.MergeOf, it.Author, it.Time, it.Message, names)
 	fmt.Fprintln(f.IO.Out)

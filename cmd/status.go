@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/argon-db/argon/internal/ejson"
+	"github.com/argon-db/argon/internal/store"
 	"github.com/argon-db/argon/internal/ui"
 )
 
@@ -39,14 +40,14 @@ Piped, each field is one "key<TAB>value" line.`,
 }
 
 type statusInfo struct {
-	Project  string       `json:"project"`
-	Branch   string       `json:"branch"`
-	Head     int64        `json:"head"`
-	Base     int64        `json:"base"`
-	Parent   string       `json:"parent"`
-	Engine   string       `json:"engine"`
-	Database string       `json:"database"`
-	Changes  *changesInfo `json:"changes"`
+	Project  string           `json:"project"`
+	Branch   string           `json:"branch"`
+	Head     int64            `json:"head"`
+	Base     int64            `json:"base"`
+	Parent   string           `json:"parent"`
+	Engine   store.EngineInfo `json:"engine"`
+	Database string           `json:"database"`
+	Changes  *changesInfo     `json:"changes"`
 }
 
 func runStatus(ctx context.Context, f *Factory, branchFlag string, verbose, short bool) error {
@@ -76,7 +77,7 @@ func runStatus(ctx context.Context, f *Factory, branchFlag string, verbose, shor
 		return err
 	}
 	info := statusInfo{Project: project, Branch: branch, Head: bi.Head, Base: bi.Base, Parent: bi.Parent,
-		Engine: s.Describe(), Database: w.DB.Name(), Changes: ci}
+		Engine: s.Engine(), Database: w.DB.Name(), Changes: ci}
 	if f.JSON {
 		return f.IO.PrintJSON(info)
 	}
@@ -103,7 +104,7 @@ func runStatus(ctx context.Context, f *Factory, branchFlag string, verbose, shor
 	}
 	rows := [][2]string{
 		{"project", info.Project}, {"branch", info.Branch}, {"head", strconv.FormatInt(info.Head, 10)},
-		{"base", strconv.FormatInt(info.Base, 10)}, {"parent", parent}, {"engine", info.Engine},
+		{"base", strconv.FormatInt(info.Base, 10)}, {"parent", parent}, {"engine", s.Describe()},
 		{"database", info.Database}, {"changes", ci.line()},
 	}
 	st := f.IO.Styles()

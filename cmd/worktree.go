@@ -132,7 +132,7 @@ modified, as the database holds them, and the documents deleted.`,
 				head = h.LSN
 			}
 			if f.JSON {
-				out := map[string]any{"branch": name, "head": head, "changes": ci}
+				out := map[string]any{"branch": name, "head": head, "changes": ci, "lsn_from": nil, "lsn_to": nil}
 				if cm != nil {
 					out["lsn_from"], out["lsn_to"] = cm.From, cm.To
 				}

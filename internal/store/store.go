@@ -108,6 +108,32 @@ func (s *Store) Describe() string {
 	}
 }
 
+// EngineInfo is what --json says of the engine in use.
+type EngineInfo struct {
+	// Kind is "embedded" (the workspace's engine, run by this process or
+	// an argon serve) or "server" (a deployment at a URI).
+	Kind string `json:"kind"`
+	// URI is where the engine is reached, password hidden; empty for an
+	// embedded engine this process runs itself.
+	URI string `json:"uri,omitempty"`
+	// Served: an embedded engine reached through argon serve.
+	Served bool `json:"served"`
+	// FerretDB: the engine is FerretDB (always, when embedded).
+	FerretDB bool `json:"ferretdb"`
+}
+
+// Engine describes the engine for --json.
+func (s *Store) Engine() EngineInfo {
+	switch {
+	case s.Served:
+		return EngineInfo{Kind: "embedded", URI: Redact(s.URI), Served: true, FerretDB: true}
+	case s.Embedded:
+		return EngineInfo{Kind: "embedded", FerretDB: true}
+	default:
+		return EngineInfo{Kind: "server", URI: Redact(s.URI), FerretDB: s.FerretDB}
+	}
+}
+
 // Close disconnects and stops the embedded engine if this process runs it.
 func (s *Store) Close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -286,7 +286,7 @@ func (w *Branch) Count(ctx context.Context, coll string, filter bson.Raw) (int64
 
 // CollectionInfo names a collection and how many documents it holds.
 type CollectionInfo struct {
-	Name  string `json:"name"`
+	Name  string `json:"collection"`
 	Count int64  `json:"count"`
 }
 
