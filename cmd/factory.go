@@ -96,6 +96,24 @@ func (f *Factory) setup(cmd *cobra.Command) error {
 		// An empty --db would silently mean the default database.
 		return &wal.InvalidNameError{Kind: "metadata database", Name: "", Why: "it is empty (leave --db out for the default, argon_wal)"}
 	}
+	// Long steps inside the work (rebuilding a working database,
+	// materialising a past state, reading a database for changes) show a
+	// progress line on a terminal.
+	var bar *ui.Progress
+	label := ""
+	cmd.SetContext(workdb.WithProgress(cmd.Context(), func(what string, n int) {
+		if n < 0 || what != label {
+			bar.Done()
+			bar, label = nil, ""
+		}
+		if n < 0 {
+			return
+		}
+		if bar == nil {
+			bar, label = f.IO.Progress(what), what
+		}
+		bar.Update(n, "documents")
+	}))
 	f.Author = v.GetString("author")
 	if f.Author == "" {
 		if u, err := user.Current(); err == nil && u.Username != "" {

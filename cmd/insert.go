@@ -13,6 +13,7 @@ import (
 
 	"github.com/argon-db/argon/internal/ejson"
 	"github.com/argon-db/argon/internal/store"
+	"github.com/argon-db/argon/internal/ui"
 	"github.com/argon-db/argon/internal/wal"
 	"github.com/argon-db/argon/internal/workdb"
 )
@@ -158,14 +159,12 @@ func runInsert(ctx context.Context, o *insertOptions) error {
 		return batch, nil
 	}
 	msg := strings.Join(o.message, "\n\n")
-	progress := func(int) {}
-	if f.IO.IsStderrTTY() && !single {
-		progress = func(n int) { fmt.Fprintf(f.IO.ErrOut, "\rinserting into %s: %d documents", o.coll, n) }
+	var bar *ui.Progress // none for one document
+	if !single {
+		bar = f.IO.Progress("inserting into " + o.coll)
 	}
-	res, err := w.InsertStream(ctx, o.coll, next, wal.CommitInfo{Message: msg, Author: f.Author}, progress)
-	if f.IO.IsStderrTTY() && !single {
-		fmt.Fprint(f.IO.ErrOut, "\r\x1b[K")
-	}
+	res, err := w.InsertStream(ctx, o.coll, next, wal.CommitInfo{Message: msg, Author: f.Author}, func(n int) { bar.Update(n, "documents") })
+	bar.Done()
 	if err != nil {
 		return err
 	}

@@ -78,6 +78,8 @@ func ScanSums(ctx context.Context, db *mongo.Database) (Sums, error) {
 		return nil, err
 	}
 	out := Sums{}
+	p := progressFor(ctx, "reading "+db.Name())
+	defer p.done()
 	for _, name := range names {
 		if name == MarkerCollection {
 			continue
@@ -88,6 +90,9 @@ func ScanSums(ctx context.Context, db *mongo.Database) (Sums, error) {
 		}
 		for cur.Next(ctx) {
 			out.toggle(name, cur.Current)
+			if p.n++; p.n%1000 == 0 {
+				p.add(0)
+			}
 		}
 		err = cur.Err()
 		_ = cur.Close(ctx)

@@ -68,8 +68,10 @@ func OpenView(ctx context.Context, r *wal.Repo, tl string, lsn int64) (*View, er
 	if err != nil {
 		return nil, err
 	}
+	p := progressFor(ctx, fmt.Sprintf("materialising LSN %d", lsn))
+	defer p.done()
 	for _, coll := range st.Collections() {
-		if err := insertBatches(ctx, db.Collection(coll), st.Docs(coll)); err != nil {
+		if err := insertBatches(ctx, db.Collection(coll), st.Docs(coll), p); err != nil {
 			_ = db.Drop(context.WithoutCancel(ctx))
 			return nil, err
 		}

@@ -223,8 +223,10 @@ func (w *Branch) Rebuild(ctx context.Context, head *wal.Slot, notice string) (*M
 	if err != nil {
 		return nil, err
 	}
+	p := progressFor(ctx, "rebuilding "+w.DB.Name())
+	defer p.done()
 	for _, coll := range st.Collections() {
-		if err := insertBatches(ctx, w.DB.Collection(coll), st.Docs(coll)); err != nil {
+		if err := insertBatches(ctx, w.DB.Collection(coll), st.Docs(coll), p); err != nil {
 			return nil, err
 		}
 	}
@@ -349,7 +351,7 @@ func (w *Branch) Repair(ctx context.Context, lsn int64, keys []wal.KeyRef) error
 			if err := c.Drop(ctx); err != nil {
 				return err
 			}
-			if err := insertBatches(ctx, c, st.Docs(coll)); err != nil {
+			if err := insertBatches(ctx, c, st.Docs(coll), nil); err != nil {
 				return err
 			}
 			for _, spec := range st.Indexes(coll) {
@@ -404,7 +406,7 @@ func (w *Branch) Repair(ctx context.Context, lsn int64, keys []wal.KeyRef) error
 
 const batchSize = 1000
 
-func insertBatches(ctx context.Context, c *mongo.Collection, docs []bson.Raw) error {
+func insertBatches(ctx context.Context, c *mongo.Collection, docs []bson.Raw, p *stepProgress) error {
 	for len(docs) > 0 {
 		n := min(len(docs), batchSize)
 		batch := make([]any, n)
@@ -415,6 +417,9 @@ func insertBatches(ctx context.Context, c *mongo.Collection, docs []bson.Raw) er
 			return fmt.Errorf("materialise %s: %w", c.Name(), err)
 		}
 		docs = docs[n:]
+		if p != nil {
+			p.add(n)
+		}
 	}
 	return nil
 }
