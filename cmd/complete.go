@@ -97,6 +97,51 @@ func (f *Factory) completeCollectionNames(cmd *cobra.Command, toComplete string)
 	return out, cobra.ShellCompDirectiveNoFileComp
 }
 
+// indexArgs completes index drop's arguments: the collection, then the
+// names of its indexes on --branch (or the current branch).
+func (f *Factory) indexArgs(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+	switch len(args) {
+	case 0:
+		return f.completeCollectionNames(cmd, toComplete)
+	case 1:
+	default:
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	if !f.completionScope(cmd) {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	defer f.Close()
+	flag := ""
+	if fl := cmd.Flags().Lookup("branch"); fl != nil {
+		flag = fl.Value.String()
+	}
+	name, err := f.branchOrCurrent(flag)
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	r, project, err := f.project(ctx)
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	b, err := r.Branch(ctx, project, name)
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	specs, err := workdb.ListIndexes(ctx, workdb.Open(r, b).DB, args[0])
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	var out []string
+	for _, spec := range specs {
+		if n, ok := spec.Lookup("name").StringValueOK(); ok && strings.HasPrefix(n, toComplete) {
+			out = append(out, n)
+		}
+	}
+	return out, cobra.ShellCompDirectiveNoFileComp
+}
+
 // branchArgs completes the first n positional arguments as branch names.
 func (f *Factory) branchArgs(n int) cobra.CompletionFunc {
 	return func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
@@ -116,8 +161,10 @@ func (f *Factory) collectionArg(cmd *cobra.Command, args []string, toComplete st
 }
 
 // wireCompletion attaches the completions to the command tree: branch
-// names for checkout, merge, diff, branch delete/rename and every --branch
-// and --into flag; collection names for the commands that take one.
+// names (refs) for checkout, merge, diff, show, export, branch
+// delete/rename and every --branch, --into and --from flag; collection
+// names for the commands that take one and --collection; index names for
+// index drop.
 func (f *Factory) wireCompletion(root *cobra.Command) {
 	byPath := map[string]cobra.CompletionFunc{
 		"argon checkout":      f.branchArgs(1),
@@ -135,14 +182,21 @@ func (f *Factory) wireCompletion(root *cobra.Command) {
 		"argon delete":        f.collectionArg,
 		"argon index create":  f.collectionArg,
 		"argon index list":    f.collectionArg,
-		"argon index drop":    f.collectionArg,
+		"argon index drop":    f.indexArgs,
+		"argon show":          f.branchArgs(1),
+		"argon export":        f.branchArgs(1),
 	}
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {
 		if fn, ok := byPath[c.CommandPath()]; ok && c.ValidArgsFunction == nil {
 			c.ValidArgsFunction = fn
 		}
-		for _, name := range []string{"branch", "into"} {
+		if c.Flags().Lookup("collection") != nil {
+			_ = c.RegisterFlagCompletionFunc("collection", func(cmd *cobra.Command, _ []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+				return f.completeCollectionNames(cmd, toComplete)
+			})
+		}
+		for _, name := range []string{"branch", "into", "from"} {
 			if c.Flags().Lookup(name) != nil {
 				_ = c.RegisterFlagCompletionFunc(name, func(cmd *cobra.Command, _ []string, toComplete string) ([]string, cobra.ShellCompDirective) {
 					return f.completeBranchNames(cmd, toComplete)
