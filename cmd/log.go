@@ -239,12 +239,30 @@ func printGraph(ctx context.Context, f *Factory, r *wal.Repo, project, branch, t
 	}); err != nil {
 		return err
 	}
+	// join is the LSN at or below which the open side line rejoins this
+	// one (-1: none open). Commits of this line above it, made while the
+	// side line was apart, are drawn beside it, as git does.
+	join := int64(-1)
+	closeSide := func() {
+		if join >= 0 {
+			fmt.Fprintln(out, "|/")
+			join = -1
+		}
+	}
 	for _, it := range items {
+		if join >= 0 && it.To <= join {
+			closeSide()
+		}
 		src, ok := merge.ParseMergeOf(it.MergeOf)
 		if !ok {
-			fmt.Fprintf(out, "* %s\n", label(it))
+			if join >= 0 {
+				fmt.Fprintf(out, "* | %s\n", label(it))
+			} else {
+				fmt.Fprintf(out, "* %s\n", label(it))
+			}
 			continue
 		}
+		closeSide()
 		fmt.Fprintf(out, "*   %s\n", label(it))
 		fmt.Fprintln(out, "|\\")
 		// The merged side: its commits above the merge's base (where it
@@ -262,8 +280,9 @@ func printGraph(ctx context.Context, f *Factory, r *wal.Repo, project, branch, t
 		}); err != nil {
 			return err
 		}
-		fmt.Fprintln(out, "|/")
+		join = meet
 	}
+	closeSide()
 	return nil
 }
 
