@@ -19,7 +19,8 @@ type point = refs.Point
 
 // resolvePoint resolves a ref (see package refs) for defaultBranch.
 func (f *Factory) resolvePoint(ctx context.Context, r *wal.Repo, project, defaultBranch, spec string) (*point, error) {
-	return refs.Resolve(ctx, r, project, defaultBranch, spec, time.Now())
+	p, err := refs.Resolve(ctx, r, project, defaultBranch, spec, time.Now())
+	return p, suggestBranch(ctx, r, project, err)
 }
 
 // reader answers reads at a point: the working database at a head, a

@@ -314,7 +314,7 @@ func runBranchDelete(ctx context.Context, o *branchDeleteOptions) error {
 	}
 	b, err := r.Branch(ctx, project, o.name)
 	if err != nil {
-		return err
+		return suggestBranch(ctx, r, project, err)
 	}
 	if err := refuseUncommitted(ctx, f, r, b, "delete", o.force); err != nil {
 		return err

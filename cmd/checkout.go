@@ -70,7 +70,7 @@ func runCheckout(ctx context.Context, o *checkoutOptions) error {
 	}
 	b, err := r.Branch(ctx, project, o.name)
 	if err != nil {
-		return err
+		return suggestBranch(ctx, r, project, err)
 	}
 	w, err := f.workingDB(ctx, r, b)
 	if err != nil {

@@ -256,6 +256,7 @@ func (f *Factory) branchOf(ctx context.Context, name string) (*wal.Repo, *wal.Br
 		if _, _, perr := f.project(ctx); perr != nil {
 			return nil, nil, perr
 		}
+		err = suggestBranch(ctx, r, project, err)
 	}
 	return r, b, err
 }

@@ -117,6 +117,9 @@ func runFind(ctx context.Context, o *findOptions) error {
 	if err != nil {
 		return err
 	}
+	if len(docs) == 0 {
+		f.hintCollection(ctx, rd, o.coll)
+	}
 	// A missing collection reads as empty, as in MongoDB.
 	if f.JSON {
 		arr := make([]json.RawMessage, len(docs))

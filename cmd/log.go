@@ -87,7 +87,7 @@ func runLog(ctx context.Context, o *logOptions) error {
 	}
 	b, err := r.Branch(ctx, project, branch)
 	if err != nil {
-		return err
+		return suggestBranch(ctx, r, project, err)
 	}
 	head, err := r.Head(ctx, b.Timeline)
 	if err != nil {

@@ -111,7 +111,7 @@ func runMerge(ctx context.Context, o *mergeOptions) error {
 	}
 	tb, err := r.Branch(ctx, project, target)
 	if err != nil {
-		return err
+		return suggestBranch(ctx, r, project, err)
 	}
 	theirs, err := f.resolveRef(ctx, r, project, target, o.source)
 	if err != nil {

@@ -264,6 +264,9 @@ func newCountCmd(f *Factory) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if n == 0 {
+				f.hintCollection(ctx, rd, args[0])
+			}
 			// A missing collection counts 0, as in MongoDB.
 			if f.JSON {
 				lsn := p.LSN

@@ -240,7 +240,7 @@ running: the engine lives only as long as an argon process does.`,
 			}
 			b, err := r.Branch(ctx, project, name)
 			if err != nil {
-				return err
+				return suggestBranch(ctx, r, project, err)
 			}
 			w, err := f.workingDB(ctx, r, b)
 			if err != nil {
