@@ -185,3 +185,47 @@ func BenchmarkCLIStatus(b *testing.B) {
 	}
 	pair(b, func() error { return run("status") }, func() error { return run("version") })
 }
+
+// argon import (one commit through the protocol) of N new documents into a
+// new collection vs the driver's insertMany of the same documents into a
+// new collection, which is what mongoimport does.
+func BenchmarkImport(b *testing.B) {
+	n := 5000
+	if testing.Short() {
+		n = 500
+	}
+	e := newBenchEnv(b, 0)
+	ctx := context.Background()
+	w := e.work(e.main)
+	docs := make([]bson.Raw, n)
+	for i := range docs {
+		docs[i], _ = bson.Marshal(bson.D{{Key: "_id", Value: int32(i)}, {Key: "name", Value: fmt.Sprintf("user%d", i)}, {Key: "age", Value: int32(i % 90)}})
+	}
+	round := 0
+	pair(b, func() error {
+		coll := fmt.Sprintf("imp%d", round)
+		sent := false
+		_, err := w.Import(ctx, func() (*workdb.ImportBatch, error) {
+			if sent {
+				return nil, nil
+			}
+			sent = true
+			return &workdb.ImportBatch{Coll: coll, Docs: docs}, nil
+		}, workdb.ImportInsert, wal.CommitInfo{Message: "bench"}, nil)
+		round++
+		return err
+	}, func() error {
+		anys := make([]any, len(docs))
+		for i := range docs {
+			anys[i] = docs[i]
+		}
+		c := e.srv.Client.Database(e.plain).Collection(fmt.Sprintf("imp%d", round))
+		for start := 0; start < len(anys); start += 1000 {
+			if _, err := c.InsertMany(ctx, anys[start:min(start+1000, len(anys))]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	b.ReportMetric(float64(n), "docs")
+}
