@@ -101,7 +101,7 @@ func TestNameRaces(t *testing.T) {
 		}
 	}
 	var branches []struct {
-		Name string `json:"name"`
+		Name string `json:"branch"`
 	}
 	if err := json.Unmarshal(run("branch", "--json"), &branches); err != nil {
 		t.Fatal(err)
