@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -32,11 +33,68 @@ var update = flag.Bool("update", os.Getenv("ARGON_UPDATE") != "", "rewrite the g
 
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"argon":       func() { installTestHooks(); os.Exit(cmd.Main()) },
+		"argon":       func() { installTestHooks(); os.Exit(mainCheckingSecrets()) },
 		"argonworker": concurrencyWorker,
 		"argonmix":    mixWorker,
 		"argonnames":  namesWorker,
 	})
+}
+
+// testSecrets are placed in the URI of every script of a server run (see
+// setupScript): argon must never print them.
+var testSecrets = []string{"argon-secret-token", "argon-secret-session", "argon-secret-keypass"}
+
+// mainCheckingSecrets runs argon with its stdout and stderr passed through
+// as they come, and fails the command (exit 99, naming the secret) when
+// either carried one of testSecrets: a server run of the whole golden
+// suite with secrets in the URI then proves that no command, output or
+// error prints them.
+func mainCheckingSecrets() int {
+	if os.Getenv("ARGON_TEST_SECRETS") == "" {
+		return cmd.Main()
+	}
+	var mu sync.Mutex
+	var seen bytes.Buffer
+	var wg sync.WaitGroup
+	pass := func(real **os.File) *os.File {
+		r, w, err := os.Pipe()
+		if err != nil {
+			panic(err)
+		}
+		dst := *real
+		*real = w
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 32<<10)
+			for {
+				n, err := r.Read(buf)
+				if n > 0 {
+					_, _ = dst.Write(buf[:n])
+					mu.Lock()
+					seen.Write(buf[:n])
+					mu.Unlock()
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+		return w
+	}
+	outW, errW := pass(&os.Stdout), pass(&os.Stderr)
+	realErr := os.NewFile(2, "stderr")
+	code := cmd.Main()
+	outW.Close()
+	errW.Close()
+	wg.Wait()
+	for _, s := range testSecrets {
+		if bytes.Contains(seen.Bytes(), []byte(s)) {
+			fmt.Fprintf(realErr, "argon-test: a secret of the URI was printed: %s\n", s)
+			return 99
+		}
+	}
+	return code
 }
 
 // installTestHooks lets a test stop a writer at an exact step of the
@@ -133,12 +191,20 @@ func setupScript(env *testscript.Env) error {
 		_, _ = rand.Read(b[:])
 		db := "argon_test_" + hex.EncodeToString(b[:])
 		env.Setenv("ARGON_URI", uri)
+		if os.Getenv("ARGON_TEST_SECRETS") != "" {
+			// URI options that carry secrets, which the server ignores
+			// here; mainCheckingSecrets fails any command that prints one.
+			env.Setenv("ARGON_URI", uri+"?apiToken="+testSecrets[0]+
+				"&clientSecret="+testSecrets[1]+
+				"&tlsCertificateKeyFilePassword="+testSecrets[2])
+			env.Setenv("ARGON_TEST_SECRETS", "1")
+		}
 		env.Setenv("ARGON_DB", db)
 		env.Setenv("META_DB", db)
 		// The server is there for applications as `argon serve` would be.
 		env.Setenv("SERVE_URI", uri)
 		env.Setenv("SERVE_ADDR", strings.TrimSuffix(strings.TrimPrefix(uri, "mongodb://"), "/"))
-		desc := store.Redact(uri) // as argon status names it
+		desc := store.Redact(env.Getenv("ARGON_URI")) // as argon status names it
 		facts, err := probeEngine()
 		if err != nil {
 			return err
