@@ -225,15 +225,10 @@ running: the engine lives only as long as an argon process does.`,
 			if len(args) == 1 {
 				name = args[0]
 			}
-			if f.URI == "" {
-				if f.Workspace == nil {
-					return errNoWorkspace
-				}
-				if store.ReadServeInfo(f.Workspace.Dir()) == nil {
-					return withHint(fmt.Errorf("the embedded engine is not being served"),
-						"start it with `argon serve`, which keeps it running for applications")
-				}
+			if f.URI == "" && f.Workspace == nil {
+				return errNoWorkspace
 			}
+			served := f.URI != "" || store.ReadServeInfo(f.Workspace.Dir()) != nil
 			r, project, err := f.project(ctx)
 			if err != nil {
 				return err
@@ -241,6 +236,12 @@ running: the engine lives only as long as an argon process does.`,
 			b, err := r.Branch(ctx, project, name)
 			if err != nil {
 				return suggestBranch(ctx, r, project, err)
+			}
+			if !served {
+				// Only now: a branch that does not exist is the first
+				// thing to say.
+				return withHint(fmt.Errorf("the embedded engine is not being served"),
+					"start it with `argon serve`, which keeps it running for applications")
 			}
 			w, err := f.workingDB(ctx, r, b)
 			if err != nil {
