@@ -47,9 +47,9 @@ moved since the base, the merge is reported as a fast-forward (the commit
 holds exactly SOURCE's changes). A merge into a branch whose working
 database has uncommitted changes is refused, like checkout. A merged
 document that breaks one of the target's unique indexes is a conflict
-too, found by the server when the merge is written (so --dry-run cannot
-see it): reported with the document and the index, exit 3, nothing
-written.`,
+too (--dry-run finds it by reading the target's documents with the merged
+keys; a real merge, by the server refusing the write): reported with the
+document and the index, exit 3, nothing written.`,
 		Example: `  argon merge feature-x
   argon merge feature-x --into main -m "bring feature-x in"
   argon merge feature-x --dry-run
@@ -165,7 +165,24 @@ func runMerge(ctx context.Context, o *mergeOptions) error {
 		return withHint(&ConflictError{Source: o.source, Target: target, N: len(plan.Conflicts)},
 			"settle them all with --ours or --theirs, or change the documents on either branch and merge again")
 	}
+	puts := make([]workdb.Put, len(plan.Changes))
+	for i, c := range plan.Changes {
+		puts[i] = workdb.Put{Coll: c.Coll, Index: c.Index, ID: c.ID, Doc: c.Doc}
+	}
 	if o.dryRun {
+		// What writing would find: a unique index the merged documents
+		// break.
+		w, err := f.workingDB(ctx, r, tb)
+		if err != nil {
+			return err
+		}
+		dke, err := w.CheckUnique(ctx, puts)
+		if err != nil {
+			return err
+		}
+		if dke != nil {
+			return uniqueConflict(f, o, target, report, dke, puts)
+		}
 		if f.JSON {
 			return f.IO.PrintJSON(report)
 		}
@@ -187,41 +204,12 @@ func runMerge(ctx context.Context, o *mergeOptions) error {
 	if msg == "" {
 		msg = fmt.Sprintf("merge %s into %s", o.source, target)
 	}
-	puts := make([]workdb.Put, len(plan.Changes))
-	for i, c := range plan.Changes {
-		puts[i] = workdb.Put{Coll: c.Coll, Index: c.Index, ID: c.ID, Doc: c.Doc}
-	}
 	cm, newHead, err := w.ApplyPuts(ctx, puts, wal.CommitInfo{Message: msg, Author: f.Author, MergeOf: merge.MergeOf(theirs)})
 	if err != nil {
 		var dke *workdb.DuplicateKeyError
 		if errors.As(err, &dke) {
 			// Nothing is written: the failed write was repaired from the log.
-			c := conflictJSON{Collection: dke.Coll, Path: "(unique index)", Unique: dke.Indexes}
-			if c.Unique == nil {
-				c.Unique = []string{}
-			}
-			if dke.ID.Type != 0 {
-				if c.ID, err = ejson.FormatValue(dke.ID, false); err != nil {
-					return err
-				}
-				for _, p := range puts {
-					if !p.Index && p.Coll == dke.Coll && p.ID.Equal(dke.ID) && p.Doc != nil {
-						if c.Theirs, err = ejson.FormatValue(bson.RawValue{Type: bson.TypeEmbeddedDocument, Value: p.Doc}, false); err != nil {
-							return err
-						}
-					}
-				}
-			}
-			report["conflicts"] = []conflictJSON{c}
-			if f.JSON {
-				if err := f.IO.PrintJSON(report); err != nil {
-					return err
-				}
-			} else {
-				printConflicts(f, []conflictJSON{c})
-			}
-			return withHint(&ConflictError{Source: o.source, Target: target, N: 1, Detail: dke.Msg},
-				"change or delete the document on either branch so that the unique index holds, and merge again")
+			return uniqueConflict(f, o, target, report, dke, puts)
 		}
 		return err
 	}
@@ -293,4 +281,36 @@ func printConflicts(f *Factory, cs []conflictJSON) {
 		}
 		fmt.Fprintf(f.IO.Out, "conflict\t%s\t%s\t%s\tbase=%s\tours=%s\ttheirs=%s\n", c.Collection, what, path, c.Base, c.Ours, c.Theirs)
 	}
+}
+
+// uniqueConflict reports a merged document that breaks a unique index of
+// the target as a conflict (exit 3), in text or JSON.
+func uniqueConflict(f *Factory, o *mergeOptions, target string, report map[string]any, dke *workdb.DuplicateKeyError, puts []workdb.Put) error {
+	var err error
+	c := conflictJSON{Collection: dke.Coll, Path: "(unique index)", Unique: dke.Indexes}
+	if c.Unique == nil {
+		c.Unique = []string{}
+	}
+	if dke.ID.Type != 0 {
+		if c.ID, err = ejson.FormatValue(dke.ID, false); err != nil {
+			return err
+		}
+		for _, p := range puts {
+			if !p.Index && p.Coll == dke.Coll && p.ID.Equal(dke.ID) && p.Doc != nil {
+				if c.Theirs, err = ejson.FormatValue(bson.RawValue{Type: bson.TypeEmbeddedDocument, Value: p.Doc}, false); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	report["conflicts"] = []conflictJSON{c}
+	if f.JSON {
+		if err := f.IO.PrintJSON(report); err != nil {
+			return err
+		}
+	} else {
+		printConflicts(f, []conflictJSON{c})
+	}
+	return withHint(&ConflictError{Source: o.source, Target: target, N: 1, Detail: dke.Msg},
+		"change or delete the document on either branch so that the unique index holds, and merge again")
 }

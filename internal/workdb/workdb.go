@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -369,34 +370,53 @@ func (w *Branch) Repair(ctx context.Context, lsn int64, keys []wal.KeyRef) error
 		for _, s := range st.Indexes(coll) {
 			specs[s.Lookup("name").StringValue()] = s
 		}
-		var have []bson.Raw
+		// Indexes the log does not hold go first and missing ones are
+		// built last; the documents in between are all taken out, then
+		// the committed ones put back: putting one back while another
+		// touched document still holds its unique key would fail.
+		have, err := listIndexes(ctx, w.DB, coll)
+		if err != nil {
+			return err
+		}
+		var create []bson.Raw
+		var ids []bson.RawValue
+		var put []bson.Raw
+		seen := map[string]bool{}
 		for _, k := range ks {
 			if k.Index {
 				name := wal.KeyValue(k.Key).StringValue()
-				if have == nil {
-					if have, err = listIndexes(ctx, w.DB, coll); err != nil {
-						return err
-					}
-				}
 				cur := findSpec(have, name)
 				switch want := specs[name]; {
 				case want == nil && cur != nil:
 					if err := c.Indexes().DropOne(ctx, name); err != nil {
 						return err
 					}
+					have = slices.DeleteFunc(have, func(s bson.Raw) bool { return s.Lookup("name").StringValue() == name })
 				case want != nil && cur == nil:
-					if err := createFromSpec(ctx, w.DB, coll, want); err != nil {
-						return err
-					}
+					create = append(create, want)
 				}
 				continue
 			}
-			id := bson.D{{Key: "_id", Value: wal.KeyValue(k.Key)}}
+			if seen[string(k.Key)] {
+				continue
+			}
+			seen[string(k.Key)] = true
+			ids = append(ids, wal.KeyValue(k.Key))
 			if d, ok := docs[string(k.Key)]; ok {
-				if _, err := c.ReplaceOne(ctx, id, d, options.Replace().SetUpsert(true)); err != nil {
-					return err
-				}
-			} else if _, err := c.DeleteOne(ctx, id); err != nil {
+				put = append(put, d)
+			}
+		}
+		for start := 0; start < len(ids); start += batchSize {
+			chunk := ids[start:min(start+batchSize, len(ids))]
+			if _, err := c.DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: chunk}}}}); err != nil {
+				return err
+			}
+		}
+		if err := insertBatches(ctx, c, put, nil); err != nil {
+			return err
+		}
+		for _, spec := range create {
+			if err := createFromSpec(ctx, w.DB, coll, spec); err != nil {
 				return err
 			}
 		}
