@@ -50,48 +50,27 @@ func (w *Branch) ApplyPuts(ctx context.Context, puts []Put, info wal.CommitInfo)
 			w.changedIndex(p.Coll, spec, nil)
 			entries = append(entries, wal.DropIndexEntry(p.Coll, name))
 		}
+		// Documents, collection by collection: every document the merge
+		// changes or deletes is taken out, then the new versions go in,
+		// so that a unique key moving from one document to another never
+		// collides on the way (the end state is what the indexes judge).
+		var colls []string
+		byColl := map[string][]Put{}
 		for _, p := range puts {
 			if p.Index {
 				continue
 			}
-			c := w.DB.Collection(p.Coll)
-			w.touch(p.Coll, p.ID)
-			filter := bson.D{{Key: "_id", Value: p.ID}}
-			pre, err := c.FindOne(ctx, filter).Raw()
-			if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
-				return nil, err
+			if _, ok := byColl[p.Coll]; !ok {
+				colls = append(colls, p.Coll)
 			}
-			if p.Doc == nil {
-				if pre == nil {
-					continue
-				}
-				if _, err := c.DeleteOne(ctx, filter); err != nil {
-					return nil, err
-				}
-				w.changed(p.Coll, pre, nil)
-				entries = append(entries, wal.DelEntry(p.Coll, p.ID))
-				continue
-			}
-			doc, err := WithID(p.Doc)
+			byColl[p.Coll] = append(byColl[p.Coll], p)
+		}
+		for _, coll := range colls {
+			es, err := w.applyDocs(ctx, coll, byColl[coll])
 			if err != nil {
 				return nil, err
 			}
-			if _, err := c.ReplaceOne(ctx, filter, doc, options.Replace().SetUpsert(true)); err != nil {
-				if isDuplicate(err) {
-					return nil, duplicateOnChange(ctx, c, p.Coll, p.ID, err)
-				}
-				return nil, err
-			}
-			post, err := readOne(ctx, c, p.ID)
-			if err != nil {
-				return nil, err
-			}
-			w.changed(p.Coll, pre, post)
-			e, err := wal.PutEntry(p.Coll, post)
-			if err != nil {
-				return nil, err
-			}
-			entries = append(entries, e)
+			entries = append(entries, es...)
 		}
 		for _, p := range puts {
 			if !p.Index || p.Doc == nil {
@@ -132,4 +111,94 @@ func (w *Branch) ApplyPuts(ctx context.Context, puts []Put, info wal.CommitInfo)
 		}
 		return entries, nil
 	})
+}
+
+// applyDocs writes the document puts of one collection: one read of the
+// pre-images, one delete, one insert per batch, and the post-images as
+// the server holds them.
+func (w *Branch) applyDocs(ctx context.Context, coll string, puts []Put) ([]wal.Entry, error) {
+	c := w.DB.Collection(coll)
+	var entries []wal.Entry
+	for start := 0; start < len(puts); start += batchSize {
+		batch := puts[start:min(start+batchSize, len(puts))]
+		ids := make([]bson.RawValue, len(batch))
+		for i, p := range batch {
+			ids[i] = p.ID
+			w.touch(coll, p.ID)
+		}
+		byID := bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}
+		pre := map[string]bson.Raw{}
+		cur, err := c.Find(ctx, byID)
+		if err != nil {
+			return nil, err
+		}
+		for cur.Next(ctx) {
+			d := append(bson.Raw(nil), cur.Current...)
+			pre[string(wal.KeyOf(d.Lookup("_id")))] = d
+		}
+		err = cur.Err()
+		_ = cur.Close(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if len(pre) > 0 {
+			if _, err := c.DeleteMany(ctx, byID); err != nil {
+				return nil, err
+			}
+		}
+		var docs []bson.Raw
+		var docIDs []bson.RawValue
+		for _, p := range batch {
+			if p.Doc == nil {
+				continue
+			}
+			doc, err := WithID(p.Doc)
+			if err != nil {
+				return nil, err
+			}
+			docs, docIDs = append(docs, doc), append(docIDs, p.ID)
+		}
+		if len(docs) > 0 {
+			anys := make([]any, len(docs))
+			for i := range docs {
+				anys[i] = docs[i]
+			}
+			if _, err := c.InsertMany(ctx, anys, options.InsertMany().SetOrdered(true)); err != nil {
+				var bwe mongo.BulkWriteException
+				if errors.As(err, &bwe) && len(bwe.WriteErrors) > 0 && isDuplicate(err) {
+					return nil, duplicateOnChange(ctx, c, coll, docIDs[bwe.WriteErrors[0].Index], err)
+				}
+				return nil, err
+			}
+		}
+		post, err := w.readBack(ctx, c, docIDs, docs)
+		if err != nil {
+			return nil, err
+		}
+		posts := map[string]bson.Raw{}
+		for i, d := range post {
+			if d == nil {
+				return nil, fmt.Errorf("document with _id %s vanished from the working database during the write", FormatValue(docIDs[i]))
+			}
+			posts[string(wal.KeyOf(docIDs[i]))] = d
+		}
+		for _, p := range batch {
+			k := string(wal.KeyOf(p.ID))
+			before := pre[k]
+			if p.Doc == nil {
+				if before != nil {
+					w.changed(coll, before, nil)
+					entries = append(entries, wal.DelEntry(coll, p.ID))
+				}
+				continue
+			}
+			w.changed(coll, before, posts[k])
+			e, err := wal.PutEntry(coll, posts[k])
+			if err != nil {
+				return nil, err
+			}
+			entries = append(entries, e)
+		}
+	}
+	return entries, nil
 }
