@@ -10,6 +10,7 @@
 package workdb
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -380,7 +381,6 @@ func (w *Branch) Repair(ctx context.Context, lsn int64, keys []wal.KeyRef) error
 		}
 		var create []bson.Raw
 		var ids []bson.RawValue
-		var put []bson.Raw
 		seen := map[string]bool{}
 		for _, k := range ks {
 			if k.Index {
@@ -402,17 +402,47 @@ func (w *Branch) Repair(ctx context.Context, lsn int64, keys []wal.KeyRef) error
 			}
 			seen[string(k.Key)] = true
 			ids = append(ids, wal.KeyValue(k.Key))
-			if d, ok := docs[string(k.Key)]; ok {
-				put = append(put, d)
-			}
 		}
+		// Documents already as the log holds them are left in place (a
+		// write the server refused changed nothing).
+		var fix []bson.RawValue
+		var fixPut []bson.Raw
 		for start := 0; start < len(ids); start += batchSize {
 			chunk := ids[start:min(start+batchSize, len(ids))]
+			cur, err := c.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: chunk}}}})
+			if err != nil {
+				return err
+			}
+			now := map[string]bson.Raw{}
+			for cur.Next(ctx) {
+				now[string(wal.KeyOf(cur.Current.Lookup("_id")))] = append(bson.Raw(nil), cur.Current...)
+			}
+			err = cur.Err()
+			_ = cur.Close(ctx)
+			if err != nil {
+				return err
+			}
+			for _, id := range chunk {
+				k := string(wal.KeyOf(id))
+				want, have := docs[k], now[k]
+				if bytes.Equal(want, have) {
+					continue
+				}
+				if have != nil {
+					fix = append(fix, id)
+				}
+				if want != nil {
+					fixPut = append(fixPut, want)
+				}
+			}
+		}
+		for start := 0; start < len(fix); start += batchSize {
+			chunk := fix[start:min(start+batchSize, len(fix))]
 			if _, err := c.DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: chunk}}}}); err != nil {
 				return err
 			}
 		}
-		if err := insertBatches(ctx, c, put, nil); err != nil {
+		if err := insertBatches(ctx, c, fixPut, nil); err != nil {
 			return err
 		}
 		for _, spec := range create {
