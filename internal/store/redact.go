@@ -12,7 +12,10 @@ const hidden = "xxxxx"
 // userinfoRe matches the credentials part of a mongodb:// or mongodb+srv://
 // URI inside free text, including URIs that net/url refuses to parse
 // (several hosts, odd characters in the password).
-var userinfoRe = regexp.MustCompile(`(mongodb(?:\+srv)?://)([^@/\s]+)@`)
+var userinfoRe = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.\-]*://)([^@/\s]+)@`)
+
+// otherScheme matches a URI scheme other than MongoDB's, mistyped or not.
+var otherScheme = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.\-]*:/+`)
 
 // secretParamRe matches a URI option that can carry a secret, inside free
 // text: its value is hidden.
@@ -46,7 +49,13 @@ func split(uri string) (scheme, userinfo, hostPath, query string, ok bool) {
 		}
 	}
 	if scheme == "" {
-		return "", "", "", "", false
+		// A mistyped scheme (mongo://, http://, mongodb//) or none: the
+		// credentials in it are as secret as in a well-formed URI.
+		if m := otherScheme.FindString(uri); m != "" {
+			scheme = m
+		} else if !strings.Contains(uri, "@") {
+			return "", "", "", "", false
+		}
 	}
 	rest := uri[len(scheme):]
 	// The userinfo ends at the last '@' that a host list follows (hosts

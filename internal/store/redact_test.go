@@ -10,6 +10,12 @@ func TestRedact(t *testing.T) {
 		{"mongodb://ada:s3cret@db:27017/x", "mongodb://ada:xxxxx@db:27017/x"},
 		{"mongodb+srv://ada:p%40ss@cluster.example.net/", "mongodb+srv://ada:xxxxx@cluster.example.net/"},
 		{"mongodb://ada@db/", "mongodb://ada@db/"},
+		// A mistyped scheme, or none: the password is as secret.
+		{"notauri://ada:S3cretPW@x", "notauri://ada:xxxxx@x"},
+		{"mongo://ada:S3cretPW@x/", "mongo://ada:xxxxx@x/"},
+		{"mongodb//ada:S3cretPW@x", "mongodb//ada:xxxxx@x"},
+		{"mongodb:/ada:S3cretPW@x", "mongodb:/ada:xxxxx@x"},
+		{"ada:S3cretPW@x", "ada:xxxxx@x"},
 		{"mongodb://db1,db2/?replicaSet=rs", "mongodb://db1,db2/?replicaSet=rs"},
 		{"mongodb://ada:s3cret@db1:1,db2:2/?replicaSet=rs", "mongodb://ada:xxxxx@db1:1,db2:2/?replicaSet=rs"},
 		{"not a uri", "not a uri"},
