@@ -378,7 +378,7 @@ func (s *dirSink) end(_ context.Context, coll string, indexes []bson.Raw) error 
 		os.Remove(s.tmp.Name())
 		return fmt.Errorf("write %s: %w", s.dir, err)
 	}
-	data := filepath.Join(s.dir, coll+dataSuffix)
+	data := filepath.Join(s.dir, fileStem(coll)+dataSuffix)
 	_ = os.Chmod(s.tmp.Name(), 0o644) // CreateTemp makes it 0600
 	if err := os.Rename(s.tmp.Name(), data); err != nil {
 		os.Remove(s.tmp.Name())
@@ -386,7 +386,7 @@ func (s *dirSink) end(_ context.Context, coll string, indexes []bson.Raw) error 
 	}
 	s.tmp = nil
 	s.written = append(s.written, data)
-	meta := filepath.Join(s.dir, coll+metadataSuffix)
+	meta := filepath.Join(s.dir, fileStem(coll)+metadataSuffix)
 	if len(indexes) == 0 {
 		if err := os.Remove(meta); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err

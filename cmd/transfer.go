@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -32,6 +33,23 @@ const (
 	dataSuffix     = ".json"
 	metadataSuffix = ".metadata.json"
 )
+
+// fileStem is the file name (without .json) a collection is exported to:
+// the name with '%' and the characters that separate paths on some system
+// ('/', '\\', ':') percent-escaped, so that a collection name (MongoDB
+// allows '/' in one) can never write outside the directory.
+func fileStem(coll string) string {
+	return strings.NewReplacer("%", "%25", "/", "%2F", "\\", "%5C", ":", "%3A").Replace(coll)
+}
+
+// collectionOfFile undoes fileStem; a stem that is not a valid escape is
+// taken as it is.
+func collectionOfFile(stem string) string {
+	if c, err := url.PathUnescape(stem); err == nil {
+		return c
+	}
+	return stem
+}
 
 // collectionSource is one collection to import: its documents, read one by
 // one (nil at the end), and its index specifications.
@@ -316,7 +334,7 @@ func fileSource(path, coll string, jsonArray bool, in io.Reader) (collectionSour
 		if path == "-" {
 			return collectionSource{}, usageErrorf("importing standard input needs --collection")
 		}
-		coll = strings.TrimSuffix(filepath.Base(path), dataSuffix)
+		coll = collectionOfFile(strings.TrimSuffix(filepath.Base(path), dataSuffix))
 	}
 	if err := workdb.ValidateCollection(coll); err != nil {
 		return collectionSource{}, err
@@ -434,7 +452,8 @@ func dirSources(dir string, only []string) ([]collectionSource, error) {
 		if e.IsDir() || !strings.HasSuffix(name, dataSuffix) || strings.HasSuffix(name, metadataSuffix) {
 			continue
 		}
-		coll := strings.TrimSuffix(name, dataSuffix)
+		stem := strings.TrimSuffix(name, dataSuffix)
+		coll := collectionOfFile(stem)
 		if len(only) > 0 && !slices.Contains(only, coll) {
 			continue
 		}
@@ -443,7 +462,7 @@ func dirSources(dir string, only []string) ([]collectionSource, error) {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		found[coll] = true
-		meta := filepath.Join(dir, coll+metadataSuffix)
+		meta := filepath.Join(dir, stem+metadataSuffix)
 		out = append(out, collectionSource{
 			coll: coll, origin: path, open: fileOpener(path, false),
 			indexes: func(context.Context) ([]bson.Raw, error) { return readMetadata(meta) },

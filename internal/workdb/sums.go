@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
+	"sort"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -155,3 +157,67 @@ func indexSpec(spec bson.Raw) bson.Raw {
 
 // toggleIndex XORs an index specification into coll's index fingerprint.
 func (s Sums) toggleIndex(coll string, spec bson.Raw) { s.toggle(indexKey(coll), indexSpec(spec)) }
+
+// MarshalBSONValue stores the sums as an array of {c: collection, s: sum}
+// documents, not as a document keyed by collection: collection names may
+// hold '.', which the embedded engine refuses in field names (and it
+// stores no nested arrays). nil is null.
+func (s Sums) MarshalBSONValue() (byte, []byte, error) {
+	if s == nil {
+		return byte(bson.TypeNull), nil, nil
+	}
+	keys := make([]string, 0, len(s))
+	for k := range s {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	pairs := make(bson.A, len(keys))
+	for i, k := range keys {
+		pairs[i] = bson.D{{Key: "c", Value: k}, {Key: "s", Value: s[k]}}
+	}
+	t, data, err := bson.MarshalValue(pairs)
+	return byte(t), data, err
+}
+
+// UnmarshalBSONValue reads the sums as MarshalBSONValue writes them, or as
+// a document keyed by collection (markers written before that).
+func (s *Sums) UnmarshalBSONValue(typ byte, data []byte) error {
+	v := bson.RawValue{Type: bson.Type(typ), Value: data}
+	switch v.Type {
+	case bson.TypeNull, bson.TypeUndefined:
+		*s = nil
+		return nil
+	case bson.TypeEmbeddedDocument:
+		out := Sums{}
+		elems, err := v.Document().Elements()
+		if err != nil {
+			return err
+		}
+		for _, e := range elems {
+			out[e.Key()] = e.Value().StringValue()
+		}
+		*s = out
+		return nil
+	case bson.TypeArray:
+		out := Sums{}
+		vals, err := v.Array().Values()
+		if err != nil {
+			return err
+		}
+		for _, pv := range vals {
+			d, ok := pv.DocumentOK()
+			if !ok {
+				return fmt.Errorf("invalid sums entry %s", pv)
+			}
+			c, ok1 := d.Lookup("c").StringValueOK()
+			sv, ok2 := d.Lookup("s").StringValueOK()
+			if !ok1 || !ok2 {
+				return fmt.Errorf("invalid sums entry %s", pv)
+			}
+			out[c] = sv
+		}
+		*s = out
+		return nil
+	}
+	return fmt.Errorf("invalid sums of BSON type %s", v.Type)
+}
