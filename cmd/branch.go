@@ -59,6 +59,9 @@ name, head, base, parent ('-' for none).`,
 				}
 				return usageErrorf("argon branch -m takes [OLD] NEW, got %d argument(s)", len(args))
 			case len(args) > 0:
+				if err := unknownSubcommand(cmd, args[0]); err != nil {
+					return err
+				}
 				return usageErrorf("argon branch takes no arguments, got %d argument(s) (did you mean `argon branch create NAME`?)", len(args))
 			}
 			return runBranchList(ctx, f)

@@ -135,6 +135,8 @@ MongoDB deployment.`,
 		root.AddCommand(t)
 	}
 	f.wireCompletion(root)
+	root.InitDefaultCompletionCmd() // now, so that the group below covers it
+	refuseUnknownSubcommands(root)
 	root.SetHelpCommand(&cobra.Command{
 		Use:   "help [COMMAND | TOPIC]",
 		Short: "Help about any command or topic",

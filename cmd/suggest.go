@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/agnivade/levenshtein"
+	"github.com/spf13/cobra"
 
 	"github.com/argon-db/argon/internal/wal"
 )
@@ -50,7 +51,9 @@ func suggestBranch(ctx context.Context, r *wal.Repo, project string, err error) 
 	}
 	var list []string
 	for _, n := range names {
-		list = append(list, n)
+		if !strings.HasSuffix(n, " (deleted)") { // history's names, not branches
+			list = append(list, n)
+		}
 	}
 	if c := closest(nf.Name, list); c != "" {
 		return withHint(err, "did you mean "+c+"?")
@@ -76,4 +79,43 @@ func (f *Factory) hintCollection(ctx context.Context, rd reader, coll string) {
 	if c := closest(coll, names); c != "" {
 		fmt.Fprintf(f.IO.ErrOut, "argon: hint: there is no collection %s; did you mean %s?\n", coll, c)
 	}
+}
+
+// refuseUnknownSubcommands makes every command group (index, completion,
+// ...) refuse an argument that is not one of its subcommands, with exit 2
+// and a suggestion, instead of printing its help and exiting 0.
+func refuseUnknownSubcommands(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		refuseUnknownSubcommands(sub)
+	}
+	if c.HasParent() && c.HasSubCommands() && c.Run == nil && c.RunE == nil {
+		c.Args = cobra.ArbitraryArgs
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cmd.Help()
+			}
+			return unknownSubcommand(cmd, args[0])
+		}
+	}
+}
+
+// unknownSubcommand is the error for name under group when it looks like
+// a mistyped subcommand (nil when no subcommand is close to it).
+func unknownSubcommand(group *cobra.Command, name string) error {
+	var names []string
+	for _, s := range group.Commands() {
+		if s.IsAvailableCommand() {
+			names = append(names, s.Name())
+			names = append(names, s.Aliases...)
+		}
+	}
+	sug := closest(name, names)
+	if sug == "" && group.Name() == "branch" {
+		return nil
+	}
+	err := usageErrorf("unknown command %q for %s", name, group.CommandPath())
+	if sug != "" {
+		return withHint(err, "did you mean `"+group.CommandPath()+" "+sug+"`?")
+	}
+	return err
 }
