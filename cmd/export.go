@@ -210,21 +210,13 @@ func exportState(ctx context.Context, f *Factory, ref string) (*mongo.Database, 
 		if err != nil {
 			return nil, statePoint{}, err
 		}
-		clean := false
-		var head int64
-		err = w.Protocol.Read(ctx, w, func(m *workdb.Marker) error {
-			head = m.LSN
-			if m.Sums == nil {
-				clean = false
-				return nil
-			}
-			now, err := workdb.ScanSums(ctx, w.DB)
-			clean = err == nil && now.Equal(m.Sums)
-			return err
-		})
+		// The working database serves when it holds exactly the committed
+		// head (what status checks: the marker's fingerprint, else the log).
+		changes, head, err := w.Changes(ctx)
 		if err != nil {
 			return nil, statePoint{}, err
 		}
+		clean := len(changes) == 0
 		pt := statePoint{b.Name, head}
 		if clean {
 			return w.DB, pt, nil
