@@ -144,8 +144,9 @@ func runMerge(ctx context.Context, o *mergeOptions) error {
 	if plan.FastForward && !o.noFF {
 		kind = "fast-forward"
 	}
-	report := map[string]any{"source": o.source, "branch": target, "base": map[string]any{"timeline": plan.Base.TL, "lsn": plan.Base.LSN},
-		"kind": kind, "changes": len(plan.Changes), "conflicts": conflicts, "head": head.LSN}
+	report := map[string]any{"source": o.source, "branch": target, "merge_base": map[string]any{"timeline": plan.Base.TL, "lsn": plan.Base.LSN},
+		"kind": kind, "changed": len(plan.Changes), "conflicts": conflicts, "head": head.LSN,
+		"lsn_from": nil, "lsn_to": nil}
 	if plan.UpToDate {
 		report["kind"] = "up-to-date"
 		if f.JSON {

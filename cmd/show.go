@@ -85,7 +85,7 @@ func runShow(ctx context.Context, o *diffOptions, args []string) error {
 			return err
 		}
 		v := map[string]any{"lsn_from": it.From, "lsn_to": it.To, "branch": name, "time": it.Time,
-			"author": it.Author, "message": it.Message, "changes": cs}
+			"author": it.Author, "message": it.Message, "diff": cs}
 		if it.MergeOf != "" {
 			v["merge_of"] = it.MergeOf // as in log --json
 		}

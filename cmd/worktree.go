@@ -24,7 +24,7 @@ type changesInfo struct {
 	Documents []changedDocRef `json:"documents"`
 	// Indexes lists indexes created, dropped or redefined (omitted when
 	// there are none).
-	Indexes []changedIndexRef `json:"indexes,omitempty"`
+	Indexes []changedIndexRef `json:"indexes"`
 }
 
 type changedDocRef struct {
@@ -40,7 +40,7 @@ type changedIndexRef struct {
 }
 
 func summarize(changes []workdb.Change) (*changesInfo, error) {
-	ci := &changesInfo{Documents: []changedDocRef{}}
+	ci := &changesInfo{Documents: []changedDocRef{}, Indexes: []changedIndexRef{}}
 	for _, c := range changes {
 		if c.Index {
 			ci.Indexes = append(ci.Indexes, changedIndexRef{Collection: c.Coll, Change: c.Kind, Name: c.ID.StringValue()})
