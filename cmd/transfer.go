@@ -215,9 +215,11 @@ func runImport(ctx context.Context, o *importOptions) error {
 			cur.close()
 		}
 	}()
+	origin := "" // the source being read, for errors the write reports
 	next := func() (*workdb.ImportBatch, error) {
 		for i < len(sources) {
 			src := sources[i]
+			origin = src.origin
 			if !opened {
 				r, err := src.open(ctx)
 				if err != nil {
@@ -267,6 +269,11 @@ func runImport(ctx context.Context, o *importOptions) error {
 	res, err := w.Import(ctx, next, mode, commitInfo(f, o.message), func(n int) { progress.Update(n, "documents") })
 	progress.Done()
 	if err != nil {
+		var de *workdb.DocumentError
+		var dk *workdb.DuplicateKeyError
+		if origin != "" && (errors.As(err, &de) || errors.As(err, &dk)) {
+			return fmt.Errorf("%s: %w", origin, err)
+		}
 		return err
 	}
 	colls := make([]string, 0, len(sources))
@@ -399,6 +406,10 @@ type streamReader struct {
 
 func newStreamReader(r io.Reader, origin string, jsonArray bool) (*streamReader, error) {
 	br := bufio.NewReader(r)
+	// A UTF-8 byte order mark, as some editors and exporters write.
+	if b, err := br.Peek(3); err == nil && string(b) == "\xef\xbb\xbf" {
+		_, _ = br.Discard(3)
+	}
 	if jsonArray {
 		for {
 			c, err := br.ReadByte()

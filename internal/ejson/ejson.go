@@ -262,6 +262,15 @@ func streamErr(what string, lc *lineCounter, dec *json.Decoder, err error) error
 	msg, off := err.Error(), dec.InputOffset()
 	if errors.As(err, &se) {
 		msg, off = se.Error(), se.Offset
+		if se.Offset <= dec.InputOffset() {
+			// Inside an array the decoder reports the offset where the
+			// element began, before the blanks ahead of it: point at the
+			// element itself.
+			if b, rerr := io.ReadAll(io.LimitReader(dec.Buffered(), 1<<16)); rerr == nil {
+				skip := len(b) - len(bytes.TrimLeft(b, " \t\r\n"))
+				off = dec.InputOffset() + int64(skip)
+			}
+		}
 	} else if errors.Is(err, io.ErrUnexpectedEOF) {
 		// Where the input ended, not where the unfinished value began.
 		msg, off = "unexpected end of input", lc.read

@@ -75,6 +75,7 @@ func (w *Branch) Import(ctx context.Context, next func() (*ImportBatch, error), 
 	seen := map[string]map[string]bool{} // collection -> keys written so far
 	empty := map[string]bool{}           // collection -> held nothing at the start
 	done := 0
+	pos := map[string]int{} // documents of each collection so far, for errors
 	cm, head, err := w.Protocol.Write(ctx, w, &info, nil, func(ctx context.Context, emit func([]wal.Entry) error) error {
 		// The keys are known only as they arrive.
 		if err := w.Widen(ctx); err != nil {
@@ -113,10 +114,10 @@ func (w *Branch) Import(ctx context.Context, next func() (*ImportBatch, error), 
 				for i, d := range docs[:n] {
 					id, err := d.LookupErr("_id")
 					if err != nil {
-						return &DocumentError{Index: done + i, Msg: "document has no _id"}
+						return &DocumentError{Index: pos[b.Coll] + i, Msg: "document has no _id"}
 					}
 					if id.Type == bson.TypeArray {
-						return &DocumentError{Index: done + i, Msg: "_id cannot be an array"}
+						return &DocumentError{Index: pos[b.Coll] + i, Msg: "_id cannot be an array"}
 					}
 					k := string(wal.KeyOf(id))
 					if inBatch[k] {
@@ -125,7 +126,7 @@ func (w *Branch) Import(ctx context.Context, next func() (*ImportBatch, error), 
 					}
 					inBatch[k] = true
 				}
-				ins, rep, err := w.importBatch(ctx, b.Coll, docs[:n], mode, seen[b.Coll], empty[b.Coll], done, emit)
+				ins, rep, err := w.importBatch(ctx, b.Coll, docs[:n], mode, seen[b.Coll], empty[b.Coll], pos[b.Coll], emit)
 				if err != nil {
 					return err
 				}
@@ -133,6 +134,7 @@ func (w *Branch) Import(ctx context.Context, next func() (*ImportBatch, error), 
 				res.Replaced[b.Coll] += rep
 				res.Unchanged[b.Coll] += n - ins - rep
 				done += n
+				pos[b.Coll] += n
 				docs = docs[n:]
 				if progress != nil {
 					progress(done)
@@ -204,6 +206,8 @@ func (w *Branch) importBatch(ctx context.Context, coll string, batch []bson.Raw,
 		doc := d
 		switch {
 		case !exists:
+		case mode == ImportInsert && seen[keys[i]]:
+			return 0, 0, &DocumentError{Index: first + i, Msg: fmt.Sprintf("duplicate _id %s: an earlier document of the import has it too (use --mode upsert or merge to let the later one win)", FormatValue(ids[i]))}
 		case mode == ImportInsert:
 			return 0, 0, &DuplicateKeyError{Coll: coll, Msg: fmt.Sprintf("document %d: _id %s already exists in %s (use --mode upsert or merge to change existing documents)", first+i+1, FormatValue(ids[i]), coll)}
 		case mode == ImportMerge:

@@ -205,6 +205,9 @@ func (lim Limits) checkValue(v bson.RawValue, path string, names bool) error {
 			return err
 		}
 		for i, av := range vals {
+			if names && av.Type == bson.TypeArray {
+				return fmt.Errorf("field %q is an array inside an array: %s", fmt.Sprintf("%s.%d", path, i), lim.cannot("nested arrays"))
+			}
 			if err := lim.checkValue(av, fmt.Sprintf("%s.%d", path, i), names); err != nil {
 				return err
 			}
