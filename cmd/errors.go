@@ -79,7 +79,9 @@ func exitCode(err error) int {
 		return ExitConflict
 	case errors.As(err, new(*refs.SyntaxError)):
 		return ExitUsage
-	case errors.As(err, new(*refs.RangeError)):
+	case errors.As(err, new(*refs.RangeError)), errors.As(err, new(*wal.RangeError)), errors.As(err, new(*wal.TimeError)):
+		// A state past the history a ref names is not there, whichever
+		// way the ref was written (BRANCH@LSN or BRANCH~N).
 		return ExitNotFound
 	case errors.As(err, &ue):
 		return ExitUsage
