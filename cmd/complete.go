@@ -142,6 +142,17 @@ func (f *Factory) indexArgs(cmd *cobra.Command, args []string, toComplete string
 	return out, cobra.ShellCompDirectiveNoFileComp
 }
 
+// branchFlagArgs completes `argon branch -d|-D|-m` with branch names (and
+// plain `argon branch` with its subcommands only).
+func (f *Factory) branchFlagArgs(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+	for _, name := range []string{"delete", "force-delete", "move"} {
+		if fl := cmd.Flags().Lookup(name); fl != nil && fl.Changed {
+			return f.branchArgs(2)(cmd, args, toComplete)
+		}
+	}
+	return nil, cobra.ShellCompDirectiveNoFileComp
+}
+
 // branchArgs completes the first n positional arguments as branch names.
 func (f *Factory) branchArgs(n int) cobra.CompletionFunc {
 	return func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
@@ -168,6 +179,7 @@ func (f *Factory) collectionArg(cmd *cobra.Command, args []string, toComplete st
 func (f *Factory) wireCompletion(root *cobra.Command) {
 	byPath := map[string]cobra.CompletionFunc{
 		"argon checkout":      f.branchArgs(1),
+		"argon branch":        f.branchFlagArgs,
 		"argon merge":         f.branchArgs(1),
 		"argon diff":          f.branchArgs(2),
 		"argon branch delete": f.branchArgs(1),

@@ -3,6 +3,7 @@ package cmd
 import (
 	"context"
 	"fmt"
+	"strconv"
 
 	"github.com/spf13/cobra"
 
@@ -47,6 +48,10 @@ func runShow(ctx context.Context, o *diffOptions, args []string) error {
 	spec := cur
 	if len(args) == 1 {
 		spec = args[0]
+		if _, err := strconv.ParseInt(spec, 10, 64); err == nil {
+			// A bare LSN is on the current branch, as find --at takes it.
+			spec = cur + "@" + spec
+		}
 	}
 	at, err := f.resolveRef(ctx, r, project, cur, spec)
 	if err != nil {
