@@ -5,8 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p bin
 echo "building argon (the first build downloads its modules and compiles the embedded engine: a few minutes)..." >&2
-go build -o bin/argon .
-echo "built bin/argon" >&2
+# -buildvcs=auto: argon version names the commit even where GOFLAGS turns
+# VCS stamping off (it is skipped when there is no git checkout).
+go build -buildvcs=auto -o bin/argon .
+echo "built bin/argon ($(bin/argon version))" >&2
 argon="$PWD/bin/argon"
 ws=$(mktemp -d)
 trap 'rm -rf "$ws"' EXIT
