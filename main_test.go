@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,7 +43,7 @@ func TestMain(m *testing.M) {
 
 // testSecrets are placed in the URI of every script of a server run (see
 // setupScript): argon must never print them.
-var testSecrets = []string{"argon-secret-token", "argon-secret-session", "argon-secret-keypass"}
+var testSecrets = []string{"argon-secret-token", "argon-secret-session", "argon-secret-keypass", "argon-secret-password"}
 
 // mainCheckingSecrets runs argon with its stdout and stderr passed through
 // as they come, and fails the command (exit 99, naming the secret) when
@@ -194,9 +195,18 @@ func setupScript(env *testscript.Env) error {
 		if os.Getenv("ARGON_TEST_SECRETS") != "" {
 			// URI options that carry secrets, which the server ignores
 			// here; mainCheckingSecrets fails any command that prints one.
-			env.Setenv("ARGON_URI", uri+"?apiToken="+testSecrets[0]+
-				"&clientSecret="+testSecrets[1]+
-				"&tlsCertificateKeyFilePassword="+testSecrets[2])
+			secret := uri + "?apiToken=" + testSecrets[0] +
+				"&clientSecret=" + testSecrets[1] +
+				"&tlsCertificateKeyFilePassword=" + testSecrets[2]
+			// And a password: FerretDB over PostgreSQL takes PLAIN
+			// authentication and hands it to PostgreSQL, which trusts
+			// the deployment's user whatever the password.
+			if pg, err := url.Parse(os.Getenv("ARGON_TEST_POSTGRESQL_URL")); err == nil && pg.User != nil &&
+				os.Getenv("ARGON_TEST_STORE") == "postgresql" {
+				secret = "mongodb://" + pg.User.Username() + ":" + testSecrets[3] + "@" +
+					strings.TrimPrefix(secret, "mongodb://") + "&authMechanism=PLAIN"
+			}
+			env.Setenv("ARGON_URI", secret)
 			env.Setenv("ARGON_TEST_SECRETS", "1")
 		}
 		env.Setenv("ARGON_DB", db)
