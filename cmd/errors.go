@@ -110,6 +110,11 @@ func printError(w io.Writer, err error, uri string, asJSON bool) {
 			hints = append(hints, store.RedactIn(h, uri))
 		}
 	}
+	if strings.Contains(msg, "database or disk is full") || strings.Contains(msg, "disk I/O error") {
+		// SQLite's words, from the embedded engine (or a FerretDB server).
+		hints = append(hints, "the disk holding the engine's data is full or failing: free space and run the command again; "+
+			"the failed write is discarded then, and nothing committed is lost")
+	}
 	if asJSON {
 		out := struct {
 			Error string `json:"error"`
