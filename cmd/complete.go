@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/argon-db/argon/internal/workdb"
 )
@@ -58,9 +59,9 @@ func (f *Factory) completeBranchNames(cmd *cobra.Command, toComplete string) ([]
 	return out, cobra.ShellCompDirectiveNoFileComp
 }
 
-// completeCollectionNames offers the collections of the working database
-// of --branch (or the current branch) starting with toComplete.
-func (f *Factory) completeCollectionNames(cmd *cobra.Command, toComplete string) ([]string, cobra.ShellCompDirective) {
+// branchDB runs fn on the working database of --branch (or the current
+// branch), for completions; nothing is offered when it cannot be opened.
+func (f *Factory) branchDB(cmd *cobra.Command, fn func(ctx context.Context, db *mongo.Database) ([]string, error)) ([]string, cobra.ShellCompDirective) {
 	if !f.completionScope(cmd) {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
@@ -83,18 +84,27 @@ func (f *Factory) completeCollectionNames(cmd *cobra.Command, toComplete string)
 	if err != nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
-	names, err := workdb.Open(r, b).DB.ListCollectionNames(ctx, bson.D{})
+	out, err := fn(ctx, workdb.Open(r, b).DB)
 	if err != nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
-	var out []string
-	for _, n := range names {
-		if n != workdb.MarkerCollection && strings.HasPrefix(n, toComplete) {
-			out = append(out, n)
-		}
-	}
 	sort.Strings(out)
 	return out, cobra.ShellCompDirectiveNoFileComp
+}
+
+// completeCollectionNames offers the collections of the working database
+// of --branch (or the current branch) starting with toComplete.
+func (f *Factory) completeCollectionNames(cmd *cobra.Command, toComplete string) ([]string, cobra.ShellCompDirective) {
+	return f.branchDB(cmd, func(ctx context.Context, db *mongo.Database) ([]string, error) {
+		names, err := db.ListCollectionNames(ctx, bson.D{})
+		var out []string
+		for _, n := range names {
+			if n != workdb.MarkerCollection && strings.HasPrefix(n, toComplete) {
+				out = append(out, n)
+			}
+		}
+		return out, err
+	})
 }
 
 // indexArgs completes index drop's arguments: the collection, then the
@@ -104,42 +114,18 @@ func (f *Factory) indexArgs(cmd *cobra.Command, args []string, toComplete string
 	case 0:
 		return f.completeCollectionNames(cmd, toComplete)
 	case 1:
-	default:
-		return nil, cobra.ShellCompDirectiveNoFileComp
+		return f.branchDB(cmd, func(ctx context.Context, db *mongo.Database) ([]string, error) {
+			specs, err := workdb.ListIndexes(ctx, db, args[0])
+			var out []string
+			for _, spec := range specs {
+				if n, ok := spec.Lookup("name").StringValueOK(); ok && strings.HasPrefix(n, toComplete) {
+					out = append(out, n)
+				}
+			}
+			return out, err
+		})
 	}
-	if !f.completionScope(cmd) {
-		return nil, cobra.ShellCompDirectiveNoFileComp
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	defer f.Close()
-	flag := ""
-	if fl := cmd.Flags().Lookup("branch"); fl != nil {
-		flag = fl.Value.String()
-	}
-	name, err := f.branchOrCurrent(flag)
-	if err != nil {
-		return nil, cobra.ShellCompDirectiveNoFileComp
-	}
-	r, project, err := f.project(ctx)
-	if err != nil {
-		return nil, cobra.ShellCompDirectiveNoFileComp
-	}
-	b, err := r.Branch(ctx, project, name)
-	if err != nil {
-		return nil, cobra.ShellCompDirectiveNoFileComp
-	}
-	specs, err := workdb.ListIndexes(ctx, workdb.Open(r, b).DB, args[0])
-	if err != nil {
-		return nil, cobra.ShellCompDirectiveNoFileComp
-	}
-	var out []string
-	for _, spec := range specs {
-		if n, ok := spec.Lookup("name").StringValueOK(); ok && strings.HasPrefix(n, toComplete) {
-			out = append(out, n)
-		}
-	}
-	return out, cobra.ShellCompDirectiveNoFileComp
+	return nil, cobra.ShellCompDirectiveNoFileComp
 }
 
 // branchFlagArgs completes `argon branch -d|-D|-m` with branch names (and
