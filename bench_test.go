@@ -229,3 +229,41 @@ func BenchmarkImport(b *testing.B) {
 	})
 	b.ReportMetric(float64(n), "docs")
 }
+
+// argon update --many of every document of a collection (one commit) vs
+// the driver's updateMany of the same documents on a plain collection.
+// On FerretDB the engine's own updateMany rewrites each document with a
+// scan of the collection; argon evaluates the update in a scratch
+// database a batch at a time and writes back by batch (internal/workdb
+// bulk.go), so its cost grows linearly where the baseline's grows with
+// the square.
+func BenchmarkUpdateMany(b *testing.B) {
+	sizes := []int{500, 2000}
+	if testing.Short() {
+		sizes = []int{200}
+	}
+	for _, n := range sizes {
+		b.Run(fmt.Sprintf("docs=%d", n), func(b *testing.B) {
+			e := newBenchEnv(b, n)
+			ctx := context.Background()
+			w := e.work(e.main)
+			update, _ := bson.Marshal(bson.D{{Key: "$inc", Value: bson.D{{Key: "age", Value: int32(1)}}}})
+			plain := e.srv.Client.Database(e.plain).Collection("users")
+			pair(b, func() error {
+				res, err := w.Modify(ctx, "users", workdb.Modification{Filter: emptyFilter, Update: update, Many: true}, workdb.Limits{}, wal.CommitInfo{Message: "bench"})
+				if err == nil && res.Modified != n {
+					err = fmt.Errorf("argon modified %d documents, want %d", res.Modified, n)
+				}
+				return err
+			}, func() error {
+				res, err := plain.UpdateMany(ctx, emptyFilter, update)
+				if err == nil && res.ModifiedCount != int64(n) {
+					err = fmt.Errorf("the driver modified %d documents, want %d", res.ModifiedCount, n)
+				}
+				return err
+			})
+		})
+	}
+}
+
+var emptyFilter, _ = bson.Marshal(bson.D{})

@@ -39,6 +39,18 @@ func wireCount(t *testing.T, dir string, args ...string) (int, string) {
 	return len(names), strings.Join(sorted, " ")
 }
 
+// count returns how many of the command names (as wireCount returns
+// them) are name.
+func count(names, name string) int {
+	n := 0
+	for _, s := range strings.Fields(names) {
+		if s == name {
+			n++
+		}
+	}
+	return n
+}
+
 // wireProject starts a fresh server with a project "wire" on it, for
 // counting commands, and returns the workspace folder.
 func wireProject(t *testing.T) string {
@@ -136,15 +148,6 @@ func TestImportCommands(t *testing.T) {
 		}
 		return path
 	}
-	count := func(names, name string) int {
-		n := 0
-		for _, s := range strings.Fields(names) {
-			if s == name {
-				n++
-			}
-		}
-		return n
-	}
 	// Into a new collection: no reads of existing documents at all.
 	wireCount(t, dir, "import", write("small", 100, "a"), "--collection", "imp")
 	_, fresh := wireCount(t, dir, "import", write("small1", 100, "a"), "--collection", "imp1")
@@ -162,5 +165,49 @@ func TestImportCommands(t *testing.T) {
 		if d := count(big, c) - count(small, c); d != 2 {
 			t.Errorf("upsert of 2500 documents sent %d %s commands, of 100 sent %d: want 2 more (one per extra batch)", count(big, c), c, count(small, c))
 		}
+	}
+}
+
+// An update of many documents on FerretDB is evaluated a scratch batch of
+// 100 at a time (insert, update, find, delete in the scratch database) and
+// written back with one delete and one insert per 1,000: 200 more
+// documents are two more batches, never a command per document. A delete
+// of many is one delete whatever the size.
+func TestModifyManyCommands(t *testing.T) {
+	dir := wireProject(t)
+	for _, n := range []int{300, 500} {
+		var b strings.Builder
+		for i := 0; i < n; i++ {
+			fmt.Fprintf(&b, `{"_id": %d, "a": %d}`+"\n", i, i)
+		}
+		path := fmt.Sprintf("%s/m%d.json", dir, n)
+		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		wireCount(t, dir, "import", path, "--collection", fmt.Sprintf("m%d", n))
+	}
+	small, smallNames := wireCount(t, dir, "update", "m300", "{}", `{"$inc": {"a": 1}}`, "--many")
+	big, bigNames := wireCount(t, dir, "update", "m500", "{}", `{"$inc": {"a": 1}}`, "--many")
+	t.Logf("update --many of 300: %d commands: %s", small, smallNames)
+	t.Logf("update --many of 500: %d commands: %s", big, bigNames)
+	for _, c := range []string{"insert", "find", "delete"} {
+		if d := count(bigNames, c) - count(smallNames, c); d != 2 {
+			t.Errorf("update --many of 500 documents sent %d %s commands, of 300 sent %d: want 2 more (one per scratch batch of 100)", count(bigNames, c), c, count(smallNames, c))
+		}
+	}
+	// (One more update when the commit advances the timeline's head hint,
+	// every 4 commits.)
+	if d := count(bigNames, "update") - count(smallNames, "update"); d < 2 || d > 3 {
+		t.Errorf("update --many of 500 documents sent %d update commands, of 300 sent %d: want 2 more (one per scratch batch of 100)", count(bigNames, "update"), count(smallNames, "update"))
+	}
+	_, smallNames = wireCount(t, dir, "delete", "m300", `{"a": {"$gte": 0}}`, "--many")
+	_, bigNames = wireCount(t, dir, "delete", "m500", `{"a": {"$gte": 0}}`, "--many")
+	for _, c := range []string{"find", "delete"} {
+		if count(smallNames, c) != count(bigNames, c) {
+			t.Errorf("delete --many of 300 documents sent %d %s commands, of 500 sent %d: want the same: %s", count(smallNames, c), c, count(bigNames, c), bigNames)
+		}
+	}
+	if n := count(bigNames, "delete"); n != 1 {
+		t.Errorf("delete --many of 500 documents sent %d deletes, want 1: %s", n, bigNames)
 	}
 }

@@ -14,7 +14,8 @@ func newGCCmd(f *Factory) *cobra.Command {
 		Short: "Drop cached states (time-travel views)",
 		Long: `Drop every materialised past state that time travel (--at) cached. They are
 caches of the log: the next query at such a point builds its view again.
-Working databases of branches are kept.`,
+Scratch databases that an interrupted update --many left behind are dropped
+too. Working databases of branches are kept.`,
 		Example: `  argon gc`,
 		Args:    exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -64,6 +64,17 @@ func (w *Branch) Modify(ctx context.Context, coll string, m Modification, lim Li
 		}
 		byID := bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}
 		switch {
+		case m.Delete && w.ScanReads:
+			if err := w.rewrite(ctx, c, coll, m.Filter, pre, make([]bson.Raw, len(pre))); err != nil {
+				return nil, err
+			}
+			res.Deleted = len(ids)
+			entries := make([]wal.Entry, len(ids))
+			for i, id := range ids {
+				entries[i] = wal.DelEntry(coll, id)
+				w.changed(coll, pre[i], nil)
+			}
+			return entries, nil
 		case m.Delete:
 			if len(ids) > 0 {
 				r, err := c.DeleteMany(ctx, byID)
@@ -122,6 +133,22 @@ func (w *Branch) Modify(ctx context.Context, coll string, m Modification, lim Li
 				}
 				return nil, err
 			}
+		case w.ScanReads && len(ids) > 1:
+			// FerretDB writes each updated document with a scan of the
+			// collection: see bulk.go.
+			posts, err := w.evaluateUpdate(ctx, m.Filter, m.Update, pre)
+			if err != nil {
+				return nil, err
+			}
+			for i, post := range posts {
+				if err := CheckDocument(post, Limits{}); err != nil {
+					return nil, &DocumentError{Index: -1, Msg: fmt.Sprintf("after the change, the document with _id %s: %s", FormatValue(ids[i]), err)}
+				}
+			}
+			if err := w.rewrite(ctx, c, coll, m.Filter, pre, posts); err != nil {
+				return nil, err
+			}
+			return w.modified(coll, pre, posts, res)
 		default:
 			if _, err := c.UpdateMany(ctx, byID, m.Update); err != nil {
 				if isDuplicate(err) {
@@ -143,30 +170,37 @@ func (w *Branch) Modify(ctx context.Context, coll string, m Modification, lim Li
 		if err != nil {
 			return nil, err
 		}
-		var entries []wal.Entry
-		for i, id := range ids {
-			post := posts[i]
+		for i, post := range posts {
 			if err := CheckDocument(post, Limits{}); err != nil {
-				return nil, &DocumentError{Index: -1, Msg: fmt.Sprintf("after the change, the document with _id %s: %s", FormatValue(id), err)}
+				return nil, &DocumentError{Index: -1, Msg: fmt.Sprintf("after the change, the document with _id %s: %s", FormatValue(ids[i]), err)}
 			}
-			if bytes.Equal(post, pre[i]) {
-				continue
-			}
-			e, err := wal.PutEntry(coll, post)
-			if err != nil {
-				return nil, err
-			}
-			entries = append(entries, e)
-			w.changed(coll, pre[i], post)
 		}
-		res.Modified = len(entries)
-		return entries, nil
+		return w.modified(coll, pre, posts, res)
 	})
 	if err != nil {
 		return nil, err
 	}
 	res.Commit, res.Head = cm, head
 	return res, nil
+}
+
+// modified logs the documents whose bytes a change turned from pre into
+// post, and counts them in res.
+func (w *Branch) modified(coll string, pre, posts []bson.Raw, res *ModifyResult) ([]wal.Entry, error) {
+	var entries []wal.Entry
+	for i, post := range posts {
+		if bytes.Equal(post, pre[i]) {
+			continue
+		}
+		e, err := wal.PutEntry(coll, post)
+		if err != nil {
+			return nil, err
+		}
+		entries = append(entries, e)
+		w.changed(coll, pre[i], post)
+	}
+	res.Modified = len(entries)
+	return entries, nil
 }
 
 // isDuplicate reports a unique-index violation. Measured: FerretDB reports

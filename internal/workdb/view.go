@@ -115,7 +115,8 @@ func (v *View) Collections(ctx context.Context) ([]CollectionInfo, error) {
 }
 
 // DropViews removes every materialised view of the repo (they are caches
-// of the log) and returns how many it dropped.
+// of the log), and any scratch database an interrupted update left, and
+// returns how many databases it dropped.
 func DropViews(ctx context.Context, r *wal.Repo) (int, error) {
 	views := r.DB.Collection(viewsCollection)
 	cur, err := views.Find(ctx, bson.D{})
@@ -134,14 +135,15 @@ func DropViews(ctx context.Context, r *wal.Repo) (int, error) {
 			return 0, err
 		}
 	}
-	// Databases left by a build that died before publishing.
+	// Databases left by a build that died before publishing, and scratch
+	// databases left by an update that died (bulk.go).
 	names, err := r.Client.ListDatabaseNames(ctx, bson.D{})
 	if err != nil {
 		return len(recs), err
 	}
 	n := len(recs)
 	for _, name := range names {
-		if strings.HasPrefix(name, viewPrefix(r)) {
+		if strings.HasPrefix(name, viewPrefix(r)) || strings.HasPrefix(name, scratchPrefix(r)) {
 			if err := r.Client.Database(name).Drop(ctx); err != nil {
 				return n, err
 			}

@@ -1,0 +1,207 @@
+package workdb_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/argon-db/argon/internal/commit"
+	"github.com/argon-db/argon/internal/enginetest"
+	"github.com/argon-db/argon/internal/wal"
+	"github.com/argon-db/argon/internal/workdb"
+)
+
+// An update or delete of many documents gives, document for document and
+// byte for byte, what the engine's own updateMany or deleteMany gives on a
+// plain copy of the data, and the log folds to the same state, whichever
+// way argon drives the engine: by _id, by the user's filter, by the filter
+// narrowed to ranges of _id (mixed _id types), or by _id again when the
+// _ids have a type argon does not order (doubles).
+func TestModifyManyMatchesEngine(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		few, max  int
+		doubleIDs bool
+	}{
+		{"by id", 1000, 1000, false},
+		{"by filter", 5, 1000, false},
+		{"by ranges", 5, 7, false},
+		{"by id, unordered ids", 5, 7, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			workdb.SetBulkLimits(t, tc.few, tc.max)
+			modifyManyMatchesEngine(t, tc.doubleIDs)
+		})
+	}
+}
+
+func modifyManyMatchesEngine(t *testing.T, doubleIDs bool) {
+	srv := enginetest.Start(t)
+	ctx := context.Background()
+	r := wal.Open(srv.Client, srv.DB)
+	if err := r.EnsureSchema(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, b, err := r.CreateProject(ctx, "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := commit.New().Open(r, b)
+	w.ScanReads = srv.Embedded || srv.FerretDB
+	plain := srv.Client.Database(srv.DB + "_plain").Collection("c")
+	t.Cleanup(func() { _ = plain.Database().Drop(context.Background()) })
+
+	var docs []bson.Raw
+	for i := 0; i < 60; i++ {
+		var id any
+		switch {
+		case doubleIDs && i%2 == 0:
+			id = float64(i) + 0.5
+		case i%4 == 0:
+			id = fmt.Sprintf("s%02d", i)
+		case i%4 == 1:
+			id = int32(i)
+		case i%4 == 2:
+			id = int64(i) << 40
+		default:
+			id = bson.ObjectID{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, byte(i)}
+		}
+		d := bson.D{{Key: "_id", Value: id}, {Key: "kind", Value: []string{"a", "b", "c"}[i%3]}, {Key: "n", Value: int32(i)}}
+		if i%5 != 0 {
+			d = append(d, bson.E{Key: "sub", Value: bson.D{{Key: "x", Value: i}, {Key: "tags", Value: bson.A{"t"}}}})
+		}
+		raw, err := bson.Marshal(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs = append(docs, raw)
+	}
+	if _, err := w.Insert(ctx, "c", docs, wal.CommitInfo{Message: "load"}); err != nil {
+		t.Fatal(err)
+	}
+	anys := make([]any, len(docs))
+	for i := range docs {
+		anys[i] = docs[i]
+	}
+	if _, err := plain.InsertMany(ctx, anys); err != nil {
+		t.Fatal(err)
+	}
+
+	raw := func(s string) bson.Raw {
+		var v bson.Raw
+		if err := bson.UnmarshalExtJSON([]byte(s), false, &v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	steps := []struct{ filter, update string }{
+		{`{"kind": "a"}`, `{"$inc": {"n": 100}}`},
+		// Leaves the documents with n of 30 or more as they were.
+		{`{}`, `{"$max": {"n": 30}}`},
+		{`{}`, `{"$set": {"sub.x": 7}, "$push": {"sub.tags": "u"}}`},
+		{`{"kind": {"$in": ["b", "c"]}}`, `{"$unset": {"sub": ""}}`},
+		{`{"n": {"$gte": 100}}`, `{"$rename": {"kind": "k"}, "$max": {"n": 130}}`},
+		{`{"k": "a"}`, ``},
+		{`{}`, `{"$set": {"last": true}}`},
+		{`{"n": {"$lt": 10}}`, ``},
+	}
+	for _, s := range steps {
+		m := workdb.Modification{Filter: raw(s.filter), Many: true}
+		var nres int64
+		if s.update == "" {
+			m.Delete = true
+			res, err := plain.DeleteMany(ctx, m.Filter)
+			if err != nil {
+				t.Fatal(err)
+			}
+			nres = res.DeletedCount
+		} else {
+			m.Update = raw(s.update)
+			res, err := plain.UpdateMany(ctx, m.Filter, m.Update)
+			if err != nil {
+				t.Fatal(err)
+			}
+			nres = res.ModifiedCount
+		}
+		res, err := w.Modify(ctx, "c", m, workdb.Limits{}, wal.CommitInfo{Message: s.filter})
+		if err != nil {
+			t.Fatalf("%s %s: %v", s.filter, s.update, err)
+		}
+		if got := int64(res.Modified + res.Deleted); got != nres {
+			t.Errorf("%s %s: argon changed %d documents, the engine %d", s.filter, s.update, got, nres)
+		}
+		want := byKey(t, plain)
+		got := byKey(t, w.DB.Collection("c"))
+		head, err := r.Head(ctx, b.Timeline)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := r.Fold(ctx, b.Timeline, head.LSN, "c")
+		if err != nil {
+			t.Fatal(err)
+		}
+		logged := map[string]bson.Raw{}
+		for _, d := range st.Docs("c") {
+			logged[string(wal.KeyOf(d.Lookup("_id")))] = d
+		}
+		for name, have := range map[string]map[string]bson.Raw{"the working database": got, "the log": logged} {
+			if len(have) != len(want) {
+				t.Errorf("after %s %s: %s holds %d documents, the engine's copy %d", s.filter, s.update, name, len(have), len(want))
+			}
+			for k, d := range want {
+				if !bytes.Equal(have[k], d) {
+					t.Errorf("after %s %s: %s holds %v, the engine's copy %v", s.filter, s.update, name, have[k], d)
+				}
+			}
+		}
+	}
+	// No scratch database is left behind.
+	names, err := srv.Client.ListDatabaseNames(ctx, bson.D{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names {
+		if strings.Contains(n, "-scratch-") {
+			t.Errorf("scratch database %s left behind", n)
+		}
+	}
+	// One an interrupted update left is dropped by gc.
+	left := srv.Client.Database(r.DatabasePrefix() + "-scratch-0123456789ab")
+	if _, err := left.Collection("c").InsertOne(ctx, bson.D{{Key: "_id", Value: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := workdb.DropViews(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	names, err = srv.Client.ListDatabaseNames(ctx, bson.D{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names {
+		if n == left.Name() {
+			t.Errorf("gc left scratch database %s", n)
+		}
+	}
+}
+
+func byKey(t *testing.T, c *mongo.Collection) map[string]bson.Raw {
+	t.Helper()
+	cur, err := c.Find(context.Background(), bson.D{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []bson.Raw
+	if err := cur.All(context.Background(), &all); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bson.Raw{}
+	for _, d := range all {
+		out[string(wal.KeyOf(d.Lookup("_id")))] = d
+	}
+	return out
+}

@@ -1,0 +1,12 @@
+package workdb
+
+import "testing"
+
+// SetBulkLimits lowers the sizes at which a change of many documents on
+// FerretDB deletes by filter and splits its deletes into _id ranges, so
+// that small tests take every path; t's cleanup restores them.
+func SetBulkLimits(t testing.TB, few, max int) {
+	oldFew, oldMax := fewIDs, maxDelete
+	fewIDs, maxDelete = few, max
+	t.Cleanup(func() { fewIDs, maxDelete = oldFew, oldMax })
+}
