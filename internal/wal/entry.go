@@ -189,13 +189,86 @@ func (r *Repo) EachEntry(ctx context.Context, tl string, from, to int64, coll st
 		if err != nil {
 			return err
 		}
+		spilled, err := r.spilledEntries(ctx, sg, slots, coll)
+		if err != nil {
+			return err
+		}
 		for i := range slots {
-			if err := r.slotEntries(ctx, &slots[i], sg.From, sg.To, coll, fn); err != nil {
-				return err
+			s := &slots[i]
+			if !s.Spilled {
+				if err := r.slotEntries(ctx, s, sg.From, sg.To, coll, fn); err != nil {
+					return err
+				}
+				continue
+			}
+			for j := range spilled[s.Token] {
+				e := &spilled[s.Token][j]
+				e.Time = s.Time
+				if err := fn(e); err != nil {
+					return err
+				}
 			}
 		}
 	}
 	return nil
+}
+
+// spilledEntries reads the spilled entries of the commit slots of one
+// segment with one query, and returns them by the token of their slot, in
+// LSN order: only those a slot names (its token, LSN in its range) and in
+// the segment's range. One query per segment, not one per slot: on the
+// embedded engine every query of the entries collection scans it, so a
+// query per commit made a fold quadratic in the length of the history
+// (measured: 200 commits of 100 documents, a fold of 20,000 documents took
+// 4 min 26 s). The engine is not asked to sort: argon sorts each commit's
+// entries.
+func (r *Repo) spilledEntries(ctx context.Context, sg Segment, slots []Slot, coll string) (map[string][]Entry, error) {
+	ranges := map[string][2]int64{}
+	lo, hi := int64(-1), int64(-1)
+	for i := range slots {
+		s := &slots[i]
+		if !s.Spilled {
+			continue
+		}
+		from, to := max(sg.From, s.Base), min(sg.To, s.LSN)
+		if from >= to {
+			continue
+		}
+		ranges[s.Token] = [2]int64{from, to}
+		if lo < 0 || from < lo {
+			lo = from
+		}
+		hi = max(hi, to)
+	}
+	if len(ranges) == 0 {
+		return nil, nil
+	}
+	filter := bson.D{{Key: "tl", Value: sg.TL}, {Key: "lsn", Value: bson.D{{Key: "$gt", Value: lo}, {Key: "$lte", Value: hi}}}}
+	if coll != "" {
+		filter = append(filter, bson.E{Key: "coll", Value: coll})
+	}
+	cur, err := r.DB.Collection(collEntries).Find(ctx, filter)
+	if err != nil {
+		return nil, err
+	}
+	defer cur.Close(ctx)
+	out := map[string][]Entry{}
+	for cur.Next(ctx) {
+		var e Entry
+		if err := cur.Decode(&e); err != nil {
+			return nil, fmt.Errorf("decode log entry: %w", err)
+		}
+		if rg, ok := ranges[e.Token]; ok && e.LSN > rg[0] && e.LSN <= rg[1] {
+			out[e.Token] = append(out[e.Token], e)
+		}
+	}
+	if err := cur.Err(); err != nil {
+		return nil, err
+	}
+	for _, es := range out {
+		sort.Slice(es, func(i, j int) bool { return es[i].LSN < es[j].LSN })
+	}
+	return out, nil
 }
 
 // Fold returns the state of timeline tl at LSN lsn: replay of every entry

@@ -1,0 +1,110 @@
+package workdb_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/event"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/argon-db/argon/internal/commit"
+	"github.com/argon-db/argon/internal/enginetest"
+	"github.com/argon-db/argon/internal/wal"
+)
+
+// A fold reads the entries that large commits spilled with one query per
+// timeline of the ancestry, whatever the number of commits (a query per
+// commit scans the entries collection once per commit on the embedded
+// engine), and returns exactly the state at the LSN, also at an LSN inside
+// a commit and across a fork.
+func TestFoldReadsSpilledEntriesOncePerTimeline(t *testing.T) {
+	srv := enginetest.Start(t)
+	ctx := context.Background()
+	r := wal.Open(srv.Client, srv.DB)
+	if err := r.EnsureSchema(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, main, err := r.CreateProject(ctx, "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	insert := func(b *wal.Branch, prefix string, commits int) {
+		w := commit.New().Open(r, b)
+		w.ScanReads = srv.Embedded || srv.FerretDB
+		for c := 0; c < commits; c++ {
+			docs := make([]bson.Raw, 100) // over the inline limit: spilled
+			for i := range docs {
+				docs[i], _ = bson.Marshal(bson.D{{Key: "_id", Value: fmt.Sprintf("%s%d-%02d", prefix, c, i)}})
+			}
+			if _, err := w.Insert(ctx, "c", docs, wal.CommitInfo{Message: "m"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var mu sync.Mutex
+	queries := 0
+	mon := &event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
+		if e.CommandName == "find" && e.Command.Lookup("find").StringValue() == "entries" {
+			mu.Lock()
+			queries++
+			mu.Unlock()
+		}
+	}}
+	client, err := mongo.Connect(options.Client().ApplyURI(srv.URI).SetMonitor(mon))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Disconnect(context.Background()) })
+	counted := wal.Open(client, srv.DB)
+	fold := func(tl string, lsn int64) (int, int) {
+		mu.Lock()
+		queries = 0
+		mu.Unlock()
+		st, err := counted.Fold(ctx, tl, lsn, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return len(st.Docs("c")), queries
+	}
+
+	insert(main, "a", 3)
+	if n, q := fold(main.Timeline, 300); n != 300 || q != 1 {
+		t.Errorf("fold of 3 commits: %d documents with %d queries of entries, want 300 with 1", n, q)
+	}
+	insert(main, "b", 12)
+	if n, q := fold(main.Timeline, 1500); n != 1500 || q != 1 {
+		t.Errorf("fold of 15 commits: %d documents with %d queries of entries, want 1500 with 1", n, q)
+	}
+	// Inside a commit: its first 50 entries only.
+	if n, _ := fold(main.Timeline, 1250); n != 1250 {
+		t.Errorf("fold at LSN 1250: %d documents, want 1250", n)
+	}
+	side, err := r.CreateBranch(ctx, "p", "side", main, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	insert(side, "s", 4)
+	n, q := fold(side.Timeline, 1400)
+	if n != 1400 || q != 2 {
+		t.Errorf("fold of a fork: %d documents with %d queries of entries, want 1400 with 2 (one per timeline)", n, q)
+	}
+	st, err := r.Fold(ctx, side.Timeline, 1400, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range st.Docs("c") {
+		id := d.Lookup("_id").StringValue()
+		var c, i int
+		if _, err := fmt.Sscanf(id, "b%d-%d", &c, &i); err == nil && c >= 7 {
+			// Commits b7 and later (LSN 1001 on) were made on main after
+			// the fork.
+			t.Errorf("the fork holds %s, committed on main after the fork", id)
+		}
+	}
+}
