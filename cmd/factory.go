@@ -185,6 +185,7 @@ func (f *Factory) Repo(ctx context.Context) (*wal.Repo, error) {
 		}
 	}
 	r := wal.Open(s.Client, f.DB)
+	r.Scans = s.Embedded || s.FerretDB
 	if d := os.Getenv("ARGON_COMMIT_DATE"); d != "" {
 		t, err := time.Parse(time.RFC3339, d)
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
@@ -122,12 +123,19 @@ func (r *Repo) Segments(ctx context.Context, tl string, from, to int64) ([]Segme
 // collection under the writer's token. They count only once a commit slot
 // names that token for their LSNs.
 func (r *Repo) SpillEntries(ctx context.Context, entries []Entry) error {
+	if len(entries) == 0 {
+		return nil
+	}
 	docs := make([]any, len(entries))
 	for i := range entries {
 		entries[i].ID = entryID(entries[i].TL, entries[i].LSN, entries[i].Token)
 		docs[i] = &entries[i]
 	}
-	_, err := r.DB.Collection(collEntries).InsertMany(ctx, docs)
+	c := r.DB.Collection(collEntries + "_" + entries[0].TL)
+	if _, err := c.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "token", Value: 1}, {Key: "lsn", Value: 1}}}); err != nil {
+		return fmt.Errorf("create index on %s: %w", c.Name(), err)
+	}
+	_, err := c.InsertMany(ctx, docs)
 	if isDup(err) {
 		// Our own earlier attempt, whose reply was lost: the same entries.
 		return nil
@@ -157,7 +165,21 @@ func (r *Repo) slotEntries(ctx context.Context, s *Slot, from, to int64, coll st
 	if coll != "" {
 		filter = append(filter, bson.E{Key: "coll", Value: coll})
 	}
-	cur, err := r.DB.Collection(collEntries).Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "lsn", Value: 1}}))
+	colls, err := r.entriesOf(ctx, s.TL)
+	if err != nil {
+		return err
+	}
+	for _, c := range colls {
+		if err := eachSpilled(ctx, c, filter, s, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// eachSpilled calls fn for the entries filter selects in c, in LSN order.
+func eachSpilled(ctx context.Context, c *mongo.Collection, filter bson.D, s *Slot, fn func(*Entry) error) error {
+	cur, err := c.Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "lsn", Value: 1}}))
 	if err != nil {
 		return err
 	}
@@ -247,23 +269,31 @@ func (r *Repo) spilledEntries(ctx context.Context, sg Segment, slots []Slot, col
 	if coll != "" {
 		filter = append(filter, bson.E{Key: "coll", Value: coll})
 	}
-	cur, err := r.DB.Collection(collEntries).Find(ctx, filter)
+	colls, err := r.entriesOf(ctx, sg.TL)
 	if err != nil {
 		return nil, err
 	}
-	defer cur.Close(ctx)
 	out := map[string][]Entry{}
-	for cur.Next(ctx) {
-		var e Entry
-		if err := cur.Decode(&e); err != nil {
-			return nil, fmt.Errorf("decode log entry: %w", err)
+	for _, c := range colls {
+		cur, err := c.Find(ctx, filter)
+		if err != nil {
+			return nil, err
 		}
-		if rg, ok := ranges[e.Token]; ok && e.LSN > rg[0] && e.LSN <= rg[1] {
-			out[e.Token] = append(out[e.Token], e)
+		for cur.Next(ctx) {
+			var e Entry
+			if err := cur.Decode(&e); err != nil {
+				_ = cur.Close(ctx)
+				return nil, fmt.Errorf("decode log entry: %w", err)
+			}
+			if rg, ok := ranges[e.Token]; ok && e.LSN > rg[0] && e.LSN <= rg[1] {
+				out[e.Token] = append(out[e.Token], e)
+			}
 		}
-	}
-	if err := cur.Err(); err != nil {
-		return nil, err
+		err = cur.Err()
+		_ = cur.Close(ctx)
+		if err != nil {
+			return nil, err
+		}
 	}
 	for _, es := range out {
 		sort.Slice(es, func(i, j int) bool { return es[i].LSN < es[j].LSN })
@@ -311,20 +341,24 @@ func (r *Repo) EntriesBack(ctx context.Context, tl string, at int64, fn func(*En
 	return ferr
 }
 
+// manyKeys is the most keys LatestAtOrBelow asks a scanning engine for
+// with $in; for more, reading the history once costs less (on FerretDB,
+// a $in of k values costs about 0.07 µs × k per document scanned, on top
+// of the scan's 30-40 µs).
+const manyKeys = 256
+
 // LatestAtOrBelow returns, for each of the given keys of coll, the newest
 // committed entry at or below LSN lsn on the ancestry of tl (a key with no
 // such entry is absent from the result: the document never existed). The
 // server is asked for those keys only, so the cost follows the number of
-// keys, not the size of the history. read counts the entries returned.
+// keys, not the size of the history; except on an engine that Scans, for
+// more than manyKeys keys, where the entries of the ancestry are read
+// once. read counts the entries returned.
 func (r *Repo) LatestAtOrBelow(ctx context.Context, tl string, lsn int64, coll string, keys [][]byte, index bool) (map[string]*Entry, int, error) {
 	out := map[string]*Entry{}
 	read := 0
 	if len(keys) == 0 {
 		return out, 0, nil
-	}
-	segs, err := r.Segments(ctx, tl, 0, lsn)
-	if err != nil {
-		return nil, 0, err
 	}
 	want := map[string]bool{}
 	vals := make([]any, len(keys))
@@ -342,6 +376,20 @@ func (r *Repo) LatestAtOrBelow(ctx context.Context, tl string, lsn int64, coll s
 			cp := *e
 			out[k] = &cp
 		}
+	}
+	if r.Scans && len(keys) > manyKeys {
+		err := r.EachEntry(ctx, tl, 0, lsn, coll, func(e *Entry) error {
+			if want[string(e.KeyBytes)] {
+				read++
+				consider(e)
+			}
+			return nil
+		})
+		return out, read, err
+	}
+	segs, err := r.Segments(ctx, tl, 0, lsn)
+	if err != nil {
+		return nil, 0, err
 	}
 	// Newest segment first: a key found there needs no older one.
 	for i := len(segs) - 1; i >= 0 && len(out) < len(keys); i-- {
@@ -369,15 +417,23 @@ func (r *Repo) LatestAtOrBelow(ctx context.Context, tl string, lsn int64, coll s
 			}
 		}
 		// Spilled entries: by key, then kept only under a committed token.
-		ecur, err := r.DB.Collection(collEntries).Find(ctx, bson.D{{Key: "tl", Value: sg.TL},
-			{Key: "lsn", Value: bson.D{{Key: "$gt", Value: sg.From}, {Key: "$lte", Value: sg.To}}},
-			{Key: "kb", Value: bson.D{{Key: "$in", Value: vals}}}})
+		colls, err := r.entriesOf(ctx, sg.TL)
 		if err != nil {
 			return nil, 0, err
 		}
 		var spilled []Entry
-		if err := ecur.All(ctx, &spilled); err != nil {
-			return nil, 0, err
+		for _, c := range colls {
+			ecur, err := c.Find(ctx, bson.D{{Key: "tl", Value: sg.TL},
+				{Key: "lsn", Value: bson.D{{Key: "$gt", Value: sg.From}, {Key: "$lte", Value: sg.To}}},
+				{Key: "kb", Value: bson.D{{Key: "$in", Value: vals}}}})
+			if err != nil {
+				return nil, 0, err
+			}
+			var some []Entry
+			if err := ecur.All(ctx, &some); err != nil {
+				return nil, 0, err
+			}
+			spilled = append(spilled, some...)
 		}
 		if len(spilled) > 0 {
 			committed, err := r.spilledRanges(ctx, sg.TL)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -50,6 +51,51 @@ type Repo struct {
 	// lock): a lease left by anyone else belongs to a process that has
 	// ended, and is taken over at once instead of after LeaseTTL.
 	Exclusive bool
+	// Scans is set when the engine evaluates {field: {$in: list}} by
+	// comparing every document of the collection with every value of the
+	// list (FerretDB): a lookup of many keys then reads the history once
+	// instead.
+	Scans bool
+
+	// legacy caches whether the shared entries collection of format 1
+	// holds anything (shared by copies of the Repo).
+	legacy *legacyState
+}
+
+type legacyState struct {
+	once  sync.Once
+	found bool
+	err   error
+}
+
+// entriesOf returns the collections that may hold spilled entries of
+// timeline tl: its own (entries_<tl>), so that reading one timeline's
+// entries never scans another's on an engine that scans, and, in a repo
+// an older argon wrote, the shared collection entries all timelines used
+// then.
+func (r *Repo) entriesOf(ctx context.Context, tl string) ([]*mongo.Collection, error) {
+	own := r.DB.Collection(collEntries + "_" + tl)
+	st := r.legacy
+	if st == nil {
+		st = &legacyState{}
+	}
+	st.once.Do(func() {
+		err := r.DB.Collection(collEntries).FindOne(ctx, bson.D{}, options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})).Err()
+		switch {
+		case err == nil:
+			st.found = true
+		case errors.Is(err, mongo.ErrNoDocuments):
+		default:
+			st.err = err
+		}
+	})
+	if st.err != nil {
+		return nil, st.err
+	}
+	if st.found {
+		return []*mongo.Collection{own, r.DB.Collection(collEntries)}, nil
+	}
+	return []*mongo.Collection{own}, nil
 }
 
 // Open returns the repo kept in database dbName.
@@ -63,6 +109,7 @@ func Open(client *mongo.Client, dbName string) *Repo {
 		Now:         func() time.Time { return time.Now().UTC() },
 		LeaseTTL:    DefaultLeaseTTL,
 		BusyTimeout: 60 * time.Second,
+		legacy:      &legacyState{},
 	}
 }
 
@@ -73,7 +120,6 @@ func (r *Repo) EnsureSchema(ctx context.Context) error {
 		keys   bson.D
 		unique bool
 	}{
-		{collEntries, bson.D{{Key: "tl", Value: 1}, {Key: "token", Value: 1}, {Key: "lsn", Value: 1}}, false},
 		{collSlots, bson.D{{Key: "tl", Value: 1}, {Key: "n", Value: 1}}, true},
 		{collBranches, bson.D{{Key: "project", Value: 1}, {Key: "name", Value: 1}}, true},
 		{collReflog, bson.D{{Key: "project", Value: 1}, {Key: "branch", Value: 1}, {Key: "seq", Value: 1}}, false},
@@ -94,6 +140,26 @@ func (r *Repo) EnsureSchema(ctx context.Context) error {
 type Project struct {
 	Name    string    `bson:"_id"`
 	Created time.Time `bson:"created_at"`
+	// Format is the log format of the argon that created the project
+	// (absent: 1).
+	Format int `bson:"format,omitempty"`
+}
+
+// Format is the layout of the log this argon writes: 2 since the entries
+// of large commits live in one collection per timeline (entries_<tl>);
+// 1 when all timelines shared one collection, entries. This argon reads
+// both; it refuses a project created by an argon of a newer format, whose
+// log it may not read completely.
+const Format = 2
+
+// FormatError reports a project created by a newer argon.
+type FormatError struct {
+	Project string
+	Format  int
+}
+
+func (e *FormatError) Error() string {
+	return fmt.Sprintf("project %q was created by a newer argon (log format %d; this argon reads up to format %d): upgrade argon", e.Project, e.Format, Format)
 }
 
 // Timeline is an append-only LSN space. A timeline forked from Parent at
@@ -168,7 +234,7 @@ func (r *Repo) CreateProject(ctx context.Context, name string) (*Project, *Branc
 		return nil, nil, err
 	}
 	now := r.Now()
-	p := &Project{Name: name, Created: now}
+	p := &Project{Name: name, Created: now, Format: Format}
 	if _, err := r.DB.Collection(collProjects).InsertOne(ctx, p); err != nil {
 		if isDup(err) {
 			return nil, nil, &ExistsError{Kind: "project", Name: name}
@@ -188,6 +254,9 @@ func (r *Repo) Project(ctx context.Context, name string) (*Project, error) {
 	err := r.DB.Collection(collProjects).FindOne(ctx, bson.D{{Key: "_id", Value: name}}).Decode(&p)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, &NotFoundError{Kind: "project", Name: name}
+	}
+	if err == nil && p.Format > Format {
+		return nil, &FormatError{Project: name, Format: p.Format}
 	}
 	return &p, err
 }
