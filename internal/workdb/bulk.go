@@ -179,7 +179,7 @@ func (w *Branch) rewrite(ctx context.Context, c *mongo.Collection, coll string, 
 			return err
 		}
 		if int(r.DeletedCount) != d.n {
-			return fmt.Errorf("collection %s changed during the write (%d documents deleted where %d were expected): another client wrote to the working database; nothing was committed, run the command again", coll, r.DeletedCount, d.n)
+			return changedDuring(coll, r.DeletedCount, d.n)
 		}
 	}
 	var docs []any
@@ -211,6 +211,12 @@ func (w *Branch) rewrite(ctx context.Context, c *mongo.Collection, coll string, 
 		}
 	}
 	return flush()
+}
+
+// changedDuring reports a delete that removed another number of documents
+// than the write had read: someone else wrote to the working database.
+func changedDuring(coll string, deleted int64, want int) error {
+	return fmt.Errorf("collection %s changed during the write (%d documents deleted where %d were expected): another client wrote to the working database; nothing was committed, run the command again", coll, deleted, want)
 }
 
 // deletion is one delete and the number of documents it must remove.

@@ -41,16 +41,8 @@ func TestModifyManyMatchesEngine(t *testing.T) {
 }
 
 func modifyManyMatchesEngine(t *testing.T, doubleIDs bool) {
-	srv := enginetest.Start(t)
+	srv, r, b := project(t)
 	ctx := context.Background()
-	r := wal.Open(srv.Client, srv.DB)
-	if err := r.EnsureSchema(ctx); err != nil {
-		t.Fatal(err)
-	}
-	_, b, err := r.CreateProject(ctx, "p")
-	if err != nil {
-		t.Fatal(err)
-	}
 	w := commit.New().Open(r, b)
 	w.ScanReads = srv.Embedded || srv.FerretDB
 	plain := srv.Client.Database(srv.DB + "_plain").Collection("c")
@@ -135,30 +127,7 @@ func modifyManyMatchesEngine(t *testing.T, doubleIDs bool) {
 		if got := int64(res.Modified + res.Deleted); got != nres {
 			t.Errorf("%s %s: argon changed %d documents, the engine %d", s.filter, s.update, got, nres)
 		}
-		want := byKey(t, plain)
-		got := byKey(t, w.DB.Collection("c"))
-		head, err := r.Head(ctx, b.Timeline)
-		if err != nil {
-			t.Fatal(err)
-		}
-		st, err := r.Fold(ctx, b.Timeline, head.LSN, "c")
-		if err != nil {
-			t.Fatal(err)
-		}
-		logged := map[string]bson.Raw{}
-		for _, d := range st.Docs("c") {
-			logged[string(wal.KeyOf(d.Lookup("_id")))] = d
-		}
-		for name, have := range map[string]map[string]bson.Raw{"the working database": got, "the log": logged} {
-			if len(have) != len(want) {
-				t.Errorf("after %s %s: %s holds %d documents, the engine's copy %d", s.filter, s.update, name, len(have), len(want))
-			}
-			for k, d := range want {
-				if !bytes.Equal(have[k], d) {
-					t.Errorf("after %s %s: %s holds %v, the engine's copy %v", s.filter, s.update, name, have[k], d)
-				}
-			}
-		}
+		checkState(t, r, b, w, byKey(t, plain), fmt.Sprintf("after %s %s", s.filter, s.update))
 	}
 	// No scratch database is left behind.
 	names, err := srv.Client.ListDatabaseNames(ctx, bson.D{})
@@ -189,6 +158,51 @@ func modifyManyMatchesEngine(t *testing.T, doubleIDs bool) {
 	}
 }
 
+// project starts a server for the test and creates project p on it.
+func project(t *testing.T) (*enginetest.Server, *wal.Repo, *wal.Branch) {
+	t.Helper()
+	srv := enginetest.Start(t)
+	ctx := context.Background()
+	r := wal.Open(srv.Client, srv.DB)
+	if err := r.EnsureSchema(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, b, err := r.CreateProject(ctx, "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, r, b
+}
+
+// checkState compares collection c of the branch's working database and
+// of the fold of its log at the head with want, byte for byte.
+func checkState(t *testing.T, r *wal.Repo, b *wal.Branch, w *workdb.Branch, want map[string]bson.Raw, when string) {
+	t.Helper()
+	ctx := context.Background()
+	head, err := r.Head(ctx, b.Timeline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := r.Fold(ctx, b.Timeline, head.LSN, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logged := map[string]bson.Raw{}
+	for _, d := range st.Docs("c") {
+		logged[string(wal.KeyOf(d.Lookup("_id")))] = d
+	}
+	for name, have := range map[string]map[string]bson.Raw{"the working database": byKey(t, w.DB.Collection("c")), "the log": logged} {
+		if len(have) != len(want) {
+			t.Errorf("%s: %s holds %d documents, want %d", when, name, len(have), len(want))
+		}
+		for k, d := range want {
+			if !bytes.Equal(have[k], d) {
+				t.Errorf("%s: %s holds %v, want %v", when, name, have[k], d)
+			}
+		}
+	}
+}
+
 func byKey(t *testing.T, c *mongo.Collection) map[string]bson.Raw {
 	t.Helper()
 	cur, err := c.Find(context.Background(), bson.D{})
@@ -204,4 +218,73 @@ func byKey(t *testing.T, c *mongo.Collection) map[string]bson.Raw {
 		out[string(wal.KeyOf(d.Lookup("_id")))] = d
 	}
 	return out
+}
+
+// Applying many puts (a merge) gives the expected documents in the working
+// database and in the log, whether the old versions are read and deleted
+// by one scan (FerretDB, more than 100 puts) or by $in batches, also when
+// a unique value moves from one document to another.
+func TestApplyPutsMany(t *testing.T) {
+	for _, scan := range []bool{true, false} {
+		t.Run(fmt.Sprintf("scan=%v", scan), func(t *testing.T) {
+			srv, r, b := project(t)
+			ctx := context.Background()
+			w := commit.New().Open(r, b)
+			w.ScanReads = scan && (srv.Embedded || srv.FerretDB)
+			mk := func(id int32, u int32, v string) bson.Raw {
+				raw, err := bson.Marshal(bson.D{{Key: "_id", Value: id}, {Key: "u", Value: u}, {Key: "v", Value: v}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return raw
+			}
+			want := map[string]bson.Raw{}
+			var docs []bson.Raw
+			for i := int32(0); i < 500; i++ {
+				d := mk(i, i, "old")
+				docs = append(docs, d)
+				want[string(wal.KeyOf(d.Lookup("_id")))] = d
+			}
+			if _, err := w.Insert(ctx, "c", docs, wal.CommitInfo{Message: "load"}); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, _, err := w.CreateIndex(ctx, "c", mustRaw(t, bson.D{{Key: "u", Value: 1}}), workdb.IndexOptions{Unique: true}, wal.CommitInfo{Message: "index"}); err != nil {
+				t.Fatal(err)
+			}
+			var puts []workdb.Put
+			put := func(id int32, d bson.Raw) {
+				idv := mustRaw(t, bson.D{{Key: "_id", Value: id}}).Lookup("_id")
+				puts = append(puts, workdb.Put{Coll: "c", ID: idv, Doc: d})
+				if d == nil {
+					delete(want, string(wal.KeyOf(idv)))
+				} else {
+					want[string(wal.KeyOf(idv))] = d
+				}
+			}
+			// Documents 0-149 take the unique value of the next one (the
+			// last of them takes 150's, which 150, deleted, gives up).
+			for i := int32(0); i < 150; i++ {
+				put(i, mk(i, i+1, "new"))
+			}
+			for i := int32(150); i < 200; i++ {
+				put(i, nil)
+			}
+			for i := int32(1000); i < 1030; i++ {
+				put(i, mk(i, i, "added"))
+			}
+			if _, _, err := w.ApplyPuts(ctx, puts, wal.CommitInfo{Message: "merge"}); err != nil {
+				t.Fatal(err)
+			}
+			checkState(t, r, b, w, want, "after the merge")
+		})
+	}
+}
+
+func mustRaw(t *testing.T, d bson.D) bson.Raw {
+	t.Helper()
+	raw, err := bson.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
 }
