@@ -120,43 +120,34 @@ func (r *Repo) Check(ctx context.Context, project string) ([]TimelineInfo, []Pro
 		}
 		// Spilled entries: exactly one per committed LSN; the rest are
 		// uncommitted.
-		colls, err := r.entriesOf(ctx, t.ID)
+		ecur, err := r.DB.Collection(collEntries).Find(ctx, bson.D{{Key: "tl", Value: t.ID}},
+			optionsProjection(bson.D{{Key: "lsn", Value: 1}, {Key: "token", Value: 1}}))
 		if err != nil {
 			return nil, nil, err
 		}
-		for _, c := range colls {
-			ecur, err := c.Find(ctx, bson.D{{Key: "tl", Value: t.ID}},
-				optionsProjection(bson.D{{Key: "lsn", Value: 1}, {Key: "token", Value: 1}}))
-			if err != nil {
+		for ecur.Next(ctx) {
+			var e struct {
+				LSN   int64  `bson:"lsn"`
+				Token string `bson:"token"`
+			}
+			if err := ecur.Decode(&e); err != nil {
 				return nil, nil, err
 			}
-			for ecur.Next(ctx) {
-				var e struct {
-					LSN   int64  `bson:"lsn"`
-					Token string `bson:"token"`
+			k := fmt.Sprintf("%s:%d", e.Token, e.LSN)
+			if done, ok := committed[k]; ok {
+				if done {
+					bad(t.ID, "LSN %d has two entries with the committed token", e.LSN)
 				}
-				if err := ecur.Decode(&e); err != nil {
-					_ = ecur.Close(ctx)
-					return nil, nil, err
-				}
-				k := fmt.Sprintf("%s:%d", e.Token, e.LSN)
-				if done, ok := committed[k]; ok {
-					if done {
-						bad(t.ID, "LSN %d has two entries with the committed token", e.LSN)
-					}
-					committed[k] = true
-					continue
-				}
-				info.Uncommitted++
-				if info.Head != nil && e.LSN <= info.Head.LSN {
-					info.Covered++
-				}
+				committed[k] = true
+				continue
 			}
-			err = ecur.Err()
-			_ = ecur.Close(ctx)
-			if err != nil {
-				return nil, nil, err
+			info.Uncommitted++
+			if info.Head != nil && e.LSN <= info.Head.LSN {
+				info.Covered++
 			}
+		}
+		if err := ecur.Err(); err != nil {
+			return nil, nil, err
 		}
 		for k, done := range committed {
 			if !done {
@@ -199,21 +190,13 @@ func (r *Repo) DeleteCovered(ctx context.Context, tl string, head int64, committ
 	for t := range committedTokens {
 		tokens = append(tokens, t)
 	}
-	colls, err := r.entriesOf(ctx, tl)
+	res, err := r.DB.Collection(collEntries).DeleteMany(ctx, bson.D{{Key: "tl", Value: tl},
+		{Key: "lsn", Value: bson.D{{Key: "$lte", Value: head}}},
+		{Key: "token", Value: bson.D{{Key: "$nin", Value: tokens}}}})
 	if err != nil {
 		return 0, err
 	}
-	var n int64
-	for _, c := range colls {
-		res, err := c.DeleteMany(ctx, bson.D{{Key: "tl", Value: tl},
-			{Key: "lsn", Value: bson.D{{Key: "$lte", Value: head}}},
-			{Key: "token", Value: bson.D{{Key: "$nin", Value: tokens}}}})
-		if err != nil {
-			return n, err
-		}
-		n += res.DeletedCount
-	}
-	return n, nil
+	return res.DeletedCount, nil
 }
 
 // SpilledTokens returns the tokens of tl's spilled commits.
@@ -249,14 +232,6 @@ func (r *Repo) spilledRanges(ctx context.Context, tl string) (map[string][2]int6
 // to tl: it calls this only for a write that will never commit (its slot
 // is void), and never for another writer's token.
 func (r *Repo) DeleteOwnEntries(ctx context.Context, tl, token string) error {
-	colls, err := r.entriesOf(ctx, tl)
-	if err != nil {
-		return err
-	}
-	for _, c := range colls {
-		if _, err := c.DeleteMany(ctx, bson.D{{Key: "tl", Value: tl}, {Key: "token", Value: token}}); err != nil {
-			return err
-		}
-	}
-	return nil
+	_, err := r.DB.Collection(collEntries).DeleteMany(ctx, bson.D{{Key: "tl", Value: tl}, {Key: "token", Value: token}})
+	return err
 }

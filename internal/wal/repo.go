@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -56,46 +55,6 @@ type Repo struct {
 	// list (FerretDB): a lookup of many keys then reads the history once
 	// instead.
 	Scans bool
-
-	// legacy caches whether the shared entries collection of format 1
-	// holds anything (shared by copies of the Repo).
-	legacy *legacyState
-}
-
-type legacyState struct {
-	once  sync.Once
-	found bool
-	err   error
-}
-
-// entriesOf returns the collections that may hold spilled entries of
-// timeline tl: its own (entries_<tl>), so that reading one timeline's
-// entries never scans another's on an engine that scans, and, in a repo
-// an older argon wrote, the shared collection entries all timelines used
-// then.
-func (r *Repo) entriesOf(ctx context.Context, tl string) ([]*mongo.Collection, error) {
-	own := r.DB.Collection(collEntries + "_" + tl)
-	st := r.legacy
-	if st == nil {
-		st = &legacyState{}
-	}
-	st.once.Do(func() {
-		err := r.DB.Collection(collEntries).FindOne(ctx, bson.D{}, options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})).Err()
-		switch {
-		case err == nil:
-			st.found = true
-		case errors.Is(err, mongo.ErrNoDocuments):
-		default:
-			st.err = err
-		}
-	})
-	if st.err != nil {
-		return nil, st.err
-	}
-	if st.found {
-		return []*mongo.Collection{own, r.DB.Collection(collEntries)}, nil
-	}
-	return []*mongo.Collection{own}, nil
 }
 
 // Open returns the repo kept in database dbName.
@@ -109,7 +68,6 @@ func Open(client *mongo.Client, dbName string) *Repo {
 		Now:         func() time.Time { return time.Now().UTC() },
 		LeaseTTL:    DefaultLeaseTTL,
 		BusyTimeout: 60 * time.Second,
-		legacy:      &legacyState{},
 	}
 }
 
@@ -120,6 +78,7 @@ func (r *Repo) EnsureSchema(ctx context.Context) error {
 		keys   bson.D
 		unique bool
 	}{
+		{collEntries, bson.D{{Key: "tl", Value: 1}, {Key: "token", Value: 1}, {Key: "lsn", Value: 1}}, false},
 		{collSlots, bson.D{{Key: "tl", Value: 1}, {Key: "n", Value: 1}}, true},
 		{collBranches, bson.D{{Key: "project", Value: 1}, {Key: "name", Value: 1}}, true},
 		{collReflog, bson.D{{Key: "project", Value: 1}, {Key: "branch", Value: 1}, {Key: "seq", Value: 1}}, false},
@@ -145,12 +104,12 @@ type Project struct {
 	Format int `bson:"format,omitempty"`
 }
 
-// Format is the layout of the log this argon writes: 2 since the entries
-// of large commits live in one collection per timeline (entries_<tl>);
-// 1 when all timelines shared one collection, entries. This argon reads
-// both; it refuses a project created by an argon of a newer format, whose
-// log it may not read completely.
-const Format = 2
+// Format is the layout of the log this argon writes and reads. A project
+// records the format of the argon that created it, and an argon refuses a
+// project of a newer format, whose log it may not read completely: the
+// next change of layout (for example, spilled entries in one collection
+// per timeline) must raise it.
+const Format = 1
 
 // FormatError reports a project created by a newer argon.
 type FormatError struct {

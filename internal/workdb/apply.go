@@ -258,7 +258,7 @@ func (w *Branch) preImages(ctx context.Context, c *mongo.Collection, coll string
 			return nil, err
 		}
 		if int(r.DeletedCount) != len(batch) {
-			return nil, changedDuring(coll, r.DeletedCount, len(batch))
+			return nil, changedDuring(coll)
 		}
 	}
 	return pre, nil

@@ -128,7 +128,7 @@ func (w *Branch) evaluateUpdate(ctx context.Context, filter, update bson.Raw, pr
 // document. Each delete must remove exactly the documents expected: when
 // the working database changed meanwhile, the write fails and is
 // repaired.
-func (w *Branch) rewrite(ctx context.Context, c *mongo.Collection, coll string, filter bson.Raw, pre, post []bson.Raw) error {
+func (w *Branch) rewrite(ctx context.Context, c *mongo.Collection, coll string, filter bson.Raw, many bool, pre, post []bson.Raw) error {
 	var changed []int
 	for i := range pre {
 		if post[i] == nil || !bytes.Equal(pre[i], post[i]) {
@@ -152,7 +152,8 @@ func (w *Branch) rewrite(ctx context.Context, c *mongo.Collection, coll string, 
 	var dels []deletion
 	write := changed
 	switch {
-	case len(changed) <= fewIDs:
+	case len(changed) <= fewIDs || !many:
+		// (Without many, pre is one document, not all the filter matches.)
 		dels = byIDs(idsOf(changed))
 	case len(pre) <= maxDelete:
 		if filter == nil {
@@ -179,7 +180,7 @@ func (w *Branch) rewrite(ctx context.Context, c *mongo.Collection, coll string, 
 			return err
 		}
 		if int(r.DeletedCount) != d.n {
-			return changedDuring(coll, r.DeletedCount, d.n)
+			return changedDuring(coll)
 		}
 	}
 	var docs []any
@@ -213,10 +214,28 @@ func (w *Branch) rewrite(ctx context.Context, c *mongo.Collection, coll string, 
 	return flush()
 }
 
-// changedDuring reports a delete that removed another number of documents
-// than the write had read: someone else wrote to the working database.
-func changedDuring(coll string, deleted int64, want int) error {
-	return fmt.Errorf("collection %s changed during the write (%d documents deleted where %d were expected): another client wrote to the working database; nothing was committed, run the command again", coll, deleted, want)
+// changedDuring reports that collection coll of the working database
+// changed while a write read and rewrote it: another client wrote to it.
+func changedDuring(coll string) error {
+	return fmt.Errorf("collection %s changed during the write: another client wrote to the working database; nothing was committed, run the command again", coll)
+}
+
+// sameDocs reports whether a and b hold the same documents, byte for
+// byte, in any order.
+func sameDocs(a, b []bson.Raw) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	byKey := make(map[string]bson.Raw, len(a))
+	for _, d := range a {
+		byKey[string(wal.KeyOf(d.Lookup("_id")))] = d
+	}
+	for _, d := range b {
+		if !bytes.Equal(byKey[string(wal.KeyOf(d.Lookup("_id")))], d) {
+			return false
+		}
+	}
+	return true
 }
 
 // deletion is one delete and the number of documents it must remove.

@@ -288,3 +288,74 @@ func mustRaw(t *testing.T, d bson.D) bson.Raw {
 	}
 	return raw
 }
+
+// An application that writes to the working database while an update of
+// many documents is evaluated in the scratch database makes the update
+// fail with nothing written, its own change intact: a changed matched
+// document, or a new document the filter matches.
+func TestModifyManyRefusesConcurrentChange(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		app  func(c *mongo.Collection) error
+	}{
+		{"changed document", func(c *mongo.Collection) error {
+			_, err := c.UpdateOne(context.Background(), bson.D{{Key: "_id", Value: int32(7)}}, bson.D{{Key: "$set", Value: bson.D{{Key: "tag", Value: "app"}}}})
+			return err
+		}},
+		{"new matching document", func(c *mongo.Collection) error {
+			_, err := c.InsertOne(context.Background(), bson.D{{Key: "_id", Value: int32(1000)}, {Key: "n", Value: int32(0)}})
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			workdb.SetBulkLimits(t, 5, 1000) // the filter path: the widest window
+			srv, r, b := project(t)
+			w := commit.New().Open(r, b)
+			w.ScanReads = srv.Embedded || srv.FerretDB
+			if !w.ScanReads {
+				t.Skip("the scratch evaluation is FerretDB's path")
+			}
+			var docs []bson.Raw
+			for i := int32(0); i < 250; i++ {
+				docs = append(docs, mustRaw(t, bson.D{{Key: "_id", Value: i}, {Key: "n", Value: i}}))
+			}
+			ctx := context.Background()
+			if _, err := w.Insert(ctx, "c", docs, wal.CommitInfo{Message: "load"}); err != nil {
+				t.Fatal(err)
+			}
+			c := w.DB.Collection("c")
+			once := false
+			ctx = workdb.WithProgress(ctx, func(what string, n int) {
+				if what == "updating" && !once {
+					once = true
+					if err := tc.app(c); err != nil {
+						t.Error(err)
+					}
+				}
+			})
+			before := byKey(t, c)
+			m := workdb.Modification{Filter: mustRaw(t, bson.D{}), Update: mustRaw(t, bson.D{{Key: "$inc", Value: bson.D{{Key: "n", Value: 1}}}}), Many: true}
+			_, err := w.Modify(ctx, "c", m, workdb.Limits{}, wal.CommitInfo{Message: "inc"})
+			if err == nil || !strings.Contains(err.Error(), "changed during the write") {
+				t.Fatalf("update during an application's write: %v, want a failure naming the change", err)
+			}
+			if !once {
+				t.Fatal("the application's write never ran")
+			}
+			after := byKey(t, c)
+			for k, d := range before {
+				if after[k] == nil {
+					t.Errorf("document %x lost", k)
+				} else if !bytes.Equal(after[k], d) && !bytes.Contains(after[k], []byte("app")) {
+					t.Errorf("document %x changed by the failed update: %v", k, bson.Raw(after[k]))
+				}
+			}
+			if tc.name == "changed document" && !bytes.Contains(after[string(wal.KeyOf(mustRaw(t, bson.D{{Key: "_id", Value: int32(7)}}).Lookup("_id")))], []byte("app")) {
+				t.Error("the application's change to _id 7 was undone")
+			}
+			if len(after) != len(before)+map[bool]int{true: 1, false: 0}[tc.name == "new matching document"] {
+				t.Errorf("%d documents after, %d before", len(after), len(before))
+			}
+		})
+	}
+}

@@ -1,9 +1,9 @@
 package workdb_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"testing"
 
@@ -13,6 +13,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/argon-db/argon/internal/commit"
+	"github.com/argon-db/argon/internal/enginetest"
 	"github.com/argon-db/argon/internal/wal"
 )
 
@@ -20,11 +21,18 @@ import (
 // timeline of the ancestry, whatever the number of commits (a query per
 // commit scans the entries collection once per commit on the embedded
 // engine), and returns exactly the state at the LSN, also at an LSN inside
-// a commit and across a fork. Entries an older argon spilled into the
-// shared collection entries are still read.
+// a commit and across a fork.
 func TestFoldReadsSpilledEntriesOncePerTimeline(t *testing.T) {
-	srv, r, main := project(t)
+	srv := enginetest.Start(t)
 	ctx := context.Background()
+	r := wal.Open(srv.Client, srv.DB)
+	if err := r.EnsureSchema(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, main, err := r.CreateProject(ctx, "p")
+	if err != nil {
+		t.Fatal(err)
+	}
 	insert := func(b *wal.Branch, prefix string, commits int) {
 		w := commit.New().Open(r, b)
 		w.ScanReads = srv.Embedded || srv.FerretDB
@@ -41,7 +49,7 @@ func TestFoldReadsSpilledEntriesOncePerTimeline(t *testing.T) {
 	var mu sync.Mutex
 	queries := 0
 	mon := &event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
-		if e.CommandName == "find" && strings.HasPrefix(e.Command.Lookup("find").StringValue(), "entries") {
+		if e.CommandName == "find" && e.Command.Lookup("find").StringValue() == "entries" {
 			mu.Lock()
 			queries++
 			mu.Unlock()
@@ -67,7 +75,6 @@ func TestFoldReadsSpilledEntriesOncePerTimeline(t *testing.T) {
 	}
 
 	insert(main, "a", 3)
-	fold(main.Timeline, 300) // the first also looks for the older layout, once
 	if n, q := fold(main.Timeline, 300); n != 300 || q != 1 {
 		t.Errorf("fold of 3 commits: %d documents with %d queries of entries, want 300 with 1", n, q)
 	}
@@ -78,6 +85,34 @@ func TestFoldReadsSpilledEntriesOncePerTimeline(t *testing.T) {
 	// Inside a commit: its first 50 entries only.
 	if n, _ := fold(main.Timeline, 1250); n != 1250 {
 		t.Errorf("fold at LSN 1250: %d documents, want 1250", n)
+	}
+	// The newest entry of many keys at an LSN is the same whether the
+	// server is asked for the keys ($in) or the history is read once
+	// (Scans, for more than 256 keys).
+	var keys [][]byte
+	for c := 0; c < 12; c++ {
+		for i := 0; i < 30; i++ {
+			id, _ := bson.Marshal(bson.D{{Key: "_id", Value: fmt.Sprintf("b%d-%02d", c, i)}})
+			keys = append(keys, wal.KeyOf(bson.Raw(id).Lookup("_id")))
+		}
+	}
+	byIn, _, err := r.LatestAtOrBelow(ctx, main.Timeline, 1250, "c", keys, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scanning := *r
+	scanning.Scans = true
+	byScan, _, err := scanning.LatestAtOrBelow(ctx, main.Timeline, 1250, "c", keys, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(byIn) != 300 || len(byScan) != len(byIn) {
+		t.Errorf("latest entries of %d keys at LSN 1250: %d by $in, %d by one read of the history; want 300 (commits b10 and b11 are above it)", len(keys), len(byIn), len(byScan))
+	}
+	for k, e := range byIn {
+		if s := byScan[k]; s == nil || s.LSN != e.LSN || !bytes.Equal(s.Doc, e.Doc) {
+			t.Errorf("key %x: by $in LSN %d, by one read %v", k, e.LSN, s)
+		}
 	}
 	side, err := r.CreateBranch(ctx, "p", "side", main, 1000)
 	if err != nil {
@@ -91,39 +126,6 @@ func TestFoldReadsSpilledEntriesOncePerTimeline(t *testing.T) {
 	st, err := r.Fold(ctx, side.Timeline, 1400, "")
 	if err != nil {
 		t.Fatal(err)
-	}
-	// The layout of older versions: every timeline's spilled entries in
-	// one collection, entries.
-	for _, tl := range []string{main.Timeline, side.Timeline} {
-		own := srv.Client.Database(srv.DB).Collection("entries_" + tl)
-		cur, err := own.Find(ctx, bson.D{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var docs []bson.Raw
-		if err := cur.All(ctx, &docs); err != nil {
-			t.Fatal(err)
-		}
-		if len(docs) == 0 {
-			t.Fatalf("no spilled entries in %s", own.Name())
-		}
-		anys := make([]any, len(docs))
-		for i := range docs {
-			anys[i] = docs[i]
-		}
-		if _, err := srv.Client.Database(srv.DB).Collection("entries").InsertMany(ctx, anys); err != nil {
-			t.Fatal(err)
-		}
-		if err := own.Drop(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	old, err := wal.Open(srv.Client, srv.DB).Fold(ctx, side.Timeline, 1400, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(old.Docs("c")) != 1400 {
-		t.Errorf("fold of the older layout: %d documents, want 1400", len(old.Docs("c")))
 	}
 	for _, d := range st.Docs("c") {
 		id := d.Lookup("_id").StringValue()

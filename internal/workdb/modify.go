@@ -57,6 +57,7 @@ func (w *Branch) Modify(ctx context.Context, coll string, m Modification, lim Li
 			return nil, err
 		}
 		res.Matched = len(pre)
+		mark := len(w.touched)
 		ids := make([]bson.RawValue, len(pre))
 		for i, d := range pre {
 			ids[i] = d.Lookup("_id")
@@ -65,7 +66,7 @@ func (w *Branch) Modify(ctx context.Context, coll string, m Modification, lim Li
 		byID := bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}
 		switch {
 		case m.Delete && w.ScanReads:
-			if err := w.rewrite(ctx, c, coll, m.Filter, pre, make([]bson.Raw, len(pre))); err != nil {
+			if err := w.rewrite(ctx, c, coll, m.Filter, m.Many, pre, make([]bson.Raw, len(pre))); err != nil {
 				return nil, err
 			}
 			res.Deleted = len(ids)
@@ -135,7 +136,11 @@ func (w *Branch) Modify(ctx context.Context, coll string, m Modification, lim Li
 			}
 		case w.ScanReads && len(ids) > 1:
 			// FerretDB writes each updated document with a scan of the
-			// collection: see bulk.go.
+			// collection: see bulk.go. Nothing is written to the working
+			// database until the write-back, so until then a failure has
+			// nothing to repair (and must not undo an application's
+			// change to these documents).
+			w.touched = w.touched[:mark]
 			posts, err := w.evaluateUpdate(ctx, m.Filter, m.Update, pre)
 			if err != nil {
 				return nil, err
@@ -145,7 +150,20 @@ func (w *Branch) Modify(ctx context.Context, coll string, m Modification, lim Li
 					return nil, &DocumentError{Index: -1, Msg: fmt.Sprintf("after the change, the document with _id %s: %s", FormatValue(ids[i]), err)}
 				}
 			}
-			if err := w.rewrite(ctx, c, coll, m.Filter, pre, posts); err != nil {
+			// The evaluation took time: an application may have written
+			// to the working database meanwhile. Nothing is written back
+			// unless the filter still matches exactly the documents read.
+			now, err := matching(ctx, c, m.Filter, true)
+			if err != nil {
+				return nil, err
+			}
+			if !sameDocs(pre, now) {
+				return nil, changedDuring(coll)
+			}
+			for _, id := range ids {
+				w.touch(coll, id)
+			}
+			if err := w.rewrite(ctx, c, coll, m.Filter, m.Many, pre, posts); err != nil {
 				return nil, err
 			}
 			return w.modified(coll, pre, posts, res)
