@@ -22,17 +22,17 @@ i = int(sys.argv[1])
 for j in range(5000):
     print(json.dumps({"_id": i * 100000 + j, "name": "u%d" % j, "age": j % 90}))
 PY
-  "$argon" import chunk.json -c "c$((i % 4))" -q >/dev/null
+  "$argon" import chunk.json -c "c$((i % 4))" -q >/dev/null 2>&1
 done
 rm chunk.json
 "$argon" branch create s1 >/dev/null
 "$argon" checkout s1 >/dev/null
-"$argon" update c1 '{"age": {"$lt": 3}}' '{"$inc": {"age": 1}}' --many >/dev/null
+"$argon" update c1 '{"age": {"$lt": 3}}' '{"$inc": {"age": 1}}' --many >/dev/null 2>&1
 "$argon" checkout main >/dev/null
 timed() {
   local start end
   start=$(date +%s.%N)
-  "$argon" "$@" >/dev/null
+  "$argon" "$@" >/dev/null 2>&1
   end=$(date +%s.%N)
   printf '%-45s %8.1f s\n' "argon $*" "$(echo "$end - $start" | bc)"
 }
