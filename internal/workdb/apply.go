@@ -135,7 +135,9 @@ func (w *Branch) applyDocs(ctx context.Context, coll string, puts []Put) ([]wal.
 		ids := make([]bson.RawValue, len(batch))
 		for i, p := range batch {
 			ids[i] = p.ID
-			w.touch(coll, p.ID)
+			if preAll == nil { // (preImages touched them all)
+				w.touch(coll, p.ID)
+			}
 		}
 		pre := map[string]bson.Raw{}
 		if preAll != nil {

@@ -13,7 +13,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/argon-db/argon/internal/commit"
-	"github.com/argon-db/argon/internal/enginetest"
 	"github.com/argon-db/argon/internal/wal"
 )
 
@@ -23,16 +22,8 @@ import (
 // engine), and returns exactly the state at the LSN, also at an LSN inside
 // a commit and across a fork.
 func TestFoldReadsSpilledEntriesOncePerTimeline(t *testing.T) {
-	srv := enginetest.Start(t)
+	srv, r, main := project(t)
 	ctx := context.Background()
-	r := wal.Open(srv.Client, srv.DB)
-	if err := r.EnsureSchema(ctx); err != nil {
-		t.Fatal(err)
-	}
-	_, main, err := r.CreateProject(ctx, "p")
-	if err != nil {
-		t.Fatal(err)
-	}
 	insert := func(b *wal.Branch, prefix string, commits int) {
 		w := commit.New().Open(r, b)
 		w.ScanReads = srv.Embedded || srv.FerretDB
