@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -48,6 +49,9 @@ type Factory struct {
 	Monitor *event.CommandMonitor
 	// protocol runs writes and guards reads of working databases.
 	protocol *commitpkg.Protocol
+	// snapshotEvery overrides how many log entries a timeline grows past
+	// its last image snapshot before a commit takes one.
+	snapshotEvery *int64
 }
 
 // setup finds the workspace and resolves configuration for cmd. Config
@@ -91,6 +95,13 @@ func (f *Factory) setup(cmd *cobra.Command) error {
 	})
 	if ferr != nil {
 		return ferr
+	}
+	if v.IsSet("snapshot-every") {
+		n, err := strconv.ParseInt(v.GetString("snapshot-every"), 10, 64)
+		if err != nil || n < 0 {
+			return fmt.Errorf("invalid snapshot-every %q (ARGON_SNAPSHOT_EVERY or config): want a number of log entries, 0 for never", v.GetString("snapshot-every"))
+		}
+		f.snapshotEvery = &n
 	}
 	if fl := cmd.Flags().Lookup("db"); fl != nil && fl.Changed && fl.Value.String() == "" {
 		// An empty --db would silently mean the default database.
@@ -208,6 +219,9 @@ func (f *Factory) Repo(ctx context.Context) (*wal.Repo, error) {
 		r.LeaseTTL = t
 	}
 	r.Exclusive = s.Exclusive
+	if f.snapshotEvery != nil {
+		r.ImageEvery = *f.snapshotEvery
+	}
 	f.repo = r
 	return r, nil
 }

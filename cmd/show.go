@@ -41,17 +41,9 @@ func runShow(ctx context.Context, o *diffOptions, args []string) error {
 	if err != nil {
 		return err
 	}
-	cur, err := f.branchOrCurrent(o.branch)
+	cur, spec, err := f.refArg(o.branch, args)
 	if err != nil {
 		return err
-	}
-	spec := cur
-	if len(args) == 1 {
-		spec = args[0]
-		if _, err := strconv.ParseInt(spec, 10, 64); err == nil {
-			// A bare LSN is on the current branch, as find --at takes it.
-			spec = cur + "@" + spec
-		}
 	}
 	at, err := f.resolveRef(ctx, r, project, cur, spec)
 	if err != nil {
@@ -99,4 +91,22 @@ func runShow(ctx context.Context, o *diffOptions, args []string) error {
 	printCommitHeader(f, lsnRange(it.From, it.To), name, it.MergeOf, it.Author, it.Time, it.Message, names)
 	fmt.Fprintln(f.IO.Out)
 	return printDiff(o, changes)
+}
+
+// refArg returns the branch --branch names (default: the current one) and
+// the ref an optional REF argument names: the branch itself when there is
+// none, and a bare LSN on that branch, as find --at takes it.
+func (f *Factory) refArg(branchFlag string, args []string) (cur, spec string, err error) {
+	cur, err = f.branchOrCurrent(branchFlag)
+	if err != nil {
+		return "", "", err
+	}
+	spec = cur
+	if len(args) == 1 {
+		spec = args[0]
+		if _, err := strconv.ParseInt(spec, 10, 64); err == nil {
+			spec = cur + "@" + spec
+		}
+	}
+	return cur, spec, nil
 }

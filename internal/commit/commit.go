@@ -608,6 +608,11 @@ func (p *Protocol) Write(ctx context.Context, w *workdb.Branch, info *wal.Commit
 	}
 	hook("after-commit")
 	wr.finish(ctx, s, w.NextSums(wr.sums))
+	// An image snapshot when the timeline has grown enough since the last
+	// one. The commit is done, whatever happens here.
+	if _, err := w.Repo.MaybeImage(ctx, w.Project, w.TL, s.Base, s.LSN); err != nil && w.Notice != nil && ctx.Err() == nil {
+		w.Notice(fmt.Sprintf("committed; an image snapshot at LSN %d was not saved: %v", s.LSN, err))
+	}
 	return s.Commit(), s.LSN, nil
 }
 

@@ -22,12 +22,13 @@ type Report struct {
 
 // Fsck checks every invariant of project's log (wal.Repo.Check), every
 // branch's working-database marker (it names a slot on the branch's
-// committed chain, with that slot's token), and every cached view (equal
-// to a fold). With repair it fixes what the log allows: writers that
-// stopped are fenced out and the databases they touched repaired, working
-// databases off the chain are rebuilt, divergent views dropped, and
-// uncommitted entries that a commit covers deleted. Applications'
-// uncommitted changes are reported, never discarded.
+// committed chain, with that slot's token), every image snapshot and every
+// cached view (equal to a fold). With repair it fixes what the log
+// allows: writers that stopped are fenced out and the databases they
+// touched repaired, working databases off the chain are rebuilt,
+// divergent images and views dropped, and uncommitted entries that a
+// commit covers deleted. Applications' uncommitted changes are reported,
+// never discarded.
 func (p *Protocol) Fsck(ctx context.Context, r *wal.Repo, project string, open func(*wal.Branch) *workdb.Branch, repair bool) (*Report, error) {
 	infos, problems, err := r.Check(ctx, project)
 	if err != nil {
@@ -60,6 +61,15 @@ func (p *Protocol) Fsck(ctx context.Context, r *wal.Repo, project string, open f
 			}
 		}
 	}
+	// Images first: repairs below fold from them.
+	ip, ir, err := r.VerifyImages(ctx, tls, repair)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range ip {
+		rep.Problems = append(rep.Problems, wal.Problem{What: v})
+	}
+	rep.Repaired = append(rep.Repaired, ir...)
 	bs, err := r.Branches(ctx, project)
 	if err != nil {
 		return nil, err

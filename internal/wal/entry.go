@@ -272,14 +272,17 @@ func (r *Repo) spilledEntries(ctx context.Context, sg Segment, slots []Slot, col
 }
 
 // Fold returns the state of timeline tl at LSN lsn: replay of every entry
-// up to lsn along its ancestry.
+// up to lsn along its ancestry, starting from the nearest image snapshot
+// when there is one (image.go).
 func (r *Repo) Fold(ctx context.Context, tl string, lsn int64, coll string) (*State, error) {
-	st := NewState()
-	err := r.EachEntry(ctx, tl, 0, lsn, coll, func(e *Entry) error {
-		st.Apply(e)
-		return nil
-	})
+	st, _, err := r.foldFrom(ctx, tl, lsn, coll)
 	return st, err
+}
+
+// FoldWithStats is Fold, also saying which image it started from and how
+// many entries it replayed.
+func (r *Repo) FoldWithStats(ctx context.Context, tl string, lsn int64, coll string) (*State, FoldStats, error) {
+	return r.foldFrom(ctx, tl, lsn, coll)
 }
 
 // EntriesBack calls fn for the committed entries at LSN at and below on the
@@ -323,7 +326,9 @@ const manyKeys = 256
 // server is asked for those keys only, so the cost follows the number of
 // keys, not the size of the history; except on an engine that Scans, for
 // more than manyKeys keys, where the entries of the ancestry are read
-// once. read counts the entries returned.
+// once (from the nearest image snapshot: a key found in the image is
+// returned as a put at the image's LSN). read counts the entries
+// returned.
 func (r *Repo) LatestAtOrBelow(ctx context.Context, tl string, lsn int64, coll string, keys [][]byte, index bool) (map[string]*Entry, int, error) {
 	out := map[string]*Entry{}
 	read := 0
@@ -348,7 +353,32 @@ func (r *Repo) LatestAtOrBelow(ctx context.Context, tl string, lsn int64, coll s
 		}
 	}
 	if r.Scans && len(keys) > manyKeys {
-		err := r.EachEntry(ctx, tl, 0, lsn, coll, func(e *Entry) error {
+		// From the nearest image, when there is one: a key found there
+		// stands as a put at the image's LSN.
+		from := int64(0)
+		var img *Image
+		if !r.NoImages {
+			var err error
+			if img, err = r.NearestImage(ctx, tl, lsn); err != nil {
+				return nil, 0, err
+			}
+		}
+		if img != nil {
+			if st, err := r.LoadImage(ctx, img, coll); err == nil {
+				from = img.LSN
+				for k := range want {
+					if d := st.lookup(coll, index, k); d != nil {
+						op := OpPut
+						if index {
+							op = OpIndex
+						}
+						read++
+						out[k] = &Entry{TL: img.TL, LSN: img.LSN, Op: op, Coll: coll, KeyBytes: []byte(k), Doc: d.doc}
+					}
+				}
+			}
+		}
+		err := r.EachEntry(ctx, tl, from, lsn, coll, func(e *Entry) error {
 			if want[string(e.KeyBytes)] {
 				read++
 				consider(e)

@@ -55,6 +55,12 @@ type Repo struct {
 	// list (FerretDB): a lookup of many keys then reads the history once
 	// instead.
 	Scans bool
+	// ImageEvery is how many entries a timeline grows past its nearest
+	// image before a commit takes a new one (0: never automatically).
+	ImageEvery int64
+	// NoImages makes folds start from the root: for tests that compare
+	// reads with and without images.
+	NoImages bool
 }
 
 // Open returns the repo kept in database dbName.
@@ -68,6 +74,7 @@ func Open(client *mongo.Client, dbName string) *Repo {
 		Now:         func() time.Time { return time.Now().UTC() },
 		LeaseTTL:    DefaultLeaseTTL,
 		BusyTimeout: 60 * time.Second,
+		ImageEvery:  DefaultImageEvery,
 	}
 }
 
@@ -82,6 +89,7 @@ func (r *Repo) EnsureSchema(ctx context.Context) error {
 		{collSlots, bson.D{{Key: "tl", Value: 1}, {Key: "n", Value: 1}}, true},
 		{collBranches, bson.D{{Key: "project", Value: 1}, {Key: "name", Value: 1}}, true},
 		{collReflog, bson.D{{Key: "project", Value: 1}, {Key: "branch", Value: 1}, {Key: "seq", Value: 1}}, false},
+		{collImages, bson.D{{Key: "tl", Value: 1}, {Key: "lsn", Value: 1}}, false},
 	}
 	for _, ix := range idx {
 		m := mongo.IndexModel{Keys: ix.keys}

@@ -110,3 +110,16 @@ func (s *State) Len(coll string) int {
 	}
 	return 0
 }
+
+// lookup returns the document (or, with index, the index specification)
+// of coll under key, or nil.
+func (s *State) lookup(coll string, index bool, key string) *stateDoc {
+	c := s.colls[coll]
+	if c == nil {
+		return nil
+	}
+	if index {
+		return c.indexes[key]
+	}
+	return c.docs[key]
+}

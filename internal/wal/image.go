@@ -1,0 +1,548 @@
+package wal
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+)
+
+// Image snapshots.
+//
+// An image is the whole state of a timeline at one LSN: every live
+// document and index specification, with the LSN at which each came into
+// being (the order a fold lists them in). A fold of (tl, lsn) starts from
+// the newest image on tl's ancestry at or below lsn and replays only the
+// entries above it, so its cost follows the state and the entries since
+// the image, not the whole history.
+//
+// Layout: the header lives in the images collection under _id "tl:lsn";
+// the records are packed into chunks of about imageChunk bytes, stored as
+// documents {_id: n, data: binary} in a collection of the image's own
+// (image_<tl>_<lsn>_<token>), so that reading one image reads that image
+// only, whatever the engine, and dropping it is one dropCollection.
+//
+// Safety: an image is a cache of the log (rule 1). The state at an LSN at
+// or below a committed head never changes (nothing committed is deleted or
+// rewritten), so an image, once written, is right forever. A writer
+// writes its chunks first, under a fresh token, and the image exists only
+// once the unique insert of its header succeeds; the header names the
+// token, the number of chunks and a SHA-256 of their bytes. A loser of the
+// race, or a writer that died, leaves a collection no header names: gc
+// drops it. A reader checks the chunks against the header and, when they
+// do not match (a collection dropped under it), folds from the root
+// instead: an image can make a read faster, never different.
+
+const (
+	collImages        = "images"
+	imageCollPrefix   = "image_"
+	imageChunk        = 2 << 20
+	imageRecordDoc    = 'd'
+	imageRecordIndex  = 'i'
+	DefaultImageEvery = 10000
+)
+
+// Image is the header of one image snapshot.
+type Image struct {
+	ID      string    `bson:"_id"`
+	Project string    `bson:"project"`
+	TL      string    `bson:"tl"`
+	LSN     int64     `bson:"lsn"`
+	Token   string    `bson:"token"`
+	Coll    string    `bson:"coll"`
+	Chunks  int       `bson:"chunks"`
+	Docs    int64     `bson:"docs"`
+	Indexes int64     `bson:"indexes"`
+	Bytes   int64     `bson:"bytes"`
+	Sum     string    `bson:"sum"`
+	Time    time.Time `bson:"created_at"`
+}
+
+func imageID(tl string, lsn int64) string { return slotID(tl, lsn) }
+
+// ImageError reports an image whose chunks do not match its header.
+type ImageError struct {
+	Image *Image
+	Msg   string
+}
+
+func (e *ImageError) Error() string {
+	return fmt.Sprintf("image %s@%d: %s", e.Image.TL, e.Image.LSN, e.Msg)
+}
+
+type imageChunkDoc struct {
+	N    int    `bson:"_id"`
+	Data []byte `bson:"data"`
+}
+
+// encodeImage packs the records of st into chunks of about imageChunk
+// bytes: collections by name, then documents and indexes in the order
+// they came into being. The encoding of a state is deterministic.
+func encodeImage(st *State) (chunks [][]byte, docs, indexes int64) {
+	var cur []byte
+	put := func(b []byte) {
+		cur = binary.AppendUvarint(cur, uint64(len(b)))
+		cur = append(cur, b...)
+	}
+	record := func(kind byte, coll string, d *stateDoc, key string) {
+		cur = append(cur, kind)
+		put([]byte(coll))
+		cur = binary.AppendVarint(cur, d.born)
+		put([]byte(key))
+		put(d.doc)
+		if len(cur) >= imageChunk {
+			chunks = append(chunks, cur)
+			cur = nil
+		}
+	}
+	for _, name := range st.Collections() {
+		c := st.colls[name]
+		for _, k := range orderedKeys(c.docs) {
+			record(imageRecordDoc, name, c.docs[k], k)
+			docs++
+		}
+		for _, k := range orderedKeys(c.indexes) {
+			record(imageRecordIndex, name, c.indexes[k], k)
+			indexes++
+		}
+	}
+	if len(cur) > 0 || len(chunks) == 0 {
+		chunks = append(chunks, cur)
+	}
+	return chunks, docs, indexes
+}
+
+func orderedKeys(m map[string]*stateDoc) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Slice(ks, func(i, j int) bool { return m[ks[i]].born < m[ks[j]].born })
+	return ks
+}
+
+// decodeImage adds the records of one chunk to st (only coll's, when coll
+// is not empty).
+func decodeImage(st *State, data []byte, coll string) error {
+	bad := errors.New("malformed image record")
+	field := func() ([]byte, error) {
+		n, w := binary.Uvarint(data)
+		if w <= 0 || uint64(len(data)-w) < n {
+			return nil, bad
+		}
+		b := data[w : w+int(n)]
+		data = data[w+int(n):]
+		return b, nil
+	}
+	for len(data) > 0 {
+		kind := data[0]
+		data = data[1:]
+		name, err := field()
+		if err != nil {
+			return err
+		}
+		born, w := binary.Varint(data)
+		if w <= 0 {
+			return bad
+		}
+		data = data[w:]
+		key, err := field()
+		if err != nil {
+			return err
+		}
+		doc, err := field()
+		if err != nil {
+			return err
+		}
+		if coll != "" && string(name) != coll {
+			continue
+		}
+		c := st.colls[string(name)]
+		if c == nil {
+			c = &collState{docs: map[string]*stateDoc{}, indexes: map[string]*stateDoc{}}
+			st.colls[string(name)] = c
+		}
+		d := &stateDoc{doc: bson.Raw(doc), born: born}
+		switch kind {
+		case imageRecordDoc:
+			c.docs[string(key)] = d
+		case imageRecordIndex:
+			c.indexes[string(key)] = d
+		default:
+			return bad
+		}
+	}
+	return nil
+}
+
+// owner returns the timeline on tl's ancestry whose own entries hold LSN
+// lsn (the state at lsn belongs to it, and to every descendant forked at
+// or after lsn), or "" for lsn 0, the empty state.
+func (r *Repo) owner(ctx context.Context, tl string, lsn int64) (string, error) {
+	segs, err := r.Segments(ctx, tl, 0, lsn)
+	if err != nil {
+		return "", err
+	}
+	for _, sg := range segs {
+		if lsn > sg.From && lsn <= sg.To {
+			return sg.TL, nil
+		}
+	}
+	return "", nil
+}
+
+// SaveImage stores st, the state of tl at lsn (lsn at or below tl's
+// committed head), as an image. When another image of that state exists,
+// it is returned and st is not written.
+func (r *Repo) SaveImage(ctx context.Context, project, tl string, lsn int64, st *State) (*Image, error) {
+	owner, err := r.owner(ctx, tl, lsn)
+	if err != nil {
+		return nil, err
+	}
+	if owner == "" {
+		return nil, fmt.Errorf("no image of the empty state at LSN 0")
+	}
+	if img, err := r.readImage(ctx, owner, lsn); err != nil || img != nil {
+		return img, err
+	}
+	chunks, docs, indexes := encodeImage(st)
+	img := &Image{ID: imageID(owner, lsn), Project: project, TL: owner, LSN: lsn, Token: newTimelineID(),
+		Chunks: len(chunks), Docs: docs, Indexes: indexes, Time: r.Now()}
+	img.Coll = fmt.Sprintf("%s%s_%012d_%s", imageCollPrefix, owner, lsn, img.Token)
+	h := sha256.New()
+	c := r.DB.Collection(img.Coll)
+	for i, data := range chunks {
+		h.Write(data)
+		img.Bytes += int64(len(data))
+		if _, err := c.InsertOne(ctx, imageChunkDoc{N: i, Data: data}); err != nil {
+			r.dropImageColl(img.Coll)
+			return nil, fmt.Errorf("write image: %w", err)
+		}
+	}
+	img.Sum = hex.EncodeToString(h.Sum(nil))
+	if _, err := r.DB.Collection(collImages).InsertOne(ctx, img); err != nil {
+		r.dropImageColl(img.Coll)
+		if isDup(err) {
+			return r.readImage(ctx, owner, lsn)
+		}
+		return nil, fmt.Errorf("write image: %w", err)
+	}
+	return img, nil
+}
+
+// dropImageColl drops the chunks of an image that was never named, on a
+// context of its own: it runs when the caller's may be cancelled. gc
+// drops what it leaves.
+func (r *Repo) dropImageColl(name string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = r.DB.Collection(name).Drop(ctx)
+}
+
+func (r *Repo) readImage(ctx context.Context, tl string, lsn int64) (*Image, error) {
+	var img Image
+	err := r.DB.Collection(collImages).FindOne(ctx, bson.D{{Key: "_id", Value: imageID(tl, lsn)}}).Decode(&img)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &img, nil
+}
+
+// Images lists the images of project, by timeline and LSN.
+func (r *Repo) Images(ctx context.Context, project string) ([]Image, error) {
+	filter := bson.D{}
+	if project != "" {
+		filter = bson.D{{Key: "project", Value: project}}
+	}
+	cur, err := r.DB.Collection(collImages).Find(ctx, filter)
+	if err != nil {
+		return nil, err
+	}
+	var out []Image
+	if err := cur.All(ctx, &out); err != nil {
+		return nil, err
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].TL != out[j].TL {
+			return out[i].TL < out[j].TL
+		}
+		return out[i].LSN < out[j].LSN
+	})
+	return out, nil
+}
+
+// NearestImage returns the newest image usable for the state of tl at
+// lsn: one of a timeline of tl's ancestry, at an LSN that timeline holds
+// on the way to (tl, lsn). Nil when there is none.
+func (r *Repo) NearestImage(ctx context.Context, tl string, lsn int64) (*Image, error) {
+	segs, err := r.Segments(ctx, tl, 0, lsn)
+	if err != nil || len(segs) == 0 {
+		return nil, err
+	}
+	ids := make([]string, len(segs))
+	for i, sg := range segs {
+		ids[i] = sg.TL
+	}
+	// One query of the headers (small documents, one per image).
+	cur, err := r.DB.Collection(collImages).Find(ctx, bson.D{{Key: "tl", Value: bson.D{{Key: "$in", Value: ids}}}})
+	if err != nil {
+		return nil, err
+	}
+	var imgs []Image
+	if err := cur.All(ctx, &imgs); err != nil {
+		return nil, err
+	}
+	var best *Image
+	for i := range imgs {
+		im := &imgs[i]
+		for _, sg := range segs {
+			if im.TL == sg.TL && im.LSN > sg.From && im.LSN <= sg.To && (best == nil || im.LSN > best.LSN) {
+				best = im
+			}
+		}
+	}
+	return best, nil
+}
+
+// LoadImage reads an image into a state (only coll's records, when coll
+// is not empty), checking its chunks against its header.
+func (r *Repo) LoadImage(ctx context.Context, img *Image, coll string) (*State, error) {
+	cur, err := r.DB.Collection(img.Coll).Find(ctx, bson.D{})
+	if err != nil {
+		return nil, err
+	}
+	var chunks []imageChunkDoc
+	if err := cur.All(ctx, &chunks); err != nil {
+		return nil, err
+	}
+	if len(chunks) != img.Chunks {
+		return nil, &ImageError{Image: img, Msg: fmt.Sprintf("%d of its %d chunks are stored", len(chunks), img.Chunks)}
+	}
+	sort.Slice(chunks, func(i, j int) bool { return chunks[i].N < chunks[j].N })
+	h := sha256.New()
+	for i := range chunks {
+		if chunks[i].N != i {
+			return nil, &ImageError{Image: img, Msg: fmt.Sprintf("chunk %d is missing", i)}
+		}
+		h.Write(chunks[i].Data)
+	}
+	if hex.EncodeToString(h.Sum(nil)) != img.Sum {
+		return nil, &ImageError{Image: img, Msg: "its chunks do not match its checksum"}
+	}
+	st := NewState()
+	for i := range chunks {
+		if err := decodeImage(st, chunks[i].Data, coll); err != nil {
+			return nil, &ImageError{Image: img, Msg: err.Error()}
+		}
+	}
+	return st, nil
+}
+
+// FoldStats says how a fold was done.
+type FoldStats struct {
+	// Image is the image the fold started from (nil: the root).
+	Image *Image
+	// Entries is the number of entries replayed on top of it.
+	Entries int64
+}
+
+// foldFrom folds (tl, lsn) from the nearest usable image, or from the root
+// when there is none, images are off, or the image cannot be read.
+func (r *Repo) foldFrom(ctx context.Context, tl string, lsn int64, coll string) (*State, FoldStats, error) {
+	var fs FoldStats
+	st := NewState()
+	from := int64(0)
+	if !r.NoImages {
+		img, err := r.NearestImage(ctx, tl, lsn)
+		if err != nil {
+			return nil, fs, err
+		}
+		if img != nil {
+			ist, err := r.LoadImage(ctx, img, coll)
+			var ie *ImageError
+			switch {
+			case err == nil:
+				st, from, fs.Image = ist, img.LSN, img
+			case errors.As(err, &ie) || isNamespaceMissing(err):
+				// Fold from the root: same result, slower.
+			default:
+				return nil, fs, err
+			}
+		}
+	}
+	err := r.EachEntry(ctx, tl, from, lsn, coll, func(e *Entry) error {
+		st.Apply(e)
+		fs.Entries++
+		return nil
+	})
+	return st, fs, err
+}
+
+func isNamespaceMissing(err error) bool {
+	var ce mongo.CommandError
+	return errors.As(err, &ce) && ce.Code == 26
+}
+
+// TakeImage folds (tl, lsn) and stores the state as an image, unless one
+// of that state exists.
+func (r *Repo) TakeImage(ctx context.Context, project, tl string, lsn int64) (*Image, error) {
+	owner, err := r.owner(ctx, tl, lsn)
+	if err != nil {
+		return nil, err
+	}
+	if owner == "" {
+		return nil, fmt.Errorf("LSN 0 is the empty state: there is nothing to keep an image of")
+	}
+	if img, err := r.readImage(ctx, owner, lsn); err != nil || img != nil {
+		return img, err
+	}
+	st, _, err := r.foldFrom(ctx, tl, lsn, "")
+	if err != nil {
+		return nil, err
+	}
+	return r.SaveImage(ctx, project, tl, lsn, st)
+}
+
+// MaybeImage is called after a commit on tl that moved its head from base
+// to lsn. When the commit crossed a multiple of ImageEvery, and the
+// entries since the nearest image are at least ImageEvery and at least as
+// many as that image holds documents, it takes an image at lsn. The second
+// condition keeps the cost of images proportional to the writes: an image
+// of n documents is written only after n new entries.
+func (r *Repo) MaybeImage(ctx context.Context, project, tl string, base, lsn int64) (*Image, error) {
+	every := r.ImageEvery
+	if every <= 0 || r.NoImages || base/every == lsn/every {
+		return nil, nil
+	}
+	near, err := r.NearestImage(ctx, tl, lsn)
+	if err != nil {
+		return nil, err
+	}
+	if near != nil && (lsn-near.LSN < every || lsn-near.LSN < near.Docs) {
+		return nil, nil
+	}
+	return r.TakeImage(ctx, project, tl, lsn)
+}
+
+// DropImages deletes the images keep does not want (nil: all), then drops
+// every chunk collection no remaining header names: those of the images
+// deleted, and those left by a writer that lost a race or died. It
+// returns the number of images deleted and of such orphaned collections
+// dropped.
+func (r *Repo) DropImages(ctx context.Context, keep func(*Image) bool) (images, orphans int, err error) {
+	all, err := r.Images(ctx, "")
+	if err != nil {
+		return 0, 0, err
+	}
+	deleted := map[string]bool{}
+	for i := range all {
+		img := &all[i]
+		if keep != nil && keep(img) {
+			continue
+		}
+		// The header first: an image without chunks is never used, chunks
+		// without a header are only garbage.
+		if _, err := r.DB.Collection(collImages).DeleteOne(ctx, bson.D{{Key: "_id", Value: img.ID}}); err != nil {
+			return images, orphans, err
+		}
+		deleted[img.Coll] = true
+		images++
+	}
+	names, err := r.DB.ListCollectionNames(ctx, bson.D{})
+	if err != nil {
+		return images, orphans, err
+	}
+	for _, n := range names {
+		if !strings.HasPrefix(n, imageCollPrefix) {
+			continue
+		}
+		// Read the headers now: an image written since the first read
+		// names its collection.
+		var img Image
+		err := r.DB.Collection(collImages).FindOne(ctx, bson.D{{Key: "coll", Value: n}}).Decode(&img)
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, mongo.ErrNoDocuments) {
+			return images, orphans, err
+		}
+		if err := r.DB.Collection(n).Drop(ctx); err != nil {
+			return images, orphans, err
+		}
+		if !deleted[n] {
+			orphans++
+		}
+	}
+	return images, orphans, nil
+}
+
+// VerifyImages checks each image of the given timelines: its chunks
+// against its header, and its state against a fold from the root. With
+// repair, an image that fails is dropped (reads fold without it).
+func (r *Repo) VerifyImages(ctx context.Context, timelines map[string]bool, repair bool) (problems, repaired []string, err error) {
+	all, err := r.Images(ctx, "")
+	if err != nil {
+		return nil, nil, err
+	}
+	plain := *r
+	plain.NoImages = true
+	for i := range all {
+		img := &all[i]
+		if !timelines[img.TL] {
+			continue
+		}
+		problem := ""
+		st, err := r.LoadImage(ctx, img, "")
+		var ie *ImageError
+		switch {
+		case errors.As(err, &ie):
+			problem = ie.Error()
+		case err != nil:
+			return nil, nil, err
+		default:
+			want, err := plain.Fold(ctx, img.TL, img.LSN, "")
+			if err != nil {
+				return nil, nil, err
+			}
+			got, _, _ := encodeImage(st)
+			exp, _, _ := encodeImage(want)
+			if !sameChunks(got, exp) {
+				problem = fmt.Sprintf("image %s@%d differs from a fold of the log", img.TL, img.LSN)
+			}
+		}
+		if problem == "" {
+			continue
+		}
+		problems = append(problems, problem)
+		if repair {
+			if _, _, err := r.DropImages(ctx, func(o *Image) bool { return o.ID != img.ID }); err != nil {
+				return nil, nil, err
+			}
+			repaired = append(repaired, fmt.Sprintf("dropped image %s@%d (reads fold without it)", img.TL, img.LSN))
+		}
+	}
+	return problems, repaired, nil
+}
+
+func sameChunks(a, b [][]byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if string(a[i]) != string(b[i]) {
+			return false
+		}
+	}
+	return true
+}
