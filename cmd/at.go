@@ -78,12 +78,14 @@ func (f *Factory) openReader(ctx context.Context, branchFlag, at string) (reader
 	if err != nil {
 		return nil, nil, err
 	}
-	v, err := workdb.OpenView(ctx, r, owner, p.LSN)
-	if err != nil {
-		return nil, nil, err
-	}
-	if v.Built {
-		fmt.Fprintf(f.IO.ErrOut, "argon: notice: materialised %s from the log; later reads of it reuse it (argon gc drops it)\n", describePoint(p))
+	// Each collection is materialised on its first read, alone.
+	v := workdb.OpenCollViews(r, owner, p.LSN)
+	v.Built = func(coll string) {
+		what := describePoint(p)
+		if coll != "" {
+			what = coll + " at " + what
+		}
+		fmt.Fprintf(f.IO.ErrOut, "argon: notice: materialised %s from the log; later reads of it reuse it (argon gc drops it)\n", what)
 	}
 	return v, p, nil
 }

@@ -35,8 +35,9 @@ func newFindCmd(f *Factory) *cobra.Command {
 FILTER, --projection and --sort are Extended JSON documents in MongoDB's
 query language; the server evaluates
 them against the branch's working database, so every operator MongoDB has
-works as it does there. A past point is materialised from the log into a
-database of its own the first time it is asked for, and reused after
+works as it does there. At a past point, the collection is materialised
+from the log into a database of its own the first time it is asked for
+(that collection only, from the nearest image snapshot), and reused after
 (argon gc drops these).
 
 Prints one document per line as relaxed Extended JSON, or canonical

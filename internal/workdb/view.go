@@ -21,9 +21,12 @@ import (
 const viewsCollection = "views"
 
 type viewRecord struct {
-	ID      string    `bson:"_id"`
-	TL      string    `bson:"tl"`
-	LSN     int64     `bson:"lsn"`
+	ID  string `bson:"_id"`
+	TL  string `bson:"tl"`
+	LSN int64  `bson:"lsn"`
+	// Coll is set on a view of one collection of the state (CollViews);
+	// a view without it holds the whole state.
+	Coll    string    `bson:"coll,omitempty"`
 	DB      string    `bson:"db"`
 	Created time.Time `bson:"created_at"`
 }
@@ -60,27 +63,11 @@ func OpenView(ctx context.Context, r *wal.Repo, tl string, lsn int64) (*View, er
 	if !errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, err
 	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	name := viewPrefix(r) + hex.EncodeToString(b[:])
-	db := r.Client.Database(name)
-	st, err := r.Fold(ctx, tl, lsn, "")
+	db, err := buildView(ctx, r, tl, lsn, "")
 	if err != nil {
 		return nil, err
 	}
-	p := progressFor(ctx, fmt.Sprintf("materialising LSN %d", lsn))
-	defer p.done()
-	for _, coll := range st.Collections() {
-		if err := insertBatches(ctx, db.Collection(coll), st.Docs(coll), p); err != nil {
-			_ = db.Drop(context.WithoutCancel(ctx))
-			return nil, err
-		}
-	}
-	if err := materialiseIndexes(ctx, db, st); err != nil {
-		_ = db.Drop(context.WithoutCancel(ctx))
-		return nil, err
-	}
-	rec = viewRecord{ID: viewID(tl, lsn), TL: tl, LSN: lsn, DB: name, Created: time.Now().UTC()}
+	rec = viewRecord{ID: viewID(tl, lsn), TL: tl, LSN: lsn, DB: db.Name(), Created: time.Now().UTC()}
 	if _, err := views.InsertOne(ctx, rec); err != nil {
 		_ = db.Drop(context.WithoutCancel(ctx))
 		if mongo.IsDuplicateKeyError(err) {
@@ -89,6 +76,162 @@ func OpenView(ctx context.Context, r *wal.Repo, tl string, lsn int64) (*View, er
 		return nil, err
 	}
 	return &View{DB: db, TL: tl, LSN: lsn, Built: true}, nil
+}
+
+func collViewID(tl string, lsn int64, coll string) string { return viewID(tl, lsn) + "/" + coll }
+
+// CollViews answers reads of the state of timeline tl at one LSN one
+// collection at a time: a collection is materialised on its first read,
+// alone, in a database of its own, and reused after. A read of one
+// collection of a state of many then folds and inserts that collection
+// only. A view of the whole state (OpenView), when one exists, answers
+// for every collection.
+type CollViews struct {
+	r   *wal.Repo
+	TL  string
+	LSN int64
+	// Built, when set, is told what a read materialised: a collection's
+	// name, or "" for the whole state.
+	Built func(coll string)
+	dbs   map[string]*mongo.Database
+	full  *View
+}
+
+// OpenCollViews returns the reader of (tl, lsn) by collection. It reads
+// nothing yet.
+func OpenCollViews(r *wal.Repo, tl string, lsn int64) *CollViews {
+	return &CollViews{r: r, TL: tl, LSN: lsn, dbs: map[string]*mongo.Database{}}
+}
+
+// db returns the database that holds coll of the state, materialising it
+// on first use. Views are immutable, so none is ever rebuilt: of two
+// processes that build one at once, the first to publish wins and the
+// other drops its copy.
+func (v *CollViews) db(ctx context.Context, coll string) (*mongo.Database, error) {
+	if v.full != nil {
+		return v.full.DB, nil
+	}
+	if db := v.dbs[coll]; db != nil {
+		return db, nil
+	}
+	views := v.r.DB.Collection(viewsCollection)
+	for {
+		var rec viewRecord
+		err := views.FindOne(ctx, bson.D{{Key: "_id", Value: viewID(v.TL, v.LSN)}}).Decode(&rec)
+		if err == nil {
+			v.full = &View{DB: v.r.Client.Database(rec.DB), TL: v.TL, LSN: v.LSN}
+			return v.full.DB, nil
+		}
+		if !errors.Is(err, mongo.ErrNoDocuments) {
+			return nil, err
+		}
+		err = views.FindOne(ctx, bson.D{{Key: "_id", Value: collViewID(v.TL, v.LSN, coll)}}).Decode(&rec)
+		if err == nil {
+			v.dbs[coll] = v.r.Client.Database(rec.DB)
+			return v.dbs[coll], nil
+		}
+		if !errors.Is(err, mongo.ErrNoDocuments) {
+			return nil, err
+		}
+		db, err := buildView(ctx, v.r, v.TL, v.LSN, coll)
+		if err != nil {
+			return nil, err
+		}
+		rec = viewRecord{ID: collViewID(v.TL, v.LSN, coll), TL: v.TL, LSN: v.LSN, Coll: coll, DB: db.Name(), Created: time.Now().UTC()}
+		if _, err := views.InsertOne(ctx, rec); err != nil {
+			_ = db.Drop(context.WithoutCancel(ctx))
+			if mongo.IsDuplicateKeyError(err) {
+				continue // another process published it first: read theirs
+			}
+			return nil, err
+		}
+		if v.Built != nil {
+			v.Built(coll)
+		}
+		v.dbs[coll] = db
+		return db, nil
+	}
+}
+
+// Find runs q on coll in the state.
+func (v *CollViews) Find(ctx context.Context, coll string, q Query) ([]bson.Raw, error) {
+	db, err := v.db(ctx, coll)
+	if err != nil {
+		return nil, err
+	}
+	return find(ctx, db.Collection(coll), q)
+}
+
+// Count counts the documents of coll filter matches in the state.
+func (v *CollViews) Count(ctx context.Context, coll string, filter bson.Raw) (int64, error) {
+	db, err := v.db(ctx, coll)
+	if err != nil {
+		return 0, err
+	}
+	if filter == nil {
+		filter = emptyDoc
+	}
+	return db.Collection(coll).CountDocuments(ctx, filter)
+}
+
+// HasCollection reports whether coll holds documents or indexes in the
+// state.
+func (v *CollViews) HasCollection(ctx context.Context, coll string) (bool, error) {
+	db, err := v.db(ctx, coll)
+	if err != nil {
+		return false, err
+	}
+	return exists(ctx, db, coll)
+}
+
+// Indexes lists coll's index specifications in the state.
+func (v *CollViews) Indexes(ctx context.Context, coll string) ([]bson.Raw, error) {
+	db, err := v.db(ctx, coll)
+	if err != nil {
+		return nil, err
+	}
+	return listIndexes(ctx, db, coll)
+}
+
+// Collections lists the state's collections with their counts: it
+// materialises the whole state.
+func (v *CollViews) Collections(ctx context.Context) ([]CollectionInfo, error) {
+	if v.full == nil {
+		full, err := OpenView(ctx, v.r, v.TL, v.LSN)
+		if err != nil {
+			return nil, err
+		}
+		if full.Built && v.Built != nil {
+			v.Built("")
+		}
+		v.full = full
+	}
+	return collections(ctx, v.full.DB)
+}
+
+// buildView materialises the state of tl at lsn (only coll, when not
+// empty) in a new database of its own, with its indexes.
+func buildView(ctx context.Context, r *wal.Repo, tl string, lsn int64, coll string) (*mongo.Database, error) {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	db := r.Client.Database(viewPrefix(r) + hex.EncodeToString(b[:]))
+	st, err := r.Fold(ctx, tl, lsn, coll)
+	if err != nil {
+		return nil, err
+	}
+	p := progressFor(ctx, fmt.Sprintf("materialising LSN %d", lsn))
+	defer p.done()
+	for _, c := range st.Collections() {
+		if err := insertBatches(ctx, db.Collection(c), st.Docs(c), p); err != nil {
+			_ = db.Drop(context.WithoutCancel(ctx))
+			return nil, err
+		}
+	}
+	if err := materialiseIndexes(ctx, db, st); err != nil {
+		_ = db.Drop(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	return db, nil
 }
 
 // Find runs q on coll in the view.
@@ -170,7 +313,7 @@ func VerifyViews(ctx context.Context, r *wal.Repo, timelines map[string]bool, re
 		if !timelines[rec.TL] {
 			continue
 		}
-		st, err := r.Fold(ctx, rec.TL, rec.LSN, "")
+		st, err := r.Fold(ctx, rec.TL, rec.LSN, rec.Coll)
 		if err != nil {
 			return nil, nil, err
 		}
