@@ -289,13 +289,37 @@ func (r *Repo) FoldWithStats(ctx context.Context, tl string, lsn int64, coll str
 // ancestry of tl, newest first, until fn returns false or the history ends.
 // It walks commit slots down by point reads, so reading the last n entries
 // costs about one read per commit they span, whatever the size of the log.
+// On an engine that Scans, a query of spilled entries reads the whole
+// entries collection whatever it asks for, so from a timeline's second
+// spilled commit on, the spilled entries of the rest of that timeline are
+// read with one query: a walk costs at most two such reads per timeline,
+// not one per commit.
 func (r *Repo) EntriesBack(ctx context.Context, tl string, at int64, fn func(*Entry) bool) error {
 	var ferr error
+	spilledSeen := map[string]int{}
+	var cacheTL string
+	var cache map[string][]Entry // by token, for timeline cacheTL
 	// One read per commit: the walk reads each slot with its entries.
 	err := r.walkLog(ctx, tl, at, true, func(it LogItem) bool {
 		s := it.slot
 		var es []Entry
-		if ferr = r.slotEntries(ctx, s, it.From-1, it.To, "", func(e *Entry) error {
+		if s.Spilled && r.Scans {
+			spilledSeen[s.TL]++
+			if spilledSeen[s.TL] == 2 && cacheTL != s.TL {
+				if cache, ferr = r.spilledByToken(ctx, s.TL, it.To); ferr != nil {
+					return false
+				}
+				cacheTL = s.TL
+			}
+		}
+		if s.Spilled && cacheTL == s.TL {
+			for _, e := range cache[s.Token] {
+				if e.LSN > s.Base && e.LSN >= it.From && e.LSN <= it.To {
+					e.Time = s.Time
+					es = append(es, e)
+				}
+			}
+		} else if ferr = r.slotEntries(ctx, s, it.From-1, it.To, "", func(e *Entry) error {
 			es = append(es, *e)
 			return nil
 		}); ferr != nil {
@@ -312,6 +336,33 @@ func (r *Repo) EntriesBack(ctx context.Context, tl string, at int64, fn func(*En
 		return err
 	}
 	return ferr
+}
+
+// spilledByToken reads the spilled entries of timeline tl at LSN to and
+// below with one query, by token, each token's in LSN order. Entries of
+// writers that never committed are among them: a caller keeps only those
+// of a commit slot's token and range.
+func (r *Repo) spilledByToken(ctx context.Context, tl string, to int64) (map[string][]Entry, error) {
+	cur, err := r.DB.Collection(collEntries).Find(ctx, bson.D{{Key: "tl", Value: tl}, {Key: "lsn", Value: bson.D{{Key: "$lte", Value: to}}}})
+	if err != nil {
+		return nil, err
+	}
+	defer cur.Close(ctx)
+	out := map[string][]Entry{}
+	for cur.Next(ctx) {
+		var e Entry
+		if err := cur.Decode(&e); err != nil {
+			return nil, fmt.Errorf("decode log entry: %w", err)
+		}
+		out[e.Token] = append(out[e.Token], e)
+	}
+	if err := cur.Err(); err != nil {
+		return nil, err
+	}
+	for _, es := range out {
+		sort.Slice(es, func(i, j int) bool { return es[i].LSN < es[j].LSN })
+	}
+	return out, nil
 }
 
 // manyKeys is the most keys LatestAtOrBelow asks a scanning engine for
@@ -356,29 +407,24 @@ func (r *Repo) LatestAtOrBelow(ctx context.Context, tl string, lsn int64, coll s
 		// From the nearest image, when there is one: a key found there
 		// stands as a put at the image's LSN.
 		from := int64(0)
-		var img *Image
-		if !r.NoImages {
-			var err error
-			if img, err = r.NearestImage(ctx, tl, lsn); err != nil {
-				return nil, 0, err
-			}
+		st, img, err := r.loadNearest(ctx, tl, lsn, coll)
+		if err != nil {
+			return nil, 0, err
 		}
 		if img != nil {
-			if st, err := r.LoadImage(ctx, img, coll); err == nil {
-				from = img.LSN
-				for k := range want {
-					if d := st.lookup(coll, index, k); d != nil {
-						op := OpPut
-						if index {
-							op = OpIndex
-						}
-						read++
-						out[k] = &Entry{TL: img.TL, LSN: img.LSN, Op: op, Coll: coll, KeyBytes: []byte(k), Doc: d.doc}
+			from = img.LSN
+			for k := range want {
+				if d := st.lookup(coll, index, k); d != nil {
+					op := OpPut
+					if index {
+						op = OpIndex
 					}
+					read++
+					out[k] = &Entry{TL: img.TL, LSN: img.LSN, Op: op, Coll: coll, KeyBytes: []byte(k), Doc: d.doc}
 				}
 			}
 		}
-		err := r.EachEntry(ctx, tl, from, lsn, coll, func(e *Entry) error {
+		err = r.EachEntry(ctx, tl, from, lsn, coll, func(e *Entry) error {
 			if want[string(e.KeyBytes)] {
 				read++
 				consider(e)

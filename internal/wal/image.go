@@ -48,6 +48,9 @@ const (
 	imageRecordDoc    = 'd'
 	imageRecordIndex  = 'i'
 	DefaultImageEvery = 10000
+	// imageGrace is how long gc leaves chunks no header names yet: an
+	// image may still be being written.
+	imageGrace = time.Hour
 )
 
 // Image is the header of one image snapshot.
@@ -64,7 +67,14 @@ type Image struct {
 	Bytes   int64     `bson:"bytes"`
 	Sum     string    `bson:"sum"`
 	Time    time.Time `bson:"created_at"`
+	// Format is the encoding of the records; an image of another format
+	// is passed over.
+	Format int `bson:"format"`
 }
+
+// imageFormat is the encoding of image records this argon writes and
+// reads.
+const imageFormat = 1
 
 func imageID(tl string, lsn int64) string { return slotID(tl, lsn) }
 
@@ -83,9 +93,11 @@ type imageChunkDoc struct {
 	Data []byte `bson:"data"`
 }
 
-// encodeImage packs the records of st into chunks of about imageChunk
-// bytes: collections by name, then documents and indexes in the order
-// they came into being. The encoding of a state is deterministic.
+// encodeImage writes the records of st as one stream (collections by
+// name, then documents and indexes in the order they came into being) and
+// cuts it into chunks of imageChunk bytes: a record may span chunks, so a
+// chunk never outgrows a document's size limit, whatever the documents.
+// The encoding of a state is deterministic.
 func encodeImage(st *State) (chunks [][]byte, docs, indexes int64) {
 	var cur []byte
 	put := func(b []byte) {
@@ -98,10 +110,6 @@ func encodeImage(st *State) (chunks [][]byte, docs, indexes int64) {
 		cur = binary.AppendVarint(cur, d.born)
 		put([]byte(key))
 		put(d.doc)
-		if len(cur) >= imageChunk {
-			chunks = append(chunks, cur)
-			cur = nil
-		}
 	}
 	for _, name := range st.Collections() {
 		c := st.colls[name]
@@ -114,9 +122,11 @@ func encodeImage(st *State) (chunks [][]byte, docs, indexes int64) {
 			indexes++
 		}
 	}
-	if len(cur) > 0 || len(chunks) == 0 {
-		chunks = append(chunks, cur)
+	for len(cur) > imageChunk {
+		chunks = append(chunks, cur[:imageChunk:imageChunk])
+		cur = cur[imageChunk:]
 	}
+	chunks = append(chunks, cur)
 	return chunks, docs, indexes
 }
 
@@ -129,8 +139,8 @@ func orderedKeys(m map[string]*stateDoc) []string {
 	return ks
 }
 
-// decodeImage adds the records of one chunk to st (only coll's, when coll
-// is not empty).
+// decodeImage adds the records of an image's stream (its chunks, joined)
+// to st (only coll's, when coll is not empty).
 func decodeImage(st *State, data []byte, coll string) error {
 	bad := errors.New("malformed image record")
 	field := func() ([]byte, error) {
@@ -210,12 +220,12 @@ func (r *Repo) SaveImage(ctx context.Context, project, tl string, lsn int64, st 
 	if owner == "" {
 		return nil, fmt.Errorf("no image of the empty state at LSN 0")
 	}
-	if img, err := r.readImage(ctx, owner, lsn); err != nil || img != nil {
+	if img, err := r.existingImage(ctx, owner, lsn); err != nil || img != nil {
 		return img, err
 	}
 	chunks, docs, indexes := encodeImage(st)
 	img := &Image{ID: imageID(owner, lsn), Project: project, TL: owner, LSN: lsn, Token: newTimelineID(),
-		Chunks: len(chunks), Docs: docs, Indexes: indexes, Time: r.Now()}
+		Chunks: len(chunks), Docs: docs, Indexes: indexes, Time: r.Now(), Format: imageFormat}
 	img.Coll = fmt.Sprintf("%s%s_%012d_%s", imageCollPrefix, owner, lsn, img.Token)
 	h := sha256.New()
 	c := r.DB.Collection(img.Coll)
@@ -229,13 +239,39 @@ func (r *Repo) SaveImage(ctx context.Context, project, tl string, lsn int64, st 
 	}
 	img.Sum = hex.EncodeToString(h.Sum(nil))
 	if _, err := r.DB.Collection(collImages).InsertOne(ctx, img); err != nil {
+		// The insert may have been applied and its reply lost (or the
+		// context cancelled after it was sent): read the header back
+		// before dropping the chunks it may name.
+		bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		got, rerr := r.readImage(bg, owner, lsn)
+		if rerr == nil && got != nil && got.Token == img.Token {
+			return got, nil
+		}
 		r.dropImageColl(img.Coll)
-		if isDup(err) {
-			return r.readImage(ctx, owner, lsn)
+		if rerr == nil && got != nil {
+			return got, nil // another process published this state first
 		}
 		return nil, fmt.Errorf("write image: %w", err)
 	}
 	return img, nil
+}
+
+// existingImage returns the image of (owner, lsn) when there is one that
+// loads. A header whose chunks do not load is deleted (only that header,
+// by its token), so that the state can be imaged again.
+func (r *Repo) existingImage(ctx context.Context, owner string, lsn int64) (*Image, error) {
+	img, err := r.readImage(ctx, owner, lsn)
+	if err != nil || img == nil {
+		return nil, err
+	}
+	if _, err := r.LoadImage(ctx, img, ""); err == nil {
+		return img, nil
+	} else if ctx.Err() != nil {
+		return nil, err
+	}
+	_, err = r.DB.Collection(collImages).DeleteOne(ctx, bson.D{{Key: "_id", Value: img.ID}, {Key: "token", Value: img.Token}})
+	return nil, err
 }
 
 // dropImageColl drops the chunks of an image that was never named, on a
@@ -286,6 +322,11 @@ func (r *Repo) Images(ctx context.Context, project string) ([]Image, error) {
 // lsn: one of a timeline of tl's ancestry, at an LSN that timeline holds
 // on the way to (tl, lsn). Nil when there is none.
 func (r *Repo) NearestImage(ctx context.Context, tl string, lsn int64) (*Image, error) {
+	return r.nearestImage(ctx, tl, lsn, nil)
+}
+
+// nearestImage is NearestImage passing over the images skip names.
+func (r *Repo) nearestImage(ctx context.Context, tl string, lsn int64, skip map[string]bool) (*Image, error) {
 	segs, err := r.Segments(ctx, tl, 0, lsn)
 	if err != nil || len(segs) == 0 {
 		return nil, err
@@ -307,7 +348,7 @@ func (r *Repo) NearestImage(ctx context.Context, tl string, lsn int64) (*Image, 
 	for i := range imgs {
 		im := &imgs[i]
 		for _, sg := range segs {
-			if im.TL == sg.TL && im.LSN > sg.From && im.LSN <= sg.To && (best == nil || im.LSN > best.LSN) {
+			if im.TL == sg.TL && im.LSN > sg.From && im.LSN <= sg.To && !skip[im.ID] && (best == nil || im.LSN > best.LSN) {
 				best = im
 			}
 		}
@@ -318,6 +359,9 @@ func (r *Repo) NearestImage(ctx context.Context, tl string, lsn int64) (*Image, 
 // LoadImage reads an image into a state (only coll's records, when coll
 // is not empty), checking its chunks against its header.
 func (r *Repo) LoadImage(ctx context.Context, img *Image, coll string) (*State, error) {
+	if img.Format != imageFormat {
+		return nil, &ImageError{Image: img, Msg: fmt.Sprintf("it is of format %d; this argon reads format %d", img.Format, imageFormat)}
+	}
 	cur, err := r.DB.Collection(img.Coll).Find(ctx, bson.D{})
 	if err != nil {
 		return nil, err
@@ -340,11 +384,18 @@ func (r *Repo) LoadImage(ctx context.Context, img *Image, coll string) (*State, 
 	if hex.EncodeToString(h.Sum(nil)) != img.Sum {
 		return nil, &ImageError{Image: img, Msg: "its chunks do not match its checksum"}
 	}
-	st := NewState()
-	for i := range chunks {
-		if err := decodeImage(st, chunks[i].Data, coll); err != nil {
-			return nil, &ImageError{Image: img, Msg: err.Error()}
+	var stream []byte
+	if len(chunks) == 1 {
+		stream = chunks[0].Data
+	} else {
+		stream = make([]byte, 0, img.Bytes)
+		for i := range chunks {
+			stream = append(stream, chunks[i].Data...)
 		}
+	}
+	st := NewState()
+	if err := decodeImage(st, stream, coll); err != nil {
+		return nil, &ImageError{Image: img, Msg: err.Error()}
 	}
 	return st, nil
 }
@@ -357,41 +408,52 @@ type FoldStats struct {
 	Entries int64
 }
 
+// loadNearest loads the nearest image usable for (tl, lsn) (only coll's
+// records, when coll is not empty). An image that does not load (its
+// chunks gone or damaged, another format) is passed over for the next
+// nearest. Nil when there is none, or images are off.
+func (r *Repo) loadNearest(ctx context.Context, tl string, lsn int64, coll string) (*State, *Image, error) {
+	if r.NoImages {
+		return nil, nil, nil
+	}
+	skip := map[string]bool{}
+	for {
+		img, err := r.nearestImage(ctx, tl, lsn, skip)
+		if err != nil || img == nil {
+			return nil, nil, err
+		}
+		st, err := r.LoadImage(ctx, img, coll)
+		if err == nil {
+			return st, img, nil
+		}
+		if ctx.Err() != nil {
+			return nil, nil, ctx.Err()
+		}
+		// Same result without it, only slower.
+		skip[img.ID] = true
+	}
+}
+
 // foldFrom folds (tl, lsn) from the nearest usable image, or from the root
-// when there is none, images are off, or the image cannot be read.
+// when there is none.
 func (r *Repo) foldFrom(ctx context.Context, tl string, lsn int64, coll string) (*State, FoldStats, error) {
 	var fs FoldStats
-	st := NewState()
-	from := int64(0)
-	if !r.NoImages {
-		img, err := r.NearestImage(ctx, tl, lsn)
-		if err != nil {
-			return nil, fs, err
-		}
-		if img != nil {
-			ist, err := r.LoadImage(ctx, img, coll)
-			var ie *ImageError
-			switch {
-			case err == nil:
-				st, from, fs.Image = ist, img.LSN, img
-			case errors.As(err, &ie) || isNamespaceMissing(err):
-				// Fold from the root: same result, slower.
-			default:
-				return nil, fs, err
-			}
-		}
+	st, img, err := r.loadNearest(ctx, tl, lsn, coll)
+	if err != nil {
+		return nil, fs, err
 	}
-	err := r.EachEntry(ctx, tl, from, lsn, coll, func(e *Entry) error {
+	from := int64(0)
+	if img != nil {
+		from, fs.Image = img.LSN, img
+	} else {
+		st = NewState()
+	}
+	err = r.EachEntry(ctx, tl, from, lsn, coll, func(e *Entry) error {
 		st.Apply(e)
 		fs.Entries++
 		return nil
 	})
 	return st, fs, err
-}
-
-func isNamespaceMissing(err error) bool {
-	var ce mongo.CommandError
-	return errors.As(err, &ce) && ce.Code == 26
 }
 
 // TakeImage folds (tl, lsn) and stores the state as an image, unless one
@@ -404,7 +466,7 @@ func (r *Repo) TakeImage(ctx context.Context, project, tl string, lsn int64) (*I
 	if owner == "" {
 		return nil, fmt.Errorf("LSN 0 is the empty state: there is nothing to keep an image of")
 	}
-	if img, err := r.readImage(ctx, owner, lsn); err != nil || img != nil {
+	if img, err := r.existingImage(ctx, owner, lsn); err != nil || img != nil {
 		return img, err
 	}
 	st, _, err := r.foldFrom(ctx, tl, lsn, "")
@@ -477,6 +539,9 @@ func (r *Repo) DropImages(ctx context.Context, keep func(*Image) bool) (images, 
 		if !errors.Is(err, mongo.ErrNoDocuments) {
 			return images, orphans, err
 		}
+		if !deleted[n] && r.imageWriteMayRun(n) {
+			continue
+		}
 		if err := r.DB.Collection(n).Drop(ctx); err != nil {
 			return images, orphans, err
 		}
@@ -485,6 +550,16 @@ func (r *Repo) DropImages(ctx context.Context, keep func(*Image) bool) (images, 
 		}
 	}
 	return images, orphans, nil
+}
+
+// imageWriteMayRun reports whether the chunk collection name may belong to
+// an image still being written: its token (an ObjectID) is younger than
+// imageGrace. A wrong answer only keeps garbage a while longer, or has an
+// image passed over by readers.
+func (r *Repo) imageWriteMayRun(name string) bool {
+	i := strings.LastIndexByte(name, '_')
+	id, err := bson.ObjectIDFromHex(name[i+1:])
+	return err == nil && r.Now().Sub(id.Timestamp()) < imageGrace
 }
 
 // VerifyImages checks each image of the given timelines: its chunks

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 
@@ -113,6 +114,34 @@ func TestFoldReadsSpilledEntriesOncePerTimeline(t *testing.T) {
 	n, q := fold(side.Timeline, 1400)
 	if n != 1400 || q != 2 {
 		t.Errorf("fold of a fork: %d documents with %d queries of entries, want 1400 with 2 (one per timeline)", n, q)
+	}
+	// Listing entries newest first (log --entries) over many spilled
+	// commits reads each timeline's spilled entries at most twice, and
+	// lists exactly what the fold replays, in reverse.
+	var forward []string
+	if err := r.EachEntry(ctx, side.Timeline, 0, 1400, "", func(e *wal.Entry) error {
+		forward = append(forward, fmt.Sprintf("%d %x", e.LSN, e.KeyBytes))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	queries = 0
+	mu.Unlock()
+	counted.Scans = true
+	var back []string
+	if err := counted.EntriesBack(ctx, side.Timeline, 1400, func(e *wal.Entry) bool {
+		back = append(back, fmt.Sprintf("%d %x", e.LSN, e.KeyBytes))
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	slices.Reverse(back)
+	if len(back) != 1400 || !slices.Equal(back, forward) {
+		t.Errorf("entries newest first: %d, not the %d of the fold in reverse", len(back), len(forward))
+	}
+	if q := queries; q != 4 {
+		t.Errorf("entries newest first over 14 spilled commits on two timelines: %d queries of entries, want 4", q)
 	}
 	st, err := r.Fold(ctx, side.Timeline, 1400, "")
 	if err != nil {
