@@ -9,10 +9,14 @@ import (
 	"sync"
 	"testing"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/event"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/argon-db/argon/cmd"
 	"github.com/argon-db/argon/internal/enginetest"
+	"github.com/argon-db/argon/internal/store"
 	"github.com/argon-db/argon/internal/ui"
 )
 
@@ -209,5 +213,65 @@ func TestModifyManyCommands(t *testing.T) {
 	}
 	if n := count(bigNames, "delete"); n != 1 {
 		t.Errorf("delete --many of 500 documents sent %d deletes, want 1: %s", n, bigNames)
+	}
+}
+
+// On the embedded engine, argon status does not read a working database
+// whose files are byte for byte what an earlier scan found clean, and
+// still sees any change an application makes there, also one that keeps
+// every document's size.
+func TestStatusSkipsTheScanOfUnchangedFiles(t *testing.T) {
+	if os.Getenv("ARGON_TEST_URI") != "" {
+		t.Skip("a server's files are not argon's to read: status scans there")
+	}
+	dir := t.TempDir()
+	for k, v := range map[string]string{"ARGON_URI": "", "ARGON_PROJECT": "", "ARGON_AUTHOR": "tester", "HOME": dir, "XDG_CONFIG_HOME": dir} {
+		t.Setenv(k, v)
+	}
+	run := func(args ...string) (finds int, out string) {
+		t.Helper()
+		var mu sync.Mutex
+		mon := &event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
+			if e.CommandName == "find" && e.DatabaseName == "ar_st__main" {
+				mu.Lock()
+				finds++
+				mu.Unlock()
+			}
+		}}
+		io, _, stdout, errOut := ui.Test()
+		if code := cmd.Run(context.Background(), &cmd.Factory{IO: io, Dir: dir, Monitor: mon}, args); code != 0 {
+			t.Fatalf("argon %v: exit %d: %s", args, code, errOut.String())
+		}
+		return finds, stdout.String()
+	}
+	run("init", "st")
+	run("insert", "c", `{"_id": 1, "n": 1}`)
+	run("insert", "d", `{"_id": 1}`)
+	first, out := run("status", "-s")
+	if out != "## main (head 2)\n" {
+		t.Fatalf("status -s of a clean branch printed %q", out)
+	}
+	second, out := run("status", "-s")
+	// The first read the marker and scanned both collections; the second
+	// reads the marker only.
+	if out != "## main (head 2)\n" || first != second+2 {
+		t.Fatalf("status read the working database %d times, then %d times (want 2 fewer), and printed %q", first, second, out)
+	}
+	// An application changes a document in place, the same size.
+	eng, err := store.StartEngine(dir+"/.argon/data", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := mongo.Connect(options.Client().ApplyURI(eng.URI))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Database("ar_st__main").Collection("c").UpdateOne(context.Background(), bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "n", Value: 2}}}}); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.Disconnect(context.Background())
+	eng.Stop()
+	if _, out := run("status", "-s"); out != "## main (head 2)\nM c 1\n" {
+		t.Fatalf("status -s after an application's change printed %q", out)
 	}
 }

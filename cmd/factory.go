@@ -345,6 +345,9 @@ func (f *Factory) workingDB(ctx context.Context, r *wal.Repo, b *wal.Branch) (*w
 	// FerretDB, embedded or a server, reads by _id point lookups and
 	// stores documents as sent but for the cases storedAsSent knows.
 	w.ScanReads = s.Embedded || s.FerretDB
+	if files := s.DBFiles(); files != nil {
+		w.Files = files
+	}
 	w.Notice = func(msg string) { fmt.Fprintf(f.IO.ErrOut, "argon: notice: %s\n", msg) }
 	return w, nil
 }

@@ -61,7 +61,9 @@ type Store struct {
 	// so): it has the embedded engine's limits on types and field names.
 	FerretDB bool
 
-	stop func()
+	// dataDir is the embedded engine's data directory ("" for a server).
+	dataDir string
+	stop    func()
 }
 
 // LockedError reports that another process holds the workspace.
@@ -292,6 +294,7 @@ func openEmbedded(ctx context.Context, opts Options) (*Store, error) {
 			return nil, err
 		}
 		s.Embedded, s.Served = true, true
+		s.dataDir = filepath.Join(opts.Dir, "data")
 		return s, nil
 	}
 	data := filepath.Join(opts.Dir, "data")
@@ -311,6 +314,7 @@ func openEmbedded(ctx context.Context, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s.Embedded, s.Exclusive = true, true
+	s.dataDir = data
 	s.Notices = eng.Notices
 	s.stop = func() {
 		eng.Stop()

@@ -42,6 +42,19 @@ func (w *Branch) Changes(ctx context.Context) ([]Change, int64, error) {
 	err := w.Protocol.Read(ctx, w, func(m *Marker) error {
 		head = m.LSN
 		if m.Sums != nil {
+			// On the embedded engine, files byte for byte as they were
+			// when a scan found the database clean hold the same
+			// documents: clean, without reading them.
+			fp := ""
+			if w.Files != nil {
+				if f, err := w.Files.Fingerprint(w.DB.Name()); err == nil {
+					fp = f
+					if fp == w.Files.Clean(w.DB.Name()) {
+						out = nil
+						return nil
+					}
+				}
+			}
 			// The fingerprint of what the database holds now against the
 			// committed one: equal means nothing changed, and the log need
 			// not be folded.
@@ -50,6 +63,13 @@ func (w *Branch) Changes(ctx context.Context) ([]Change, int64, error) {
 				return err
 			}
 			if now.Equal(m.Sums) {
+				// Recorded only when the files did not change during the
+				// scan: then the scan saw exactly the files of fp.
+				if fp != "" {
+					if f, err := w.Files.Fingerprint(w.DB.Name()); err == nil && f == fp {
+						_ = w.Files.SetClean(w.DB.Name(), fp)
+					}
+				}
 				out = nil
 				return nil
 			}

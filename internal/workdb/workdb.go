@@ -68,6 +68,16 @@ type Protocol interface {
 	Restore(ctx context.Context, w *Branch) (int64, error)
 }
 
+// DBFiles fingerprints the files the engine keeps a database in (equal
+// fingerprints: byte-identical files), and keeps, per database, the
+// fingerprint at which a full scan last found it equal to its committed
+// state (store.DBFiles).
+type DBFiles interface {
+	Fingerprint(db string) (string, error)
+	Clean(db string) string
+	SetClean(db, fp string) error
+}
+
 // Branch is a branch's working database.
 type Branch struct {
 	Repo    *wal.Repo
@@ -84,6 +94,11 @@ type Branch struct {
 	ScanReads bool
 	// Protocol runs writes and guards reads.
 	Protocol Protocol
+	// Files, when set (the embedded engine), reads the files that hold
+	// the working database, so that a check for applications' changes
+	// can skip its scan when they are byte for byte what an earlier scan
+	// found clean.
+	Files DBFiles
 
 	// delta is the fingerprint change of the write in progress: documents
 	// it removed and added, XORed in. touched names every key the write

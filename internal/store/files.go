@@ -1,0 +1,125 @@
+package store
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+)
+
+// DBFiles reads the files the embedded engine keeps a database in, to tell
+// cheaply whether a database changed: FerretDB's SQLite handler keeps
+// database db in db.sqlite and, while it is open, the write-ahead log
+// db.sqlite-wal, and every change an application or argon makes is in
+// their bytes once acknowledged (written, if not yet synced).
+//
+// A fingerprint is a SHA-256 of both files' contents: equal fingerprints
+// mean byte-identical files, so the same documents. The clean record maps a
+// database to the fingerprint of files a full scan found equal to the
+// committed state; since it names contents, not a time, it stays true
+// however old it is, and a stale one only costs a scan.
+//
+// A record is written only by a process that runs the engine itself under
+// the workspace lock (Store.Exclusive): no one else can write then. With
+// argon serve, an application's commit can be in the write-ahead log's
+// bytes a moment (SQLite's fsync) before readers see it, and a scan in
+// that moment would record new bytes as clean for old contents. Reading
+// the record is safe either way: bytes equal to recorded ones mean no
+// write has happened since.
+type DBFiles struct {
+	dir    string // the engine's data directory
+	clean  string // the clean record
+	record bool   // this process may write the record
+	mu     sync.Mutex
+}
+
+// DBFiles returns the reader of the embedded engine's files, or nil when
+// the store is a server (argon cannot see its files).
+func (s *Store) DBFiles() *DBFiles {
+	if s.dataDir == "" {
+		return nil
+	}
+	return &DBFiles{dir: s.dataDir, clean: filepath.Join(s.dataDir, "..", "clean.json"), record: s.Exclusive}
+}
+
+// Fingerprint returns the fingerprint of database db's files.
+func (f *DBFiles) Fingerprint(db string) (string, error) {
+	h := sha256.New()
+	for _, suffix := range []string{".sqlite", ".sqlite-wal"} {
+		fh, err := os.Open(filepath.Join(f.dir, db+suffix))
+		if errors.Is(err, fs.ErrNotExist) {
+			h.Write([]byte{0})
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		if fi, err := fh.Stat(); err == nil && fi.Size() == 0 {
+			// An empty log, as a database just opened has: the same
+			// contents as none.
+			fh.Close()
+			h.Write([]byte{0})
+			continue
+		}
+		n, err := io.Copy(h, fh)
+		fh.Close()
+		if err != nil {
+			return "", err
+		}
+		h.Write(binary.BigEndian.AppendUint64([]byte{1}, uint64(n)))
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func (f *DBFiles) read() map[string]string {
+	m := map[string]string{}
+	if b, err := os.ReadFile(f.clean); err == nil {
+		_ = json.Unmarshal(b, &m)
+	}
+	return m
+}
+
+// Clean returns the fingerprint a full scan last found database db clean
+// at ("" when none).
+func (f *DBFiles) Clean(db string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.read()[db]
+}
+
+// SetClean records that database db was clean when its files had
+// fingerprint fp, when this process may record (see DBFiles). Concurrent
+// writers each replace the record whole; any of them leaves true facts.
+func (f *DBFiles) SetClean(db, fp string) error {
+	if !f.record {
+		return nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	m := f.read()
+	m[db] = fp
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(f.clean), "clean-*.json")
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return os.Rename(tmp.Name(), f.clean)
+}
