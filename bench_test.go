@@ -267,3 +267,89 @@ func BenchmarkUpdateMany(b *testing.B) {
 }
 
 var emptyFilter, _ = bson.Marshal(bson.D{})
+
+// The log's cost in bytes: BSON bytes argon's metadata database gains per
+// logged document (the commit slot, and the spilled entries of a large
+// commit) against the BSON bytes of the post-images themselves, for a
+// one-document update (its entry inline in the slot) and for an update of
+// 100 documents (entries spilled, one document each). Bytes are the BSON
+// of the stored documents as the driver reads them back, not the engine's
+// files. Also timed against the driver's update.
+func BenchmarkWALBytes(b *testing.B) {
+	for _, n := range []int{1, 100} {
+		b.Run(fmt.Sprintf("docs=%d", n), func(b *testing.B) {
+			e := newBenchEnv(b, 1000)
+			ctx := context.Background()
+			w := e.work(e.main)
+			plain := e.srv.Client.Database(e.plain).Collection("users")
+			filter, _ := bson.Marshal(bson.D{{Key: "_id", Value: bson.D{{Key: "$lt", Value: int32(n)}}}})
+			var walBytes, docBytes int
+			i := 0
+			pair(b, func() error {
+				i++
+				update, _ := bson.Marshal(bson.D{{Key: "$set", Value: bson.D{{Key: "name", Value: fmt.Sprintf("renamed %d", i)}}}})
+				res, err := w.Modify(ctx, "users", workdb.Modification{Filter: filter, Update: update, Many: true}, workdb.Limits{}, wal.CommitInfo{Message: "bench"})
+				if err != nil {
+					return err
+				}
+				if res.Modified != n {
+					return fmt.Errorf("argon modified %d documents, want %d", res.Modified, n)
+				}
+				return nil
+			}, func() error {
+				update, _ := bson.Marshal(bson.D{{Key: "$set", Value: bson.D{{Key: "name", Value: fmt.Sprintf("renamed %d", i)}}}})
+				_, err := plain.UpdateMany(ctx, filter, update)
+				return err
+			})
+			// The bytes of the b.N commits just made, read after the timing.
+			h, err := e.repo.Head(ctx, w.TL)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for k := int64(0); k < int64(b.N); k++ {
+				wb, db, err := commitBytes(ctx, e, w.TL, h.Slot.N-k)
+				if err != nil {
+					b.Fatal(err)
+				}
+				walBytes, docBytes = walBytes+wb, docBytes+db
+			}
+			b.ReportMetric(float64(walBytes)/float64(b.N*n), "wal-B/doc")
+			b.ReportMetric(float64(docBytes)/float64(b.N*n), "doc-B/doc")
+			b.ReportMetric(float64(walBytes)/float64(docBytes), "wal-ratio")
+		})
+	}
+}
+
+// commitBytes returns the BSON bytes of commit slot n of timeline tl in
+// the log (the slot, and its spilled entries) and of the post-images it
+// logged.
+func commitBytes(ctx context.Context, e *benchEnv, tl string, n int64) (walB, docB int, err error) {
+	s, err := e.repo.ReadSlotEntries(ctx, tl, n)
+	if err != nil {
+		return 0, 0, err
+	}
+	meta := e.srv.Client.Database(e.srv.DB)
+	slot, err := meta.Collection("slots").FindOne(ctx, bson.D{{Key: "_id", Value: s.ID}}).Raw()
+	if err != nil {
+		return 0, 0, err
+	}
+	walB = len(slot)
+	for _, se := range s.Entries {
+		docB += len(se.Doc)
+	}
+	if s.Spilled {
+		cur, err := meta.Collection("entries").Find(ctx, bson.D{{Key: "tl", Value: tl}, {Key: "token", Value: s.Token}})
+		if err != nil {
+			return 0, 0, err
+		}
+		for cur.Next(ctx) {
+			walB += len(cur.Current)
+			_, data := cur.Current.Lookup("doc").Binary()
+			docB += len(data)
+		}
+		if err := cur.Err(); err != nil {
+			return 0, 0, err
+		}
+	}
+	return walB, docB, nil
+}
