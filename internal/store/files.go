@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -48,8 +49,24 @@ func (s *Store) DBFiles() *DBFiles {
 	return &DBFiles{dir: s.dataDir, clean: filepath.Join(s.dataDir, "..", "clean.json"), record: s.Exclusive}
 }
 
-// Fingerprint returns the fingerprint of database db's files.
+// Fingerprint returns the fingerprint of database db's files. It fails
+// (the caller then scans) when they are not plain files where the engine
+// keeps them: SQLite puts the log of a symlinked database beside the
+// link's target, and a rollback journal means a mode or a crash whose
+// changes the two files do not hold.
 func (f *DBFiles) Fingerprint(db string) (string, error) {
+	for _, suffix := range []string{".sqlite", ".sqlite-wal", ".sqlite-journal"} {
+		fi, err := os.Lstat(filepath.Join(f.dir, db+suffix))
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+		case err != nil:
+			return "", err
+		case suffix == ".sqlite-journal":
+			return "", fmt.Errorf("%s%s exists", db, suffix)
+		case !fi.Mode().IsRegular():
+			return "", fmt.Errorf("%s%s is not a regular file", db, suffix)
+		}
+	}
 	h := sha256.New()
 	for _, suffix := range []string{".sqlite", ".sqlite-wal"} {
 		fh, err := os.Open(filepath.Join(f.dir, db+suffix))
@@ -99,6 +116,12 @@ func (f *DBFiles) Clean(db string) string {
 func (f *DBFiles) SetClean(db, fp string) error {
 	if !f.record {
 		return nil
+	}
+	// The workspace lock keeps other argon processes out, not an engine
+	// someone started on these files by hand: one holds a lock on the
+	// database's shared-memory file.
+	if held, err := othersLock(filepath.Join(f.dir, db+".sqlite-shm")); err != nil || held {
+		return err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
