@@ -25,8 +25,8 @@ import (
 // the image, not the whole history.
 //
 // Layout: the header lives in the images collection under _id "tl:lsn";
-// the records are packed into chunks of about imageChunk bytes, stored as
-// documents {_id: n, data: binary} in a collection of the image's own
+// the records are one stream cut into chunks of imageChunk bytes, stored
+// as documents {_id: n, data: binary} in a collection of the image's own
 // (image_<tl>_<lsn>_<token>), so that reading one image reads that image
 // only, whatever the engine, and dropping it is one dropCollection.
 //
@@ -37,9 +37,10 @@ import (
 // once the unique insert of its header succeeds; the header names the
 // token, the number of chunks and a SHA-256 of their bytes. A loser of the
 // race, or a writer that died, leaves a collection no header names: gc
-// drops it. A reader checks the chunks against the header and, when they
-// do not match (a collection dropped under it), folds from the root
-// instead: an image can make a read faster, never different.
+// drops it (once its token is an hour old). A reader checks the chunks
+// against the header and, when they do not match (a collection dropped
+// under it), passes that image over for the next nearest, down to the
+// root: an image can make a read faster, never different.
 
 const (
 	collImages        = "images"
