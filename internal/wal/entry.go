@@ -247,6 +247,16 @@ func (r *Repo) spilledEntries(ctx context.Context, sg Segment, slots []Slot, col
 	if coll != "" {
 		filter = append(filter, bson.E{Key: "coll", Value: coll})
 	}
+	return r.entriesByToken(ctx, filter, func(e *Entry) bool {
+		rg, ok := ranges[e.Token]
+		return ok && e.LSN > rg[0] && e.LSN <= rg[1]
+	})
+}
+
+// entriesByToken runs one query of the entries collection and returns the
+// entries keep accepts by their token, each token's in LSN order (argon
+// sorts: the engine is never asked to).
+func (r *Repo) entriesByToken(ctx context.Context, filter bson.D, keep func(*Entry) bool) (map[string][]Entry, error) {
 	cur, err := r.DB.Collection(collEntries).Find(ctx, filter)
 	if err != nil {
 		return nil, err
@@ -258,7 +268,7 @@ func (r *Repo) spilledEntries(ctx context.Context, sg Segment, slots []Slot, col
 		if err := cur.Decode(&e); err != nil {
 			return nil, fmt.Errorf("decode log entry: %w", err)
 		}
-		if rg, ok := ranges[e.Token]; ok && e.LSN > rg[0] && e.LSN <= rg[1] {
+		if keep == nil || keep(&e) {
 			out[e.Token] = append(out[e.Token], e)
 		}
 	}
@@ -343,26 +353,7 @@ func (r *Repo) EntriesBack(ctx context.Context, tl string, at int64, fn func(*En
 // writers that never committed are among them: a caller keeps only those
 // of a commit slot's token and range.
 func (r *Repo) spilledByToken(ctx context.Context, tl string, to int64) (map[string][]Entry, error) {
-	cur, err := r.DB.Collection(collEntries).Find(ctx, bson.D{{Key: "tl", Value: tl}, {Key: "lsn", Value: bson.D{{Key: "$lte", Value: to}}}})
-	if err != nil {
-		return nil, err
-	}
-	defer cur.Close(ctx)
-	out := map[string][]Entry{}
-	for cur.Next(ctx) {
-		var e Entry
-		if err := cur.Decode(&e); err != nil {
-			return nil, fmt.Errorf("decode log entry: %w", err)
-		}
-		out[e.Token] = append(out[e.Token], e)
-	}
-	if err := cur.Err(); err != nil {
-		return nil, err
-	}
-	for _, es := range out {
-		sort.Slice(es, func(i, j int) bool { return es[i].LSN < es[j].LSN })
-	}
-	return out, nil
+	return r.entriesByToken(ctx, bson.D{{Key: "tl", Value: tl}, {Key: "lsn", Value: bson.D{{Key: "$lte", Value: to}}}}, nil)
 }
 
 // manyKeys is the most keys LatestAtOrBelow asks a scanning engine for
