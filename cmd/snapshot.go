@@ -56,7 +56,7 @@ at least as many entries as that image holds documents.`,
 			if err != nil {
 				return err
 			}
-			existed := before != nil && before.ID == img.ID
+			existed := before != nil && before.ID == img.ID && before.Token == img.Token
 			if f.JSON {
 				return f.IO.PrintJSON(map[string]any{"image": imageJSONOf(img, p.Branch.Name), "existed": existed})
 			}
