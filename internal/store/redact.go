@@ -91,7 +91,11 @@ var hostList = regexp.MustCompile(`^[A-Za-z0-9._%\-:\[\],]+$`)
 // It never fails: a string that is not a URI comes back with any
 // URI-shaped credentials in it hidden.
 func Redact(uri string) string {
-	// First the password under every reading of the userinfo, while the
+	// First the values of secret options, while the separators before
+	// them are as given: hiding a password reading below may swallow the
+	// '&' before an option's name.
+	uri = secretParamRe.ReplaceAllString(uri, "${1}"+hidden)
+	// Then the password under every reading of the userinfo, while the
 	// text is as given (the rest below rewrites separators).
 	for _, pw := range candidatePasswords(uri) {
 		if len(pw) >= 3 {
