@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha1"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 )
 
 var projectRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$`)
@@ -114,7 +116,17 @@ func DatabasePrefix(metaDB string) string {
 // insert into the workdbs collection: the readable name derived from
 // project and branch, or, when another branch, project or the metadata
 // database holds that one, the readable name with a suffix from b's
-// incarnation. No two bindings can ever share a working database.
+// incarnation. No two bindings of this metadata database can ever share a
+// working database.
+//
+// The reservation only sees this metadata database. A database of that
+// name may already exist on the server: an application's, or a working
+// database of another metadata database whose name prefix hashes the same
+// (DatabasePrefix keeps 16 bits). So the name is also claimed on the
+// server: it must hold nothing that is not this repo's, and the unique
+// insert of an owner record into the database itself decides between two
+// metadata databases reserving it at once (claimDB). A name that fails is
+// given up and the next one tried.
 func (r *Repo) reserveDB(ctx context.Context, b *Branch) (string, error) {
 	base := r.WorkingDatabaseName(b.Project, b.Name)
 	for i := 0; i < 4; i++ {
@@ -132,15 +144,131 @@ func (r *Repo) reserveDB(ctx context.Context, b *Branch) (string, error) {
 		}
 		_, err := r.DB.Collection(collWorkDBs).InsertOne(ctx, bson.D{{Key: "_id", Value: name},
 			{Key: "project", Value: b.Project}, {Key: "branch", Value: b.Name}, {Key: "incarnation", Value: b.Incarnation}})
-		if err == nil {
+		if err != nil && !isDup(err) {
+			return "", err
+		}
+		if err != nil {
+			continue
+		}
+		ok, err := r.claimDB(ctx, name, b.Project)
+		if err == nil && ok {
 			return name, nil
 		}
-		if !isDup(err) {
+		_, _ = r.DB.Collection(collWorkDBs).DeleteOne(ctx, bson.D{{Key: "_id", Value: name}, {Key: "incarnation", Value: b.Incarnation}})
+		if err != nil {
 			return "", err
 		}
 	}
 	return "", fmt.Errorf("could not reserve a working database name for branch %q", b.Name)
 }
+
+// DBMetaCollection is the collection argon keeps inside each working
+// database: the owner record (here) and the marker (package workdb).
+// Applications see it; argon never versions it.
+const DBMetaCollection = "_argon"
+
+const ownerID = "owner"
+
+// Owner is the record in a working database that names the metadata
+// database (and project) it belongs to. It is written by a unique insert
+// when the name is reserved, and kept when the database is rebuilt, so
+// that two metadata databases can never both take one database.
+type Owner struct {
+	ID      string `bson:"_id"`
+	Meta    string `bson:"meta"`
+	Project string `bson:"project"`
+}
+
+// claimDB makes database name this repo's for project, unless something
+// else holds it: collections besides DBMetaCollection that this repo did
+// not leave there, or a record of another metadata database. It reports
+// whether the name is now this repo's.
+func (r *Repo) claimDB(ctx context.Context, name, project string) (bool, error) {
+	db := r.Client.Database(name)
+	names, err := db.ListCollectionNames(ctx, bson.D{})
+	if err != nil {
+		return false, err
+	}
+	if len(names) > 0 {
+		ours, err := r.ownsDB(ctx, name)
+		if err != nil || !ours {
+			return false, err
+		}
+	}
+	return r.ClaimOwner(ctx, name, project)
+}
+
+// ClaimOwner writes this repo's owner record into database name, by a
+// unique insert, and reports whether the database is this repo's: true
+// when the insert succeeded or found this repo's record; false when
+// another metadata database's record is there.
+func (r *Repo) ClaimOwner(ctx context.Context, name, project string) (bool, error) {
+	coll := r.Client.Database(name).Collection(DBMetaCollection)
+	_, err := coll.InsertOne(ctx, Owner{ID: ownerID, Meta: r.DB.Name(), Project: project})
+	if err == nil || !isDup(err) {
+		return err == nil, err
+	}
+	o, err := r.DBOwner(ctx, name)
+	if err != nil {
+		return false, err
+	}
+	return o != nil && o.Meta == r.DB.Name(), nil
+}
+
+// DBOwner returns the owner record of database name, or nil when it has
+// none (a database from before owner records, or not argon's).
+func (r *Repo) DBOwner(ctx context.Context, name string) (*Owner, error) {
+	var o Owner
+	err := r.Client.Database(name).Collection(DBMetaCollection).FindOne(ctx, bson.D{{Key: "_id", Value: ownerID}}).Decode(&o)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &o, nil
+}
+
+// ownsDB reports whether the argon records in database name say it is this
+// repo's: its owner record names this metadata database, or, in a
+// database from before owner records, its marker names a timeline of this
+// repo. A database without either is not known to be this repo's.
+func (r *Repo) ownsDB(ctx context.Context, name string) (bool, error) {
+	cur, err := r.Client.Database(name).Collection(DBMetaCollection).Find(ctx, bson.D{})
+	if err != nil {
+		return false, err
+	}
+	var recs []struct {
+		ID   string `bson:"_id"`
+		Meta string `bson:"meta"`
+		TL   string `bson:"tl"`
+	}
+	if err := cur.All(ctx, &recs); err != nil {
+		return false, err
+	}
+	for _, rec := range recs {
+		if rec.ID == ownerID {
+			return rec.Meta == r.DB.Name(), nil
+		}
+	}
+	for _, rec := range recs {
+		if rec.Meta != "" {
+			return rec.Meta == r.DB.Name(), nil
+		}
+		if rec.TL != "" {
+			err := r.DB.Collection(collTimelines).FindOne(ctx, bson.D{{Key: "_id", Value: rec.TL}}).Err()
+			if errors.Is(err, mongo.ErrNoDocuments) {
+				return false, nil
+			}
+			return err == nil, err
+		}
+	}
+	return false, nil
+}
+
+// OwnsDB is ownsDB for package workdb: whether database name is known to
+// be this repo's by the records inside it.
+func (r *Repo) OwnsDB(ctx context.Context, name string) (bool, error) { return r.ownsDB(ctx, name) }
 
 func (r *Repo) releaseDB(ctx context.Context, b *Branch) {
 	if b.DB == "" {

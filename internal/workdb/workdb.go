@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -24,9 +25,10 @@ import (
 	"github.com/argon-db/argon/internal/wal"
 )
 
-// MarkerCollection holds the one document that records what a working
-// database reflects. It is not user data: argon never lists or versions it.
-const MarkerCollection = "_argon"
+// MarkerCollection holds the document that records what a working
+// database reflects, and the record of which metadata database owns it
+// (wal.Owner). It is not user data: argon never lists or versions it.
+const MarkerCollection = wal.DBMetaCollection
 
 const markerID = "marker"
 
@@ -37,7 +39,10 @@ const markerID = "marker"
 // (see package commit). Epoch is new at every rebuild, so a marker from
 // before a rebuild is never mistaken for one after it.
 type Marker struct {
-	ID      string `bson:"_id"`
+	ID string `bson:"_id"`
+	// Meta names the metadata database the log is in (absent in markers
+	// written before it was recorded).
+	Meta    string `bson:"meta,omitempty"`
 	Project string `bson:"project"`
 	Branch  string `bson:"branch"`
 	TL      string `bson:"tl"`
@@ -216,7 +221,7 @@ func (w *Branch) Marker(ctx context.Context) (*Marker, error) {
 // fingerprint sums), unless the marker already names a later slot of the
 // same epoch: a late writer never moves the marker back.
 func (w *Branch) AdvanceMarker(ctx context.Context, epoch string, s *wal.Slot, sums Sums) error {
-	m := Marker{ID: markerID, Project: w.Project, Branch: w.Name, TL: w.TL, Slot: s.N, LSN: s.LSN, Token: s.Token, Epoch: epoch, Sums: sums}
+	m := Marker{ID: markerID, Meta: w.Repo.DB.Name(), Project: w.Project, Branch: w.Name, TL: w.TL, Slot: s.N, LSN: s.LSN, Token: s.Token, Epoch: epoch, Sums: sums}
 	_, err := w.DB.Collection(MarkerCollection).ReplaceOne(ctx,
 		bson.D{{Key: "_id", Value: markerID}, {Key: "epoch", Value: epoch}, {Key: "slot", Value: bson.D{{Key: "$lt", Value: s.N}}}}, m)
 	return err
@@ -233,8 +238,11 @@ func (w *Branch) Rebuild(ctx context.Context, head *wal.Slot, notice string) (*M
 	if err := w.checkOwned(ctx); err != nil {
 		return nil, err
 	}
-	if err := w.DB.Drop(ctx); err != nil {
-		return nil, fmt.Errorf("drop working database %s: %w", w.DB.Name(), err)
+	if err := w.clear(ctx); err != nil {
+		return nil, fmt.Errorf("empty working database %s: %w", w.DB.Name(), err)
+	}
+	if err := w.claim(ctx); err != nil {
+		return nil, err
 	}
 	st, err := w.Repo.Fold(ctx, w.TL, head.LSN, "")
 	if err != nil {
@@ -253,10 +261,54 @@ func (w *Branch) Rebuild(ctx context.Context, head *wal.Slot, notice string) (*M
 	return w.newMarker(ctx, head, st)
 }
 
+// clear drops every collection of the database except MarkerCollection,
+// and the marker, keeping the owner record: dropping the database would
+// leave its name unclaimed on the server while it is rebuilt.
+func (w *Branch) clear(ctx context.Context) error {
+	names, err := w.DB.ListCollectionNames(ctx, bson.D{})
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if n == MarkerCollection || strings.HasPrefix(n, "system.") {
+			continue
+		}
+		if err := w.DB.Collection(n).Drop(ctx); err != nil {
+			return err
+		}
+	}
+	_, err = w.DB.Collection(MarkerCollection).DeleteOne(ctx, bson.D{{Key: "_id", Value: markerID}})
+	return err
+}
+
+// claim makes sure the database's owner record names this metadata
+// database, writing it when it is missing (a database from before owner
+// records, or one an application dropped).
+func (w *Branch) claim(ctx context.Context) error {
+	ok, err := w.Repo.ClaimOwner(ctx, w.DB.Name(), w.Project)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return w.foreign(ctx)
+	}
+	return nil
+}
+
+// foreign is the error for a working database another metadata database
+// owns.
+func (w *Branch) foreign(ctx context.Context) error {
+	o, _ := w.Repo.DBOwner(ctx, w.DB.Name())
+	if o != nil {
+		return fmt.Errorf("database %s belongs to project %s of metadata database %s: argon will not change it for branch %s", w.DB.Name(), o.Project, o.Meta, w.Name)
+	}
+	return fmt.Errorf("database %s holds a working database of another metadata database: argon will not change it for branch %s", w.DB.Name(), w.Name)
+}
+
 // newMarker gives the database a marker at slot head, with a new epoch and
 // the fingerprint of state st, and records that argon built it.
 func (w *Branch) newMarker(ctx context.Context, head *wal.Slot, st *wal.State) (*Marker, error) {
-	m := &Marker{ID: markerID, Project: w.Project, Branch: w.Name, TL: w.TL, Slot: head.N, LSN: head.LSN,
+	m := &Marker{ID: markerID, Meta: w.Repo.DB.Name(), Project: w.Project, Branch: w.Name, TL: w.TL, Slot: head.N, LSN: head.LSN,
 		Token: head.Token, Epoch: newEpoch(), Sums: stateSums(st)}
 	if _, err := w.DB.Collection(MarkerCollection).InsertOne(ctx, m); err != nil {
 		return nil, err
@@ -288,6 +340,9 @@ func (w *Branch) HasData(ctx context.Context) (bool, error) {
 // against the committed state, which the new marker's fingerprint is
 // computed from (a fold of the log).
 func (w *Branch) Adopt(ctx context.Context, head *wal.Slot) (*Marker, error) {
+	if err := w.claim(ctx); err != nil {
+		return nil, err
+	}
 	st, err := w.Repo.Fold(ctx, w.TL, head.LSN, "")
 	if err != nil {
 		return nil, err
@@ -308,6 +363,14 @@ func (w *Branch) Known(ctx context.Context) bool {
 // holds data with neither a record nor this branch's marker (a database
 // that only happens to have the name).
 func (w *Branch) checkOwned(ctx context.Context) error {
+	// What the database itself says comes first: this metadata
+	// database's reservation cannot see another metadata database that
+	// derived the same name.
+	if other, err := w.ownedElsewhere(ctx); err != nil {
+		return err
+	} else if other {
+		return w.foreign(ctx)
+	}
 	var rec struct {
 		Project string `bson:"project"`
 	}
@@ -331,6 +394,23 @@ func (w *Branch) checkOwned(ctx context.Context) error {
 		return fmt.Errorf("database %s holds data that argon did not record as a working database of project %s: argon will not drop it", w.DB.Name(), w.Project)
 	}
 	return nil
+}
+
+// ownedElsewhere reports whether the records inside the database say it
+// belongs to another metadata database: its owner record, or, in a
+// database from before owner records, a marker naming a timeline this
+// metadata database does not have.
+func (w *Branch) ownedElsewhere(ctx context.Context) (bool, error) {
+	o, err := w.Repo.DBOwner(ctx, w.DB.Name())
+	if err != nil || o != nil {
+		return o != nil && o.Meta != w.Repo.DB.Name(), err
+	}
+	m, err := w.Marker(ctx)
+	if err != nil || m == nil {
+		return false, err
+	}
+	ours, err := w.Repo.OwnsDB(ctx, w.DB.Name())
+	return !ours, err
 }
 
 // workdbsCollection, in the metadata database, holds the reservation of

@@ -1,0 +1,198 @@
+package commit
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/argon-db/argon/internal/enginetest"
+	"github.com/argon-db/argon/internal/wal"
+	"github.com/argon-db/argon/internal/workdb"
+)
+
+// collidingMetadata returns two metadata database names, both starting
+// with prefix, whose working-database prefixes are equal (the prefix keeps
+// 16 bits of a hash, so a few hundred names are enough to find a pair).
+func collidingMetadata(t *testing.T, prefix string) (string, string) {
+	t.Helper()
+	seen := map[string]string{}
+	for i := 0; i < 100000; i++ {
+		name := fmt.Sprintf("%s%d", prefix, i)
+		p := wal.DatabasePrefix(name)
+		if other, ok := seen[p]; ok {
+			return other, name
+		}
+		seen[p] = name
+	}
+	t.Fatal("no two names share a prefix")
+	return "", ""
+}
+
+// Two metadata databases whose working-database names are derived alike
+// (same name prefix, same project, same branch) never share a working
+// database, and neither ever changes or drops the other's: the name is
+// claimed on the server by a unique insert of an owner record into the
+// database itself, which the metadata database's own reservation cannot
+// see. A working database written before owner records is recognised by
+// its marker's timeline; one an older argon already let two metadata
+// databases share is refused, not rebuilt.
+func TestNamesNeverCollideAcrossMetadataDatabases(t *testing.T) {
+	srv := enginetest.Start(t)
+	ctx := context.Background()
+	metaA, metaB := collidingMetadata(t, srv.DB+"m")
+	prefix := wal.DatabasePrefix(metaA)
+	cleanup := func() {
+		names, _ := srv.Client.ListDatabaseNames(ctx, bson.D{})
+		for _, n := range names {
+			if n == metaA || n == metaB || strings.HasPrefix(n, prefix) {
+				_ = srv.Client.Database(n).Drop(ctx)
+			}
+		}
+	}
+	if !srv.Embedded {
+		cleanup()
+		t.Cleanup(cleanup)
+	}
+	open := func(meta string) (*wal.Repo, *wal.Branch) {
+		r := wal.Open(srv.Client, meta)
+		if err := r.EnsureSchema(ctx); err != nil {
+			t.Fatal(err)
+		}
+		_, b, err := r.CreateProject(ctx, "p")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r, b
+	}
+	insert := func(r *wal.Repo, b *wal.Branch, id string) {
+		t.Helper()
+		if _, err := New().Open(r, b).Insert(ctx, "c", []bson.Raw{doc(t, bson.D{{Key: "_id", Value: id}})}, wal.CommitInfo{}); err != nil {
+			t.Fatalf("insert %s: %v", id, err)
+		}
+	}
+	// holds reads a working database directly and fails unless it holds
+	// exactly the given _ids in c.
+	holds := func(db string, ids ...string) {
+		t.Helper()
+		cur, err := srv.Client.Database(db).Collection("c").Find(ctx, bson.D{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []struct {
+			ID string `bson:"_id"`
+		}
+		if err := cur.All(ctx, &got); err != nil {
+			t.Fatal(err)
+		}
+		var have []string
+		for _, g := range got {
+			have = append(have, g.ID)
+		}
+		if strings.Join(have, ",") != strings.Join(ids, ",") {
+			t.Fatalf("%s holds %v, want %v", db, have, ids)
+		}
+	}
+	rebuild := func(r *wal.Repo, b *wal.Branch) error {
+		head, err := r.Head(ctx, b.Timeline)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = New().Open(r, b).Rebuild(ctx, head.Slot, "")
+		return err
+	}
+
+	rA, mainA := open(metaA)
+	insert(rA, mainA, "a1")
+	rB, mainB := open(metaB)
+	if mainA.DB != prefix+"p__main" {
+		t.Fatalf("A's main uses %s, want the readable name %s", mainA.DB, prefix+"p__main")
+	}
+	if mainB.DB == mainA.DB {
+		t.Fatalf("both metadata databases use %s for main", mainA.DB)
+	}
+	insert(rB, mainB, "b1")
+	if err := rebuild(rB, mainB); err != nil {
+		t.Fatal(err)
+	}
+	holds(mainA.DB, "a1")
+	holds(mainB.DB, "b1")
+
+	// A working database from before owner records: no owner, a marker
+	// without the metadata database's name. B still sees it is not its.
+	x, err := rA.CreateBranch(ctx, "p", "x", mainA, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	insert(rA, x, "x1")
+	legacy := srv.Client.Database(x.DB).Collection(workdb.MarkerCollection)
+	if _, err := legacy.DeleteOne(ctx, bson.D{{Key: "_id", Value: "owner"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := legacy.UpdateOne(ctx, bson.D{{Key: "_id", Value: "marker"}}, bson.D{{Key: "$unset", Value: bson.D{{Key: "meta", Value: ""}}}}); err != nil {
+		t.Fatal(err)
+	}
+	xB, err := rB.CreateBranch(ctx, "p", "x", mainB, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if xB.DB == x.DB {
+		t.Fatalf("B's branch x took A's working database %s from before owner records", x.DB)
+	}
+	insert(rB, xB, "xb1")
+	holds(x.DB, "x1")
+	// A's own rebuild of it writes the owner record it lacked.
+	if err := rebuild(rA, x); err != nil {
+		t.Fatal(err)
+	}
+	if o, err := rA.DBOwner(ctx, x.DB); err != nil || o == nil || o.Meta != metaA {
+		t.Fatalf("owner of %s after A's rebuild: %+v, %v", x.DB, o, err)
+	}
+
+	// Two metadata databases an older argon let share one database: B's
+	// binding names A's database. B refuses to rebuild or adopt it.
+	if _, err := rB.DB.Collection("branches").UpdateOne(ctx, bson.D{{Key: "_id", Value: xB.ID}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "db", Value: x.DB}}}}); err != nil {
+		t.Fatal(err)
+	}
+	shared, err := rB.Branch(ctx, "p", "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = rebuild(rB, shared)
+	want := fmt.Sprintf("database %s belongs to project p of metadata database %s: argon will not change it for branch x", x.DB, metaA)
+	if err == nil || err.Error() != want {
+		t.Fatalf("B rebuilding A's database: %v, want %q", err, want)
+	}
+	if _, err := New().Open(rB, shared).Find(ctx, "c", workdb.Query{}); err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("B reading A's database: %v, want %q", err, want)
+	}
+	holds(x.DB, "x1")
+
+	// A database that is not argon's already has a new branch's name: the
+	// branch gets another name, and the database is left as it is.
+	foreign := prefix + "p__y"
+	if _, err := srv.Client.Database(foreign).Collection("c").InsertOne(ctx, bson.D{{Key: "_id", Value: "theirs"}}); err != nil {
+		t.Fatal(err)
+	}
+	y, err := rA.CreateBranch(ctx, "p", "y", mainA, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if y.DB == foreign || !strings.HasPrefix(y.DB, foreign+"_") {
+		t.Fatalf("branch y uses %s, want %s with a suffix", y.DB, foreign)
+	}
+	wy := New().Open(rA, y)
+	changes, _, err := wy.Changes(ctx)
+	if err != nil || len(changes) != 0 {
+		t.Fatalf("branch y: changes %v, %v; want none", changes, err)
+	}
+	holds(foreign, "theirs")
+	holds(y.DB, "a1")
+	if err := srv.Client.Database(foreign).Collection(workdb.MarkerCollection).FindOne(ctx, bson.D{}).Err(); err != mongo.ErrNoDocuments {
+		t.Fatalf("argon wrote into the foreign database: %v", err)
+	}
+}
