@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -46,8 +47,10 @@ func (f *Factory) openReader(ctx context.Context, branchFlag, at string) (reader
 	case at == "":
 	case !ok && strings.Contains(at, "~"):
 		spec = at // BRANCH~N
-	case !ok:
+	case !ok && isWhen(at):
 		spec = def + "@" + at
+	case !ok:
+		spec = at // a tag (or a branch's head)
 	case name != "" && branchFlag != "" && name != branchFlag:
 		return nil, nil, usageErrorf("--branch %s and --at %s name different branches", branchFlag, at)
 	default:
@@ -69,6 +72,10 @@ func (f *Factory) openReader(ctx context.Context, branchFlag, at string) (reader
 	}
 	p, err := f.resolvePoint(ctx, r, project, def, spec)
 	if err != nil {
+		if spec == at && !strings.ContainsAny(at, "@~") && errors.As(err, new(*wal.NotFoundError)) {
+			// Neither a WHEN nor a tag or branch: say what --at takes.
+			_, _, err = refs.ParseWhen(at, time.Now())
+		}
 		return nil, nil, err
 	}
 	// An explicit --at is always committed state, read from the log, even
@@ -90,7 +97,20 @@ func (f *Factory) openReader(ctx context.Context, branchFlag, at string) (reader
 	return v, p, nil
 }
 
+// isWhen reports whether s reads as the WHEN of BRANCH@WHEN (an LSN or a
+// time) rather than as a ref.
+func isWhen(s string) bool {
+	_, _, err := refs.ParseWhen(s, time.Now())
+	return err == nil
+}
+
 func describePoint(p *point) string {
+	if p.Tag != nil && p.LSN == p.Tag.LSN {
+		return fmt.Sprintf("tag %s (%s@%d)", p.Tag.Name, p.Tag.Branch, p.LSN)
+	}
+	if p.Tag != nil {
+		return fmt.Sprintf("%s@%d", p.Tag.Branch, p.LSN)
+	}
 	if p.LSN < 0 {
 		return "branch " + p.Branch.Name
 	}

@@ -36,6 +36,17 @@ func (f *Factory) completionScope(cmd *cobra.Command) bool {
 // completeBranchNames offers the project's branch names starting with
 // toComplete.
 func (f *Factory) completeBranchNames(cmd *cobra.Command, toComplete string) ([]string, cobra.ShellCompDirective) {
+	return f.completeNames(cmd, toComplete, true, false)
+}
+
+// completeRefNames offers the project's branch and tag names starting with
+// toComplete.
+func (f *Factory) completeRefNames(cmd *cobra.Command, toComplete string) ([]string, cobra.ShellCompDirective) {
+	return f.completeNames(cmd, toComplete, true, true)
+}
+
+// completeNames offers branch names, tag names or both.
+func (f *Factory) completeNames(cmd *cobra.Command, toComplete string, branches, tags bool) ([]string, cobra.ShellCompDirective) {
 	if !f.completionScope(cmd) {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
@@ -46,14 +57,28 @@ func (f *Factory) completeBranchNames(cmd *cobra.Command, toComplete string) ([]
 	if err != nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
-	bs, err := r.Branches(ctx, project)
-	if err != nil {
-		return nil, cobra.ShellCompDirectiveNoFileComp
+	var names, out []string
+	if branches {
+		bs, err := r.Branches(ctx, project)
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		for _, b := range bs {
+			names = append(names, b.Name)
+		}
 	}
-	var out []string
-	for _, b := range bs {
-		if strings.HasPrefix(b.Name, toComplete) {
-			out = append(out, b.Name)
+	if tags {
+		ts, err := r.Tags(ctx, project)
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		for _, t := range ts {
+			names = append(names, t.Name)
+		}
+	}
+	for _, n := range names {
+		if strings.HasPrefix(n, toComplete) {
+			out = append(out, n)
 		}
 	}
 	return out, cobra.ShellCompDirectiveNoFileComp
@@ -149,6 +174,29 @@ func (f *Factory) branchArgs(n int) cobra.CompletionFunc {
 	}
 }
 
+// refArgs completes the first n positional arguments as refs (branch and
+// tag names).
+func (f *Factory) refArgs(n int) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+		if len(args) >= n {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		return f.completeRefNames(cmd, toComplete)
+	}
+}
+
+// tagArgs completes argon tag's arguments: a tag name to delete with -d,
+// else a new name (nothing to offer) and then a ref.
+func (f *Factory) tagArgs(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+	if d, _ := cmd.Flags().GetBool("delete"); d && len(args) == 0 {
+		return f.completeNames(cmd, toComplete, false, true)
+	}
+	if len(args) == 1 {
+		return f.completeRefNames(cmd, toComplete)
+	}
+	return nil, cobra.ShellCompDirectiveNoFileComp
+}
+
 // collectionArg completes the first positional argument as a collection.
 func (f *Factory) collectionArg(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
 	if len(args) > 0 {
@@ -166,8 +214,8 @@ func (f *Factory) wireCompletion(root *cobra.Command) {
 	byPath := map[string]cobra.CompletionFunc{
 		"argon checkout":      f.branchArgs(1),
 		"argon branch":        f.branchFlagArgs,
-		"argon merge":         f.branchArgs(1),
-		"argon diff":          f.branchArgs(2),
+		"argon merge":         f.refArgs(1),
+		"argon diff":          f.refArgs(2),
 		"argon branch delete": f.branchArgs(1),
 		"argon branch rename": f.branchArgs(1),
 		"argon reflog":        f.branchArgs(1),
@@ -181,8 +229,9 @@ func (f *Factory) wireCompletion(root *cobra.Command) {
 		"argon index create":  f.collectionArg,
 		"argon index list":    f.collectionArg,
 		"argon index drop":    f.indexArgs,
-		"argon show":          f.branchArgs(1),
-		"argon export":        f.branchArgs(1),
+		"argon show":          f.refArgs(1),
+		"argon export":        f.refArgs(1),
+		"argon tag":           f.tagArgs,
 	}
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {
@@ -196,8 +245,12 @@ func (f *Factory) wireCompletion(root *cobra.Command) {
 		}
 		for _, name := range []string{"branch", "into", "from"} {
 			if c.Flags().Lookup(name) != nil {
+				complete := f.completeBranchNames
+				if name == "from" {
+					complete = f.completeRefNames
+				}
 				_ = c.RegisterFlagCompletionFunc(name, func(cmd *cobra.Command, _ []string, toComplete string) ([]string, cobra.ShellCompDirective) {
-					return f.completeBranchNames(cmd, toComplete)
+					return complete(cmd, toComplete)
 				})
 			}
 		}

@@ -72,7 +72,7 @@ followed by "argon: hint: ..." lines. With --json they are one JSON object
 on stderr instead: {"error": MESSAGE, "code": EXIT CODE, "hint": HINTS},
 "hint" only when there is one.`),
 		topic("refs", "How to name a state: branches, LSNs, times, commits back", `A ref names a committed state of the log. Commands that read the past
-(find/count/collections --at, diff, merge, branch create --from) take:
+(find/count/collections --at, diff, merge, branch create --from, tag) take:
 
   BRANCH            the branch's committed head
   BRANCH@LSN        the state after LSN (argon log shows LSNs)
@@ -81,6 +81,8 @@ on stderr instead: {"error": MESSAGE, "code": EXIT CODE, "hint": HINTS},
                     duration back from now (10m, 3d)
   BRANCH~N          N commits back along the branch's log (after any @WHEN:
                     main@42~1)
+  TAG, TAG~N        the state argon tag named, or N commits before it (a
+                    branch of the same name comes first)
   TIMELINE@LSN      a timeline by id, as argon reflog prints a branch that
                     was deleted
   @WHEN             with --at, on the current branch (or --branch)

@@ -1,8 +1,9 @@
 // Package refs turns a ref as users write it into a committed state, in
 // one place: BRANCH, BRANCH@LSN, BRANCH@TIME (RFC3339, a date, or 10m/3d
 // back from now), BRANCH~N (N commits back along the branch's log, after
-// any @WHEN), and TIMELINE@LSN (a timeline id, as the reflog prints a
-// deleted branch). A missing BRANCH means the default branch.
+// any @WHEN), TAG and TAG~N (a branch of the same name comes first), and
+// TIMELINE@LSN (a timeline id, as the reflog prints a deleted branch). A
+// missing BRANCH means the default branch.
 package refs
 
 import (
@@ -23,6 +24,9 @@ type Point struct {
 	Branch *wal.Branch
 	LSN    int64
 	Head   int64
+	// Tag is the tag the ref named, if it named one (Branch then stands
+	// for the tag's timeline).
+	Tag *wal.Tag
 }
 
 // AtHead reports whether the point is the branch's head.
@@ -91,18 +95,33 @@ func Resolve(ctx context.Context, r *wal.Repo, project, defaultBranch, spec stri
 		name = defaultBranch
 	}
 	b, err := r.Branch(ctx, project, name)
+	var tag *wal.Tag
 	var nf *wal.NotFoundError
-	if errors.As(err, &nf) && timelineID.MatchString(name) {
-		b, err = r.TimelineRef(ctx, project, name)
+	if errors.As(err, &nf) {
+		switch t, terr := r.Tag(ctx, project, name); {
+		case terr == nil:
+			tag, err = t, nil
+			b = &wal.Branch{Project: project, Name: name, Timeline: t.TL}
+		case !errors.As(terr, &nf):
+			return nil, terr
+		case timelineID.MatchString(name):
+			b, err = r.TimelineRef(ctx, project, name)
+		}
 	}
 	if err != nil {
 		return nil, err
+	}
+	if tag != nil && hasAt {
+		return nil, &SyntaxError{Msg: fmt.Sprintf("invalid ref %q: %s is a tag, which names one state: write %s or %s~N", spec, name, name, name)}
 	}
 	head, err := r.Head(ctx, b.Timeline)
 	if err != nil {
 		return nil, err
 	}
-	p := &Point{Branch: b, LSN: head.LSN, Head: head.LSN}
+	p := &Point{Branch: b, LSN: head.LSN, Head: head.LSN, Tag: tag}
+	if tag != nil {
+		p.LSN = tag.LSN
+	}
 	if hasAt {
 		lsn, t, err := ParseWhen(when, now)
 		if err != nil {
