@@ -42,9 +42,12 @@ or added on both with different content is a conflict. Index definitions
 merge the same way, whole. A merge with conflicts writes nothing, lists
 each conflict (collection, _id, path, base / ours / theirs) and exits 3;
 --ours or --theirs settles every conflict one way. A clean merge is one
-commit on the target recording what it merged. When the target has not
-moved since the base, the merge is reported as a fast-forward (the commit
-holds exactly SOURCE's changes). A merge into a branch whose working
+commit on the target recording what it merged. When the target's head is
+part of SOURCE's history (it has not moved since SOURCE forked from it, or
+since it forked from SOURCE), the merge is a fast-forward, as in git: the
+target moves to SOURCE's state without a commit of its own, its log is
+SOURCE's from then on, and the reflog records the move (--no-ff makes a
+merge commit instead). A merge into a branch whose working
 database has uncommitted changes is refused, like checkout. A merged
 document that breaks one of the target's unique indexes is a conflict
 too (--dry-run finds it by reading the target's documents with the merged
@@ -68,7 +71,7 @@ document and the index, exit 3, nothing written.`,
 	cmd.Flags().BoolVar(&o.ours, "ours", false, "settle every conflict with the target's value")
 	cmd.Flags().BoolVar(&o.theirs, "theirs", false, "settle every conflict with the source's value")
 	cmd.Flags().BoolVar(&o.dryRun, "dry-run", false, "show what the merge would do, write nothing")
-	cmd.Flags().BoolVar(&o.noFF, "no-ff", false, "report a merge even when it could fast-forward")
+	cmd.Flags().BoolVar(&o.noFF, "no-ff", false, "make a merge commit even when the target could fast-forward")
 	return cmd
 }
 
@@ -140,8 +143,17 @@ func runMerge(ctx context.Context, o *mergeOptions) error {
 	if err != nil {
 		return err
 	}
+	// A fast-forward moves the branch when its head is part of the
+	// source's own history (git's pointer move); a target that has not
+	// moved since a base recorded by an earlier merge gets a merge commit.
+	ff := false
+	if plan.FastForward && !o.noFF && len(plan.Conflicts) == 0 {
+		if ff, err = r.Descends(ctx, theirs.TL, theirs.LSN, tb.Timeline, head.LSN); err != nil {
+			return err
+		}
+	}
 	kind := "merge"
-	if plan.FastForward && !o.noFF {
+	if ff {
 		kind = "fast-forward"
 	}
 	report := map[string]any{"source": o.source, "branch": target, "merge_base": map[string]any{"timeline": plan.Base.TL, "lsn": plan.Base.LSN},
@@ -204,6 +216,9 @@ func runMerge(ctx context.Context, o *mergeOptions) error {
 	msg := o.message
 	if msg == "" {
 		msg = fmt.Sprintf("merge %s into %s", o.source, target)
+	}
+	if ff {
+		return fastForward(ctx, o, w, r, project, target, tb, head.LSN, theirs, puts, msg, report)
 	}
 	cm, newHead, err := w.ApplyPuts(ctx, puts, wal.CommitInfo{Message: msg, Author: f.Author, MergeOf: merge.MergeOf(theirs)})
 	if err != nil {
@@ -314,4 +329,34 @@ func uniqueConflict(f *Factory, o *mergeOptions, target string, report map[strin
 	}
 	return withHint(&ConflictError{Source: o.source, Target: target, N: 1, Detail: dke.Msg},
 		"change or delete the document on either branch so that the unique index holds, and merge again")
+}
+
+// fastForward moves target onto a new timeline forked at the source's
+// state: its log is the source's from then on, as git's pointer move.
+// The working database gets the source's changes (puts), nothing is
+// logged, and the old timeline is closed against late writers (see
+// commit.Protocol.Move).
+func fastForward(ctx context.Context, o *mergeOptions, w *workdb.Branch, r *wal.Repo, project, target string, tb *wal.Branch,
+	base int64, theirs diff.Point, puts []workdb.Put, msg string, report map[string]any) error {
+	f := o.f
+	root, err := r.ForkTimeline(ctx, project, &wal.Branch{Project: project, Name: o.source, Timeline: theirs.TL}, theirs.LSN)
+	if err != nil {
+		return err
+	}
+	err = w.MovePuts(ctx, puts, root, base, wal.CommitInfo{Message: msg, Author: f.Author, MergeOf: merge.MergeOf(theirs)})
+	if err != nil {
+		var dke *workdb.DuplicateKeyError
+		if errors.As(err, &dke) {
+			return uniqueConflict(f, o, target, report, dke, puts)
+		}
+		return err
+	}
+	r.RecordMove(ctx, wal.ReflogRecord{Project: project, Branch: target, Action: "fast-forward to " + o.source,
+		OldTL: tb.Timeline, OldLSN: base, NewTL: root.TL, NewLSN: root.LSN})
+	report["head"], report["lsn_from"], report["lsn_to"] = root.LSN, base+1, root.LSN
+	if f.JSON {
+		return f.IO.PrintJSON(report)
+	}
+	fmt.Fprintf(f.IO.Out, "Fast-forward: moved %s to %s: LSN %d..%d, head %d\n", target, o.source, base+1, root.LSN, root.LSN)
+	return nil
 }

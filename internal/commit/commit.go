@@ -152,6 +152,9 @@ func (p *Protocol) acquire(ctx context.Context, w *workdb.Branch, intent []wal.K
 	} else if known, err = r.HeadSlot(ctx, w.TL, nil); err != nil {
 		return nil, err
 	}
+	if known, err = follow(ctx, w, known); err != nil {
+		return nil, err
+	}
 	deadline := time.Now().Add(r.BusyTimeout)
 	seen := map[int64]*observation{}
 	backoff := 2 * time.Millisecond
@@ -174,7 +177,15 @@ func (p *Protocol) acquire(ctx context.Context, w *workdb.Branch, intent []wal.K
 			return nil, err
 		}
 		if s != nil {
-			known = s // the head moved on: try the next slot at once
+			// The head moved on: try the next slot at once (on the
+			// timeline a fast-forward moved the branch to, if it did).
+			if s.Kind == wal.SlotMoved {
+				if s, err = follow(ctx, w, s); err != nil {
+					return nil, err
+				}
+				seen = map[int64]*observation{}
+			}
+			known = s
 			backoff = 2 * time.Millisecond
 			continue
 		}
@@ -224,6 +235,30 @@ func (p *Protocol) acquire(ctx context.Context, w *workdb.Branch, intent []wal.K
 		return nil, err
 	}
 	return wr, nil
+}
+
+// follow returns s, unless s closes its timeline: a fast-forward moved the
+// branch to timeline s.To. Then w is pointed there (and the branch's
+// binding too, if it still names the closed timeline: the fast-forward
+// may have stopped before repointing it), and the head there is returned.
+// Nothing is ever written to a timeline after its moved slot.
+func follow(ctx context.Context, w *workdb.Branch, s *wal.Slot) (*wal.Slot, error) {
+	for hops := 0; s.Kind == wal.SlotMoved; hops++ {
+		if hops == 1000 {
+			return nil, fmt.Errorf("log is inconsistent: timeline %s moves on more than 1000 times", w.TL)
+		}
+		from := w.TL
+		w.TL = s.To
+		if _, err := w.Repo.Repoint(ctx, w.Project, w.Name, from, s.To); err != nil {
+			return nil, err
+		}
+		next, err := w.Repo.HeadSlot(ctx, w.TL, nil)
+		if err != nil {
+			return nil, err
+		}
+		s = next
+	}
+	return s, nil
 }
 
 // widen clears the lease's announced keys before the holder goes beyond
@@ -396,6 +431,13 @@ func (wr *writer) commit(ctx context.Context, info *wal.CommitInfo) (*wal.Slot, 
 		}
 	}
 	hook("before-commit")
+	return wr.insert(ctx, s)
+}
+
+// insert writes slot s, the one the lease is for, and settles a duplicate
+// or a lost reply: it returns s, a TakenOverError, or an
+// UnknownOutcomeError.
+func (wr *writer) insert(ctx context.Context, s *wal.Slot) (*wal.Slot, error) {
 	err := wr.r.InsertSlot(ctx, s)
 	if err == nil {
 		return s, nil
@@ -616,6 +658,54 @@ func (p *Protocol) Write(ctx context.Context, w *workdb.Branch, info *wal.Commit
 	return s.Commit(), s.LSN, nil
 }
 
+// Move fast-forwards branch w: it closes w's timeline and hands the
+// branch to the timeline whose root slot is to (a fork of the state the
+// branch moves to). It takes the branch like a writer and checks that the
+// head is still at LSN base; apply brings the working database to to's
+// state (its entries are not logged: to's history holds them). Then the
+// marker names to, and the moved slot is inserted on the old timeline:
+// that unique insert is the move. A writer that raced it finds the slot
+// taken and follows it; the binding is repointed last, and whoever finds
+// the moved slot first repoints it if this process stops before.
+func (p *Protocol) Move(ctx context.Context, w *workdb.Branch, to *wal.Slot, base int64, info *wal.CommitInfo, apply workdb.ApplyFunc) error {
+	from := w.TL
+	wr, err := p.acquire(ctx, w, nil)
+	if err != nil {
+		return err
+	}
+	if w.TL != from || wr.base.LSN != base {
+		if err := wr.release(ctx); err != nil {
+			return err
+		}
+		return &wal.MovedOnError{Branch: w.Name}
+	}
+	if err := apply(ctx, func([]wal.Entry) error { return nil }); err != nil {
+		wr.fail(ctx, true)
+		return err
+	}
+	hook("applied")
+	if err := w.Retarget(ctx, to, w.NextSums(wr.sums)); err != nil {
+		wr.fail(ctx, true)
+		return err
+	}
+	wr.stopHB()
+	s := &wal.Slot{TL: from, N: wr.lease.N, Kind: wal.SlotMoved, Base: base, LSN: base, Token: wr.token,
+		Time: wr.r.Now(), Message: info.Message, Author: info.Author, MergeOf: info.MergeOf, To: to.TL}
+	if _, err := wr.insert(ctx, s); err != nil {
+		var lost *wal.TakenOverError
+		if errors.As(err, &lost) {
+			wr.afterLoss(ctx)
+		}
+		return err
+	}
+	hook("after-commit")
+	w.TL = to.TL
+	if _, err := w.Repo.Repoint(context.WithoutCancel(ctx), w.Project, w.Name, from, to.TL); err != nil && w.Notice != nil {
+		w.Notice(fmt.Sprintf("moved; branch %s still names timeline %s, which its next command repoints: %v", w.Name, from, err))
+	}
+	return nil
+}
+
 // Restore rebuilds the working database from the log at the head,
 // discarding what applications changed in it.
 func (p *Protocol) Restore(ctx context.Context, w *workdb.Branch) (int64, error) {
@@ -667,8 +757,8 @@ func (p *Protocol) Read(ctx context.Context, w *workdb.Branch, fn func(*workdb.M
 		if err != nil {
 			return err
 		}
-		if h.Kind == wal.SlotVoid && h.Dirty {
-			break // a repair is due
+		if h.Kind == wal.SlotVoid && h.Dirty || h.Kind == wal.SlotMoved {
+			break // a repair is due, or the branch moved to another timeline
 		}
 		if h.N > m.Slot {
 			mh := *m

@@ -80,6 +80,19 @@ func (p *Protocol) Fsck(ctx context.Context, r *wal.Repo, project string, open f
 		if inf == nil || inf.Head == nil {
 			continue
 		}
+		// A fast-forward that stopped after closing the old timeline and
+		// before repointing the branch (wal.Check reported it).
+		// The branch's checks below are of the timeline it moved to.
+		for inf.Head.Kind == wal.SlotMoved && byTL[inf.Head.To] != nil && byTL[inf.Head.To].Head != nil {
+			if repair {
+				if _, err := r.Repoint(ctx, project, b.Name, b.Timeline, inf.Head.To); err != nil {
+					return nil, err
+				}
+				rep.Repaired = append(rep.Repaired, fmt.Sprintf("branch %s: repointed from timeline %s to %s, where a fast-forward moved it", b.Name, b.Timeline, inf.Head.To))
+			}
+			b.Timeline = inf.Head.To
+			inf = byTL[b.Timeline]
+		}
 		w := open(b)
 		if inf.Pending != nil {
 			rep.Notes = append(rep.Notes, fmt.Sprintf("branch %s: a write (on %s) holds slot %d and has not committed", b.Name, inf.Pending.Host, inf.Pending.N))

@@ -101,6 +101,10 @@ func (r *Repo) Check(ctx context.Context, project string) ([]TimelineInfo, []Pro
 				bad(t.ID, "slot %d starts at LSN %d, but the head before it is %d", n, s.Base, prev.LSN)
 			case s.Kind == SlotVoid && s.LSN != s.Base:
 				bad(t.ID, "void slot %d moves the head", n)
+			case s.Kind == SlotMoved && (s.LSN != s.Base || byID[s.To] == nil):
+				bad(t.ID, "moved slot %d changes the head or names a timeline that does not exist (%s)", n, s.To)
+			case s.Kind == SlotMoved && n != maxN:
+				bad(t.ID, "slot %d follows moved slot %d: the timeline was closed", n+1, n)
 			case s.Kind == SlotCommit && s.LSN < s.Base, s.Kind == SlotCommit && s.LSN == s.Base && s.MergeOf == "":
 				bad(t.ID, "commit slot %d has no entries", n)
 			case s.Kind == SlotCommit && !s.Spilled && int64(len(s.Entries)) != s.LSN-s.Base:
@@ -178,6 +182,11 @@ func (r *Repo) Check(ctx context.Context, project string) ([]TimelineInfo, []Pro
 	for _, b := range bs {
 		if byID[b.Timeline] == nil {
 			bad("", "branch %s names timeline %s, which does not exist", b.Name, b.Timeline)
+		}
+		for _, inf := range infos {
+			if inf.ID == b.Timeline && inf.Head != nil && inf.Head.Kind == SlotMoved {
+				bad(b.Timeline, "branch %s names timeline %s, which moved to %s (a fast-forward that stopped before repointing it; argon fsck --repair or the branch's next write repoints it)", b.Name, b.Timeline, inf.Head.To)
+			}
 		}
 	}
 	return infos, problems, nil

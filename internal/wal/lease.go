@@ -134,3 +134,11 @@ func (e *UnknownOutcomeError) Unwrap() error { return e.Err }
 // DefaultLeaseTTL is how long a holder may go without a heartbeat before
 // others may take its slot over.
 const DefaultLeaseTTL = 30 * time.Second
+
+// MovedOnError reports a branch whose head moved between the planning of
+// a fast-forward and its start: nothing was written; merge again.
+type MovedOnError struct{ Branch string }
+
+func (e *MovedOnError) Error() string {
+	return fmt.Sprintf("branch %q moved while the merge was being prepared; nothing was written, merge again", e.Branch)
+}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -231,15 +232,11 @@ func (r *Repo) Project(ctx context.Context, name string) (*Project, error) {
 // newBranch creates a timeline forked from parent at base (a root timeline
 // when parent is empty), its first head record, and a branch naming it.
 func (r *Repo) newBranch(ctx context.Context, project, name, parent string, base, parentSlot int64, action string) (*Branch, error) {
-	var err error
-	now := r.Now()
-	tl := Timeline{ID: newTimelineID(), Project: project, Parent: parent, Base: base, ParentSlot: parentSlot, Created: now}
-	if _, err := r.DB.Collection(collTimelines).InsertOne(ctx, tl); err != nil {
+	tl, _, err := r.newTimeline(ctx, project, parent, base, parentSlot)
+	if err != nil {
 		return nil, err
 	}
-	if err := r.InsertSlot(ctx, &Slot{TL: tl.ID, N: 0, Kind: SlotRoot, Base: base, LSN: base, Time: now}); err != nil {
-		return nil, err
-	}
+	now := tl.Created
 	b := &Branch{ID: branchID(project, name), Project: project, Name: name, Timeline: tl.ID, Created: now,
 		Incarnation: bson.NewObjectID().Hex()}
 	if b.DB, err = r.reserveDB(ctx, b); err != nil {
@@ -257,6 +254,39 @@ func (r *Repo) newBranch(ctx context.Context, project, name, parent string, base
 	r.reflog(ctx, ReflogRecord{Project: project, Branch: name, Action: action, NewTL: tl.ID, NewLSN: base})
 	return b, nil
 }
+
+// newTimeline creates a timeline forked from parent at base (a root
+// timeline when parent is empty) and its root slot.
+func (r *Repo) newTimeline(ctx context.Context, project, parent string, base, parentSlot int64) (*Timeline, *Slot, error) {
+	now := r.Now()
+	tl := &Timeline{ID: newTimelineID(), Project: project, Parent: parent, Base: base, ParentSlot: parentSlot, Created: now}
+	if _, err := r.DB.Collection(collTimelines).InsertOne(ctx, tl); err != nil {
+		return nil, nil, err
+	}
+	root := &Slot{TL: tl.ID, N: 0, Kind: SlotRoot, Base: base, LSN: base, Time: now}
+	if err := r.InsertSlot(ctx, root); err != nil {
+		return nil, nil, err
+	}
+	return tl, root, nil
+}
+
+// Repoint makes branch name of project, bound to timeline from, name
+// timeline to instead, after from was closed by a moved slot pointing at
+// to. It changes nothing when the binding names another timeline (it was
+// repointed already, renamed, deleted). The moved slot is the truth; the
+// binding follows it, so whoever finds the moved slot first repoints.
+func (r *Repo) Repoint(ctx context.Context, project, name, from, to string) (bool, error) {
+	res, err := r.DB.Collection(collBranches).UpdateOne(ctx,
+		bson.D{{Key: "_id", Value: branchID(project, name)}, {Key: "timeline", Value: from}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "timeline", Value: to}}}})
+	if err != nil {
+		return false, err
+	}
+	return res.ModifiedCount > 0, nil
+}
+
+// RecordMove records a move of a branch name in the reflog.
+func (r *Repo) RecordMove(ctx context.Context, rec ReflogRecord) { r.reflog(ctx, rec) }
 
 func (r *Repo) reflog(ctx context.Context, rec ReflogRecord) {
 	rec.Time = r.Now()
@@ -338,19 +368,30 @@ func (r *Repo) CreateBranch(ctx context.Context, project, name string, from *Bra
 	if _, err := r.Branch(ctx, project, name); err == nil {
 		return nil, &ExistsError{Kind: "branch", Name: name}
 	}
-	head, err := r.Head(ctx, from.Timeline)
+	parent, at, slot, err := r.forkPoint(ctx, from, at)
 	if err != nil {
 		return nil, err
+	}
+	return r.newBranch(ctx, project, name, parent, at, slot, "create from "+from.Name+fmt.Sprintf("@%d", at))
+}
+
+// forkPoint finds where a fork of from at LSN at (its head when at < 0)
+// attaches: the timeline of from's ancestry that holds LSN at, and its
+// slot there.
+func (r *Repo) forkPoint(ctx context.Context, from *Branch, at int64) (string, int64, int64, error) {
+	head, err := r.Head(ctx, from.Timeline)
+	if err != nil {
+		return "", 0, 0, err
 	}
 	if at < 0 {
 		at = head.LSN
 	}
 	if at > head.LSN {
-		return nil, &RangeError{Ref: "branch " + from.Name, LSN: at, Head: head.LSN}
+		return "", 0, 0, &RangeError{Ref: "branch " + from.Name, LSN: at, Head: head.LSN}
 	}
 	tl, err := r.Timeline(ctx, from.Timeline)
 	if err != nil {
-		return nil, err
+		return "", 0, 0, err
 	}
 	// A fork below the timeline's own base belongs to an ancestor: walk up
 	// so that the new timeline's parent really holds LSN at.
@@ -358,23 +399,35 @@ func (r *Repo) CreateBranch(ctx context.Context, project, name string, from *Bra
 	slot := head.Slot.N
 	if at < head.LSN {
 		if slot, err = r.SlotAt(ctx, tl.ID, head.Slot, at); err != nil {
-			return nil, err
+			return "", 0, 0, err
 		}
 	}
 	for at < parent.Base && parent.Parent != "" {
 		slot = parent.ParentSlot
 		if parent, err = r.Timeline(ctx, parent.Parent); err != nil {
-			return nil, err
+			return "", 0, 0, err
 		}
 		if s, err := r.ReadSlot(ctx, parent.ID, slot); err != nil {
-			return nil, err
+			return "", 0, 0, err
 		} else if s != nil && s.LSN > at {
 			if slot, err = r.SlotAt(ctx, parent.ID, s, at); err != nil {
-				return nil, err
+				return "", 0, 0, err
 			}
 		}
 	}
-	return r.newBranch(ctx, project, name, parent.ID, at, slot, "create from "+from.Name+fmt.Sprintf("@%d", at))
+	return parent.ID, at, slot, nil
+}
+
+// ForkTimeline creates a timeline forked from the timeline of from at LSN
+// at (its head when at < 0), with no branch naming it yet, and returns its
+// root slot. A fast-forward moves a branch onto such a timeline.
+func (r *Repo) ForkTimeline(ctx context.Context, project string, from *Branch, at int64) (*Slot, error) {
+	parent, base, slot, err := r.forkPoint(ctx, from, at)
+	if err != nil {
+		return nil, err
+	}
+	_, root, err := r.newTimeline(ctx, project, parent, base, slot)
+	return root, err
 }
 
 // consume takes binding b of a name for a rename or a delete, by a unique
@@ -508,7 +561,8 @@ func (r *Repo) BranchNames(ctx context.Context, project string) (map[string]stri
 		}
 	}
 	// Timelines whose branch was deleted keep the last name they had.
-	cur, err := r.DB.Collection(collReflog).Find(ctx, bson.D{{Key: "project", Value: project}, {Key: "action", Value: "delete"}})
+	cur, err := r.DB.Collection(collReflog).Find(ctx, bson.D{{Key: "project", Value: project},
+		{Key: "action", Value: bson.D{{Key: "$regex", Value: "^(delete$|fast-forward)"}}}})
 	if err != nil {
 		return nil, err
 	}
@@ -518,7 +572,13 @@ func (r *Repo) BranchNames(ctx context.Context, project string) (map[string]stri
 	}
 	for _, d := range dels {
 		if _, ok := m[d.OldTL]; !ok && d.OldTL != "" {
-			m[d.OldTL] = d.Branch + " (deleted)"
+			name := d.Branch + " (deleted)"
+			if strings.HasPrefix(d.Action, "fast-forward") {
+				// The branch's history before a fast-forward is still
+				// its history.
+				name = d.Branch
+			}
+			m[d.OldTL] = name
 		}
 	}
 	return m, nil
@@ -539,4 +599,44 @@ func (r *Repo) TimelineRef(ctx context.Context, project, id string) (*Branch, er
 func Hostname() string {
 	h, _ := os.Hostname()
 	return h
+}
+
+// Descends reports whether the state at LSN lsn of timeline tl has the
+// head state (anc, ancLSN) of another branch in its own history, so that
+// moving that branch to (tl, lsn) is a fast-forward that leaves nothing of
+// it behind. The head state is first expressed on the timeline that holds
+// it: a timeline with no commit of its own (not even an empty merge) holds
+// its parent's state at its fork point. Then that timeline must be on
+// tl's ancestry, forked from at or after ancLSN, and lsn past ancLSN.
+func (r *Repo) Descends(ctx context.Context, tl string, lsn int64, anc string, ancLSN int64) (bool, error) {
+	for {
+		t, err := r.Timeline(ctx, anc)
+		if err != nil {
+			return false, err
+		}
+		if t.Parent == "" || ancLSN != t.Base {
+			break
+		}
+		own, err := r.TimelineSlots(ctx, anc, ancLSN-1, ancLSN+1)
+		if err != nil {
+			return false, err
+		}
+		if len(own) > 0 {
+			break
+		}
+		anc = t.Parent
+	}
+	chain, err := r.Ancestry(ctx, tl)
+	if err != nil {
+		return false, err
+	}
+	if lsn <= ancLSN || lsn < chain[0].Base {
+		return false, nil
+	}
+	for i := range chain {
+		if chain[i].ID == anc {
+			return i == 0 || chain[i-1].Base >= ancLSN, nil
+		}
+	}
+	return false, nil
 }

@@ -15,11 +15,14 @@ import (
 
 // Slot kinds. Slot 0 of every timeline is its root (the fork point); every
 // later slot is a commit, or a void that fills the number without changing
-// the state (a write that was abandoned or taken over).
+// the state (a write that was abandoned or taken over). A moved slot closes
+// the timeline for good: its branch now lives on timeline To (a
+// fast-forward moved it there), and nothing is ever written after it.
 const (
 	SlotRoot   = "root"
 	SlotCommit = "commit"
 	SlotVoid   = "void"
+	SlotMoved  = "moved"
 )
 
 // Slot is one numbered step of a timeline's head: slot n+1 is inserted, by
@@ -57,6 +60,8 @@ type Slot struct {
 	KeysKnown bool     `bson:"known,omitempty"`
 	Keys      []KeyRef `bson:"keys,omitempty"`
 	Taker     bool     `bson:"taker,omitempty"`
+	// To is the timeline a moved slot hands its branch to.
+	To string `bson:"to,omitempty"`
 }
 
 // SlotEntry is an entry kept inside its commit slot: its LSN is the

@@ -26,7 +26,27 @@ type Put struct {
 // as the server holds them. Unique indexes are enforced by the server: a
 // violation fails the whole write, which is repaired from the log.
 func (w *Branch) ApplyPuts(ctx context.Context, puts []Put, info wal.CommitInfo) (*wal.Commit, int64, error) {
-	return w.write(ctx, info, nil, func(ctx context.Context) ([]wal.Entry, error) {
+	return w.write(ctx, info, nil, w.putter(puts))
+}
+
+// MovePuts fast-forwards the branch: puts bring its working database from
+// its head, at LSN base, to the state at slot to (the root of a timeline
+// forked where the branch moves to), and the branch moves onto that
+// timeline (Protocol.Move). Nothing is logged: the history of to holds
+// every entry already.
+func (w *Branch) MovePuts(ctx context.Context, puts []Put, to *wal.Slot, base int64, info wal.CommitInfo) error {
+	apply := w.putter(puts)
+	return w.Protocol.Move(ctx, w, to, base, &info, func(ctx context.Context, _ func([]wal.Entry) error) error {
+		_, err := apply(ctx)
+		return err
+	})
+}
+
+// putter returns the function that writes puts to the database and
+// returns their entries: index drops first, then documents collection by
+// collection, then index creations.
+func (w *Branch) putter(puts []Put) func(ctx context.Context) ([]wal.Entry, error) {
+	return func(ctx context.Context) ([]wal.Entry, error) {
 		var entries []wal.Entry
 		// Index drops first and creations last, so that documents are
 		// checked against the indexes the merged state has.
@@ -110,7 +130,7 @@ func (w *Branch) ApplyPuts(ctx context.Context, puts []Put, info wal.CommitInfo)
 			entries = append(entries, e)
 		}
 		return entries, nil
-	})
+	}
 }
 
 // applyDocs writes the document puts of one collection: one read of the

@@ -71,6 +71,10 @@ type Protocol interface {
 	Read(ctx context.Context, w *Branch, fn func(*Marker) error) error
 	// Restore rebuilds the working database from the log at the head.
 	Restore(ctx context.Context, w *Branch) (int64, error)
+	// Move fast-forwards the branch onto the timeline whose root slot is
+	// to, if its head is still at LSN base; apply brings the database to
+	// that state.
+	Move(ctx context.Context, w *Branch, to *wal.Slot, base int64, info *wal.CommitInfo, apply ApplyFunc) error
 }
 
 // DBFiles fingerprints the files the engine keeps a database in (equal
@@ -224,6 +228,17 @@ func (w *Branch) AdvanceMarker(ctx context.Context, epoch string, s *wal.Slot, s
 	m := Marker{ID: markerID, Meta: w.Repo.DB.Name(), Project: w.Project, Branch: w.Name, TL: w.TL, Slot: s.N, LSN: s.LSN, Token: s.Token, Epoch: epoch, Sums: sums}
 	_, err := w.DB.Collection(MarkerCollection).ReplaceOne(ctx,
 		bson.D{{Key: "_id", Value: markerID}, {Key: "epoch", Value: epoch}, {Key: "slot", Value: bson.D{{Key: "$lt", Value: s.N}}}}, m)
+	return err
+}
+
+// Retarget records that the database now holds the state of slot s of
+// another timeline, with a new epoch: a fast-forward moved the branch
+// there (commit.Protocol.Move), under the lease of the old timeline.
+func (w *Branch) Retarget(ctx context.Context, s *wal.Slot, sums Sums) error {
+	m := Marker{ID: markerID, Meta: w.Repo.DB.Name(), Project: w.Project, Branch: w.Name, TL: s.TL, Slot: s.N, LSN: s.LSN,
+		Token: s.Token, Epoch: newEpoch(), Sums: sums}
+	_, err := w.DB.Collection(MarkerCollection).ReplaceOne(ctx, bson.D{{Key: "_id", Value: markerID}}, m,
+		options.Replace().SetUpsert(true))
 	return err
 }
 
