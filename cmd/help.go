@@ -81,6 +81,9 @@ on stderr instead: {"error": MESSAGE, "code": EXIT CODE, "hint": HINTS},
                     duration back from now (10m, 3d)
   BRANCH~N          N commits back along the branch's log (after any @WHEN:
                     main@42~1)
+  BRANCH@{N}        from the reflog: @{0} the head (a deleted branch: its
+                    head when deleted), @{N} where the branch was just
+                    before its Nth most recent move (argon reflog's OLD)
   TAG, TAG~N        the state argon tag named, or N commits before it (a
                     branch of the same name comes first)
   TIMELINE@LSN      a timeline by id, as argon reflog prints a branch that

@@ -1,9 +1,10 @@
 // Package refs turns a ref as users write it into a committed state, in
 // one place: BRANCH, BRANCH@LSN, BRANCH@TIME (RFC3339, a date, or 10m/3d
 // back from now), BRANCH~N (N commits back along the branch's log, after
-// any @WHEN), TAG and TAG~N (a branch of the same name comes first), and
-// TIMELINE@LSN (a timeline id, as the reflog prints a deleted branch). A
-// missing BRANCH means the default branch.
+// any @WHEN), BRANCH@{N} (a reflog position), TAG and TAG~N (a branch of
+// the same name comes first), and TIMELINE@LSN (a timeline id, as the
+// reflog prints a deleted branch). A missing BRANCH means the default
+// branch.
 package refs
 
 import (
@@ -94,6 +95,13 @@ func Resolve(ctx context.Context, r *wal.Repo, project, defaultBranch, spec stri
 	if name == "" {
 		name = defaultBranch
 	}
+	if m := reflogPos.FindStringSubmatch(when); hasAt && m != nil {
+		p, err := resolveReflog(ctx, r, project, name, m[1], spec)
+		if err != nil || back == 0 {
+			return p, err
+		}
+		return walkBack(ctx, r, p, back, spec)
+	}
 	b, err := r.Branch(ctx, project, name)
 	var tag *wal.Tag
 	var nf *wal.NotFoundError
@@ -138,18 +146,73 @@ func Resolve(ctx context.Context, r *wal.Repo, project, defaultBranch, spec stri
 		p.LSN = lsn
 	}
 	if back > 0 {
-		seen := 0
-		err := r.WalkLog(ctx, b.Timeline, p.LSN, func(it wal.LogItem) bool {
-			seen++
-			p.LSN = it.From - 1
-			return seen < back
-		})
+		return walkBack(ctx, r, p, back, spec)
+	}
+	return p, nil
+}
+
+// walkBack moves p back commits along its branch's log.
+func walkBack(ctx context.Context, r *wal.Repo, p *Point, back int, spec string) (*Point, error) {
+	seen := 0
+	err := r.WalkLog(ctx, p.Branch.Timeline, p.LSN, func(it wal.LogItem) bool {
+		seen++
+		p.LSN = it.From - 1
+		return seen < back
+	})
+	if err != nil {
+		return nil, err
+	}
+	if seen < back {
+		return nil, &RangeError{Msg: fmt.Sprintf("ref %q: %s has only %d commits", spec, p.Branch.Name, seen)}
+	}
+	return p, nil
+}
+
+var reflogPos = regexp.MustCompile(`^\{([0-9]+)\}$`)
+
+// resolveReflog resolves BRANCH@{N}, a position from the reflog: N = 0 is
+// the branch's head (or, for a deleted branch, its head when it was
+// deleted); N >= 1 is where the branch was just before its Nth most recent
+// move (fast-forward, rename, delete), as the reflog's OLD column shows.
+func resolveReflog(ctx context.Context, r *wal.Repo, project, name, num, spec string) (*Point, error) {
+	n, err := strconv.Atoi(num)
+	if err != nil {
+		return nil, &SyntaxError{Msg: fmt.Sprintf("invalid ref %q: want BRANCH@{N} with N a whole number", spec)}
+	}
+	recs, err := r.Reflog(ctx, project, name)
+	if err != nil {
+		return nil, err
+	}
+	if len(recs) == 0 {
+		return nil, &wal.NotFoundError{Kind: "branch", Name: name}
+	}
+	at := func(tl string, lsn int64) (*Point, error) {
+		head, err := r.Head(ctx, tl)
 		if err != nil {
 			return nil, err
 		}
-		if seen < back {
-			return nil, &RangeError{Msg: fmt.Sprintf("ref %q: %s has only %d commits", spec, b.Name, seen)}
-		}
+		return &Point{Branch: &wal.Branch{Project: project, Name: name, Timeline: tl}, LSN: lsn, Head: head.LSN}, nil
 	}
-	return p, nil
+	if n == 0 {
+		if b, err := r.Branch(ctx, project, name); err == nil {
+			head, err := r.Head(ctx, b.Timeline)
+			if err != nil {
+				return nil, err
+			}
+			return &Point{Branch: b, LSN: head.LSN, Head: head.LSN}, nil
+		} else if !errors.As(err, new(*wal.NotFoundError)) {
+			return nil, err
+		}
+		n = 1 // a deleted branch: where it was when deleted
+	}
+	if n > len(recs) || recs[n-1].OldTL == "" {
+		earlier := 0
+		for _, rec := range recs {
+			if rec.OldTL != "" {
+				earlier++
+			}
+		}
+		return nil, &RangeError{Msg: fmt.Sprintf("ref %q: the reflog of %s holds %d earlier positions (argon reflog %s)", spec, name, earlier, name)}
+	}
+	return at(recs[n-1].OldTL, recs[n-1].OldLSN)
 }
