@@ -493,7 +493,16 @@ func (r *Repo) MaybeImage(ctx context.Context, project, tl string, base, lsn int
 		return nil, err
 	}
 	if near != nil && (lsn-near.LSN < every || lsn-near.LSN < near.Docs) {
-		return nil, nil
+		// Unless that image is broken (its chunk collection dropped):
+		// reads pass it over, so it must not hold the next one back.
+		// Counting its chunks is the cheap part of what a read checks.
+		n, err := r.DB.Collection(near.Coll).CountDocuments(ctx, bson.D{})
+		if err != nil {
+			return nil, err
+		}
+		if n == int64(near.Chunks) {
+			return nil, nil
+		}
 	}
 	return r.TakeImage(ctx, project, tl, lsn)
 }
