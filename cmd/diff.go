@@ -35,7 +35,8 @@ index definitions.
 With no ref: the current branch against the state it was forked from.
 With one: that ref against the current branch's head. With two: FROM
 against TO. A ref is BRANCH, BRANCH@LSN, BRANCH@TIME (or @10m, @3d),
-BRANCH~N (N commits back), or TIMELINE@LSN as the reflog prints it.
+BRANCH~N (N commits back), BRANCH@{N} (a reflog position), a TAG, or
+TIMELINE@LSN as the reflog prints it (argon help refs).
 --working shows what applications changed in the working database and did
 not commit (what argon status counts), in detail.
 
@@ -231,9 +232,49 @@ func diffJSONs(o *diffOptions, changes []diff.Change) ([]diffJSON, error) {
 	return out, nil
 }
 
+// diffStat is the per-collection count of --stat.
+type diffStat struct {
+	Collection string `json:"collection"`
+	Added      int    `json:"added"`
+	Modified   int    `json:"modified"`
+	Removed    int    `json:"removed"`
+	Indexes    int    `json:"index_changes"`
+}
+
+// statOf counts changes per collection, sorted by collection.
+func statOf(changes []diff.Change) []diffStat {
+	per := map[string]*diffStat{}
+	for _, c := range changes {
+		n := per[c.Coll]
+		if n == nil {
+			n = &diffStat{Collection: c.Coll}
+			per[c.Coll] = n
+		}
+		switch {
+		case c.Index:
+			n.Indexes++
+		case c.Kind == diff.Added:
+			n.Added++
+		case c.Kind == diff.Removed:
+			n.Removed++
+		default:
+			n.Modified++
+		}
+	}
+	out := make([]diffStat, 0, len(per))
+	for _, n := range per {
+		out = append(out, *n)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Collection < out[j].Collection })
+	return out
+}
+
 func printDiff(o *diffOptions, changes []diff.Change) error {
 	f := o.f
 	val, doc := o.formatters()
+	if f.JSON && o.stat {
+		return f.IO.PrintJSON(statOf(changes))
+	}
 	if f.JSON {
 		out, err := diffJSONs(o, changes)
 		if err != nil {
@@ -244,35 +285,10 @@ func printDiff(o *diffOptions, changes []diff.Change) error {
 	w := f.IO.Out
 	st := f.IO.Styles()
 	if o.stat {
-		type counts struct{ added, modified, removed, indexes int }
-		per := map[string]*counts{}
-		for _, c := range changes {
-			n := per[c.Coll]
-			if n == nil {
-				n = &counts{}
-				per[c.Coll] = n
-			}
-			switch {
-			case c.Index:
-				n.indexes++
-			case c.Kind == diff.Added:
-				n.added++
-			case c.Kind == diff.Removed:
-				n.removed++
-			default:
-				n.modified++
-			}
-		}
-		colls := make([]string, 0, len(per))
-		for c := range per {
-			colls = append(colls, c)
-		}
-		sort.Strings(colls)
-		for _, c := range colls {
-			n := per[c]
-			line := fmt.Sprintf("%s: %d added, %d modified, %d removed", c, n.added, n.modified, n.removed)
-			if n.indexes > 0 {
-				line += fmt.Sprintf(", %d index changes", n.indexes)
+		for _, n := range statOf(changes) {
+			line := fmt.Sprintf("%s: %d added, %d modified, %d removed", n.Collection, n.Added, n.Modified, n.Removed)
+			if n.Indexes > 0 {
+				line += fmt.Sprintf(", %d index changes", n.Indexes)
 			}
 			fmt.Fprintln(w, line)
 		}

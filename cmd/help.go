@@ -92,7 +92,9 @@ on stderr instead: {"error": MESSAGE, "code": EXIT CODE, "hint": HINTS},
 
 An explicit --at is always committed state, even at the head LSN: the
 working database may hold changes applications have not committed.
-Unknown branches exit 4, malformed refs exit 2, an LSN past the head exits 1.`),
+Unknown branches and tags exit 4, and so does a state a ref cannot reach
+(an LSN past the head, more commits back than there are); malformed refs
+exit 2.`),
 		topic("ejson", "How documents are read and printed (Extended JSON v2)", `argon reads and prints documents as MongoDB Extended JSON v2, keeping field
 order and exact BSON types.
 

@@ -249,11 +249,18 @@ func printGraph(ctx context.Context, f *Factory, r *wal.Repo, project, branch, t
 			join = -1
 		}
 	}
+	// -n counts every commit drawn, those of merged lines too.
+	drawn := 0
+	full := func() bool { return limit > 0 && drawn >= limit }
 	for _, it := range items {
+		if full() {
+			break
+		}
 		if join >= 0 && it.To <= join {
 			closeSide()
 		}
 		src, ok := merge.ParseMergeOf(it.MergeOf)
+		drawn++
 		if !ok {
 			if join >= 0 {
 				fmt.Fprintf(out, "* | %s\n", label(it))
@@ -264,6 +271,9 @@ func printGraph(ctx context.Context, f *Factory, r *wal.Repo, project, branch, t
 		}
 		closeSide()
 		fmt.Fprintf(out, "*   %s\n", label(it))
+		if full() {
+			break
+		}
 		fmt.Fprintln(out, "|\\")
 		// The merged side: its commits above the merge's base (where it
 		// meets this line, or what an earlier merge brought in).
@@ -272,9 +282,10 @@ func printGraph(ctx context.Context, f *Factory, r *wal.Repo, project, branch, t
 			return err
 		}
 		if err := r.WalkLog(ctx, src.TL, src.LSN, func(s wal.LogItem) bool {
-			if s.To <= meet {
+			if s.To <= meet || full() {
 				return false
 			}
+			drawn++
 			fmt.Fprintf(out, "| * %s\n", label(s))
 			return true
 		}); err != nil {
@@ -293,8 +304,20 @@ func printGraph(ctx context.Context, f *Factory, r *wal.Repo, project, branch, t
 // same line is looked up by walking past it, else the fork point is used.
 func graphMeet(ctx context.Context, r *wal.Repo, tl string, it wal.LogItem, src diff.Point) (int64, error) {
 	if it.From <= it.To {
-		base, err := merge.Base(ctx, r, diff.Point{TL: tl, LSN: it.From - 1}, src)
-		return base.LSN, err
+		ours := diff.Point{TL: tl, LSN: it.From - 1}
+		base, err := merge.Base(ctx, r, ours, src)
+		if err != nil {
+			return 0, err
+		}
+		// The walk compares LSNs along src's line, where they form one
+		// sequence. A base on this line's side (src merged this line
+		// before, and this line never merged src) is not on it: src's
+		// own commits down to the shared history were never drawn here.
+		on, err := onPath(ctx, r, base, src)
+		if err != nil || on {
+			return base.LSN, err
+		}
+		return diff.Common(ctx, r, ours, src)
 	}
 	meet, err := diff.Common(ctx, r, diff.Point{TL: tl, LSN: it.To}, src)
 	if err != nil {
@@ -316,6 +339,21 @@ func graphMeet(ctx context.Context, r *wal.Repo, tl string, it wal.LogItem, src 
 		return true
 	})
 	return meet, err
+}
+
+// onPath reports whether state p lies on the history of state of: on one
+// of the timeline ranges its ancestry path is made of.
+func onPath(ctx context.Context, r *wal.Repo, p, of diff.Point) (bool, error) {
+	segs, err := r.Segments(ctx, of.TL, 0, of.LSN)
+	if err != nil {
+		return false, err
+	}
+	for _, sg := range segs {
+		if sg.TL == p.TL && p.LSN > sg.From && p.LSN <= sg.To {
+			return true, nil
+		}
+	}
+	return p.LSN == 0, nil
 }
 
 // printCommitHeader prints a commit as git log does: its LSNs and branch,

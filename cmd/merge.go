@@ -99,7 +99,7 @@ func (e *ConflictError) Error() string {
 	if e.Detail != "" {
 		return fmt.Sprintf("merging %s into %s: %s; nothing was written", e.Source, e.Target, e.Detail)
 	}
-	return fmt.Sprintf("merging %s into %s: %d conflicts; nothing was written", e.Source, e.Target, e.N)
+	return fmt.Sprintf("merging %s into %s: %s; nothing was written", e.Source, e.Target, plural(int64(e.N), "conflict"))
 }
 
 func runMerge(ctx context.Context, o *mergeOptions) error {
@@ -120,12 +120,15 @@ func runMerge(ctx context.Context, o *mergeOptions) error {
 	if err != nil {
 		return err
 	}
-	if theirs.TL == tb.Timeline {
-		return usageErrorf("cannot merge %s into itself", o.source)
-	}
 	head, err := r.Head(ctx, tb.Timeline)
 	if err != nil {
 		return err
+	}
+	if theirs.TL == tb.Timeline && theirs.LSN == head.LSN {
+		return usageErrorf("cannot merge %s into itself", o.source)
+	}
+	if theirs.TL == tb.Timeline {
+		return usageErrorf("%s is a past state of %s, already in its history: there is nothing to merge", o.source, target)
 	}
 	ours := diff.Point{TL: tb.Timeline, LSN: head.LSN}
 	res := merge.Refuse
@@ -182,13 +185,21 @@ func runMerge(ctx context.Context, o *mergeOptions) error {
 	for i, c := range plan.Changes {
 		puts[i] = workdb.Put{Coll: c.Coll, Index: c.Index, ID: c.ID, Doc: c.Doc}
 	}
+	// Like checkout, a merge never mixes with applications' uncommitted
+	// work; a dry run says so too, since the merge would be refused.
+	w, err := f.workingDB(ctx, r, tb)
+	if err != nil {
+		return err
+	}
+	if _, ci, err := uncommitted(ctx, f, r, tb); err != nil {
+		return err
+	} else if ci != nil {
+		return withHint(fmt.Errorf("cannot merge into %s: it has uncommitted changes in its working database (%s)", target, ci.line()),
+			"record them with `argon commit -m MESSAGE`, or discard them with `argon restore`")
+	}
 	if o.dryRun {
 		// What writing would find: a unique index the merged documents
 		// break.
-		w, err := f.workingDB(ctx, r, tb)
-		if err != nil {
-			return err
-		}
 		dke, err := w.CheckUnique(ctx, puts)
 		if err != nil {
 			return err
@@ -202,16 +213,6 @@ func runMerge(ctx context.Context, o *mergeOptions) error {
 		printConflicts(f, conflicts)
 		fmt.Fprintf(f.IO.Out, "would %s %s into %s: %d documents and indexes to change, %d conflicts settled\n", kind, o.source, target, len(plan.Changes), len(plan.Conflicts))
 		return nil
-	}
-	w, err := f.workingDB(ctx, r, tb)
-	if err != nil {
-		return err
-	}
-	if _, ci, err := uncommitted(ctx, f, r, tb); err != nil {
-		return err
-	} else if ci != nil {
-		return withHint(fmt.Errorf("cannot merge into %s: it has uncommitted changes in its working database (%s)", target, ci.line()),
-			"record them with `argon commit -m MESSAGE`, or discard them with `argon restore`")
 	}
 	msg := o.message
 	if msg == "" {

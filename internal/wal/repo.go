@@ -365,6 +365,9 @@ func (r *Repo) CreateBranch(ctx context.Context, project, name string, from *Bra
 	if err := ValidateBranch("branch", name); err != nil {
 		return nil, err
 	}
+	if err := r.notATag(ctx, project, name); err != nil {
+		return nil, err
+	}
 	if _, err := r.Branch(ctx, project, name); err == nil {
 		return nil, &ExistsError{Kind: "branch", Name: name}
 	}
@@ -491,6 +494,9 @@ func (r *Repo) ReleaseWorkingDatabase(ctx context.Context, b *Branch) { r.releas
 // timeline, never none.
 func (r *Repo) RenameBranch(ctx context.Context, project, oldName, newName string) (*Branch, error) {
 	if err := ValidateBranch("branch", newName); err != nil {
+		return nil, err
+	}
+	if err := r.notATag(ctx, project, newName); err != nil {
 		return nil, err
 	}
 	b, err := r.Branch(ctx, project, oldName)

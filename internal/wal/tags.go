@@ -95,3 +95,17 @@ func (r *Repo) DeleteTag(ctx context.Context, project, name string) (*Tag, error
 	}
 	return t, nil
 }
+
+// notATag refuses a branch name a tag has: the branch would hide the tag
+// in refs. (A tag is refused a branch's name the same way; two commands
+// racing could still make both, and then the branch wins in refs.)
+func (r *Repo) notATag(ctx context.Context, project, name string) error {
+	_, err := r.Tag(ctx, project, name)
+	if err == nil {
+		return &InvalidNameError{Kind: "branch", Name: name, Why: "a tag has that name, and the branch would hide it in refs (argon tag -d " + name + " first)"}
+	}
+	if errors.As(err, new(*NotFoundError)) {
+		return nil
+	}
+	return err
+}
