@@ -74,7 +74,8 @@ func (f *Factory) openReader(ctx context.Context, branchFlag, at string) (reader
 	if err != nil {
 		if spec == at && !strings.ContainsAny(at, "@~") && errors.As(err, new(*wal.NotFoundError)) {
 			// Neither a WHEN nor a tag or branch: say what --at takes.
-			err = &notFoundError{msg: fmt.Sprintf("--at %s: no branch or tag has that name, and it is not an LSN, a time like 2026-11-25T10:00:00Z or a duration back like 10m (argon help refs)", at)}
+			_, _, err = refs.ParseWhen(at, time.Now())
+			err = withHint(err, "--at also takes a ref: a branch, a tag, BRANCH@{N} (argon help refs)")
 		}
 		return nil, nil, err
 	}

@@ -76,9 +76,12 @@ on stderr instead: {"error": MESSAGE, "code": EXIT CODE, "hint": HINTS},
 
   BRANCH            the branch's committed head
   BRANCH@LSN        the state after LSN (argon log shows LSNs)
-  BRANCH@TIME       the newest commit at or before TIME: RFC3339
-                    (2026-11-25T10:00:00Z), a date (2026-11-25), or a
-                    duration back from now (10m, 3d)
+  BRANCH@TIME       the newest commit at or before TIME on the branch's
+                    log: RFC3339 (2026-11-25T10:00:00Z), a date
+                    (2026-11-25), or a duration back from now (10m, 3d).
+                    After a fast-forward the log is the source's, so this
+                    can be a state of the source; BRANCH@{N} is where the
+                    branch itself was
   BRANCH~N          N commits back along the branch's log (after any @WHEN:
                     main@42~1)
   BRANCH@{N}        from the reflog: @{0} the head (a deleted branch: its

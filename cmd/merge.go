@@ -219,9 +219,9 @@ func runMerge(ctx context.Context, o *mergeOptions) error {
 		msg = fmt.Sprintf("merge %s into %s", o.source, target)
 	}
 	if ff {
-		return fastForward(ctx, o, w, r, project, target, tb, head.LSN, theirs, puts, msg, report)
+		return fastForward(ctx, o, w, r, project, target, head.LSN, theirs, puts, msg, report)
 	}
-	cm, newHead, err := w.ApplyPuts(ctx, puts, wal.CommitInfo{Message: msg, Author: f.Author, MergeOf: merge.MergeOf(theirs)})
+	cm, newHead, err := w.ApplyPuts(ctx, puts, head.LSN, wal.CommitInfo{Message: msg, Author: f.Author, MergeOf: merge.MergeOf(theirs)})
 	if err != nil {
 		var dke *workdb.DuplicateKeyError
 		if errors.As(err, &dke) {
@@ -337,14 +337,14 @@ func uniqueConflict(f *Factory, o *mergeOptions, target string, report map[strin
 // The working database gets the source's changes (puts), nothing is
 // logged, and the old timeline is closed against late writers (see
 // commit.Protocol.Move).
-func fastForward(ctx context.Context, o *mergeOptions, w *workdb.Branch, r *wal.Repo, project, target string, tb *wal.Branch,
+func fastForward(ctx context.Context, o *mergeOptions, w *workdb.Branch, r *wal.Repo, project, target string,
 	base int64, theirs diff.Point, puts []workdb.Put, msg string, report map[string]any) error {
 	f := o.f
 	root, err := r.ForkTimeline(ctx, project, &wal.Branch{Project: project, Name: o.source, Timeline: theirs.TL}, theirs.LSN)
 	if err != nil {
 		return err
 	}
-	err = w.MovePuts(ctx, puts, root, base, wal.CommitInfo{Message: msg, Author: f.Author, MergeOf: merge.MergeOf(theirs)})
+	err = w.MovePuts(ctx, puts, root, base, "fast-forward to "+o.source, wal.CommitInfo{Message: msg, Author: f.Author, MergeOf: merge.MergeOf(theirs)})
 	if err != nil {
 		var dke *workdb.DuplicateKeyError
 		if errors.As(err, &dke) {
@@ -352,8 +352,6 @@ func fastForward(ctx context.Context, o *mergeOptions, w *workdb.Branch, r *wal.
 		}
 		return err
 	}
-	r.RecordMove(ctx, wal.ReflogRecord{Project: project, Branch: target, Action: "fast-forward to " + o.source,
-		OldTL: tb.Timeline, OldLSN: base, NewTL: root.TL, NewLSN: root.LSN})
 	report["head"], report["lsn_from"], report["lsn_to"] = root.LSN, base+1, root.LSN
 	if f.JSON {
 		return f.IO.PrintJSON(report)

@@ -249,7 +249,7 @@ func follow(ctx context.Context, w *workdb.Branch, s *wal.Slot) (*wal.Slot, erro
 		}
 		from := w.TL
 		w.TL = s.To
-		if _, err := w.Repo.Repoint(ctx, w.Project, w.Name, from, s.To); err != nil {
+		if _, err := w.Repo.Repoint(ctx, w.Project, w.Name, from, s.To, s.LSN, "fast-forward (completed by a later command)"); err != nil {
 			return nil, err
 		}
 		next, err := w.Repo.HeadSlot(ctx, w.TL, nil)
@@ -666,8 +666,9 @@ func (p *Protocol) Write(ctx context.Context, w *workdb.Branch, info *wal.Commit
 // marker names to, and the moved slot is inserted on the old timeline:
 // that unique insert is the move. A writer that raced it finds the slot
 // taken and follows it; the binding is repointed last, and whoever finds
-// the moved slot first repoints it if this process stops before.
-func (p *Protocol) Move(ctx context.Context, w *workdb.Branch, to *wal.Slot, base int64, info *wal.CommitInfo, apply workdb.ApplyFunc) error {
+// the moved slot first repoints it if this process stops before. The
+// reflog records the move under action when the binding is repointed.
+func (p *Protocol) Move(ctx context.Context, w *workdb.Branch, to *wal.Slot, base int64, action string, info *wal.CommitInfo, apply workdb.ApplyFunc) error {
 	from := w.TL
 	wr, err := p.acquire(ctx, w, nil)
 	if err != nil {
@@ -700,7 +701,7 @@ func (p *Protocol) Move(ctx context.Context, w *workdb.Branch, to *wal.Slot, bas
 	}
 	hook("after-commit")
 	w.TL = to.TL
-	if _, err := w.Repo.Repoint(context.WithoutCancel(ctx), w.Project, w.Name, from, to.TL); err != nil && w.Notice != nil {
+	if _, err := w.Repo.Repoint(context.WithoutCancel(ctx), w.Project, w.Name, from, to.TL, base, action); err != nil && w.Notice != nil {
 		w.Notice(fmt.Sprintf("moved; branch %s still names timeline %s, which its next command repoints: %v", w.Name, from, err))
 	}
 	return nil

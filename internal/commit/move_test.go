@@ -50,16 +50,22 @@ func moveSetup(t *testing.T, r *wal.Repo, main *wal.Branch) (*wal.Branch, int64)
 
 func fsckProblems(t *testing.T, r *wal.Repo, repair bool) []string {
 	t.Helper()
+	out, _ := fsckReport(t, r, repair)
+	return out
+}
+
+// fsckReport runs fsck and returns its problems and notes.
+func fsckReport(t *testing.T, r *wal.Repo, repair bool) (problems, notes []string) {
+	t.Helper()
 	p := New()
 	rep, err := p.Fsck(context.Background(), r, "p", func(b *wal.Branch) *workdb.Branch { return p.Open(r, b) }, repair)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []string
 	for _, pr := range rep.Problems {
-		out = append(out, pr.What)
+		problems = append(problems, pr.What)
 	}
-	return out
+	return problems, rep.Notes
 }
 
 // A fast-forward moves the branch onto a fork of the source's state and
@@ -81,7 +87,7 @@ func TestFastForwardMovesTheBranch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Open(r, main).MovePuts(ctx, putsOf("f1", "f2"), root, base, wal.CommitInfo{Message: "ff"}); err != nil {
+	if err := p.Open(r, main).MovePuts(ctx, putsOf("f1", "f2"), root, base, "fast-forward to feat", wal.CommitInfo{Message: "ff"}); err != nil {
 		t.Fatal(err)
 	}
 	nb, err := r.Branch(ctx, "p", "main")
@@ -124,9 +130,9 @@ func TestFastForwardMovesTheBranch(t *testing.T) {
 		bson.D{{Key: "$set", Value: bson.D{{Key: "timeline", Value: old}}}}); err != nil {
 		t.Fatal(err)
 	}
-	pr := fsckProblems(t, r, false)
-	if len(pr) != 1 || !strings.Contains(pr[0], "which moved to "+root.TL) {
-		t.Fatalf("fsck of a binding left on the closed timeline: %v", pr)
+	pr, notes := fsckReport(t, r, false)
+	if len(pr) != 0 || len(notes) != 1 || !strings.Contains(notes[0], "which a fast-forward closed and moved to "+root.TL) {
+		t.Fatalf("fsck of a binding left on the closed timeline: problems %v, notes %v", pr, notes)
 	}
 	back, err := r.Branch(ctx, "p", "main")
 	if err != nil {
@@ -142,11 +148,20 @@ func TestFastForwardMovesTheBranch(t *testing.T) {
 		bson.D{{Key: "$set", Value: bson.D{{Key: "timeline", Value: old}}}}); err != nil {
 		t.Fatal(err)
 	}
-	if pr := fsckProblems(t, r, true); len(pr) != 1 {
+	if pr := fsckProblems(t, r, true); len(pr) != 0 {
 		t.Fatalf("fsck --repair found %v", pr)
 	}
-	if pr := fsckProblems(t, r, false); len(pr) != 0 {
-		t.Fatalf("fsck after --repair: %v", pr)
+	if pr, notes := fsckReport(t, r, false); len(pr) != 0 || len(notes) != 0 {
+		t.Fatalf("fsck after --repair: problems %v, notes %v", pr, notes)
+	}
+	if nb, _ := r.Branch(ctx, "p", "main"); nb.Timeline != root.TL {
+		t.Fatalf("fsck --repair did not repoint main: it names %s", nb.Timeline)
+	}
+	// Each repoint was recorded.
+	recs, err := r.Reflog(ctx, "p", "main")
+	if err != nil || len(recs) < 3 || recs[0].Action != "fast-forward (completed by fsck --repair)" ||
+		recs[1].Action != "fast-forward (completed by a later command)" || recs[2].Action != "fast-forward to feat" {
+		t.Fatalf("reflog of main: %+v, %v", recs, err)
 	}
 }
 
@@ -164,7 +179,7 @@ func TestFastForwardRefusesAMovedHead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = p.Open(r, main).MovePuts(ctx, putsOf("f1", "f2"), root, base, wal.CommitInfo{})
+	err = p.Open(r, main).MovePuts(ctx, putsOf("f1", "f2"), root, base, "fast-forward to feat", wal.CommitInfo{})
 	var mo *wal.MovedOnError
 	if !errors.As(err, &mo) {
 		t.Fatalf("move of a branch that moved on: %v", err)
@@ -225,7 +240,7 @@ func TestFastForwardRacingWriters(t *testing.T) {
 		}
 	}
 	defer func() { Hook = nil }()
-	moveErr := p.Open(r, main).MovePuts(ctx, putsOf("f1", "f2"), root, base, wal.CommitInfo{})
+	moveErr := p.Open(r, main).MovePuts(ctx, putsOf("f1", "f2"), root, base, "fast-forward to feat", wal.CommitInfo{})
 	wg.Wait()
 	close(acked)
 	t.Logf("move: %v", moveErr)

@@ -196,3 +196,56 @@ func TestNamesNeverCollideAcrossMetadataDatabases(t *testing.T) {
 		t.Fatalf("argon wrote into the foreign database: %v", err)
 	}
 }
+
+// argon gc of one metadata database leaves the caches (views, scratch
+// databases) of another whose name prefix hashes alike: they share the
+// prefix, and only the owner record inside tells them apart (found in
+// review: gc dropped the other's views, whose reads then came back empty).
+func TestGCLeavesOtherMetadataCaches(t *testing.T) {
+	srv := enginetest.Start(t)
+	ctx := context.Background()
+	metaA, metaB := collidingMetadata(t, srv.DB+"g")
+	prefix := wal.DatabasePrefix(metaA)
+	if !srv.Embedded {
+		t.Cleanup(func() {
+			names, _ := srv.Client.ListDatabaseNames(ctx, bson.D{})
+			for _, n := range names {
+				if n == metaA || n == metaB || strings.HasPrefix(n, prefix) {
+					_ = srv.Client.Database(n).Drop(ctx)
+				}
+			}
+		})
+	}
+	rA, rB := wal.Open(srv.Client, metaA), wal.Open(srv.Client, metaB)
+	var bB *wal.Branch
+	for _, r := range []*wal.Repo{rA, rB} {
+		if err := r.EnsureSchema(ctx); err != nil {
+			t.Fatal(err)
+		}
+		_, b, err := r.CreateProject(ctx, "p")
+		if err != nil {
+			t.Fatal(err)
+		}
+		bB = b
+	}
+	if _, err := New().Open(rB, bB).Insert(ctx, "c", []bson.Raw{d1("b1")}, wal.CommitInfo{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := workdb.OpenView(ctx, rB, bB.Timeline, 1); err != nil { // B reads its LSN 1
+		t.Fatal(err)
+	}
+	n, err := workdb.DropViews(ctx, rA) // argon gc in A
+	if err != nil || n != 0 {
+		t.Fatalf("A's gc dropped %d databases (%v), want 0", n, err)
+	}
+	v, err := workdb.OpenView(ctx, rB, bB.Timeline, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if docs, err := v.Find(ctx, "c", workdb.Query{}); err != nil || len(docs) != 1 {
+		t.Fatalf("after %s's gc, %s's view %s holds %d documents (want 1), err %v", metaA, metaB, v.DB.Name(), len(docs), err)
+	}
+	if n, err := workdb.DropViews(ctx, rB); err != nil || n != 1 {
+		t.Fatalf("B's own gc dropped %d databases (%v), want its view", n, err)
+	}
+}

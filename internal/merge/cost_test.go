@@ -88,7 +88,7 @@ func TestCostFollowsChange(t *testing.T) {
 		t.Errorf("merge read %d entries for one change on each side of %d documents", plan.EntriesRead, n)
 	}
 	c := plan.Changes[0]
-	cm, _, err := wm.ApplyPuts(ctx, []workdb.Put{{Coll: c.Coll, ID: c.ID, Doc: c.Doc}}, wal.CommitInfo{MergeOf: MergeOf(theirs)})
+	cm, _, err := wm.ApplyPuts(ctx, []workdb.Put{{Coll: c.Coll, ID: c.ID, Doc: c.Doc}}, ours.LSN, wal.CommitInfo{MergeOf: MergeOf(theirs)})
 	if err != nil {
 		t.Fatal(err)
 	}

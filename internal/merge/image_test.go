@@ -89,7 +89,8 @@ func TestImagesNeverChangeAResult(t *testing.T) {
 		return diff.Point{TL: b.Timeline, LSN: h.LSN}
 	}
 	mergeInto := func(to, from *branch) {
-		plan, err := Merge(ctx, r, head(to.b), head(from.b), Theirs)
+		ours := head(to.b)
+		plan, err := Merge(ctx, r, ours, head(from.b), Theirs)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -97,7 +98,7 @@ func TestImagesNeverChangeAResult(t *testing.T) {
 		for i, c := range plan.Changes {
 			puts[i] = workdb.Put{Coll: c.Coll, Index: c.Index, ID: c.ID, Doc: c.Doc}
 		}
-		if _, _, err := to.w.ApplyPuts(ctx, puts, wal.CommitInfo{Message: "merge", MergeOf: MergeOf(head(from.b))}); err != nil {
+		if _, _, err := to.w.ApplyPuts(ctx, puts, ours.LSN, wal.CommitInfo{Message: "merge", MergeOf: MergeOf(head(from.b))}); err != nil {
 			t.Fatal(err)
 		}
 		to.ids = append(to.ids, from.ids...)

@@ -152,7 +152,8 @@ func TestMergeModel(t *testing.T) {
 				want[id] = fd
 			}
 		}
-		plan, err := Merge(ctx, r, head(mainB), head(featB), Refuse)
+		ours := head(mainB)
+		plan, err := Merge(ctx, r, ours, head(featB), Refuse)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -163,7 +164,7 @@ func TestMergeModel(t *testing.T) {
 		for i, c := range plan.Changes {
 			puts[i] = workdb.Put{Coll: c.Coll, Index: c.Index, ID: c.ID, Doc: c.Doc}
 		}
-		if _, _, err := wm.ApplyPuts(ctx, puts, wal.CommitInfo{Message: "merge", MergeOf: MergeOf(head(featB))}); err != nil {
+		if _, _, err := wm.ApplyPuts(ctx, puts, ours.LSN, wal.CommitInfo{Message: "merge", MergeOf: MergeOf(head(featB))}); err != nil {
 			t.Fatal(err)
 		}
 		docs, err := wm.Find(ctx, "c", workdb.Query{})

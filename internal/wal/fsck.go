@@ -183,11 +183,6 @@ func (r *Repo) Check(ctx context.Context, project string) ([]TimelineInfo, []Pro
 		if byID[b.Timeline] == nil {
 			bad("", "branch %s names timeline %s, which does not exist", b.Name, b.Timeline)
 		}
-		for _, inf := range infos {
-			if inf.ID == b.Timeline && inf.Head != nil && inf.Head.Kind == SlotMoved {
-				bad(b.Timeline, "branch %s names timeline %s, which moved to %s (a fast-forward that stopped before repointing it; argon fsck --repair or the branch's next write repoints it)", b.Name, b.Timeline, inf.Head.To)
-			}
-		}
 	}
 	return infos, problems, nil
 }

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -174,9 +175,10 @@ const ownerID = "owner"
 // when the name is reserved, and kept when the database is rebuilt, so
 // that two metadata databases can never both take one database.
 type Owner struct {
-	ID      string `bson:"_id"`
-	Meta    string `bson:"meta"`
-	Project string `bson:"project"`
+	ID      string    `bson:"_id"`
+	Meta    string    `bson:"meta"`
+	Project string    `bson:"project,omitempty"`
+	Created time.Time `bson:"created_at,omitempty"`
 }
 
 // claimDB makes database name this repo's for project, unless something
@@ -204,7 +206,7 @@ func (r *Repo) claimDB(ctx context.Context, name, project string) (bool, error) 
 // another metadata database's record is there.
 func (r *Repo) ClaimOwner(ctx context.Context, name, project string) (bool, error) {
 	coll := r.Client.Database(name).Collection(DBMetaCollection)
-	_, err := coll.InsertOne(ctx, Owner{ID: ownerID, Meta: r.DB.Name(), Project: project})
+	_, err := coll.InsertOne(ctx, Owner{ID: ownerID, Meta: r.DB.Name(), Project: project, Created: time.Now()})
 	if err == nil || !isDup(err) {
 		return err == nil, err
 	}
@@ -305,3 +307,17 @@ func CheckMetadataName(name string) error {
 }
 
 var reservedPrefix = regexp.MustCompile(`^ar(_|[0-9a-f]{4}_)`)
+
+// DropOwnedOrphan drops database name, one of this repo's caches (a view
+// or scratch database) that no record names, when its owner record says
+// it is this repo's and is older than grace: a younger one may be in the
+// middle of being built. Databases of another metadata database whose
+// prefix hashes alike, and those without an owner record, are left alone.
+// It reports whether it dropped the database.
+func (r *Repo) DropOwnedOrphan(ctx context.Context, name string, grace time.Duration) (bool, error) {
+	o, err := r.DBOwner(ctx, name)
+	if err != nil || o == nil || o.Meta != r.DB.Name() || time.Since(o.Created) < grace {
+		return false, err
+	}
+	return true, r.Client.Database(name).Drop(ctx)
+}

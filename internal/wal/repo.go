@@ -271,22 +271,25 @@ func (r *Repo) newTimeline(ctx context.Context, project, parent string, base, pa
 }
 
 // Repoint makes branch name of project, bound to timeline from, name
-// timeline to instead, after from was closed by a moved slot pointing at
-// to. It changes nothing when the binding names another timeline (it was
+// timeline to instead, after from was closed at LSN fromLSN by a moved
+// slot pointing at to, and records the move in the reflog under action.
+// It changes nothing when the binding names another timeline (it was
 // repointed already, renamed, deleted). The moved slot is the truth; the
 // binding follows it, so whoever finds the moved slot first repoints.
-func (r *Repo) Repoint(ctx context.Context, project, name, from, to string) (bool, error) {
+func (r *Repo) Repoint(ctx context.Context, project, name, from, to string, fromLSN int64, action string) (bool, error) {
 	res, err := r.DB.Collection(collBranches).UpdateOne(ctx,
 		bson.D{{Key: "_id", Value: branchID(project, name)}, {Key: "timeline", Value: from}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "timeline", Value: to}}}})
-	if err != nil {
+	if err != nil || res.ModifiedCount == 0 {
 		return false, err
 	}
-	return res.ModifiedCount > 0, nil
+	rec := ReflogRecord{Project: project, Branch: name, Action: action, OldTL: from, OldLSN: fromLSN, NewTL: to}
+	if t, err := r.Timeline(ctx, to); err == nil {
+		rec.NewLSN = t.Base
+	}
+	r.reflog(ctx, rec)
+	return true, nil
 }
-
-// RecordMove records a move of a branch name in the reflog.
-func (r *Repo) RecordMove(ctx context.Context, rec ReflogRecord) { r.reflog(ctx, rec) }
 
 func (r *Repo) reflog(ctx context.Context, rec ReflogRecord) {
 	rec.Time = r.Now()

@@ -25,8 +25,21 @@ type Put struct {
 // deleted by _id, indexes created or dropped, and the post-images logged
 // as the server holds them. Unique indexes are enforced by the server: a
 // violation fails the whole write, which is repaired from the log.
-func (w *Branch) ApplyPuts(ctx context.Context, puts []Put, info wal.CommitInfo) (*wal.Commit, int64, error) {
-	return w.write(ctx, info, nil, w.putter(puts))
+//
+// The puts were planned against the branch's head at LSN base; if the
+// head is elsewhere once the write holds the branch (another write came
+// in between, or a fast-forward moved the branch), nothing is written and
+// the error is a wal.MovedOnError: applying the plan would undo that
+// write without a conflict.
+func (w *Branch) ApplyPuts(ctx context.Context, puts []Put, base int64, info wal.CommitInfo) (*wal.Commit, int64, error) {
+	tl := w.TL
+	apply := w.putter(puts)
+	return w.write(ctx, info, nil, func(ctx context.Context) ([]wal.Entry, error) {
+		if w.TL != tl || w.base != base {
+			return nil, &wal.MovedOnError{Branch: w.Name}
+		}
+		return apply(ctx)
+	})
 }
 
 // MovePuts fast-forwards the branch: puts bring its working database from
@@ -34,9 +47,9 @@ func (w *Branch) ApplyPuts(ctx context.Context, puts []Put, info wal.CommitInfo)
 // forked where the branch moves to), and the branch moves onto that
 // timeline (Protocol.Move). Nothing is logged: the history of to holds
 // every entry already.
-func (w *Branch) MovePuts(ctx context.Context, puts []Put, to *wal.Slot, base int64, info wal.CommitInfo) error {
+func (w *Branch) MovePuts(ctx context.Context, puts []Put, to *wal.Slot, base int64, action string, info wal.CommitInfo) error {
 	apply := w.putter(puts)
-	return w.Protocol.Move(ctx, w, to, base, &info, func(ctx context.Context, _ func([]wal.Entry) error) error {
+	return w.Protocol.Move(ctx, w, to, base, action, &info, func(ctx context.Context, _ func([]wal.Entry) error) error {
 		_, err := apply(ctx)
 		return err
 	})

@@ -71,6 +71,9 @@ func (w *Branch) evaluateUpdate(ctx context.Context, filter, update bson.Raw, pr
 	_, _ = rand.Read(b[:])
 	db := w.DB.Client().Database(scratchPrefix(w.Repo) + hex.EncodeToString(b[:]))
 	defer func() { _ = db.Drop(context.WithoutCancel(ctx)) }()
+	if _, err := w.Repo.ClaimOwner(ctx, db.Name(), w.Project); err != nil {
+		return nil, err
+	}
 	sc := db.Collection("c")
 	post := make([]bson.Raw, len(pre))
 	p := progressFor(ctx, "updating")

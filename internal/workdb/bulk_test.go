@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -139,21 +140,51 @@ func modifyManyMatchesEngine(t *testing.T, doubleIDs bool) {
 			t.Errorf("scratch database %s left behind", n)
 		}
 	}
-	// One an interrupted update left is dropped by gc.
-	left := srv.Client.Database(r.DatabasePrefix() + "-scratch-0123456789ab")
-	if _, err := left.Collection("c").InsertOne(ctx, bson.D{{Key: "_id", Value: 1}}); err != nil {
-		t.Fatal(err)
+	// One an interrupted update of this repo left an hour ago is dropped
+	// by gc; a young one (an update may be using it), one of another
+	// metadata database whose prefix hashes alike, and one without an
+	// owner record are left alone.
+	scratch := func(suffix, meta string, age time.Duration) string {
+		db := srv.Client.Database(r.DatabasePrefix() + "-scratch-" + suffix)
+		if meta != "" {
+			if _, err := db.Collection(workdb.MarkerCollection).InsertOne(ctx, bson.D{{Key: "_id", Value: "owner"},
+				{Key: "meta", Value: meta}, {Key: "created_at", Value: time.Now().Add(-age)}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := db.Collection("c").InsertOne(ctx, bson.D{{Key: "_id", Value: 1}}); err != nil {
+			t.Fatal(err)
+		}
+		return db.Name()
 	}
-	if _, err := workdb.DropViews(ctx, r); err != nil {
-		t.Fatal(err)
+	old := scratch("000000000001", r.DB.Name(), 2*time.Hour)
+	keep := map[string]bool{
+		scratch("000000000002", r.DB.Name(), time.Minute):          true,
+		scratch("000000000003", r.DB.Name()+"-other", 2*time.Hour): true,
+		scratch("000000000004", "", 0):                             true,
+	}
+	n, err := workdb.DropViews(ctx, r)
+	if err != nil || n != 1 {
+		t.Fatalf("gc dropped %d databases (%v), want 1", n, err)
 	}
 	names, err = srv.Client.ListDatabaseNames(ctx, bson.D{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range names {
-		if n == left.Name() {
+		if n == old {
 			t.Errorf("gc left scratch database %s", n)
+		}
+		delete(keep, n)
+	}
+	for n := range keep {
+		t.Errorf("gc dropped %s, which it must leave", n)
+	}
+	if !srv.Embedded {
+		for _, n := range names {
+			if strings.HasPrefix(n, r.DatabasePrefix()+"-scratch-00000000000") {
+				_ = srv.Client.Database(n).Drop(ctx)
+			}
 		}
 	}
 }
@@ -272,7 +303,11 @@ func TestApplyPutsMany(t *testing.T) {
 			for i := int32(1000); i < 1030; i++ {
 				put(i, mk(i, i, "added"))
 			}
-			if _, _, err := w.ApplyPuts(ctx, puts, wal.CommitInfo{Message: "merge"}); err != nil {
+			h, err := r.Head(ctx, b.Timeline)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := w.ApplyPuts(ctx, puts, h.LSN, wal.CommitInfo{Message: "merge"}); err != nil {
 				t.Fatal(err)
 			}
 			checkState(t, r, b, w, want, "after the merge")

@@ -215,8 +215,14 @@ func buildView(ctx context.Context, r *wal.Repo, tl string, lsn int64, coll stri
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	db := r.Client.Database(viewPrefix(r) + hex.EncodeToString(b[:]))
+	// Its owner record first: gc drops an unpublished view only when it
+	// is this repo's, and old enough not to be in the making.
+	if _, err := r.ClaimOwner(ctx, db.Name(), ""); err != nil {
+		return nil, err
+	}
 	st, err := r.Fold(ctx, tl, lsn, coll)
 	if err != nil {
+		_ = db.Drop(context.WithoutCancel(ctx))
 		return nil, err
 	}
 	p := progressFor(ctx, fmt.Sprintf("materialising LSN %d", lsn))
@@ -257,6 +263,10 @@ func (v *View) Collections(ctx context.Context) ([]CollectionInfo, error) {
 	return collections(ctx, v.DB)
 }
 
+// orphanGrace is how long gc leaves a view or scratch database that no
+// record names: a younger one may be being built or used.
+const orphanGrace = time.Hour
+
 // DropViews removes every materialised view of the repo (they are caches
 // of the log), and any scratch database an interrupted update left, and
 // returns how many databases it dropped.
@@ -287,10 +297,15 @@ func DropViews(ctx context.Context, r *wal.Repo) (int, error) {
 	n := len(recs)
 	for _, name := range names {
 		if strings.HasPrefix(name, viewPrefix(r)) || strings.HasPrefix(name, scratchPrefix(r)) {
-			if err := r.Client.Database(name).Drop(ctx); err != nil {
+			// The prefix keeps 16 bits of the metadata database's name:
+			// another metadata database's caches may share it.
+			dropped, err := r.DropOwnedOrphan(ctx, name, orphanGrace)
+			if err != nil {
 				return n, err
 			}
-			n++
+			if dropped {
+				n++
+			}
 		}
 	}
 	return n, nil

@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -74,7 +73,7 @@ type Protocol interface {
 	// Move fast-forwards the branch onto the timeline whose root slot is
 	// to, if its head is still at LSN base; apply brings the database to
 	// that state.
-	Move(ctx context.Context, w *Branch, to *wal.Slot, base int64, info *wal.CommitInfo, apply ApplyFunc) error
+	Move(ctx context.Context, w *Branch, to *wal.Slot, base int64, action string, info *wal.CommitInfo, apply ApplyFunc) error
 }
 
 // DBFiles fingerprints the files the engine keeps a database in (equal
@@ -253,8 +252,14 @@ func (w *Branch) Rebuild(ctx context.Context, head *wal.Slot, notice string) (*M
 	if err := w.checkOwned(ctx); err != nil {
 		return nil, err
 	}
-	if err := w.clear(ctx); err != nil {
-		return nil, fmt.Errorf("empty working database %s: %w", w.DB.Name(), err)
+	// The whole database is dropped, not its collections one by one: on
+	// the embedded engine a process killed while creating a collection
+	// can leave a table its catalog does not list, which only dropping
+	// the database removes (the crash suite hit "table already exists").
+	// The owner record is written back at once, before anything else:
+	// the name is unclaimed on the server only between the two.
+	if err := w.DB.Drop(ctx); err != nil {
+		return nil, fmt.Errorf("drop working database %s: %w", w.DB.Name(), err)
 	}
 	if err := w.claim(ctx); err != nil {
 		return nil, err
@@ -274,26 +279,6 @@ func (w *Branch) Rebuild(ctx context.Context, head *wal.Slot, notice string) (*M
 		return nil, err
 	}
 	return w.newMarker(ctx, head, st)
-}
-
-// clear drops every collection of the database except MarkerCollection,
-// and the marker, keeping the owner record: dropping the database would
-// leave its name unclaimed on the server while it is rebuilt.
-func (w *Branch) clear(ctx context.Context) error {
-	names, err := w.DB.ListCollectionNames(ctx, bson.D{})
-	if err != nil {
-		return err
-	}
-	for _, n := range names {
-		if n == MarkerCollection || strings.HasPrefix(n, "system.") {
-			continue
-		}
-		if err := w.DB.Collection(n).Drop(ctx); err != nil {
-			return err
-		}
-	}
-	_, err = w.DB.Collection(MarkerCollection).DeleteOne(ctx, bson.D{{Key: "_id", Value: markerID}})
-	return err
 }
 
 // claim makes sure the database's owner record names this metadata
