@@ -313,6 +313,11 @@ func (wr *writer) prepare(ctx context.Context, m *workdb.Marker) error {
 		// Dropped (or never built by argon) and filled by an
 		// application: keep what it holds, as uncommitted changes.
 		nm, err := w.Adopt(ctx, base)
+		if errors.As(err, new(*workdb.ForeignError)) {
+			// Not an application's work on this branch: another
+			// metadata database's database took the name.
+			return rebuild("")
+		}
 		if err != nil {
 			return err
 		}

@@ -153,7 +153,8 @@ func TestNamesNeverCollideAcrossMetadataDatabases(t *testing.T) {
 	}
 
 	// Two metadata databases an older argon let share one database: B's
-	// binding names A's database. B refuses to rebuild or adopt it.
+	// binding names A's database. B never rebuilds or adopts it: it
+	// reserves a new name for its branch and rebuilds its state there.
 	if _, err := rB.DB.Collection("branches").UpdateOne(ctx, bson.D{{Key: "_id", Value: xB.ID}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "db", Value: x.DB}}}}); err != nil {
 		t.Fatal(err)
@@ -162,15 +163,42 @@ func TestNamesNeverCollideAcrossMetadataDatabases(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = rebuild(rB, shared)
-	want := fmt.Sprintf("database %s belongs to project p of metadata database %s: argon will not change it for branch x", x.DB, metaA)
-	if err == nil || err.Error() != want {
-		t.Fatalf("B rebuilding A's database: %v, want %q", err, want)
+	var notices []string
+	wb := New().Open(rB, shared)
+	wb.Notice = func(s string) { notices = append(notices, s) }
+	docs, err := wb.Find(ctx, "c", workdb.Query{})
+	if err != nil || len(docs) != 1 || docs[0].Lookup("_id").StringValue() != "xb1" {
+		t.Fatalf("B reading its branch x: %v, %v", docs, err)
 	}
-	if _, err := New().Open(rB, shared).Find(ctx, "c", workdb.Query{}); err == nil || !strings.Contains(err.Error(), want) {
-		t.Fatalf("B reading A's database: %v, want %q", err, want)
+	moved, err := rB.Branch(ctx, "p", "x")
+	if err != nil || moved.DB == x.DB || moved.DB == xB.DB || wb.DB.Name() != moved.DB {
+		t.Fatalf("B's branch x now uses %s (handle %s), want a new name, not %s or %s", moved.DB, wb.DB.Name(), x.DB, xB.DB)
+	}
+	want := fmt.Sprintf("the working database %s of branch x belongs to another metadata database now; the branch uses %s, rebuilt from the log", x.DB, moved.DB)
+	if len(notices) == 0 || notices[len(notices)-1] != want {
+		t.Fatalf("notices %q, want %q", notices, want)
 	}
 	holds(x.DB, "x1")
+	holds(moved.DB, "xb1")
+	// The same when A's database took the name while B's was gone.
+	if err := srv.Client.Database(moved.DB).Drop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := rA.ClaimOwner(ctx, moved.DB, "p"); err != nil || !ok {
+		t.Fatalf("A claiming %s: %v, %v", moved.DB, ok, err)
+	}
+	if _, err := srv.Client.Database(moved.DB).Collection("c").InsertOne(ctx, bson.D{{Key: "_id", Value: "A's"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New().Open(rB, moved).Insert(ctx, "c", []bson.Raw{d1("xb2")}, wal.CommitInfo{}); err != nil {
+		t.Fatalf("B writing after A took its name: %v", err)
+	}
+	again, err := rB.Branch(ctx, "p", "x")
+	if err != nil || again.DB == moved.DB {
+		t.Fatalf("B's branch x uses %s, want a name other than %s", again.DB, moved.DB)
+	}
+	holds(moved.DB, "A's")
+	holds(again.DB, "xb1", "xb2")
 
 	// A database that is not argon's already has a new branch's name: the
 	// branch gets another name, and the database is left as it is.

@@ -321,3 +321,39 @@ func (r *Repo) DropOwnedOrphan(ctx context.Context, name string, grace time.Dura
 	}
 	return true, r.Client.Database(name).Drop(ctx)
 }
+
+// RebindDB gives branch name of project a newly reserved working database
+// when another metadata database owns old, the one it had, and returns
+// the new name. The binding is changed only if it still names old (a
+// concurrent rebind wins, and its name is returned); this repo's
+// reservation of old is given up, so nothing of this repo claims it.
+func (r *Repo) RebindDB(ctx context.Context, project, name, old string) (string, error) {
+	b, err := r.Branch(ctx, project, name)
+	if err != nil {
+		return "", err
+	}
+	if cur := r.WorkingDatabase(b); cur != old {
+		return cur, nil
+	}
+	fresh, err := r.reserveDB(ctx, b)
+	if err != nil {
+		return "", err
+	}
+	filter := bson.D{{Key: "_id", Value: b.ID}, {Key: "incarnation", Value: b.Incarnation}, {Key: "db", Value: b.DB}}
+	if b.DB == "" { // a binding from before names were kept on it
+		filter[2] = bson.E{Key: "db", Value: bson.D{{Key: "$exists", Value: false}}}
+	}
+	res, err := r.DB.Collection(collBranches).UpdateOne(ctx, filter, bson.D{{Key: "$set", Value: bson.D{{Key: "db", Value: fresh}}}})
+	if err != nil || res.ModifiedCount == 0 {
+		r.releaseDB(ctx, &Branch{Project: project, DB: fresh})
+		if err != nil {
+			return "", err
+		}
+		if b, err = r.Branch(ctx, project, name); err != nil {
+			return "", err
+		}
+		return r.WorkingDatabase(b), nil
+	}
+	_, _ = r.DB.Collection(collWorkDBs).DeleteOne(ctx, bson.D{{Key: "_id", Value: old}, {Key: "project", Value: project}})
+	return fresh, nil
+}

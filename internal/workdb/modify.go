@@ -47,10 +47,12 @@ type Modification struct {
 // as they were are not logged, and a change that changes nothing makes no
 // commit.
 func (w *Branch) Modify(ctx context.Context, coll string, m Modification, lim Limits, info wal.CommitInfo) (*ModifyResult, error) {
-	c := w.DB.Collection(coll)
 	res := &ModifyResult{}
 	var pre []bson.Raw
 	cm, head, err := w.write(ctx, info, nil, func(ctx context.Context) ([]wal.Entry, error) {
+		// The collection is looked up once the write holds the branch:
+		// taking the branch may have given it another database (rebind).
+		c := w.DB.Collection(coll)
 		var err error
 		pre, err = matching(ctx, c, m.Filter, m.Many)
 		if err != nil {

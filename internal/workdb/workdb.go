@@ -249,7 +249,11 @@ func (w *Branch) Rebuild(ctx context.Context, head *wal.Slot, notice string) (*M
 	if notice != "" {
 		w.Notice(notice)
 	}
-	if err := w.checkOwned(ctx); err != nil {
+	if err := w.checkOwned(ctx); errors.As(err, new(*ForeignError)) {
+		if err := w.rebind(ctx, err); err != nil {
+			return nil, err
+		}
+	} else if err != nil {
 		return nil, err
 	}
 	// The whole database is dropped, not its collections one by one: on
@@ -261,7 +265,13 @@ func (w *Branch) Rebuild(ctx context.Context, head *wal.Slot, notice string) (*M
 	if err := w.DB.Drop(ctx); err != nil {
 		return nil, fmt.Errorf("drop working database %s: %w", w.DB.Name(), err)
 	}
-	if err := w.claim(ctx); err != nil {
+	if err := w.claim(ctx); errors.As(err, new(*ForeignError)) {
+		// Claimed by another metadata database in the moment it was
+		// gone: it is theirs now, and empty; the branch moves on.
+		if err := w.rebind(ctx, err); err != nil {
+			return nil, err
+		}
+	} else if err != nil {
 		return nil, err
 	}
 	st, err := w.Repo.Fold(ctx, w.TL, head.LSN, "")
@@ -300,9 +310,31 @@ func (w *Branch) claim(ctx context.Context) error {
 func (w *Branch) foreign(ctx context.Context) error {
 	o, _ := w.Repo.DBOwner(ctx, w.DB.Name())
 	if o != nil {
-		return fmt.Errorf("database %s belongs to project %s of metadata database %s: argon will not change it for branch %s", w.DB.Name(), o.Project, o.Meta, w.Name)
+		return &ForeignError{Msg: fmt.Sprintf("database %s belongs to project %s of metadata database %s: argon will not change it for branch %s", w.DB.Name(), o.Project, o.Meta, w.Name)}
 	}
-	return fmt.Errorf("database %s holds a working database of another metadata database: argon will not change it for branch %s", w.DB.Name(), w.Name)
+	return &ForeignError{Msg: fmt.Sprintf("database %s holds a working database of another metadata database: argon will not change it for branch %s", w.DB.Name(), w.Name)}
+}
+
+// ForeignError reports a working database name another metadata database
+// owns (it claimed the name while the database was gone, or an older argon
+// let both use it).
+type ForeignError struct{ Msg string }
+
+func (e *ForeignError) Error() string { return e.Msg }
+
+// rebind gives the branch a working database of a new name, reserved and
+// claimed like a new branch's, when another metadata database owns the one
+// it had: that one is left to its owner, and the branch's state is rebuilt
+// from its own log in the new one.
+func (w *Branch) rebind(ctx context.Context, cause error) error {
+	old := w.DB.Name()
+	name, err := w.Repo.RebindDB(ctx, w.Project, w.Name, old)
+	if err != nil {
+		return fmt.Errorf("%v; reserving a new name failed: %w", cause, err)
+	}
+	w.DB = w.DB.Client().Database(name)
+	w.Notice(fmt.Sprintf("the working database %s of branch %s belongs to another metadata database now; the branch uses %s, rebuilt from the log", old, w.Name, name))
+	return nil
 }
 
 // newMarker gives the database a marker at slot head, with a new epoch and

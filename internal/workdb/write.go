@@ -298,7 +298,6 @@ const intentLimit = 1000
 func (w *Branch) InsertStream(ctx context.Context, coll string, next func() ([]bson.Raw, error), info wal.CommitInfo, progress func(int)) (*InsertResult, error) {
 	seen := map[string]int{}
 	var ids []bson.RawValue
-	c := w.DB.Collection(coll)
 	// The first batch is read before the write starts, so that a small
 	// insert announces its keys in its lease.
 	first, err := next()
@@ -315,6 +314,9 @@ func (w *Branch) InsertStream(ctx context.Context, coll string, next func() ([]b
 	}
 	inserted := 0
 	cm, head, err := w.Protocol.Write(ctx, w, &info, intent, func(ctx context.Context, emit func([]wal.Entry) error) error {
+		// Looked up once the write holds the branch: taking the branch
+		// may have given it another database (rebind).
+		c := w.DB.Collection(coll)
 		docs := first
 		for batch := 0; ; batch++ {
 			if batch > 0 && len(docs) > 0 {
