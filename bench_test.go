@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -184,6 +185,51 @@ func BenchmarkCLIStatus(b *testing.B) {
 		b.Fatal(err)
 	}
 	pair(b, func() error { return run("status") }, func() error { return run("version") })
+}
+
+// Commands that must not grow with the number of branches: a whole
+// argon process (branch list, status, log -n 20) in a workspace with 100
+// branches vs the same in one with a single branch, on the same machine
+// in the same run. The ratio is the growth (issue 10: list <= 2, status
+// and log <= 1.5).
+func BenchmarkBranches(b *testing.B) {
+	many := 100
+	if testing.Short() {
+		many = 10
+	}
+	env := append(os.Environ(), "ARGON_AUTHOR=bench")
+	workspace := func(branches int) func(args ...string) error {
+		dir := b.TempDir()
+		run := func(args ...string) error {
+			c := exec.Command("argon", args...)
+			c.Dir, c.Env = dir, env
+			if out, err := c.CombinedOutput(); err != nil {
+				return fmt.Errorf("argon %v: %v: %s", args, err, out)
+			}
+			return nil
+		}
+		if err := run("init", "bench"); err != nil {
+			b.Fatal(err)
+		}
+		for i := 0; i < 20; i++ {
+			if err := run("insert", "c", fmt.Sprintf(`{"_id": %d}`, i)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for i := 1; i < branches; i++ {
+			if err := run("branch", "create", fmt.Sprintf("b%03d", i)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return run
+	}
+	one, lots := workspace(1), workspace(many)
+	for _, cmd := range [][]string{{"branch"}, {"status"}, {"log", "-n", "20"}} {
+		b.Run(strings.Join(cmd, "-"), func(b *testing.B) {
+			pair(b, func() error { return lots(cmd...) }, func() error { return one(cmd...) })
+			b.ReportMetric(float64(many), "branches")
+		})
+	}
 }
 
 // argon import (one commit through the protocol) of N new documents into a

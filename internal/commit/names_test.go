@@ -200,6 +200,28 @@ func TestNamesNeverCollideAcrossMetadataDatabases(t *testing.T) {
 	holds(moved.DB, "A's")
 	holds(again.DB, "xb1", "xb2")
 
+	// Both reserve the same free name (neither has built it yet): the
+	// first to build owns it, the other moves to a new one when it builds.
+	zA, err := rA.CreateBranch(ctx, "p", "z", mainA, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zB, err := rB.CreateBranch(ctx, "p", "z", mainB, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if zA.DB != zB.DB {
+		t.Fatalf("branch z: %s and %s; this case wants both to have reserved the same name", zA.DB, zB.DB)
+	}
+	insert(rA, zA, "za")
+	insert(rB, zB, "zb")
+	zB2, err := rB.Branch(ctx, "p", "z")
+	if err != nil || zB2.DB == zA.DB {
+		t.Fatalf("B's branch z uses %s, want a name other than A's %s", zB2.DB, zA.DB)
+	}
+	holds(zA.DB, "a1", "za")
+	holds(zB2.DB, "b1", "zb")
+
 	// A database that is not argon's already has a new branch's name: the
 	// branch gets another name, and the database is left as it is.
 	foreign := prefix + "p__y"

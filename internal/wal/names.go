@@ -123,11 +123,16 @@ func DatabasePrefix(metaDB string) string {
 // The reservation only sees this metadata database. A database of that
 // name may already exist on the server: an application's, or a working
 // database of another metadata database whose name prefix hashes the same
-// (DatabasePrefix keeps 16 bits). So the name is also claimed on the
-// server: it must hold nothing that is not this repo's, and the unique
-// insert of an owner record into the database itself decides between two
-// metadata databases reserving it at once (claimDB). A name that fails is
-// given up and the next one tried.
+// (DatabasePrefix keeps 16 bits). So the name must also be free on the
+// server: hold nothing that is not this repo's (freeDB); a name that is
+// not is given up and the next one tried. The database is claimed (the
+// unique insert of an owner record into it) when it is first built, not
+// here: on the embedded engine every database is a file that every argon
+// process opens at start, so creating one per branch made every command
+// slower with each branch (measured: status 0.06 s -> 0.8 s with 100
+// branches). Of two metadata databases that reserve the same free name,
+// the first to build it owns it; the other finds its owner record and
+// moves to a new name (workdb.Branch.own, RebindDB).
 func (r *Repo) reserveDB(ctx context.Context, b *Branch) (string, error) {
 	base := r.WorkingDatabaseName(b.Project, b.Name)
 	for i := 0; i < 4; i++ {
@@ -151,7 +156,7 @@ func (r *Repo) reserveDB(ctx context.Context, b *Branch) (string, error) {
 		if err != nil {
 			continue
 		}
-		ok, err := r.claimDB(ctx, name, b.Project)
+		ok, err := r.freeDB(ctx, name)
 		if err == nil && ok {
 			return name, nil
 		}
@@ -181,23 +186,15 @@ type Owner struct {
 	Created time.Time `bson:"created_at,omitempty"`
 }
 
-// claimDB makes database name this repo's for project, unless something
-// else holds it: collections besides DBMetaCollection that this repo did
-// not leave there, or a record of another metadata database. It reports
-// whether the name is now this repo's.
-func (r *Repo) claimDB(ctx context.Context, name, project string) (bool, error) {
-	db := r.Client.Database(name)
-	names, err := db.ListCollectionNames(ctx, bson.D{})
-	if err != nil {
-		return false, err
+// freeDB reports whether database name can be this repo's: it does not
+// exist, or holds only what this repo left there (its owner record or
+// marker: a working database of a branch since deleted).
+func (r *Repo) freeDB(ctx context.Context, name string) (bool, error) {
+	names, err := r.Client.Database(name).ListCollectionNames(ctx, bson.D{})
+	if err != nil || len(names) == 0 {
+		return err == nil, err
 	}
-	if len(names) > 0 {
-		ours, err := r.ownsDB(ctx, name)
-		if err != nil || !ours {
-			return false, err
-		}
-	}
-	return r.ClaimOwner(ctx, name, project)
+	return r.ownsDB(ctx, name)
 }
 
 // ClaimOwner writes this repo's owner record into database name, by a

@@ -249,29 +249,7 @@ func (w *Branch) Rebuild(ctx context.Context, head *wal.Slot, notice string) (*M
 	if notice != "" {
 		w.Notice(notice)
 	}
-	if err := w.checkOwned(ctx); errors.As(err, new(*ForeignError)) {
-		if err := w.rebind(ctx, err); err != nil {
-			return nil, err
-		}
-	} else if err != nil {
-		return nil, err
-	}
-	// The whole database is dropped, not its collections one by one: on
-	// the embedded engine a process killed while creating a collection
-	// can leave a table its catalog does not list, which only dropping
-	// the database removes (the crash suite hit "table already exists").
-	// The owner record is written back at once, before anything else:
-	// the name is unclaimed on the server only between the two.
-	if err := w.DB.Drop(ctx); err != nil {
-		return nil, fmt.Errorf("drop working database %s: %w", w.DB.Name(), err)
-	}
-	if err := w.claim(ctx); errors.As(err, new(*ForeignError)) {
-		// Claimed by another metadata database in the moment it was
-		// gone: it is theirs now, and empty; the branch moves on.
-		if err := w.rebind(ctx, err); err != nil {
-			return nil, err
-		}
-	} else if err != nil {
+	if err := w.own(ctx); err != nil {
 		return nil, err
 	}
 	st, err := w.Repo.Fold(ctx, w.TL, head.LSN, "")
@@ -289,6 +267,52 @@ func (w *Branch) Rebuild(ctx context.Context, head *wal.Slot, notice string) (*M
 		return nil, err
 	}
 	return w.newMarker(ctx, head, st)
+}
+
+// own leaves the working database empty and claimed by this repo, ready
+// to be built:
+//   - one that does not exist yet (a first build) is claimed as it is,
+//     by the owner record's unique insert, and never dropped: only its
+//     owner ever drops a database, so two metadata databases building the
+//     same new name at once cannot undo each other (the loser moves on);
+//   - one of this repo is dropped whole and claimed again at once (the
+//     whole database, not its collections one by one: on the embedded
+//     engine a process killed while creating a collection can leave a
+//     table the catalog does not list, and the crash suite hit "table
+//     already exists" when collections were dropped one by one);
+//   - one another metadata database owns is left to it, and the branch
+//     gets a new name (rebind).
+func (w *Branch) own(ctx context.Context) error {
+	for try := 0; try < 4; try++ {
+		names, err := w.DB.ListCollectionNames(ctx, bson.D{})
+		if err != nil {
+			return err
+		}
+		if len(names) > 0 {
+			if err := w.checkOwned(ctx); errors.As(err, new(*ForeignError)) {
+				if err := w.rebind(ctx, err); err != nil {
+					return err
+				}
+				continue
+			} else if err != nil {
+				return err
+			}
+			if err := w.DB.Drop(ctx); err != nil {
+				return fmt.Errorf("drop working database %s: %w", w.DB.Name(), err)
+			}
+		}
+		err = w.claim(ctx)
+		if errors.As(err, new(*ForeignError)) {
+			// Claimed by another metadata database first, or while
+			// this repo's was dropped: it is theirs; move on.
+			if err := w.rebind(ctx, err); err != nil {
+				return err
+			}
+			continue
+		}
+		return err
+	}
+	return fmt.Errorf("branch %s: no working database name could be claimed", w.Name)
 }
 
 // claim makes sure the database's owner record names this metadata
