@@ -171,9 +171,17 @@ func BenchmarkBranchCreate(b *testing.B) {
 // The cost of a whole argon process for a metadata command, against the
 // same binary printing its version (process start, no engine, no I/O).
 func BenchmarkCLIStatus(b *testing.B) {
-	dir := b.TempDir()
+	run := cli(b.TempDir())
+	if err := run("init", "bench"); err != nil {
+		b.Fatal(err)
+	}
+	pair(b, func() error { return run("status") }, func() error { return run("version") })
+}
+
+// cli returns a runner of whole argon processes in workspace dir.
+func cli(dir string) func(args ...string) error {
 	env := append(os.Environ(), "ARGON_AUTHOR=bench")
-	run := func(args ...string) error {
+	return func(args ...string) error {
 		c := exec.Command("argon", args...)
 		c.Dir, c.Env = dir, env
 		if out, err := c.CombinedOutput(); err != nil {
@@ -181,10 +189,6 @@ func BenchmarkCLIStatus(b *testing.B) {
 		}
 		return nil
 	}
-	if err := run("init", "bench"); err != nil {
-		b.Fatal(err)
-	}
-	pair(b, func() error { return run("status") }, func() error { return run("version") })
 }
 
 // Commands that must not grow with the number of branches: a whole
@@ -197,17 +201,8 @@ func BenchmarkBranches(b *testing.B) {
 	if testing.Short() {
 		many = 10
 	}
-	env := append(os.Environ(), "ARGON_AUTHOR=bench")
 	workspace := func(branches int) func(args ...string) error {
-		dir := b.TempDir()
-		run := func(args ...string) error {
-			c := exec.Command("argon", args...)
-			c.Dir, c.Env = dir, env
-			if out, err := c.CombinedOutput(); err != nil {
-				return fmt.Errorf("argon %v: %v: %s", args, err, out)
-			}
-			return nil
-		}
+		run := cli(b.TempDir())
 		if err := run("init", "bench"); err != nil {
 			b.Fatal(err)
 		}
