@@ -9,7 +9,6 @@ import (
 
 	"github.com/argon-db/argon/internal/commit"
 	"github.com/argon-db/argon/internal/diff"
-	"github.com/argon-db/argon/internal/enginetest"
 	"github.com/argon-db/argon/internal/wal"
 	"github.com/argon-db/argon/internal/workdb"
 )
@@ -22,16 +21,8 @@ func TestCostFollowsChange(t *testing.T) {
 	if testing.Short() {
 		n = 5_000
 	}
-	srv := enginetest.Start(t)
+	srv, r, mainB := newProject(t)
 	ctx := context.Background()
-	r := wal.Open(srv.Client, srv.DB)
-	if err := r.EnsureSchema(ctx); err != nil {
-		t.Fatal(err)
-	}
-	_, mainB, err := r.CreateProject(ctx, "p")
-	if err != nil {
-		t.Fatal(err)
-	}
 	p := commit.New()
 	wm := p.Open(r, mainB)
 	wm.ScanReads = srv.Embedded

@@ -12,7 +12,6 @@ import (
 
 	"github.com/argon-db/argon/internal/commit"
 	"github.com/argon-db/argon/internal/diff"
-	"github.com/argon-db/argon/internal/enginetest"
 	"github.com/argon-db/argon/internal/wal"
 	"github.com/argon-db/argon/internal/workdb"
 )
@@ -26,17 +25,9 @@ import (
 // same order, byte for byte, and the same indexes. An image whose chunks
 // are gone is passed over, and gc drops chunks no header names.
 func TestImagesNeverChangeAResult(t *testing.T) {
-	srv := enginetest.Start(t)
+	srv, r, mainB := newProject(t)
 	ctx := context.Background()
-	r := wal.Open(srv.Client, srv.DB)
 	r.ImageEvery = 40
-	if err := r.EnsureSchema(ctx); err != nil {
-		t.Fatal(err)
-	}
-	_, mainB, err := r.CreateProject(ctx, "p")
-	if err != nil {
-		t.Fatal(err)
-	}
 	p := commit.New()
 	rng := rand.New(rand.NewPCG(7, 8))
 	next := int32(0)

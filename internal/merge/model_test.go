@@ -11,7 +11,6 @@ import (
 
 	"github.com/argon-db/argon/internal/commit"
 	"github.com/argon-db/argon/internal/diff"
-	"github.com/argon-db/argon/internal/enginetest"
 	"github.com/argon-db/argon/internal/wal"
 	"github.com/argon-db/argon/internal/workdb"
 )
@@ -27,16 +26,8 @@ type modelDoc struct{ a, b int32 }
 // inserted on either side, deletions of documents the other side never
 // saw), and a merge right after is up to date.
 func TestMergeModel(t *testing.T) {
-	srv := enginetest.Start(t)
+	_, r, mainB := newProject(t)
 	ctx := context.Background()
-	r := wal.Open(srv.Client, srv.DB)
-	if err := r.EnsureSchema(ctx); err != nil {
-		t.Fatal(err)
-	}
-	_, mainB, err := r.CreateProject(ctx, "p")
-	if err != nil {
-		t.Fatal(err)
-	}
 	p := commit.New()
 	wm := p.Open(r, mainB)
 	put := func(w *workdb.Branch, id int32, d modelDoc) {

@@ -11,7 +11,6 @@ import (
 
 	"github.com/argon-db/argon/internal/commit"
 	"github.com/argon-db/argon/internal/diff"
-	"github.com/argon-db/argon/internal/enginetest"
 	"github.com/argon-db/argon/internal/wal"
 	"github.com/argon-db/argon/internal/workdb"
 )
@@ -32,15 +31,8 @@ import (
 // branch gets another's field only through the merges with its partner,
 // and the base of two branches is their last merge: no merge conflicts.
 func TestMergeModelStar(t *testing.T) {
-	srv := enginetest.Start(t)
+	_, r, _ := newProject(t)
 	ctx := context.Background()
-	r := wal.Open(srv.Client, srv.DB)
-	if err := r.EnsureSchema(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := r.CreateProject(ctx, "p"); err != nil {
-		t.Fatal(err)
-	}
 	p := commit.New()
 	names := []string{"main", "f1", "f2"}
 	fields := map[string]string{"main": "a", "f1": "b", "f2": "c"}

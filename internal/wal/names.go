@@ -194,7 +194,7 @@ func (r *Repo) freeDB(ctx context.Context, name string) (bool, error) {
 	if err != nil || len(names) == 0 {
 		return err == nil, err
 	}
-	return r.ownsDB(ctx, name)
+	return r.OwnsDB(ctx, name)
 }
 
 // ClaimOwner writes this repo's owner record into database name, by a
@@ -228,11 +228,11 @@ func (r *Repo) DBOwner(ctx context.Context, name string) (*Owner, error) {
 	return &o, nil
 }
 
-// ownsDB reports whether the argon records in database name say it is this
+// OwnsDB reports whether the argon records in database name say it is this
 // repo's: its owner record names this metadata database, or, in a
 // database from before owner records, its marker names a timeline of this
 // repo. A database without either is not known to be this repo's.
-func (r *Repo) ownsDB(ctx context.Context, name string) (bool, error) {
+func (r *Repo) OwnsDB(ctx context.Context, name string) (bool, error) {
 	cur, err := r.Client.Database(name).Collection(DBMetaCollection).Find(ctx, bson.D{})
 	if err != nil {
 		return false, err
@@ -264,10 +264,6 @@ func (r *Repo) ownsDB(ctx context.Context, name string) (bool, error) {
 	}
 	return false, nil
 }
-
-// OwnsDB is ownsDB for package workdb: whether database name is known to
-// be this repo's by the records inside it.
-func (r *Repo) OwnsDB(ctx context.Context, name string) (bool, error) { return r.ownsDB(ctx, name) }
 
 func (r *Repo) releaseDB(ctx context.Context, b *Branch) {
 	if b.DB == "" {

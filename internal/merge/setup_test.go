@@ -1,0 +1,26 @@
+package merge
+
+import (
+	"context"
+	"testing"
+
+	"github.com/argon-db/argon/internal/enginetest"
+	"github.com/argon-db/argon/internal/wal"
+)
+
+// newProject starts a deployment for t and makes project "p" in it, and
+// returns the deployment, the repo and the project's main branch.
+func newProject(t *testing.T) (*enginetest.Server, *wal.Repo, *wal.Branch) {
+	t.Helper()
+	srv := enginetest.Start(t)
+	r := wal.Open(srv.Client, srv.DB)
+	ctx := context.Background()
+	if err := r.EnsureSchema(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, mainB, err := r.CreateProject(ctx, "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, r, mainB
+}
