@@ -149,20 +149,51 @@ func candidatePasswords(uri string) []string {
 	if q := strings.LastIndex(rest, "@"); q >= 0 {
 		rest = rest[:q+1]
 	}
-	var out []string
-	for c := 0; c < len(rest); c++ {
-		if rest[c] != ':' {
-			continue
+	// Readings are pairs of a ':' and a later '@': quadratic in number,
+	// each replaced in text as long as the URI. Past maxReadings (a URI
+	// no one writes, but fuzzing does: one such input ran for minutes),
+	// the pieces between those separators stand for them instead: every
+	// reading is made of pieces, so hiding each piece hides every reading
+	// but its separators.
+	readings := 0
+	colons := 0
+	for i := 0; i < len(rest); i++ {
+		switch rest[i] {
+		case ':':
+			colons++
+		case '@':
+			readings += colons
 		}
-		for at := c + 1; at < len(rest); at++ {
-			if rest[at] == '@' && at > c+1 {
-				out = append(out, rest[c+1:at])
+	}
+	var out []string
+	if readings > maxReadings {
+		first := strings.IndexByte(rest, ':')
+		seen := map[string]bool{}
+		for _, piece := range strings.FieldsFunc(rest[first+1:], func(r rune) bool { return r == ':' || r == '@' }) {
+			if !seen[piece] {
+				seen[piece] = true
+				out = append(out, piece)
+			}
+		}
+	} else {
+		for c := 0; c < len(rest); c++ {
+			if rest[c] != ':' {
+				continue
+			}
+			for at := c + 1; at < len(rest); at++ {
+				if rest[at] == '@' && at > c+1 {
+					out = append(out, rest[c+1:at])
+				}
 			}
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
 	return out
 }
+
+// maxReadings is the most readings of a URI's userinfo replaced one by one
+// (see candidatePasswords).
+const maxReadings = 64
 
 // secrets lists the secret strings of uri as they may appear in messages:
 // raw and percent-decoded.

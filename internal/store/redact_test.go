@@ -80,3 +80,21 @@ func FuzzRedact(f *testing.F) {
 		}
 	})
 }
+
+// A userinfo with many ':' and '@' has a quadratic number of readings,
+// each replaced through the whole text: past maxReadings the pieces
+// between the separators stand for them, so the work stays near linear
+// (a fuzz input of this shape ran for minutes), and the secret is still
+// hidden.
+func TestRedactManyReadings(t *testing.T) {
+	const secret = "Zq7Secret"
+	uri := "mongodb://u:" + secret + strings.Repeat(":ab@cd", 300) + "@host/?x=1"
+	if n := len(candidatePasswords(uri)); n > len(uri) {
+		t.Fatalf("%d readings replaced one by one, for a URI of %d bytes", n, len(uri))
+	}
+	for _, out := range []string{Redact(uri), RedactIn("cannot reach "+uri, uri)} {
+		if strings.Contains(out, secret) {
+			t.Fatalf("secret printed: %q", out)
+		}
+	}
+}
