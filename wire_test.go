@@ -109,18 +109,30 @@ func TestWireMessages(t *testing.T) {
 		}
 	}
 
-	// Listing branches: a fixed number of queries, plus point reads for
-	// each branch's head (the slot its hint names and those after it:
-	// two for a new branch), never one query per branch over a scanned
-	// collection.
+	// Listing branches: one scan each of the branches and the timelines,
+	// then the heads. With few branches, point reads of each head (the
+	// slot its hint names and the one after it); from wal's headScanMin
+	// on, one scan of their slots: never one query per branch over a
+	// scanned collection.
 	one, names := wireCount(t, dir, "branch")
 	t.Logf("branch with 1 branch: %d commands: %s", one, names)
+	// buildInfo, project, branches, timelines, main's slot 20 (its hint)
+	// and 21 to 24 after it, endSessions
+	if one != 10 {
+		t.Errorf("argon branch sent %d commands with 1 branch, want 10: %s", one, names)
+	}
 	for i := 0; i < 9; i++ {
 		wireCount(t, dir, "branch", "create", fmt.Sprintf("b%d", i))
 	}
 	ten, names := wireCount(t, dir, "branch")
-	if ten-one != 2*9 {
-		t.Errorf("argon branch sent %d commands with 1 branch and %d with 10, want 2 more per new branch: %s", one, ten, names)
+	t.Logf("branch with 10 branches: %d commands: %s", ten, names)
+	for i := 9; i < 30; i++ {
+		wireCount(t, dir, "branch", "create", fmt.Sprintf("b%d", i))
+	}
+	thirty, names := wireCount(t, dir, "branch")
+	// buildInfo, project, branches, timelines, slots, endSessions
+	if ten != 6 || thirty != ten {
+		t.Errorf("argon branch sent %d commands with 10 branches and %d with 30, want 6 for both: %s", ten, thirty, names)
 	}
 
 	// The entries of the log: one read per commit (the slot, with its

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"golang.org/x/sync/errgroup"
 	"strconv"
 	"strings"
 
@@ -89,15 +88,15 @@ func describeBranch(ctx context.Context, r *wal.Repo, b *wal.Branch, names map[s
 	if err != nil {
 		return branchInfo{}, err
 	}
-	return describeOn(ctx, r, b, tl, names, current)
-}
-
-// describeOn is describeBranch for a timeline already read.
-func describeOn(ctx context.Context, r *wal.Repo, b *wal.Branch, tl *wal.Timeline, names map[string]string, current string) (branchInfo, error) {
 	head, err := r.HeadOf(ctx, tl)
 	if err != nil {
 		return branchInfo{}, err
 	}
+	return describeOn(b, tl, head, names, current), nil
+}
+
+// describeOn is describeBranch for a timeline and head already read.
+func describeOn(b *wal.Branch, tl *wal.Timeline, head wal.Head, names map[string]string, current string) branchInfo {
 	parent := ""
 	if tl.Parent != "" {
 		parent = names[tl.Parent]
@@ -105,7 +104,7 @@ func describeOn(ctx context.Context, r *wal.Repo, b *wal.Branch, tl *wal.Timelin
 			parent = "timeline:" + tl.Parent
 		}
 	}
-	return branchInfo{Name: b.Name, Current: b.Name == current, Head: head.LSN, Base: tl.Base, Parent: parent, Timeline: tl.ID}, nil
+	return branchInfo{Name: b.Name, Current: b.Name == current, Head: head.LSN, Base: tl.Base, Parent: parent, Timeline: tl.ID}
 }
 
 func newBranchListCmd(f *Factory) *cobra.Command {
@@ -134,36 +133,35 @@ func runBranchList(ctx context.Context, f *Factory) error {
 	if err != nil {
 		return err
 	}
-	names, err := r.BranchNames(ctx, project)
-	if err != nil {
-		return err
-	}
-	// One scan for the timelines, then each branch's head by point reads
-	// (two per branch, a few more between hint updates), several at once.
+	// One scan each for the branches and the timelines, and the heads
+	// with HeadsOf: one more scan, or point reads (see its cost there).
 	all, err := r.Timelines(ctx, project)
 	if err != nil {
 		return err
 	}
-	tls := make(map[string]*wal.Timeline, len(all))
+	byID := make(map[string]*wal.Timeline, len(all))
 	for i := range all {
-		tls[all[i].ID] = &all[i]
+		byID[all[i].ID] = &all[i]
 	}
-	infos := make([]branchInfo, len(bs))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(8)
+	tls := make([]*wal.Timeline, len(bs))
+	parents := make([]string, 0, len(bs))
 	for i := range bs {
-		tl := tls[bs[i].Timeline]
-		if tl == nil {
+		if tls[i] = byID[bs[i].Timeline]; tls[i] == nil {
 			return &wal.NotFoundError{Kind: "timeline", Name: bs[i].Timeline}
 		}
-		g.Go(func() error {
-			bi, err := describeOn(gctx, r, &bs[i], tl, names, current)
-			infos[i] = bi
-			return err
-		})
+		parents = append(parents, tls[i].Parent)
 	}
-	if err := g.Wait(); err != nil {
+	names, err := r.NamesOf(ctx, project, bs, parents)
+	if err != nil {
 		return err
+	}
+	heads, err := r.HeadsOf(ctx, tls)
+	if err != nil {
+		return err
+	}
+	infos := make([]branchInfo, len(bs))
+	for i := range bs {
+		infos[i] = describeOn(&bs[i], tls[i], heads[tls[i].ID], names, current)
 	}
 	if f.JSON {
 		return f.IO.PrintJSON(infos)

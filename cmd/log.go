@@ -107,7 +107,17 @@ func runLog(ctx context.Context, o *logOptions) error {
 	if err != nil {
 		return err
 	}
-	names, err := r.BranchNames(ctx, project)
+	bs, err := r.Branches(ctx, project)
+	if err != nil {
+		return err
+	}
+	need := []string{}
+	for _, it := range items {
+		if it.TL != b.Timeline {
+			need = append(need, it.TL)
+		}
+	}
+	names, err := r.NamesOf(ctx, project, bs, need)
 	if err != nil {
 		return err
 	}

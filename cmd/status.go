@@ -56,14 +56,21 @@ func runStatus(ctx context.Context, f *Factory, branchFlag string, verbose, shor
 		return err
 	}
 	branch, project := b.Name, b.Project
-	names, err := r.BranchNames(ctx, project)
+	tl, err := r.Timeline(ctx, b.Timeline)
 	if err != nil {
 		return err
 	}
-	bi, err := describeBranch(ctx, r, b, names, branch)
+	head, err := r.HeadOf(ctx, tl)
 	if err != nil {
 		return err
 	}
+	names := map[string]string{}
+	if tl.Parent != "" {
+		if names[tl.Parent], err = r.TimelineName(ctx, project, tl.Parent); err != nil {
+			return err
+		}
+	}
+	bi := describeOn(b, tl, head, names, branch)
 	s, err := f.Store(ctx)
 	if err != nil {
 		return err

@@ -563,11 +563,28 @@ func (r *Repo) BranchNames(ctx context.Context, project string) (map[string]stri
 	if err != nil {
 		return nil, err
 	}
+	return r.NamesOf(ctx, project, bs, nil)
+}
+
+// NamesOf is BranchNames for the branches bs already read. When need is
+// not nil, the reflog (the names of timelines no branch is on) is read only
+// if a timeline in need has no branch; the map then holds at least the
+// names of need.
+func (r *Repo) NamesOf(ctx context.Context, project string, bs []Branch, need []string) (map[string]string, error) {
 	m := make(map[string]string, len(bs))
 	for _, b := range bs {
 		if _, ok := m[b.Timeline]; !ok {
 			m[b.Timeline] = b.Name
 		}
+	}
+	missing := need == nil
+	for _, id := range need {
+		if _, ok := m[id]; !ok && id != "" {
+			missing = true
+		}
+	}
+	if !missing {
+		return m, nil
 	}
 	// Timelines whose branch was deleted keep the last name they had.
 	cur, err := r.DB.Collection(collReflog).Find(ctx, bson.D{{Key: "project", Value: project},
@@ -591,6 +608,26 @@ func (r *Repo) BranchNames(ctx context.Context, project string) (map[string]stri
 		}
 	}
 	return m, nil
+}
+
+// TimelineName returns the name BranchNames gives timeline id of project
+// ("" when it has none), reading no more than it needs: one filtered read
+// of the branches, and the reflog only when no branch is on the timeline.
+func (r *Repo) TimelineName(ctx context.Context, project, id string) (string, error) {
+	var b Branch
+	err := r.DB.Collection(collBranches).FindOne(ctx, bson.D{{Key: "project", Value: project}, {Key: "timeline", Value: id}},
+		options.FindOne().SetSort(bson.D{{Key: "name", Value: 1}})).Decode(&b)
+	if err == nil {
+		return b.Name, nil
+	}
+	if !errors.Is(err, mongo.ErrNoDocuments) {
+		return "", err
+	}
+	m, err := r.NamesOf(ctx, project, nil, []string{id})
+	if err != nil {
+		return "", err
+	}
+	return m[id], nil
 }
 
 // TimelineRef returns a branch-like handle on timeline id of project, for

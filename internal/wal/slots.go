@@ -11,6 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"golang.org/x/sync/errgroup"
 )
 
 // Slot kinds. Slot 0 of every timeline is its root (the fork point); every
@@ -247,6 +248,69 @@ func (r *Repo) HeadOf(ctx context.Context, t *Timeline) (Head, error) {
 		r.AdvanceHint(ctx, t.ID, s.N)
 	}
 	return Head{LSN: s.LSN, Slot: s}, nil
+}
+
+// headScanMin is how many timelines make HeadsOf read their slots with
+// one scan instead of point reads, on an engine that scans (Scans). There
+// each point read is a round trip and a scan of slots in SQL, two per
+// timeline; one decoded scan of slots costs less from about this many
+// timelines on (measured: 100 branches, 190 ms of point reads against 15
+// ms for the scan).
+const headScanMin = 8
+
+// HeadsOf returns the committed head of each of tls, by timeline id. On an
+// engine that scans, from headScanMin timelines on, it reads the slots of
+// all of them in one query and keeps the newest of each (slots are dense
+// and never deleted, so the highest number is the head); otherwise it
+// reads each head as HeadOf does, several at once.
+func (r *Repo) HeadsOf(ctx context.Context, tls []*Timeline) (map[string]Head, error) {
+	out := make(map[string]Head, len(tls))
+	if !r.Scans || len(tls) < headScanMin {
+		heads := make([]Head, len(tls))
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(8)
+		for i, t := range tls {
+			g.Go(func() (err error) {
+				heads[i], err = r.HeadOf(gctx, t)
+				return err
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return nil, err
+		}
+		for i, t := range tls {
+			out[t.ID] = heads[i]
+		}
+		return out, nil
+	}
+	ids := make(bson.A, len(tls))
+	for i, t := range tls {
+		ids[i] = t.ID
+	}
+	cur, err := r.DB.Collection(collSlots).Find(ctx, bson.D{{Key: "tl", Value: bson.D{{Key: "$in", Value: ids}}}},
+		options.Find().SetProjection(bson.D{{Key: "entries", Value: 0}}))
+	if err != nil {
+		return nil, err
+	}
+	defer cur.Close(ctx)
+	for cur.Next(ctx) {
+		s := new(Slot)
+		if err := cur.Decode(s); err != nil {
+			return nil, err
+		}
+		if h, ok := out[s.TL]; !ok || s.N > h.Slot.N {
+			out[s.TL] = Head{LSN: s.LSN, Slot: s}
+		}
+	}
+	if err := cur.Err(); err != nil {
+		return nil, err
+	}
+	for _, t := range tls {
+		if _, ok := out[t.ID]; !ok {
+			return nil, fmt.Errorf("log is inconsistent: timeline %s has no slots", t.ID)
+		}
+	}
+	return out, nil
 }
 
 // AdvanceHint records that slot n of tl exists. The hint only ever names a
