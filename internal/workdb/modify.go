@@ -49,7 +49,8 @@ type Modification struct {
 func (w *Branch) Modify(ctx context.Context, coll string, m Modification, lim Limits, info wal.CommitInfo) (*ModifyResult, error) {
 	res := &ModifyResult{}
 	var pre []bson.Raw
-	cm, head, err := w.write(ctx, info, nil, func(ctx context.Context) ([]wal.Entry, error) {
+	intent := idIntent(coll, m.Filter)
+	cm, head, err := w.write(ctx, info, intent, func(ctx context.Context) ([]wal.Entry, error) {
 		// The collection is looked up once the write holds the branch:
 		// taking the branch may have given it another database (rebind).
 		c := w.DB.Collection(coll)
@@ -63,6 +64,14 @@ func (w *Branch) Modify(ctx context.Context, coll string, m Modification, lim Li
 		ids := make([]bson.RawValue, len(pre))
 		for i, d := range pre {
 			ids[i] = d.Lookup("_id")
+			if intent != nil && !bytes.Equal(wal.KeyOf(ids[i]), intent[0].Key) {
+				// The filter's 1 matched an _id of 1.0 or 1L: another
+				// key than the one announced.
+				if err := w.Widen(ctx); err != nil {
+					return nil, err
+				}
+				intent = nil
+			}
 			w.touch(coll, ids[i])
 		}
 		byID := bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}
@@ -202,6 +211,27 @@ func (w *Branch) Modify(ctx context.Context, coll string, m Modification, lim Li
 	}
 	res.Commit, res.Head = cm, head
 	return res, nil
+}
+
+// idIntent is the key a change announces before it starts, when its
+// filter names one document by _id equality ({_id: value}, the value
+// neither an operator document nor a regular expression); nil otherwise:
+// the keys are known only once the filter ran. Announced keys let the
+// protocol repair just that document, not rebuild the whole working
+// database, when the writer dies half way (commit.Protocol.acquire).
+func idIntent(coll string, filter bson.Raw) []wal.KeyRef {
+	elems, err := filter.Elements()
+	if err != nil || len(elems) != 1 || elems[0].Key() != "_id" {
+		return nil
+	}
+	v := elems[0].Value()
+	switch v.Type {
+	case bson.TypeRegex, bson.TypeArray, bson.TypeEmbeddedDocument:
+		// A pattern; an array _id cannot exist; {$eq: ...} or
+		// {$in: ...} or a document _id: not worth telling apart.
+		return nil
+	}
+	return []wal.KeyRef{{Coll: coll, Key: wal.KeyOf(v)}}
 }
 
 // modified logs the documents whose bytes a change turned from pre into
