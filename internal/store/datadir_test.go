@@ -52,6 +52,42 @@ func TestSweepDataDir(t *testing.T) {
 	}
 }
 
+// The engine starts over files it would refuse (the sweep runs when it
+// does, and only then), and says what it set aside.
+func TestEngineStartsOverInterruptedDatabases(t *testing.T) {
+	dir := t.TempDir()
+	clean, err := StartEngine(dir, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clean.Stop()
+	if len(clean.Notices) != 0 {
+		t.Fatalf("a clean start said %q", clean.Notices)
+	}
+	for _, name := range []string{"interrupted.sqlite", "odd.sqlite"} {
+		db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = db.Exec("PRAGMA user_version = 1")
+		if err == nil && name == "odd.sqlite" {
+			_, err = db.Exec("CREATE TABLE c (x)")
+		}
+		db.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	e, err := StartEngine(dir, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Stop()
+	if len(e.Notices) != 2 || !strings.Contains(strings.Join(e.Notices, "\n"), "removed database interrupted") {
+		t.Fatalf("notices %q, want the two files named", e.Notices)
+	}
+}
+
 // A data folder argon cannot write to is reported as such before the
 // engine starts (and fails with SQLite's words). Running as root, the
 // folder is made unwritable by being a file, which no permission bypasses.
