@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/event"
@@ -228,23 +229,22 @@ func TestModifyManyCommands(t *testing.T) {
 	}
 }
 
-// On the embedded engine, argon status does not read a working database
-// whose files are byte for byte what an earlier scan found clean, and
-// still sees any change an application makes there, also one that keeps
-// every document's size.
-func TestStatusSkipsTheScanOfUnchangedFiles(t *testing.T) {
-	if os.Getenv("ARGON_TEST_URI") != "" {
-		t.Skip("a server's files are not argon's to read: status scans there")
-	}
+// statusWorkspace makes a workspace of the embedded engine with project
+// p and two collections of one document on main, and returns it with a
+// runner of argon command lines in-process there, which returns their
+// standard output and how many finds they sent to main's working
+// database.
+func statusWorkspace(t *testing.T, p string) (string, func(args ...string) (int, string)) {
 	dir := t.TempDir()
 	for k, v := range map[string]string{"ARGON_URI": "", "ARGON_PROJECT": "", "ARGON_AUTHOR": "tester", "HOME": dir, "XDG_CONFIG_HOME": dir} {
 		t.Setenv(k, v)
 	}
+	db := "ar_" + p + "__main"
 	run := func(args ...string) (finds int, out string) {
 		t.Helper()
 		var mu sync.Mutex
 		mon := &event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
-			if e.CommandName == "find" && e.DatabaseName == "ar_st__main" {
+			if e.CommandName == "find" && e.DatabaseName == db {
 				mu.Lock()
 				finds++
 				mu.Unlock()
@@ -256,9 +256,21 @@ func TestStatusSkipsTheScanOfUnchangedFiles(t *testing.T) {
 		}
 		return finds, stdout.String()
 	}
-	run("init", "st")
+	run("init", p)
 	run("insert", "c", `{"_id": 1, "n": 1}`)
 	run("insert", "d", `{"_id": 1}`)
+	return dir, run
+}
+
+// On the embedded engine, argon status does not read a working database
+// whose files are byte for byte what an earlier scan found clean, and
+// still sees any change an application makes there, also one that keeps
+// every document's size.
+func TestStatusSkipsTheScanOfUnchangedFiles(t *testing.T) {
+	if os.Getenv("ARGON_TEST_URI") != "" {
+		t.Skip("a server's files are not argon's to read: status scans there")
+	}
+	dir, run := statusWorkspace(t, "st")
 	first, out := run("status", "-s")
 	if out != "## main (head 2)\n" {
 		t.Fatalf("status -s of a clean branch printed %q", out)
@@ -285,5 +297,58 @@ func TestStatusSkipsTheScanOfUnchangedFiles(t *testing.T) {
 	eng.Stop()
 	if _, out := run("status", "-s"); out != "## main (head 2)\nM c 1\n" {
 		t.Fatalf("status -s after an application's change printed %q", out)
+	}
+}
+
+// With argon serve, status skips its scan when the serve's write token of
+// the working database is the one a scan found it clean at: no write
+// reached it since. An application's write moves the token, and status
+// scans and finds the change.
+func TestStatusSkipsTheScanUnderServe(t *testing.T) {
+	if os.Getenv("ARGON_TEST_URI") != "" {
+		t.Skip("argon serve runs the embedded engine")
+	}
+	dir, run := statusWorkspace(t, "sv")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	uri, errc := make(chan string, 1), make(chan error, 1)
+	go func() {
+		errc <- store.Serve(ctx, dir+"/.argon", "127.0.0.1:0", 10*time.Second, func(u string) { uri <- u })
+	}()
+	defer func() { cancel(); <-errc }()
+	var u string
+	select {
+	case u = <-uri:
+	case err := <-errc:
+		t.Fatal(err)
+	}
+
+	const clean = "## main (head 2)\n"
+	first, out := run("status", "-s")
+	second, out2 := run("status", "-s")
+	// The first read the marker and scanned both collections; the second
+	// reads the marker only.
+	if out != clean || out2 != clean || first != second+2 {
+		t.Fatalf("status read the working database %d times, then %d times (want 2 fewer), and printed %q, %q", first, second, out, out2)
+	}
+	c, err := mongo.Connect(options.Client().ApplyURI(u))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Disconnect(context.Background()) }()
+	if _, err := c.Database("ar_sv__main").Collection("c").UpdateOne(ctx, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "n", Value: 2}}}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		if _, out := run("status", "-s"); out != clean+"M c 1\n" {
+			t.Fatalf("status -s after an application's change printed %q", out)
+		}
+	}
+	run("commit", "-m", "app")
+	const committed = "## main (head 3)\n"
+	first, out = run("status", "-s")
+	second, out2 = run("status", "-s")
+	if out != committed || out2 != committed || first != second+2 {
+		t.Fatalf("after the commit, status read the working database %d times, then %d times (want 2 fewer), and printed %q, %q", first, second, out, out2)
 	}
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -26,18 +27,24 @@ import (
 // committed state; since it names contents, not a time, it stays true
 // however old it is, and a stale one only costs a scan.
 //
-// A record is written only by a process that runs the engine itself under
-// the workspace lock (Store.Exclusive): no one else can write then. With
-// argon serve, an application's commit can be in the write-ahead log's
-// bytes a moment (SQLite's fsync) before readers see it, and a scan in
-// that moment would record new bytes as clean for old contents. Reading
-// the record is safe either way: bytes equal to recorded ones mean no
-// write has happened since.
+// A fingerprint of the files is recorded only by a process that runs the
+// engine itself under the workspace lock (Store.Exclusive): no one else
+// can write then. With argon serve, an application's commit can be in the
+// write-ahead log's bytes a moment (SQLite's fsync) before readers see it,
+// and a scan in that moment would record new bytes as clean for old
+// contents. A client of argon serve uses the serve's write token instead
+// of the files (see writeLog): it names every write the guard passed on,
+// so it can be recorded. Reading the record is safe either way: bytes or
+// tokens equal to recorded ones mean no write has happened since, and a
+// token never equals a files' fingerprint.
 type DBFiles struct {
 	dir    string // the engine's data directory
 	clean  string // the clean record
 	record bool   // this process may write the record
-	mu     sync.Mutex
+	// token, set for a client of argon serve, gives the serve's write
+	// token of a database, which stands for its files' fingerprint.
+	token func(db string) (string, error)
+	mu    sync.Mutex
 }
 
 // DBFiles returns the reader of the embedded engine's files, or nil when
@@ -46,7 +53,13 @@ func (s *Store) DBFiles() *DBFiles {
 	if s.dataDir == "" {
 		return nil
 	}
-	return &DBFiles{dir: s.dataDir, clean: filepath.Join(s.dataDir, "..", "clean.json"), record: s.Exclusive}
+	f := &DBFiles{dir: s.dataDir, clean: filepath.Join(s.dataDir, "..", "clean.json"), record: s.Exclusive}
+	if s.Served {
+		client := s.Client
+		f.record = true
+		f.token = func(db string) (string, error) { return WriteToken(context.Background(), client, db) }
+	}
+	return f
 }
 
 // Fingerprint returns the fingerprint of database db's files. It fails
@@ -55,6 +68,9 @@ func (s *Store) DBFiles() *DBFiles {
 // link's target, and a rollback journal means a mode or a crash whose
 // changes the two files do not hold.
 func (f *DBFiles) Fingerprint(db string) (string, error) {
+	if f.token != nil {
+		return f.token(db)
+	}
 	for _, suffix := range []string{".sqlite", ".sqlite-wal", ".sqlite-journal"} {
 		fi, err := os.Lstat(filepath.Join(f.dir, db+suffix))
 		switch {
@@ -119,9 +135,12 @@ func (f *DBFiles) SetClean(db, fp string) error {
 	}
 	// The workspace lock keeps other argon processes out, not an engine
 	// someone started on these files by hand: one holds a lock on the
-	// database's shared-memory file.
-	if held, err := othersLock(filepath.Join(f.dir, db+".sqlite-shm")); err != nil || held {
-		return err
+	// database's shared-memory file. (With argon serve its own engine
+	// holds one; its token counts what it was sent.)
+	if f.token == nil {
+		if held, err := othersLock(filepath.Join(f.dir, db+".sqlite-shm")); err != nil || held {
+			return err
+		}
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()

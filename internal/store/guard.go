@@ -46,17 +46,18 @@ var UnstorableTypes = map[bson.Type]string{
 
 // guardProxy accepts clients on ln and relays each to the engine at
 // engineAddr, refusing requests the engine would drop the connection on.
-func guardProxy(ln net.Listener, engineAddr string) {
+// It counts the writes it passes on in writes (see writeLog).
+func guardProxy(ln net.Listener, engineAddr string, writes *writeLog) {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
 			return
 		}
-		go relay(c, engineAddr)
+		go relay(c, engineAddr, writes)
 	}
 }
 
-func relay(client net.Conn, engineAddr string) {
+func relay(client net.Conn, engineAddr string, writes *writeLog) {
 	defer client.Close()
 	server, err := net.Dial("tcp", engineAddr)
 	if err != nil {
@@ -64,6 +65,8 @@ func relay(client net.Conn, engineAddr string) {
 	}
 	defer server.Close()
 	var wmu sync.Mutex // whole messages to the client, from either side
+	// This client's requests passed on and not answered yet.
+	out := newOutstanding(writes)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -73,6 +76,8 @@ func relay(client net.Conn, engineAddr string) {
 			if err != nil {
 				return
 			}
+			// The engine answers a write once it is applied.
+			out.answer(msg)
 			wmu.Lock()
 			_, err = client.Write(msg)
 			wmu.Unlock()
@@ -101,6 +106,25 @@ func relay(client net.Conn, engineAddr string) {
 				break
 			}
 			continue
+		}
+		cmd, db, write := classify(msg)
+		if cmd == writesCommand {
+			if flags(msg)&flagMoreToCome != 0 {
+				continue
+			}
+			wmu.Lock()
+			_, err = client.Write(reply(msg, bson.D{{Key: "ok", Value: 1.0}, {Key: "token", Value: writes.token(db)}}))
+			wmu.Unlock()
+			if err != nil {
+				break
+			}
+			continue
+		}
+		// Counted before it can reach the engine.
+		if flags(msg)&flagMoreToCome == 0 {
+			out.sent(msg, db, write)
+		} else if write {
+			writes.sent(db, false) // never answered
 		}
 		if _, err := server.Write(msg); err != nil {
 			break
@@ -137,16 +161,26 @@ func flags(msg []byte) uint32 {
 	return binary.LittleEndian.Uint32(msg[16:20])
 }
 
-// refusal says why the engine cannot take request msg, or "" when it can.
-// Only OP_MSG is inspected; other messages (the legacy OP_QUERY handshake)
-// pass as they are.
-func refusal(msg []byte) string {
+// sections returns the sections of OP_MSG msg, after its flags and without
+// its checksum; false for another message.
+func sections(msg []byte) ([]byte, bool) {
 	if opCode(msg) != opMsg || len(msg) < headerBytes+5 {
-		return ""
+		return nil, false
 	}
 	body := msg[headerBytes+4:]
 	if flags(msg)&flagChecksum != 0 && len(body) >= 4 {
 		body = body[:len(body)-4]
+	}
+	return body, true
+}
+
+// refusal says why the engine cannot take request msg, or "" when it can.
+// Only OP_MSG is inspected; other messages (the legacy OP_QUERY handshake)
+// pass as they are.
+func refusal(msg []byte) string {
+	body, ok := sections(msg)
+	if !ok {
+		return ""
 	}
 	for len(body) > 0 {
 		kind := body[0]
@@ -269,8 +303,13 @@ func guardValue(v bson.RawValue, path string) string {
 // errorReply is the OP_MSG reply {ok: 0, errmsg, code, codeName} to
 // request req.
 func errorReply(req []byte, why string, code int32, codeName string) []byte {
-	doc, err := bson.Marshal(bson.D{{Key: "ok", Value: 0.0}, {Key: "errmsg", Value: why},
+	return reply(req, bson.D{{Key: "ok", Value: 0.0}, {Key: "errmsg", Value: why},
 		{Key: "code", Value: code}, {Key: "codeName", Value: codeName}})
+}
+
+// reply is the OP_MSG reply with document d to request req.
+func reply(req []byte, d bson.D) []byte {
+	doc, err := bson.Marshal(d)
 	if err != nil {
 		doc, _ = bson.Marshal(bson.D{{Key: "ok", Value: 0.0}})
 	}

@@ -415,7 +415,7 @@ func Serve(ctx context.Context, dir, addr string, lockTimeout time.Duration, rea
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	defer ln.Close()
-	go guardProxy(ln, engineURL.Host)
+	go guardProxy(ln, engineURL.Host, newWriteLog())
 	uri := "mongodb://" + ln.Addr().String() + "/"
 	b, _ := json.Marshal(ServeInfo{PID: os.Getpid(), URI: uri})
 	if err := os.WriteFile(servePath(dir), b, 0o600); err != nil {

@@ -1,0 +1,342 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+)
+
+// With argon serve, every client reaches the engine through the guard, so
+// the guard sees every request that can change a database. It counts them
+// per database, and tells a client, for a database, a write token: the
+// serve's epoch (random, new at each start) and the counts of writes
+// passed on to it and to all databases, given only while no write to it is
+// waiting for its answer. Two equal tokens mean that no write reached the
+// database between them, and that every write before them was answered,
+// so applied: what a scan between them read is what the database holds
+// while the token stays the same. That is what the clean record needs
+// (see DBFiles): it records a token instead of a files' fingerprint.
+//
+// The counting is conservative: any request the guard does not know to be
+// a read counts as a write, and one it cannot follow to its answer (w: 0,
+// legacy opcodes, a client gone before the answer) leaves the database
+// without a token until the serve restarts. The assumption, written down
+// in ARCHITECTURE: nothing writes to the engine but through the guard (its
+// own port is a loopback port it does not publish).
+
+// writesCommand asks the guard for a database's write token; the guard
+// answers it itself: {ok: 1, token: "..."}, "" when there is none now.
+const writesCommand = "argonWriteToken"
+
+// dbCommands are the writes known to act on the database their $db names
+// (measured on FerretDB v1.24.2, which ignores $db for renameCollection and
+// takes the database from its arguments): any other write counts against
+// every database.
+var dbCommands = map[string]bool{
+	"insert": true, "update": true, "delete": true, "findAndModify": true, "findandmodify": true,
+	"create": true, "createIndexes": true, "drop": true, "dropDatabase": true, "dropIndexes": true,
+	"collMod": true, "compact": true,
+}
+
+// readCommands are the commands that change no database. Everything else
+// counts as a write. aggregate is a read unless its pipeline has $out or
+// $merge.
+var readCommands = map[string]bool{
+	"find": true, "getMore": true, "killCursors": true, "count": true, "distinct": true,
+	"listCollections": true, "listIndexes": true, "listDatabases": true,
+	"hello": true, "isMaster": true, "ismaster": true, "ping": true, "buildInfo": true, "buildinfo": true,
+	"endSessions": true, "dbStats": true, "dbstats": true, "collStats": true, "collstats": true,
+	"dataSize": true, "explain": true, "getParameter": true, "getLog": true, "serverStatus": true,
+	"hostInfo": true, "connectionStatus": true, "whatsmyuri": true, "getCmdLineOpts": true,
+	"saslStart": true, "saslContinue": true, "logout": true, "listCommands": true,
+	"validate": true, "getFreeMonitoringStatus": true, "aggregate": true,
+}
+
+type writeLog struct {
+	epoch string
+	mu    sync.Mutex
+	// gen counts writes passed on, per database; all counts those whose
+	// database the guard cannot tell (they count against every one).
+	gen map[string]int64
+	all int64
+	// pending counts writes passed on and not answered, per database
+	// ("" for every database); lost marks databases (or "" for all) a
+	// write went to that will never be answered.
+	pending map[string]int
+	lost    map[string]bool
+}
+
+func newWriteLog() *writeLog {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return &writeLog{epoch: hex.EncodeToString(b[:]), gen: map[string]int64{}, pending: map[string]int{}, lost: map[string]bool{}}
+}
+
+// sent records a write to db ("" for unknown: every database) passed on
+// to the engine; answered says whether an answer will come back.
+func (l *writeLog) sent(db string, answered bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if db == "" {
+		l.all++
+	} else {
+		l.gen[db]++
+	}
+	if answered {
+		l.pending[db]++
+	} else {
+		l.lost[db] = true
+	}
+}
+
+// lose gives up following answers: no database has a token any more.
+func (l *writeLog) lose() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lost[""] = true
+}
+
+// answered records the answer to a write to db.
+func (l *writeLog) answered(db string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.pending[db]--
+}
+
+// token returns db's write token, or "" while a write to it may still
+// change it.
+func (l *writeLog) token(db string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.pending[db] > 0 || l.pending[""] > 0 || l.lost[db] || l.lost[""] {
+		return ""
+	}
+	return fmt.Sprintf("serve:%s:%d:%d", l.epoch, l.all, l.gen[db])
+}
+
+// classify says what request msg does: asks for a token (token), or
+// writes to db ("" when the guard cannot tell which database: every one);
+// write is false for a read.
+func classify(msg []byte) (cmd, db string, write bool) {
+	switch opCode(msg) {
+	case opMsg:
+	case opQuery:
+		// The legacy handshake: reads only.
+		if name := queryCommand(msg); name == "isMaster" || name == "ismaster" || name == "hello" {
+			return name, "", false
+		}
+		return "", "", true
+	default:
+		return "", "", true
+	}
+	body, ok := sectionZero(msg)
+	if !ok {
+		return "", "", true
+	}
+	elems, err := body.Elements()
+	if err != nil || len(elems) == 0 {
+		return "", "", true
+	}
+	cmd = elems[0].Key()
+	// The engine takes the last of repeated keys, this the first: a
+	// command with $db twice counts against every database.
+	dbs := 0
+	for _, el := range elems {
+		if el.Key() == "$db" {
+			dbs++
+			db, _ = el.Value().StringValueOK()
+		}
+	}
+	if dbs != 1 {
+		db = ""
+	}
+	// Database names are one file each, and on a file system that
+	// ignores case AR_X and ar_x are one database.
+	db = strings.ToLower(db)
+	if cmd == writesCommand {
+		return cmd, db, false
+	}
+	if !readCommands[cmd] || (cmd == "aggregate" && writesOut(body)) {
+		if !dbCommands[cmd] || db == "admin" {
+			// renameCollection and the like name other databases.
+			db = ""
+		}
+		return cmd, db, true
+	}
+	return cmd, db, false
+}
+
+// writesOut reports an aggregate whose pipeline writes ($out, $merge).
+func writesOut(body bson.Raw) bool {
+	p, err := body.LookupErr("pipeline")
+	if err != nil {
+		return true
+	}
+	stages, ok := p.ArrayOK()
+	if !ok {
+		return true
+	}
+	vals, err := stages.Values()
+	if err != nil {
+		return true
+	}
+	for _, v := range vals {
+		d, ok := v.DocumentOK()
+		if !ok {
+			return true
+		}
+		el, err := d.IndexErr(0)
+		if err != nil {
+			continue
+		}
+		if k := el.Key(); k == "$out" || k == "$merge" {
+			return true
+		}
+	}
+	return false
+}
+
+const opQuery = 2004
+
+// queryCommand is the first key of an OP_QUERY's query document.
+func queryCommand(msg []byte) string {
+	b := msg[headerBytes:]
+	if len(b) < 4 {
+		return ""
+	}
+	b = b[4:] // flags
+	for i, c := range b {
+		if c == 0 {
+			b = b[i+1:]
+			break
+		}
+	}
+	if len(b) < 8 {
+		return ""
+	}
+	doc, _, ok := bsonDoc(b[8:]) // numberToSkip, numberToReturn
+	if !ok {
+		return ""
+	}
+	el, err := doc.IndexErr(0)
+	if err != nil {
+		return ""
+	}
+	return el.Key()
+}
+
+// sectionZero is the command document of OP_MSG msg.
+func sectionZero(msg []byte) (bson.Raw, bool) {
+	body, ok := sections(msg)
+	if !ok {
+		return nil, false
+	}
+	for len(body) > 0 {
+		kind := body[0]
+		body = body[1:]
+		switch kind {
+		case 0:
+			doc, _, ok := bsonDoc(body)
+			return doc, ok
+		case 1:
+			if len(body) < 4 {
+				return nil, false
+			}
+			size := int(int32(binary.LittleEndian.Uint32(body)))
+			if size < 4 || size > len(body) {
+				return nil, false
+			}
+			body = body[size:]
+		default:
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
+// outstanding follows one client's requests to their answers. The engine
+// answers a connection's requests one at a time, in order; a request id
+// used again while outstanding, or an answer that is not to the oldest
+// request, leaves the log unable to tell which write was answered: it
+// then gives no token any more (lose).
+type outstanding struct {
+	mu    sync.Mutex
+	queue []request
+	ids   map[int32]bool
+	log   *writeLog
+}
+
+type request struct {
+	id    int32
+	db    string
+	write bool
+}
+
+func newOutstanding(l *writeLog) *outstanding {
+	return &outstanding{ids: map[int32]bool{}, log: l}
+}
+
+// sent records request msg (a write to db, or a read), about to be passed
+// on to the engine, which answers it.
+func (o *outstanding) sent(msg []byte, db string, write bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	id := requestID(msg)
+	if o.ids[id] {
+		o.log.lose()
+	}
+	o.ids[id] = true
+	o.queue = append(o.queue, request{id: id, db: db, write: write})
+	if write {
+		o.log.sent(db, true)
+	}
+}
+
+// answer records the engine's answer msg.
+func (o *outstanding) answer(msg []byte) {
+	if flags(msg)&flagMoreToCome != 0 {
+		return // more answers to the same request follow
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.queue) == 0 || o.queue[0].id != responseTo(msg) {
+		o.log.lose()
+		return
+	}
+	r := o.queue[0]
+	o.queue = o.queue[1:]
+	delete(o.ids, r.id)
+	if r.write {
+		o.log.answered(r.db)
+	}
+}
+
+func requestID(msg []byte) int32  { return int32(binary.LittleEndian.Uint32(msg[4:8])) }
+func responseTo(msg []byte) int32 { return int32(binary.LittleEndian.Uint32(msg[8:12])) }
+
+// WriteToken asks the argon serve at the other end of client for database
+// db's write token (see writeLog). It fails when there is none now, or
+// when the server is not an argon serve.
+func WriteToken(ctx context.Context, client *mongo.Client, db string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var res struct {
+		Token string `bson:"token"`
+	}
+	if err := client.Database(db).RunCommand(ctx, bson.D{{Key: writesCommand, Value: 1}}).Decode(&res); err != nil {
+		return "", err
+	}
+	if res.Token == "" {
+		return "", errors.New("a write to it is in progress or was not followed to its answer")
+	}
+	return res.Token, nil
+}
