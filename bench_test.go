@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 
 	commitpkg "github.com/argon-db/argon/internal/commit"
 	"github.com/argon-db/argon/internal/enginetest"
+	"github.com/argon-db/argon/internal/store"
 	"github.com/argon-db/argon/internal/wal"
 	"github.com/argon-db/argon/internal/workdb"
 )
@@ -178,9 +180,10 @@ func BenchmarkCLIStatus(b *testing.B) {
 	pair(b, func() error { return run("status") }, func() error { return run("version") })
 }
 
-// cli returns a runner of whole argon processes in workspace dir.
-func cli(dir string) func(args ...string) error {
-	env := append(os.Environ(), "ARGON_AUTHOR=bench")
+// cli returns a runner of whole argon processes in workspace dir, with
+// the variables of env added to the environment.
+func cli(dir string, env ...string) func(args ...string) error {
+	env = append(append(os.Environ(), "ARGON_AUTHOR=bench"), env...)
 	return func(args ...string) error {
 		c := exec.Command("argon", args...)
 		c.Dir, c.Env = dir, env
@@ -223,6 +226,54 @@ func BenchmarkBranches(b *testing.B) {
 		b.Run(strings.Join(cmd, "-"), func(b *testing.B) {
 			pair(b, func() error { return lots(cmd...) }, func() error { return one(cmd...) })
 			b.ReportMetric(float64(many), "branches")
+		})
+	}
+}
+
+// Metadata commands on a warm shared workspace engine (ARGON_ENGINE=shared,
+// started by the first command and kept for the run), each a whole argon
+// process, vs a native process that connects to the same engine and pings
+// it (internal/tools/mongoping). Issue 10: within 2x.
+func BenchmarkSharedEngine(b *testing.B) {
+	dir := b.TempDir()
+	run := cli(dir, "ARGON_ENGINE=shared", "ARGON_ENGINE_IDLE=10m")
+	if err := run("init", "bench"); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		if si := store.ReadServeInfo(filepath.Join(dir, ".argon")); si != nil {
+			if p, err := os.FindProcess(si.PID); err == nil {
+				_ = p.Signal(os.Interrupt)
+			}
+		}
+	})
+	for i := 0; i < 20; i++ {
+		if err := run("insert", "c", fmt.Sprintf(`{"_id": %d}`, i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i := 1; i < 10; i++ {
+		if err := run("branch", "create", fmt.Sprintf("b%d", i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	si := store.ReadServeInfo(filepath.Join(dir, ".argon"))
+	if si == nil {
+		b.Fatal("no workspace engine")
+	}
+	ping := filepath.Join(b.TempDir(), "mongoping")
+	if out, err := exec.Command("go", "build", "-o", ping, "./internal/tools/mongoping").CombinedOutput(); err != nil {
+		b.Fatalf("build mongoping: %v: %s", err, out)
+	}
+	native := func() error {
+		if out, err := exec.Command(ping, si.URI).CombinedOutput(); err != nil {
+			return fmt.Errorf("mongoping: %v: %s", err, out)
+		}
+		return nil
+	}
+	for _, cmd := range [][]string{{"status"}, {"branch"}, {"log", "-n", "20"}} {
+		b.Run(strings.Join(cmd, "-"), func(b *testing.B) {
+			pair(b, func() error { return run(cmd...) }, native)
 		})
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"os/exec"
@@ -156,6 +157,7 @@ func TestScripts(t *testing.T) {
 			"genbatch":  cmdGenbatch,
 			"holdlock":  cmdHoldLock,
 			"waitserve": cmdWaitServe,
+			"waitgone":  cmdWaitGone,
 		},
 	})
 }
@@ -471,4 +473,22 @@ func cmdWaitServe(ts *testscript.TestScript, neg bool, args []string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	ts.Fatalf("argon serve did not start")
+}
+
+// cmdWaitGone waits, up to a minute, until a file is gone (a workspace
+// engine's serve.json once it has ended):
+//
+//	waitgone FILE
+func cmdWaitGone(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: waitgone FILE")
+	}
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(ts.MkAbs(args[0])); errors.Is(err, fs.ErrNotExist) {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ts.Fatalf("%s is still there after a minute", args[0])
 }

@@ -30,6 +30,8 @@ func (f *Factory) completionScope(cmd *cobra.Command) bool {
 	if f.LockTimeout > completeLockTimeout {
 		f.LockTimeout = completeLockTimeout
 	}
+	// A key press starts no background engine; a running one is joined.
+	f.SharedEngine = false
 	return true
 }
 

@@ -40,6 +40,11 @@ type Factory struct {
 	NoPager     bool
 	LockTimeout time.Duration
 	Timeout     time.Duration
+	// SharedEngine runs the embedded engine as a workspace engine every
+	// command joins (config "engine: shared"), which ends after
+	// EngineIdle without a client.
+	SharedEngine bool
+	EngineIdle   time.Duration
 
 	Workspace *workspace.Workspace
 
@@ -103,6 +108,20 @@ func (f *Factory) setup(cmd *cobra.Command) error {
 		}
 		f.snapshotEvery = &n
 	}
+	switch e := v.GetString("engine"); e {
+	case "", "embedded":
+	case "shared":
+		f.SharedEngine = true
+	default:
+		return usageErrorf("invalid engine %q (ARGON_ENGINE or config): want embedded or shared", e)
+	}
+	if v.IsSet("engine-idle") {
+		d, err := time.ParseDuration(v.GetString("engine-idle"))
+		if err != nil || d <= 0 {
+			return usageErrorf("invalid engine-idle %q (ARGON_ENGINE_IDLE or config): want a duration such as 60s", v.GetString("engine-idle"))
+		}
+		f.EngineIdle = d
+	}
 	if fl := cmd.Flags().Lookup("db"); fl != nil && fl.Changed && fl.Value.String() == "" {
 		// An empty --db would silently mean the default database.
 		return &wal.InvalidNameError{Kind: "metadata database", Name: "", Why: "it is empty (leave --db out for the default, argon_wal)"}
@@ -163,7 +182,8 @@ func (f *Factory) Store(ctx context.Context) (*store.Store, error) {
 	if f.store != nil {
 		return f.store, nil
 	}
-	opts := store.Options{URI: f.URI, LockTimeout: f.LockTimeout, ServerSelectionTimeout: f.Timeout, Monitor: f.Monitor}
+	opts := store.Options{URI: f.URI, LockTimeout: f.LockTimeout, ServerSelectionTimeout: f.Timeout, Monitor: f.Monitor,
+		Shared: f.SharedEngine, Idle: f.EngineIdle}
 	if f.URI == "" {
 		if f.Workspace == nil {
 			return nil, errNoWorkspace

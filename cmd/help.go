@@ -37,6 +37,14 @@ ARGON_AUTHOR         author recorded on commits (config key "author";
                      default: the login name)
 ARGON_LOCK_TIMEOUT   how long to wait for another argon holding the workspace (--lock-timeout)
 ARGON_TIMEOUT        how long to look for a server (--timeout)
+ARGON_ENGINE         "embedded" (default): each command runs the embedded engine
+                     itself and holds the workspace while it runs; "shared":
+                     the first command starts a workspace engine (argon serve,
+                     in the background, output in .argon/serve.log) that every
+                     command joins, so commands run side by side (config key
+                     "engine")
+ARGON_ENGINE_IDLE    how long a workspace engine a command started waits
+                     without a client before it ends (default 60s)
 ARGON_BUSY_TIMEOUT   how long a write waits for another writer on the same branch
                      (default 60s)
 ARGON_LEASE_TTL      how long a writer may go without a heartbeat before another

@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -19,6 +20,7 @@ type serveOptions struct {
 	addr        string
 	port        int
 	allowRemote bool
+	idleExit    time.Duration
 }
 
 func newServeCmd(f *Factory) *cobra.Command {
@@ -32,13 +34,22 @@ argon commands in the workspace connect to it; argon commands find it by
 themselves. The connection string is printed on stdout.
 
 It listens on 127.0.0.1 unless --addr names another address, which also
-needs --allow-remote: the embedded engine has no authentication.`,
+needs --allow-remote: the embedded engine has no authentication.
+
+With --idle-exit it ends once it has had no client for that long. That is
+how the workspace engine runs: with ARGON_ENGINE=shared (or "engine:
+shared" in the config), the first argon command starts "argon serve
+--idle-exit 60s" in the background and every command joins it.`,
 		Example: `  argon serve --port 27018
-  mongosh "$(argon connect)"`,
+  mongosh "$(argon connect)"
+  argon serve --idle-exit 10m &`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.f.URI != "" {
 				return usageErrorf("argon serve serves the embedded engine; it cannot serve --uri %s", store.Redact(o.f.URI))
+			}
+			if o.idleExit < 0 {
+				return usageErrorf("invalid --idle-exit %s", o.idleExit)
 			}
 			if o.port < 0 || o.port > 65535 {
 				return usageErrorf("invalid --port %d", o.port)
@@ -59,6 +70,7 @@ needs --allow-remote: the embedded engine has no authentication.`,
 	cmd.Flags().StringVar(&o.addr, "addr", "127.0.0.1", "address to listen on")
 	cmd.Flags().IntVar(&o.port, "port", 0, "port to listen on (0: any free port)")
 	cmd.Flags().BoolVar(&o.allowRemote, "allow-remote", false, "allow a non-loopback --addr")
+	cmd.Flags().DurationVar(&o.idleExit, "idle-exit", 0, "end after this long without a client (0: never); how a shared workspace engine is started")
 	return cmd
 }
 
@@ -70,7 +82,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	addr := net.JoinHostPort(o.addr, strconv.Itoa(o.port))
-	return store.Serve(ctx, f.Workspace.Dir(), addr, f.LockTimeout, func(uri string) {
+	return store.ServeIdle(ctx, f.Workspace.Dir(), addr, f.LockTimeout, o.idleExit, func(uri string) {
 		if f.JSON {
 			_ = f.IO.PrintJSON(map[string]any{"uri": uri, "pid": os.Getpid(), "workspace": f.Workspace.Root})
 		} else {

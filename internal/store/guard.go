@@ -7,6 +7,7 @@ import (
 	"math"
 	"net"
 	"sync"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
@@ -46,15 +47,55 @@ var UnstorableTypes = map[bson.Type]string{
 
 // guardProxy accepts clients on ln and relays each to the engine at
 // engineAddr, refusing requests the engine would drop the connection on.
-// It counts the writes it passes on in writes (see writeLog).
-func guardProxy(ln net.Listener, engineAddr string, writes *writeLog) {
+// It counts the writes it passes on in writes (see writeLog), and its
+// clients in act.
+func guardProxy(ln net.Listener, engineAddr string, writes *writeLog, act *activity) {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
 			return
 		}
-		go relay(c, engineAddr, writes)
+		act.open()
+		go func() {
+			defer act.close()
+			relay(c, engineAddr, writes)
+		}()
 	}
+}
+
+// activity counts a serve's open client connections, and since when it
+// has had none.
+type activity struct {
+	mu    sync.Mutex
+	conns int
+	since time.Time
+}
+
+func newActivity() *activity { return &activity{since: time.Now()} }
+
+func (a *activity) open() {
+	a.mu.Lock()
+	a.conns++
+	a.mu.Unlock()
+}
+
+func (a *activity) close() {
+	a.mu.Lock()
+	a.conns--
+	if a.conns == 0 {
+		a.since = time.Now()
+	}
+	a.mu.Unlock()
+}
+
+// idleFor says how long the serve has had no client (0 while it has one).
+func (a *activity) idleFor() time.Duration {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.conns > 0 {
+		return 0
+	}
+	return time.Since(a.since)
 }
 
 func relay(client net.Conn, engineAddr string, writes *writeLog) {

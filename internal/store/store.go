@@ -40,6 +40,12 @@ type Options struct {
 	// Monitor, when set, sees every command the client sends (tests count
 	// round trips with it).
 	Monitor *event.CommandMonitor
+	// Shared runs the embedded engine as the workspace engine, an argon
+	// serve the first command starts and every command joins (see
+	// shared.go); Idle is how long it waits without a client before it
+	// ends (0: DefaultIdle).
+	Shared bool
+	Idle   time.Duration
 }
 
 // Store is an open connection to a deployment.
@@ -284,6 +290,9 @@ func checkWritable(dir string) error {
 }
 
 func openEmbedded(ctx context.Context, opts Options) (*Store, error) {
+	if opts.Shared {
+		return openShared(ctx, opts)
+	}
 	fl, si, err := acquire(ctx, opts.Dir, opts.LockTimeout)
 	if err != nil {
 		return nil, err
@@ -386,6 +395,14 @@ func (e *Engine) Stop() {
 // processes, on addr, until ctx ends. ready is called with the URI once
 // clients can connect.
 func Serve(ctx context.Context, dir, addr string, lockTimeout time.Duration, ready func(uri string)) error {
+	return ServeIdle(ctx, dir, addr, lockTimeout, 0, ready)
+}
+
+// ServeIdle is Serve that also ends once it has had no client for idle
+// (0: never). It withdraws its serve.json before it stops listening, so a
+// client that finds it then either connects while it still listens, or
+// finds none and starts another.
+func ServeIdle(ctx context.Context, dir, addr string, lockTimeout, idle time.Duration, ready func(uri string)) error {
 	fl, si, err := acquire(ctx, dir, lockTimeout)
 	if err != nil {
 		return err
@@ -415,14 +432,59 @@ func Serve(ctx context.Context, dir, addr string, lockTimeout time.Duration, rea
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	defer ln.Close()
-	go guardProxy(ln, engineURL.Host, newWriteLog())
+	act := newActivity()
+	go guardProxy(ln, engineURL.Host, newWriteLog(), act)
 	uri := "mongodb://" + ln.Addr().String() + "/"
 	b, _ := json.Marshal(ServeInfo{PID: os.Getpid(), URI: uri})
-	if err := os.WriteFile(servePath(dir), b, 0o600); err != nil {
+	if err := writeFileAtomic(servePath(dir), b); err != nil {
 		return err
 	}
 	defer os.Remove(servePath(dir))
 	ready(uri)
-	<-ctx.Done()
-	return nil
+	var tick <-chan time.Time
+	if idle > 0 {
+		t := time.NewTicker(max(idle/8, 10*time.Millisecond))
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick:
+			if act.idleFor() >= idle {
+				// Withdrawn first, then no new client; one that
+				// connected at the last moment is served to its end.
+				_ = os.Remove(servePath(dir))
+				_ = ln.Close()
+				for act.idleFor() == 0 {
+					time.Sleep(10 * time.Millisecond)
+				}
+				return nil
+			}
+		}
+	}
+}
+
+// writeFileAtomic writes b to path by a rename, so that a reader sees the
+// whole file or none.
+func writeFileAtomic(path string, b []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := os.Chmod(tmp.Name(), 0o600); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }

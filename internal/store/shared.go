@@ -1,0 +1,133 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// The shared workspace engine: with Options.Shared, the first argon
+// command of a workspace starts `argon serve --idle-exit IDLE` in the
+// background, and it and every later command connect to it as clients,
+// so that concurrent commands run side by side instead of waiting for the
+// workspace lock, and the engine starts once, not once per command. The
+// serve ends after IDLE without a client; the next command starts another.
+// It is an ordinary argon serve: applications can use it too.
+
+// DefaultIdle is how long a workspace engine started by a command waits
+// without a client before it ends.
+const DefaultIdle = 60 * time.Second
+
+// sharedStartTimeout bounds the wait for a started workspace engine to be
+// ready, beyond the lock timeout it may first spend waiting for a command
+// that runs the engine itself.
+const sharedStartTimeout = 30 * time.Second
+
+// ServeLog is where a workspace engine a command started writes what it
+// prints, in the workspace's .argon directory.
+const ServeLog = "serve.log"
+
+func openShared(ctx context.Context, opts Options) (*Store, error) {
+	var started *os.Process
+	lastErr := errors.New("it ended as it was found, three times")
+	for attempt := 0; ; attempt++ {
+		if si := ReadServeInfo(opts.Dir); si != nil {
+			s, err := openURI(ctx, si.URI, opts.ServerSelectionTimeout, true, opts.Monitor)
+			if err == nil {
+				s.Embedded, s.Served = true, true
+				s.dataDir = filepath.Join(opts.Dir, "data")
+				if started != nil && started.Pid == si.PID {
+					s.Notices = append(s.Notices, fmt.Sprintf("started the workspace engine (pid %d; it ends after %s without a client)", started.Pid, idleOf(opts)))
+				}
+				return s, nil
+			}
+			// It ended between its file and our connection: start
+			// another.
+			lastErr = err
+		}
+		if attempt == 2 {
+			return nil, fmt.Errorf("cannot reach the workspace engine: %w", lastErr)
+		}
+		p, err := startShared(opts)
+		if err != nil {
+			return nil, err
+		}
+		started = p
+		if err := waitShared(ctx, opts, p); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func idleOf(opts Options) time.Duration {
+	if opts.Idle > 0 {
+		return opts.Idle
+	}
+	return DefaultIdle
+}
+
+// startShared starts `argon serve --idle-exit` for the workspace, detached
+// from this process (its own session: it outlives the command and a
+// terminal's signals), writing to ServeLog.
+func startShared(opts Options) (*os.Process, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("start the workspace engine: %w", err)
+	}
+	if strings.HasSuffix(strings.TrimSuffix(exe, ".exe"), ".test") {
+		// A Go test binary would run its tests, not argon serve.
+		return nil, errors.New("start the workspace engine: not from a test binary (unset ARGON_ENGINE)")
+	}
+	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	logf, err := os.OpenFile(filepath.Join(opts.Dir, ServeLog), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("start the workspace engine: %w", err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(exe, "serve", "--idle-exit", idleOf(opts).String(), "--lock-timeout", opts.LockTimeout.String())
+	cmd.Dir = filepath.Dir(opts.Dir)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = append(os.Environ(), "ARGON_URI=", "ARGON_ENGINE=embedded")
+	detach(cmd)
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start the workspace engine: %w", err)
+	}
+	// Reaped in the background while this process lives; after that, by
+	// whoever inherits it.
+	go func() { _ = cmd.Wait() }()
+	return cmd.Process, nil
+}
+
+// waitShared waits until a workspace engine is ready: the one started as
+// p, or another one that won the workspace first.
+func waitShared(ctx context.Context, opts Options, p *os.Process) error {
+	deadline := time.Now().Add(opts.LockTimeout + sharedStartTimeout)
+	for {
+		if ReadServeInfo(opts.Dir) != nil {
+			return nil
+		}
+		if !alive(p.Pid) {
+			// It ended without serving: another won the lock and
+			// serves, or it failed; its log says why.
+			if ReadServeInfo(opts.Dir) != nil {
+				return nil
+			}
+			return fmt.Errorf("the workspace engine did not start (see %s)", filepath.Join(opts.Dir, ServeLog))
+		}
+		if time.Now().After(deadline) {
+			return errors.New("the workspace engine did not start in time (see " + filepath.Join(opts.Dir, ServeLog) + ")")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
