@@ -71,7 +71,12 @@ type activity struct {
 	since time.Time
 }
 
-func newActivity() *activity { return &activity{since: time.Now()} }
+// firstClientGrace is how long a serve waits for its first client
+// however short its idle time: the command that started it connects only
+// once it has seen its serve.json.
+const firstClientGrace = 10 * time.Second
+
+func newActivity() *activity { return &activity{since: time.Now().Add(firstClientGrace)} }
 
 func (a *activity) open() {
 	a.mu.Lock()
@@ -92,7 +97,7 @@ func (a *activity) close() {
 func (a *activity) idleFor() time.Duration {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.conns > 0 {
+	if a.conns > 0 || time.Now().Before(a.since) {
 		return 0
 	}
 	return time.Since(a.since)

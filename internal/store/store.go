@@ -202,6 +202,9 @@ func openURI(ctx context.Context, uri string, sel time.Duration, ping bool, mon 
 type ServeInfo struct {
 	PID int    `json:"pid"`
 	URI string `json:"uri"`
+	// Dir is the workspace's .argon directory the serve serves: a
+	// workspace copied with its serve.json is not the one served.
+	Dir string `json:"dir,omitempty"`
 }
 
 func servePath(dir string) string { return filepath.Join(dir, "serve.json") }
@@ -218,10 +221,23 @@ func ReadServeInfo(dir string) *ServeInfo {
 	if json.Unmarshal(b, &si) != nil || si.PID <= 0 || si.URI == "" {
 		return nil
 	}
+	if si.Dir != "" && !sameDir(si.Dir, dir) {
+		return nil
+	}
 	if si.PID != os.Getpid() && !alive(si.PID) {
 		return nil
 	}
 	return &si
+}
+
+// sameDir reports whether a and b name the same directory.
+func sameDir(a, b string) bool {
+	fa, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	fb, err := os.Stat(b)
+	return err == nil && os.SameFile(fa, fb)
 }
 
 func lockHolder(dir string) int {
@@ -435,7 +451,11 @@ func ServeIdle(ctx context.Context, dir, addr string, lockTimeout, idle time.Dur
 	act := newActivity()
 	go guardProxy(ln, engineURL.Host, newWriteLog(), act)
 	uri := "mongodb://" + ln.Addr().String() + "/"
-	b, _ := json.Marshal(ServeInfo{PID: os.Getpid(), URI: uri})
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	b, _ := json.Marshal(ServeInfo{PID: os.Getpid(), URI: uri, Dir: abs})
 	if err := writeFileAtomic(servePath(dir), b); err != nil {
 		return err
 	}
