@@ -432,7 +432,9 @@ func cmdGenbatch(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 // cmdHoldLock takes the workspace lock as another argon process would and
-// records PID as its holder, until the script ends:
+// records PID as its holder, until the script ends. It waits up to a
+// minute for a holder that is ending (an argon serve stops its engine
+// after it withdrew its serve.json):
 //
 //	holdlock PID
 func cmdHoldLock(ts *testscript.TestScript, neg bool, args []string) {
@@ -441,10 +443,17 @@ func cmdHoldLock(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	path := ts.MkAbs(".argon/lock")
 	fl := flock.New(path)
-	ok, err := fl.TryLock()
-	ts.Check(err)
-	if !ok {
-		ts.Fatalf("workspace lock is already held")
+	deadline := time.Now().Add(time.Minute)
+	for {
+		ok, err := fl.TryLock()
+		ts.Check(err)
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("workspace lock is still held after a minute")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	ts.Check(os.WriteFile(path, []byte(args[0]+"\n"), 0o600))
 	ts.Defer(func() { _ = fl.Unlock() })

@@ -90,7 +90,7 @@ func exitCode(err error) int {
 		// A branch renamed or deleted by another command while this one
 		// worked on it is gone, as a branch that was never there.
 		return ExitNotFound
-	case errors.As(err, &le), errors.As(err, &be):
+	case errors.As(err, &le), errors.As(err, &be), errors.As(err, new(*store.ServingError)):
 		return ExitBusy
 	}
 	return ExitError

@@ -69,8 +69,9 @@ A CI job can run argon with environment variables only, no workspace:
    (a ref past its branch's head or before it began included),
    or was renamed or deleted by another command meanwhile (a missing
    collection reads as empty, as in MongoDB)
-5  busy: the workspace is locked by another argon process, or another writer
-   holds the branch for longer than the wait allows
+5  busy: the workspace is locked by another argon process (argon serve
+   included: a second one cannot start), or another writer holds the
+   branch for longer than the wait allows
 6  unknown outcome: a commit's reply was lost and could not be read back in
    time; the write may or may not have been applied. Run `+"`argon log`"+` or
    `+"`argon fsck`"+` to see; the next command on the branch settles it
@@ -130,13 +131,18 @@ The embedded engine (no --uri, no ARGON_URI)
   FerretDB with SQLite files in the workspace (.argon/data): zero set-up,
   like git needs no server. One argon process uses it at a time (the
   workspace lock); run "argon serve" to share it with applications and
-  other argon processes. argon serve answers an application's request
-  holding a value the engine cannot take (Decimal128, MinKey, MaxKey,
-  JavaScript code, NaN, ...) with an error reply, where the engine would
-  close the connection. The engine has no multi-document transactions
-  (argon serve says so), no $lookup and no change streams (the engine
-  says "not implemented"): use a MongoDB server for code that needs them. For one workspace and small data: every query
-  other than one by _id reads its whole collection.
+  other argon processes, or set ARGON_ENGINE=shared (config "engine:
+  shared") and the first command starts "argon serve --idle-exit 60s" in
+  the background for every command to join (argon help environment).
+  argon serve answers an application's request holding a value the
+  engine cannot take (Decimal128, MinKey, MaxKey, JavaScript code, NaN,
+  ...) with an error reply, where the engine would close the connection.
+  The engine has no multi-document transactions (argon serve says so), no
+  $lookup, $out or change streams, and no renameCollection across
+  databases (the engine says "not implemented" or "does not support"):
+  use a MongoDB server for code that needs them. For one workspace and
+  small data: every query other than one by _id reads its whole
+  collection.
 
 A shared server (--uri or ARGON_URI)
   Any MongoDB deployment: every argon process and application using the

@@ -82,6 +82,17 @@ func (e *LockedError) Error() string {
 	return "workspace is locked by another argon process"
 }
 
+// ServingError reports an argon serve that already holds the workspace:
+// another cannot start (exit 5, as the workspace is locked).
+type ServingError struct {
+	PID int
+	URI string
+}
+
+func (e *ServingError) Error() string {
+	return fmt.Sprintf("argon serve is already running for this workspace (pid %d, %s)", e.PID, e.URI)
+}
+
 // UnreachableError reports that no server answered in time.
 type UnreachableError struct {
 	URI     string
@@ -424,7 +435,7 @@ func ServeIdle(ctx context.Context, dir, addr string, lockTimeout, idle time.Dur
 		return err
 	}
 	if si != nil {
-		return fmt.Errorf("argon serve is already running for this workspace (pid %d, %s)", si.PID, si.URI)
+		return &ServingError{PID: si.PID, URI: si.URI}
 	}
 	defer func() { _ = fl.Unlock() }()
 	data := filepath.Join(dir, "data")
