@@ -116,6 +116,10 @@ type writer struct {
 	unknown bool
 }
 
+// waitNotice is how long a writer waits on another's lease before it says
+// so.
+var waitNotice = 3 * time.Second
+
 // maxBackoff caps the wait between polls of a held branch: short, so that
 // a waiting reader or writer gets its turn between the commits of a busy
 // writer, which re-leases within a few milliseconds.
@@ -159,7 +163,8 @@ func (p *Protocol) acquire(ctx context.Context, w *workdb.Branch, intent []wal.K
 	seen := map[int64]*observation{}
 	backoff := 2 * time.Millisecond
 	var lease *wal.Lease
-	waited := false
+	waited, told := false, false
+	var waitedSince time.Time
 	for {
 		n := known.N + 1
 		lease = &wal.Lease{TL: w.TL, N: n, Token: token, TTLMillis: r.LeaseTTL.Milliseconds(),
@@ -211,6 +216,15 @@ func (p *Protocol) acquire(ctx context.Context, w *workdb.Branch, intent []wal.K
 		}
 		if time.Now().After(deadline) {
 			return nil, &wal.BusyError{Branch: w.Name, Host: cur.Host}
+		}
+		if waitedSince.IsZero() {
+			waitedSince = time.Now()
+		} else if !told && time.Since(waitedSince) >= waitNotice && w.Notice != nil {
+			// Say why nothing happens (a stopped writer is only taken
+			// over after the lease TTL). The notice decides nothing.
+			told = true
+			w.Notice(fmt.Sprintf("waiting for another writer on branch %s (on %s); one that stopped is taken over after %s without a heartbeat",
+				w.Name, cur.Host, r.LeaseTTL))
 		}
 		if err := sleepJitter(ctx, &backoff); err != nil {
 			return nil, err

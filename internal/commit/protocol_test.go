@@ -299,3 +299,36 @@ func TestReadUnderSteadyWritesIsBounded(t *testing.T) {
 	close(stop)
 	<-done
 }
+
+// A writer that waits on another's lease says so once, after a while: a
+// stopped holder is only taken over after the lease TTL, and a command that
+// printed nothing for that long looked hung (found by a new-user
+// walkthrough).
+func TestWaitingWriterSaysSo(t *testing.T) {
+	_, r, b := setup(t)
+	ctx := context.Background()
+	p := New()
+	r.LeaseTTL = time.Hour
+	holder := p.Open(r, b)
+	wr, err := p.acquire(ctx, holder, []wal.KeyRef{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wr.stopHB()
+	defer func(d time.Duration) { waitNotice = d }(waitNotice)
+	waitNotice = 50 * time.Millisecond
+	waiter := *r
+	waiter.BusyTimeout = time.Second
+	w := p.Open(&waiter, b)
+	var notices []string
+	w.Notice = func(s string) { notices = append(notices, s) }
+	_, err = w.Insert(ctx, "c", []bson.Raw{mustMarshal(bson.D{{Key: "_id", Value: "w"}})}, wal.CommitInfo{})
+	var be *wal.BusyError
+	if !errors.As(err, &be) {
+		t.Fatalf("waiter: %v, want busy", err)
+	}
+	want := "waiting for another writer on branch main (on " + wal.Hostname() + "); one that stopped is taken over after 1h0m0s without a heartbeat"
+	if len(notices) != 1 || notices[0] != want {
+		t.Fatalf("notices %q, want one: %q", notices, want)
+	}
+}
