@@ -8,6 +8,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/argon-db/argon/internal/wal"
+	"github.com/argon-db/argon/internal/wal/waltest"
 )
 
 // A commit takes an image when it crosses a multiple of ImageEvery and has
@@ -16,7 +17,7 @@ import (
 // back: before, a broken image of 30 documents kept the commit reaching
 // LSN 50 from taking one.
 func TestBrokenImageDoesNotHoldTheNextBack(t *testing.T) {
-	_, r, b := setup(t)
+	_, r, b := waltest.Project(t)
 	ctx := context.Background()
 	r.ImageEvery = 10
 	w := New().Open(r, b)

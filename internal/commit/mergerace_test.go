@@ -10,6 +10,7 @@ import (
 	"github.com/argon-db/argon/internal/diff"
 	"github.com/argon-db/argon/internal/merge"
 	"github.com/argon-db/argon/internal/wal"
+	"github.com/argon-db/argon/internal/wal/waltest"
 	"github.com/argon-db/argon/internal/workdb"
 )
 
@@ -20,7 +21,7 @@ import (
 // between (found in review: the stale plan overwrote the acknowledged
 // write and recorded the merge, so the next merge said up to date).
 func TestMergePlannedBeforeAWriteIsRefused(t *testing.T) {
-	_, r, main := setup(t)
+	_, r, main := waltest.Project(t)
 	ctx := context.Background()
 	p := New()
 	y := func(by string) []bson.Raw {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/argon-db/argon/internal/enginetest"
 	"github.com/argon-db/argon/internal/wal"
+	"github.com/argon-db/argon/internal/wal/waltest"
 	"github.com/argon-db/argon/internal/workdb"
 )
 
@@ -31,7 +32,7 @@ func TestModel(t *testing.T) {
 	if testing.Short() {
 		ops = min(ops, 300)
 	}
-	srv, r, main := setup(t)
+	srv, r, main := waltest.Project(t)
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(7, 11))
 

@@ -11,6 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/argon-db/argon/internal/wal"
+	"github.com/argon-db/argon/internal/wal/waltest"
 	"github.com/argon-db/argon/internal/workdb"
 )
 
@@ -77,7 +78,7 @@ func fsckReport(t *testing.T, r *wal.Repo, repair bool) (problems, notes []strin
 // repointing the branch is finished by the next command on it, and fsck
 // reports and repairs it.
 func TestFastForwardMovesTheBranch(t *testing.T) {
-	_, r, main := setup(t)
+	_, r, main := waltest.Project(t)
 	ctx := context.Background()
 	p := New()
 	feat, base := moveSetup(t, r, main)
@@ -168,7 +169,7 @@ func TestFastForwardMovesTheBranch(t *testing.T) {
 // A branch whose head moved after the fast-forward was planned is not
 // moved: MovedOnError, nothing written, the old timeline still open.
 func TestFastForwardRefusesAMovedHead(t *testing.T) {
-	_, r, main := setup(t)
+	_, r, main := waltest.Project(t)
 	ctx := context.Background()
 	p := New()
 	feat, base := moveSetup(t, r, main)
@@ -203,7 +204,7 @@ func TestFastForwardRefusesAMovedHead(t *testing.T) {
 // write that was acknowledged is on the branch afterwards, with the
 // source's documents.
 func TestFastForwardRacingWriters(t *testing.T) {
-	_, r, main := setup(t)
+	_, r, main := waltest.Project(t)
 	ctx := context.Background()
 	p := New()
 	feat, base := moveSetup(t, r, main)

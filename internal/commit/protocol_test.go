@@ -10,6 +10,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/argon-db/argon/internal/wal"
+	"github.com/argon-db/argon/internal/wal/waltest"
 	"github.com/argon-db/argon/internal/workdb"
 )
 
@@ -66,7 +67,7 @@ func fsckClean(t *testing.T, p *Protocol, r *wal.Repo, w *workdb.Branch) {
 // stands. Nothing here reads a PID, a hostname or a wall clock: the two
 // writers even record commit times minutes apart.
 func TestStalledWriterIsFencedOut(t *testing.T) {
-	_, r, b := setup(t)
+	_, r, b := waltest.Project(t)
 	ctx := context.Background()
 	p := New()
 	r.LeaseTTL = 100 * time.Millisecond
@@ -108,7 +109,7 @@ func TestStalledWriterIsFencedOut(t *testing.T) {
 // Clock skew decides nothing: a holder that keeps its heartbeat is never
 // taken over, however far apart the clocks of the two processes are.
 func TestSkewedClocksDoNotTakeOver(t *testing.T) {
-	_, r, b := setup(t)
+	_, r, b := waltest.Project(t)
 	ctx := context.Background()
 	p := New()
 	// A TTL long enough that a heartbeat (every third of it) is not late
@@ -143,7 +144,7 @@ func TestSkewedClocksDoNotTakeOver(t *testing.T) {
 // if the server cannot be read, the outcome is reported unknown. Nothing is
 // undone while the outcome is unknown.
 func TestLostCommitReply(t *testing.T) {
-	_, r, b := setup(t)
+	_, r, b := waltest.Project(t)
 	ctx := context.Background()
 	p := New()
 	w := p.Open(r, b)
@@ -205,7 +206,7 @@ func TestLostCommitReply(t *testing.T) {
 // being rebuilt (the marker-version ABA of the old protocol): the lease a
 // rebuild holds makes the reader wait, and it then sees the whole state.
 func TestReaderWaitsForRebuild(t *testing.T) {
-	_, r, b := setup(t)
+	_, r, b := waltest.Project(t)
 	ctx := context.Background()
 	p := New()
 	w := p.Open(r, b)
@@ -262,7 +263,7 @@ func TestReaderWaitsForRebuild(t *testing.T) {
 // the write-path issue: the old read loop could spin forever): after a few
 // optimistic tries it queues for the branch like a writer.
 func TestReadUnderSteadyWritesIsBounded(t *testing.T) {
-	_, r, b := setup(t)
+	_, r, b := waltest.Project(t)
 	ctx := context.Background()
 	p := New()
 	writer := p.Open(r, b)
@@ -305,7 +306,7 @@ func TestReadUnderSteadyWritesIsBounded(t *testing.T) {
 // printed nothing for that long looked hung (found by a new-user
 // walkthrough).
 func TestWaitingWriterSaysSo(t *testing.T) {
-	_, r, b := setup(t)
+	_, r, b := waltest.Project(t)
 	ctx := context.Background()
 	p := New()
 	r.LeaseTTL = time.Hour

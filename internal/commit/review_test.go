@@ -10,6 +10,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/argon-db/argon/internal/wal"
+	"github.com/argon-db/argon/internal/wal/waltest"
 	"github.com/argon-db/argon/internal/workdb"
 )
 
@@ -20,7 +21,7 @@ func d1(id string) bson.Raw { return mustMarshal(bson.D{{Key: "_id", Value: id}}
 // rebuild, so none of its documents stays (found in review: later batches
 // stayed in the working database).
 func TestStreamCrashLeavesNothing(t *testing.T) {
-	_, r, b := setup(t)
+	_, r, b := waltest.Project(t)
 	p := New()
 	ctx, cancel := context.WithCancel(context.Background())
 	w := p.Open(r, b)
@@ -60,7 +61,7 @@ func TestStreamCrashLeavesNothing(t *testing.T) {
 // repaired, never released clean (found in review: the fenced writer's
 // keys were never repaired).
 func TestFailedRepairStaysDirty(t *testing.T) {
-	_, r, b := setup(t)
+	_, r, b := waltest.Project(t)
 	ctx := context.Background()
 	p := New()
 	stalled := p.Open(r, b)
@@ -101,7 +102,7 @@ func TestFailedRepairStaysDirty(t *testing.T) {
 // than the TTL and the reader is fenced out: then Read must fail, never
 // return a torn result.
 func TestSlowReadUnderLeaseIsNotTorn(t *testing.T) {
-	_, r, b := setup(t)
+	_, r, b := waltest.Project(t)
 	ctx := context.Background()
 	p := New()
 	w := p.Open(r, b)
@@ -151,7 +152,7 @@ func TestSlowReadUnderLeaseIsNotTorn(t *testing.T) {
 // (refused: it was fenced) and repairs under a fresh lease from the log's
 // new head (found in review: the log later lost an increment).
 func TestFailureAfterTakeoverKeepsLaterCommit(t *testing.T) {
-	_, r, b := setup(t)
+	_, r, b := waltest.Project(t)
 	ctx := context.Background()
 	p := New()
 	w := p.Open(r, b)

@@ -10,25 +10,10 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/argon-db/argon/internal/enginetest"
 	"github.com/argon-db/argon/internal/wal"
+	"github.com/argon-db/argon/internal/wal/waltest"
 	"github.com/argon-db/argon/internal/workdb"
 )
-
-func setup(t *testing.T) (*enginetest.Server, *wal.Repo, *wal.Branch) {
-	t.Helper()
-	srv := enginetest.Start(t)
-	r := wal.Open(srv.Client, srv.DB)
-	ctx := context.Background()
-	if err := r.EnsureSchema(ctx); err != nil {
-		t.Fatal(err)
-	}
-	_, b, err := r.CreateProject(ctx, "p")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return srv, r, b
-}
 
 func doc(t *testing.T, d bson.D) bson.Raw {
 	raw, err := bson.Marshal(d)
@@ -41,7 +26,7 @@ func doc(t *testing.T, d bson.D) bson.Raw {
 // Writers on separate connections insert concurrently into one branch:
 // all succeed, and the working database equals the fold of the log.
 func TestConcurrentInserts(t *testing.T) {
-	srv, r0, b := setup(t)
+	srv, r0, b := waltest.Project(t)
 	ctx := context.Background()
 	const workers, each = 8, 15
 	var wg sync.WaitGroup
@@ -87,7 +72,7 @@ func TestConcurrentInserts(t *testing.T) {
 // marker of this project and data in it is refused by Rebuild and Drop,
 // and its data stays; a recorded one is rebuilt as usual.
 func TestNeverDropsWhatItDidNotRecord(t *testing.T) {
-	srv, r, b := setup(t)
+	srv, r, b := waltest.Project(t)
 	ctx := context.Background()
 	w := New().Open(r, b)
 	if _, err := w.Insert(ctx, "c", []bson.Raw{doc(t, bson.D{{Key: "_id", Value: "argon's"}})}, wal.CommitInfo{}); err != nil {

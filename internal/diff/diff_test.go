@@ -10,8 +10,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/argon-db/argon/internal/commit"
-	"github.com/argon-db/argon/internal/enginetest"
 	"github.com/argon-db/argon/internal/wal"
+	"github.com/argon-db/argon/internal/wal/waltest"
 	"github.com/argon-db/argon/internal/workdb"
 )
 
@@ -48,16 +48,7 @@ type env struct {
 }
 
 func setup(t *testing.T) *env {
-	srv := enginetest.Start(t)
-	r := wal.Open(srv.Client, srv.DB)
-	ctx := context.Background()
-	if err := r.EnsureSchema(ctx); err != nil {
-		t.Fatal(err)
-	}
-	_, main, err := r.CreateProject(ctx, "p")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, r, main := waltest.Project(t)
 	return &env{r: r, main: main, p: commit.New()}
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/argon-db/argon/internal/commit"
 	"github.com/argon-db/argon/internal/diff"
 	"github.com/argon-db/argon/internal/wal"
+	"github.com/argon-db/argon/internal/wal/waltest"
 	"github.com/argon-db/argon/internal/workdb"
 )
 
@@ -21,7 +22,7 @@ func TestCostFollowsChange(t *testing.T) {
 	if testing.Short() {
 		n = 5_000
 	}
-	srv, r, mainB := newProject(t)
+	srv, r, mainB := waltest.Project(t)
 	ctx := context.Background()
 	p := commit.New()
 	wm := p.Open(r, mainB)

@@ -13,6 +13,7 @@ import (
 	"github.com/argon-db/argon/internal/commit"
 	"github.com/argon-db/argon/internal/diff"
 	"github.com/argon-db/argon/internal/wal"
+	"github.com/argon-db/argon/internal/wal/waltest"
 	"github.com/argon-db/argon/internal/workdb"
 )
 
@@ -25,7 +26,7 @@ import (
 // same order, byte for byte, and the same indexes. An image whose chunks
 // are gone is passed over, and gc drops chunks no header names.
 func TestImagesNeverChangeAResult(t *testing.T) {
-	srv, r, mainB := newProject(t)
+	srv, r, mainB := waltest.Project(t)
 	ctx := context.Background()
 	r.ImageEvery = 40
 	p := commit.New()

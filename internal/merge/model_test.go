@@ -12,6 +12,7 @@ import (
 	"github.com/argon-db/argon/internal/commit"
 	"github.com/argon-db/argon/internal/diff"
 	"github.com/argon-db/argon/internal/wal"
+	"github.com/argon-db/argon/internal/wal/waltest"
 	"github.com/argon-db/argon/internal/workdb"
 )
 
@@ -26,7 +27,7 @@ type modelDoc struct{ a, b int32 }
 // inserted on either side, deletions of documents the other side never
 // saw), and a merge right after is up to date.
 func TestMergeModel(t *testing.T) {
-	_, r, mainB := newProject(t)
+	_, r, mainB := waltest.Project(t)
 	ctx := context.Background()
 	p := commit.New()
 	wm := p.Open(r, mainB)

@@ -12,6 +12,7 @@ import (
 	"github.com/argon-db/argon/internal/commit"
 	"github.com/argon-db/argon/internal/diff"
 	"github.com/argon-db/argon/internal/wal"
+	"github.com/argon-db/argon/internal/wal/waltest"
 	"github.com/argon-db/argon/internal/workdb"
 )
 
@@ -31,7 +32,7 @@ import (
 // branch gets another's field only through the merges with its partner,
 // and the base of two branches is their last merge: no merge conflicts.
 func TestMergeModelStar(t *testing.T) {
-	_, r, _ := newProject(t)
+	_, r, _ := waltest.Project(t)
 	ctx := context.Background()
 	p := commit.New()
 	names := []string{"main", "f1", "f2"}

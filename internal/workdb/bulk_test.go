@@ -12,8 +12,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/argon-db/argon/internal/commit"
-	"github.com/argon-db/argon/internal/enginetest"
 	"github.com/argon-db/argon/internal/wal"
+	"github.com/argon-db/argon/internal/wal/waltest"
 	"github.com/argon-db/argon/internal/workdb"
 )
 
@@ -42,7 +42,7 @@ func TestModifyManyMatchesEngine(t *testing.T) {
 }
 
 func modifyManyMatchesEngine(t *testing.T, doubleIDs bool) {
-	srv, r, b := project(t)
+	srv, r, b := waltest.Project(t)
 	ctx := context.Background()
 	w := commit.New().Open(r, b)
 	w.ScanReads = srv.Embedded || srv.FerretDB
@@ -189,22 +189,6 @@ func modifyManyMatchesEngine(t *testing.T, doubleIDs bool) {
 	}
 }
 
-// project starts a server for the test and creates project p on it.
-func project(t *testing.T) (*enginetest.Server, *wal.Repo, *wal.Branch) {
-	t.Helper()
-	srv := enginetest.Start(t)
-	ctx := context.Background()
-	r := wal.Open(srv.Client, srv.DB)
-	if err := r.EnsureSchema(ctx); err != nil {
-		t.Fatal(err)
-	}
-	_, b, err := r.CreateProject(ctx, "p")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return srv, r, b
-}
-
 // checkState compares collection c of the branch's working database and
 // of the fold of its log at the head with want, byte for byte.
 func checkState(t *testing.T, r *wal.Repo, b *wal.Branch, w *workdb.Branch, want map[string]bson.Raw, when string) {
@@ -258,7 +242,7 @@ func byKey(t *testing.T, c *mongo.Collection) map[string]bson.Raw {
 func TestApplyPutsMany(t *testing.T) {
 	for _, scan := range []bool{true, false} {
 		t.Run(fmt.Sprintf("scan=%v", scan), func(t *testing.T) {
-			srv, r, b := project(t)
+			srv, r, b := waltest.Project(t)
 			ctx := context.Background()
 			w := commit.New().Open(r, b)
 			w.ScanReads = scan && (srv.Embedded || srv.FerretDB)
@@ -344,7 +328,7 @@ func TestModifyManyRefusesConcurrentChange(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			workdb.SetBulkLimits(t, 5, 1000) // the filter path: the widest window
-			srv, r, b := project(t)
+			srv, r, b := waltest.Project(t)
 			w := commit.New().Open(r, b)
 			w.ScanReads = srv.Embedded || srv.FerretDB
 			if !w.ScanReads {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/argon-db/argon/internal/commit"
 	"github.com/argon-db/argon/internal/wal"
+	"github.com/argon-db/argon/internal/wal/waltest"
 )
 
 // A fold reads the entries that large commits spilled with one query per
@@ -23,7 +24,7 @@ import (
 // engine), and returns exactly the state at the LSN, also at an LSN inside
 // a commit and across a fork.
 func TestFoldReadsSpilledEntriesOncePerTimeline(t *testing.T) {
-	srv, r, main := project(t)
+	srv, r, main := waltest.Project(t)
 	ctx := context.Background()
 	insert := func(b *wal.Branch, prefix string, commits int) {
 		w := commit.New().Open(r, b)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/argon-db/argon/internal/commit"
 	"github.com/argon-db/argon/internal/wal"
+	"github.com/argon-db/argon/internal/wal/waltest"
 	"github.com/argon-db/argon/internal/workdb"
 )
 
@@ -18,7 +19,7 @@ import (
 // finds a view that differs from the log and repair drops it, after which
 // the next read builds it again.
 func TestCollViews(t *testing.T) {
-	srv, r, b := project(t)
+	srv, r, b := waltest.Project(t)
 	ctx := context.Background()
 	w := commit.New().Open(r, b)
 	w.ScanReads = srv.Embedded || srv.FerretDB
