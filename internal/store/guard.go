@@ -123,7 +123,9 @@ func relay(client net.Conn, engineAddr string, writes *writeLog) {
 				return
 			}
 			// The engine answers a write once it is applied.
-			out.answer(msg)
+			if !out.answer(msg) {
+				continue
+			}
 			wmu.Lock()
 			_, err = client.Write(msg)
 			wmu.Unlock()
@@ -166,12 +168,9 @@ func relay(client net.Conn, engineAddr string, writes *writeLog) {
 			}
 			continue
 		}
-		// Counted before it can reach the engine.
-		if flags(msg)&flagMoreToCome == 0 {
-			out.sent(msg, db, write)
-		} else if write {
-			writes.sent(db, false) // never answered
-		}
+		// Counted before it can reach the engine, which answers it even
+		// when the client expects no answer (w: 0).
+		out.sent(msg, db, write)
 		if _, err := server.Write(msg); err != nil {
 			break
 		}

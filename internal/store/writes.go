@@ -27,9 +27,9 @@ import (
 // (see DBFiles): it records a token instead of a files' fingerprint.
 //
 // The counting is conservative: any request the guard does not know to be
-// a read counts as a write, and one it cannot follow to its answer (w: 0,
-// legacy opcodes, a client gone before the answer) leaves the database
-// without a token until the serve restarts. The assumption, written down
+// a read counts as a write, and one it cannot follow to its answer (a
+// legacy opcode the engine does not answer, a client gone before the
+// answer) leaves the database without a token until the serve restarts. The assumption, written down
 // in ARCHITECTURE: nothing writes to the engine but through the guard (its
 // own port is a loopback port it does not publish).
 
@@ -69,21 +69,21 @@ type writeLog struct {
 	gen map[string]int64
 	all int64
 	// pending counts writes passed on and not answered, per database
-	// ("" for every database); lost marks databases (or "" for all) a
-	// write went to that will never be answered.
+	// ("" for every database); lost says the guard lost track of which
+	// write an answer was to.
 	pending map[string]int
-	lost    map[string]bool
+	lost    bool
 }
 
 func newWriteLog() *writeLog {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
-	return &writeLog{epoch: hex.EncodeToString(b[:]), gen: map[string]int64{}, pending: map[string]int{}, lost: map[string]bool{}}
+	return &writeLog{epoch: hex.EncodeToString(b[:]), gen: map[string]int64{}, pending: map[string]int{}}
 }
 
 // sent records a write to db ("" for unknown: every database) passed on
-// to the engine; answered says whether an answer will come back.
-func (l *writeLog) sent(db string, answered bool) {
+// to the engine, which will answer it once it is applied.
+func (l *writeLog) sent(db string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if db == "" {
@@ -91,18 +91,14 @@ func (l *writeLog) sent(db string, answered bool) {
 	} else {
 		l.gen[db]++
 	}
-	if answered {
-		l.pending[db]++
-	} else {
-		l.lost[db] = true
-	}
+	l.pending[db]++
 }
 
 // lose gives up following answers: no database has a token any more.
 func (l *writeLog) lose() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.lost[""] = true
+	l.lost = true
 }
 
 // answered records the answer to a write to db.
@@ -117,7 +113,7 @@ func (l *writeLog) answered(db string) {
 func (l *writeLog) token(db string) string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.pending[db] > 0 || l.pending[""] > 0 || l.lost[db] || l.lost[""] {
+	if l.pending[db] > 0 || l.pending[""] > 0 || l.lost {
 		return ""
 	}
 	return fmt.Sprintf("serve:%s:%d:%d", l.epoch, l.all, l.gen[db])
@@ -268,6 +264,10 @@ func sectionZero(msg []byte) (bson.Raw, bool) {
 // used again while outstanding, or an answer that is not to the oldest
 // request, leaves the log unable to tell which write was answered: it
 // then gives no token any more (lose).
+//
+// The engine (FerretDB v1.24.2) answers every request, even one with
+// moreToCome set (w: 0), whose client expects no answer: such a request
+// is outstanding like any other, and its answer is kept from the client.
 type outstanding struct {
 	mu    sync.Mutex
 	queue []request
@@ -279,6 +279,8 @@ type request struct {
 	id    int32
 	db    string
 	write bool
+	// silent: the client expects no answer (moreToCome).
+	silent bool
 }
 
 func newOutstanding(l *writeLog) *outstanding {
@@ -295,22 +297,24 @@ func (o *outstanding) sent(msg []byte, db string, write bool) {
 		o.log.lose()
 	}
 	o.ids[id] = true
-	o.queue = append(o.queue, request{id: id, db: db, write: write})
+	silent := opCode(msg) == opMsg && flags(msg)&flagMoreToCome != 0
+	o.queue = append(o.queue, request{id: id, db: db, write: write, silent: silent})
 	if write {
-		o.log.sent(db, true)
+		o.log.sent(db)
 	}
 }
 
-// answer records the engine's answer msg.
-func (o *outstanding) answer(msg []byte) {
+// answer records the engine's answer msg, and says whether the client
+// expects it.
+func (o *outstanding) answer(msg []byte) (forward bool) {
 	if flags(msg)&flagMoreToCome != 0 {
-		return // more answers to the same request follow
+		return true // more answers to the same request follow
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if len(o.queue) == 0 || o.queue[0].id != responseTo(msg) {
 		o.log.lose()
-		return
+		return true
 	}
 	r := o.queue[0]
 	o.queue = o.queue[1:]
@@ -318,6 +322,7 @@ func (o *outstanding) answer(msg []byte) {
 	if r.write {
 		o.log.answered(r.db)
 	}
+	return !r.silent
 }
 
 func requestID(msg []byte) int32  { return int32(binary.LittleEndian.Uint32(msg[4:8])) }
