@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	commitpkg "github.com/argon-db/argon/internal/commit"
 	"github.com/argon-db/argon/internal/enginetest"
@@ -112,18 +113,24 @@ func BenchmarkFind(b *testing.B) {
 					err = fmt.Errorf("argon found %d, driver %d", len(docs), want)
 				}
 				return err
-			}, func() error {
-				cur, err := plain.Find(ctx, filter)
-				if err != nil {
-					return err
-				}
-				var out []bson.Raw
-				err = cur.All(ctx, &out)
-				want = len(out)
+			}, func() (err error) {
+				want, err = nativeFind(ctx, plain, filter)
 				return err
 			})
 		})
 	}
+}
+
+// nativeFind is the baseline of a find: the driver's find of filter on
+// coll, all documents read; it returns how many.
+func nativeFind(ctx context.Context, coll *mongo.Collection, filter bson.Raw) (int, error) {
+	cur, err := coll.Find(ctx, filter)
+	if err != nil {
+		return 0, err
+	}
+	var out []bson.Raw
+	err = cur.All(ctx, &out)
+	return len(out), err
 }
 
 // argon insert of one document (claim, working database, read-back, log
@@ -436,12 +443,81 @@ func commitBytes(ctx context.Context, e *benchEnv, tl string, n int64) (walB, do
 		}
 		for cur.Next(ctx) {
 			walB += len(cur.Current)
-			_, data := cur.Current.Lookup("doc").Binary()
-			docB += len(data)
 		}
 		if err := cur.Err(); err != nil {
 			return 0, 0, err
 		}
+		if err := e.repo.EachEntry(ctx, tl, s.Base, s.LSN, "", func(en *wal.Entry) error {
+			docB += len(en.Doc)
+			return nil
+		}); err != nil {
+			return 0, 0, err
+		}
 	}
 	return walB, docB, nil
+}
+
+// The first read of a collection at a past state (find --at: the state is
+// folded from the log, from the nearest image snapshot, into a view, then
+// queried) against the driver's find of the same documents on a plain
+// collection. The state holds 20,000 documents; the history below it is
+// those 20,000 entries, or 200,000 (180,000 written to another collection
+// first): the "cost follows state + delta, not history".
+func BenchmarkTimeTravel(b *testing.B) {
+	for _, hist := range []int{20000, 200000} {
+		b.Run(fmt.Sprintf("history=%d", hist), func(b *testing.B) {
+			state := 20000
+			if testing.Short() {
+				state, hist = 500, hist/40
+			}
+			e := newBenchEnv(b, 0)
+			ctx := context.Background()
+			w := e.work(e.main)
+			plain := e.srv.Client.Database(e.plain).Collection("users")
+			load := func(coll string, first, n int, native bool) {
+				for start := first; start < first+n; start += 5000 {
+					var raws []bson.Raw
+					var anys []any
+					for i := start; i < min(start+5000, first+n); i++ {
+						raw, _ := bson.Marshal(bson.D{{Key: "_id", Value: int32(i)}, {Key: "name", Value: fmt.Sprintf("user%d", i)}, {Key: "age", Value: int32(i % 90)}})
+						raws = append(raws, raw)
+						anys = append(anys, raw)
+					}
+					if _, err := w.Insert(ctx, coll, raws, wal.CommitInfo{Message: "load"}); err != nil {
+						b.Fatal(err)
+					}
+					if native {
+						if _, err := plain.InsertMany(ctx, anys); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+			}
+			load("other", 0, hist-state, false)
+			load("users", 0, state, true)
+			// A commit of one document per iteration, so that each
+			// iteration reads a state never read before.
+			for i := 0; i < b.N; i++ {
+				load("other", hist+i, 1, false)
+			}
+			h, err := e.repo.Head(ctx, w.TL)
+			if err != nil {
+				b.Fatal(err)
+			}
+			at := h.LSN - int64(b.N)
+			filter, _ := bson.Marshal(bson.D{{Key: "age", Value: int32(0)}})
+			want := 0
+			pair(b, func() error {
+				at++
+				docs, err := workdb.OpenCollViews(e.repo, w.TL, at).Find(ctx, "users", workdb.Query{Filter: filter})
+				if err == nil && len(docs) != want {
+					err = fmt.Errorf("argon found %d at LSN %d, driver %d", len(docs), at, want)
+				}
+				return err
+			}, func() (err error) {
+				want, err = nativeFind(ctx, plain, filter)
+				return err
+			})
+		})
+	}
 }

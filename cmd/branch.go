@@ -133,22 +133,34 @@ func runBranchList(ctx context.Context, f *Factory) error {
 	if err != nil {
 		return err
 	}
-	// One scan each for the branches and the timelines, and the heads
-	// with HeadsOf: one more scan, or point reads (see its cost there).
-	all, err := r.Timelines(ctx, project)
-	if err != nil {
-		return err
-	}
-	byID := make(map[string]*wal.Timeline, len(all))
-	for i := range all {
-		byID[all[i].ID] = &all[i]
-	}
+	// One scan of the branches, and the heads with HeadsOf: one more
+	// scan, or point reads from each timeline's hint (see its cost
+	// there). The timelines come from the branches' copies of their fork
+	// points when the heads need no hints and every branch has one; else
+	// from one more scan.
 	tls := make([]*wal.Timeline, len(bs))
 	parents := make([]string, 0, len(bs))
-	for i := range bs {
-		if tls[i] = byID[bs[i].Timeline]; tls[i] == nil {
-			return &wal.NotFoundError{Kind: "timeline", Name: bs[i].Timeline}
+	copies := r.HeadsByScan(len(bs))
+	for i := 0; copies && i < len(bs); i++ {
+		tls[i] = bs[i].ForkTimeline()
+		copies = tls[i] != nil
+	}
+	if !copies {
+		all, err := r.Timelines(ctx, project)
+		if err != nil {
+			return err
 		}
+		byID := make(map[string]*wal.Timeline, len(all))
+		for i := range all {
+			byID[all[i].ID] = &all[i]
+		}
+		for i := range bs {
+			if tls[i] = byID[bs[i].Timeline]; tls[i] == nil {
+				return &wal.NotFoundError{Kind: "timeline", Name: bs[i].Timeline}
+			}
+		}
+	}
+	for i := range bs {
 		parents = append(parents, tls[i].Parent)
 	}
 	names, err := r.NamesOf(ctx, project, bs, parents)

@@ -430,7 +430,7 @@ func (wr *writer) emit(ctx context.Context, entries []wal.Entry) error {
 		return nil
 	}
 	wr.spill = true
-	if err := wr.r.SpillEntries(ctx, wr.buf); err != nil {
+	if err := wr.r.SpillEntries(ctx, wr.w.Project, wr.buf); err != nil {
 		return err
 	}
 	wr.buf = wr.buf[:0]
@@ -653,7 +653,7 @@ func (p *Protocol) Write(ctx context.Context, w *workdb.Branch, info *wal.Commit
 		return nil, wr.base.LSN, nil
 	}
 	if wr.spill && len(wr.buf) > 0 {
-		if err := wr.r.SpillEntries(ctx, wr.buf); err != nil {
+		if err := wr.r.SpillEntries(ctx, wr.w.Project, wr.buf); err != nil {
 			wr.fail(ctx, true)
 			return nil, 0, err
 		}

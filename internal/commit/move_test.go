@@ -126,9 +126,14 @@ func TestFastForwardMovesTheBranch(t *testing.T) {
 	}
 
 	// The process stopped between the moved slot and repointing: the
-	// binding still names the old timeline.
+	// binding still names the old timeline (and its fork point).
+	ot, err := r.Timeline(ctx, old)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := r.DB.Collection("branches").UpdateOne(ctx, bson.D{{Key: "_id", Value: nb.ID}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "timeline", Value: old}}}}); err != nil {
+		bson.D{{Key: "$set", Value: bson.D{{Key: "timeline", Value: old},
+			{Key: "fork", Value: wal.Fork{Parent: ot.Parent, Base: ot.Base, ParentSlot: ot.ParentSlot}}}}}); err != nil {
 		t.Fatal(err)
 	}
 	pr, notes := fsckReport(t, r, false)
@@ -146,7 +151,8 @@ func TestFastForwardMovesTheBranch(t *testing.T) {
 		t.Fatalf("the read did not repoint main: it names %s", nb.Timeline)
 	}
 	if _, err := r.DB.Collection("branches").UpdateOne(ctx, bson.D{{Key: "_id", Value: nb.ID}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "timeline", Value: old}}}}); err != nil {
+		bson.D{{Key: "$set", Value: bson.D{{Key: "timeline", Value: old},
+			{Key: "fork", Value: wal.Fork{Parent: ot.Parent, Base: ot.Base, ParentSlot: ot.ParentSlot}}}}}); err != nil {
 		t.Fatal(err)
 	}
 	if pr := fsckProblems(t, r, true); len(pr) != 0 {

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // Entry operations.
@@ -119,20 +118,79 @@ func (r *Repo) Segments(ctx context.Context, tl string, from, to int64) ([]Segme
 }
 
 // SpillEntries writes the entries of a large commit to the entries
-// collection under the writer's token. They count only once a commit slot
-// names that token for their LSNs.
-func (r *Repo) SpillEntries(ctx context.Context, entries []Entry) error {
-	docs := make([]any, len(entries))
-	for i := range entries {
-		entries[i].ID = entryID(entries[i].TL, entries[i].LSN, entries[i].Token)
-		docs[i] = &entries[i]
+// collection under the writer's token, in chunks (chunks.go). They count
+// only once a commit slot names that token for their LSNs. The first
+// spill into a project of log format 1 raises it to 2, so that an older
+// argon refuses it rather than read chunks it does not know.
+func (r *Repo) SpillEntries(ctx context.Context, project string, entries []Entry) error {
+	if err := r.raiseFormat(ctx, project); err != nil {
+		return err
 	}
-	_, err := r.DB.Collection(collEntries).InsertMany(ctx, docs)
-	if isDup(err) {
-		// Our own earlier attempt, whose reply was lost: the same entries.
+	chunks := chunkEntriesOf(entries)
+	docs := make([]any, len(chunks))
+	for i, c := range chunks {
+		docs[i] = c
+	}
+	coll := r.DB.Collection(collEntries)
+	_, err := coll.InsertMany(ctx, docs)
+	if !isDup(err) {
+		return err
+	}
+	// Our own earlier attempt, whose reply was lost, wrote some of them:
+	// the same chunks. Write each that is not there.
+	for _, d := range docs {
+		if _, err := coll.InsertOne(ctx, d); err != nil && !isDup(err) {
+			return err
+		}
+	}
+	return nil
+}
+
+// raiseFormat records that project's log holds chunks (format 2), once
+// per Repo.
+func (r *Repo) raiseFormat(ctx context.Context, project string) error {
+	if _, ok := r.chunked.Load(project); ok {
 		return nil
 	}
-	return err
+	_, err := r.DB.Collection(collProjects).UpdateOne(ctx,
+		bson.D{{Key: "_id", Value: project}, {Key: "format", Value: bson.D{{Key: "$not", Value: bson.D{{Key: "$gte", Value: Format}}}}}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "format", Value: Format}}}})
+	if err != nil {
+		return fmt.Errorf("raise the log format of project %q: %w", project, err)
+	}
+	r.chunked.Store(project, true)
+	return nil
+}
+
+// entryRange selects the stored entries of tl that may hold LSNs in
+// (lo, hi]: a chunk starting below lo may reach into it (chunks.go).
+func entryRange(tl string, lo, hi int64) bson.D {
+	return bson.D{{Key: "tl", Value: tl}, {Key: "lsn", Value: bson.D{{Key: "$gt", Value: lo - chunkEntries}, {Key: "$lte", Value: hi}}}}
+}
+
+// eachStored runs one query of the entries collection and calls fn for
+// each entry the documents it returns hold, with LSN in (lo, hi].
+func (r *Repo) eachStored(ctx context.Context, filter bson.D, lo, hi int64, fn func(*Entry) error) error {
+	cur, err := r.DB.Collection(collEntries).Find(ctx, filter)
+	if err != nil {
+		return err
+	}
+	defer cur.Close(ctx)
+	for cur.Next(ctx) {
+		var se storedEntry
+		if err := cur.Decode(&se); err != nil {
+			return fmt.Errorf("decode log entry: %w", err)
+		}
+		if err := se.expand(func(e *Entry) error {
+			if e.LSN <= lo || e.LSN > hi {
+				return nil
+			}
+			return fn(e)
+		}); err != nil {
+			return err
+		}
+	}
+	return cur.Err()
 }
 
 // slotEntries calls fn for the entries of commit slot s with LSN in
@@ -152,27 +210,26 @@ func (r *Repo) slotEntries(ctx context.Context, s *Slot, from, to int64, coll st
 		}
 		return nil
 	}
-	filter := bson.D{{Key: "tl", Value: s.TL}, {Key: "token", Value: s.Token},
-		{Key: "lsn", Value: bson.D{{Key: "$gt", Value: max(from, s.Base)}, {Key: "$lte", Value: min(to, s.LSN)}}}}
+	lo, hi := max(from, s.Base), min(to, s.LSN)
+	filter := append(entryRange(s.TL, lo, hi), bson.E{Key: "token", Value: s.Token})
 	if coll != "" {
 		filter = append(filter, bson.E{Key: "coll", Value: coll})
 	}
-	cur, err := r.DB.Collection(collEntries).Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "lsn", Value: 1}}))
-	if err != nil {
+	var es []Entry
+	if err := r.eachStored(ctx, filter, lo, hi, func(e *Entry) error {
+		es = append(es, *e)
+		return nil
+	}); err != nil {
 		return err
 	}
-	defer cur.Close(ctx)
-	for cur.Next(ctx) {
-		var e Entry
-		if err := cur.Decode(&e); err != nil {
-			return fmt.Errorf("decode log entry: %w", err)
-		}
-		e.Time = s.Time
-		if err := fn(&e); err != nil {
+	sort.Slice(es, func(i, j int) bool { return es[i].LSN < es[j].LSN })
+	for i := range es {
+		es[i].Time = s.Time
+		if err := fn(&es[i]); err != nil {
 			return err
 		}
 	}
-	return cur.Err()
+	return nil
 }
 
 // EachEntry calls fn for every committed entry with LSN in (from, to] on
@@ -243,36 +300,27 @@ func (r *Repo) spilledEntries(ctx context.Context, sg Segment, slots []Slot, col
 	if len(ranges) == 0 {
 		return nil, nil
 	}
-	filter := bson.D{{Key: "tl", Value: sg.TL}, {Key: "lsn", Value: bson.D{{Key: "$gt", Value: lo}, {Key: "$lte", Value: hi}}}}
+	filter := entryRange(sg.TL, lo, hi)
 	if coll != "" {
 		filter = append(filter, bson.E{Key: "coll", Value: coll})
 	}
-	return r.entriesByToken(ctx, filter, func(e *Entry) bool {
+	return r.entriesByToken(ctx, filter, lo, hi, func(e *Entry) bool {
 		rg, ok := ranges[e.Token]
 		return ok && e.LSN > rg[0] && e.LSN <= rg[1]
 	})
 }
 
 // entriesByToken runs one query of the entries collection and returns the
-// entries keep accepts by their token, each token's in LSN order (argon
-// sorts: the engine is never asked to).
-func (r *Repo) entriesByToken(ctx context.Context, filter bson.D, keep func(*Entry) bool) (map[string][]Entry, error) {
-	cur, err := r.DB.Collection(collEntries).Find(ctx, filter)
-	if err != nil {
-		return nil, err
-	}
-	defer cur.Close(ctx)
+// entries with LSN in (lo, hi] that keep accepts by their token, each
+// token's in LSN order (argon sorts: the engine is never asked to).
+func (r *Repo) entriesByToken(ctx context.Context, filter bson.D, lo, hi int64, keep func(*Entry) bool) (map[string][]Entry, error) {
 	out := map[string][]Entry{}
-	for cur.Next(ctx) {
-		var e Entry
-		if err := cur.Decode(&e); err != nil {
-			return nil, fmt.Errorf("decode log entry: %w", err)
+	if err := r.eachStored(ctx, filter, lo, hi, func(e *Entry) error {
+		if keep == nil || keep(e) {
+			out[e.Token] = append(out[e.Token], *e)
 		}
-		if keep == nil || keep(&e) {
-			out[e.Token] = append(out[e.Token], e)
-		}
-	}
-	if err := cur.Err(); err != nil {
+		return nil
+	}); err != nil {
 		return nil, err
 	}
 	for _, es := range out {
@@ -353,7 +401,7 @@ func (r *Repo) EntriesBack(ctx context.Context, tl string, at int64, fn func(*En
 // writers that never committed are among them: a caller keeps only those
 // of a commit slot's token and range.
 func (r *Repo) spilledByToken(ctx context.Context, tl string, to int64) (map[string][]Entry, error) {
-	return r.entriesByToken(ctx, bson.D{{Key: "tl", Value: tl}, {Key: "lsn", Value: bson.D{{Key: "$lte", Value: to}}}}, nil)
+	return r.entriesByToken(ctx, bson.D{{Key: "tl", Value: tl}, {Key: "lsn", Value: bson.D{{Key: "$lte", Value: to}}}}, 0, to, nil)
 }
 
 // manyKeys is the most keys LatestAtOrBelow asks a scanning engine for
@@ -379,9 +427,11 @@ func (r *Repo) LatestAtOrBelow(ctx context.Context, tl string, lsn int64, coll s
 	}
 	want := map[string]bool{}
 	vals := make([]any, len(keys))
+	hashes := make([]any, len(keys))
 	for i, k := range keys {
 		want[string(k)] = true
 		vals[i] = bson.Binary{Data: k}
+		hashes[i] = keyHash(k)
 	}
 	isIndexOp := func(op string) bool { return op == OpIndex || op == OpDropIndex }
 	consider := func(e *Entry) {
@@ -453,15 +503,17 @@ func (r *Repo) LatestAtOrBelow(ctx context.Context, tl string, lsn int64, coll s
 				return nil, 0, err
 			}
 		}
-		// Spilled entries: by key, then kept only under a committed token.
-		ecur, err := r.DB.Collection(collEntries).Find(ctx, bson.D{{Key: "tl", Value: sg.TL},
-			{Key: "lsn", Value: bson.D{{Key: "$gt", Value: sg.From}, {Key: "$lte", Value: sg.To}}},
-			{Key: "kb", Value: bson.D{{Key: "$in", Value: vals}}}})
-		if err != nil {
-			return nil, 0, err
-		}
+		// Spilled entries: the chunks (and format-1 entries) that hold one
+		// of the keys, then kept only under a committed token.
+		filter := append(entryRange(sg.TL, sg.From, sg.To), bson.E{Key: "coll", Value: coll},
+			bson.E{Key: "$or", Value: bson.A{bson.D{{Key: "kh", Value: bson.D{{Key: "$in", Value: hashes}}}}, bson.D{{Key: "kb", Value: bson.D{{Key: "$in", Value: vals}}}}}})
 		var spilled []Entry
-		if err := ecur.All(ctx, &spilled); err != nil {
+		if err := r.eachStored(ctx, filter, sg.From, sg.To, func(e *Entry) error {
+			if want[string(e.KeyBytes)] {
+				spilled = append(spilled, *e)
+			}
+			return nil
+		}); err != nil {
 			return nil, 0, err
 		}
 		if len(spilled) > 0 {

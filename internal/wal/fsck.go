@@ -124,30 +124,33 @@ func (r *Repo) Check(ctx context.Context, project string) ([]TimelineInfo, []Pro
 		}
 		// Spilled entries: exactly one per committed LSN; the rest are
 		// uncommitted.
-		ecur, err := r.DB.Collection(collEntries).Find(ctx, bson.D{{Key: "tl", Value: t.ID}},
-			optionsProjection(bson.D{{Key: "lsn", Value: 1}, {Key: "token", Value: 1}}))
+		// A chunk's records are decoded, so that one that does not hold
+		// the LSNs it names is reported.
+		ecur, err := r.DB.Collection(collEntries).Find(ctx, bson.D{{Key: "tl", Value: t.ID}})
 		if err != nil {
 			return nil, nil, err
 		}
 		for ecur.Next(ctx) {
-			var e struct {
-				LSN   int64  `bson:"lsn"`
-				Token string `bson:"token"`
-			}
-			if err := ecur.Decode(&e); err != nil {
+			var se storedEntry
+			if err := ecur.Decode(&se); err != nil {
 				return nil, nil, err
 			}
-			k := fmt.Sprintf("%s:%d", e.Token, e.LSN)
-			if done, ok := committed[k]; ok {
-				if done {
-					bad(t.ID, "LSN %d has two entries with the committed token", e.LSN)
+			if err := se.expand(func(e *Entry) error {
+				k := fmt.Sprintf("%s:%d", e.Token, e.LSN)
+				if done, ok := committed[k]; ok {
+					if done {
+						bad(t.ID, "LSN %d has two entries with the committed token", e.LSN)
+					}
+					committed[k] = true
+					return nil
 				}
-				committed[k] = true
-				continue
-			}
-			info.Uncommitted++
-			if info.Head != nil && e.LSN <= info.Head.LSN {
-				info.Covered++
+				info.Uncommitted++
+				if info.Head != nil && e.LSN <= info.Head.LSN {
+					info.Covered++
+				}
+				return nil
+			}); err != nil {
+				bad(t.ID, "%v", err)
 			}
 		}
 		if err := ecur.Err(); err != nil {
@@ -182,13 +185,18 @@ func (r *Repo) Check(ctx context.Context, project string) ([]TimelineInfo, []Pro
 	for _, b := range bs {
 		if byID[b.Timeline] == nil {
 			bad("", "branch %s names timeline %s, which does not exist", b.Name, b.Timeline)
+		} else if t := byID[b.Timeline]; b.Fork != nil && *b.Fork != *forkOf(t) {
+			bad("", "branch %s's copy of its fork point (%+v) differs from its timeline %s (%+v)", b.Name, *b.Fork, t.ID, *forkOf(t))
 		}
 	}
 	return infos, problems, nil
 }
 
 // DeleteCovered removes the spilled entries of tl that no commit names and
-// whose LSNs a commit already covers: they can never become visible.
+// whose LSNs a commit already covers: they can never become visible. A
+// chunk is removed when its first LSN is covered: its writer's slot
+// started below the head, so that slot is taken or void, and none of the
+// chunk's entries can commit.
 func (r *Repo) DeleteCovered(ctx context.Context, tl string, head int64, committedTokens map[string]bool) (int64, error) {
 	var tokens []string
 	for t := range committedTokens {

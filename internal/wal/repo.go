@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -62,6 +63,9 @@ type Repo struct {
 	// NoImages makes folds start from the root: for tests that compare
 	// reads with and without images.
 	NoImages bool
+	// chunked holds the projects known to be of the current log format
+	// (raiseFormat); shared by copies of the Repo.
+	chunked *sync.Map
 }
 
 // Open returns the repo kept in database dbName.
@@ -74,6 +78,7 @@ func Open(client *mongo.Client, dbName string) *Repo {
 		DB:          client.Database(dbName),
 		Now:         func() time.Time { return time.Now().UTC() },
 		LeaseTTL:    DefaultLeaseTTL,
+		chunked:     &sync.Map{},
 		BusyTimeout: 60 * time.Second,
 		ImageEvery:  DefaultImageEvery,
 	}
@@ -113,12 +118,12 @@ type Project struct {
 	Format int `bson:"format,omitempty"`
 }
 
-// Format is the layout of the log this argon writes and reads. A project
-// records the format of the argon that created it, and an argon refuses a
-// project of a newer format, whose log it may not read completely: the
-// next change of layout (for example, spilled entries in one collection
-// per timeline) must raise it.
-const Format = 1
+// Format is the layout of the log this argon writes; it reads every
+// format up to it. A project records the format of its log, and an argon
+// refuses a project of a newer format, whose log it may not read
+// completely. Format 2 stores spilled entries in chunks (chunks.go); a
+// project of format 1 is raised to 2 by its first spill (SpillEntries).
+const Format = 2
 
 // FormatError reports a project created by a newer argon.
 type FormatError struct {
@@ -127,7 +132,7 @@ type FormatError struct {
 }
 
 func (e *FormatError) Error() string {
-	return fmt.Sprintf("project %q was created by a newer argon (log format %d; this argon reads up to format %d): upgrade argon", e.Project, e.Format, Format)
+	return fmt.Sprintf("project %q was written by a newer argon (log format %d; this argon reads up to format %d): upgrade argon", e.Project, e.Format, Format)
 }
 
 // Timeline is an append-only LSN space. A timeline forked from Parent at
@@ -164,6 +169,32 @@ type Branch struct {
 	// consumes it by a unique insert, so that two of them racing on one
 	// name cannot both win.
 	Incarnation string `bson:"incarnation,omitempty"`
+	// Fork is a copy of the fork point of the branch's timeline, which
+	// never changes, written with the timeline's id (creation, Repoint):
+	// listing branches then needs no read of the timelines. Absent on
+	// branches written before it.
+	Fork *Fork `bson:"fork,omitempty"`
+}
+
+// Fork is where a timeline was forked from: its parent, the LSN and the
+// parent's slot (Timeline's fields of the same names).
+type Fork struct {
+	Parent     string `bson:"parent,omitempty"`
+	Base       int64  `bson:"base_lsn"`
+	ParentSlot int64  `bson:"parent_slot"`
+}
+
+func forkOf(t *Timeline) *Fork {
+	return &Fork{Parent: t.Parent, Base: t.Base, ParentSlot: t.ParentSlot}
+}
+
+// ForkTimeline returns b's timeline as b's copy of its fork point gives
+// it (without its head hint), or nil when b has no copy.
+func (b *Branch) ForkTimeline() *Timeline {
+	if b.Fork == nil {
+		return nil
+	}
+	return &Timeline{ID: b.Timeline, Project: b.Project, Parent: b.Fork.Parent, Base: b.Fork.Base, ParentSlot: b.Fork.ParentSlot}
 }
 
 // WorkingDatabase is the name of b's working database.
@@ -226,6 +257,9 @@ func (r *Repo) Project(ctx context.Context, name string) (*Project, error) {
 	if err == nil && p.Format > Format {
 		return nil, &FormatError{Project: name, Format: p.Format}
 	}
+	if err == nil && p.Format == Format {
+		r.chunked.Store(name, true)
+	}
 	return &p, err
 }
 
@@ -238,7 +272,7 @@ func (r *Repo) newBranch(ctx context.Context, project, name, parent string, base
 	}
 	now := tl.Created
 	b := &Branch{ID: branchID(project, name), Project: project, Name: name, Timeline: tl.ID, Created: now,
-		Incarnation: bson.NewObjectID().Hex()}
+		Incarnation: bson.NewObjectID().Hex(), Fork: forkOf(tl)}
 	if b.DB, err = r.reserveDB(ctx, b); err != nil {
 		return nil, err
 	}
@@ -277,17 +311,17 @@ func (r *Repo) newTimeline(ctx context.Context, project, parent string, base, pa
 // repointed already, renamed, deleted). The moved slot is the truth; the
 // binding follows it, so whoever finds the moved slot first repoints.
 func (r *Repo) Repoint(ctx context.Context, project, name, from, to string, fromLSN int64, action string) (bool, error) {
+	t, err := r.Timeline(ctx, to)
+	if err != nil {
+		return false, err
+	}
 	res, err := r.DB.Collection(collBranches).UpdateOne(ctx,
 		bson.D{{Key: "_id", Value: branchID(project, name)}, {Key: "timeline", Value: from}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "timeline", Value: to}}}})
+		bson.D{{Key: "$set", Value: bson.D{{Key: "timeline", Value: to}, {Key: "fork", Value: forkOf(t)}}}})
 	if err != nil || res.ModifiedCount == 0 {
 		return false, err
 	}
-	rec := ReflogRecord{Project: project, Branch: name, Action: action, OldTL: from, OldLSN: fromLSN, NewTL: to}
-	if t, err := r.Timeline(ctx, to); err == nil {
-		rec.NewLSN = t.Base
-	}
-	r.reflog(ctx, rec)
+	r.reflog(ctx, ReflogRecord{Project: project, Branch: name, Action: action, OldTL: from, OldLSN: fromLSN, NewTL: to, NewLSN: t.Base})
 	return true, nil
 }
 

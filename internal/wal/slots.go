@@ -263,9 +263,13 @@ const headScanMin = 8
 // all of them in one query and keeps the newest of each (slots are dense
 // and never deleted, so the highest number is the head); otherwise it
 // reads each head as HeadOf does, several at once.
+// HeadsByScan says whether HeadsOf reads the heads of n timelines with one
+// scan of their slots; otherwise it starts from each timeline's hint.
+func (r *Repo) HeadsByScan(n int) bool { return r.Scans && n >= headScanMin }
+
 func (r *Repo) HeadsOf(ctx context.Context, tls []*Timeline) (map[string]Head, error) {
 	out := make(map[string]Head, len(tls))
-	if !r.Scans || len(tls) < headScanMin {
+	if !r.HeadsByScan(len(tls)) {
 		heads := make([]Head, len(tls))
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(8)

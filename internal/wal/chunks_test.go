@@ -1,0 +1,116 @@
+package wal
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"testing"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
+
+func rawDoc(t *testing.T, d bson.D) bson.Raw {
+	t.Helper()
+	b, err := bson.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// Chunks give back exactly the entries they were cut from: every
+// operation, a key that is not its document's _id bytes, nested keys, and
+// cuts at a change of collection, at chunkEntries entries and past
+// chunkBytes.
+func TestChunksHoldTheirEntries(t *testing.T) {
+	var in []Entry
+	add := func(e Entry, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.TL, e.LSN, e.Token = "tl1", int64(len(in)+1), "tok"
+		in = append(in, e)
+	}
+	add(PutEntry("a", rawDoc(t, bson.D{{Key: "_id", Value: int32(1)}, {Key: "v", Value: "x"}})))
+	add(PutEntry("a", rawDoc(t, bson.D{{Key: "_id", Value: bson.D{{Key: "b", Value: 1}, {Key: "a", Value: 2}}}})))
+	// A put whose key bytes differ from its document's _id (int64 7 kept
+	// under the key of int32 7): the record carries the key.
+	odd, _ := PutEntry("a", rawDoc(t, bson.D{{Key: "_id", Value: int64(7)}}))
+	odd.KeyBytes = KeyOf(rawDoc(t, bson.D{{Key: "k", Value: int32(7)}}).Lookup("k"))
+	add(odd, nil)
+	add(DelEntry("a", rawDoc(t, bson.D{{Key: "k", Value: "gone"}}).Lookup("k")), nil)
+	add(IndexEntry("a", rawDoc(t, bson.D{{Key: "v", Value: 2}, {Key: "key", Value: bson.D{{Key: "v", Value: 1}}}, {Key: "name", Value: "v_1"}})))
+	add(DropIndexEntry("a", "v_1"), nil)
+	for i := 0; i < 2500; i++ {
+		add(PutEntry("b", rawDoc(t, bson.D{{Key: "_id", Value: fmt.Sprintf("k%04d", i)}})))
+	}
+	big := strings.Repeat("x", chunkBytes/3)
+	for i := 0; i < 4; i++ {
+		add(PutEntry("c", rawDoc(t, bson.D{{Key: "_id", Value: i}, {Key: "s", Value: big}})))
+	}
+
+	chunks := chunkEntriesOf(in)
+	var spans []string
+	for _, c := range chunks {
+		spans = append(spans, fmt.Sprintf("%s:%d-%d", c.Coll, c.LSN, c.Last))
+	}
+	want := "a:1-6 b:7-1006 b:1007-2006 b:2007-2506 c:2507-2509 c:2510-2510"
+	if got := strings.Join(spans, " "); got != want {
+		t.Fatalf("chunks %s, want %s", got, want)
+	}
+	var out []Entry
+	for _, c := range chunks {
+		// Through BSON, as a reader gets it.
+		raw, err := bson.Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var se storedEntry
+		if err := bson.Unmarshal(raw, &se); err != nil {
+			t.Fatal(err)
+		}
+		if err := se.expand(func(e *Entry) error {
+			out = append(out, *e)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(out) != len(in) {
+		t.Fatalf("%d entries back, want %d", len(out), len(in))
+	}
+	for i := range in {
+		a, b := in[i], out[i]
+		if a.TL != b.TL || a.LSN != b.LSN || a.Op != b.Op || a.Coll != b.Coll || a.Token != b.Token ||
+			!bytes.Equal(a.KeyBytes, b.KeyBytes) || !bytes.Equal(a.Doc, b.Doc) {
+			t.Fatalf("entry %d: got %+v, want %+v", i, b, a)
+		}
+	}
+	// One hash per distinct key.
+	if n := len(chunks[1].KH); n != 1000 {
+		t.Errorf("a chunk of 1000 keys holds %d hashes", n)
+	}
+}
+
+// A chunk that does not hold the entries it names is an error, never a
+// shorter state.
+func TestMalformedChunks(t *testing.T) {
+	var in []Entry
+	for i := 1; i <= 3; i++ {
+		e, _ := PutEntry("a", rawDoc(t, bson.D{{Key: "_id", Value: i}}))
+		e.TL, e.LSN, e.Token = "tl1", int64(i), "tok"
+		in = append(in, e)
+	}
+	c := chunkEntriesOf(in)[0]
+	cases := map[string]storedEntry{
+		"names more LSNs than it holds": {TL: c.TL, LSN: 1, Last: 4, Data: c.Data},
+		"truncated":                     {TL: c.TL, LSN: 1, Last: 3, Data: c.Data[:len(c.Data)-2]},
+		"unknown operation":             {TL: c.TL, LSN: 1, Last: 1, Data: []byte{9, 0}},
+	}
+	for name, se := range cases {
+		if err := se.expand(func(*Entry) error { return nil }); err == nil || !strings.Contains(err.Error(), "malformed log chunk at LSN 1 of timeline tl1") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
