@@ -50,8 +50,9 @@ const (
 	// chunkEntries is the most entries a chunk holds. Readers rely on it:
 	// it is part of the format.
 	chunkEntries = 1000
-	// chunkBytes is the size past which a chunk takes no more records (a
-	// larger document gets a chunk of its own).
+	// chunkBytes is the most record bytes a chunk holds, unless its one
+	// record is larger (a document of up to 16 MiB gets a chunk of its
+	// own).
 	chunkBytes = 4 << 20
 	// keyedOp marks a record that carries its key before its document.
 	keyedOp = 0x80
@@ -91,7 +92,20 @@ func chunkEntriesOf(entries []Entry) []*entryChunk {
 	seen := map[int64]bool{}
 	for i := range entries {
 		e := &entries[i]
-		if c == nil || e.Coll != c.Coll || c.Last-c.LSN+1 >= chunkEntries || len(c.Data) >= chunkBytes || e.LSN != c.Last+1 {
+		var rec []byte
+		op := opCodes[e.Op]
+		switch {
+		case e.Op == OpDel || e.Op == OpDropIndex:
+			rec = appendField([]byte{op}, e.KeyBytes)
+		case bytes.Equal(impliedKey(e.Op, e.Doc), e.KeyBytes):
+			rec = appendField([]byte{op}, e.Doc)
+		default:
+			rec = appendField(appendField([]byte{op | keyedOp}, e.KeyBytes), e.Doc)
+		}
+		// A record that would take a chunk past chunkBytes starts a new
+		// one: a chunk never holds more than one document past it, and
+		// one document of the largest size fits a chunk of its own.
+		if c == nil || e.Coll != c.Coll || c.Last-c.LSN+1 >= chunkEntries || len(c.Data)+len(rec) > chunkBytes || e.LSN != c.Last+1 {
 			c = &entryChunk{ID: entryID(e.TL, e.LSN, e.Token), TL: e.TL, LSN: e.LSN, Last: e.LSN - 1, Coll: e.Coll, Token: e.Token}
 			out = append(out, c)
 			clear(seen)
@@ -101,19 +115,7 @@ func chunkEntriesOf(entries []Entry) []*entryChunk {
 			seen[h] = true
 			c.KH = append(c.KH, h)
 		}
-		op := opCodes[e.Op]
-		switch {
-		case e.Op == OpDel || e.Op == OpDropIndex:
-			c.Data = append(c.Data, op)
-			c.Data = appendField(c.Data, e.KeyBytes)
-		case bytes.Equal(impliedKey(e.Op, e.Doc), e.KeyBytes):
-			c.Data = append(c.Data, op)
-			c.Data = appendField(c.Data, e.Doc)
-		default:
-			c.Data = append(c.Data, op|keyedOp)
-			c.Data = appendField(c.Data, e.KeyBytes)
-			c.Data = appendField(c.Data, e.Doc)
-		}
+		c.Data = append(c.Data, rec...)
 	}
 	return out
 }

@@ -55,7 +55,7 @@ func TestChunksHoldTheirEntries(t *testing.T) {
 	for _, c := range chunks {
 		spans = append(spans, fmt.Sprintf("%s:%d-%d", c.Coll, c.LSN, c.Last))
 	}
-	want := "a:1-6 b:7-1006 b:1007-2006 b:2007-2506 c:2507-2509 c:2510-2510"
+	want := "a:1-6 b:7-1006 b:1007-2006 b:2007-2506 c:2507-2508 c:2509-2510"
 	if got := strings.Join(spans, " "); got != want {
 		t.Fatalf("chunks %s, want %s", got, want)
 	}
@@ -111,6 +111,39 @@ func TestMalformedChunks(t *testing.T) {
 	for name, se := range cases {
 		if err := se.expand(func(*Entry) error { return nil }); err == nil || !strings.Contains(err.Error(), "malformed log chunk at LSN 1 of timeline tl1") {
 			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// A chunk fits in one document (MongoDB: 16 MiB, plus 16 KiB for its own
+// fields) whatever the documents: a record that would take a chunk past
+// chunkBytes starts a new one. Found by a review: three documents of 1.2
+// MiB and one of 13 MiB made one chunk of 17.3 MiB.
+func TestChunksFitADocument(t *testing.T) {
+	var in []Entry
+	add := func(e Entry, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.TL, e.LSN, e.Token = "tl1", int64(len(in)+1), "tok"
+		in = append(in, e)
+	}
+	// 3 documents of 1.2 MiB (3.6 MiB < chunkBytes), then one of 13 MiB:
+	// each is a valid MongoDB document, and format 1 stored them.
+	mid := strings.Repeat("x", 1200<<10)
+	for i := 0; i < 3; i++ {
+		add(PutEntry("c", rawDoc(t, bson.D{{Key: "_id", Value: i}, {Key: "s", Value: mid}})))
+	}
+	add(PutEntry("c", rawDoc(t, bson.D{{Key: "_id", Value: 99}, {Key: "s", Value: strings.Repeat("y", 13<<20)}})))
+	const maxDoc = 16<<20 + 16<<10
+	for _, c := range chunkEntriesOf(in) {
+		raw, err := bson.Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(raw) > maxDoc {
+			t.Errorf("chunk %d-%d is %d bytes, over the %d-byte document limit", c.LSN, c.Last, len(raw), maxDoc)
 		}
 	}
 }

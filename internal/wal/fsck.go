@@ -202,13 +202,36 @@ func (r *Repo) DeleteCovered(ctx context.Context, tl string, head int64, committ
 	for t := range committedTokens {
 		tokens = append(tokens, t)
 	}
-	res, err := r.DB.Collection(collEntries).DeleteMany(ctx, bson.D{{Key: "tl", Value: tl},
+	// The documents first, to count their entries (a chunk holds many);
+	// then those documents only.
+	cur, err := r.DB.Collection(collEntries).Find(ctx, bson.D{{Key: "tl", Value: tl},
 		{Key: "lsn", Value: bson.D{{Key: "$lte", Value: head}}},
-		{Key: "token", Value: bson.D{{Key: "$nin", Value: tokens}}}})
+		{Key: "token", Value: bson.D{{Key: "$nin", Value: tokens}}}},
+		optionsProjection(bson.D{{Key: "lsn", Value: 1}, {Key: "last", Value: 1}}))
 	if err != nil {
 		return 0, err
 	}
-	return res.DeletedCount, nil
+	var ids bson.A
+	var entries int64
+	for cur.Next(ctx) {
+		var d struct {
+			ID   string `bson:"_id"`
+			LSN  int64  `bson:"lsn"`
+			Last int64  `bson:"last"`
+		}
+		if err := cur.Decode(&d); err != nil {
+			return 0, err
+		}
+		ids = append(ids, d.ID)
+		entries += max(d.Last-d.LSN+1, 1)
+	}
+	if err := cur.Err(); err != nil || len(ids) == 0 {
+		return 0, err
+	}
+	if _, err := r.DB.Collection(collEntries).DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}); err != nil {
+		return 0, err
+	}
+	return entries, nil
 }
 
 // SpilledTokens returns the tokens of tl's spilled commits.

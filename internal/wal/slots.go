@@ -258,15 +258,15 @@ func (r *Repo) HeadOf(ctx context.Context, t *Timeline) (Head, error) {
 // ms for the scan).
 const headScanMin = 8
 
+// HeadsByScan says whether HeadsOf reads the heads of n timelines with one
+// scan of their slots; otherwise it starts from each timeline's hint.
+func (r *Repo) HeadsByScan(n int) bool { return r.Scans && n >= headScanMin }
+
 // HeadsOf returns the committed head of each of tls, by timeline id. On an
 // engine that scans, from headScanMin timelines on, it reads the slots of
 // all of them in one query and keeps the newest of each (slots are dense
 // and never deleted, so the highest number is the head); otherwise it
 // reads each head as HeadOf does, several at once.
-// HeadsByScan says whether HeadsOf reads the heads of n timelines with one
-// scan of their slots; otherwise it starts from each timeline's hint.
-func (r *Repo) HeadsByScan(n int) bool { return r.Scans && n >= headScanMin }
-
 func (r *Repo) HeadsOf(ctx context.Context, tls []*Timeline) (map[string]Head, error) {
 	out := make(map[string]Head, len(tls))
 	if !r.HeadsByScan(len(tls)) {
