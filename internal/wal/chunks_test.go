@@ -18,20 +18,26 @@ func rawDoc(t *testing.T, d bson.D) bson.Raw {
 	return b
 }
 
+// entryAdder returns a function that appends an entry to *in as the next
+// LSN of one writer.
+func entryAdder(t *testing.T, in *[]Entry) func(Entry, error) {
+	return func(e Entry, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.TL, e.LSN, e.Token = "tl1", int64(len(*in)+1), "tok"
+		*in = append(*in, e)
+	}
+}
+
 // Chunks give back exactly the entries they were cut from: every
 // operation, a key that is not its document's _id bytes, nested keys, and
 // cuts at a change of collection, at chunkEntries entries and past
 // chunkBytes.
 func TestChunksHoldTheirEntries(t *testing.T) {
 	var in []Entry
-	add := func(e Entry, err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.TL, e.LSN, e.Token = "tl1", int64(len(in)+1), "tok"
-		in = append(in, e)
-	}
+	add := entryAdder(t, &in)
 	add(PutEntry("a", rawDoc(t, bson.D{{Key: "_id", Value: int32(1)}, {Key: "v", Value: "x"}})))
 	add(PutEntry("a", rawDoc(t, bson.D{{Key: "_id", Value: bson.D{{Key: "b", Value: 1}, {Key: "a", Value: 2}}}})))
 	// A put whose key bytes differ from its document's _id (int64 7 kept
@@ -121,14 +127,7 @@ func TestMalformedChunks(t *testing.T) {
 // MiB and one of 13 MiB made one chunk of 17.3 MiB.
 func TestChunksFitADocument(t *testing.T) {
 	var in []Entry
-	add := func(e Entry, err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.TL, e.LSN, e.Token = "tl1", int64(len(in)+1), "tok"
-		in = append(in, e)
-	}
+	add := entryAdder(t, &in)
 	// 3 documents of 1.2 MiB (3.6 MiB < chunkBytes), then one of 13 MiB:
 	// each is a valid MongoDB document, and format 1 stored them.
 	mid := strings.Repeat("x", 1200<<10)
