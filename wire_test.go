@@ -95,12 +95,15 @@ func TestWireMessages(t *testing.T) {
 		// endSessions: FerretDB stores the document as sent, so there is
 		// no read-back (on MongoDB there is one, see storedAsSent)
 		{[]string{"insert", "c", `{"_id": "new1", "v": 1}`}, 8},
-		// buildInfo, branch, marker, lease, match, update, read back,
-		// slot, marker, endSessions
-		{[]string{"update", "c", `{"_id": "warm2"}`, `{"$set": {"v": 0}}`}, 10},
-		// buildInfo, branch, marker, lease, match, delete, slot, marker,
+		// buildInfo, branch, marker, lease, match, the check that the
+		// matched documents are committed (timeline, slots holding their
+		// keys, spilled entries of their keys: a server's files cannot
+		// say the database is clean), update, read back, slot, marker,
 		// endSessions
-		{[]string{"delete", "c", `{"_id": "warm3"}`}, 9},
+		{[]string{"update", "c", `{"_id": "warm2"}`, `{"$set": {"v": 0}}`}, 13},
+		// buildInfo, branch, marker, lease, match, the same check,
+		// delete, slot, marker, endSessions
+		{[]string{"delete", "c", `{"_id": "warm3"}`}, 12},
 	}
 	for _, tc := range cases {
 		n, names := wireCount(t, dir, tc.args...)

@@ -3,6 +3,7 @@ package cmd
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -169,6 +170,13 @@ func runModify(ctx context.Context, o *modifyOptions) error {
 		msg = fmt.Sprintf("%s %s %s", o.kind, o.coll, oneLine(o.filter))
 	}
 	res, err := w.Modify(ctx, o.coll, m, lim, wal.CommitInfo{Message: msg, Author: f.Author})
+	if ue := (*workdb.UncommittedError)(nil); errors.As(err, &ue) {
+		on := ""
+		if o.branch != "" {
+			on = " --branch " + branch
+		}
+		return withHint(err, "`argon status"+on+"` lists them; record them with `argon commit"+on+" -m MESSAGE`, or discard them with `argon restore"+on+"`, then run this command again")
+	}
 	if err != nil {
 		return err
 	}

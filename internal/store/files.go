@@ -126,6 +126,21 @@ func (f *DBFiles) Clean(db string) string {
 	return f.read()[db]
 }
 
+// KeepClean records db's files as they are now as clean, when this process
+// runs the engine itself under the workspace lock (see
+// workdb.DBFiles.KeepClean); a client of argon serve records nothing: its
+// own write moved the token, and so may an application's.
+func (f *DBFiles) KeepClean(db string) error {
+	if f.token != nil || !f.record {
+		return nil
+	}
+	fp, err := f.Fingerprint(db)
+	if err != nil {
+		return err
+	}
+	return f.SetClean(db, fp)
+}
+
 // SetClean records that database db was clean when its files had
 // fingerprint fp, when this process may record (see DBFiles). Concurrent
 // writers each replace the record whole; any of them leaves true facts.

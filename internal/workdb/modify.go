@@ -48,6 +48,7 @@ type Modification struct {
 // commit.
 func (w *Branch) Modify(ctx context.Context, coll string, m Modification, lim Limits, info wal.CommitInfo) (*ModifyResult, error) {
 	res := &ModifyResult{}
+	w.cleanAtStart = false
 	var pre []bson.Raw
 	intent := idIntent(coll, m.Filter)
 	cm, head, err := w.write(ctx, info, intent, func(ctx context.Context) ([]wal.Entry, error) {
@@ -57,6 +58,10 @@ func (w *Branch) Modify(ctx context.Context, coll string, m Modification, lim Li
 		var err error
 		pre, err = matching(ctx, c, m.Filter, m.Many)
 		if err != nil {
+			return nil, err
+		}
+		// Before anything is touched: a refusal changes nothing.
+		if err := w.refuseUncommitted(ctx, coll, pre); err != nil {
 			return nil, err
 		}
 		res.Matched = len(pre)
@@ -209,6 +214,7 @@ func (w *Branch) Modify(ctx context.Context, coll string, m Modification, lim Li
 	if err != nil {
 		return nil, err
 	}
+	w.keepClean()
 	res.Commit, res.Head = cm, head
 	return res, nil
 }

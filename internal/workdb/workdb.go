@@ -84,6 +84,11 @@ type DBFiles interface {
 	Fingerprint(db string) (string, error)
 	Clean(db string) string
 	SetClean(db, fp string) error
+	// KeepClean records db's files as they are now as clean, after a
+	// write of this process took them from clean files to files holding
+	// exactly the committed state; only when this process runs the engine
+	// itself (no one else can have written in between).
+	KeepClean(db string) error
 }
 
 // Branch is a branch's working database.
@@ -115,6 +120,9 @@ type Branch struct {
 	touched []wal.KeyRef
 	base    int64
 	widen   func(context.Context) error
+	// cleanAtStart: the write in progress found the database's files
+	// clean (knownClean).
+	cleanAtStart bool
 }
 
 // changedIndex records that a write replaced index specification before
