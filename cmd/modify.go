@@ -114,6 +114,20 @@ type modifyResult struct {
 	Head       int64           `json:"head"`
 }
 
+// uncommittedHint adds to a write refused for an application's
+// uncommitted changes (workdb.UncommittedError) what to do about them.
+// named is the --branch flag as given, branch the branch written to.
+func uncommittedHint(err error, named, branch string) error {
+	if !errors.As(err, new(*workdb.UncommittedError)) {
+		return err
+	}
+	on := ""
+	if named != "" {
+		on = " --branch " + branch
+	}
+	return withHint(err, "`argon status"+on+"` lists them; record them with `argon commit"+on+" -m MESSAGE`, or discard every uncommitted change with `argon restore"+on+"`; then run this command again")
+}
+
 func runModify(ctx context.Context, o *modifyOptions) error {
 	f := o.f
 	if err := workdb.ValidateCollection(o.coll); err != nil {
@@ -170,15 +184,8 @@ func runModify(ctx context.Context, o *modifyOptions) error {
 		msg = fmt.Sprintf("%s %s %s", o.kind, o.coll, oneLine(o.filter))
 	}
 	res, err := w.Modify(ctx, o.coll, m, lim, wal.CommitInfo{Message: msg, Author: f.Author})
-	if ue := (*workdb.UncommittedError)(nil); errors.As(err, &ue) {
-		on := ""
-		if o.branch != "" {
-			on = " --branch " + branch
-		}
-		return withHint(err, "`argon status"+on+"` lists them; record them with `argon commit"+on+" -m MESSAGE`, or discard them with `argon restore"+on+"`, then run this command again")
-	}
 	if err != nil {
-		return err
+		return uncommittedHint(err, o.branch, branch)
 	}
 	out := modifyResult{Branch: branch, Collection: o.coll, Matched: res.Matched, Modified: res.Modified,
 		Deleted: res.Deleted, Head: res.Head}

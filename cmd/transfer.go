@@ -274,7 +274,7 @@ func runImport(ctx context.Context, o *importOptions) error {
 		if origin != "" && (errors.As(err, &de) || errors.As(err, &dk)) {
 			return fmt.Errorf("%s: %w", origin, err)
 		}
-		return err
+		return uncommittedHint(err, o.branch, b.Name)
 	}
 	colls := make([]string, 0, len(sources))
 	for _, s := range sources {

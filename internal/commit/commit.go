@@ -42,8 +42,10 @@ const (
 	inlineEntries = 64
 	inlineBytes   = 64 << 10
 	// intentKeys is the most keys a void records for repair; past it, the
-	// repair rebuilds the working database.
-	intentKeys = 1000
+	// repair rebuilds the working database, and applications' uncommitted
+	// changes there are lost. 20,000 keys are well under a megabyte in
+	// the void's slot; a failed write rarely touches more.
+	intentKeys = 20000
 )
 
 // Protocol runs writes and guards reads of working databases.
@@ -110,10 +112,15 @@ type writer struct {
 	spill  bool
 	stats  map[string]*wal.CollStats
 	stopHB func()
-	// unknown is set once the write may have changed keys it did not
-	// record (a rebuild, a widened write): a failure then leaves a void
-	// that makes the next holder rebuild.
+	// unknown is set once the lease no longer announces the keys the
+	// write may change (a rebuild, a widened write): if this process
+	// dies, the next holder rebuilds.
 	unknown bool
+	// untracked is set once the write may have changed keys it did not
+	// record as touched (a rebuild, Widen): a failure then leaves a void
+	// that makes the next holder rebuild. A write widened by WidenTracked
+	// touches every key before it changes it: a failure repairs them.
+	untracked bool
 }
 
 // waitNotice is how long a writer waits on another's lease before it says
@@ -277,7 +284,10 @@ func follow(ctx context.Context, w *workdb.Branch, s *wal.Slot) (*wal.Slot, erro
 
 // widen clears the lease's announced keys before the holder goes beyond
 // them.
-func (wr *writer) widen(ctx context.Context) error {
+func (wr *writer) widen(ctx context.Context, tracked bool) error {
+	if !tracked {
+		wr.untracked = true
+	}
 	if wr.unknown {
 		return nil
 	}
@@ -294,7 +304,7 @@ func (wr *writer) prepare(ctx context.Context, m *workdb.Marker) error {
 	w, base := wr.w, wr.base
 	rebuild := func(notice string) error {
 		announced := wr.lease.KeysKnown
-		if err := wr.widen(ctx); err != nil {
+		if err := wr.widen(ctx, false); err != nil {
 			return err
 		}
 		nm, err := w.Rebuild(ctx, base, notice)
@@ -305,7 +315,7 @@ func (wr *writer) prepare(ctx context.Context, m *workdb.Marker) error {
 		if announced {
 			// The rebuild is complete: from here on the write changes
 			// only what it announced.
-			wr.unknown = false
+			wr.unknown, wr.untracked = false, false
 			return wr.r.Narrow(ctx, wr.lease)
 		}
 		return nil
@@ -516,7 +526,7 @@ func (wr *writer) resolve(ctx context.Context, s *wal.Slot, cause error) (*wal.S
 func (wr *writer) dirtyVoid(token string) *wal.Slot {
 	v := &wal.Slot{TL: wr.w.TL, N: wr.lease.N, Kind: wal.SlotVoid, Base: wr.base.LSN, LSN: wr.base.LSN,
 		Token: token, Time: wr.r.Now(), Dirty: true}
-	if t := wr.w.Touched(); !wr.unknown && len(t) <= intentKeys {
+	if t := wr.w.Touched(); !wr.untracked && len(t) <= intentKeys {
 		v.KeysKnown, v.Keys = true, t
 	}
 	return v
@@ -530,7 +540,7 @@ func (wr *writer) finish(ctx context.Context, s *wal.Slot, sums workdb.Sums) {
 }
 
 // mutated reports whether this writer changed the working database.
-func (wr *writer) mutated() bool { return wr.unknown || len(wr.w.Touched()) > 0 }
+func (wr *writer) mutated() bool { return wr.untracked || len(wr.w.Touched()) > 0 }
 
 // release gives the lease back without a commit, by filling the slot with
 // a clean void: the database reflects the base state. If someone else
@@ -605,14 +615,14 @@ func (wr *writer) afterLoss(ctx context.Context) {
 		return
 	}
 	keys := append([]wal.KeyRef(nil), wr.w.Touched()...)
-	unknown := wr.unknown || len(keys) > intentKeys
+	unknown := wr.untracked || len(keys) > intentKeys
 	w := wr.w
 	nw, err := wr.p.acquire(ctx, w, []wal.KeyRef{})
 	if err != nil {
 		return
 	}
 	if unknown {
-		_ = nw.widen(ctx)
+		_ = nw.widen(ctx, false)
 		m, err := w.Rebuild(ctx, nw.base, "")
 		if err != nil {
 			nw.fail(ctx, false)
@@ -733,7 +743,7 @@ func (p *Protocol) Restore(ctx context.Context, w *workdb.Branch) (int64, error)
 	if err != nil {
 		return 0, err
 	}
-	if err := wr.widen(ctx); err != nil {
+	if err := wr.widen(ctx, false); err != nil {
 		wr.fail(ctx, false)
 		return 0, err
 	}

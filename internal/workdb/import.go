@@ -75,10 +75,13 @@ func (w *Branch) Import(ctx context.Context, next func() (*ImportBatch, error), 
 	seen := map[string]map[string]bool{} // collection -> keys written so far
 	empty := map[string]bool{}           // collection -> held nothing at the start
 	done := 0
-	pos := map[string]int{} // documents of each collection so far, for errors
+	pos := map[string]int{}               // documents of each collection so far, for errors
+	wrote := map[string]map[string]bool{} // collection -> keys this import wrote
+	w.cleanAtStart = false
 	cm, head, err := w.Protocol.Write(ctx, w, &info, nil, func(ctx context.Context, emit func([]wal.Entry) error) error {
-		// The keys are known only as they arrive.
-		if err := w.Widen(ctx); err != nil {
+		// The keys are known only as they arrive; each batch touches the
+		// keys it writes before it writes them.
+		if err := w.WidenTracked(ctx); err != nil {
 			return err
 		}
 		for {
@@ -91,6 +94,7 @@ func (w *Branch) Import(ctx context.Context, next func() (*ImportBatch, error), 
 			}
 			if _, ok := seen[b.Coll]; !ok {
 				seen[b.Coll] = map[string]bool{}
+				wrote[b.Coll] = map[string]bool{}
 				n, err := w.DB.Collection(b.Coll).CountDocuments(ctx, emptyDoc, options.Count().SetLimit(1))
 				if err != nil {
 					return err
@@ -126,7 +130,7 @@ func (w *Branch) Import(ctx context.Context, next func() (*ImportBatch, error), 
 					}
 					inBatch[k] = true
 				}
-				ins, rep, err := w.importBatch(ctx, b.Coll, docs[:n], mode, seen[b.Coll], empty[b.Coll], pos[b.Coll], emit)
+				ins, rep, err := w.importBatch(ctx, b.Coll, docs[:n], mode, seen[b.Coll], wrote[b.Coll], empty[b.Coll], pos[b.Coll], emit)
 				if err != nil {
 					return err
 				}
@@ -159,6 +163,7 @@ func (w *Branch) Import(ctx context.Context, next func() (*ImportBatch, error), 
 	if err != nil {
 		return nil, err
 	}
+	w.keepClean()
 	res.Commit, res.Head = cm, head
 	return res, nil
 }
@@ -166,7 +171,7 @@ func (w *Branch) Import(ctx context.Context, next func() (*ImportBatch, error), 
 // importBatch writes one batch of distinct _ids into coll and emits the
 // post-images. first is the input position of batch[0], for errors.
 func (w *Branch) importBatch(ctx context.Context, coll string, batch []bson.Raw, mode ImportMode,
-	seen map[string]bool, wasEmpty bool, first int, emit func([]wal.Entry) error) (inserted, replaced int, err error) {
+	seen, wrote map[string]bool, wasEmpty bool, first int, emit func([]wal.Entry) error) (inserted, replaced int, err error) {
 	c := w.DB.Collection(coll)
 	ids := make([]bson.RawValue, len(batch))
 	keys := make([]string, len(batch))
@@ -174,7 +179,6 @@ func (w *Branch) importBatch(ctx context.Context, coll string, batch []bson.Raw,
 	for i, d := range batch {
 		ids[i] = d.Lookup("_id")
 		keys[i] = string(wal.KeyOf(ids[i]))
-		w.touch(coll, ids[i])
 		if !wasEmpty || seen[keys[i]] {
 			lookup = true
 		}
@@ -227,6 +231,23 @@ func (w *Branch) importBatch(ctx context.Context, coll string, batch []bson.Raw,
 	if len(post) == 0 {
 		return 0, 0, nil
 	}
+	// A document this import did not write itself must be committed
+	// before it is replaced: an application's uncommitted change is never
+	// recorded as the import's (refuseUncommitted).
+	var theirs []bson.Raw
+	for _, k := range postKeys {
+		if d, ok := pre[k]; ok && !wrote[k] {
+			theirs = append(theirs, d)
+		}
+	}
+	if err := w.refuseUncommitted(ctx, coll, theirs); err != nil {
+		return 0, 0, err
+	}
+	// Touched before anything changes: a failure repairs them.
+	for i, id := range postIDs {
+		w.touch(coll, id)
+		wrote[postKeys[i]] = true
+	}
 	if len(replace) > 0 {
 		if _, err := c.DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: replace}}}}); err != nil {
 			return 0, 0, err
@@ -239,6 +260,7 @@ func (w *Branch) importBatch(ctx context.Context, coll string, batch []bson.Raw,
 	if _, err := c.InsertMany(ctx, anys, options.InsertMany().SetOrdered(true)); err != nil {
 		var bwe mongo.BulkWriteException
 		if errors.As(err, &bwe) && len(bwe.WriteErrors) > 0 {
+			w.untouchForeign(ctx, c, coll, post, postIDs, bwe)
 			we := bwe.WriteErrors[0]
 			if we.HasErrorCode(11000) || mongo.IsDuplicateKeyError(err) {
 				why := explainDuplicate(ctx, c, post[we.Index])

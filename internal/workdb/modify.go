@@ -71,8 +71,9 @@ func (w *Branch) Modify(ctx context.Context, coll string, m Modification, lim Li
 			ids[i] = d.Lookup("_id")
 			if intent != nil && !bytes.Equal(wal.KeyOf(ids[i]), intent[0].Key) {
 				// The filter's 1 matched an _id of 1.0 or 1L: another
-				// key than the one announced.
-				if err := w.Widen(ctx); err != nil {
+				// key than the one announced (touched below, before
+				// anything changes).
+				if err := w.WidenTracked(ctx); err != nil {
 					return nil, err
 				}
 				intent = nil
@@ -107,6 +108,11 @@ func (w *Branch) Modify(ctx context.Context, coll string, m Modification, lim Li
 			}
 			return entries, nil
 		case len(ids) == 0 && m.Upsert:
+			if intent != nil {
+				if err := w.refuseDeleted(ctx, coll, intent[0].Key); err != nil {
+					return nil, err
+				}
+			}
 			// The new document's _id is known only once it is in.
 			if err := w.Widen(ctx); err != nil {
 				return nil, err

@@ -54,19 +54,80 @@ func (w *Branch) refuseUncommitted(ctx context.Context, coll string, docs []bson
 	for i, d := range docs {
 		keys[i] = wal.KeyOf(d.Lookup("_id"))
 	}
-	latest, _, err := w.Repo.LatestAtOrBelow(ctx, w.TL, w.base, coll, keys, false)
-	if err != nil {
-		return err
+	var committed func(i int) bson.Raw
+	if w.Repo.Scans && len(docs) > foldKeys {
+		// Many keys on an engine that scans: the collection's committed
+		// state, folded once for the write (an import asks per batch).
+		byKey, err := w.committedDocs(ctx, coll)
+		if err != nil {
+			return err
+		}
+		committed = func(i int) bson.Raw { return byKey[string(keys[i])] }
+	} else {
+		latest, _, err := w.Repo.LatestAtOrBelow(ctx, w.TL, w.base, coll, keys, false)
+		if err != nil {
+			return err
+		}
+		committed = func(i int) bson.Raw {
+			if e := latest[string(keys[i])]; e != nil && e.Op == wal.OpPut {
+				return e.Doc
+			}
+			return nil
+		}
 	}
 	var ids []bson.RawValue
 	for i, d := range docs {
-		if e := latest[string(keys[i])]; e == nil || e.Op != wal.OpPut || !bytes.Equal(e.Doc, d) {
+		if was := committed(i); was == nil || !bytes.Equal(was, d) {
 			ids = append(ids, d.Lookup("_id"))
 		}
 	}
 	if len(ids) > 0 {
-		sort.SliceStable(ids, func(i, j int) bool { return FormatValue(ids[i]) < FormatValue(ids[j]) })
+		sort.SliceStable(ids, func(i, j int) bool { return idLess(ids[i], ids[j]) })
 		return &UncommittedError{Branch: w.Name, Coll: coll, IDs: ids}
+	}
+	return nil
+}
+
+// foldKeys is the most keys refuseUncommitted looks up in the log one by
+// one on an engine that scans; past it, it folds the collection once per
+// write (LatestAtOrBelow would read the history once per call).
+const foldKeys = 256
+
+// committedDocs returns coll's committed documents at the write's base,
+// by key, folded once per write.
+func (w *Branch) committedDocs(ctx context.Context, coll string) (map[string]bson.Raw, error) {
+	if m, ok := w.folded[coll]; ok {
+		return m, nil
+	}
+	st, err := w.Repo.Fold(ctx, w.TL, w.base, coll)
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]bson.Raw{}
+	for _, d := range st.Docs(coll) {
+		m[string(wal.KeyOf(d.Lookup("_id")))] = d
+	}
+	if w.folded == nil {
+		w.folded = map[string]map[string]bson.Raw{}
+	}
+	w.folded[coll] = m
+	return m, nil
+}
+
+// refuseDeleted refuses an upsert of key (a filter naming one _id that
+// matched nothing) when the log holds that document at the base: the
+// working database lacks it because an application deleted it and did not
+// commit, and the upsert would record the document back over that delete.
+func (w *Branch) refuseDeleted(ctx context.Context, coll string, key []byte) error {
+	if w.knownClean() {
+		return nil
+	}
+	latest, _, err := w.Repo.LatestAtOrBelow(ctx, w.TL, w.base, coll, [][]byte{key}, false)
+	if err != nil {
+		return err
+	}
+	if e := latest[string(key)]; e != nil && e.Op == wal.OpPut {
+		return &UncommittedError{Branch: w.Name, Coll: coll, IDs: []bson.RawValue{wal.KeyValue(key)}}
 	}
 	return nil
 }
@@ -93,4 +154,18 @@ func (w *Branch) keepClean() {
 		_ = w.Files.KeepClean(w.DB.Name())
 	}
 	w.cleanAtStart = false
+}
+
+// idLess orders _ids for messages: numbers by value, before anything else,
+// which goes by its printed form.
+func idLess(a, b bson.RawValue) bool {
+	x, xok := a.AsFloat64OK()
+	y, yok := b.AsFloat64OK()
+	switch {
+	case xok && yok:
+		return x < y
+	case xok != yok:
+		return xok
+	}
+	return FormatValue(a) < FormatValue(b)
 }

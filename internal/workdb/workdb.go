@@ -119,10 +119,13 @@ type Branch struct {
 	delta   Sums
 	touched []wal.KeyRef
 	base    int64
-	widen   func(context.Context) error
+	widen   func(ctx context.Context, tracked bool) error
 	// cleanAtStart: the write in progress found the database's files
 	// clean (knownClean).
 	cleanAtStart bool
+	// folded caches, for the write in progress, collections' committed
+	// documents at its base by key (refuseUncommitted).
+	folded map[string]map[string]bson.Raw
 }
 
 // changedIndex records that a write replaced index specification before
@@ -167,18 +170,45 @@ func (w *Branch) touchIndex(coll, name string) {
 // BeginWrite starts recording a write on the committed state at LSN
 // base. widen is called before the write changes keys it did not
 // announce in its lease.
-func (w *Branch) BeginWrite(base int64, widen func(context.Context) error) {
+func (w *Branch) BeginWrite(base int64, widen func(ctx context.Context, tracked bool) error) {
 	w.delta, w.touched, w.base, w.widen = nil, nil, base, widen
+	w.folded = nil
 }
 
 // Widen says, before it happens, that the write in progress is about to
-// change keys it did not announce (more batches of a stream, an upsert's
-// new _id): if it stops, the database is rebuilt rather than repaired.
+// change keys it did not announce and may not learn before they change
+// (an upsert's new _id): if it stops, the database is rebuilt rather than
+// repaired.
 func (w *Branch) Widen(ctx context.Context) error {
 	if w.widen == nil {
 		return nil
 	}
-	return w.widen(ctx)
+	return w.widen(ctx, false)
+}
+
+// WidenTracked says, before it happens, that the write in progress is
+// about to change keys it did not announce in its lease, each touched
+// before it changes (more batches of a stream, an import): if the process
+// fails the write, it repairs exactly the keys it touched; only a crash,
+// which leaves the lease without its keys, makes the next holder rebuild.
+func (w *Branch) WidenTracked(ctx context.Context) error {
+	if w.widen == nil {
+		return nil
+	}
+	return w.widen(ctx, true)
+}
+
+// untouch takes keys of coll out of the touched keys: documents a failed
+// write found it did not change (another's, already there), which its
+// repair must leave as they are.
+func (w *Branch) untouch(coll string, keys map[string]bool) {
+	kept := w.touched[:0]
+	for _, k := range w.touched {
+		if k.Index || k.Coll != coll || !keys[string(k.Key)] {
+			kept = append(kept, k)
+		}
+	}
+	w.touched = kept
 }
 
 // Touched names the keys the write in progress may have changed.
@@ -509,16 +539,8 @@ func (w *Branch) Repair(ctx context.Context, lsn int64, keys []wal.KeyRef) error
 		c := w.DB.Collection(coll)
 		ks := byColl[coll]
 		if len(ks) > repairWhole {
-			if err := c.Drop(ctx); err != nil {
+			if err := w.repairWhole(ctx, c, st, ks); err != nil {
 				return err
-			}
-			if err := insertBatches(ctx, c, st.Docs(coll), nil); err != nil {
-				return err
-			}
-			for _, spec := range st.Indexes(coll) {
-				if err := createFromSpec(ctx, w.DB, coll, spec); err != nil {
-					return err
-				}
 			}
 			continue
 		}
@@ -608,6 +630,71 @@ func (w *Branch) Repair(ctx context.Context, lsn int64, keys []wal.KeyRef) error
 			if err := createFromSpec(ctx, w.DB, coll, spec); err != nil {
 				return err
 			}
+		}
+	}
+	return nil
+}
+
+// repairWhole repairs many keys ks of collection c at once: one scan of
+// the collection, then the collection is written again whole, the touched
+// keys as the log (st) holds them and every other document and index as
+// the database holds it (an application's uncommitted changes stay). A
+// key at a time would cost a scan of the collection per batch of keys on
+// an engine that scans.
+func (w *Branch) repairWhole(ctx context.Context, c *mongo.Collection, st *wal.State, ks []wal.KeyRef) error {
+	coll := c.Name()
+	docKeys, indexKeys := map[string]bool{}, map[string]bool{}
+	for _, k := range ks {
+		if k.Index {
+			indexKeys[wal.KeyValue(k.Key).StringValue()] = true
+		} else {
+			docKeys[string(k.Key)] = true
+		}
+	}
+	var docs []bson.Raw
+	cur, err := c.Find(ctx, bson.D{})
+	if err != nil {
+		return err
+	}
+	for cur.Next(ctx) {
+		if !docKeys[string(wal.KeyOf(cur.Current.Lookup("_id")))] {
+			docs = append(docs, append(bson.Raw(nil), cur.Current...))
+		}
+	}
+	err = cur.Err()
+	_ = cur.Close(ctx)
+	if err != nil {
+		return err
+	}
+	for _, d := range st.Docs(coll) {
+		if docKeys[string(wal.KeyOf(d.Lookup("_id")))] {
+			docs = append(docs, d)
+		}
+	}
+	have, err := listIndexes(ctx, w.DB, coll)
+	if err != nil {
+		return err
+	}
+	var specs []bson.Raw
+	for _, s := range have {
+		if name := s.Lookup("name").StringValue(); name != "_id_" && !indexKeys[name] {
+			specs = append(specs, s)
+		}
+	}
+	for _, s := range st.Indexes(coll) {
+		if indexKeys[s.Lookup("name").StringValue()] {
+			specs = append(specs, s)
+		}
+	}
+	if err := c.Drop(ctx); err != nil {
+		return err
+	}
+	if err := insertBatches(ctx, c, docs, nil); err != nil {
+		return err
+	}
+	for _, spec := range specs {
+		if err := createFromSpec(ctx, w.DB, coll, spec); err != nil {
+			return err
 		}
 	}
 	return nil

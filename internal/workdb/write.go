@@ -1,6 +1,7 @@
 package workdb
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -320,8 +321,9 @@ func (w *Branch) InsertStream(ctx context.Context, coll string, next func() ([]b
 		docs := first
 		for batch := 0; ; batch++ {
 			if batch > 0 && len(docs) > 0 {
-				// Past the keys the lease announced.
-				if err := w.Widen(ctx); err != nil {
+				// Past the keys the lease announced; each batch touches
+				// its keys before it inserts.
+				if err := w.WidenTracked(ctx); err != nil {
 					return err
 				}
 			}
@@ -390,7 +392,10 @@ func (w *Branch) insertBatch(ctx context.Context, c *mongo.Collection, coll stri
 		var bwe mongo.BulkWriteException
 		if errors.As(err, &bwe) && len(bwe.WriteErrors) > 0 {
 			// What the server inserted besides is not trusted: the
-			// protocol repairs every key of the batch from the log.
+			// protocol repairs the keys of the batch from the log, but
+			// those of documents that were there before (another's, an
+			// application's uncommitted one) are left alone.
+			w.untouchForeign(ctx, c, coll, batch, batchIDs, bwe)
 			we := bwe.WriteErrors[0]
 			if we.HasErrorCode(11000) || mongo.IsDuplicateKeyError(err) {
 				why := explainDuplicate(ctx, c, batch[we.Index])
@@ -417,6 +422,36 @@ func (w *Branch) insertBatch(ctx context.Context, c *mongo.Collection, coll stri
 		w.changed(coll, nil, d)
 	}
 	return emit(entries)
+}
+
+// untouchForeign takes out of the touched keys, after a failed insert of
+// batch, the keys of documents this insert did not put there: each one a
+// duplicate-key error names (it was there before), and each one the
+// database holds otherwise than as sent. Reading the database is what
+// tells; the server's account of what it inserted is not trusted. A
+// document stored otherwise than sent (storedAsSent) stays touched unless
+// an error names it.
+func (w *Branch) untouchForeign(ctx context.Context, c *mongo.Collection, coll string, batch []bson.Raw, ids []bson.RawValue, bwe mongo.BulkWriteException) {
+	foreign := map[string]bool{}
+	for _, we := range bwe.WriteErrors {
+		if we.HasErrorCode(11000) && we.Index >= 0 && we.Index < len(ids) {
+			foreign[string(wal.KeyOf(ids[we.Index]))] = true
+		}
+	}
+	sent := map[string]bson.Raw{}
+	for i, d := range batch {
+		sent[string(wal.KeyOf(ids[i]))] = d
+	}
+	if cur, err := c.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}); err == nil {
+		for cur.Next(ctx) {
+			k := string(wal.KeyOf(cur.Current.Lookup("_id")))
+			if d, ok := sent[k]; ok && storedAsSent(d) && !bytes.Equal(d, cur.Current) {
+				foreign[k] = true
+			}
+		}
+		_ = cur.Close(ctx)
+	}
+	w.untouch(coll, foreign)
 }
 
 // readBack returns the documents with the given ids as the server holds
