@@ -43,10 +43,21 @@ const (
 	inlineBytes   = 64 << 10
 	// intentKeys is the most keys a void records for repair; past it, the
 	// repair rebuilds the working database, and applications' uncommitted
-	// changes there are lost. 20,000 keys are well under a megabyte in
-	// the void's slot; a failed write rarely touches more.
+	// changes there are lost.
 	intentKeys = 20000
+	// intentBytes caps the bytes of those keys, so that a void stays far
+	// from a document's size limit whatever the _ids.
+	intentBytes = 1 << 20
 )
+
+// keyBytes is the size of keys, as a void holds them.
+func keyBytes(keys []wal.KeyRef) int {
+	n := 0
+	for _, k := range keys {
+		n += len(k.Coll) + len(k.Key) + 16
+	}
+	return n
+}
 
 // Protocol runs writes and guards reads of working databases.
 type Protocol struct {
@@ -526,7 +537,7 @@ func (wr *writer) resolve(ctx context.Context, s *wal.Slot, cause error) (*wal.S
 func (wr *writer) dirtyVoid(token string) *wal.Slot {
 	v := &wal.Slot{TL: wr.w.TL, N: wr.lease.N, Kind: wal.SlotVoid, Base: wr.base.LSN, LSN: wr.base.LSN,
 		Token: token, Time: wr.r.Now(), Dirty: true}
-	if t := wr.w.Touched(); !wr.untracked && len(t) <= intentKeys {
+	if t := wr.w.Touched(); !wr.untracked && len(t) <= intentKeys && keyBytes(t) <= intentBytes {
 		v.KeysKnown, v.Keys = true, t
 	}
 	return v
@@ -615,7 +626,7 @@ func (wr *writer) afterLoss(ctx context.Context) {
 		return
 	}
 	keys := append([]wal.KeyRef(nil), wr.w.Touched()...)
-	unknown := wr.untracked || len(keys) > intentKeys
+	unknown := wr.untracked || len(keys) > intentKeys || keyBytes(keys) > intentBytes
 	w := wr.w
 	nw, err := wr.p.acquire(ctx, w, []wal.KeyRef{})
 	if err != nil {

@@ -260,7 +260,13 @@ func (w *Branch) importBatch(ctx context.Context, coll string, batch []bson.Raw,
 	if _, err := c.InsertMany(ctx, anys, options.InsertMany().SetOrdered(true)); err != nil {
 		var bwe mongo.BulkWriteException
 		if errors.As(err, &bwe) && len(bwe.WriteErrors) > 0 {
-			w.untouchForeign(ctx, c, coll, post, postIDs, bwe)
+			// The documents it replaced were deleted by this write: they
+			// stay touched whatever the error names.
+			mine := map[string]bool{}
+			for _, id := range replace {
+				mine[string(wal.KeyOf(id))] = true
+			}
+			w.untouchForeign(ctx, c, coll, post, postIDs, bwe, mine)
 			we := bwe.WriteErrors[0]
 			if we.HasErrorCode(11000) || mongo.IsDuplicateKeyError(err) {
 				why := explainDuplicate(ctx, c, post[we.Index])
@@ -337,11 +343,12 @@ func (w *Branch) importIndexes(ctx context.Context, coll string, specs []bson.Ra
 		if name == "_id_" {
 			continue
 		}
+		old := findSpec(have, name)
+		if old != nil && string(indexSpec(old)) == string(indexSpec(spec)) {
+			continue // nothing changes: not touched
+		}
 		w.touchIndex(coll, name)
-		if old := findSpec(have, name); old != nil {
-			if string(indexSpec(old)) == string(indexSpec(spec)) {
-				continue
-			}
+		if old != nil {
 			if err := w.DB.Collection(coll).Indexes().DropOne(ctx, name); err != nil {
 				return created, err
 			}

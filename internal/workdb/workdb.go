@@ -512,9 +512,15 @@ func (w *Branch) ownedElsewhere(ctx context.Context) (bool, error) {
 // that one dropped by hand is noticed.
 const workdbsCollection = "workdbs"
 
-// repairWhole is the most keys repaired one by one; past it, each touched
-// collection is rebuilt whole from the log.
-const repairWhole = 1000
+// repairWhole is the most keys of a collection repaired one by one (a
+// scan of the collection per 1,000 keys on an engine that scans); past
+// it, the collection is rebuilt whole from the log. Rebuilt from the log
+// alone, a repair cut off half way is finished by the next; it loses an
+// application's uncommitted changes in that collection, which a repair
+// key by key keeps. (A rewrite that kept them from one scan was tried and
+// taken back: a crash after its drop lost them and committed documents
+// too.)
+const repairWhole = 5000
 
 // Repair rewrites the given keys to their committed state at LSN lsn,
 // read from the log: documents the log holds are put back as it holds
@@ -539,8 +545,19 @@ func (w *Branch) Repair(ctx context.Context, lsn int64, keys []wal.KeyRef) error
 		c := w.DB.Collection(coll)
 		ks := byColl[coll]
 		if len(ks) > repairWhole {
-			if err := w.repairWhole(ctx, c, st, ks); err != nil {
+			// From the log alone, so that a repair cut off half way is
+			// finished by the next one: an application's uncommitted
+			// changes in the collection are lost (ARCHITECTURE).
+			if err := c.Drop(ctx); err != nil {
 				return err
+			}
+			if err := insertBatches(ctx, c, st.Docs(coll), nil); err != nil {
+				return err
+			}
+			for _, spec := range st.Indexes(coll) {
+				if err := createFromSpec(ctx, w.DB, coll, spec); err != nil {
+					return err
+				}
 			}
 			continue
 		}
@@ -574,6 +591,13 @@ func (w *Branch) Repair(ctx context.Context, lsn int64, keys []wal.KeyRef) error
 					}
 					have = slices.DeleteFunc(have, func(s bson.Raw) bool { return s.Lookup("name").StringValue() == name })
 				case want != nil && cur == nil:
+					create = append(create, want)
+				case want != nil && cur != nil && string(indexSpec(want)) != string(indexSpec(cur)):
+					// Redefined by the failed write: the log's again.
+					if err := c.Indexes().DropOne(ctx, name); err != nil {
+						return err
+					}
+					have = slices.DeleteFunc(have, func(s bson.Raw) bool { return s.Lookup("name").StringValue() == name })
 					create = append(create, want)
 				}
 				continue
@@ -630,71 +654,6 @@ func (w *Branch) Repair(ctx context.Context, lsn int64, keys []wal.KeyRef) error
 			if err := createFromSpec(ctx, w.DB, coll, spec); err != nil {
 				return err
 			}
-		}
-	}
-	return nil
-}
-
-// repairWhole repairs many keys ks of collection c at once: one scan of
-// the collection, then the collection is written again whole, the touched
-// keys as the log (st) holds them and every other document and index as
-// the database holds it (an application's uncommitted changes stay). A
-// key at a time would cost a scan of the collection per batch of keys on
-// an engine that scans.
-func (w *Branch) repairWhole(ctx context.Context, c *mongo.Collection, st *wal.State, ks []wal.KeyRef) error {
-	coll := c.Name()
-	docKeys, indexKeys := map[string]bool{}, map[string]bool{}
-	for _, k := range ks {
-		if k.Index {
-			indexKeys[wal.KeyValue(k.Key).StringValue()] = true
-		} else {
-			docKeys[string(k.Key)] = true
-		}
-	}
-	var docs []bson.Raw
-	cur, err := c.Find(ctx, bson.D{})
-	if err != nil {
-		return err
-	}
-	for cur.Next(ctx) {
-		if !docKeys[string(wal.KeyOf(cur.Current.Lookup("_id")))] {
-			docs = append(docs, append(bson.Raw(nil), cur.Current...))
-		}
-	}
-	err = cur.Err()
-	_ = cur.Close(ctx)
-	if err != nil {
-		return err
-	}
-	for _, d := range st.Docs(coll) {
-		if docKeys[string(wal.KeyOf(d.Lookup("_id")))] {
-			docs = append(docs, d)
-		}
-	}
-	have, err := listIndexes(ctx, w.DB, coll)
-	if err != nil {
-		return err
-	}
-	var specs []bson.Raw
-	for _, s := range have {
-		if name := s.Lookup("name").StringValue(); name != "_id_" && !indexKeys[name] {
-			specs = append(specs, s)
-		}
-	}
-	for _, s := range st.Indexes(coll) {
-		if indexKeys[s.Lookup("name").StringValue()] {
-			specs = append(specs, s)
-		}
-	}
-	if err := c.Drop(ctx); err != nil {
-		return err
-	}
-	if err := insertBatches(ctx, c, docs, nil); err != nil {
-		return err
-	}
-	for _, spec := range specs {
-		if err := createFromSpec(ctx, w.DB, coll, spec); err != nil {
-			return err
 		}
 	}
 	return nil

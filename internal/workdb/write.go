@@ -395,7 +395,7 @@ func (w *Branch) insertBatch(ctx context.Context, c *mongo.Collection, coll stri
 			// protocol repairs the keys of the batch from the log, but
 			// those of documents that were there before (another's, an
 			// application's uncommitted one) are left alone.
-			w.untouchForeign(ctx, c, coll, batch, batchIDs, bwe)
+			w.untouchForeign(ctx, c, coll, batch, batchIDs, bwe, nil)
 			we := bwe.WriteErrors[0]
 			if we.HasErrorCode(11000) || mongo.IsDuplicateKeyError(err) {
 				why := explainDuplicate(ctx, c, batch[we.Index])
@@ -426,30 +426,36 @@ func (w *Branch) insertBatch(ctx context.Context, c *mongo.Collection, coll stri
 
 // untouchForeign takes out of the touched keys, after a failed insert of
 // batch, the keys of documents this insert did not put there: each one a
-// duplicate-key error names (it was there before), and each one the
-// database holds otherwise than as sent. Reading the database is what
-// tells; the server's account of what it inserted is not trusted. A
-// document stored otherwise than sent (storedAsSent) stays touched unless
-// an error names it.
-func (w *Branch) untouchForeign(ctx context.Context, c *mongo.Collection, coll string, batch []bson.Raw, ids []bson.RawValue, bwe mongo.BulkWriteException) {
+// duplicate-key error names (there before, or not inserted), and on
+// FerretDB, which goes on inserting past the failing document, each one
+// the database holds otherwise than sent (read back: the server's account
+// of what it inserted is not trusted; a document stored otherwise than
+// sent, storedAsSent, stays touched). Keys in mine (documents this write
+// deleted or wrote before) stay touched whatever the error names.
+func (w *Branch) untouchForeign(ctx context.Context, c *mongo.Collection, coll string, batch []bson.Raw, ids []bson.RawValue, bwe mongo.BulkWriteException, mine map[string]bool) {
 	foreign := map[string]bool{}
 	for _, we := range bwe.WriteErrors {
 		if we.HasErrorCode(11000) && we.Index >= 0 && we.Index < len(ids) {
 			foreign[string(wal.KeyOf(ids[we.Index]))] = true
 		}
 	}
-	sent := map[string]bson.Raw{}
-	for i, d := range batch {
-		sent[string(wal.KeyOf(ids[i]))] = d
-	}
-	if cur, err := c.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}); err == nil {
-		for cur.Next(ctx) {
-			k := string(wal.KeyOf(cur.Current.Lookup("_id")))
-			if d, ok := sent[k]; ok && storedAsSent(d) && !bytes.Equal(d, cur.Current) {
-				foreign[k] = true
-			}
+	if w.ScanReads {
+		sent := map[string]bson.Raw{}
+		for i, d := range batch {
+			sent[string(wal.KeyOf(ids[i]))] = d
 		}
-		_ = cur.Close(ctx)
+		if cur, err := c.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}); err == nil {
+			for cur.Next(ctx) {
+				k := string(wal.KeyOf(cur.Current.Lookup("_id")))
+				if d, ok := sent[k]; ok && storedAsSent(d) && !bytes.Equal(d, cur.Current) {
+					foreign[k] = true
+				}
+			}
+			_ = cur.Close(ctx)
+		}
+	}
+	for k := range mine {
+		delete(foreign, k)
 	}
 	w.untouch(coll, foreign)
 }
