@@ -2,6 +2,7 @@ package commit
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -28,19 +29,7 @@ func TestFailedImportKeepsApplicationsIndex(t *testing.T) {
 	}
 	have, _ := workdb.ListIndexes(ctx, w.DB, "c")
 	t.Logf("indexes before: %v", have)
-	step := 0
-	next := func() (*workdb.ImportBatch, error) {
-		step++
-		switch step {
-		case 1:
-			return &workdb.ImportBatch{Coll: "c", Indexes: have}, nil
-		case 2:
-			return &workdb.ImportBatch{Coll: "c", Docs: []bson.Raw{importDoc("a", 5)}}, nil // insert mode: a exists
-		}
-		return nil, nil
-	}
-	_, err := p.Open(r, b).Import(ctx, next, workdb.ImportInsert, wal.CommitInfo{}, nil)
-	t.Logf("import: %v", err)
+	failingImport(t, p.Open(r, b), have)
 	after, _ := workdb.ListIndexes(ctx, w.DB, "c")
 	if len(after) != 1 {
 		t.Fatalf("indexes after the failed import: %v, want the application's e_1", after)
@@ -61,19 +50,7 @@ func TestFailedImportRestoresRedefinedIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	spec := bson.Raw(mustMarshal(bson.D{{Key: "key", Value: bson.D{{Key: "e", Value: 1}}}, {Key: "name", Value: "e_1"}, {Key: "unique", Value: true}}))
-	step := 0
-	next := func() (*workdb.ImportBatch, error) {
-		step++
-		switch step {
-		case 1:
-			return &workdb.ImportBatch{Coll: "c", Indexes: []bson.Raw{spec}}, nil
-		case 2:
-			return &workdb.ImportBatch{Coll: "c", Docs: []bson.Raw{importDoc("a", 5)}}, nil // insert mode: a exists
-		}
-		return nil, nil
-	}
-	_, err := p.Open(r, b).Import(ctx, next, workdb.ImportInsert, wal.CommitInfo{}, nil)
-	t.Logf("import: %v", err)
+	failingImport(t, p.Open(r, b), []bson.Raw{spec})
 	after, _ := workdb.ListIndexes(ctx, w.DB, "c")
 	ch, _, _ := p.Open(r, b).Changes(ctx)
 	for _, c := range ch {
@@ -81,5 +58,27 @@ func TestFailedImportRestoresRedefinedIndex(t *testing.T) {
 	}
 	if len(ch) != 0 {
 		t.Fatalf("indexes after the failed import: %v; %d uncommitted changes, want none", after, len(ch))
+	}
+}
+
+// failingImport imports into collection c the index specifications specs,
+// then a document whose _id c holds already (insert mode): the import
+// must fail on that duplicate, after it changed the indexes.
+func failingImport(t *testing.T, w *workdb.Branch, specs []bson.Raw) {
+	t.Helper()
+	step := 0
+	next := func() (*workdb.ImportBatch, error) {
+		step++
+		switch step {
+		case 1:
+			return &workdb.ImportBatch{Coll: "c", Indexes: specs}, nil
+		case 2:
+			return &workdb.ImportBatch{Coll: "c", Docs: []bson.Raw{importDoc("a", 5)}}, nil
+		}
+		return nil, nil
+	}
+	_, err := w.Import(context.Background(), next, workdb.ImportInsert, wal.CommitInfo{}, nil)
+	if !errors.As(err, new(*workdb.DuplicateKeyError)) {
+		t.Fatalf("import of a duplicate _id: %v, want a duplicate-key error", err)
 	}
 }
