@@ -76,12 +76,17 @@ func TestFsckRepairCountsEntries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("notes: %q", rep.Notes)
-	t.Logf("repaired: %q", rep.Repaired)
+	deleted := 0
 	for _, s := range rep.Repaired {
-		if strings.Contains(s, "deleted") && !strings.Contains(s, "deleted 150 ") {
-			t.Errorf("repair says %q; 150 entries were deleted", s)
+		if strings.Contains(s, "deleted") {
+			deleted++
+			if !strings.HasSuffix(s, ": deleted 150 uncommitted entries below the head") {
+				t.Errorf("repair says %q; 150 entries were deleted", s)
+			}
 		}
+	}
+	if deleted != 1 {
+		t.Errorf("fsck --repair reported %q, want one deletion of 150 entries", rep.Repaired)
 	}
 }
 
