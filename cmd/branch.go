@@ -133,11 +133,12 @@ func runBranchList(ctx context.Context, f *Factory) error {
 	if err != nil {
 		return err
 	}
-	// One scan of the branches, and the heads with HeadsOf: one more
-	// scan, or point reads from each timeline's hint (see its cost
-	// there). The timelines come from the branches' copies of their fork
-	// points when the heads need no hints and every branch has one; else
-	// from one more scan.
+	// One scan of the branches, and the heads with HeadsOf: one bounded
+	// scan of the slots, or point reads from each timeline's hint (see
+	// its cost there). From headScanMin branches on (where HeadsOf tries
+	// the scan), the timelines come from the branches' copies of their
+	// fork points when every branch has one, and HeadsOf reads their
+	// hints only if it needs them; else from one more scan.
 	tls := make([]*wal.Timeline, len(bs))
 	parents := make([]string, 0, len(bs))
 	copies := r.HeadsByScan(len(bs))

@@ -189,12 +189,13 @@ func forkOf(t *Timeline) *Fork {
 }
 
 // ForkTimeline returns b's timeline as b's copy of its fork point gives
-// it (without its head hint), or nil when b has no copy.
+// it, or nil when b has no copy. Its Hint is -1 (not known): HeadsOf reads
+// it when it needs it.
 func (b *Branch) ForkTimeline() *Timeline {
 	if b.Fork == nil {
 		return nil
 	}
-	return &Timeline{ID: b.Timeline, Project: b.Project, Parent: b.Fork.Parent, Base: b.Fork.Base, ParentSlot: b.Fork.ParentSlot}
+	return &Timeline{ID: b.Timeline, Project: b.Project, Parent: b.Fork.Parent, Base: b.Fork.Base, ParentSlot: b.Fork.ParentSlot, Hint: -1}
 }
 
 // WorkingDatabase is the name of b's working database.
