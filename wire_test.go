@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"sort"
@@ -32,16 +33,24 @@ func wireCount(t *testing.T, dir string, args ...string) (int, string) {
 		names = append(names, e.CommandName)
 		mu.Unlock()
 	}}
-	io, _, _, errOut := ui.Test()
-	f := &cmd.Factory{IO: io, Dir: dir, Monitor: mon}
-	if code := cmd.Run(context.Background(), f, args); code != 0 {
-		t.Fatalf("argon %v: exit %d: %s", args, code, errOut.String())
-	}
+	runMonitored(t, dir, mon, args)
 	mu.Lock()
 	defer mu.Unlock()
 	sorted := append([]string(nil), names...)
 	sort.Strings(sorted)
 	return len(names), strings.Join(sorted, " ")
+}
+
+// runMonitored runs one argon command line in-process in the workspace
+// dir, with the driver command monitor mon, and fails the test when it
+// fails.
+func runMonitored(t *testing.T, dir string, mon *event.CommandMonitor, args []string) {
+	t.Helper()
+	io, _, _, errOut := ui.Test()
+	f := &cmd.Factory{IO: io, Dir: dir, Monitor: mon}
+	if code := cmd.Run(context.Background(), f, args); code != 0 {
+		t.Fatalf("argon %v: exit %d: %s", args, code, errOut.String())
+	}
 }
 
 // count returns how many of the command names (as wireCount returns
@@ -361,5 +370,88 @@ func TestStatusSkipsTheScanUnderServe(t *testing.T) {
 	second, out2 = run("status", "-s")
 	if out != committed || out2 != committed || first != second+2 {
 		t.Fatalf("after the commit, status read the working database %d times, then %d times (want 2 fewer), and printed %q, %q", first, second, out, out2)
+	}
+}
+
+// wireDocs runs one argon command line in-process, like wireCount, and
+// returns how many documents the server returned to it from collection
+// coll (finds and their getMores).
+func wireDocs(t *testing.T, dir, coll string, args ...string) int {
+	t.Helper()
+	var mu sync.Mutex
+	ofColl := map[int64]bool{}
+	docs := 0
+	mon := &event.CommandMonitor{
+		Started: func(_ context.Context, e *event.CommandStartedEvent) {
+			c, _ := e.Command.Lookup(e.CommandName).StringValueOK()
+			if e.CommandName == "getMore" {
+				c, _ = e.Command.Lookup("collection").StringValueOK()
+			}
+			mu.Lock()
+			ofColl[e.RequestID] = c == coll
+			mu.Unlock()
+		},
+		Succeeded: func(_ context.Context, e *event.CommandSucceededEvent) {
+			mu.Lock()
+			defer mu.Unlock()
+			if !ofColl[e.RequestID] {
+				return
+			}
+			for _, batch := range []string{"firstBatch", "nextBatch"} {
+				if a, ok := e.Reply.Lookup("cursor", batch).ArrayOK(); ok {
+					vals, _ := a.Values()
+					docs += len(vals)
+				}
+			}
+		},
+	}
+	runMonitored(t, dir, mon, args)
+	mu.Lock()
+	defer mu.Unlock()
+	return docs
+}
+
+// Listing branches reads the heads from one scan of the slots only while
+// there are few of them (wal's headScanSlots a branch): with a longer
+// history it reads each head from its hint, and the slots it reads do not
+// grow with the history.
+func TestBranchListReadsNoHistory(t *testing.T) {
+	dir := wireProject(t)
+	for i := 0; i < 9; i++ {
+		wireCount(t, dir, "branch", "create", fmt.Sprintf("b%d", i))
+	}
+	commits := func(from, to int) {
+		for i := from; i < to; i++ {
+			wireCount(t, dir, "insert", "c", fmt.Sprintf(`{"_id": %d}`, i))
+		}
+	}
+	short := wireDocs(t, dir, "slots", "branch")
+	// main's root and 9 roots: 10 slots, all read by one scan.
+	if short != 10 {
+		t.Errorf("argon branch read %d slots with 10 slots in all, want 10", short)
+	}
+	commits(0, 100)
+	long := wireDocs(t, dir, "slots", "branch")
+	commits(100, 200)
+	longer := wireDocs(t, dir, "slots", "branch")
+	t.Logf("slots read: %d, %d, %d", short, long, longer)
+	// The scan stops after 8 a branch (and 1), then each head is read
+	// from its hint: two slots a branch, up to 4 more on main.
+	if long > 81+2*10+4 || longer != long {
+		t.Errorf("argon branch read %d slots with 110 slots in all and %d with 210: want at most %d, the same for both", long, longer, 81+2*10+4)
+	}
+	io, _, out, errOut := ui.Test()
+	if code := cmd.Run(context.Background(), &cmd.Factory{IO: io, Dir: dir}, []string{"branch", "--json"}); code != 0 {
+		t.Fatalf("argon branch: exit %d: %s", code, errOut.String())
+	}
+	var heads []struct {
+		Name string `json:"branch"`
+		Head int64  `json:"head"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &heads); err != nil {
+		t.Fatal(err)
+	}
+	if len(heads) != 10 || heads[0].Name != "b0" || heads[0].Head != 0 || heads[9].Name != "main" || heads[9].Head != 200 {
+		t.Errorf("argon branch --json: %s", out)
 	}
 }

@@ -217,6 +217,11 @@ func (f *Factory) Repo(ctx context.Context) (*wal.Repo, error) {
 	}
 	r := wal.Open(s.Client, f.DB)
 	r.Scans = s.Embedded || s.FerretDB
+	// On the embedded engine, lookups by _id in the log's collections use
+	// an index only once argon has added it (store.IndexIDs). It only
+	// makes them faster: when it cannot be added now (the file busy past
+	// the engine's own timeout), the next command tries again.
+	_ = s.IndexIDs(r.DB.Name())
 	if d := os.Getenv("ARGON_COMMIT_DATE"); d != "" {
 		t, err := time.Parse(time.RFC3339, d)
 		if err != nil {
@@ -367,6 +372,10 @@ func (f *Factory) workingDB(ctx context.Context, r *wal.Repo, b *wal.Branch) (*w
 	w.ScanReads = s.Embedded || s.FerretDB
 	if files := s.DBFiles(); files != nil {
 		w.Files = files
+		// Lookups by _id in the working database use an index only once
+		// argon has added it (store.IndexIDs); a collection an
+		// application created since the last command gets it now.
+		_ = files.IndexIDs(w.DB.Name())
 	}
 	w.Notice = func(msg string) { fmt.Fprintf(f.IO.ErrOut, "argon: notice: %s\n", msg) }
 	return w, nil

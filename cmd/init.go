@@ -90,6 +90,9 @@ func runInit(ctx context.Context, o *initOptions, uriFromFlag bool) error {
 	if err := r.EnsureSchema(ctx); err != nil {
 		return err
 	}
+	if s, err := f.Store(ctx); err == nil {
+		_ = s.IndexIDs(r.DB.Name()) // as in Repo, now that the collections exist
+	}
 	if o.existing {
 		if _, err := r.Project(ctx, name); err != nil {
 			return err

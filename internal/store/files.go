@@ -71,6 +71,12 @@ func (f *DBFiles) Fingerprint(db string) (string, error) {
 	if f.token != nil {
 		return f.token(db)
 	}
+	// Missing _id indexes are added first, so that adding them later
+	// never changes bytes a clean record names (a database argon has just
+	// built has none yet).
+	if err := f.IndexIDs(db); err != nil {
+		return "", err
+	}
 	for _, suffix := range []string{".sqlite", ".sqlite-wal", ".sqlite-journal"} {
 		fi, err := os.Lstat(filepath.Join(f.dir, db+suffix))
 		switch {
@@ -108,6 +114,12 @@ func (f *DBFiles) Fingerprint(db string) (string, error) {
 		h.Write(binary.BigEndian.AppendUint64([]byte{1}, uint64(n)))
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// IndexIDs gives every collection of database db the index the engine's
+// lookups by _id use (see idIndexes).
+func (f *DBFiles) IndexIDs(db string) error {
+	return idIndexes(filepath.Join(f.dir, db+".sqlite"))
 }
 
 func (f *DBFiles) read() map[string]string {

@@ -1,0 +1,98 @@
+package store
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// The embedded engine's lookups by _id.
+//
+// FerretDB v1.24.2's SQLite handler answers a filter {_id: string or
+// ObjectId} with SQL "WHERE _ferretdb_sjson->'$._id' = ?", but the unique
+// index it creates for _id is on the expression _ferretdb_sjson->"_id".
+// Both name the same value, yet SQLite matches an index to a query by the
+// text of its expression, so the lookup reads the table from its first
+// row until it finds the document, or to its end when there is none
+// (measured on a workspace of 2,000 commits: a point read of a slot that
+// does not exist yet, the last one a head search makes, took 120-240 ms;
+// one of a root slot near the start of the table under 1 ms). Every head
+// search, lease probe and read of a slot then cost time linear in the
+// length of the history.
+//
+// idIndexes gives the tables an index on exactly the handler's
+// expression, which SQLite then uses for those lookups. It is an index the
+// engine does not know about: SQLite keeps it up to date on every write
+// and drops it with its table, so the engine's view of its collections
+// and indexes is unchanged. Its name, "_argon_id_" and the table's name,
+// cannot be one the engine gives an index (its own are the table's name,
+// "_" and the index's name, and table names end in 8 hex digits).
+
+// idIndexPrefix starts the name of the index idIndexes creates on a table.
+const idIndexPrefix = "_argon_id_"
+
+// IndexIDs gives every collection of database db, on the embedded engine,
+// an index the engine's lookups by _id use (see idIndexes). It does
+// nothing on other engines, or when the database has no file yet.
+func (s *Store) IndexIDs(db string) error {
+	if s.dataDir == "" {
+		return nil
+	}
+	return idIndexes(filepath.Join(s.dataDir, db+".sqlite"))
+}
+
+// idIndexes creates the missing _id indexes of the database file at path:
+// one read of its schema, and nothing more when none is missing.
+func idIndexes(path string) error {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	// mode=rw: never create the file; busy_timeout as the engine's own.
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=rw&_pragma=busy_timeout(10000)")
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	rows, err := db.Query(fmt.Sprintf(`SELECT table_name FROM %q WHERE NOT EXISTS
+		(SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ? || table_name)`, metadataTable), idIndexPrefix)
+	if err != nil {
+		if strings.Contains(err.Error(), "no such table") {
+			return nil // a file the engine has not finished creating
+		}
+		return fmt.Errorf("read the tables of %s: %w", filepath.Base(path), err)
+	}
+	var tables []string
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			rows.Close()
+			return err
+		}
+		tables = append(tables, t)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, t := range tables {
+		q := fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %q ON %q (_ferretdb_sjson->'$._id')`, idIndexPrefix+t, t)
+		if _, err := db.Exec(q); err != nil {
+			if strings.Contains(err.Error(), "no such table") {
+				continue // dropped since the read above
+			}
+			return fmt.Errorf("index the _id of %s in %s: %w", t, filepath.Base(path), err)
+		}
+	}
+	if len(tables) > 0 {
+		// Move the new index's pages from the write-ahead log into the
+		// database file now, as the engine does when it closes the file:
+		// a fingerprint of the files (DBFiles) taken next is then the one
+		// the next command sees, not one that changes at the close.
+		_, _ = db.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
+	}
+	return nil
+}
