@@ -63,6 +63,16 @@ func newBenchEnv(b *testing.B, docs int) *benchEnv {
 			b.Fatal(err)
 		}
 	}
+	// As argon's commands do on the embedded engine (store.IndexIDs),
+	// the log, the working database and the baseline's collection get
+	// the index the engine's lookups by _id use.
+	if srv.DataDir != "" {
+		for _, db := range []string{srv.DB, w.DB.Name(), e.plain} {
+			if err := store.IndexIDsIn(srv.DataDir, db); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
 	return e
 }
 

@@ -28,6 +28,8 @@ type Server struct {
 	URI      string
 	Client   *mongo.Client
 	Embedded bool
+	// DataDir is the embedded engine's data folder ("" on a server).
+	DataDir string
 	// DB is a metadata database name no other test uses.
 	DB string
 	// FerretDB is set when the server at ARGON_TEST_URI is FerretDB.
@@ -141,7 +143,8 @@ func Start(t testing.TB) *Server {
 	if uri := os.Getenv("ARGON_TEST_URI"); uri != "" {
 		s.URI = uri
 	} else {
-		eng, err := store.StartEngine(filepath.Join(t.TempDir(), "data"), "127.0.0.1:0")
+		s.DataDir = filepath.Join(t.TempDir(), "data")
+		eng, err := store.StartEngine(s.DataDir, "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}

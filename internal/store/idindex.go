@@ -42,7 +42,13 @@ func (s *Store) IndexIDs(db string) error {
 	if s.dataDir == "" {
 		return nil
 	}
-	return idIndexes(filepath.Join(s.dataDir, db+".sqlite"))
+	return IndexIDsIn(s.dataDir, db)
+}
+
+// IndexIDsIn is IndexIDs for database db of the embedded engine whose
+// data folder is dataDir.
+func IndexIDsIn(dataDir, db string) error {
+	return idIndexes(filepath.Join(dataDir, db+".sqlite"))
 }
 
 // idIndexes creates the missing _id indexes of the database file at path:
