@@ -21,7 +21,7 @@ func indexedCollections(t *testing.T, dir, db string) []string {
 	}
 	defer conn.Close()
 	rows, err := conn.Query(`SELECT c.name FROM _ferretdb_collections c JOIN sqlite_master m
-		ON m.type = 'index' AND m.tbl_name = c.table_name AND m.name = '_argon_id_' || c.table_name
+		ON m.type = 'index' AND m.tbl_name = c.table_name AND m.name = 'Ä_argon_id_' || c.table_name
 		AND m.sql LIKE '%_ferretdb_sjson->''$._id''%'`)
 	if err != nil {
 		t.Fatal(err)

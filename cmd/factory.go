@@ -219,8 +219,8 @@ func (f *Factory) Repo(ctx context.Context) (*wal.Repo, error) {
 	r.Scans = s.Embedded || s.FerretDB
 	// On the embedded engine, lookups by _id in the log's collections use
 	// an index only once argon has added it (store.IndexIDs). It only
-	// makes them faster: when it cannot be added now (the file busy past
-	// the engine's own timeout), the next command tries again.
+	// makes them faster: when it cannot be added now, the next command
+	// tries again.
 	_ = s.IndexIDs(r.DB.Name())
 	if d := os.Getenv("ARGON_COMMIT_DATE"); d != "" {
 		t, err := time.Parse(time.RFC3339, d)

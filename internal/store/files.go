@@ -119,6 +119,9 @@ func (f *DBFiles) Fingerprint(db string) (string, error) {
 // IndexIDs gives every collection of database db the index the engine's
 // lookups by _id use (see idIndexes).
 func (f *DBFiles) IndexIDs(db string) error {
+	if f.token != nil || !f.record {
+		return nil // not the engine's only user: see idIndexes
+	}
 	return idIndexes(filepath.Join(f.dir, db+".sqlite"))
 }
 

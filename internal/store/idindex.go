@@ -28,18 +28,31 @@ import (
 // expression, which SQLite then uses for those lookups. It is an index the
 // engine does not know about: SQLite keeps it up to date on every write
 // and drops it with its table, so the engine's view of its collections
-// and indexes is unchanged. Its name, "_argon_id_" and the table's name,
-// cannot be one the engine gives an index (its own are the table's name,
-// "_" and the index's name, and table names end in 8 hex digits).
+// and indexes is unchanged. Its name is idIndexPrefix and the table's
+// name. The engine names its indexes after their table, and a table after
+// its collection's name lowercased (Go's strings.ToLower), so no name of
+// the engine's starts with a non-ASCII capital letter; SQLite compares
+// those case-sensitively.
+//
+// Only a process that runs the engine and knows no other process uses
+// its files adds them: a command that runs the engine itself under the
+// workspace lock (Store.Exclusive), and argon serve as it starts, before
+// it lets clients in. A second connection open on a file while the
+// engine drops that database and creates it again made the new database
+// lose an acknowledged write (the engine deletes the file while the
+// connection keeps its log; an adversarial review reproduced it through
+// argon serve), and a checkpoint that waits for an application's open
+// cursor held the database's writers for the busy timeout.
 
 // idIndexPrefix starts the name of the index idIndexes creates on a table.
-const idIndexPrefix = "_argon_id_"
+const idIndexPrefix = "Ä_argon_id_"
 
 // IndexIDs gives every collection of database db, on the embedded engine,
 // an index the engine's lookups by _id use (see idIndexes). It does
-// nothing on other engines, or when the database has no file yet.
+// nothing on other engines, in a client of argon serve (the serve added
+// them as it started), or when the database has no file yet.
 func (s *Store) IndexIDs(db string) error {
-	if s.dataDir == "" {
+	if s.dataDir == "" || !s.Exclusive {
 		return nil
 	}
 	return IndexIDsIn(s.dataDir, db)
@@ -57,14 +70,15 @@ func idIndexes(path string) error {
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
-	// mode=rw: never create the file; busy_timeout as the engine's own.
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=rw&_pragma=busy_timeout(10000)")
+	// mode=rw: never create the file. A short busy timeout: the index
+	// only makes lookups faster, and the next command tries again.
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=rw&_pragma=busy_timeout(1000)")
 	if err != nil {
 		return err
 	}
 	defer db.Close()
 	rows, err := db.Query(fmt.Sprintf(`SELECT table_name FROM %q WHERE NOT EXISTS
-		(SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ? || table_name)`, metadataTable), idIndexPrefix)
+		(SELECT 1 FROM sqlite_master WHERE type = 'index' AND tbl_name = table_name AND name = ? || table_name)`, metadataTable), idIndexPrefix)
 	if err != nil {
 		if strings.Contains(err.Error(), "no such table") {
 			return nil // a file the engine has not finished creating
@@ -98,7 +112,23 @@ func idIndexes(path string) error {
 		// database file now, as the engine does when it closes the file:
 		// a fingerprint of the files (DBFiles) taken next is then the one
 		// the next command sees, not one that changes at the close.
+		// The files are this process's alone (see above), so no
+		// application's cursor can hold the checkpoint; one of argon's
+		// own could, for at most the connection's 1 s busy timeout, and
+		// then the next command only scans once more. (PASSIVE, which
+		// never waits, leaves the log's bytes in place: a fingerprint
+		// taken next would change when the engine closes the file.)
 		_, _ = db.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
 	}
 	return nil
+}
+
+// indexAll adds the missing _id indexes of every database file in
+// dataDir, as argon serve starts (see idIndexes). Errors are left: the
+// indexes only make lookups faster.
+func indexAll(dataDir string) {
+	files, _ := filepath.Glob(filepath.Join(dataDir, "*.sqlite"))
+	for _, f := range files {
+		_ = idIndexes(f)
+	}
 }

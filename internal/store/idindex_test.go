@@ -4,11 +4,13 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"hash/fnv"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -56,24 +58,32 @@ func tableOf(t *testing.T, file, coll string) string {
 	return table
 }
 
+// startWithClient starts an engine over a new data folder for the test,
+// and returns the folder and a client of it.
+func startWithClient(t *testing.T) (string, *mongo.Client) {
+	t.Helper()
+	dir := t.TempDir()
+	e, err := StartEngine(dir, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Stop)
+	client, err := mongo.Connect(options.Client().ApplyURI(e.URI))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Disconnect(context.Background()) })
+	return dir, client
+}
+
 // Without argon's index the engine's lookup by _id reads the whole table
 // (its own index is on another expression); with it, SQLite searches the
 // index. The index is invisible to the engine: its collections, indexes,
 // renames, index drops and collection drops work as before, including an
 // index a user names like argon's.
 func TestIndexIDs(t *testing.T) {
-	dir := t.TempDir()
-	e, err := StartEngine(dir, "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Stop()
+	dir, client := startWithClient(t)
 	ctx := context.Background()
-	client, err := mongo.Connect(options.Client().ApplyURI(e.URI))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Disconnect(ctx)
 	db := client.Database("app")
 	c := db.Collection("users")
 	for i := 0; i < 50; i++ {
@@ -86,7 +96,7 @@ func TestIndexIDs(t *testing.T) {
 	if p := plan(t, file, table); !strings.HasPrefix(p, "SCAN") {
 		t.Fatalf("plan before the index: %q, want a scan (has the engine fixed its lookup? then this index is not needed)", p)
 	}
-	s := &Store{dataDir: dir}
+	s := &Store{dataDir: dir, Exclusive: true}
 	if err := s.IndexIDs("app"); err != nil {
 		t.Fatal(err)
 	}
@@ -168,5 +178,112 @@ func TestIndexIDs(t *testing.T) {
 	}
 	if err := db.Drop(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// tableName is the engine's table name for collection coll (FerretDB's
+// registry: the name lowercased, "_", its FNV-1a hash).
+func tableName(coll string) string {
+	h := fnv.New32a()
+	h.Write([]byte(coll))
+	return fmt.Sprintf("%s_%08x", strings.ToLower(coll), h.Sum32())
+}
+
+// No index the engine names can take the name of argon's: a collection
+// whose table name starts like argon's index names, and an index named so
+// that the engine's name for it would be argon's on another table (found
+// by an adversarial review, with an earlier prefix).
+func TestIndexIDsNamesAreArgons(t *testing.T) {
+	dir, client := startWithClient(t)
+	ctx := context.Background()
+	db := client.Database("app")
+	for _, first := range []string{"_argon_id_x", idIndexPrefix + "x"} {
+		second := "x_" + tableName(first)[len(first)+1:] + "_y"
+		for _, c := range []string{first, second} {
+			if _, err := db.Collection(c).InsertOne(ctx, bson.D{{Key: "_id", Value: 1}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := (&Store{dataDir: dir, Exclusive: true}).IndexIDs("app"); err != nil {
+			t.Fatal(err)
+		}
+		// The engine names this index tableName(first)+"_"+name: with
+		// the names above, "<first's table>_y_<second's hash>".
+		name := "y_" + tableName(second)[len(second)+1:]
+		if _, err := db.Collection(first).Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "n", Value: 1}}, Options: options.Index().SetName(name)}); err != nil {
+			t.Errorf("collection %q: createIndex %q: %v", first, name, err)
+		}
+		file := filepath.Join(dir, "app.sqlite")
+		for _, c := range []string{first, second} {
+			if tb := tableOf(t, file, c); !strings.Contains(plan(t, file, tb), idIndexPrefix+tb) {
+				t.Errorf("collection %q: plan %q, want argon's index", c, plan(t, file, tb))
+			}
+		}
+		if err := db.Drop(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Only the process the engine's files are exclusively for adds indexes:
+// a client of argon serve does not (another connection on a file the
+// engine drops and creates again lost a write, found by an adversarial
+// review), and argon serve adds them to every database as it starts,
+// before it lets clients in.
+func TestIndexIDsOnlyByTheEnginesOwner(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	e, err := StartEngine(data, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	client, err := mongo.Connect(options.Client().ApplyURI(e.URI))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, db := range []string{"one", "two"} {
+		if _, err := client.Database(db).Collection("c").InsertOne(ctx, bson.D{{Key: "_id", Value: "a"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = client.Disconnect(ctx)
+	e.Stop()
+
+	ctx, cancel := context.WithCancel(ctx)
+	uri, errc := make(chan string, 1), make(chan error, 1)
+	go func() { errc <- Serve(ctx, dir, "127.0.0.1:0", 10*time.Second, func(u string) { uri <- u }) }()
+	defer func() { cancel(); <-errc }()
+	var u string
+	select {
+	case u = <-uri:
+	case err := <-errc:
+		t.Fatal(err)
+	}
+	for _, db := range []string{"one", "two"} {
+		file := filepath.Join(data, db+".sqlite")
+		if tb := tableOf(t, file, "c"); !strings.Contains(plan(t, file, tb), idIndexPrefix+tb) {
+			t.Errorf("database %s after the serve started: plan %q, want argon's index", db, plan(t, file, tb))
+		}
+	}
+	client, err = mongo.Connect(options.Client().ApplyURI(u))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Disconnect(ctx)
+	if _, err := client.Database("one").Collection("late").InsertOne(ctx, bson.D{{Key: "_id", Value: "a"}}); err != nil {
+		t.Fatal(err)
+	}
+	served := &Store{dataDir: data, Served: true, Embedded: true}
+	if err := served.IndexIDs("one"); err != nil {
+		t.Fatal(err)
+	}
+	files := &DBFiles{dir: data, record: true, token: func(string) (string, error) { return "t", nil }}
+	if err := files.IndexIDs("one"); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(data, "one.sqlite")
+	if tb := tableOf(t, file, "late"); !strings.HasPrefix(plan(t, file, tb), "SCAN") {
+		t.Errorf("a client of the serve indexed a collection: plan %q", plan(t, file, tb))
 	}
 }

@@ -450,6 +450,8 @@ func ServeIdle(ctx context.Context, dir, addr string, lockTimeout, idle time.Dur
 		return err
 	}
 	defer eng.Stop()
+	// Before any client can connect (see idIndexes).
+	indexAll(data)
 	engineURL, err := url.Parse(eng.URI)
 	if err != nil {
 		return err
