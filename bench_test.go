@@ -37,6 +37,7 @@ func newBenchEnv(b *testing.B, docs int) *benchEnv {
 	ctx := context.Background()
 	srv := enginetest.Start(b)
 	r := wal.Open(srv.Client, srv.DB)
+	r.Scans = srv.Embedded || srv.FerretDB // as the CLI sets it
 	if err := r.EnsureSchema(ctx); err != nil {
 		b.Fatal(err)
 	}

@@ -1,0 +1,144 @@
+package wal
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"testing"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/argon-db/argon/internal/enginetest"
+)
+
+// On an engine that scans, the spilled entries of a fold's commits are
+// read by point reads along each commit's chunks (chunkChains); they must
+// be exactly those the one query of the entries collection gives, for
+// any range and collection: a commit whose chunks change collection, a
+// range starting or ending inside a chunk, deletes, a commit stored one
+// document per entry (format 1) and more chunks than chainChunks, where
+// the scan is used.
+func TestChunkChainsMatchTheScan(t *testing.T) {
+	srv := enginetest.Start(t)
+	ctx := context.Background()
+	r := Open(srv.Client, srv.DB)
+	if err := r.EnsureSchema(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, main, err := r.CreateProject(ctx, "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl := main.Timeline
+	entry := func(lsn int64, coll, op, token string, i int) Entry {
+		id, _ := bson.Marshal(bson.D{{Key: "_id", Value: int32(i)}})
+		e := Entry{TL: tl, LSN: lsn, Op: op, Coll: coll, Token: token, KeyBytes: KeyOf(bson.Raw(id).Lookup("_id"))}
+		if op == OpPut {
+			e.Doc, _ = bson.Marshal(bson.D{{Key: "_id", Value: int32(i)}, {Key: "v", Value: lsn}})
+		}
+		return e
+	}
+	lsn, n := int64(0), int64(0)
+	commit := func(token string, es []Entry) {
+		n++
+		s := &Slot{TL: tl, N: n, Kind: SlotCommit, Base: lsn, LSN: lsn + int64(len(es)), Token: token, Spilled: true}
+		if err := r.SpillEntries(ctx, "p", es); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.InsertSlot(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		lsn = s.LSN
+	}
+	// Commit 1: LSNs 1..1200 in a, 1201..2500 in b (chunks 1..1000,
+	// 1001..1200, 1201..2200, 2201..2500).
+	var es []Entry
+	for i := 1; i <= 2500; i++ {
+		coll := "a"
+		if i > 1200 {
+			coll = "b"
+		}
+		es = append(es, entry(int64(i), coll, OpPut, "t1", i))
+	}
+	commit("t1", es)
+	// Commit 2: 2501..3200 in a, every third a delete.
+	es = nil
+	for i := 1; i <= 700; i++ {
+		op := OpPut
+		if i%3 == 0 {
+			op = OpDel
+		}
+		es = append(es, entry(lsn+int64(i), "a", op, "t2", i))
+	}
+	commit("t2", es)
+	// Commit 3: 3201..3210 in b, stored one document per entry as format
+	// 1 did.
+	n++
+	s3 := &Slot{TL: tl, N: n, Kind: SlotCommit, Base: lsn, LSN: lsn + 10, Token: "t3", Spilled: true}
+	for i := int64(1); i <= 10; i++ {
+		e := entry(lsn+i, "b", OpPut, "t3", int(i))
+		if _, err := r.DB.Collection(collEntries).InsertOne(ctx, bson.D{{Key: "_id", Value: entryID(tl, e.LSN, "t3")}, {Key: "tl", Value: tl},
+			{Key: "lsn", Value: e.LSN}, {Key: "op", Value: e.Op}, {Key: "coll", Value: "b"}, {Key: "kb", Value: e.KeyBytes}, {Key: "doc", Value: e.Doc}, {Key: "token", Value: "t3"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.InsertSlot(ctx, s3); err != nil {
+		t.Fatal(err)
+	}
+
+	read := func(scans bool, from, to int64, coll string) (string, error) {
+		r.Scans = scans
+		var b bytes.Buffer
+		err := r.EachEntry(ctx, tl, from, to, coll, func(e *Entry) error {
+			fmt.Fprintf(&b, "%d %s %s %x %x\n", e.LSN, e.Op, e.Coll, e.KeyBytes, e.Doc)
+			return nil
+		})
+		return b.String(), err
+	}
+	defer func(n int) { chainChunks = n }(chainChunks)
+	for _, limit := range []int{64, 3} {
+		chainChunks = limit
+		for _, rg := range [][2]int64{{0, 3210}, {0, 1000}, {0, 1001}, {999, 1201}, {1200, 2500}, {1500, 2700}, {2500, 3200}, {2999, 3000}, {3100, 3205}, {3200, 3210}} {
+			for _, coll := range []string{"", "a", "b"} {
+				want, err := read(false, rg[0], rg[1], coll)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := read(true, rg[0], rg[1], coll)
+				if err != nil {
+					t.Fatalf("chains, (%d, %d] %q: %v", rg[0], rg[1], coll, err)
+				}
+				if got != want {
+					t.Errorf("chainChunks %d, (%d, %d] of %q: chains and scan differ:\n%s\nwant\n%s", limit, rg[0], rg[1], coll, head(got), head(want))
+				}
+				if want == "" && coll == "" {
+					t.Errorf("(%d, %d] of %q: no entries", rg[0], rg[1], coll)
+				}
+			}
+		}
+	}
+
+	// The chains alone (not falling back to the scan) give commit 1 and
+	// 2's entries; commit 3 (format 1) makes them fall back.
+	chainChunks = 64
+	slots, err := r.TimelineSlots(ctx, tl, 0, 3210)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ranges := map[string][2]int64{"t1": {1100, 2500}, "t2": {2500, 2600}}
+	got, ok, err := r.chunkChains(ctx, slots, ranges, "")
+	if err != nil || !ok || len(got["t1"]) != 1400 || len(got["t2"]) != 100 || got["t1"][0].LSN != 1101 || got["t2"][99].LSN != 2600 {
+		t.Errorf("chains of t1 and t2: ok %v, err %v, %d and %d entries", ok, err, len(got["t1"]), len(got["t2"]))
+	}
+	ranges["t3"] = [2]int64{3200, 3210}
+	if _, ok, err := r.chunkChains(ctx, slots, ranges, ""); ok || err != nil {
+		t.Errorf("chains with a format-1 commit: ok %v, err %v, want a fallback", ok, err)
+	}
+}
+
+func head(s string) string {
+	if len(s) > 400 {
+		return s[:400] + "..."
+	}
+	return s
+}
