@@ -41,7 +41,7 @@ func TestChunkChainsMatchTheScan(t *testing.T) {
 	lsn, n := int64(0), int64(0)
 	commit := func(token string, es []Entry) {
 		n++
-		s := &Slot{TL: tl, N: n, Kind: SlotCommit, Base: lsn, LSN: lsn + int64(len(es)), Token: token, Spilled: true}
+		s := &Slot{TL: tl, N: n, Kind: SlotCommit, Base: lsn, LSN: lsn + int64(len(es)), Token: token, Spilled: true, Stats: Stats(es)}
 		if err := r.SpillEntries(ctx, "p", es); err != nil {
 			t.Fatal(err)
 		}
@@ -74,7 +74,7 @@ func TestChunkChainsMatchTheScan(t *testing.T) {
 	// Commit 3: 3201..3210 in b, stored one document per entry as format
 	// 1 did.
 	n++
-	s3 := &Slot{TL: tl, N: n, Kind: SlotCommit, Base: lsn, LSN: lsn + 10, Token: "t3", Spilled: true}
+	s3 := &Slot{TL: tl, N: n, Kind: SlotCommit, Base: lsn, LSN: lsn + 10, Token: "t3", Spilled: true, Stats: []CollStats{{Coll: "b", Puts: 10}}}
 	for i := int64(1); i <= 10; i++ {
 		e := entry(lsn+i, "b", OpPut, "t3", int(i))
 		if _, err := r.DB.Collection(collEntries).InsertOne(ctx, bson.D{{Key: "_id", Value: entryID(tl, e.LSN, "t3")}, {Key: "tl", Value: tl},
@@ -133,6 +133,11 @@ func TestChunkChainsMatchTheScan(t *testing.T) {
 	ranges["t3"] = [2]int64{3200, 3210}
 	if _, ok, err := r.chunkChains(ctx, slots, ranges, ""); ok || err != nil {
 		t.Errorf("chains with a format-1 commit: ok %v, err %v, want a fallback", ok, err)
+	}
+	// Collection a: commit 3 (format 1, only b by its stats) is not read.
+	got, ok, err = r.chunkChains(ctx, slots, ranges, "a")
+	if err != nil || !ok || len(got["t1"]) != 100 || len(got["t2"]) != 100 || len(got["t3"]) != 0 {
+		t.Errorf("chains of a: ok %v, err %v, %d, %d and %d entries", ok, err, len(got["t1"]), len(got["t2"]), len(got["t3"]))
 	}
 }
 

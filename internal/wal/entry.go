@@ -332,9 +332,9 @@ var chainChunks = 64 // a variable for tests
 // each _id is the entry id of its first LSN. It says false, with nothing
 // read, when the commits hold more than chainChunks chunks, and false when
 // a commit's first stored document is not a chunk (a format-1 log: one
-// document per entry) or is missing: the caller then scans. Entries of
-// another collection than coll (when not empty) are skipped after the
-// read. Used on an engine that scans (Scans), where a point read by _id
+// document per entry) or is missing: the caller then scans. Commits whose
+// stats do not name coll (when not empty) are not read, and entries of
+// another collection in those read are skipped. Used on an engine that scans (Scans), where a point read by _id
 // is indexed (store.IndexIDs) and a query of the entries collection
 // decodes all of it.
 func (r *Repo) chunkChains(ctx context.Context, slots []Slot, ranges map[string][2]int64, coll string) (map[string][]Entry, bool, error) {
@@ -342,7 +342,7 @@ func (r *Repo) chunkChains(ctx context.Context, slots []Slot, ranges map[string]
 	chunks := int64(0)
 	for i := range slots {
 		s := &slots[i]
-		if _, ok := ranges[s.Token]; ok && s.Spilled {
+		if _, ok := ranges[s.Token]; ok && s.Spilled && touches(s, coll) {
 			chains = append(chains, s)
 			chunks += (s.LSN - s.Base + chunkEntries - 1) / chunkEntries
 		}
@@ -406,6 +406,21 @@ func (r *Repo) chunkChains(ctx context.Context, slots []Slot, ranges map[string]
 		}
 	}
 	return out, true, nil
+}
+
+// touches says whether commit slot s may hold entries of collection coll
+// (any, when coll is empty): its stats name the collections it changed;
+// a slot without stats may hold any.
+func touches(s *Slot, coll string) bool {
+	if coll == "" || len(s.Stats) == 0 {
+		return true
+	}
+	for _, st := range s.Stats {
+		if st.Coll == coll {
+			return true
+		}
+	}
+	return false
 }
 
 // entriesByToken runs one query of the entries collection and returns the
