@@ -110,6 +110,13 @@ func (w *Branch) Import(ctx context.Context, next func() (*ImportBatch, error), 
 				continue
 			}
 			docs := b.Docs
+			if w.ScanReads { // each _id as the engine stores it, as insert does
+				for i := range docs {
+					if docs[i], err = withStoredID(docs[i]); err != nil {
+						return err
+					}
+				}
+			}
 			for len(docs) > 0 {
 				// A batch stops before an _id it repeats, so that the
 				// second one finds the first as its pre-image.

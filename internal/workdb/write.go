@@ -13,6 +13,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 
 	"github.com/argon-db/argon/internal/store"
 	"github.com/argon-db/argon/internal/wal"
@@ -299,6 +300,22 @@ const intentLimit = 1000
 func (w *Branch) InsertStream(ctx context.Context, coll string, next func() ([]bson.Raw, error), info wal.CommitInfo, progress func(int)) (*InsertResult, error) {
 	seen := map[string]int{}
 	var ids []bson.RawValue
+	if w.ScanReads {
+		// Each _id as the engine will store it (see withStoredID).
+		read := next
+		next = func() ([]bson.Raw, error) {
+			docs, err := read()
+			if err != nil {
+				return nil, err
+			}
+			for i := range docs {
+				if docs[i], err = withStoredID(docs[i]); err != nil {
+					return nil, err
+				}
+			}
+			return docs, nil
+		}
+	}
 	// The first batch is read before the write starts, so that a small
 	// insert announces its keys in its lease.
 	first, err := next()
@@ -567,6 +584,76 @@ func storedAsSent(doc bson.Raw) bool {
 		}
 	}
 	return true
+}
+
+// withStoredID returns doc with its _id in the form the embedded engine
+// stores it (see storedAsSent: -0.0 as 0.0, a nested document's _id
+// first), the rest as it is; doc itself when that is the same. An insert
+// sends that form, so that the keys it touches, announces and reads back
+// are the stored document's: with the _id as sent, a failed insert left
+// {_id: 0.0} behind (its repair looked for -0.0), and one whose _id held
+// {a: 1, _id: 2} failed with "vanished".
+func withStoredID(doc bson.Raw) (bson.Raw, error) {
+	id, err := doc.LookupErr("_id")
+	if err != nil || valueStoredAsSent(id) {
+		return doc, nil
+	}
+	elems, err := doc.Elements()
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]byte, len(elems))
+	for i, el := range elems {
+		v := el.Value()
+		if el.Key() == "_id" {
+			v = storedValue(v)
+		}
+		out[i] = element(el.Key(), v)
+	}
+	return bson.Raw(bsoncore.BuildDocument(nil, out...)), nil
+}
+
+func element(key string, v bson.RawValue) []byte {
+	return bsoncore.AppendValueElement(nil, key, bsoncore.Value{Type: bsoncore.Type(v.Type), Data: v.Value})
+}
+
+// storedValue is v in the form the embedded engine stores it.
+func storedValue(v bson.RawValue) bson.RawValue {
+	switch v.Type {
+	case bson.TypeDouble:
+		if f := v.Double(); f == 0 && math.Signbit(f) {
+			return bson.RawValue{Type: bson.TypeDouble, Value: bsoncore.AppendDouble(nil, 0)}
+		}
+	case bson.TypeEmbeddedDocument:
+		elems, err := v.Document().Elements()
+		if err != nil {
+			return v
+		}
+		var out [][]byte
+		for _, el := range elems { // _id first
+			if el.Key() == "_id" {
+				out = append(out, element("_id", storedValue(el.Value())))
+			}
+		}
+		for _, el := range elems {
+			if el.Key() != "_id" {
+				out = append(out, element(el.Key(), storedValue(el.Value())))
+			}
+		}
+		return bson.RawValue{Type: bson.TypeEmbeddedDocument, Value: bsoncore.BuildDocument(nil, out...)}
+	case bson.TypeArray:
+		vals, err := v.Array().Values()
+		if err != nil {
+			return v
+		}
+		out := make([]bsoncore.Value, len(vals))
+		for i, av := range vals {
+			sv := storedValue(av)
+			out[i] = bsoncore.Value{Type: bsoncore.Type(sv.Type), Data: sv.Value}
+		}
+		return bson.RawValue{Type: bson.TypeArray, Value: bsoncore.BuildArray(nil, out...)}
+	}
+	return v
 }
 
 func valueStoredAsSent(v bson.RawValue) bool {
