@@ -38,6 +38,7 @@ func newBenchEnv(b *testing.B, docs int) *benchEnv {
 	srv := enginetest.Start(b)
 	r := wal.Open(srv.Client, srv.DB)
 	r.Scans = srv.Embedded || srv.FerretDB // as the CLI sets it
+	r.Exclusive = srv.Embedded             // the engine runs in this process only
 	if err := r.EnsureSchema(ctx); err != nil {
 		b.Fatal(err)
 	}
@@ -80,6 +81,7 @@ func newBenchEnv(b *testing.B, docs int) *benchEnv {
 func (e *benchEnv) work(br *wal.Branch) *workdb.Branch {
 	w := commitpkg.New().Open(e.repo, br)
 	w.ScanReads = e.srv.Embedded || e.srv.FerretDB // as the CLI sets it
+	w.IDIndexed = e.srv.DataDir != ""              // newBenchEnv indexes it
 	return w
 }
 

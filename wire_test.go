@@ -457,3 +457,54 @@ func TestBranchListReadsNoHistory(t *testing.T) {
 		t.Errorf("argon branch --json: %s", out)
 	}
 }
+
+// On the embedded engine, in a process that runs it itself, an update of
+// many documents is the engine's own updateMany by the user's filter
+// (linear once argon has indexed the collection): one update command on
+// the collection, no scratch database, and the documents read back and
+// logged as the engine changed them.
+func TestUpdateManyUsesTheEngine(t *testing.T) {
+	if os.Getenv("ARGON_TEST_URI") != "" {
+		t.Skip("a process that runs the embedded engine itself")
+	}
+	dir, run := statusWorkspace(t, "um")
+	var b strings.Builder
+	for i := 2; i <= 400; i++ {
+		fmt.Fprintf(&b, `{"_id": %d, "n": %d}`+"\n", i, i)
+	}
+	if err := os.WriteFile(dir+"/docs.json", []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run("insert", "c", "--file", dir+"/docs.json")
+	var mu sync.Mutex
+	var onC, drops int
+	mon := &event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
+		mu.Lock()
+		defer mu.Unlock()
+		if c, _ := e.Command.Lookup("update").StringValueOK(); e.CommandName == "update" && c == "c" {
+			onC++
+		}
+		if e.CommandName == "dropDatabase" {
+			drops++
+		}
+	}}
+	runMonitored(t, dir, mon, []string{"update", "c", `{"n": {"$gte": 100}}`, `{"$inc": {"n": 1000}}`, "--many"})
+	if onC != 1 || drops != 0 {
+		t.Errorf("update --many sent %d updates of c and %d dropDatabase, want 1 and 0", onC, drops)
+	}
+	if _, out := run("count", "c", `{"n": {"$gte": 1100}}`); out != "301\n" {
+		t.Errorf("documents changed: %q, want 301", out)
+	}
+	if _, out := run("find", "c", `{"_id": 400}`); out != "{\"_id\":400,\"n\":1400}\n" {
+		t.Errorf("find 400: %q", out)
+	}
+	if _, out := run("status", "-s"); out != "## main (head 702)\n" {
+		t.Errorf("status after the update: %q", out)
+	}
+	if _, out := run("find", "c", `{"_id": 400}`, "--at", "401"); out != "{\"_id\":400,\"n\":400}\n" {
+		t.Errorf("find 400 at 401: %q", out)
+	}
+	if _, out := run("fsck"); !strings.Contains(out, " 0 problems") {
+		t.Errorf("fsck: %q", out)
+	}
+}

@@ -375,7 +375,7 @@ func (f *Factory) workingDB(ctx context.Context, r *wal.Repo, b *wal.Branch) (*w
 		// Lookups by _id in the working database use an index only once
 		// argon has added it (store.IndexIDs); a collection an
 		// application created since the last command gets it now.
-		_ = files.IndexIDs(w.DB.Name())
+		w.IDIndexed = s.Exclusive && files.IndexIDs(w.DB.Name()) == nil
 	}
 	w.Notice = func(msg string) { fmt.Fprintf(f.IO.ErrOut, "argon: notice: %s\n", msg) }
 	return w, nil

@@ -156,9 +156,40 @@ func (w *Branch) Modify(ctx context.Context, coll string, m Modification, lim Li
 				}
 				return nil, err
 			}
+		case w.ScanReads && len(ids) > 1 && w.IDIndexed && w.Repo.Exclusive:
+			// The engine's own updateMany, by the user's filter: its
+			// per-document writes use argon's _id index, and in a process
+			// that runs the engine itself nobody else writes, so the
+			// filter matches exactly the documents read (checked by the
+			// count). A failure part way is repaired from the log like
+			// any failed write: every matched key is touched.
+			filter := m.Filter
+			if filter == nil {
+				filter = emptyDoc
+			}
+			r, err := c.UpdateMany(ctx, filter, m.Update)
+			if err != nil {
+				if isDuplicate(err) {
+					return nil, w.duplicateOnMany(ctx, c, coll, ids, m.Update, err)
+				}
+				return nil, err
+			}
+			if int(r.MatchedCount) != len(ids) {
+				return nil, changedDuring(coll)
+			}
+			posts, err := readByScan(ctx, c, ids)
+			if err != nil {
+				return nil, err
+			}
+			for i, post := range posts {
+				if err := CheckDocument(post, Limits{}); err != nil {
+					return nil, &DocumentError{Index: -1, Msg: fmt.Sprintf("after the change, the document with _id %s: %s", FormatValue(ids[i]), err)}
+				}
+			}
+			return w.modified(coll, pre, posts, res)
 		case w.ScanReads && len(ids) > 1:
 			// FerretDB writes each updated document with a scan of the
-			// collection: see bulk.go. Nothing is written to the working
+			// collection unless argon has indexed it: see bulk.go. Nothing is written to the working
 			// database until the write-back, so until then a failure has
 			// nothing to repair (and must not undo an application's
 			// change to these documents).
@@ -192,16 +223,7 @@ func (w *Branch) Modify(ctx context.Context, coll string, m Modification, lim Li
 		default:
 			if _, err := c.UpdateMany(ctx, byID, m.Update); err != nil {
 				if isDuplicate(err) {
-					// Find the document whose change breaks the index, one
-					// by one (the whole change is undone anyway).
-					if rerr := w.Repair(ctx, w.base, w.touched); rerr != nil {
-						return nil, err
-					}
-					for _, id := range ids {
-						if _, uerr := c.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}}, m.Update); isDuplicate(uerr) {
-							return nil, duplicateOnChange(ctx, c, coll, id, uerr)
-						}
-					}
+					return nil, w.duplicateOnMany(ctx, c, coll, ids, m.Update, err)
 				}
 				return nil, err
 			}
@@ -340,6 +362,53 @@ func readOne(ctx context.Context, c *mongo.Collection, id bson.RawValue) (bson.R
 // readMany reads the documents with the given ids, in that order, with one
 // query per thousand (a point read each would scan the collection each time
 // on the embedded engine for ids that are not strings or ObjectIds).
+// duplicateOnMany names the document whose change broke a unique index
+// when an update of ids failed with err, a duplicate key: it puts the
+// touched keys back from the log and applies the update one document at a
+// time (the whole change is undone anyway). It returns err when no single
+// document breaks it.
+func (w *Branch) duplicateOnMany(ctx context.Context, c *mongo.Collection, coll string, ids []bson.RawValue, update bson.Raw, err error) error {
+	if rerr := w.Repair(ctx, w.base, w.touched); rerr != nil {
+		return err
+	}
+	for _, id := range ids {
+		if _, uerr := c.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}}, update); isDuplicate(uerr) {
+			return duplicateOnChange(ctx, c, coll, id, uerr)
+		}
+	}
+	return err
+}
+
+// readByScan returns the documents with the given ids, in their order,
+// from one scan of the collection: on FerretDB a {_id: {$in: ids}} is
+// evaluated against the whole list for every document (bulk.go).
+func readByScan(ctx context.Context, c *mongo.Collection, ids []bson.RawValue) ([]bson.Raw, error) {
+	pos := make(map[string]int, len(ids))
+	for i, id := range ids {
+		pos[string(wal.KeyOf(id))] = i
+	}
+	out := make([]bson.Raw, len(ids))
+	cur, err := c.Find(ctx, emptyDoc)
+	if err != nil {
+		return nil, err
+	}
+	defer cur.Close(ctx)
+	for cur.Next(ctx) {
+		if i, ok := pos[string(wal.KeyOf(cur.Current.Lookup("_id")))]; ok {
+			out[i] = append(bson.Raw(nil), cur.Current...)
+		}
+	}
+	if err := cur.Err(); err != nil {
+		return nil, err
+	}
+	for i, d := range out {
+		if d == nil {
+			return nil, fmt.Errorf("document with _id %s vanished from the working database during the write", FormatValue(ids[i]))
+		}
+	}
+	return out, nil
+}
+
 func readMany(ctx context.Context, c *mongo.Collection, ids []bson.RawValue) ([]bson.Raw, error) {
 	pos := make(map[string]int, len(ids))
 	for i, id := range ids {
