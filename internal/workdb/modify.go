@@ -181,18 +181,14 @@ func (w *Branch) Modify(ctx context.Context, coll string, m Modification, lim Li
 			if err != nil {
 				return nil, err
 			}
-			for i, post := range posts {
-				if err := CheckDocument(post, Limits{}); err != nil {
-					return nil, &DocumentError{Index: -1, Msg: fmt.Sprintf("after the change, the document with _id %s: %s", FormatValue(ids[i]), err)}
-				}
-			}
-			return w.modified(coll, pre, posts, res)
+			return w.checkedChanges(coll, ids, pre, posts, res)
 		case w.ScanReads && len(ids) > 1:
 			// FerretDB writes each updated document with a scan of the
-			// collection unless argon has indexed it: see bulk.go. Nothing is written to the working
-			// database until the write-back, so until then a failure has
-			// nothing to repair (and must not undo an application's
-			// change to these documents).
+			// collection unless argon has indexed it: see bulk.go.
+			// Nothing is written to the working database until the
+			// write-back, so until then a failure has nothing to repair
+			// (and must not undo an application's change to these
+			// documents).
 			w.touched = w.touched[:mark]
 			posts, err := w.evaluateUpdate(ctx, m.Filter, m.Update, pre)
 			if err != nil {
@@ -232,12 +228,7 @@ func (w *Branch) Modify(ctx context.Context, coll string, m Modification, lim Li
 		if err != nil {
 			return nil, err
 		}
-		for i, post := range posts {
-			if err := CheckDocument(post, Limits{}); err != nil {
-				return nil, &DocumentError{Index: -1, Msg: fmt.Sprintf("after the change, the document with _id %s: %s", FormatValue(ids[i]), err)}
-			}
-		}
-		return w.modified(coll, pre, posts, res)
+		return w.checkedChanges(coll, ids, pre, posts, res)
 	})
 	if err != nil {
 		return nil, err
@@ -362,6 +353,18 @@ func readOne(ctx context.Context, c *mongo.Collection, id bson.RawValue) (bson.R
 // readMany reads the documents with the given ids, in that order, with one
 // query per thousand (a point read each would scan the collection each time
 // on the embedded engine for ids that are not strings or ObjectIds).
+// checkedChanges checks the documents a change made of pre (posts, of
+// the given ids) against the limits every document meets, and returns
+// its entries.
+func (w *Branch) checkedChanges(coll string, ids []bson.RawValue, pre, posts []bson.Raw, res *ModifyResult) ([]wal.Entry, error) {
+	for i, post := range posts {
+		if err := CheckDocument(post, Limits{}); err != nil {
+			return nil, &DocumentError{Index: -1, Msg: fmt.Sprintf("after the change, the document with _id %s: %s", FormatValue(ids[i]), err)}
+		}
+	}
+	return w.modified(coll, pre, posts, res)
+}
+
 // duplicateOnMany names the document whose change broke a unique index
 // when an update of ids failed with err, a duplicate key: it puts the
 // touched keys back from the log and applies the update one document at a
