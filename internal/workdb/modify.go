@@ -156,13 +156,19 @@ func (w *Branch) Modify(ctx context.Context, coll string, m Modification, lim Li
 				}
 				return nil, err
 			}
-		case w.ScanReads && len(ids) > 1 && w.IDIndexed && w.Repo.Exclusive:
+		case w.ScanReads && len(ids) > 1 && len(ids) <= repairWhole && w.IDIndexed && w.Repo.Exclusive:
 			// The engine's own updateMany, by the user's filter: its
 			// per-document writes use argon's _id index, and in a process
 			// that runs the engine itself nobody else writes, so the
 			// filter matches exactly the documents read (checked by the
-			// count). A failure part way is repaired from the log like
-			// any failed write: every matched key is touched.
+			// count). The engine writes document by document, so a
+			// failure part way is repaired from the log like any failed
+			// write: every matched key is touched, all of them committed
+			// (refuseUncommitted). Past repairWhole keys that repair
+			// would rebuild the whole collection, and with it drop an
+			// application's uncommitted changes to documents the filter
+			// did not match (found by an adversarial review): such an
+			// update is evaluated in a scratch database, below.
 			filter := m.Filter
 			if filter == nil {
 				filter = emptyDoc
