@@ -19,37 +19,10 @@ import (
 // document per entry (format 1) and more chunks than chainChunks, where
 // the scan is used.
 func TestChunkChainsMatchTheScan(t *testing.T) {
-	srv := enginetest.Start(t)
-	ctx := context.Background()
-	r := Open(srv.Client, srv.DB)
-	if err := r.EnsureSchema(ctx); err != nil {
-		t.Fatal(err)
-	}
-	_, main, err := r.CreateProject(ctx, "p")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tl := main.Timeline
-	entry := func(lsn int64, coll, op, token string, i int) Entry {
-		id, _ := bson.Marshal(bson.D{{Key: "_id", Value: int32(i)}})
-		e := Entry{TL: tl, LSN: lsn, Op: op, Coll: coll, Token: token, KeyBytes: KeyOf(bson.Raw(id).Lookup("_id"))}
-		if op == OpPut {
-			e.Doc, _ = bson.Marshal(bson.D{{Key: "_id", Value: int32(i)}, {Key: "v", Value: lsn}})
-		}
-		return e
-	}
-	lsn, n := int64(0), int64(0)
-	commit := func(token string, es []Entry) {
-		n++
-		s := &Slot{TL: tl, N: n, Kind: SlotCommit, Base: lsn, LSN: lsn + int64(len(es)), Token: token, Spilled: true, Stats: Stats(es)}
-		if err := r.SpillEntries(ctx, "p", es); err != nil {
-			t.Fatal(err)
-		}
-		if err := r.InsertSlot(ctx, s); err != nil {
-			t.Fatal(err)
-		}
-		lsn = s.LSN
-	}
+	l := newChainLog(t)
+	r, ctx, tl := l.r, context.Background(), l.main
+	entry := func(lsn int64, coll, op, token string, i int) Entry { return l.entry(tl, lsn, coll, op, token, i) }
+	commit := func(token string, es []Entry) { l.commit(tl, token, es) }
 	// Commit 1: LSNs 1..1200 in a, 1201..2500 in b (chunks 1..1000,
 	// 1001..1200, 1201..2200, 2201..2500).
 	var es []Entry
@@ -68,15 +41,14 @@ func TestChunkChainsMatchTheScan(t *testing.T) {
 		if i%3 == 0 {
 			op = OpDel
 		}
-		es = append(es, entry(lsn+int64(i), "a", op, "t2", i))
+		es = append(es, entry(2500+int64(i), "a", op, "t2", i))
 	}
 	commit("t2", es)
 	// Commit 3: 3201..3210 in b, stored one document per entry as format
 	// 1 did.
-	n++
-	s3 := &Slot{TL: tl, N: n, Kind: SlotCommit, Base: lsn, LSN: lsn + 10, Token: "t3", Spilled: true, Stats: []CollStats{{Coll: "b", Puts: 10}}}
+	s3 := &Slot{TL: tl, N: 3, Kind: SlotCommit, Base: 3200, LSN: 3210, Token: "t3", Spilled: true, Stats: []CollStats{{Coll: "b", Puts: 10}}}
 	for i := int64(1); i <= 10; i++ {
-		e := entry(lsn+i, "b", OpPut, "t3", int(i))
+		e := entry(3200+i, "b", OpPut, "t3", int(i))
 		if _, err := r.DB.Collection(collEntries).InsertOne(ctx, bson.D{{Key: "_id", Value: entryID(tl, e.LSN, "t3")}, {Key: "tl", Value: tl},
 			{Key: "lsn", Value: e.LSN}, {Key: "op", Value: e.Op}, {Key: "coll", Value: "b"}, {Key: "kb", Value: e.KeyBytes}, {Key: "doc", Value: e.Doc}, {Key: "token", Value: "t3"}}); err != nil {
 			t.Fatal(err)
@@ -87,13 +59,7 @@ func TestChunkChainsMatchTheScan(t *testing.T) {
 	}
 
 	read := func(scans bool, from, to int64, coll string) (string, error) {
-		r.Scans = scans
-		var b bytes.Buffer
-		err := r.EachEntry(ctx, tl, from, to, coll, func(e *Entry) error {
-			fmt.Fprintf(&b, "%d %s %s %x %x\n", e.LSN, e.Op, e.Coll, e.KeyBytes, e.Doc)
-			return nil
-		})
-		return b.String(), err
+		return l.read(scans, tl, from, to, coll)
 	}
 	defer func(n int) { chainChunks = n }(chainChunks)
 	for _, limit := range []int{64, 3} {
@@ -139,6 +105,74 @@ func TestChunkChainsMatchTheScan(t *testing.T) {
 	if err != nil || !ok || len(got["t1"]) != 100 || len(got["t2"]) != 100 || len(got["t3"]) != 0 {
 		t.Errorf("chains of a: ok %v, err %v, %d, %d and %d entries", ok, err, len(got["t1"]), len(got["t2"]), len(got["t3"]))
 	}
+}
+
+// chainLog is a project whose log the chunk-chain tests write directly:
+// spilled commits of given entries on any of its timelines.
+type chainLog struct {
+	t     *testing.T
+	r     *Repo
+	main  string
+	heads map[string]*[2]int64 // timeline -> last slot number, head LSN
+}
+
+func newChainLog(t *testing.T) *chainLog {
+	t.Helper()
+	srv := enginetest.Start(t)
+	ctx := context.Background()
+	r := Open(srv.Client, srv.DB)
+	if err := r.EnsureSchema(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, main, err := r.CreateProject(ctx, "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &chainLog{t: t, r: r, main: main.Timeline, heads: map[string]*[2]int64{main.Timeline: {0, 0}}}
+}
+
+// entry is the entry at lsn of timeline tl written by token: a put of
+// {_id: i, v: lsn, tok: token}, a delete of _id i, or index ix<i>.
+func (l *chainLog) entry(tl string, lsn int64, coll, op, token string, i int) Entry {
+	id, _ := bson.Marshal(bson.D{{Key: "_id", Value: int32(i)}})
+	e := Entry{TL: tl, LSN: lsn, Op: op, Coll: coll, Token: token, KeyBytes: KeyOf(bson.Raw(id).Lookup("_id"))}
+	switch op {
+	case OpPut:
+		e.Doc, _ = bson.Marshal(bson.D{{Key: "_id", Value: int32(i)}, {Key: "v", Value: lsn}, {Key: "tok", Value: token}})
+	case OpIndex:
+		spec, _ := bson.Marshal(bson.D{{Key: "name", Value: fmt.Sprintf("ix%d", i)}, {Key: "key", Value: bson.D{{Key: "f", Value: 1}}}})
+		e, _ = IndexEntry(coll, spec)
+		e.TL, e.LSN, e.Token = tl, lsn, token
+	}
+	return e
+}
+
+// commit spills es and commits them on tl under token.
+func (l *chainLog) commit(tl, token string, es []Entry) {
+	l.t.Helper()
+	ctx := context.Background()
+	h := l.heads[tl]
+	h[0]++
+	s := &Slot{TL: tl, N: h[0], Kind: SlotCommit, Base: h[1], LSN: h[1] + int64(len(es)), Token: token, Spilled: true, Stats: Stats(es)}
+	if err := l.r.SpillEntries(ctx, "p", es); err != nil {
+		l.t.Fatal(err)
+	}
+	if err := l.r.InsertSlot(ctx, s); err != nil {
+		l.t.Fatal(err)
+	}
+	h[1] = s.LSN
+}
+
+// read lists the committed entries of tl in (from, to] of coll, by the
+// chains (scans) or by the query of the entries collection.
+func (l *chainLog) read(scans bool, tl string, from, to int64, coll string) (string, error) {
+	l.r.Scans = scans
+	var b bytes.Buffer
+	err := l.r.EachEntry(context.Background(), tl, from, to, coll, func(e *Entry) error {
+		fmt.Fprintf(&b, "%s %d %s %s %x %x\n", e.TL, e.LSN, e.Op, e.Coll, e.KeyBytes, e.Doc)
+		return nil
+	})
+	return b.String(), err
 }
 
 func head(s string) string {
