@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 )
 
@@ -45,6 +46,10 @@ type DBFiles struct {
 	// token of a database, which stands for its files' fingerprint.
 	token func(db string) (string, error)
 	mu    sync.Mutex
+	// indexed holds, by database, the size and time of its files when
+	// IndexIDs last left every collection indexed: unchanged files need
+	// no second look in the same command.
+	indexed map[string]string
 }
 
 // DBFiles returns the reader of the embedded engine's files, or nil when
@@ -122,7 +127,40 @@ func (f *DBFiles) IndexIDs(db string) error {
 	if f.token != nil || !f.record {
 		return nil // not the engine's only user: see idIndexes
 	}
-	return idIndexes(filepath.Join(f.dir, db+".sqlite"))
+	f.mu.Lock()
+	seen := f.indexed[db]
+	f.mu.Unlock()
+	if seen != "" && seen == f.stamp(db) {
+		return nil
+	}
+	if err := idIndexes(filepath.Join(f.dir, db+".sqlite")); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.indexed == nil {
+		f.indexed = map[string]string{}
+	}
+	f.indexed[db] = f.stamp(db)
+	return nil
+}
+
+// stamp is the size and modification time of database db's files, or ""
+// when they cannot be read.
+func (f *DBFiles) stamp(db string) string {
+	var b strings.Builder
+	for _, suffix := range []string{".sqlite", ".sqlite-wal"} {
+		fi, err := os.Lstat(filepath.Join(f.dir, db+suffix))
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			b.WriteString("-;")
+		case err != nil:
+			return ""
+		default:
+			fmt.Fprintf(&b, "%d,%d;", fi.Size(), fi.ModTime().UnixNano())
+		}
+	}
+	return b.String()
 }
 
 func (f *DBFiles) read() map[string]string {
