@@ -133,7 +133,7 @@ func (f *DBFiles) IndexIDs(db string) error {
 	if seen != "" && seen == f.stamp(db) {
 		return nil
 	}
-	if err := idIndexes(filepath.Join(f.dir, db+".sqlite")); err != nil {
+	if _, err := idIndexes(filepath.Join(f.dir, db+".sqlite"), true, nil); err != nil {
 		return err
 	}
 	f.mu.Lock()

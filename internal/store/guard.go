@@ -47,9 +47,10 @@ var UnstorableTypes = map[bson.Type]string{
 
 // guardProxy accepts clients on ln and relays each to the engine at
 // engineAddr, refusing requests the engine would drop the connection on.
-// It counts the writes it passes on in writes (see writeLog), and its
-// clients in act.
-func guardProxy(ln net.Listener, engineAddr string, writes *writeLog, act *activity) {
+// It counts the writes it passes on in writes (see writeLog), tells ix of
+// those that create or drop collections and databases (see
+// serveIndexer; nil: none), and counts its clients in act.
+func guardProxy(ln net.Listener, engineAddr string, writes *writeLog, ix *serveIndexer, act *activity) {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -58,7 +59,7 @@ func guardProxy(ln net.Listener, engineAddr string, writes *writeLog, act *activ
 		act.open()
 		go func() {
 			defer act.close()
-			relay(c, engineAddr, writes)
+			relay(c, engineAddr, writes, ix)
 		}()
 	}
 }
@@ -103,7 +104,7 @@ func (a *activity) idleFor() time.Duration {
 	return time.Since(a.since)
 }
 
-func relay(client net.Conn, engineAddr string, writes *writeLog) {
+func relay(client net.Conn, engineAddr string, writes *writeLog, ix *serveIndexer) {
 	defer client.Close()
 	server, err := net.Dial("tcp", engineAddr)
 	if err != nil {
@@ -112,7 +113,7 @@ func relay(client net.Conn, engineAddr string, writes *writeLog) {
 	defer server.Close()
 	var wmu sync.Mutex // whole messages to the client, from either side
 	// This client's requests passed on and not answered yet.
-	out := newOutstanding(writes)
+	out := newOutstanding(writes, ix)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -168,15 +169,24 @@ func relay(client net.Conn, engineAddr string, writes *writeLog) {
 			}
 			continue
 		}
+		req := request{db: db, write: write, cmd: cmd}
+		if write && ix != nil {
+			req.coll, req.file = commandTarget(msg)
+			if cmd == "dropDatabase" {
+				ix.dropping(db) // waits while the indexer has a file open
+			}
+			ix.passed(cmd, db, req.coll)
+		}
 		// Counted before it can reach the engine, which answers it even
 		// when the client expects no answer (w: 0).
-		out.sent(msg, db, write)
+		out.sent(msg, req)
 		if _, err := server.Write(msg); err != nil {
 			break
 		}
 	}
 	server.Close()
 	<-done
+	out.abandon()
 }
 
 // readMessage reads one whole wire-protocol message.

@@ -61,53 +61,67 @@ func (s *Store) IndexIDs(db string) error {
 // IndexIDsIn is IndexIDs for database db of the embedded engine whose
 // data folder is dataDir.
 func IndexIDsIn(dataDir, db string) error {
-	return idIndexes(filepath.Join(dataDir, db+".sqlite"))
+	_, err := idIndexes(filepath.Join(dataDir, db+".sqlite"), true, nil)
+	return err
 }
 
 // idIndexes creates the missing _id indexes of the database file at path:
-// one read of its schema, and nothing more when none is missing.
-func idIndexes(path string) error {
+// one read of its schema, and nothing more when none is missing. It
+// returns the names of the collections that have the index now. With
+// checkpoint, it then moves what it wrote into the database file (see
+// below). hold, when not nil, is called before the file is closed.
+func idIndexes(path string, checkpoint bool, hold func()) ([]string, error) {
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		return nil
+		return nil, nil
 	}
 	// mode=rw: never create the file. A short busy timeout: the index
 	// only makes lookups faster, and the next command tries again.
 	db, err := sql.Open("sqlite", "file:"+path+"?mode=rw&_pragma=busy_timeout(1000)")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer db.Close()
-	rows, err := db.Query(fmt.Sprintf(`SELECT table_name FROM %q WHERE NOT EXISTS
-		(SELECT 1 FROM sqlite_master WHERE type = 'index' AND tbl_name = table_name AND name = ? || table_name)`, metadataTable), idIndexPrefix)
+	if hold != nil {
+		defer hold()
+	}
+	rows, err := db.Query(fmt.Sprintf(`SELECT name, table_name, EXISTS
+		(SELECT 1 FROM sqlite_master WHERE type = 'index' AND tbl_name = table_name AND name = ? || table_name)
+		FROM %q`, metadataTable), idIndexPrefix)
 	if err != nil {
 		if strings.Contains(err.Error(), "no such table") {
-			return nil // a file the engine has not finished creating
+			return nil, nil // a file the engine has not finished creating
 		}
-		return fmt.Errorf("read the tables of %s: %w", filepath.Base(path), err)
+		return nil, fmt.Errorf("read the tables of %s: %w", filepath.Base(path), err)
 	}
-	var tables []string
+	var indexed, missing, missingColls []string
 	for rows.Next() {
-		var t string
-		if err := rows.Scan(&t); err != nil {
+		var name, table string
+		var has bool
+		if err := rows.Scan(&name, &table, &has); err != nil {
 			rows.Close()
-			return err
+			return nil, err
 		}
-		tables = append(tables, t)
+		if has {
+			indexed = append(indexed, name)
+		} else {
+			missing, missingColls = append(missing, table), append(missingColls, name)
+		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return err
+		return nil, err
 	}
-	for _, t := range tables {
+	for i, t := range missing {
 		q := fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %q ON %q (_ferretdb_sjson->'$._id')`, idIndexPrefix+t, t)
 		if _, err := db.Exec(q); err != nil {
 			if strings.Contains(err.Error(), "no such table") {
 				continue // dropped since the read above
 			}
-			return fmt.Errorf("index the _id of %s in %s: %w", t, filepath.Base(path), err)
+			return indexed, fmt.Errorf("index the _id of %s in %s: %w", t, filepath.Base(path), err)
 		}
+		indexed = append(indexed, missingColls[i])
 	}
-	if len(tables) > 0 {
+	if checkpoint && len(missing) > 0 {
 		// Move the new index's pages from the write-ahead log into the
 		// database file now, as the engine does when it closes the file:
 		// a fingerprint of the files (DBFiles) taken next is then the one
@@ -120,7 +134,7 @@ func idIndexes(path string) error {
 		// taken next would change when the engine closes the file.)
 		_, _ = db.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
 	}
-	return nil
+	return indexed, nil
 }
 
 // indexAll adds the missing _id indexes of every database file in
@@ -129,6 +143,6 @@ func idIndexes(path string) error {
 func indexAll(dataDir string) {
 	files, _ := filepath.Glob(filepath.Join(dataDir, "*.sqlite"))
 	for _, f := range files {
-		_ = idIndexes(f)
+		_, _ = idIndexes(f, true, nil)
 	}
 }

@@ -462,7 +462,11 @@ func ServeIdle(ctx context.Context, dir, addr string, lockTimeout, idle time.Dur
 	}
 	defer ln.Close()
 	act := newActivity()
-	go guardProxy(ln, engineURL.Host, newWriteLog(), act)
+	// Stopped before the engine (deferred after it): no file open then.
+	ix := newServeIndexer(data)
+	go ix.run()
+	defer ix.close()
+	go guardProxy(ln, engineURL.Host, newWriteLog(), ix, act)
 	uri := "mongodb://" + ln.Addr().String() + "/"
 	abs, err := filepath.Abs(dir)
 	if err != nil {

@@ -273,34 +273,66 @@ type outstanding struct {
 	queue []request
 	ids   map[int32]bool
 	log   *writeLog
+	ix    *serveIndexer
 }
 
 type request struct {
 	id    int32
 	db    string
 	write bool
+	// cmd is the command's name; coll the collection it names and file
+	// its database as sent (writes only, for serveIndexer).
+	cmd, coll, file string
 	// silent: the client expects no answer (moreToCome).
 	silent bool
 }
 
-func newOutstanding(l *writeLog) *outstanding {
-	return &outstanding{ids: map[int32]bool{}, log: l}
+func newOutstanding(l *writeLog, ix *serveIndexer) *outstanding {
+	return &outstanding{ids: map[int32]bool{}, log: l, ix: ix}
 }
 
-// sent records request msg (a write to db, or a read), about to be passed
-// on to the engine, which answers it.
-func (o *outstanding) sent(msg []byte, db string, write bool) {
+// sent records request msg (r: a write to r.db, or a read), about to be
+// passed on to the engine, which answers it.
+func (o *outstanding) sent(msg []byte, r request) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	id := requestID(msg)
-	if o.ids[id] {
-		o.log.lose()
+	r.id = requestID(msg)
+	if o.ids[r.id] {
+		o.lose()
 	}
-	o.ids[id] = true
-	silent := opCode(msg) == opMsg && flags(msg)&flagMoreToCome != 0
-	o.queue = append(o.queue, request{id: id, db: db, write: write, silent: silent})
-	if write {
-		o.log.sent(db)
+	o.ids[r.id] = true
+	r.silent = opCode(msg) == opMsg && flags(msg)&flagMoreToCome != 0
+	o.queue = append(o.queue, r)
+	if r.write {
+		o.log.sent(r.db)
+	}
+}
+
+// lose gives up following this connection's answers (see writeLog.lose);
+// a dropDatabase among its requests can then no longer be followed to its
+// end (see serveIndexer). o.mu is held.
+func (o *outstanding) lose() {
+	o.log.lose()
+	o.abandonDrops()
+}
+
+// abandon is called when the connection has ended: the engine may still
+// carry out requests it was not seen to answer.
+func (o *outstanding) abandon() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.abandonDrops()
+}
+
+func (o *outstanding) abandonDrops() {
+	if o.ix == nil {
+		return
+	}
+	for _, r := range o.queue {
+		if r.cmd == "dropDatabase" {
+			o.ix.lost()
+			return
+		}
 	}
 }
 
@@ -313,7 +345,7 @@ func (o *outstanding) answer(msg []byte) (forward bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if len(o.queue) == 0 || o.queue[0].id != responseTo(msg) {
-		o.log.lose()
+		o.lose()
 		return true
 	}
 	r := o.queue[0]
@@ -321,6 +353,9 @@ func (o *outstanding) answer(msg []byte) (forward bool) {
 	delete(o.ids, r.id)
 	if r.write {
 		o.log.answered(r.db)
+		if o.ix != nil {
+			o.ix.answered(r.cmd, r.db, r.file, r.coll)
+		}
 	}
 	return !r.silent
 }

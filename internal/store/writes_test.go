@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,24 +26,39 @@ func serveForTest(t *testing.T) *mongo.Client {
 // serveForTestAt is serveForTest, and the serve's address (host:port).
 func serveForTestAt(t *testing.T) (*mongo.Client, string) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	uri := make(chan string, 1)
-	errc := make(chan error, 1)
-	go func() { errc <- Serve(ctx, t.TempDir(), "127.0.0.1:0", 10*time.Second, func(u string) { uri <- u }) }()
-	var u string
-	select {
-	case u = <-uri:
-	case err := <-errc:
-		cancel()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); <-errc })
+	u, _ := serveAt(t, t.TempDir())
 	c, err := mongo.Connect(options.Client().ApplyURI(u))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Disconnect(context.Background()) })
 	return c, strings.TrimSuffix(strings.TrimPrefix(u, "mongodb://"), "/")
+}
+
+// serveAt runs argon serve on workspace folder dir until stop is called
+// or the test ends, and returns its URI.
+func serveAt(t *testing.T, dir string) (uri string, stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	uc, errc := make(chan string, 1), make(chan error, 1)
+	go func() { errc <- Serve(ctx, dir, "127.0.0.1:0", 10*time.Second, func(u string) { uc <- u }) }()
+	select {
+	case uri = <-uc:
+	case err := <-errc:
+		cancel()
+		t.Fatal(err)
+	}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-errc; err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return uri, stop
 }
 
 // The write token of a database moves with every write to it that the
@@ -203,9 +219,9 @@ func TestOutstandingRequests(t *testing.T) {
 		return b
 	}
 	l := newWriteLog()
-	o := newOutstanding(l)
-	o.sent(msg(7, 0), "", false)
-	o.sent(msg(8, 0), "a", true)
+	o := newOutstanding(l, nil)
+	o.sent(msg(7, 0), request{db: "", write: false})
+	o.sent(msg(8, 0), request{db: "a", write: true})
 	o.answer(msg(100, 7))
 	if l.token("a") != "" {
 		t.Fatal("a token while the write is outstanding")
@@ -215,15 +231,15 @@ func TestOutstandingRequests(t *testing.T) {
 		t.Fatal("no token once every request is answered")
 	}
 	// An id in use again.
-	o.sent(msg(7, 0), "", false)
-	o.sent(msg(7, 0), "a", true)
+	o.sent(msg(7, 0), request{db: "", write: false})
+	o.sent(msg(7, 0), request{db: "a", write: true})
 	if l.token("b") != "" {
 		t.Fatal("a token after an id was used twice")
 	}
 	l2 := newWriteLog()
-	o2 := newOutstanding(l2)
-	o2.sent(msg(1, 0), "", false)
-	o2.sent(msg(2, 0), "a", true)
+	o2 := newOutstanding(l2, nil)
+	o2.sent(msg(1, 0), request{db: "", write: false})
+	o2.sent(msg(2, 0), request{db: "a", write: true})
 	o2.answer(msg(100, 2))
 	if l2.token("b") != "" {
 		t.Fatal("a token after an answer out of order")
