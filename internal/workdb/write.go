@@ -389,9 +389,13 @@ func (w *Branch) insertBatch(ctx context.Context, c *mongo.Collection, coll stri
 		if id.Type == bson.TypeArray {
 			return &DocumentError{Index: first + i, Msg: "_id cannot be an array"}
 		}
-		k := string(wal.KeyOf(id))
+		k := equalityKey(id)
 		if j, dup := seen[k]; dup {
-			return &DocumentError{Index: first + i, Msg: fmt.Sprintf("duplicate _id %s (also document %d)", FormatValue(id), j+1)}
+			msg := fmt.Sprintf("duplicate _id %s (also document %d)", FormatValue(id), j+1)
+			if other := (*ids)[j]; !other.Equal(id) {
+				msg = fmt.Sprintf("duplicate _id %s: document %d has _id %s, which MongoDB takes as the same value", FormatValue(id), j+1, FormatValue(other))
+			}
+			return &DocumentError{Index: first + i, Msg: msg}
 		}
 		seen[k] = first + i
 		*ids = append(*ids, id)

@@ -1,0 +1,79 @@
+package workdb
+
+import (
+	"encoding/hex"
+	"math"
+	"math/big"
+	"strconv"
+	"strings"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
+
+// equalityKey is a string that two _id values share exactly when MongoDB
+// takes them as the same value for a unique index: their bytes, except
+// that numbers of any type compare by value (0, 0.0 and the 64-bit 0 are
+// one _id), inside documents and arrays too. An input holding two of them
+// is refused before anything is written, naming both documents (the
+// server's own duplicate key error would say "already exists" of the
+// input's own document).
+func equalityKey(v bson.RawValue) string {
+	var b strings.Builder
+	writeEqualityKey(&b, v)
+	return b.String()
+}
+
+func writeEqualityKey(b *strings.Builder, v bson.RawValue) {
+	switch v.Type {
+	case bson.TypeInt32:
+		b.WriteString("n")
+		b.WriteString(strconv.FormatInt(int64(v.Int32()), 10))
+	case bson.TypeInt64:
+		b.WriteString("n")
+		b.WriteString(strconv.FormatInt(v.Int64(), 10))
+	case bson.TypeDouble:
+		f := v.Double()
+		switch {
+		case math.IsNaN(f) || math.IsInf(f, 0):
+			b.WriteString("f")
+			b.WriteString(strconv.FormatFloat(f, 'g', -1, 64))
+		case f == math.Trunc(f):
+			// An integer: its exact decimal digits, as an int64 writes
+			// them (-0.0 is 0).
+			b.WriteString("n")
+			b.WriteString(new(big.Float).SetFloat64(f).Text('f', 0))
+		default:
+			b.WriteString("n")
+			b.WriteString(strconv.FormatFloat(f, 'g', -1, 64))
+		}
+	case bson.TypeEmbeddedDocument, bson.TypeArray:
+		open, end := "{", "}"
+		if v.Type == bson.TypeArray {
+			open, end = "[", "]"
+		}
+		elems, err := bson.Raw(v.Value).Elements()
+		if err != nil {
+			writeBytes(b, v)
+			return
+		}
+		b.WriteString(open)
+		for _, el := range elems {
+			if v.Type == bson.TypeEmbeddedDocument {
+				b.WriteString(strconv.Quote(el.Key()))
+				b.WriteString(":")
+			}
+			writeEqualityKey(b, el.Value())
+			b.WriteString(",")
+		}
+		b.WriteString(end)
+	default:
+		writeBytes(b, v)
+	}
+}
+
+func writeBytes(b *strings.Builder, v bson.RawValue) {
+	b.WriteString("t")
+	b.WriteString(strconv.Itoa(int(v.Type)))
+	b.WriteString(":")
+	b.WriteString(hex.EncodeToString(v.Value))
+}
