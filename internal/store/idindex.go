@@ -137,6 +137,18 @@ func idIndexes(path string, checkpoint bool, hold func()) ([]string, error) {
 	return indexed, nil
 }
 
+// checkpoint moves the write-ahead log of the database file at path into
+// the file (see idIndexes), waiting at most 1 s for a reader. Errors are
+// left: a log left in place only costs the next command a check.
+func checkpoint(path string) {
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=rw&_pragma=busy_timeout(1000)")
+	if err != nil {
+		return
+	}
+	defer db.Close()
+	_, _ = db.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
+}
+
 // indexAll adds the missing _id indexes of every database file in
 // dataDir, as argon serve starts (see idIndexes). Errors are left: the
 // indexes only make lookups faster.

@@ -56,6 +56,8 @@ type Store struct {
 	Embedded bool
 	// Served reports whether the embedded engine is served by `argon serve`.
 	Served bool
+	// own counts the writes the client sends (see ownWrites).
+	own *ownWrites
 	// Exclusive reports that this process runs the embedded engine itself
 	// under the workspace lock: no other process can use the deployment.
 	Exclusive bool
@@ -179,9 +181,8 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 
 func openURI(ctx context.Context, uri string, sel time.Duration, ping bool, mon *event.CommandMonitor) (*Store, error) {
 	co := options.Client().ApplyURI(uri).SetServerSelectionTimeout(sel).SetAppName("argon")
-	if mon != nil {
-		co.SetMonitor(mon)
-	}
+	own := newOwnWrites()
+	co.SetMonitor(own.monitor(mon))
 	if err := co.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid MongoDB URI %s: %s", Redact(uri), RedactIn(err.Error(), uri))
 	}
@@ -189,7 +190,7 @@ func openURI(ctx context.Context, uri string, sel time.Duration, ping bool, mon 
 	if err != nil {
 		return nil, fmt.Errorf("invalid MongoDB URI %s: %s", Redact(uri), RedactIn(err.Error(), uri))
 	}
-	s := &Store{Client: client, URI: uri}
+	s := &Store{Client: client, URI: uri, own: own}
 	if ping {
 		// buildInfo instead of ping: the same one round trip proves the
 		// server is there and says which server it is.

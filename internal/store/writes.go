@@ -138,6 +138,12 @@ func classify(msg []byte) (cmd, db string, write bool) {
 	if !ok {
 		return "", "", true
 	}
+	return classifyBody(body)
+}
+
+// classifyBody is classify for a command's body (its section 0: its name
+// first, its $db).
+func classifyBody(body bson.Raw) (cmd, db string, write bool) {
 	elems, err := body.Elements()
 	if err != nil || len(elems) == 0 {
 		return "", "", true

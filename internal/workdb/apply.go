@@ -180,7 +180,7 @@ func (w *Branch) applyDocs(ctx context.Context, coll string, puts []Put) ([]wal.
 				}
 			}
 		} else {
-			byID := bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}
+			byID := idsFilter(ids)
 			cur, err := c.Find(ctx, byID)
 			if err != nil {
 				return nil, err
@@ -288,7 +288,7 @@ func (w *Branch) preImages(ctx context.Context, c *mongo.Collection, coll string
 	}
 	for start := 0; start < len(ids); start += maxDelete {
 		batch := ids[start:min(start+maxDelete, len(ids))]
-		r, err := c.DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: batch}}}})
+		r, err := c.DeleteMany(ctx, idsFilter(batch))
 		if err != nil {
 			return nil, err
 		}

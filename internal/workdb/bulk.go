@@ -256,7 +256,7 @@ func byIDs(ids []bson.RawValue) []deletion {
 	var out []deletion
 	for start := 0; start < len(ids); start += batchSize {
 		batch := ids[start:min(start+batchSize, len(ids))]
-		out = append(out, deletion{filter: bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: batch}}}}, n: len(batch)})
+		out = append(out, deletion{filter: idsFilter(batch), n: len(batch)})
 	}
 	return out
 }

@@ -193,7 +193,7 @@ func (w *Branch) importBatch(ctx context.Context, coll string, batch []bson.Raw,
 	// Pre-images, in one query for the batch.
 	pre := map[string]bson.Raw{}
 	if lookup {
-		cur, err := c.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}})
+		cur, err := c.Find(ctx, idsFilter(ids))
 		if err != nil {
 			return 0, 0, err
 		}
@@ -256,7 +256,7 @@ func (w *Branch) importBatch(ctx context.Context, coll string, batch []bson.Raw,
 		wrote[postKeys[i]] = true
 	}
 	if len(replace) > 0 {
-		if _, err := c.DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: replace}}}}); err != nil {
+		if _, err := c.DeleteMany(ctx, idsFilter(replace)); err != nil {
 			return 0, 0, err
 		}
 	}

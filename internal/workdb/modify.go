@@ -80,7 +80,7 @@ func (w *Branch) Modify(ctx context.Context, coll string, m Modification, lim Li
 			}
 			w.touch(coll, ids[i])
 		}
-		byID := bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}
+		byID := idsFilter(ids)
 		switch {
 		case m.Delete && w.ScanReads:
 			if err := w.rewrite(ctx, c, coll, m.Filter, m.Many, pre, make([]bson.Raw, len(pre))); err != nil {
@@ -348,6 +348,18 @@ func matching(ctx context.Context, c *mongo.Collection, filter bson.Raw, many bo
 	return out, cur.Err()
 }
 
+// idsFilter is a filter matching the documents with the given ids: {_id:
+// id} for one string or ObjectId, which the embedded engine answers from
+// argon's _id index, {_id: {$in: ids}} otherwise, which it answers by
+// reading the whole collection (a one-document update of a 20,000-document
+// branch took 0.8 s on it, two scans).
+func idsFilter(ids []bson.RawValue) bson.D {
+	if len(ids) == 1 && (ids[0].Type == bson.TypeString || ids[0].Type == bson.TypeObjectID) {
+		return bson.D{{Key: "_id", Value: ids[0]}}
+	}
+	return bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}
+}
+
 func readOne(ctx context.Context, c *mongo.Collection, id bson.RawValue) (bson.Raw, error) {
 	raw, err := c.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Raw()
 	if errors.Is(err, mongo.ErrNoDocuments) {
@@ -356,9 +368,6 @@ func readOne(ctx context.Context, c *mongo.Collection, id bson.RawValue) (bson.R
 	return append(bson.Raw(nil), raw...), err
 }
 
-// readMany reads the documents with the given ids, in that order, with one
-// query per thousand (a point read each would scan the collection each time
-// on the embedded engine for ids that are not strings or ObjectIds).
 // checkedChanges checks the documents a change made of pre (posts, of
 // the given ids) against the limits every document meets, and returns
 // its entries.
@@ -418,6 +427,9 @@ func readByScan(ctx context.Context, c *mongo.Collection, ids []bson.RawValue) (
 	return out, nil
 }
 
+// readMany reads the documents with the given ids, in that order, with one
+// query per thousand (a point read each would scan the collection each time
+// on the embedded engine for ids that are not strings or ObjectIds).
 func readMany(ctx context.Context, c *mongo.Collection, ids []bson.RawValue) ([]bson.Raw, error) {
 	pos := make(map[string]int, len(ids))
 	for i, id := range ids {
@@ -426,7 +438,7 @@ func readMany(ctx context.Context, c *mongo.Collection, ids []bson.RawValue) ([]
 	out := make([]bson.Raw, len(ids))
 	for start := 0; start < len(ids); start += batchSize {
 		batch := ids[start:min(start+batchSize, len(ids))]
-		cur, err := c.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: batch}}}})
+		cur, err := c.Find(ctx, idsFilter(batch))
 		if err != nil {
 			return nil, err
 		}

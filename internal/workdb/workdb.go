@@ -619,7 +619,7 @@ func (w *Branch) Repair(ctx context.Context, lsn int64, keys []wal.KeyRef) error
 		var fixPut []bson.Raw
 		for start := 0; start < len(ids); start += batchSize {
 			chunk := ids[start:min(start+batchSize, len(ids))]
-			cur, err := c.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: chunk}}}})
+			cur, err := c.Find(ctx, idsFilter(chunk))
 			if err != nil {
 				return err
 			}
@@ -648,7 +648,7 @@ func (w *Branch) Repair(ctx context.Context, lsn int64, keys []wal.KeyRef) error
 		}
 		for start := 0; start < len(fix); start += batchSize {
 			chunk := fix[start:min(start+batchSize, len(fix))]
-			if _, err := c.DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: chunk}}}}); err != nil {
+			if _, err := c.DeleteMany(ctx, idsFilter(chunk)); err != nil {
 				return err
 			}
 		}

@@ -331,10 +331,17 @@ func (w *Branch) InsertStream(ctx context.Context, coll string, next func() ([]b
 		}
 	}
 	inserted := 0
+	w.cleanAtStart = false
 	cm, head, err := w.Protocol.Write(ctx, w, &info, intent, func(ctx context.Context, emit func([]wal.Entry) error) error {
 		// Looked up once the write holds the branch: taking the branch
 		// may have given it another database (rebind).
 		c := w.DB.Collection(coll)
+		// An insert needs no check of the database (it refuses any _id
+		// already there), but when the database was known clean it stays
+		// so: the next status or write need not read it whole.
+		if w.Files != nil && w.Files.Clean(w.DB.Name()) != "" {
+			w.knownClean()
+		}
 		docs := first
 		for batch := 0; ; batch++ {
 			if batch > 0 && len(docs) > 0 {
@@ -373,6 +380,7 @@ func (w *Branch) InsertStream(ctx context.Context, coll string, next func() ([]b
 	if err != nil {
 		return nil, err
 	}
+	w.keepClean()
 	return &InsertResult{IDs: ids, Commit: cm, Head: head}, nil
 }
 
@@ -465,7 +473,7 @@ func (w *Branch) untouchForeign(ctx context.Context, c *mongo.Collection, coll s
 		for i, d := range batch {
 			sent[string(wal.KeyOf(ids[i]))] = d
 		}
-		if cur, err := c.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}); err == nil {
+		if cur, err := c.Find(ctx, idsFilter(ids)); err == nil {
 			for cur.Next(ctx) {
 				k := string(wal.KeyOf(cur.Current.Lookup("_id")))
 				if d, ok := sent[k]; ok && storedAsSent(d) && !bytes.Equal(d, cur.Current) {
@@ -551,7 +559,7 @@ func (w *Branch) readBack(ctx context.Context, c *mongo.Collection, ids []bson.R
 	} else {
 		for start := 0; start < len(ids); start += batchSize {
 			batch := ids[start:min(start+batchSize, len(ids))]
-			cur, err := c.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: batch}}}})
+			cur, err := c.Find(ctx, idsFilter(batch))
 			if err != nil {
 				return nil, err
 			}
