@@ -645,3 +645,39 @@ func TestWritesKeepTheCleanRecord(t *testing.T) {
 		})
 	}
 }
+
+// argon log reads each slot it shows once: the walk starts from the head
+// the command found, not from a second search of it.
+func TestLogReadsEachSlotOnce(t *testing.T) {
+	dir := wireProject(t)
+	for i := 0; i < 10; i++ {
+		wireCount(t, dir, "insert", "c", fmt.Sprintf(`{"_id": %d}`, i))
+	}
+	for _, args := range [][]string{{"log", "-n", "5"}, {"log"}, {"log", "--oneline", "-n", "3"}} {
+		var mu sync.Mutex
+		reads := map[string]int{}
+		mon := &event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
+			if e.CommandName != "find" {
+				return
+			}
+			coll, _ := e.Command.Lookup("find").StringValueOK()
+			id, ok := e.Command.Lookup("filter", "_id").StringValueOK()
+			if !ok || (coll != "slots" && coll != "timelines") {
+				return
+			}
+			mu.Lock()
+			reads[coll+" "+id]++
+			mu.Unlock()
+		}}
+		runMonitored(t, dir, mon, args)
+		for k, n := range reads {
+			limit := 1
+			if strings.HasPrefix(k, "timelines ") {
+				limit = 2 // the head search, then the ancestry
+			}
+			if n > limit {
+				t.Errorf("argon %v read %s %d times", args, k, n)
+			}
+		}
+	}
+}

@@ -89,7 +89,7 @@ func runLog(ctx context.Context, o *logOptions) error {
 	if err != nil {
 		return suggestBranch(ctx, r, project, err)
 	}
-	head, err := r.Head(ctx, b.Timeline)
+	head, path, err := r.HeadPath(ctx, b.Timeline)
 	if err != nil {
 		return err
 	}
@@ -103,7 +103,7 @@ func runLog(ctx context.Context, o *logOptions) error {
 		}
 		return printGraph(ctx, f, r, project, branch, b.Timeline, head.LSN, o.limit)
 	}
-	items, err := r.Log(ctx, b.Timeline, head.LSN, o.limit)
+	items, err := r.LogFrom(ctx, b.Timeline, head, path, head.LSN, o.limit)
 	if err != nil {
 		return err
 	}

@@ -202,20 +202,50 @@ const hintEvery = 4
 // the hint kept on the timeline. Slots are dense and never deleted, so the
 // head is found by point reads forward: one read when the hint is current.
 func (r *Repo) HeadSlot(ctx context.Context, tl string, from *Slot) (*Slot, error) {
-	cur := from
-	if cur == nil {
-		t, err := r.Timeline(ctx, tl)
-		if err != nil {
-			return nil, err
-		}
-		if cur, err = r.ReadSlot(ctx, tl, t.Hint); err != nil {
-			return nil, err
-		}
-		if cur == nil {
-			return nil, fmt.Errorf("log is inconsistent: timeline %s has no slot %d", tl, t.Hint)
-		}
+	if from != nil {
+		return r.headAfter(ctx, tl, from, false)
 	}
+	t, err := r.Timeline(ctx, tl)
+	if err != nil {
+		return nil, err
+	}
+	return r.headOf(ctx, t)
+}
+
+// headOf is HeadSlot from the hint of timeline t as just read; seen is
+// given every slot read.
+func (r *Repo) headOf(ctx context.Context, t *Timeline, seen ...func(*Slot)) (*Slot, error) {
+	cur, err := r.ReadSlot(ctx, t.ID, t.Hint)
+	if err != nil {
+		return nil, err
+	}
+	if cur == nil {
+		return nil, fmt.Errorf("log is inconsistent: timeline %s has no slot %d", t.ID, t.Hint)
+	}
+	return r.headAfter(ctx, t.ID, cur, true, seen...)
+}
+
+// HeadPath is HeadSlot from the timeline's hint, with the slots the search
+// read on its way (the head among them), by number: slots never change
+// once written, so a walk down the log need not read them again.
+func (r *Repo) HeadPath(ctx context.Context, tl string) (*Slot, map[int64]*Slot, error) {
+	t, err := r.Timeline(ctx, tl)
+	if err != nil {
+		return nil, nil, err
+	}
+	path := map[int64]*Slot{}
+	head, err := r.headOf(ctx, t, func(s *Slot) { path[s.N] = s })
+	return head, path, err
+}
+
+// headAfter follows tl's slots from cur to the last; fromHint: cur is
+// the timeline's hint, which it advances when it is far behind. seen, when
+// not nil, is given every slot read.
+func (r *Repo) headAfter(ctx context.Context, tl string, cur *Slot, fromHint bool, seen ...func(*Slot)) (*Slot, error) {
 	start := cur.N
+	for _, f := range seen {
+		f(cur)
+	}
 	for {
 		next, err := r.ReadSlot(ctx, tl, cur.N+1)
 		if err != nil {
@@ -225,8 +255,11 @@ func (r *Repo) HeadSlot(ctx context.Context, tl string, from *Slot) (*Slot, erro
 			break
 		}
 		cur = next
+		for _, f := range seen {
+			f(cur)
+		}
 	}
-	if cur.N-start >= hintEvery && from == nil {
+	if cur.N-start >= hintEvery && fromHint {
 		r.AdvanceHint(ctx, tl, cur.N)
 	}
 	return cur, nil
@@ -455,8 +488,15 @@ type LogItem struct {
 // Log returns up to limit commits (all when limit <= 0) reachable from LSN
 // at on timeline tl, newest first, walking into ancestors below fork points.
 func (r *Repo) Log(ctx context.Context, tl string, at int64, limit int) ([]LogItem, error) {
+	return r.LogFrom(ctx, tl, nil, nil, at, limit)
+}
+
+// LogFrom is Log from head, tl's head slot as the caller just read it
+// with HeadPath, and path, the slots it read on its way: the walk reads
+// none of them again.
+func (r *Repo) LogFrom(ctx context.Context, tl string, head *Slot, path map[int64]*Slot, at int64, limit int) ([]LogItem, error) {
 	var out []LogItem
-	err := r.WalkLog(ctx, tl, at, func(it LogItem) bool {
+	err := r.walkLog(ctx, tl, head, path, at, false, func(it LogItem) bool {
 		out = append(out, it)
 		return limit <= 0 || len(out) < limit
 	})
@@ -468,19 +508,23 @@ func (r *Repo) Log(ctx context.Context, tl string, at int64, limit int) ([]LogIt
 // each, walking each timeline's slots down from its head (or, on an
 // ancestor, from the slot the child forked at).
 func (r *Repo) WalkLog(ctx context.Context, tl string, at int64, fn func(LogItem) bool) error {
-	return r.walkLog(ctx, tl, at, false, fn)
+	return r.walkLog(ctx, tl, nil, nil, at, false, fn)
 }
 
-// walkLog is WalkLog; with entries, each slot is read with its inline
-// entries (one read per slot either way).
-func (r *Repo) walkLog(ctx context.Context, tl string, at int64, entries bool, fn func(LogItem) bool) error {
+// walkLog is WalkLog from head (nil: read it), with path holding slots of
+// tl already read (see LogFrom); with entries, each slot is read with its
+// inline entries (one read per slot either way).
+func (r *Repo) walkLog(ctx context.Context, tl string, head *Slot, path map[int64]*Slot, at int64, entries bool, fn func(LogItem) bool) error {
 	anc, err := r.Ancestry(ctx, tl)
 	if err != nil {
 		return err
 	}
-	head, err := r.HeadSlot(ctx, tl, nil)
-	if err != nil {
-		return err
+	if head == nil {
+		// From the hint of the timeline just read.
+		path = map[int64]*Slot{}
+		if head, err = r.headOf(ctx, &anc[0], func(s *Slot) { path[s.N] = s }); err != nil {
+			return err
+		}
 	}
 	n := head.N
 	for i, t := range anc {
@@ -488,9 +532,11 @@ func (r *Repo) walkLog(ctx context.Context, tl string, at int64, entries bool, f
 			n = anc[i-1].ParentSlot
 		}
 		for ; n > 0 && at > t.Base; n-- {
-			s, err := r.readSlot(ctx, t.ID, n, entries)
-			if err != nil {
-				return err
+			s := path[n]
+			if i > 0 || entries || s == nil {
+				if s, err = r.readSlot(ctx, t.ID, n, entries); err != nil {
+					return err
+				}
 			}
 			if s == nil {
 				return errors.New("log is inconsistent: timeline " + t.ID + " has no slot " + strconv.FormatInt(n, 10))
