@@ -294,6 +294,10 @@ func TestStatusSkipsTheScanOfUnchangedFiles(t *testing.T) {
 		t.Skip("a server's files are not argon's to read: status scans there")
 	}
 	dir, run := statusWorkspace(t, "st")
+	// Forget what the commands so far recorded: the first status scans.
+	if err := os.Remove(dir + "/.argon/clean.json"); err != nil {
+		t.Fatal(err)
+	}
 	first, out := run("status", "-s")
 	if out != "## main (head 2)\n" {
 		t.Fatalf("status -s of a clean branch printed %q", out)
@@ -605,6 +609,11 @@ func TestWritesKeepTheCleanRecord(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			// Forget what the commands so far recorded: the first status
+			// scans.
+			if err := os.Remove(dir + "/.argon/clean.json"); err != nil {
+				t.Fatal(err)
+			}
 			scanned, _ := run("status", "-s")
 			markerOnly, _ := run("status", "-s")
 			if scanned != markerOnly+2 {
@@ -679,5 +688,55 @@ func TestLogReadsEachSlotOnce(t *testing.T) {
 				t.Errorf("argon %v read %s %d times", args, k, n)
 			}
 		}
+	}
+}
+
+// A working database argon builds whole from the log (a new branch's, on
+// checkout) is recorded clean as built: the first status on it reads the
+// marker only, on the embedded engine and through argon serve.
+func TestBuiltDatabasesAreKnownClean(t *testing.T) {
+	if os.Getenv("ARGON_TEST_URI") != "" {
+		t.Skip("a server's files are not argon's to read: status scans there")
+	}
+	for _, served := range []bool{false, true} {
+		t.Run(fmt.Sprintf("served=%v", served), func(t *testing.T) {
+			p := "bc"
+			if served {
+				p = "bs"
+			}
+			dir, _ := statusWorkspace(t, p)
+			if served {
+				ctx, cancel := context.WithCancel(context.Background())
+				uri, errc := make(chan string, 1), make(chan error, 1)
+				go func() {
+					errc <- store.Serve(ctx, dir+"/.argon", "127.0.0.1:0", 10*time.Second, func(u string) { uri <- u })
+				}()
+				defer func() { cancel(); <-errc }()
+				select {
+				case <-uri:
+				case err := <-errc:
+					t.Fatal(err)
+				}
+			}
+			runMonitored(t, dir, nil, []string{"checkout", "-b", "feat"})
+			db := "ar_" + p + "__feat"
+			var mu sync.Mutex
+			var reads []string
+			mon := &event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
+				if e.CommandName == "find" && e.DatabaseName == db {
+					coll, _ := e.Command.Lookup("find").StringValueOK()
+					mu.Lock()
+					reads = append(reads, coll)
+					mu.Unlock()
+				}
+			}}
+			runMonitored(t, dir, mon, []string{"status", "-s"})
+			for _, coll := range reads {
+				if coll != "_argon" {
+					t.Errorf("the first status on the new branch read %v of its working database, want its marker only", reads)
+					break
+				}
+			}
+		})
 	}
 }

@@ -6,7 +6,8 @@
 #
 # On the embedded engine run by each command (engine=embedded) and on the
 # workspace engine (engine=shared, argon serve started by the first
-# command). Each write names a document that exists, by a string _id.
+# command). Each write names a document that exists, by a string _id;
+# before them, a checkout of a new branch (one run).
 set -euo pipefail
 bin=${1:-argon}
 docs=${2:-20000}
@@ -34,8 +35,12 @@ for engine in embedded shared; do
 import json
 for i in range($docs): print(json.dumps({'_id': 'k%06d' % i, 'v': i}))" >docs.ndjson
 		"$bin" insert c --file docs.ndjson >/dev/null 2>&1
-		"$bin" status >/dev/null
 		declare -A times
+		# A new branch's working database, built at checkout.
+		times[checkout-new-branch]="$(t "$bin" checkout -b feat)"
+		times[status-after-checkout]="$(t "$bin" status)"
+		"$bin" checkout main >/dev/null 2>&1
+		"$bin" status >/dev/null
 		for i in $(seq 1 "$runs"); do
 			id=$(printf 'k%06d' $((i * 7)))
 			times[update]+="$(t "$bin" update c "{\"_id\": \"$id\"}" '{"$inc": {"v": 1}}') "
@@ -47,7 +52,7 @@ for i in range($docs): print(json.dumps({'_id': 'k%06d' % i, 'v': i}))" >docs.nd
 			times[insert]+="$(t "$bin" insert c "{\"_id\": \"$id\", \"v\": 1}") "
 			times[status-after-insert]+="$(t "$bin" status) "
 		done
-		for k in update status-after-update replace status-after-replace delete status-after-delete insert status-after-insert; do
+		for k in checkout-new-branch status-after-checkout update status-after-update replace status-after-replace delete status-after-delete insert status-after-insert; do
 			printf 'engine=%s docs=%s %-22s %s s\n' "$engine" "$docs" "$k" "$(echo "${times[$k]}" | tr ' ' '\n' | grep . | median)"
 		done
 		if [ -f .argon/serve.json ]; then

@@ -109,14 +109,16 @@ func (p *Protocol) gone(r *wal.Repo, l *wal.Lease, seen map[int64]*observation) 
 
 // writer is one write in progress: a lease held on slot lease.N.
 type writer struct {
-	p      *Protocol
-	w      *workdb.Branch
-	r      *wal.Repo
-	token  string
-	lease  *wal.Lease
-	base   *wal.Slot
-	epoch  string
-	sums   workdb.Sums // fingerprint at base, nil when unknown
+	p     *Protocol
+	w     *workdb.Branch
+	r     *wal.Repo
+	token string
+	lease *wal.Lease
+	base  *wal.Slot
+	epoch string
+	sums  workdb.Sums // fingerprint at base, nil when unknown
+	// built: this writer rebuilt the working database from the log.
+	built  bool
 	next   int64
 	buf    []wal.Entry
 	bytes  int
@@ -322,7 +324,7 @@ func (wr *writer) prepare(ctx context.Context, m *workdb.Marker) error {
 		if err != nil {
 			return err
 		}
-		wr.epoch, wr.sums = nm.Epoch, nm.Sums
+		wr.epoch, wr.sums, wr.built = nm.Epoch, nm.Sums, true
 		if announced {
 			// The rebuild is complete: from here on the write changes
 			// only what it announced.
@@ -546,7 +548,12 @@ func (wr *writer) dirtyVoid(token string) *wal.Slot {
 // finish records, after the slot is in, that the working database
 // reflects it. A failure here loses nothing: the marker is only a hint.
 func (wr *writer) finish(ctx context.Context, s *wal.Slot, sums workdb.Sums) {
-	_ = wr.w.AdvanceMarker(context.WithoutCancel(ctx), wr.epoch, s, sums)
+	if err := wr.w.AdvanceMarker(context.WithoutCancel(ctx), wr.epoch, s, sums); err == nil && wr.built && wr.w.Files != nil {
+		// Built whole from the log under this lease, and now at slot s
+		// (released as it was, or with this writer's commit): the next
+		// status need not read it.
+		_ = wr.w.Files.Built(wr.w.DB.Name())
+	}
 	wr.r.MaybeAdvanceHint(context.WithoutCancel(ctx), s.TL, s.N)
 }
 
@@ -763,7 +770,7 @@ func (p *Protocol) Restore(ctx context.Context, w *workdb.Branch) (int64, error)
 		wr.fail(ctx, false)
 		return 0, err
 	}
-	wr.epoch, wr.sums = m.Epoch, m.Sums
+	wr.epoch, wr.sums, wr.built = m.Epoch, m.Sums, true
 	return wr.base.LSN, wr.release(ctx)
 }
 

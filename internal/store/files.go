@@ -50,7 +50,10 @@ type DBFiles struct {
 	token func(db string) (string, error)
 	own   *ownWrites
 	first map[string]tokenCounts
-	mu    sync.Mutex
+	// building holds, by database, the token and own counts as this
+	// process started building it (Building).
+	building map[string]tokenCounts
+	mu       sync.Mutex
 	// indexed holds, by database, the size and time of its files when
 	// IndexIDs last left every collection indexed: unchanged files need
 	// no second look in the same command.
@@ -233,6 +236,59 @@ func (f *DBFiles) keepCleanServed(db string) error {
 	base, ok := f.first[db]
 	f.mu.Unlock()
 	if !ok || f.own == nil || f.Clean(db) != base.token {
+		return nil
+	}
+	now, err := f.tokenAt(db)
+	if err != nil || now.token == "" || !onlyOwnWrites(base, now) {
+		return err
+	}
+	f.mu.Lock()
+	f.first[db] = now
+	f.mu.Unlock()
+	return f.SetClean(db, now.token)
+}
+
+// Building is called before this process builds database db whole from
+// the log (see Built).
+func (f *DBFiles) Building(db string) {
+	if f.token == nil || f.own == nil {
+		return
+	}
+	tc, err := f.tokenAt(db)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.building == nil {
+		f.building = map[string]tokenCounts{}
+	}
+	if err != nil || tc.token == "" {
+		delete(f.building, db)
+		return
+	}
+	f.building[db] = tc
+}
+
+// Built records database db clean after this process built it whole from
+// the log: a process that runs the engine itself records its files (after
+// moving the write-ahead log into them, as KeepClean); a client of argon
+// serve the serve's token, when it moved from the one Building saw by this
+// process's own writes alone (see ownWrites).
+func (f *DBFiles) Built(db string) error {
+	if f.token == nil {
+		if !f.record {
+			return nil
+		}
+		checkpoint(filepath.Join(f.dir, db+".sqlite"))
+		fp, err := f.Fingerprint(db)
+		if err != nil {
+			return err
+		}
+		return f.SetClean(db, fp)
+	}
+	f.mu.Lock()
+	base, ok := f.building[db]
+	delete(f.building, db)
+	f.mu.Unlock()
+	if !ok {
 		return nil
 	}
 	now, err := f.tokenAt(db)

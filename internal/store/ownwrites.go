@@ -30,37 +30,71 @@ import (
 
 // ownWrites counts the writes this process sent, by database as the guard
 // classifies them ("" for the writes it counts against every database).
+//
+// A write that fails may not have reached the engine (the guard refused
+// it and answered itself, or the connection failed before it was sent):
+// counted here and not by the guard, it would leave this process one
+// ahead, and a single write of someone else's between two tokens would
+// even the counts (found by an adversarial review). Any failed write
+// therefore makes the counts untrusted for the rest of the process:
+// nothing more is recorded clean by them.
 type ownWrites struct {
-	mu  sync.Mutex
-	gen map[string]int64
+	mu        sync.Mutex
+	gen       map[string]int64
+	writes    map[int64]bool // requests started and not ended that are writes
+	untrusted bool
 }
 
-func newOwnWrites() *ownWrites { return &ownWrites{gen: map[string]int64{}} }
+func newOwnWrites() *ownWrites {
+	return &ownWrites{gen: map[string]int64{}, writes: map[int64]bool{}}
+}
 
 // monitor returns a command monitor that counts into o and passes every
 // event on to next (nil: none).
 func (o *ownWrites) monitor(next *event.CommandMonitor) *event.CommandMonitor {
-	m := &event.CommandMonitor{Started: func(ctx context.Context, e *event.CommandStartedEvent) {
-		if _, db, write := classifyBody(e.Command); write {
-			o.mu.Lock()
-			o.gen[db]++
-			o.mu.Unlock()
-		}
-		if next != nil && next.Started != nil {
-			next.Started(ctx, e)
-		}
-	}}
-	if next != nil {
-		m.Succeeded, m.Failed = next.Succeeded, next.Failed
+	if next == nil {
+		next = &event.CommandMonitor{}
 	}
-	return m
+	return &event.CommandMonitor{
+		Started: func(ctx context.Context, e *event.CommandStartedEvent) {
+			if _, db, write := classifyBody(e.Command); write {
+				o.mu.Lock()
+				o.gen[db]++
+				o.writes[e.RequestID] = true
+				o.mu.Unlock()
+			}
+			if next.Started != nil {
+				next.Started(ctx, e)
+			}
+		},
+		Succeeded: func(ctx context.Context, e *event.CommandSucceededEvent) {
+			o.mu.Lock()
+			delete(o.writes, e.RequestID)
+			o.mu.Unlock()
+			if next.Succeeded != nil {
+				next.Succeeded(ctx, e)
+			}
+		},
+		Failed: func(ctx context.Context, e *event.CommandFailedEvent) {
+			o.mu.Lock()
+			if o.writes[e.RequestID] {
+				o.untrusted = true
+				delete(o.writes, e.RequestID)
+			}
+			o.mu.Unlock()
+			if next.Failed != nil {
+				next.Failed(ctx, e)
+			}
+		},
+	}
 }
 
-// counts returns the writes sent so far to db and to every database.
-func (o *ownWrites) counts(db string) (n, all int64) {
+// counts returns the writes sent so far to db and to every database; ok
+// is false once a write failed (see ownWrites).
+func (o *ownWrites) counts(db string) (n, all int64, ok bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return o.gen[strings.ToLower(db)], o.gen[""]
+	return o.gen[strings.ToLower(db)], o.gen[""], !o.untrusted
 }
 
 // tokenCounts is a write token and this process's own write counts when
@@ -73,13 +107,13 @@ type tokenCounts struct {
 // tokenAt asks for db's token and returns it with the own counts, or ""
 // when this process wrote while it asked (nothing to chain from).
 func (f *DBFiles) tokenAt(db string) (tokenCounts, error) {
-	n0, all0 := f.own.counts(db)
+	n0, all0, _ := f.own.counts(db)
 	t, err := f.token(db)
 	if err != nil {
 		return tokenCounts{}, err
 	}
-	n1, all1 := f.own.counts(db)
-	if n0 != n1 || all0 != all1 {
+	n1, all1, ok := f.own.counts(db)
+	if n0 != n1 || all0 != all1 || !ok {
 		return tokenCounts{}, nil
 	}
 	return tokenCounts{token: t, n: n1, all: all1}, nil

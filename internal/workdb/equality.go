@@ -37,9 +37,11 @@ func writeEqualityKey(b *strings.Builder, v bson.RawValue) {
 		case math.IsNaN(f) || math.IsInf(f, 0):
 			b.WriteString("f")
 			b.WriteString(strconv.FormatFloat(f, 'g', -1, 64))
+		case f == 0:
+			b.WriteString("n0") // -0.0 too: MongoDB takes it as 0
 		case f == math.Trunc(f):
 			// An integer: its exact decimal digits, as an int64 writes
-			// them (-0.0 is 0).
+			// them.
 			b.WriteString("n")
 			b.WriteString(new(big.Float).SetFloat64(f).Text('f', 0))
 		default:

@@ -86,9 +86,14 @@ type DBFiles interface {
 	SetClean(db, fp string) error
 	// KeepClean records db's files as they are now as clean, after a
 	// write of this process took them from clean files to files holding
-	// exactly the committed state; only when this process runs the engine
-	// itself (no one else can have written in between).
+	// exactly the committed state, when no one else can have written in
+	// between.
 	KeepClean(db string) error
+	// Building is called before this process builds db whole from the
+	// log, and Built after: Built records the database clean when no one
+	// else wrote to it in between.
+	Building(db string)
+	Built(db string) error
 }
 
 // Branch is a branch's working database.
@@ -291,6 +296,11 @@ func newEpoch() string { return bson.NewObjectID().Hex() }
 func (w *Branch) Rebuild(ctx context.Context, head *wal.Slot, notice string) (*Marker, error) {
 	if notice != "" {
 		w.Notice(notice)
+	}
+	if w.Files != nil {
+		// Recorded clean once the protocol has let go of it (see
+		// commit's writer.finish).
+		w.Files.Building(w.DB.Name())
 	}
 	if err := w.own(ctx); err != nil {
 		return nil, err
