@@ -110,6 +110,9 @@ func runFind(ctx context.Context, o *findOptions) error {
 			return err
 		}
 	}
+	if q.Filter, err = workdb.EngineFilter(q.Filter, lim); err != nil {
+		return err
+	}
 	rd, _, err := f.openReader(ctx, o.branch, o.at)
 	if err != nil {
 		return err

@@ -174,8 +174,14 @@ func runModify(ctx context.Context, o *modifyOptions) error {
 			return err
 		}
 	}
+	if m.Filter, err = workdb.EngineFilter(m.Filter, lim); err != nil {
+		return err
+	}
 	if m.Replacement != nil {
 		if err := workdb.CheckDocument(m.Replacement, lim); err != nil {
+			return err
+		}
+		if m.Replacement, err = workdb.EngineDocument(m.Replacement, lim); err != nil {
 			return err
 		}
 	}
@@ -273,6 +279,9 @@ func newCountCmd(f *Factory) *cobra.Command {
 				return err
 			}
 			if err := workdb.CheckQuery("filter", filter, lim); err != nil {
+				return err
+			}
+			if filter, err = workdb.EngineFilter(filter, lim); err != nil {
 				return err
 			}
 			n, err := rd.Count(ctx, args[0], filter)
