@@ -77,6 +77,8 @@ func (w *Branch) Import(ctx context.Context, next func() (*ImportBatch, error), 
 	done := 0
 	pos := map[string]int{}               // documents of each collection so far, for errors
 	wrote := map[string]map[string]bool{} // collection -> keys this import wrote
+	// collection -> equalityKey -> the first _id of the input with it
+	firstEqual := map[string]map[string]importedID{}
 	w.cleanAtStart = false
 	cm, head, err := w.Protocol.Write(ctx, w, &info, nil, func(ctx context.Context, emit func([]wal.Entry) error) error {
 		// The keys are known only as they arrive; each batch touches the
@@ -95,6 +97,7 @@ func (w *Branch) Import(ctx context.Context, next func() (*ImportBatch, error), 
 			if _, ok := seen[b.Coll]; !ok {
 				seen[b.Coll] = map[string]bool{}
 				wrote[b.Coll] = map[string]bool{}
+				firstEqual[b.Coll] = map[string]importedID{}
 				n, err := w.DB.Collection(b.Coll).CountDocuments(ctx, emptyDoc, options.Count().SetLimit(1))
 				if err != nil {
 					return err
@@ -131,6 +134,15 @@ func (w *Branch) Import(ctx context.Context, next func() (*ImportBatch, error), 
 						return &DocumentError{Index: pos[b.Coll] + i, Msg: "_id cannot be an array"}
 					}
 					k := string(wal.KeyOf(id))
+					// Two _ids MongoDB takes as one whose bytes differ
+					// (0 and 0.0): one document to the server, two to
+					// the log's keys. Refused, naming both.
+					ek := equalityKey(id)
+					if first, ok := firstEqual[b.Coll][ek]; !ok {
+						firstEqual[b.Coll][ek] = importedID{key: k, id: id, pos: pos[b.Coll] + i}
+					} else if first.key != k {
+						return &DocumentError{Index: pos[b.Coll] + i, Msg: sameValueMessage(id, first.pos, first.id)}
+					}
 					if inBatch[k] {
 						n = i
 						break
@@ -173,6 +185,14 @@ func (w *Branch) Import(ctx context.Context, next func() (*ImportBatch, error), 
 	w.keepClean()
 	res.Commit, res.Head = cm, head
 	return res, nil
+}
+
+// importedID is an _id of an import's input: its key bytes, and the
+// position of its document.
+type importedID struct {
+	key string
+	id  bson.RawValue
+	pos int
 }
 
 // importBatch writes one batch of distinct _ids into coll and emits the

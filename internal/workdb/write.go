@@ -401,7 +401,7 @@ func (w *Branch) insertBatch(ctx context.Context, c *mongo.Collection, coll stri
 		if j, dup := seen[k]; dup {
 			msg := fmt.Sprintf("duplicate _id %s (also document %d)", FormatValue(id), j+1)
 			if other := (*ids)[j]; !other.Equal(id) {
-				msg = fmt.Sprintf("duplicate _id %s: document %d has _id %s, which MongoDB takes as the same value", FormatValue(id), j+1, FormatValue(other))
+				msg = sameValueMessage(id, j, other)
 			}
 			return &DocumentError{Index: first + i, Msg: msg}
 		}
