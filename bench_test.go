@@ -134,6 +134,34 @@ func BenchmarkFind(b *testing.B) {
 	}
 }
 
+// argon status when it must read the working database (no clean record:
+// an application wrote, or nothing recorded it yet) against one native
+// scan of the same documents (issue 10: at most 1.2x). The branch is
+// clean, so status reads every document once and folds nothing.
+func BenchmarkStatusScan(b *testing.B) {
+	n := 20000
+	if testing.Short() {
+		n = 1000
+	}
+	e := newBenchEnv(b, n)
+	ctx := context.Background()
+	w := e.work(e.main)
+	plain := e.srv.Client.Database(e.plain).Collection("users")
+	pair(b, func() error {
+		changes, _, err := w.Changes(ctx)
+		if err == nil && len(changes) != 0 {
+			err = fmt.Errorf("status of a clean branch found %d changes", len(changes))
+		}
+		return err
+	}, func() error {
+		got, err := nativeFind(ctx, plain, emptyFilter)
+		if err == nil && got != n {
+			err = fmt.Errorf("the native scan read %d documents, want %d", got, n)
+		}
+		return err
+	})
+}
+
 // nativeFind is the baseline of a find: the driver's find of filter on
 // coll, all documents read; it returns how many.
 func nativeFind(ctx context.Context, coll *mongo.Collection, filter bson.Raw) (int, error) {
