@@ -380,6 +380,35 @@ func TestStatusSkipsTheScanUnderServe(t *testing.T) {
 	}
 }
 
+// serveWorkspace starts argon serve on the workspace at dir until the
+// test ends, and returns a client of it (an application).
+func serveWorkspace(t *testing.T, dir string) *mongo.Client {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	uc, errc := make(chan string, 1), make(chan error, 1)
+	go func() {
+		errc <- store.Serve(ctx, dir+"/.argon", "127.0.0.1:0", 10*time.Second, func(u string) { uc <- u })
+	}()
+	var uri string
+	select {
+	case uri = <-uc:
+	case err := <-errc:
+		cancel()
+		t.Fatal(err)
+	}
+	app, err := mongo.Connect(options.Client().ApplyURI(uri))
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = app.Disconnect(context.Background())
+		cancel()
+		<-errc
+	})
+	return app
+}
+
 // wireDocs runs one argon command line in-process, like wireCount, and
 // returns how many documents the server returned to it from collection
 // coll (finds and their getMores).
@@ -591,23 +620,7 @@ func TestWritesKeepTheCleanRecord(t *testing.T) {
 			dir, run := statusWorkspace(t, p)
 			var app *mongo.Client
 			if served {
-				ctx, cancel := context.WithCancel(context.Background())
-				uri, errc := make(chan string, 1), make(chan error, 1)
-				go func() {
-					errc <- store.Serve(ctx, dir+"/.argon", "127.0.0.1:0", 10*time.Second, func(u string) { uri <- u })
-				}()
-				defer func() { cancel(); <-errc }()
-				select {
-				case u := <-uri:
-					c, err := mongo.Connect(options.Client().ApplyURI(u))
-					if err != nil {
-						t.Fatal(err)
-					}
-					defer func() { _ = c.Disconnect(context.Background()) }()
-					app = c
-				case err := <-errc:
-					t.Fatal(err)
-				}
+				app = serveWorkspace(t, dir)
 			}
 			// Forget what the commands so far recorded: the first status
 			// scans.
@@ -706,17 +719,7 @@ func TestBuiltDatabasesAreKnownClean(t *testing.T) {
 			}
 			dir, _ := statusWorkspace(t, p)
 			if served {
-				ctx, cancel := context.WithCancel(context.Background())
-				uri, errc := make(chan string, 1), make(chan error, 1)
-				go func() {
-					errc <- store.Serve(ctx, dir+"/.argon", "127.0.0.1:0", 10*time.Second, func(u string) { uri <- u })
-				}()
-				defer func() { cancel(); <-errc }()
-				select {
-				case <-uri:
-				case err := <-errc:
-					t.Fatal(err)
-				}
+				serveWorkspace(t, dir)
 			}
 			runMonitored(t, dir, nil, []string{"checkout", "-b", "feat"})
 			db := "ar_" + p + "__feat"

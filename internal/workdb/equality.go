@@ -35,20 +35,26 @@ func writeEqualityKey(b *strings.Builder, v bson.RawValue) {
 	case bson.TypeDouble:
 		f := v.Double()
 		switch {
-		case math.IsNaN(f) || math.IsInf(f, 0):
-			b.WriteString("f")
-			b.WriteString(strconv.FormatFloat(f, 'g', -1, 64))
-		case f == 0:
-			b.WriteString("n0") // -0.0 too: MongoDB takes it as 0
-		case f == math.Trunc(f):
-			// An integer: its exact decimal digits, as an int64 writes
-			// them.
-			b.WriteString("n")
-			b.WriteString(new(big.Float).SetFloat64(f).Text('f', 0))
-		default:
-			b.WriteString("n")
-			b.WriteString(strconv.FormatFloat(f, 'g', -1, 64))
+		case math.IsNaN(f):
+			b.WriteString("fnan")
+			return
+		case math.IsInf(f, 0):
+			b.WriteString(map[bool]string{true: "f-inf", false: "finf"}[f < 0])
+			return
 		}
+		// Its exact value (-0.0 is 0; 0.1 is not the decimal 0.1).
+		b.WriteString("n")
+		b.WriteString(new(big.Rat).SetFloat64(f).RatString())
+	case bson.TypeDecimal128:
+		// Exact too, so that NumberDecimal("2") is the 2 it equals.
+		d, _ := v.Decimal128OK()
+		r, ok := new(big.Rat).SetString(d.String())
+		if !ok { // NaN, Infinity, -Infinity
+			b.WriteString(map[string]string{"NaN": "fnan", "Infinity": "finf", "-Infinity": "f-inf"}[d.String()])
+			return
+		}
+		b.WriteString("n")
+		b.WriteString(r.RatString())
 	case bson.TypeEmbeddedDocument, bson.TypeArray:
 		open, end := "{", "}"
 		if v.Type == bson.TypeArray {

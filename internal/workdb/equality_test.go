@@ -1,10 +1,20 @@
 package workdb
 
 import (
+	"math"
 	"testing"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
+
+func dec(t *testing.T, s string) bson.Decimal128 {
+	t.Helper()
+	d, err := bson.ParseDecimal128(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
 
 func rawValue(t *testing.T, v any) bson.RawValue {
 	t.Helper()
@@ -35,6 +45,14 @@ func TestEqualityKey(t *testing.T) {
 		{bson.D{{Key: "a", Value: 1}}, bson.A{1}, false},
 		{bson.D{{Key: "a", Value: "1"}}, bson.D{{Key: "a", Value: int32(1)}}, false},
 		{true, int32(1), false},
+		{dec(t, "2"), int32(2), true},
+		{dec(t, "2.0"), int64(2), true},
+		{dec(t, "0.5"), 0.5, true},
+		{dec(t, "0.1"), 0.1, false}, // the double 0.1 is not one tenth
+		{dec(t, "NaN"), math.NaN(), true},
+		{dec(t, "-Infinity"), math.Inf(-1), true},
+		{dec(t, "Infinity"), math.Inf(-1), false},
+		{1e300, 1e300, true},
 	}
 	for _, c := range cases {
 		ka, kb := equalityKey(rawValue(t, c.a)), equalityKey(rawValue(t, c.b))

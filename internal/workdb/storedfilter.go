@@ -13,8 +13,8 @@ import (
 // in order, so a filter naming such an _id as it was inserted matched
 // nothing there, where MongoDB finds the document (issue 7). The _id
 // values of the filter (top level, in $and, $or and $nor, and the
-// operands of $eq, $ne, $in and $nin) are sent in the stored form; the
-// rest is left as it is. On MongoDB (lim.Engine empty) the filter is
+// operands of the comparisons, also under $not) are sent in the stored
+// form; the rest is left as it is. On MongoDB (lim.Engine empty) the filter is
 // unchanged.
 func EngineFilter(filter bson.Raw, lim Limits) (bson.Raw, error) {
 	if lim.Engine == "" || filter == nil {
@@ -82,8 +82,9 @@ func storedFilter(filter bson.Raw) (bson.Raw, bool, error) {
 }
 
 // storedIDCondition is the condition v on _id with its values in the
-// stored form: v itself when it is a value, the operands of $eq, $ne,
-// $in and $nin when it is an operator document.
+// stored form: v itself when it is a value, the operands of the
+// comparisons ($eq, $ne, $gt, $gte, $lt, $lte, $in, $nin) when it is an
+// operator document, and the same under $not.
 func storedIDCondition(v bson.RawValue) (bson.RawValue, bool) {
 	if v.Type != bson.TypeEmbeddedDocument {
 		sv := storedValue(v)
@@ -99,10 +100,16 @@ func storedIDCondition(v bson.RawValue) (bson.RawValue, bool) {
 	for i, el := range elems {
 		ov := el.Value()
 		switch el.Key() {
-		case "$eq", "$ne":
+		case "$eq", "$ne", "$gt", "$gte", "$lt", "$lte":
 			sv := storedValue(ov)
 			if !sameValue(sv, ov) {
 				ov, changed = sv, true
+			}
+		case "$not":
+			if ov.Type == bson.TypeEmbeddedDocument {
+				if sv, c := storedIDCondition(ov); c {
+					ov, changed = sv, true
+				}
 			}
 		case "$in", "$nin":
 			if ov.Type == bson.TypeArray {

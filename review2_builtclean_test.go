@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/event"
+
+	"github.com/argon-db/argon/cmd"
+	"github.com/argon-db/argon/internal/ui"
+)
+
+// review2Status runs `argon status -s` and returns its output.
+func review2Status(t *testing.T, dir string) string {
+	t.Helper()
+	io, _, out, errOut := ui.Test()
+	if code := cmd.Run(context.Background(), &cmd.Factory{IO: io, Dir: dir}, []string{"status", "-s"}); code != 0 {
+		t.Fatalf("status: exit %d: %s", code, errOut.String())
+	}
+	return out.String()
+}
+
+// Verified property (served mode): an application's write through argon
+// serve made while a CLI command rebuilds a new branch's working database
+// (here: injected synchronously just before the rebuild writes its
+// marker, and again just before the token request of DBFiles.Built) is
+// never recorded clean: the next status lists it.
+func TestReview2BuiltServedAppWriteDuringRebuildIsNotHidden(t *testing.T) {
+	if os.Getenv("ARGON_TEST_URI") != "" {
+		t.Skip("embedded engine only")
+	}
+	for _, at := range []string{"marker", "token"} {
+		t.Run(at, func(t *testing.T) {
+			p := "rb" + at[:1]
+			dir, _ := statusWorkspace(t, p)
+			app := serveWorkspace(t, dir)
+			db := "ar_" + p + "__feat"
+			var once sync.Once
+			fired, tokens := false, 0
+			mon := &event.CommandMonitor{Started: func(ctx context.Context, e *event.CommandStartedEvent) {
+				hit := false
+				switch at {
+				case "marker":
+					hit = e.DatabaseName == db && e.CommandName == "insert" && e.Command.Lookup("insert").StringValue() == "_argon"
+				case "token":
+					// The second token of db: Built's (the first is Building's).
+					if e.CommandName == "argonWriteToken" && strings.Contains(e.Command.String(), db) {
+						tokens++
+						hit = tokens == 2
+					}
+				}
+				if hit {
+					once.Do(func() {
+						fired = true
+						if _, err := app.Database(db).Collection("c").InsertOne(context.Background(), bson.D{{Key: "_id", Value: 777}}); err != nil {
+							t.Errorf("app insert: %v", err)
+						}
+					})
+				}
+			}}
+			runMonitored(t, dir, mon, []string{"checkout", "-b", "feat"})
+			if !fired {
+				t.Skip("the injection point was not reached")
+			}
+			if out := review2Status(t, dir); !strings.Contains(out, "777") {
+				t.Fatalf("status after an application write during the rebuild: %q, want the insert of 777 listed", out)
+			}
+		})
+	}
+}
+
+// Verified property (served mode): a working database an application
+// dropped and filled again is adopted, its data shown as changes, by
+// status after status (Adopt's marker is never recorded clean), and a CLI
+// write that follows keeps showing it.
+func TestReview2AdoptedDatabaseNeverRecordedClean(t *testing.T) {
+	if os.Getenv("ARGON_TEST_URI") != "" {
+		t.Skip("embedded engine only")
+	}
+	p := "ad"
+	dir, run := statusWorkspace(t, p)
+	run("status", "-s") // a clean record for main
+	app := serveWorkspace(t, dir)
+	ctx := context.Background()
+	db := app.Database("ar_" + p + "__main")
+	if err := db.Drop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Collection("c").InsertOne(ctx, bson.D{{Key: "_id", Value: 5}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		out := review2Status(t, dir)
+		if !strings.Contains(out, "c") {
+			t.Fatalf("status %d after drop and re-seed: %q, want changes listed", i+1, out)
+		}
+	}
+	run("insert", "e", `{"_id": 1}`)
+	if out := review2Status(t, dir); !strings.Contains(out, "c") {
+		t.Fatalf("status after a CLI write on the adopted database: %q, want the application's changes", out)
+	}
+}
