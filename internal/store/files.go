@@ -203,29 +203,48 @@ func (f *DBFiles) Clean(db string) string {
 	return f.read()[db]
 }
 
-// KeepClean records db's files as they are now as clean, when this process
-// runs the engine itself under the workspace lock (see
-// workdb.DBFiles.KeepClean); a client of argon serve records nothing: its
-// own write moved the token, and so may an application's.
+// KeepClean records db as clean after a write that started clean (see
+// workdb.DBFiles.KeepClean): its files, in a process that runs the engine
+// itself under the workspace lock; the serve's token, in a client of argon
+// serve, when the token moved by this process's own writes alone.
 func (f *DBFiles) KeepClean(db string) error {
 	if f.token != nil {
 		return f.keepCleanServed(db)
 	}
+	return f.recordFiles(db)
+}
+
+// recordFiles records db's files as they are now as clean, in a process
+// that runs the engine itself. The write left pages in the write-ahead
+// log, which the engine moves into the database file when it closes it:
+// recorded before that, the fingerprint named bytes the next command
+// never saw, so every write dropped the record and the next status read
+// the whole branch (1.5 s on 20,000 documents). Moved now, the close finds
+// nothing to move. The files are this process's alone (Store.Exclusive).
+func (f *DBFiles) recordFiles(db string) error {
 	if !f.record {
 		return nil
 	}
-	// The write left pages in the write-ahead log, which the engine
-	// moves into the database file when it closes it: recorded now, the
-	// fingerprint named bytes the next command never saw, so every write
-	// dropped the record and the next status read the whole branch
-	// (1.5 s on 20,000 documents). Moved now, the close finds nothing to
-	// move. The files are this process's alone (Store.Exclusive).
 	checkpoint(filepath.Join(f.dir, db+".sqlite"))
 	fp, err := f.Fingerprint(db)
 	if err != nil {
 		return err
 	}
 	return f.SetClean(db, fp)
+}
+
+// recordToken records db's write token as clean when it moved from base
+// (a token this process saw, with its own counts then) by this process's
+// writes alone (see ownWrites), and chains later writes from it.
+func (f *DBFiles) recordToken(db string, base tokenCounts) error {
+	now, err := f.tokenAt(db)
+	if err != nil || now.token == "" || !onlyOwnWrites(base, now) {
+		return err
+	}
+	f.mu.Lock()
+	f.first[db] = now
+	f.mu.Unlock()
+	return f.SetClean(db, now.token)
 }
 
 // keepCleanServed is KeepClean for a client of argon serve: the new token
@@ -238,14 +257,7 @@ func (f *DBFiles) keepCleanServed(db string) error {
 	if !ok || f.own == nil || f.Clean(db) != base.token {
 		return nil
 	}
-	now, err := f.tokenAt(db)
-	if err != nil || now.token == "" || !onlyOwnWrites(base, now) {
-		return err
-	}
-	f.mu.Lock()
-	f.first[db] = now
-	f.mu.Unlock()
-	return f.SetClean(db, now.token)
+	return f.recordToken(db, base)
 }
 
 // Building is called before this process builds database db whole from
@@ -274,15 +286,7 @@ func (f *DBFiles) Building(db string) {
 // process's own writes alone (see ownWrites).
 func (f *DBFiles) Built(db string) error {
 	if f.token == nil {
-		if !f.record {
-			return nil
-		}
-		checkpoint(filepath.Join(f.dir, db+".sqlite"))
-		fp, err := f.Fingerprint(db)
-		if err != nil {
-			return err
-		}
-		return f.SetClean(db, fp)
+		return f.recordFiles(db)
 	}
 	f.mu.Lock()
 	base, ok := f.building[db]
@@ -291,14 +295,7 @@ func (f *DBFiles) Built(db string) error {
 	if !ok {
 		return nil
 	}
-	now, err := f.tokenAt(db)
-	if err != nil || now.token == "" || !onlyOwnWrites(base, now) {
-		return err
-	}
-	f.mu.Lock()
-	f.first[db] = now
-	f.mu.Unlock()
-	return f.SetClean(db, now.token)
+	return f.recordToken(db, base)
 }
 
 // SetClean records that database db was clean when its files had

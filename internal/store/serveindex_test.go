@@ -100,7 +100,44 @@ func TestServeIndexesNewCollections(t *testing.T) {
 // open, and writes acknowledged after the database was created again are
 // all there once the serve has stopped and the files are read afresh.
 func TestServeIndexerWaitsForNoDrop(t *testing.T) {
-	held, release := make(chan string, 1), make(chan struct{})
+	dir, client, stop, release := serveWithVictimHeld(t, options.Client())
+	ctx := context.Background()
+	dropped := make(chan error, 1)
+	go func() { dropped <- client.Database("victim").Drop(ctx) }()
+	select {
+	case err := <-dropped:
+		t.Fatalf("dropDatabase answered (%v) while the indexer had the file open", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	close(release)
+	select {
+	case err := <-dropped:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		// Measured without the wait: the engine's drop, run with the
+		// indexer's connection open, never ends (and stopping the serve
+		// then hangs too: the test fails by its -timeout).
+		t.Fatal("dropDatabase did not end a minute after the indexer closed the file")
+	}
+	want := insertFifty(t, client)
+	_ = client.Disconnect(ctx)
+	stop()
+	if got := victimIDs(t, dir); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("after the drop and 50 acknowledged inserts: %v, want %v", got, want)
+	}
+}
+
+// serveWithVictimHeld runs argon serve over a new workspace folder whose
+// indexer, once, keeps database victim's file open until release is
+// closed: it returns once that has happened, after a first insert into
+// victim.c by client (made with opts), and returns the folder, the client
+// and the serve's stop.
+func serveWithVictimHeld(t *testing.T, opts *options.ClientOptions) (dir string, client *mongo.Client, stop func(), release chan struct{}) {
+	t.Helper()
+	held := make(chan string, 1)
+	release = make(chan struct{})
 	var once sync.Once
 	testIndexHold = func(db string) {
 		if db != "victim" {
@@ -111,16 +148,14 @@ func TestServeIndexerWaitsForNoDrop(t *testing.T) {
 			<-release
 		})
 	}
-	defer func() { testIndexHold = nil }()
-	dir := t.TempDir()
-	ctx := context.Background()
+	t.Cleanup(func() { testIndexHold = nil })
+	dir = t.TempDir()
 	u, stop := serveAt(t, dir)
-	client, err := mongo.Connect(options.Client().ApplyURI(u))
+	client, err := mongo.Connect(opts.ApplyURI(u))
 	if err != nil {
 		t.Fatal(err)
 	}
-	coll := client.Database("victim").Collection("c")
-	if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: "old"}}); err != nil {
+	if _, err := client.Database("victim").Collection("c").InsertOne(context.Background(), bson.D{{Key: "_id", Value: "old"}}); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -128,29 +163,30 @@ func TestServeIndexerWaitsForNoDrop(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("the indexer never looked at the new database")
 	}
-	dropped := make(chan error, 1)
-	go func() { dropped <- client.Database("victim").Drop(ctx) }()
-	select {
-	case err := <-dropped:
-		t.Fatalf("dropDatabase answered (%v) while the indexer had the file open", err)
-	case <-time.After(300 * time.Millisecond):
-	}
-	close(release)
-	if err := <-dropped; err != nil {
-		t.Fatal(err)
-	}
-	var want []string
+	return dir, client, stop, release
+}
+
+// insertFifty inserts new00 to new49 into victim.c, each acknowledged,
+// and returns their _ids.
+func insertFifty(t *testing.T, client *mongo.Client) []string {
+	t.Helper()
+	var ids []string
 	for i := 0; i < 50; i++ {
 		id := fmt.Sprintf("new%02d", i)
-		if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: id}}); err != nil {
+		if _, err := client.Database("victim").Collection("c").InsertOne(context.Background(), bson.D{{Key: "_id", Value: id}}); err != nil {
 			t.Fatal(err)
 		}
-		want = append(want, id)
+		ids = append(ids, id)
 	}
-	_ = client.Disconnect(ctx)
-	stop()
+	return ids
+}
 
-	client = engineClient(t, filepath.Join(dir, "data"))
+// victimIDs reads the _ids of victim.c, in order, from the files of the
+// stopped serve of workspace folder dir, with an engine of its own.
+func victimIDs(t *testing.T, dir string) []string {
+	t.Helper()
+	ctx := context.Background()
+	client := engineClient(t, filepath.Join(dir, "data"))
 	cur, err := client.Database("victim").Collection("c").Find(ctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
 	if err != nil {
 		t.Fatal(err)
@@ -161,11 +197,9 @@ func TestServeIndexerWaitsForNoDrop(t *testing.T) {
 	if err := cur.All(ctx, &docs); err != nil {
 		t.Fatal(err)
 	}
-	var got []string
+	var ids []string
 	for _, d := range docs {
-		got = append(got, d.ID)
+		ids = append(ids, d.ID)
 	}
-	if strings.Join(got, " ") != strings.Join(want, " ") {
-		t.Errorf("after the drop and 50 acknowledged inserts: %v, want %v", got, want)
-	}
+	return ids
 }
