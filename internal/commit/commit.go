@@ -315,12 +315,25 @@ func (wr *writer) widen(ctx context.Context, tracked bool) error {
 // read before the lease was taken.
 func (wr *writer) prepare(ctx context.Context, m *workdb.Marker) error {
 	w, base := wr.w, wr.base
-	rebuild := func(notice string) error {
+	build := func(notice string, keep bool) error {
 		announced := wr.lease.KeysKnown
 		if err := wr.widen(ctx, false); err != nil {
 			return err
 		}
-		nm, err := w.Rebuild(ctx, base, notice)
+		var nm *workdb.Marker
+		var err error
+		if keep {
+			nm, err = w.Build(ctx, base)
+		} else {
+			nm, err = w.Rebuild(ctx, base, notice)
+		}
+		if errors.Is(err, workdb.ErrFilled) && announced {
+			// Nothing was changed: the write goes back to its keys.
+			wr.unknown, wr.untracked = false, false
+			if err := wr.r.Narrow(ctx, wr.lease); err != nil {
+				return err
+			}
+		}
 		if err != nil {
 			return err
 		}
@@ -333,6 +346,7 @@ func (wr *writer) prepare(ctx context.Context, m *workdb.Marker) error {
 		}
 		return nil
 	}
+	rebuild := func(notice string) error { return build(notice, false) }
 	switch {
 	case m == nil && base.Kind == wal.SlotVoid && base.Dirty && !base.KeysKnown:
 		// A rebuild or a write that could not say what it touched did not
@@ -344,8 +358,12 @@ func (wr *writer) prepare(ctx context.Context, m *workdb.Marker) error {
 			return err
 		}
 		if !data {
-			// Missing or dropped, with nothing in it: nothing to keep.
-			return rebuild("")
+			// Missing or dropped, with nothing in it: nothing to keep,
+			// but an application may write to it at any moment, so
+			// the build never drops (ErrFilled: adopt what it wrote).
+			if err := build("", true); !errors.Is(err, workdb.ErrFilled) {
+				return err
+			}
 		}
 		// Dropped (or never built by argon) and filled by an
 		// application: keep what it holds, as uncommitted changes.

@@ -294,6 +294,24 @@ func newEpoch() string { return bson.NewObjectID().Hex() }
 // Rebuild drops the database and materialises the state of slot head from
 // the log, with a new epoch. It returns the new marker.
 func (w *Branch) Rebuild(ctx context.Context, head *wal.Slot, notice string) (*Marker, error) {
+	return w.build(ctx, head, notice, false)
+}
+
+// ErrFilled is Build's answer when the database it was to build, found
+// empty a moment before, holds a collection: an application wrote to it
+// in between, and its work is not argon's to drop.
+var ErrFilled = errors.New("an application wrote to the working database while argon was about to build it")
+
+// Build materialises the state of slot head in a database the caller
+// found without data (missing, or dropped by an application), like
+// Rebuild but without ever dropping: when the database holds a
+// collection besides the marker's by the time it is claimed, Build
+// returns ErrFilled and has changed nothing in it.
+func (w *Branch) Build(ctx context.Context, head *wal.Slot) (*Marker, error) {
+	return w.build(ctx, head, "", true)
+}
+
+func (w *Branch) build(ctx context.Context, head *wal.Slot, notice string, keep bool) (*Marker, error) {
 	if notice != "" {
 		w.Notice(notice)
 	}
@@ -302,7 +320,7 @@ func (w *Branch) Rebuild(ctx context.Context, head *wal.Slot, notice string) (*M
 		// commit's writer.finish).
 		w.Files.Building(w.DB.Name())
 	}
-	if err := w.own(ctx); err != nil {
+	if err := w.own(ctx, keep); err != nil {
 		return nil, err
 	}
 	st, err := w.Repo.Fold(ctx, w.TL, head.LSN, "")
@@ -335,13 +353,24 @@ func (w *Branch) Rebuild(ctx context.Context, head *wal.Slot, notice string) (*M
 //     already exists" when collections were dropped one by one);
 //   - one another metadata database owns is left to it, and the branch
 //     gets a new name (rebind).
-func (w *Branch) own(ctx context.Context) error {
+//
+// With keep, it never drops: a database holding a collection besides the
+// marker's is ErrFilled, and one holding the marker's alone is claimed as
+// it is.
+func (w *Branch) own(ctx context.Context, keep bool) error {
 	for try := 0; try < 4; try++ {
 		names, err := w.DB.ListCollectionNames(ctx, bson.D{})
 		if err != nil {
 			return err
 		}
-		if len(names) > 0 {
+		if keep {
+			for _, n := range names {
+				if n != MarkerCollection {
+					return ErrFilled
+				}
+			}
+		}
+		if len(names) > 0 && !keep {
 			if err := w.checkOwned(ctx); errors.As(err, new(*ForeignError)) {
 				if err := w.rebind(ctx, err); err != nil {
 					return err
