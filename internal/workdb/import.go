@@ -9,6 +9,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 
 	"github.com/argon-db/argon/internal/wal"
 )
@@ -217,14 +218,32 @@ func (w *Branch) importBatch(ctx context.Context, coll string, batch []bson.Raw,
 		if err != nil {
 			return 0, 0, err
 		}
+		byValue := map[string]bson.Raw{}
 		for cur.Next(ctx) {
 			d := bson.Raw(append([]byte(nil), cur.Current...))
 			pre[string(wal.KeyOf(d.Lookup("_id")))] = d
+			byValue[equalityKey(d.Lookup("_id"))] = d
 		}
 		if err := cur.Err(); err != nil {
 			return 0, 0, err
 		}
 		_ = cur.Close(ctx)
+		// A document whose _id equals a stored one in value but not in
+		// bytes (2 and the 64-bit 2) is that document, as the server's
+		// unique index says: it keeps the stored _id, as an update by
+		// _id would.
+		for i, d := range batch {
+			if _, ok := pre[keys[i]]; ok {
+				continue
+			}
+			if old, ok := byValue[equalityKey(ids[i])]; ok {
+				ids[i] = old.Lookup("_id")
+				keys[i] = string(wal.KeyOf(ids[i]))
+				if batch[i], err = replaceID(d, ids[i]); err != nil {
+					return 0, 0, err
+				}
+			}
+		}
 	}
 	// The documents to write: new ones and changed ones. A document the
 	// collection already holds byte for byte is left alone.
@@ -319,6 +338,23 @@ func (w *Branch) importBatch(ctx context.Context, coll string, batch []bson.Raw,
 		seen[postKeys[i]] = true
 	}
 	return len(post) - len(replace), len(replace), emit(entries)
+}
+
+// replaceID returns doc with its _id's value replaced by id, in place.
+func replaceID(doc bson.Raw, id bson.RawValue) (bson.Raw, error) {
+	elems, err := doc.Elements()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, len(doc)+len(id.Value))
+	for _, el := range elems {
+		if el.Key() == "_id" {
+			out = bsoncore.AppendValueElement(out, "_id", bsoncore.Value{Type: bsoncore.Type(id.Type), Data: id.Value})
+			continue
+		}
+		out = append(out, el...)
+	}
+	return bson.Raw(bsoncore.BuildDocument(nil, out)), nil
 }
 
 // mergeFields returns old with each top-level field of add set: fields
