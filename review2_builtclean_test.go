@@ -6,22 +6,16 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/event"
-
-	"github.com/argon-db/argon/cmd"
-	"github.com/argon-db/argon/internal/ui"
 )
 
 // review2Status runs `argon status -s` and returns its output.
 func review2Status(t *testing.T, dir string) string {
 	t.Helper()
-	io, _, out, errOut := ui.Test()
-	if code := cmd.Run(context.Background(), &cmd.Factory{IO: io, Dir: dir}, []string{"status", "-s"}); code != 0 {
-		t.Fatalf("status: exit %d: %s", code, errOut.String())
-	}
-	return out.String()
+	return cliOut(t, dir, "status", "-s")
 }
 
 // Verified property (served mode): an application's write through argon
@@ -41,6 +35,7 @@ func TestReview2BuiltServedAppWriteDuringRebuildIsNotHidden(t *testing.T) {
 			db := "ar_" + p + "__feat"
 			var once sync.Once
 			fired, tokens := false, 0
+			appDone := make(chan error, 1)
 			mon := &event.CommandMonitor{Started: func(ctx context.Context, e *event.CommandStartedEvent) {
 				hit := false
 				switch at {
@@ -56,8 +51,18 @@ func TestReview2BuiltServedAppWriteDuringRebuildIsNotHidden(t *testing.T) {
 				if hit {
 					once.Do(func() {
 						fired = true
-						if _, err := app.Database(db).Collection("c").InsertOne(context.Background(), bson.D{{Key: "_id", Value: 777}}); err != nil {
-							t.Errorf("app insert: %v", err)
+						// The command holds the database's writes (see
+						// TestServedWriteHoldsApplicationWrites): the
+						// application's insert waits for it, here for
+						// up to two seconds, then lands after it.
+						go func() {
+							_, err := app.Database(db).Collection("c").InsertOne(context.Background(), bson.D{{Key: "_id", Value: 777}})
+							appDone <- err
+						}()
+						select {
+						case err := <-appDone:
+							appDone <- err
+						case <-time.After(2 * time.Second):
 						}
 					})
 				}
@@ -65,6 +70,9 @@ func TestReview2BuiltServedAppWriteDuringRebuildIsNotHidden(t *testing.T) {
 			runMonitored(t, dir, mon, []string{"checkout", "-b", "feat"})
 			if !fired {
 				t.Skip("the injection point was not reached")
+			}
+			if err := <-appDone; err != nil {
+				t.Fatalf("app insert: %v", err)
 			}
 			if out := review2Status(t, dir); !strings.Contains(out, "777") {
 				t.Fatalf("status after an application write during the rebuild: %q, want the insert of 777 listed", out)

@@ -125,6 +125,9 @@ type writer struct {
 	spill  bool
 	stats  map[string]*wal.CollStats
 	stopHB func()
+	// unhold lets other clients' writes reach the working database again
+	// (see workdb.DBFiles.HoldWrites).
+	unhold func()
 	// unknown is set once the lease no longer announces the keys the
 	// write may change (a rebuild, a widened write): if this process
 	// dies, the next holder rebuilds.
@@ -261,8 +264,19 @@ func (p *Protocol) acquire(ctx context.Context, w *workdb.Branch, intent []wal.K
 	}
 	hook("leased")
 	wr := &writer{p: p, w: w, r: r, token: token, lease: lease, base: known, next: known.LSN + 1,
-		stats: map[string]*wal.CollStats{}, stopHB: func() {}}
+		stats: map[string]*wal.CollStats{}, stopHB: func() {}, unhold: func() {}}
 	wr.heartbeat(ctx)
+	if w.Files != nil {
+		// No other client's write reaches the database while this
+		// writer checks, changes and reads back what it commits: an
+		// application's uncommitted change never becomes part of it.
+		rel, err := w.Files.HoldWrites(ctx, w.DB.Name(), r.LeaseTTL)
+		if err != nil {
+			wr.fail(ctx, false)
+			return nil, fmt.Errorf("holding the writes of %s at argon serve: %w", w.DB.Name(), err)
+		}
+		wr.unhold = rel
+	}
 	w.BeginWrite(known.LSN, wr.widen)
 	if err := wr.prepare(ctx, m); err != nil {
 		wr.fail(ctx, false)
@@ -572,6 +586,8 @@ func (wr *writer) finish(ctx context.Context, s *wal.Slot, sums workdb.Sums) {
 		// status need not read it.
 		_ = wr.w.Files.Built(wr.w.DB.Name())
 	}
+	// After the clean record: a write let through now is not in it.
+	wr.unhold()
 	wr.r.MaybeAdvanceHint(context.WithoutCancel(ctx), s.TL, s.N)
 }
 
@@ -612,6 +628,7 @@ func (wr *writer) release(ctx context.Context) error {
 // do not see the failed change.
 func (wr *writer) fail(ctx context.Context, settle bool) {
 	wr.stopHB()
+	defer wr.unhold()
 	ctx = context.WithoutCancel(ctx)
 	if wr.spill {
 		defer func() {
@@ -684,6 +701,7 @@ func (p *Protocol) Write(ctx context.Context, w *workdb.Branch, info *wal.Commit
 	if err != nil {
 		return nil, 0, err
 	}
+	defer wr.unhold()
 	err = apply(ctx, func(entries []wal.Entry) error { return wr.emit(ctx, entries) })
 	hook("applied")
 	if err != nil {
@@ -739,6 +757,7 @@ func (p *Protocol) Move(ctx context.Context, w *workdb.Branch, to *wal.Slot, bas
 	if err != nil {
 		return err
 	}
+	defer wr.unhold()
 	if w.TL != from || wr.base.LSN != base {
 		if err := wr.release(ctx); err != nil {
 			return err

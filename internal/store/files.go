@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 )
 
 // DBFiles reads the files the embedded engine keeps a database in, to tell
@@ -48,6 +49,7 @@ type DBFiles struct {
 	// first token this process saw (or the last it recorded) and its own
 	// counts then (see ownWrites).
 	token func(db string) (string, error)
+	holds *serveHolds
 	own   *ownWrites
 	first map[string]tokenCounts
 	// building holds, by database, the token and own counts as this
@@ -71,9 +73,19 @@ func (s *Store) DBFiles() *DBFiles {
 		client := s.Client
 		f.record = true
 		f.token = func(db string) (string, error) { return WriteToken(context.Background(), client, db) }
-		f.own, f.first = s.own, map[string]tokenCounts{}
+		f.own, f.first, f.holds = s.own, map[string]tokenCounts{}, s.holds
 	}
 	return f
+}
+
+// HoldWrites holds db's writes at argon serve for this process (see
+// writeHolds); without a serve, this process runs the engine alone and
+// there is nothing to hold.
+func (f *DBFiles) HoldWrites(ctx context.Context, db string, ttl time.Duration) (func(), error) {
+	if f.holds == nil {
+		return func() {}, nil
+	}
+	return f.holds.Hold(ctx, db, ttl)
 }
 
 // Fingerprint returns the fingerprint of database db's files. It fails

@@ -50,7 +50,9 @@ var UnstorableTypes = map[bson.Type]string{
 // It counts the writes it passes on in writes (see writeLog), tells ix of
 // those that create or drop collections and databases (see
 // serveIndexer; nil: none), and counts its clients in act.
-func guardProxy(ln net.Listener, engineAddr string, writes *writeLog, ix *serveIndexer, act *activity) {
+// Writes of other clients wait while argon's own client holds their
+// database (see writeHolds).
+func guardProxy(ln net.Listener, engineAddr string, writes *writeLog, ix *serveIndexer, holds *writeHolds, act *activity) {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -59,7 +61,7 @@ func guardProxy(ln net.Listener, engineAddr string, writes *writeLog, ix *serveI
 		act.open()
 		go func() {
 			defer act.close()
-			relay(c, engineAddr, writes, ix)
+			relay(c, engineAddr, writes, ix, holds)
 		}()
 	}
 }
@@ -104,7 +106,7 @@ func (a *activity) idleFor() time.Duration {
 	return time.Since(a.since)
 }
 
-func relay(client net.Conn, engineAddr string, writes *writeLog, ix *serveIndexer) {
+func relay(client net.Conn, engineAddr string, writes *writeLog, ix *serveIndexer, holds *writeHolds) {
 	defer client.Close()
 	server, err := net.Dial("tcp", engineAddr)
 	if err != nil {
@@ -114,6 +116,8 @@ func relay(client net.Conn, engineAddr string, writes *writeLog, ix *serveIndexe
 	var wmu sync.Mutex // whole messages to the client, from either side
 	// This client's requests passed on and not answered yet.
 	out := newOutstanding(writes, ix)
+	// tag names the client's process when it is argon's (see writeHolds).
+	greeted, tag := false, ""
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -157,6 +161,44 @@ func relay(client net.Conn, engineAddr string, writes *writeLog, ix *serveIndexe
 			continue
 		}
 		cmd, db, write := classify(msg)
+		if !greeted && isHandshake(cmd) {
+			// The first handshake names the client (see writeHolds).
+			greeted = true
+			if tag = holdTag(handshakeBody(msg)); tag != "" {
+				holds.connected(tag)
+				defer holds.disconnected(tag)
+			}
+		}
+		if cmd == holdCommand {
+			if flags(msg)&flagMoreToCome != 0 {
+				continue
+			}
+			var ans []byte
+			if tag == "" {
+				ans = errorReply(msg, holdCommand+" is for argon's own client", 2, "BadValue")
+			} else {
+				body, _ := sectionZero(msg)
+				release, _ := body.Lookup("release").BooleanOK()
+				renew, _ := body.Lookup("renew").BooleanOK()
+				ttl, _ := body.Lookup("ttlMillis").AsInt64OK()
+				if release {
+					holds.release(db, tag)
+				} else {
+					holds.hold(db, tag, renew, holdTTLOf(ttl))
+				}
+				ans = reply(msg, bson.D{{Key: "ok", Value: 1.0}})
+			}
+			wmu.Lock()
+			_, err = client.Write(ans)
+			wmu.Unlock()
+			if err != nil {
+				break
+			}
+			continue
+		}
+		if write {
+			holds.wait(db, tag)
+		}
 		if cmd == writesCommand {
 			if flags(msg)&flagMoreToCome != 0 {
 				continue
@@ -377,4 +419,19 @@ func reply(req []byte, d bson.D) []byte {
 	out[headerBytes+4] = 0 // flags 0, then section kind 0
 	copy(out[headerBytes+5:], doc)
 	return out
+}
+
+// isHandshake reports a command that opens a connection.
+func isHandshake(cmd string) bool {
+	return cmd == "hello" || cmd == "isMaster" || cmd == "ismaster"
+}
+
+// handshakeBody is the command document of a handshake, in OP_MSG or in
+// the legacy OP_QUERY.
+func handshakeBody(msg []byte) bson.Raw {
+	if opCode(msg) == opQuery {
+		return queryDoc(msg)
+	}
+	body, _ := sectionZero(msg)
+	return body
 }

@@ -26,7 +26,7 @@ func TestReviewKeepCleanServedRefusedOwnWriteHidesForeignWrite(t *testing.T) {
 
 	// The argon process: a Store with the own-writes monitor, as Open
 	// makes one for a client of argon serve.
-	s, err := openURI(ctx, uri, 10*time.Second, false, nil)
+	s, err := openURI(ctx, uri, 10*time.Second, false, nil, "argon")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,9 +51,8 @@ func openShared(ctx context.Context, opts Options) (*Store, error) {
 			return nil, err
 		}
 		if si != nil {
-			s, err := openURI(ctx, si.URI, opts.ServerSelectionTimeout, true, opts.Monitor)
+			s, err := openServed(ctx, si.URI, opts, true)
 			if err == nil {
-				s.Embedded, s.Served = true, true
 				s.dataDir = filepath.Join(opts.Dir, "data")
 				if started != nil && started.Pid == si.PID {
 					s.Notices = append(s.Notices, fmt.Sprintf("started the workspace engine (pid %d; it ends after %s without a client)", started.Pid, idleOf(opts)))

@@ -58,6 +58,9 @@ type Store struct {
 	Served bool
 	// own counts the writes the client sends (see ownWrites).
 	own *ownWrites
+	// holds, for a client of argon serve, holds working databases'
+	// writes (see writeHolds).
+	holds *serveHolds
 	// Exclusive reports that this process runs the embedded engine itself
 	// under the workspace lock: no other process can use the deployment.
 	Exclusive bool
@@ -171,7 +174,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		opts.ServerSelectionTimeout = 5 * time.Second
 	}
 	if opts.URI != "" {
-		return openURI(ctx, opts.URI, opts.ServerSelectionTimeout, true, opts.Monitor)
+		return openURI(ctx, opts.URI, opts.ServerSelectionTimeout, true, opts.Monitor, "argon")
 	}
 	if opts.Dir == "" {
 		return nil, errors.New("no MongoDB URI given and no workspace to run the embedded engine in")
@@ -179,8 +182,21 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	return openEmbedded(ctx, opts)
 }
 
-func openURI(ctx context.Context, uri string, sel time.Duration, ping bool, mon *event.CommandMonitor) (*Store, error) {
-	co := options.Client().ApplyURI(uri).SetServerSelectionTimeout(sel).SetAppName("argon")
+// app is the client's application name: "argon", or for a client of
+// argon serve holdAppPrefix and a tag of its own (see writeHolds).
+// openServed opens a client of the argon serve at uri.
+func openServed(ctx context.Context, uri string, opts Options, ping bool) (*Store, error) {
+	s, err := openURI(ctx, uri, opts.ServerSelectionTimeout, ping, opts.Monitor, holdAppPrefix+newHoldTag())
+	if err != nil {
+		return nil, err
+	}
+	s.Embedded, s.Served = true, true
+	s.holds = newServeHolds(s.Client)
+	return s, nil
+}
+
+func openURI(ctx context.Context, uri string, sel time.Duration, ping bool, mon *event.CommandMonitor, app string) (*Store, error) {
+	co := options.Client().ApplyURI(uri).SetServerSelectionTimeout(sel).SetAppName(app)
 	own := newOwnWrites()
 	co.SetMonitor(own.monitor(mon))
 	if err := co.Validate(); err != nil {
@@ -326,11 +342,10 @@ func openEmbedded(ctx context.Context, opts Options) (*Store, error) {
 		return nil, err
 	}
 	if si != nil {
-		s, err := openURI(ctx, si.URI, opts.ServerSelectionTimeout, false, opts.Monitor)
+		s, err := openServed(ctx, si.URI, opts, false)
 		if err != nil {
 			return nil, err
 		}
-		s.Embedded, s.Served = true, true
 		s.dataDir = filepath.Join(opts.Dir, "data")
 		return s, nil
 	}
@@ -344,7 +359,7 @@ func openEmbedded(ctx context.Context, opts Options) (*Store, error) {
 		_ = fl.Unlock()
 		return nil, err
 	}
-	s, err := openURI(ctx, eng.URI, opts.ServerSelectionTimeout, false, opts.Monitor)
+	s, err := openURI(ctx, eng.URI, opts.ServerSelectionTimeout, false, opts.Monitor, "argon")
 	if err != nil {
 		eng.Stop()
 		_ = fl.Unlock()
@@ -467,7 +482,7 @@ func ServeIdle(ctx context.Context, dir, addr string, lockTimeout, idle time.Dur
 	ix := newServeIndexer(data)
 	go ix.run()
 	defer ix.close()
-	go guardProxy(ln, engineURL.Host, newWriteLog(), ix, act)
+	go guardProxy(ln, engineURL.Host, newWriteLog(), ix, newWriteHolds(), act)
 	uri := "mongodb://" + ln.Addr().String() + "/"
 	abs, err := filepath.Abs(dir)
 	if err != nil {

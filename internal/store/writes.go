@@ -164,7 +164,7 @@ func classifyBody(body bson.Raw) (cmd, db string, write bool) {
 	// Database names are one file each, and on a file system that
 	// ignores case AR_X and ar_x are one database.
 	db = strings.ToLower(db)
-	if cmd == writesCommand {
+	if cmd == writesCommand || cmd == holdCommand {
 		return cmd, db, false
 	}
 	if !readCommands[cmd] || (cmd == "aggregate" && writesOut(body)) {
@@ -211,9 +211,22 @@ const opQuery = 2004
 
 // queryCommand is the first key of an OP_QUERY's query document.
 func queryCommand(msg []byte) string {
+	doc := queryDoc(msg)
+	if doc == nil {
+		return ""
+	}
+	el, err := doc.IndexErr(0)
+	if err != nil {
+		return ""
+	}
+	return el.Key()
+}
+
+// queryDoc is an OP_QUERY's query document, or nil.
+func queryDoc(msg []byte) bson.Raw {
 	b := msg[headerBytes:]
 	if len(b) < 4 {
-		return ""
+		return nil
 	}
 	b = b[4:] // flags
 	for i, c := range b {
@@ -223,17 +236,13 @@ func queryCommand(msg []byte) string {
 		}
 	}
 	if len(b) < 8 {
-		return ""
+		return nil
 	}
 	doc, _, ok := bsonDoc(b[8:]) // numberToSkip, numberToReturn
 	if !ok {
-		return ""
+		return nil
 	}
-	el, err := doc.IndexErr(0)
-	if err != nil {
-		return ""
-	}
-	return el.Key()
+	return doc
 }
 
 // sectionZero is the command document of OP_MSG msg.

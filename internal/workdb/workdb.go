@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -94,6 +95,12 @@ type DBFiles interface {
 	// else wrote to it in between.
 	Building(db string)
 	Built(db string) error
+	// HoldWrites keeps every other client's writes away from db until
+	// the returned function is called, where the engine is shared with
+	// applications through argon serve (a no-op elsewhere: no one else
+	// can write, or argon cannot stop them). The hold lapses ttl after
+	// its holder stops renewing it.
+	HoldWrites(ctx context.Context, db string, ttl time.Duration) (release func(), err error)
 }
 
 // Branch is a branch's working database.

@@ -1,0 +1,282 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"strings"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+)
+
+// A CLI write checks what it is about to change (each document must be
+// committed: workdb.refuseUncommitted), changes it, and reads the result
+// back as the entries it commits. An application writing to the same
+// database through argon serve between the check and the read-back would
+// have its uncommitted change taken into the CLI's commit. So a client of
+// argon serve holds the working database's writes while it holds a branch
+// (commit's writer): the guard passes on no other client's write to that
+// database, and no write whose database it cannot tell, until the hold
+// ends. Reads pass as always.
+//
+// The guard knows which connections belong to the holder by the name
+// each connection's handshake gives: argon's client names itself
+// holdAppPrefix followed by a random tag of its process, and the hold is
+// the tag's, over all of that process's connections. A hold ends when the
+// holder releases it, when the last connection of its tag closes (the
+// process ended), or a time to live after it was last renewed (a process
+// stopped but alive): the holder's lease TTL, so that the hold lapses
+// with the lease; the holder renews it every third of that. An expired
+// hold is the one case where an application's write can reach the
+// database between the check and the read-back: the holder was stalled
+// for longer than its lease TTL, so its lease can be taken over as well
+// and its commit refused (see ARCHITECTURE, "fencing").
+
+// holdCommand holds ({argonHoldWrites: 1, ttlMillis: N}), renews (renew:
+// true) or releases ({argonHoldWrites: 1, release: true}) the writes of
+// the database its $db names; the guard answers it itself.
+const holdCommand = "argonHoldWrites"
+
+// holdAppPrefix starts the application name of argon's own clients of
+// argon serve (the driver's handshake carries it on every connection).
+const holdAppPrefix = "argon/"
+
+// holdTTL is how long a hold lasts without a renewal when the holder
+// names no time (ttlMillis), or names one over 10 minutes.
+const holdTTL = 30 * time.Second
+
+// holdTTLOf is the time to live a hold request names, within bounds.
+func holdTTLOf(ms int64) time.Duration {
+	d := time.Duration(ms) * time.Millisecond
+	if d <= 0 || d > 10*time.Minute {
+		return holdTTL
+	}
+	return max(d, 100*time.Millisecond)
+}
+
+type writeHolds struct {
+	mu sync.Mutex
+	// held is each held database's holder (by lower-case name, as the
+	// guard counts writes).
+	held map[string]*writeHold
+	// conns counts the open connections of each tag.
+	conns map[string]int
+	// changed is closed, and replaced, whenever a hold ends.
+	changed chan struct{}
+}
+
+type writeHold struct {
+	tag   string
+	until time.Time
+	// depth counts the holder's hold requests not yet released: a
+	// process may take the same database again while holding it.
+	depth int
+}
+
+func newWriteHolds() *writeHolds {
+	return &writeHolds{held: map[string]*writeHold{}, conns: map[string]int{}, changed: make(chan struct{})}
+}
+
+// ended wakes every waiter; h.mu is held.
+func (h *writeHolds) ended() {
+	close(h.changed)
+	h.changed = make(chan struct{})
+}
+
+func (h *writeHolds) connected(tag string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.conns[tag]++
+}
+
+// disconnected ends the tag's holds with its last connection.
+func (h *writeHolds) disconnected(tag string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.conns[tag]--
+	if h.conns[tag] > 0 {
+		return
+	}
+	delete(h.conns, tag)
+	for db, hd := range h.held {
+		if hd.tag == tag {
+			delete(h.held, db)
+		}
+	}
+	h.ended()
+}
+
+// blocker is the live hold of another tag that a write of tag to db ("":
+// every database) must wait for, or nil; h.mu is held.
+func (h *writeHolds) blocker(db, tag string) *writeHold {
+	now := time.Now()
+	for d, hd := range h.held {
+		if hd.tag != tag && now.Before(hd.until) && (db == "" || d == db) {
+			return hd
+		}
+	}
+	return nil
+}
+
+// wait returns once a write of tag to db may pass.
+func (h *writeHolds) wait(db, tag string) {
+	for {
+		h.mu.Lock()
+		hd := h.blocker(db, tag)
+		if hd == nil {
+			h.mu.Unlock()
+			return
+		}
+		ch, left := h.changed, time.Until(hd.until)
+		h.mu.Unlock()
+		t := time.NewTimer(left)
+		select {
+		case <-ch:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// hold gives tag the writes of db for ttl, once no other tag holds them,
+// or renews its hold (renew: a renewal, which adds no depth).
+func (h *writeHolds) hold(db, tag string, renew bool, ttl time.Duration) {
+	for {
+		h.wait(db, tag)
+		h.mu.Lock()
+		hd := h.held[db]
+		if hd != nil && hd.tag != tag && time.Now().Before(hd.until) {
+			h.mu.Unlock() // taken meanwhile
+			continue
+		}
+		if hd == nil || hd.tag != tag {
+			hd = &writeHold{tag: tag}
+			h.held[db] = hd
+		}
+		if !renew || hd.depth == 0 {
+			hd.depth++
+		}
+		hd.until = time.Now().Add(ttl)
+		h.mu.Unlock()
+		return
+	}
+}
+
+// release ends one hold of db by tag.
+func (h *writeHolds) release(db, tag string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	hd := h.held[db]
+	if hd == nil || hd.tag != tag {
+		return
+	}
+	if hd.depth--; hd.depth > 0 {
+		return
+	}
+	delete(h.held, db)
+	h.ended()
+}
+
+// holdTag is the tag of a connection whose handshake body names argon's
+// client, or "".
+func holdTag(body bson.Raw) string {
+	v, err := body.LookupErr("client", "application", "name")
+	if err != nil {
+		return ""
+	}
+	name, _ := v.StringValueOK()
+	if !strings.HasPrefix(name, holdAppPrefix) {
+		return ""
+	}
+	return strings.TrimPrefix(name, holdAppPrefix)
+}
+
+// newHoldTag is a random tag for this process's client.
+func newHoldTag() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// serveHolds is a client's side of holds: it holds a database at most
+// once at a time per process, counting nested holds, and renews every
+// hold it has until released.
+type serveHolds struct {
+	client *mongo.Client
+	mu     sync.Mutex
+	depth  map[string]int
+	stop   map[string]chan struct{}
+	ttl    map[string]time.Duration
+}
+
+func newServeHolds(client *mongo.Client) *serveHolds {
+	return &serveHolds{client: client, depth: map[string]int{}, stop: map[string]chan struct{}{}, ttl: map[string]time.Duration{}}
+}
+
+// Hold holds db's writes at the serve for ttl past each renewal (see
+// writeHolds) and returns the function that releases them. It fails when
+// the serve does not answer.
+func (s *serveHolds) Hold(ctx context.Context, db string, ttl time.Duration) (func(), error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.depth[db] == 0 {
+		if err := s.send(ctx, db, false, false, ttl); err != nil {
+			// Granted with its answer lost, perhaps: let it go.
+			_ = s.send(context.Background(), db, true, false, ttl)
+			return nil, err
+		}
+		stop := make(chan struct{})
+		s.stop[db], s.ttl[db] = stop, ttl
+		go s.renew(db, stop, ttl)
+	}
+	s.depth[db]++
+	var once sync.Once
+	return func() { once.Do(func() { s.release(db) }) }, nil
+}
+
+func (s *serveHolds) release(db string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.depth[db]--; s.depth[db] > 0 {
+		return
+	}
+	delete(s.depth, db)
+	close(s.stop[db])
+	delete(s.stop, db)
+	ttl := s.ttl[db]
+	delete(s.ttl, db)
+	// Best effort: a release that does not arrive ends with the
+	// process's connections, or at the hold's expiry.
+	_ = s.send(context.Background(), db, true, false, ttl)
+}
+
+func (s *serveHolds) renew(db string, stop chan struct{}, ttl time.Duration) {
+	t := time.NewTicker(holdTTLOf(ttl.Milliseconds()) / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			_ = s.send(context.Background(), db, false, true, ttl)
+		}
+	}
+}
+
+func (s *serveHolds) send(ctx context.Context, db string, release, renew bool, ttl time.Duration) error {
+	// A hold waits for another process's, which lapses within its TTL
+	// (at most 10 minutes) when that process stops renewing it.
+	ctx, cancel := context.WithTimeout(ctx, 11*time.Minute)
+	defer cancel()
+	cmd := bson.D{{Key: holdCommand, Value: 1}, {Key: "ttlMillis", Value: ttl.Milliseconds()}}
+	if release {
+		cmd = append(cmd, bson.E{Key: "release", Value: true})
+	}
+	if renew {
+		cmd = append(cmd, bson.E{Key: "renew", Value: true})
+	}
+	return s.client.Database(db).RunCommand(ctx, cmd).Err()
+}

@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/event"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/argon-db/argon/cmd"
+	"github.com/argon-db/argon/internal/enginetest"
+	"github.com/argon-db/argon/internal/ui"
+)
+
+// An application writes to a working database it dropped just after a CLI
+// write found it empty and decided to build it from the log (injected as
+// soon as the check's listCollections is answered), on a server where
+// nothing holds the application's writes (argon serve would: see
+// TestServedWriteHoldsApplicationWrites). The build must not drop what
+// the application wrote: the database is adopted instead, the
+// application's document shows as an uncommitted change, and the CLI's
+// own write is committed.
+func TestBuildNeverDropsAnApplicationsLateWrite(t *testing.T) {
+	if os.Getenv("ARGON_TEST_URI") != "" {
+		t.Skip("needs a fresh server of its own")
+	}
+	srv := enginetest.Start(t)
+	dir := t.TempDir()
+	for k, v := range map[string]string{"ARGON_URI": srv.URI, "ARGON_DB": srv.DB, "ARGON_PROJECT": "late",
+		"ARGON_AUTHOR": "tester", "HOME": dir, "XDG_CONFIG_HOME": dir} {
+		t.Setenv(k, v)
+	}
+	runMonitored(t, dir, nil, []string{"init", "late"})
+	runMonitored(t, dir, nil, []string{"insert", "c", `{"_id": 1}`})
+	app, err := mongo.Connect(options.Client().ApplyURI(srv.URI))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = app.Disconnect(context.Background()) })
+	ctx := context.Background()
+	names, err := app.ListDatabaseNames(ctx, bson.D{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := ""
+	for _, n := range names {
+		if strings.HasSuffix(n, "_late__main") {
+			db = n
+		}
+	}
+	if db == "" {
+		t.Fatalf("no working database of main among %v", names)
+	}
+	if err := app.Database(db).Drop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	fired := false
+	mon := &event.CommandMonitor{Succeeded: func(_ context.Context, e *event.CommandSucceededEvent) {
+		if e.DatabaseName != db || e.CommandName != "listCollections" {
+			return
+		}
+		once.Do(func() {
+			fired = true
+			if _, err := app.Database(db).Collection("c").InsertOne(context.Background(), bson.D{{Key: "_id", Value: 777}}); err != nil {
+				t.Errorf("app insert: %v", err)
+			}
+		})
+	}}
+	runMonitored(t, dir, mon, []string{"insert", "e", `{"_id": 9}`})
+	if !fired {
+		t.Fatal("the write never listed the working database's collections")
+	}
+	n, err := app.Database(db).Collection("c").CountDocuments(ctx, bson.D{{Key: "_id", Value: 777}})
+	if err != nil || n != 1 {
+		t.Fatalf("the application's document after the CLI write: count %d, %v; want 1", n, err)
+	}
+	if out := cliOut(t, dir, "status", "-s"); !strings.Contains(out, "c") {
+		t.Fatalf("status after the CLI write: %q, want the application's changes to c listed", out)
+	}
+	if out := cliOut(t, dir, "find", "e", "--at", "main"); strings.TrimSpace(out) != `{"_id":9}` {
+		t.Fatalf("find e at main's head: %q, want the CLI's committed document", out)
+	}
+}
+
+// cliOut runs an argon command line in-process and returns its output.
+func cliOut(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	io, _, out, errOut := ui.Test()
+	if code := cmd.Run(context.Background(), &cmd.Factory{IO: io, Dir: dir}, args); code != 0 {
+		t.Fatalf("argon %v: exit %d: %s", args, code, errOut.String())
+	}
+	return out.String()
+}
+
+// An application updates a document through argon serve just as a CLI
+// update of the same document, checked committed, is about to change it
+// (injected when the CLI sends its update). The application's write
+// waits for the CLI's write to end, so it is never part of the CLI's
+// commit: the committed document holds the CLI's change alone, and the
+// application's shows as an uncommitted change on top of it.
+func TestServedWriteHoldsApplicationWrites(t *testing.T) {
+	if os.Getenv("ARGON_TEST_URI") != "" {
+		t.Skip("embedded engine only: the application writes through argon serve")
+	}
+	p := "hold"
+	dir, run := statusWorkspace(t, p)
+	app := serveWorkspace(t, dir)
+	db := "ar_" + p + "__main"
+	var once sync.Once
+	appDone := make(chan error, 1)
+	landedFirst := false
+	mon := &event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
+		if e.DatabaseName != db || e.CommandName != "update" {
+			return
+		}
+		once.Do(func() {
+			go func() {
+				_, err := app.Database(db).Collection("c").UpdateOne(context.Background(),
+					bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "app", Value: true}}}})
+				appDone <- err
+			}()
+			// Without the hold the application's write lands first;
+			// with it, it is still waiting when this gives up.
+			select {
+			case err := <-appDone:
+				landedFirst = true
+				appDone <- err
+			case <-time.After(2 * time.Second):
+			}
+		})
+	}}
+	// Only argon's own client can hold a database's writes.
+	err := app.Database(db).RunCommand(context.Background(), bson.D{{Key: "argonHoldWrites", Value: 1}}).Err()
+	if err == nil || !strings.Contains(err.Error(), "argonHoldWrites is for argon's own client") {
+		t.Fatalf("an application's argonHoldWrites: %v, want it refused", err)
+	}
+	runMonitored(t, dir, mon, []string{"update", "c", `{"_id": 1}`, `{"$set": {"n": 2}}`})
+	if landedFirst {
+		t.Error("the application's write reached the database while the CLI's write held it")
+	}
+	select {
+	case err := <-appDone:
+		if err != nil {
+			t.Fatalf("application update: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the application's write was still held a minute after the CLI's write ended")
+	}
+	_, out := run("find", "c", "--at", "main")
+	if want := `{"_id":1,"n":2}`; strings.TrimSpace(out) != want {
+		t.Fatalf("committed c at main's head: %q, want %s (the CLI's change alone)", out, want)
+	}
+	_, out = run("find", "c")
+	if want := `{"_id":1,"n":2,"app":true}`; strings.TrimSpace(out) != want {
+		t.Fatalf("c in the working database: %q, want %s", out, want)
+	}
+	_, out = run("status", "-s")
+	if !strings.Contains(out, "c") {
+		t.Fatalf("status after the application's write: %q, want c's change listed", out)
+	}
+}
