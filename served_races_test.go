@@ -166,3 +166,41 @@ func TestServedWriteHoldsApplicationWrites(t *testing.T) {
 		t.Fatalf("status after the application's write: %q, want c's change listed", out)
 	}
 }
+
+// A CLI upsert that fails (here on a unique index) repairs only the
+// document it would have inserted: an application's uncommitted change
+// elsewhere in the working database stays, uncommitted.
+func TestFailedUpsertKeepsApplicationChanges(t *testing.T) {
+	if os.Getenv("ARGON_TEST_URI") != "" {
+		t.Skip("embedded engine only: the application writes through argon serve")
+	}
+	p := "ups"
+	dir, run := statusWorkspace(t, p)
+	run("index", "create", "c", `{"email": 1}`, "--unique")
+	run("insert", "c", `{"_id": 2, "email": "a@x"}`)
+	app := serveWorkspace(t, dir)
+	db := "ar_" + p + "__main"
+	if _, err := app.Database(db).Collection("d").InsertOne(context.Background(), bson.D{{Key: "_id", Value: 500}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"update", "c", `{"name": "new"}`, `{"$set": {"email": "a@x"}}`, "--upsert"},
+		{"update", "c", `{"_id": 3}`, `{"$set": {"email": "a@x"}}`, "--upsert"},
+		{"replace", "c", `{"name": "new"}`, `{"email": "a@x"}`, "--upsert"},
+	} {
+		io, _, _, errOut := ui.Test()
+		if code := cmd.Run(context.Background(), &cmd.Factory{IO: io, Dir: dir}, args); code != 1 || !strings.Contains(errOut.String(), "duplicate") {
+			t.Fatalf("argon %v: exit %d, %q; want exit 1 on the unique index", args, code, errOut.String())
+		}
+		n, err := app.Database(db).Collection("d").CountDocuments(context.Background(), bson.D{{Key: "_id", Value: 500}})
+		if err != nil || n != 1 {
+			t.Fatalf("after the failed %v: the application's uncommitted document: count %d, %v; want 1", args, n, err)
+		}
+		if out := cliOut(t, dir, "find", "c"); strings.Count(out, "\n") != 2 {
+			t.Fatalf("after the failed %v: c holds %q, want its two committed documents", args, out)
+		}
+	}
+	if out := cliOut(t, dir, "status", "-s"); !strings.Contains(out, "d") {
+		t.Fatalf("status: %q, want the application's insert into d", out)
+	}
+}

@@ -113,15 +113,25 @@ func (w *Branch) Modify(ctx context.Context, coll string, m Modification, lim Li
 					return nil, err
 				}
 			}
-			// The new document's _id is known only once it is in.
-			if err := w.Widen(ctx); err != nil {
+			// The new document's _id, chosen here where the filter and
+			// the change allow, is touched before anything changes: a
+			// failure repairs that one key. Otherwise it is known only
+			// once the document is in, and the write widens (a failure
+			// then rebuilds the database).
+			update, replacement, id, known, err := upsertID(m, intent != nil)
+			if err != nil {
+				return nil, err
+			}
+			if known {
+				w.touch(coll, id)
+			} else if err := w.Widen(ctx); err != nil {
 				return nil, err
 			}
 			var r *mongo.UpdateResult
-			if m.Replacement != nil {
-				r, err = c.ReplaceOne(ctx, m.Filter, m.Replacement, options.Replace().SetUpsert(true))
+			if replacement != nil {
+				r, err = c.ReplaceOne(ctx, m.Filter, replacement, options.Replace().SetUpsert(true))
 			} else {
-				r, err = c.UpdateOne(ctx, m.Filter, m.Update, options.UpdateOne().SetUpsert(true))
+				r, err = c.UpdateOne(ctx, m.Filter, update, options.UpdateOne().SetUpsert(true))
 			}
 			if err != nil {
 				return nil, err
@@ -129,12 +139,13 @@ func (w *Branch) Modify(ctx context.Context, coll string, m Modification, lim Li
 			if r.UpsertedID == nil {
 				return nil, nil
 			}
-			// Known only now: the repair of a failed write must include it.
+			// Touched again as the server reports it (the same key when
+			// it was known): the repair of a failed write must include it.
 			raw, err := bson.Marshal(bson.D{{Key: "_id", Value: r.UpsertedID}})
 			if err != nil {
 				return nil, err
 			}
-			id := bson.Raw(raw).Lookup("_id")
+			id = bson.Raw(raw).Lookup("_id")
 			res.Upserted = &id
 			w.touch(coll, id)
 			post, err := readOne(ctx, c, id)
@@ -263,6 +274,86 @@ func idIntent(coll string, filter bson.Raw) []wal.KeyRef {
 		return nil
 	}
 	return []wal.KeyRef{{Coll: coll, Key: wal.KeyOf(v)}}
+}
+
+// upsertID returns the change an upsert sends and the _id of the document
+// it inserts when nothing matches, where that is known before it is sent
+// (known): the filter's, when it is {_id: value} (byID); a replacement's
+// own; or one chosen here, an ObjectId as the server would, given to a
+// replacement without one or set by $setOnInsert. It is not known for a
+// pipeline update, or when the filter or the update name _id otherwise.
+func upsertID(m Modification, byID bool) (update, replacement bson.Raw, id bson.RawValue, known bool, err error) {
+	update, replacement = m.Update, m.Replacement
+	switch {
+	case byID:
+		return update, replacement, m.Filter.Lookup("_id"), true, nil
+	case namesID(m.Filter):
+		return update, replacement, bson.RawValue{}, false, nil
+	case replacement != nil:
+		if replacement, err = WithID(replacement); err != nil {
+			return nil, nil, bson.RawValue{}, false, err
+		}
+		return nil, replacement, replacement.Lookup("_id"), true, nil
+	}
+	ops, err := update.Elements()
+	if err != nil || len(ops) == 0 || !strings.HasPrefix(ops[0].Key(), "$") {
+		return update, nil, bson.RawValue{}, false, nil // a pipeline, or not an update document
+	}
+	oid := bson.NewObjectID()
+	d := bson.D{}
+	set := false
+	for _, op := range ops {
+		fields, ok := op.Value().DocumentOK()
+		if !ok || namesID(fields) {
+			return update, nil, bson.RawValue{}, false, nil
+		}
+		if op.Key() == "$setOnInsert" {
+			f, err := bson.Raw(fields).Elements()
+			if err != nil {
+				return update, nil, bson.RawValue{}, false, nil
+			}
+			sd := bson.D{{Key: "_id", Value: oid}}
+			for _, e := range f {
+				sd = append(sd, bson.E{Key: e.Key(), Value: e.Value()})
+			}
+			d, set = append(d, bson.E{Key: op.Key(), Value: sd}), true
+			continue
+		}
+		d = append(d, bson.E{Key: op.Key(), Value: op.Value()})
+	}
+	if !set {
+		d = append(d, bson.E{Key: "$setOnInsert", Value: bson.D{{Key: "_id", Value: oid}}})
+	}
+	if update, err = bson.Marshal(d); err != nil {
+		return nil, nil, bson.RawValue{}, false, err
+	}
+	raw, err := bson.Marshal(bson.D{{Key: "_id", Value: oid}})
+	if err != nil {
+		return nil, nil, bson.RawValue{}, false, err
+	}
+	return update, nil, bson.Raw(raw).Lookup("_id"), true, nil
+}
+
+// namesID reports a document that names _id (or a path under it) as a
+// key at any depth: a filter or an update whose upsert would take its _id
+// from there.
+func namesID(doc bson.Raw) bool {
+	elems, err := doc.Elements()
+	if err != nil {
+		return true
+	}
+	for _, e := range elems {
+		if k := e.Key(); k == "_id" || strings.HasPrefix(k, "_id.") {
+			return true
+		}
+		switch v := e.Value(); v.Type {
+		case bson.TypeEmbeddedDocument, bson.TypeArray:
+			if namesID(bson.Raw(v.Value)) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // modified logs the documents whose bytes a change turned from pre into
