@@ -30,36 +30,8 @@ func TestBuildNeverDropsAnApplicationsLateWrite(t *testing.T) {
 	if os.Getenv("ARGON_TEST_URI") != "" {
 		t.Skip("needs a fresh server of its own")
 	}
-	srv := enginetest.Start(t)
-	dir := t.TempDir()
-	for k, v := range map[string]string{"ARGON_URI": srv.URI, "ARGON_DB": srv.DB, "ARGON_PROJECT": "late",
-		"ARGON_AUTHOR": "tester", "HOME": dir, "XDG_CONFIG_HOME": dir} {
-		t.Setenv(k, v)
-	}
-	runMonitored(t, dir, nil, []string{"init", "late"})
-	runMonitored(t, dir, nil, []string{"insert", "c", `{"_id": 1}`})
-	app, err := mongo.Connect(options.Client().ApplyURI(srv.URI))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = app.Disconnect(context.Background()) })
+	dir, app, db := droppedOnServer(t, "late")
 	ctx := context.Background()
-	names, err := app.ListDatabaseNames(ctx, bson.D{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := ""
-	for _, n := range names {
-		if strings.HasSuffix(n, "_late__main") {
-			db = n
-		}
-	}
-	if db == "" {
-		t.Fatalf("no working database of main among %v", names)
-	}
-	if err := app.Database(db).Drop(ctx); err != nil {
-		t.Fatal(err)
-	}
 	var once sync.Once
 	fired := false
 	mon := &event.CommandMonitor{Succeeded: func(_ context.Context, e *event.CommandSucceededEvent) {
@@ -87,6 +59,46 @@ func TestBuildNeverDropsAnApplicationsLateWrite(t *testing.T) {
 	if out := cliOut(t, dir, "find", "e", "--at", "main"); strings.TrimSpace(out) != `{"_id":9}` {
 		t.Fatalf("find e at main's head: %q, want the CLI's committed document", out)
 	}
+}
+
+// droppedOnServer makes project p on a fresh server with no argon serve in
+// front (ARGON_URI), with one committed document {_id: 1} in c on main,
+// and drops main's working database as an application might. It returns
+// the workspace, an application's client of the server and the working
+// database's name.
+func droppedOnServer(t *testing.T, p string) (string, *mongo.Client, string) {
+	t.Helper()
+	srv := enginetest.Start(t)
+	dir := t.TempDir()
+	for k, v := range map[string]string{"ARGON_URI": srv.URI, "ARGON_DB": srv.DB, "ARGON_PROJECT": p,
+		"ARGON_AUTHOR": "tester", "HOME": dir, "XDG_CONFIG_HOME": dir} {
+		t.Setenv(k, v)
+	}
+	runMonitored(t, dir, nil, []string{"init", p})
+	runMonitored(t, dir, nil, []string{"insert", "c", `{"_id": 1}`})
+	app, err := mongo.Connect(options.Client().ApplyURI(srv.URI))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = app.Disconnect(context.Background()) })
+	ctx := context.Background()
+	names, err := app.ListDatabaseNames(ctx, bson.D{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := ""
+	for _, n := range names {
+		if strings.HasSuffix(n, "_"+p+"__main") {
+			db = n
+		}
+	}
+	if db == "" {
+		t.Fatalf("no working database of main among %v", names)
+	}
+	if err := app.Database(db).Drop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return dir, app, db
 }
 
 // cliOut runs an argon command line in-process and returns its output.

@@ -129,13 +129,15 @@ type writer struct {
 	// (see workdb.DBFiles.HoldWrites).
 	unhold func()
 	// unknown is set once the lease no longer announces the keys the
-	// write may change (a rebuild, a widened write): if this process
-	// dies, the next holder rebuilds.
+	// write may change (a rebuild, a widened write), until it announces
+	// them again (announce): if this process dies meanwhile, the next
+	// holder rebuilds.
 	unknown bool
 	// untracked is set once the write may have changed keys it did not
 	// record as touched (a rebuild, Widen): a failure then leaves a void
-	// that makes the next holder rebuild. A write widened by WidenTracked
-	// touches every key before it changes it: a failure repairs them.
+	// that makes the next holder rebuild. A write widened past a void's
+	// limits by announce still touches every key before it changes it: a
+	// failure in the process repairs them.
 	untracked bool
 }
 
@@ -277,7 +279,7 @@ func (p *Protocol) acquire(ctx context.Context, w *workdb.Branch, intent []wal.K
 		}
 		wr.unhold = rel
 	}
-	w.BeginWrite(known.LSN, wr.widen)
+	w.BeginWrite(known.LSN, wr.widen, wr.announce)
 	if err := wr.prepare(ctx, m); err != nil {
 		wr.fail(ctx, false)
 		return nil, err
@@ -325,6 +327,43 @@ func (wr *writer) widen(ctx context.Context, tracked bool) error {
 	return wr.r.Widen(ctx, wr.lease)
 }
 
+// announce records keys in the lease as every key the write may change
+// (workdb's announceTouched), unless it names them already: a writer that
+// then dies is repaired key by key, not rebuilt. A write that may have
+// changed keys it did not track cannot announce; past the limits of a
+// void, the lease is widened instead.
+func (wr *writer) announce(ctx context.Context, keys []wal.KeyRef) error {
+	if wr.untracked {
+		return nil
+	}
+	if len(keys) > intentKeys || keyBytes(keys) > intentBytes {
+		return wr.widen(ctx, true)
+	}
+	if wr.lease.KeysKnown && !wr.unknown && covers(wr.lease.Keys, keys) {
+		return nil
+	}
+	if err := wr.r.Announce(ctx, wr.lease, keys); err != nil {
+		return err
+	}
+	wr.unknown = false
+	return nil
+}
+
+// covers reports whether every key of keys is among have.
+func covers(have, keys []wal.KeyRef) bool {
+	id := func(k wal.KeyRef) string { return fmt.Sprintf("%t\x00%s\x00%s", k.Index, k.Coll, k.Key) }
+	set := make(map[string]bool, len(have))
+	for _, k := range have {
+		set[id(k)] = true
+	}
+	for _, k := range keys {
+		if !set[id(k)] {
+			return false
+		}
+	}
+	return true
+}
+
 // prepare brings the working database to the base state. m is the marker
 // read before the lease was taken.
 func (wr *writer) prepare(ctx context.Context, m *workdb.Marker) error {
@@ -341,21 +380,25 @@ func (wr *writer) prepare(ctx context.Context, m *workdb.Marker) error {
 		} else {
 			nm, err = w.Rebuild(ctx, base, notice)
 		}
-		if errors.Is(err, workdb.ErrFilled) && announced {
-			// Nothing was changed: the write goes back to its keys.
+		if errors.Is(err, workdb.ErrFilled) {
+			// Nothing argon must repair: the database is adopted as it
+			// is, and the write goes back to touching what it changes
+			// (and to its announced keys).
 			wr.unknown, wr.untracked = false, false
-			if err := wr.r.Narrow(ctx, wr.lease); err != nil {
-				return err
+			if announced {
+				if err := wr.r.Narrow(ctx, wr.lease); err != nil {
+					return err
+				}
 			}
 		}
 		if err != nil {
 			return err
 		}
 		wr.epoch, wr.sums, wr.built = nm.Epoch, nm.Sums, true
+		// The rebuild is complete: from here on the write touches what
+		// it changes, and changes only what it announced (or announces).
+		wr.unknown, wr.untracked = false, false
 		if announced {
-			// The rebuild is complete: from here on the write changes
-			// only what it announced.
-			wr.unknown, wr.untracked = false, false
 			return wr.r.Narrow(ctx, wr.lease)
 		}
 		return nil
@@ -436,14 +479,14 @@ func (wr *writer) prepare(ctx context.Context, m *workdb.Marker) error {
 	if reached {
 		wr.sums = m.Sums
 	}
-	wr.w.BeginWrite(base.LSN, wr.widen)
+	wr.w.BeginWrite(base.LSN, wr.widen, wr.announce)
 	for _, k := range keys {
 		wr.w.Touch(k)
 	}
 	if err := w.Repair(ctx, base.LSN, keys); err != nil {
 		return err
 	}
-	wr.w.BeginWrite(base.LSN, wr.widen)
+	wr.w.BeginWrite(base.LSN, wr.widen, wr.announce)
 	return nil
 }
 
@@ -600,6 +643,7 @@ func (wr *writer) mutated() bool { return wr.untracked || len(wr.w.Touched()) > 
 // repaired under a fresh lease and a TakenOverError is returned.
 func (wr *writer) release(ctx context.Context) error {
 	wr.stopHB()
+	defer wr.unhold()
 	ctx = context.WithoutCancel(ctx)
 	void := &wal.Slot{TL: wr.w.TL, N: wr.lease.N, Kind: wal.SlotVoid, Base: wr.base.LSN, LSN: wr.base.LSN,
 		Token: wr.token, Time: wr.r.Now()}
@@ -653,6 +697,10 @@ func (wr *writer) fail(ctx context.Context, settle bool) {
 		}
 	}
 	if settle {
+		// Let go of the writes first: the next writer, which may have
+		// taken the branch already, waits for them, and this process
+		// would wait for it.
+		wr.unhold()
 		if s, err := wr.p.acquire(ctx, wr.w, []wal.KeyRef{}); err == nil {
 			_ = s.release(ctx)
 		}
@@ -664,6 +712,9 @@ func (wr *writer) fail(ctx context.Context, settle bool) {
 // after the process that fenced it repaired it. The values come from the
 // log at the new head, never from this writer's own base.
 func (wr *writer) afterLoss(ctx context.Context) {
+	// The writer that took over waits for this one's hold of the writes,
+	// and this one is about to wait for it.
+	wr.unhold()
 	if !wr.mutated() {
 		return
 	}

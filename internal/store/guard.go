@@ -196,9 +196,6 @@ func relay(client net.Conn, engineAddr string, writes *writeLog, ix *serveIndexe
 			}
 			continue
 		}
-		if write {
-			holds.wait(db, tag)
-		}
 		if cmd == writesCommand {
 			if flags(msg)&flagMoreToCome != 0 {
 				continue
@@ -220,8 +217,14 @@ func relay(client net.Conn, engineAddr string, writes *writeLog, ix *serveIndexe
 			ix.passed(cmd, db, req.coll)
 		}
 		// Counted before it can reach the engine, which answers it even
-		// when the client expects no answer (w: 0).
-		out.sent(msg, req)
+		// when the client expects no answer (w: 0). A write waits while
+		// another client holds its database (writeHolds), and is counted
+		// before any hold can be granted after it.
+		if write {
+			holds.pass(db, tag, func() { out.sent(msg, req) })
+		} else {
+			out.sent(msg, req)
+		}
 		if _, err := server.Write(msg); err != nil {
 			break
 		}

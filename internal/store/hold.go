@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"strings"
 	"sync"
 	"time"
@@ -51,14 +52,18 @@ const holdTTL = 30 * time.Second
 // holdTTLOf is the time to live a hold request names, within bounds.
 func holdTTLOf(ms int64) time.Duration {
 	d := time.Duration(ms) * time.Millisecond
-	if d <= 0 || d > 10*time.Minute {
+	if d <= 0 {
 		return holdTTL
 	}
-	return max(d, 100*time.Millisecond)
+	return min(max(d, 100*time.Millisecond), 10*time.Minute)
 }
 
 type writeHolds struct {
-	mu sync.Mutex
+	// writes is the guard's count of writes passed on (nil in tests of
+	// holds alone): a hold is in place once the writes to its database
+	// that were passed on before it have been answered.
+	writes *writeLog
+	mu     sync.Mutex
 	// held is each held database's holder (by lower-case name, as the
 	// guard counts writes).
 	held map[string]*writeHold
@@ -76,8 +81,8 @@ type writeHold struct {
 	depth int
 }
 
-func newWriteHolds() *writeHolds {
-	return &writeHolds{held: map[string]*writeHold{}, conns: map[string]int{}, changed: make(chan struct{})}
+func newWriteHolds(writes *writeLog) *writeHolds {
+	return &writeHolds{writes: writes, held: map[string]*writeHold{}, conns: map[string]int{}, changed: make(chan struct{})}
 }
 
 // ended wakes every waiter; h.mu is held.
@@ -122,11 +127,17 @@ func (h *writeHolds) blocker(db, tag string) *writeHold {
 }
 
 // wait returns once a write of tag to db may pass.
-func (h *writeHolds) wait(db, tag string) {
+func (h *writeHolds) wait(db, tag string) { h.pass(db, tag, func() {}) }
+
+// pass waits until a write of tag to db may pass, and then runs sent (the
+// guard counting the write as passed on) before any hold can be granted:
+// a hold granted after it waits for the write's answer.
+func (h *writeHolds) pass(db, tag string, sent func()) {
 	for {
 		h.mu.Lock()
 		hd := h.blocker(db, tag)
 		if hd == nil {
+			sent()
 			h.mu.Unlock()
 			return
 		}
@@ -141,9 +152,19 @@ func (h *writeHolds) wait(db, tag string) {
 	}
 }
 
-// hold gives tag the writes of db for ttl, once no other tag holds them,
-// or renews its hold (renew: a renewal, which adds no depth).
+// hold gives tag the writes of db for ttl, once no other tag holds them
+// and every write to db passed on before has been answered (see
+// holdSettle). A renewal (renew) only extends a hold tag still has: one
+// that arrives after its release, on another connection, holds nothing.
 func (h *writeHolds) hold(db, tag string, renew bool, ttl time.Duration) {
+	if renew {
+		h.mu.Lock()
+		if hd := h.held[db]; hd != nil && hd.tag == tag {
+			hd.until = time.Now().Add(ttl)
+		}
+		h.mu.Unlock()
+		return
+	}
 	for {
 		h.wait(db, tag)
 		h.mu.Lock()
@@ -156,14 +177,20 @@ func (h *writeHolds) hold(db, tag string, renew bool, ttl time.Duration) {
 			hd = &writeHold{tag: tag}
 			h.held[db] = hd
 		}
-		if !renew || hd.depth == 0 {
-			hd.depth++
-		}
+		hd.depth++
 		hd.until = time.Now().Add(ttl)
 		h.mu.Unlock()
-		return
+		break
+	}
+	if h.writes != nil {
+		h.writes.settle(db, min(ttl, holdSettle))
 	}
 }
+
+// holdSettle bounds how long a hold waits for the answers to writes passed
+// on before it: a write whose client went away before its answer stays
+// counted for good (see writeLog), and is waited for that long only.
+const holdSettle = 10 * time.Second
 
 // release ends one hold of db by tag.
 func (h *writeHolds) release(db, tag string) {
@@ -224,6 +251,12 @@ func (s *serveHolds) Hold(ctx context.Context, db string, ttl time.Duration) (fu
 	defer s.mu.Unlock()
 	if s.depth[db] == 0 {
 		if err := s.send(ctx, db, false, false, ttl); err != nil {
+			var ce mongo.CommandError
+			if errors.As(err, &ce) && ce.Code == 59 {
+				// An argon serve from before holds (CommandNotFound):
+				// writes go on as they did with it.
+				return func() {}, nil
+			}
 			// Granted with its answer lost, perhaps: let it go.
 			_ = s.send(context.Background(), db, true, false, ttl)
 			return nil, err
@@ -261,6 +294,11 @@ func (s *serveHolds) renew(db string, stop chan struct{}, ttl time.Duration) {
 		case <-stop:
 			return
 		case <-t.C:
+			select {
+			case <-stop: // released meanwhile: nothing to renew
+				return
+			default:
+			}
 			_ = s.send(context.Background(), db, false, true, ttl)
 		}
 	}

@@ -22,7 +22,7 @@ func passes(h *writeHolds, db, tag string, d time.Duration) bool {
 
 func TestWriteHolds(t *testing.T) {
 	const quick = 200 * time.Millisecond
-	h := newWriteHolds()
+	h := newWriteHolds(nil)
 	h.connected("cli")
 	h.hold("ar_p__main", "cli", false, time.Minute)
 
@@ -86,7 +86,7 @@ func TestWriteHolds(t *testing.T) {
 // A holder that stops renewing (a process stopped but alive) holds no
 // longer than the time to live.
 func TestWriteHoldsExpire(t *testing.T) {
-	h := newWriteHolds()
+	h := newWriteHolds(nil)
 	h.connected("cli")
 	h.hold("ar_p__main", "cli", false, 300*time.Millisecond)
 	start := time.Now()

@@ -482,7 +482,8 @@ func ServeIdle(ctx context.Context, dir, addr string, lockTimeout, idle time.Dur
 	ix := newServeIndexer(data)
 	go ix.run()
 	defer ix.close()
-	go guardProxy(ln, engineURL.Host, newWriteLog(), ix, newWriteHolds(), act)
+	writes := newWriteLog()
+	go guardProxy(ln, engineURL.Host, writes, ix, newWriteHolds(writes), act)
 	uri := "mongodb://" + ln.Addr().String() + "/"
 	abs, err := filepath.Abs(dir)
 	if err != nil {

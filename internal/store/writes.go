@@ -101,6 +101,21 @@ func (l *writeLog) lose() {
 	l.lost = true
 }
 
+// settle waits until every write to db (and every write whose database is
+// unknown) passed on so far has been answered, for up to d.
+func (l *writeLog) settle(db string, d time.Duration) {
+	deadline := time.Now().Add(d)
+	for {
+		l.mu.Lock()
+		idle := l.pending[db] <= 0 && l.pending[""] <= 0
+		l.mu.Unlock()
+		if idle || time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // answered records the answer to a write to db.
 func (l *writeLog) answered(db string) {
 	l.mu.Lock()

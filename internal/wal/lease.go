@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -37,6 +38,13 @@ type Lease struct {
 	Keys      []KeyRef `bson:"keys,omitempty"`
 	// Host is for people reading the record; nothing decides on it.
 	Host string `bson:"host,omitempty"`
+
+	// mu keeps the holder's updates of the record one at a time: on
+	// FerretDB an update rewrites the whole document from what it read,
+	// so a heartbeat running beside an announcement of keys could write
+	// the old keys back (seen under load: a killed import was repaired
+	// at its first batches' keys only).
+	mu sync.Mutex
 }
 
 func leaseID(tl string, n int64) string { return slotID(tl, n) }
@@ -75,6 +83,8 @@ func (r *Repo) LeaseExists(ctx context.Context, tl string, n int64) (bool, error
 // Widen records, before the holder of l changes keys it did not announce,
 // that its changes are no longer known.
 func (r *Repo) Widen(ctx context.Context, l *Lease) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	l.KeysKnown = false
 	_, err := r.DB.Collection(collLeases).UpdateOne(ctx,
 		bson.D{{Key: "_id", Value: l.ID}, {Key: "token", Value: l.Token}},
@@ -85,6 +95,8 @@ func (r *Repo) Widen(ctx context.Context, l *Lease) error {
 // Narrow records that the holder of l is back to changing only the keys it
 // announced (after a rebuild it finished).
 func (r *Repo) Narrow(ctx context.Context, l *Lease) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	l.KeysKnown = true
 	_, err := r.DB.Collection(collLeases).UpdateOne(ctx,
 		bson.D{{Key: "_id", Value: l.ID}, {Key: "token", Value: l.Token}},
@@ -92,8 +104,25 @@ func (r *Repo) Narrow(ctx context.Context, l *Lease) error {
 	return err
 }
 
+// Announce records that the holder of l changes only keys from here on
+// (among them every key it changed so far).
+func (r *Repo) Announce(ctx context.Context, l *Lease, keys []KeyRef) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	keys = append([]KeyRef(nil), keys...)
+	_, err := r.DB.Collection(collLeases).UpdateOne(ctx,
+		bson.D{{Key: "_id", Value: l.ID}, {Key: "token", Value: l.Token}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "known", Value: true}, {Key: "keys", Value: keys}}}})
+	if err == nil {
+		l.KeysKnown, l.Keys = true, keys
+	}
+	return err
+}
+
 // Heartbeat records that the holder of lease l is still working.
 func (r *Repo) Heartbeat(ctx context.Context, l *Lease) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	l.Beat++
 	_, err := r.DB.Collection(collLeases).UpdateOne(ctx,
 		bson.D{{Key: "_id", Value: l.ID}, {Key: "token", Value: l.Token}},

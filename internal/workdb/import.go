@@ -82,11 +82,8 @@ func (w *Branch) Import(ctx context.Context, next func() (*ImportBatch, error), 
 	firstEqual := map[string]map[string]importedID{}
 	w.cleanAtStart = false
 	cm, head, err := w.Protocol.Write(ctx, w, &info, nil, func(ctx context.Context, emit func([]wal.Entry) error) error {
-		// The keys are known only as they arrive; each batch touches the
-		// keys it writes before it writes them.
-		if err := w.WidenTracked(ctx); err != nil {
-			return err
-		}
+		// The keys are known only as they arrive; each batch touches and
+		// announces the keys it writes before it writes them.
 		for {
 			b, err := next()
 			if err != nil {
@@ -294,6 +291,9 @@ func (w *Branch) importBatch(ctx context.Context, coll string, batch []bson.Raw,
 		w.touch(coll, id)
 		wrote[postKeys[i]] = true
 	}
+	if err := w.announceTouched(ctx); err != nil {
+		return 0, 0, err
+	}
 	if len(replace) > 0 {
 		if _, err := c.DeleteMany(ctx, idsFilter(replace)); err != nil {
 			return 0, 0, err
@@ -411,6 +411,9 @@ func (w *Branch) importIndexes(ctx context.Context, coll string, specs []bson.Ra
 			continue // nothing changes: not touched
 		}
 		w.touchIndex(coll, name)
+		if err := w.announceTouched(ctx); err != nil {
+			return created, err
+		}
 		if old != nil {
 			if err := w.DB.Collection(coll).Indexes().DropOne(ctx, name); err != nil {
 				return created, err

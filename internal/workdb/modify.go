@@ -71,14 +71,14 @@ func (w *Branch) Modify(ctx context.Context, coll string, m Modification, lim Li
 			ids[i] = d.Lookup("_id")
 			if intent != nil && !bytes.Equal(wal.KeyOf(ids[i]), intent[0].Key) {
 				// The filter's 1 matched an _id of 1.0 or 1L: another
-				// key than the one announced (touched below, before
-				// anything changes).
-				if err := w.WidenTracked(ctx); err != nil {
-					return nil, err
-				}
+				// key than the one announced (touched below, and
+				// announced before anything changes).
 				intent = nil
 			}
 			w.touch(coll, ids[i])
+		}
+		if err := w.announceTouched(ctx); err != nil {
+			return nil, err
 		}
 		byID := idsFilter(ids)
 		switch {
@@ -124,7 +124,11 @@ func (w *Branch) Modify(ctx context.Context, coll string, m Modification, lim Li
 			}
 			if known {
 				w.touch(coll, id)
-			} else if err := w.Widen(ctx); err != nil {
+				err = w.announceTouched(ctx)
+			} else {
+				err = w.Widen(ctx)
+			}
+			if err != nil {
 				return nil, err
 			}
 			var r *mongo.UpdateResult

@@ -137,6 +137,8 @@ type Branch struct {
 	touched []wal.KeyRef
 	base    int64
 	widen   func(ctx context.Context, tracked bool) error
+	// announce records keys in the write's lease (see announceTouched).
+	announce func(ctx context.Context, keys []wal.KeyRef) error
 	// cleanAtStart: the write in progress found the database's files
 	// clean (knownClean).
 	cleanAtStart bool
@@ -187,9 +189,26 @@ func (w *Branch) touchIndex(coll, name string) {
 // BeginWrite starts recording a write on the committed state at LSN
 // base. widen is called before the write changes keys it did not
 // announce in its lease.
-func (w *Branch) BeginWrite(base int64, widen func(ctx context.Context, tracked bool) error) {
-	w.delta, w.touched, w.base, w.widen = nil, nil, base, widen
+// announce is called to record in the lease the keys the write touched
+// (see announceTouched).
+func (w *Branch) BeginWrite(base int64, widen func(ctx context.Context, tracked bool) error,
+	announce func(ctx context.Context, keys []wal.KeyRef) error) {
+	w.delta, w.touched, w.base, w.widen, w.announce = nil, nil, base, widen, announce
 	w.folded = nil
+}
+
+// announceTouched records in the write's lease, before the write changes
+// anything it has touched since its last announcement, every key it has
+// touched: if the process then dies, whoever takes the branch over
+// repairs those keys instead of rebuilding the whole working database
+// (which would drop applications' uncommitted changes elsewhere in it).
+// It costs one write to the lease when the lease did not name them
+// already; past the lease's limits it widens instead.
+func (w *Branch) announceTouched(ctx context.Context) error {
+	if w.announce == nil || len(w.touched) == 0 {
+		return nil
+	}
+	return w.announce(ctx, w.touched)
 }
 
 // Widen says, before it happens, that the write in progress is about to
@@ -201,18 +220,6 @@ func (w *Branch) Widen(ctx context.Context) error {
 		return nil
 	}
 	return w.widen(ctx, false)
-}
-
-// WidenTracked says, before it happens, that the write in progress is
-// about to change keys it did not announce in its lease, each touched
-// before it changes (more batches of a stream, an import): if the process
-// fails the write, it repairs exactly the keys it touched; only a crash,
-// which leaves the lease without its keys, makes the next holder rebuild.
-func (w *Branch) WidenTracked(ctx context.Context) error {
-	if w.widen == nil {
-		return nil
-	}
-	return w.widen(ctx, true)
 }
 
 // untouch takes keys of coll out of the touched keys: documents a failed
@@ -338,6 +345,14 @@ func (w *Branch) build(ctx context.Context, head *wal.Slot, notice string, keep 
 	defer p.done()
 	for _, coll := range st.Collections() {
 		if err := insertBatches(ctx, w.DB.Collection(coll), st.Docs(coll), p); err != nil {
+			if keep && isDuplicate(err) {
+				// An application wrote a document of the state while
+				// it was being built (on a server argon does not stand
+				// in front of): the database is the application's as
+				// much as argon's now, and is adopted as it is; what
+				// the build did not put in yet shows as changes.
+				return nil, ErrFilled
+			}
 			return nil, err
 		}
 	}

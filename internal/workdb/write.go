@@ -344,13 +344,6 @@ func (w *Branch) InsertStream(ctx context.Context, coll string, next func() ([]b
 		}
 		docs := first
 		for batch := 0; ; batch++ {
-			if batch > 0 && len(docs) > 0 {
-				// Past the keys the lease announced; each batch touches
-				// its keys before it inserts.
-				if err := w.WidenTracked(ctx); err != nil {
-					return err
-				}
-			}
 			if len(docs) == 0 {
 				if info.Message == "" {
 					noun := "documents"
@@ -411,6 +404,11 @@ func (w *Branch) insertBatch(ctx context.Context, c *mongo.Collection, coll stri
 	batchIDs := (*ids)[first:]
 	for _, id := range batchIDs {
 		w.touch(coll, id)
+	}
+	// Past the keys the lease announced (the first batch's), each batch
+	// announces its keys before it inserts.
+	if err := w.announceTouched(ctx); err != nil {
+		return err
 	}
 	anys := make([]any, len(batch))
 	for i := range batch {
