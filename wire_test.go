@@ -83,6 +83,35 @@ func wireProject(t *testing.T) string {
 	return dir
 }
 
+// An update or delete by a filter other than {_id: value} learns its keys
+// only once the filter ran: it announces them in its lease before it
+// changes anything, one update of the lease more than the same change by
+// _id sends.
+func TestWireAnnouncesFilterMatches(t *testing.T) {
+	dir := wireProject(t)
+	for i := 0; i < 3; i++ {
+		wireCount(t, dir, "insert", "c", fmt.Sprintf(`{"_id": "d%d", "v": %d}`, i, i))
+	}
+	var leases []string
+	mon := &event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
+		if e.CommandName == "update" && e.Command.Lookup("update").StringValue() == "leases" {
+			leases = append(leases, e.Command.Lookup("updates").String())
+		}
+	}}
+	runMonitored(t, dir, mon, []string{"update", "c", `{"_id": "d1"}`, `{"$set": {"w": 1}}`})
+	if len(leases) != 0 {
+		t.Fatalf("an update by _id updated its lease %d times: %v", len(leases), leases)
+	}
+	runMonitored(t, dir, mon, []string{"update", "c", `{"v": 2}`, `{"$set": {"w": 1}}`})
+	if len(leases) != 1 || !strings.Contains(leases[0], `"known": true`) {
+		t.Fatalf("an update by filter updated its lease %d times, want once, announcing its key: %v", len(leases), leases)
+	}
+	n, names := wireCount(t, dir, "delete", "c", `{"v": 0}`)
+	if want := 13; n != want {
+		t.Errorf("argon delete by filter sent %d commands, want %d: %s", n, want, names)
+	}
+}
+
 // The round trips of the main commands are counted with a driver command
 // monitor, so that an added query (a per-item loop, an extra read on the
 // write path) shows up as a failure here. The figures are exact: change
