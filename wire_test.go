@@ -772,3 +772,33 @@ func TestBuiltDatabasesAreKnownClean(t *testing.T) {
 		})
 	}
 }
+
+// Through argon serve, a one-document insert sends the same commands as
+// without holds: the hold and its release (answered by the serve) carry
+// the write tokens the clean record needs, so it asks for none; and the
+// next status still needs no scan.
+func TestWireServedInsert(t *testing.T) {
+	if os.Getenv("ARGON_TEST_URI") != "" {
+		t.Skip("argon serve runs the embedded engine")
+	}
+	dir, run := statusWorkspace(t, "wsi")
+	serveWorkspace(t, dir)
+	run("status", "-s") // a clean record
+	unscanned, _ := run("status", "-s")
+	var mu sync.Mutex
+	var names []string
+	mon := &event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
+		mu.Lock()
+		names = append(names, e.CommandName)
+		mu.Unlock()
+	}}
+	runMonitored(t, dir, mon, []string{"insert", "c", `{"_id": 50}`})
+	// branch, marker, lease, hold, insert, slot, marker, release,
+	// endSessions
+	if len(names) != 9 || count(strings.Join(names, " "), "argonWriteToken") != 0 {
+		t.Errorf("a served insert sent %d commands, want 9 and no token request: %v", len(names), names)
+	}
+	if finds, _ := run("status", "-s"); finds != unscanned {
+		t.Errorf("status after a served insert read the working database %d times, want %d (no scan)", finds, unscanned)
+	}
+}

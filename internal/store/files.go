@@ -249,7 +249,16 @@ func (f *DBFiles) recordFiles(db string) error {
 // (a token this process saw, with its own counts then) by this process's
 // writes alone (see ownWrites), and chains later writes from it.
 func (f *DBFiles) recordToken(db string, base tokenCounts) error {
-	now, err := f.tokenAt(db)
+	now, ok := tokenCounts{}, false
+	if f.holds != nil {
+		// After a write: the token at its release, when this process
+		// has not written since (no other client wrote while it held).
+		now, ok = f.holds.releasedToken(db)
+	}
+	var err error
+	if !ok {
+		now, err = f.tokenAt(db)
+	}
 	if err != nil || now.token == "" || !onlyOwnWrites(base, now) {
 		return err
 	}

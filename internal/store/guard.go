@@ -181,12 +181,21 @@ func relay(client net.Conn, engineAddr string, writes *writeLog, ix *serveIndexe
 				release, _ := body.Lookup("release").BooleanOK()
 				renew, _ := body.Lookup("renew").BooleanOK()
 				ttl, _ := body.Lookup("ttlMillis").AsInt64OK()
-				if release {
+				// The database's write token as the hold begins and
+				// ends: no other client's write moves it in between, so
+				// the holder needs no token request of its own there.
+				var token string
+				switch {
+				case release:
+					token = writes.token(db)
 					holds.release(db, tag)
-				} else {
-					holds.hold(db, tag, renew, holdTTLOf(ttl))
+				case renew:
+					holds.hold(db, tag, true, holdTTLOf(ttl))
+				default:
+					holds.hold(db, tag, false, holdTTLOf(ttl))
+					token = writes.token(db)
 				}
-				ans = reply(msg, bson.D{{Key: "ok", Value: 1.0}})
+				ans = reply(msg, bson.D{{Key: "ok", Value: 1.0}, {Key: "token", Value: token}})
 			}
 			wmu.Lock()
 			_, err = client.Write(ans)

@@ -231,16 +231,76 @@ func newHoldTag() string {
 // serveHolds is a client's side of holds: it holds a database at most
 // once at a time per process, counting nested holds, and renews every
 // hold it has until released.
+//
+// The serve answers a hold and a release with the database's write token
+// at that moment, kept here with this process's own write counts then
+// (see ownWrites): while the hold lasts and this process has not written,
+// the token at the hold is the token now, which saves the clean record's
+// token request at the start of a write; the token at the release stands
+// for the one the clean record asks for after the write (an older token
+// is always safe to record clean: see DBFiles.recordToken).
 type serveHolds struct {
 	client *mongo.Client
+	own    *ownWrites
 	mu     sync.Mutex
 	depth  map[string]int
 	stop   map[string]chan struct{}
 	ttl    map[string]time.Duration
+	// granted and released hold the tokens of the last hold and release
+	// of each database.
+	granted, released map[string]tokenCounts
 }
 
-func newServeHolds(client *mongo.Client) *serveHolds {
-	return &serveHolds{client: client, depth: map[string]int{}, stop: map[string]chan struct{}{}, ttl: map[string]time.Duration{}}
+func newServeHolds(client *mongo.Client, own *ownWrites) *serveHolds {
+	return &serveHolds{client: client, own: own, depth: map[string]int{}, stop: map[string]chan struct{}{},
+		ttl: map[string]time.Duration{}, granted: map[string]tokenCounts{}, released: map[string]tokenCounts{}}
+}
+
+// heldToken returns db's write token when this process holds db and has
+// not written since the hold began.
+func (s *serveHolds) heldToken(db string) (tokenCounts, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tc, ok := s.granted[db]
+	return tc, ok && s.depth[db] > 0 && s.unmoved(db, tc)
+}
+
+// releasedToken returns, once, db's write token at this process's last
+// release of it, when this process has not written since.
+func (s *serveHolds) releasedToken(db string) (tokenCounts, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tc, ok := s.released[db]
+	delete(s.released, db)
+	return tc, ok && s.unmoved(db, tc)
+}
+
+// unmoved reports whether this process's write counts are those of tc.
+func (s *serveHolds) unmoved(db string, tc tokenCounts) bool {
+	if s.own == nil || tc.token == "" {
+		return false
+	}
+	n, all, ok := s.own.counts(db)
+	return ok && n == tc.n && all == tc.all
+}
+
+// sendCounted sends a hold or release and returns the token its answer
+// gave, with this process's own counts when they did not move while it
+// was asked ("" otherwise).
+func (s *serveHolds) sendCounted(ctx context.Context, db string, release bool, ttl time.Duration) (tokenCounts, error) {
+	var n0, all0 int64
+	if s.own != nil {
+		n0, all0, _ = s.own.counts(db)
+	}
+	token, err := s.sendToken(ctx, db, release, false, ttl)
+	if err != nil || s.own == nil {
+		return tokenCounts{}, err
+	}
+	n1, all1, ok := s.own.counts(db)
+	if !ok || n0 != n1 || all0 != all1 {
+		return tokenCounts{}, nil
+	}
+	return tokenCounts{token: token, n: n1, all: all1}, nil
 }
 
 // Hold holds db's writes at the serve for ttl past each renewal (see
@@ -250,7 +310,8 @@ func (s *serveHolds) Hold(ctx context.Context, db string, ttl time.Duration) (fu
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.depth[db] == 0 {
-		if err := s.send(ctx, db, false, false, ttl); err != nil {
+		tc, err := s.sendCounted(ctx, db, false, ttl)
+		if err != nil {
 			var ce mongo.CommandError
 			if errors.As(err, &ce) && ce.Code == 59 {
 				// An argon serve from before holds (CommandNotFound):
@@ -263,6 +324,8 @@ func (s *serveHolds) Hold(ctx context.Context, db string, ttl time.Duration) (fu
 		}
 		stop := make(chan struct{})
 		s.stop[db], s.ttl[db] = stop, ttl
+		s.granted[db] = tc
+		delete(s.released, db)
 		go s.renew(db, stop, ttl)
 	}
 	s.depth[db]++
@@ -281,9 +344,12 @@ func (s *serveHolds) release(db string) {
 	delete(s.stop, db)
 	ttl := s.ttl[db]
 	delete(s.ttl, db)
+	delete(s.granted, db)
 	// Best effort: a release that does not arrive ends with the
 	// process's connections, or at the hold's expiry.
-	_ = s.send(context.Background(), db, true, false, ttl)
+	if tc, err := s.sendCounted(context.Background(), db, true, ttl); err == nil {
+		s.released[db] = tc
+	}
 }
 
 func (s *serveHolds) renew(db string, stop chan struct{}, ttl time.Duration) {
@@ -305,6 +371,13 @@ func (s *serveHolds) renew(db string, stop chan struct{}, ttl time.Duration) {
 }
 
 func (s *serveHolds) send(ctx context.Context, db string, release, renew bool, ttl time.Duration) error {
+	_, err := s.sendToken(ctx, db, release, renew, ttl)
+	return err
+}
+
+// sendToken is send, returning the token the answer gives ("" from a
+// renewal, or from an argon serve that gives none).
+func (s *serveHolds) sendToken(ctx context.Context, db string, release, renew bool, ttl time.Duration) (string, error) {
 	// A hold waits for another process's, which lapses within its TTL
 	// (at most 10 minutes) when that process stops renewing it.
 	ctx, cancel := context.WithTimeout(ctx, 11*time.Minute)
@@ -316,5 +389,9 @@ func (s *serveHolds) send(ctx context.Context, db string, release, renew bool, t
 	if renew {
 		cmd = append(cmd, bson.E{Key: "renew", Value: true})
 	}
-	return s.client.Database(db).RunCommand(ctx, cmd).Err()
+	var res struct {
+		Token string `bson:"token"`
+	}
+	err := s.client.Database(db).RunCommand(ctx, cmd).Decode(&res)
+	return res.Token, err
 }

@@ -107,6 +107,11 @@ type tokenCounts struct {
 // tokenAt asks for db's token and returns it with the own counts, or ""
 // when this process wrote while it asked (nothing to chain from).
 func (f *DBFiles) tokenAt(db string) (tokenCounts, error) {
+	if f.holds != nil {
+		if tc, ok := f.holds.heldToken(db); ok {
+			return tc, nil
+		}
+	}
 	n0, all0, _ := f.own.counts(db)
 	t, err := f.token(db)
 	if err != nil {

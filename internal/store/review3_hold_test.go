@@ -200,7 +200,7 @@ func TestReview3RenewalAfterReleaseHoldsNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	const db = "ar_p__main"
-	s := newServeHolds(argon)
+	s := newServeHolds(argon, nil)
 	const ttl = 4 * time.Second
 	release, err := s.Hold(ctx, db, ttl)
 	if err != nil {

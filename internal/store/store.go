@@ -191,7 +191,7 @@ func openServed(ctx context.Context, uri string, opts Options, ping bool) (*Stor
 		return nil, err
 	}
 	s.Embedded, s.Served = true, true
-	s.holds = newServeHolds(s.Client)
+	s.holds = newServeHolds(s.Client, s.own)
 	return s, nil
 }
 
