@@ -721,7 +721,14 @@ func (wr *writer) afterLoss(ctx context.Context) {
 	keys := append([]wal.KeyRef(nil), wr.w.Touched()...)
 	unknown := wr.untracked || len(keys) > intentKeys || keyBytes(keys) > intentBytes
 	w := wr.w
-	nw, err := wr.p.acquire(ctx, w, []wal.KeyRef{})
+	// The repair's lease names the keys it repairs (none known: it
+	// rebuilds), so that a repair killed half way is finished by the
+	// next holder (found by review: it named none).
+	var intent []wal.KeyRef
+	if !unknown {
+		intent = keys
+	}
+	nw, err := wr.p.acquire(ctx, w, intent)
 	if err != nil {
 		return
 	}

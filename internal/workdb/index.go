@@ -103,6 +103,9 @@ func (w *Branch) CreateIndex(ctx context.Context, coll string, keys bson.Raw, op
 			return nil, err
 		}
 		w.touchIndex(coll, name)
+		if err := w.announceTouched(ctx); err != nil {
+			return nil, err
+		}
 		if err := createFromSpec(ctx, w.DB, coll, raw); err != nil {
 			return nil, err
 		}
@@ -135,6 +138,9 @@ func (w *Branch) DropIndex(ctx context.Context, coll, name string, info wal.Comm
 			return nil, &IndexNotFoundError{Coll: coll, Name: name}
 		}
 		w.touchIndex(coll, name)
+		if err := w.announceTouched(ctx); err != nil {
+			return nil, err
+		}
 		if err := w.DB.Collection(coll).Indexes().DropOne(ctx, name); err != nil {
 			return nil, err
 		}

@@ -61,6 +61,9 @@ func (w *Branch) Modify(ctx context.Context, coll string, m Modification, lim Li
 			return nil, err
 		}
 		// Before anything is touched: a refusal changes nothing.
+		if err := refuseIDChange(m, pre); err != nil {
+			return nil, err
+		}
 		if err := w.refuseUncommitted(ctx, coll, pre); err != nil {
 			return nil, err
 		}
@@ -282,14 +285,25 @@ func idIntent(coll string, filter bson.Raw) []wal.KeyRef {
 
 // upsertID returns the change an upsert sends and the _id of the document
 // it inserts when nothing matches, where that is known before it is sent
-// (known): the filter's, when it is {_id: value} (byID); a replacement's
-// own; or one chosen here, an ObjectId as the server would, given to a
-// replacement without one or set by $setOnInsert. It is not known for a
-// pipeline update, or when the filter or the update name _id otherwise.
+// (known): the filter's, when it is {_id: value} (byID) and the change
+// does not name _id (a replacement may repeat it, byte for byte); a
+// replacement's own; or one chosen here, an ObjectId as the server would,
+// given to a replacement without one or set by $setOnInsert. It is not
+// known for a pipeline update, or when the filter or the update name _id
+// otherwise (found by review: {_id: 5} with $set of _id 5.0 inserts 5.0).
 func upsertID(m Modification, byID bool) (update, replacement bson.Raw, id bson.RawValue, known bool, err error) {
 	update, replacement = m.Update, m.Replacement
 	switch {
+	case byID && replacement != nil:
+		fid := m.Filter.Lookup("_id")
+		if rid, err := replacement.LookupErr("_id"); err == nil && !bytes.Equal(wal.KeyOf(rid), wal.KeyOf(fid)) {
+			return update, replacement, bson.RawValue{}, false, nil
+		}
+		return update, replacement, fid, true, nil
 	case byID:
+		if updateNamesID(update) {
+			return update, replacement, bson.RawValue{}, false, nil
+		}
 		return update, replacement, m.Filter.Lookup("_id"), true, nil
 	case namesID(m.Filter):
 		return update, replacement, bson.RawValue{}, false, nil
@@ -300,15 +314,16 @@ func upsertID(m Modification, byID bool) (update, replacement bson.Raw, id bson.
 		return nil, replacement, replacement.Lookup("_id"), true, nil
 	}
 	ops, err := update.Elements()
-	if err != nil || len(ops) == 0 || !strings.HasPrefix(ops[0].Key(), "$") {
-		return update, nil, bson.RawValue{}, false, nil // a pipeline, or not an update document
+	if err != nil || len(ops) == 0 || !strings.HasPrefix(ops[0].Key(), "$") || updateNamesID(update) {
+		// A pipeline, not an update document, or one naming _id.
+		return update, nil, bson.RawValue{}, false, nil
 	}
 	oid := bson.NewObjectID()
 	d := bson.D{}
 	set := false
 	for _, op := range ops {
 		fields, ok := op.Value().DocumentOK()
-		if !ok || namesID(fields) {
+		if !ok {
 			return update, nil, bson.RawValue{}, false, nil
 		}
 		if op.Key() == "$setOnInsert" {
@@ -336,6 +351,90 @@ func upsertID(m Modification, byID bool) (update, replacement bson.Raw, id bson.
 		return nil, nil, bson.RawValue{}, false, err
 	}
 	return update, nil, bson.Raw(raw).Lookup("_id"), true, nil
+}
+
+// refuseIDChange refuses a change that would give a matched document
+// another _id. MongoDB refuses one of another value; one of an equal value
+// and another type (5 and 5.0) it may store, and argon, whose log keys a
+// document by its _id's bytes, would then hold one document under two
+// keys (found by review: the write failed and its repair could not put
+// the committed document back, so every later command failed).
+func refuseIDChange(m Modification, pre []bson.Raw) error {
+	if m.Replacement != nil {
+		rid, err := m.Replacement.LookupErr("_id")
+		if err != nil {
+			return nil
+		}
+		for _, d := range pre {
+			if id := d.Lookup("_id"); !bytes.Equal(wal.KeyOf(rid), wal.KeyOf(id)) {
+				a, b := FormatValue(rid), FormatValue(id)
+				if a == b { // 5 and the 64-bit 5: told apart by type
+					a, b = canonicalValue(rid), canonicalValue(id)
+				}
+				return &DocumentError{Index: -1, Msg: fmt.Sprintf("the replacement's _id %s is not the document's _id %s: an _id cannot change (delete the document and insert the new one)", a, b)}
+			}
+		}
+		return nil
+	}
+	ops, err := m.Update.Elements()
+	if err != nil || len(pre) == 0 {
+		return nil
+	}
+	for _, op := range ops {
+		fields, ok := op.Value().DocumentOK()
+		if !ok || op.Key() == "$setOnInsert" {
+			continue // a pipeline (the server's to judge), or nothing on a match
+		}
+		if op.Key() == "$set" {
+			if v, err := fields.LookupErr("_id"); err == nil {
+				same := true
+				for _, d := range pre {
+					same = same && bytes.Equal(wal.KeyOf(v), wal.KeyOf(d.Lookup("_id")))
+				}
+				if same {
+					continue // sets each _id to itself
+				}
+			}
+		}
+		if updateNamesID(bson.Raw(mustOne(op.Key(), fields))) {
+			return &DocumentError{Index: -1, Msg: fmt.Sprintf("the update's %s would change _id: an _id cannot change (delete the document and insert the new one)", op.Key())}
+		}
+	}
+	return nil
+}
+
+// mustOne is the update document {op: fields}.
+func mustOne(op string, fields bson.Raw) []byte {
+	b, _ := bson.Marshal(bson.D{{Key: op, Value: fields}})
+	return b
+}
+
+// updateNamesID reports an update document (or anything else) whose
+// change may set _id: an operator naming _id or a path under it, a
+// $rename to one, or a pipeline.
+func updateNamesID(update bson.Raw) bool {
+	ops, err := update.Elements()
+	if err != nil {
+		return true
+	}
+	for _, op := range ops {
+		fields, ok := op.Value().DocumentOK()
+		if !ok || !strings.HasPrefix(op.Key(), "$") || namesID(fields) {
+			return true
+		}
+		if op.Key() == "$rename" {
+			vals, err := fields.Values()
+			if err != nil {
+				return true
+			}
+			for _, v := range vals {
+				if to, _ := v.StringValueOK(); to == "_id" || strings.HasPrefix(to, "_id.") {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // namesID reports a document that names _id (or a path under it) as a
