@@ -30,7 +30,7 @@ var review4Writes = map[string]bool{"insert": true, "update": true, "delete": tr
 // answered its REVIEW4_KILL_N-th write to database REVIEW4_DB.
 func TestReview4KillHelper(t *testing.T) {
 	if os.Getenv("REVIEW4_HELPER") == "" {
-		t.Skip("a helper process of review4Kill")
+		return // run only as review4Kill's helper process (the os/exec idiom)
 	}
 	n, _ := strconv.Atoi(os.Getenv("REVIEW4_KILL_N"))
 	db := os.Getenv("REVIEW4_DB")
