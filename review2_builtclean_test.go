@@ -6,7 +6,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/event"
@@ -35,7 +34,7 @@ func TestReview2BuiltServedAppWriteDuringRebuildIsNotHidden(t *testing.T) {
 			db := "ar_" + p + "__feat"
 			var once sync.Once
 			fired, tokens := false, 0
-			appDone := make(chan error, 1)
+			var appDone chan error
 			mon := &event.CommandMonitor{Started: func(ctx context.Context, e *event.CommandStartedEvent) {
 				hit := false
 				switch at {
@@ -54,23 +53,17 @@ func TestReview2BuiltServedAppWriteDuringRebuildIsNotHidden(t *testing.T) {
 						fired = true
 						// The command holds the database's writes (see
 						// TestServedWriteHoldsApplicationWrites): the
-						// application's insert waits for it, here for
-						// up to two seconds, then lands after it.
-						go func() {
+						// application's insert lands after it.
+						_, appDone = appWriteAside(func() error {
 							_, err := app.Database(db).Collection("c").InsertOne(context.Background(), bson.D{{Key: "_id", Value: 777}})
-							appDone <- err
-						}()
-						select {
-						case err := <-appDone:
-							appDone <- err
-						case <-time.After(2 * time.Second):
-						}
+							return err
+						})
 					})
 				}
 			}}
 			runMonitored(t, dir, mon, []string{"checkout", "-b", "feat"})
 			if !fired {
-				t.Skip("the injection point was not reached")
+				t.Fatal("the injection point was not reached")
 			}
 			if err := <-appDone; err != nil {
 				t.Fatalf("app insert: %v", err)

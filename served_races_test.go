@@ -101,6 +101,24 @@ func droppedOnServer(t *testing.T, p string) (string, *mongo.Client, string) {
 	return dir, app, db
 }
 
+// appWriteAside runs an application's write from a goroutine and waits up
+// to two seconds for it. Called from a CLI command's driver monitor, the
+// write waits for the command's hold of its database (a write from the
+// monitor's own goroutine would wait forever). It reports whether the
+// write was answered within that time, and the channel its result
+// arrives on either way.
+func appWriteAside(write func() error) (landed bool, done chan error) {
+	done = make(chan error, 1)
+	go func() { done <- write() }()
+	select {
+	case err := <-done:
+		done <- err
+		return true, done
+	case <-time.After(2 * time.Second):
+		return false, done
+	}
+}
+
 // cliOut runs an argon command line in-process and returns its output.
 func cliOut(t *testing.T, dir string, args ...string) string {
 	t.Helper()
@@ -126,26 +144,20 @@ func TestServedWriteHoldsApplicationWrites(t *testing.T) {
 	app := serveWorkspace(t, dir)
 	db := "ar_" + p + "__main"
 	var once sync.Once
-	appDone := make(chan error, 1)
+	var appDone chan error
 	landedFirst := false
 	mon := &event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
 		if e.DatabaseName != db || e.CommandName != "update" {
 			return
 		}
 		once.Do(func() {
-			go func() {
-				_, err := app.Database(db).Collection("c").UpdateOne(context.Background(),
-					bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "app", Value: true}}}})
-				appDone <- err
-			}()
 			// Without the hold the application's write lands first;
 			// with it, it is still waiting when this gives up.
-			select {
-			case err := <-appDone:
-				landedFirst = true
-				appDone <- err
-			case <-time.After(2 * time.Second):
-			}
+			landedFirst, appDone = appWriteAside(func() error {
+				_, err := app.Database(db).Collection("c").UpdateOne(context.Background(),
+					bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "app", Value: true}}}})
+				return err
+			})
 		})
 	}}
 	// Only argon's own client can hold a database's writes.

@@ -349,9 +349,20 @@ func (wr *writer) announce(ctx context.Context, keys []wal.KeyRef) error {
 	return nil
 }
 
-// covers reports whether every key of keys is among have.
+// covers reports whether every key of keys is among have. More keys than
+// have counts as not covered without a look: new keys, or a key touched
+// twice, which costs one needless update of the lease.
 func covers(have, keys []wal.KeyRef) bool {
-	id := func(k wal.KeyRef) string { return fmt.Sprintf("%t\x00%s\x00%s", k.Index, k.Coll, k.Key) }
+	if len(keys) > len(have) {
+		return false
+	}
+	id := func(k wal.KeyRef) string {
+		kind := "d"
+		if k.Index {
+			kind = "i"
+		}
+		return kind + k.Coll + "\x00" + string(k.Key)
+	}
 	set := make(map[string]bool, len(have))
 	for _, k := range have {
 		set[id(k)] = true

@@ -153,8 +153,8 @@ func (h *writeHolds) pass(db, tag string, sent func()) {
 }
 
 // hold gives tag the writes of db for ttl, once no other tag holds them
-// and every write to db passed on before has been answered (see
-// holdSettle). A renewal (renew) only extends a hold tag still has: one
+// and every write to db passed on before has been answered (waiting at
+// most ttl, and not for writes whose client left: writeLog.settle). A renewal (renew) only extends a hold tag still has: one
 // that arrives after its release, on another connection, holds nothing.
 func (h *writeHolds) hold(db, tag string, renew bool, ttl time.Duration) {
 	if renew {
@@ -183,14 +183,9 @@ func (h *writeHolds) hold(db, tag string, renew bool, ttl time.Duration) {
 		break
 	}
 	if h.writes != nil {
-		h.writes.settle(db, min(ttl, holdSettle))
+		h.writes.settle(db, ttl)
 	}
 }
-
-// holdSettle bounds how long a hold waits for the answers to writes passed
-// on before it: a write whose client went away before its answer stays
-// counted for good (see writeLog), and is waited for that long only.
-const holdSettle = 10 * time.Second
 
 // release ends one hold of db by tag.
 func (h *writeHolds) release(db, tag string) {

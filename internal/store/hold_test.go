@@ -97,3 +97,33 @@ func TestWriteHoldsExpire(t *testing.T) {
 		t.Fatal("a write passed before the hold expired")
 	}
 }
+
+// A hold waits for the answers of writes passed on before it, but not for
+// a write whose client left before its answer: the engine may never
+// answer it, and the database has no write token for good instead.
+func TestSettleSkipsWritesWhoseClientLeft(t *testing.T) {
+	l := newWriteLog()
+	l.sent("ar_p__main")
+	start := time.Now()
+	l.settle("ar_p__main", 200*time.Millisecond)
+	if time.Since(start) < 150*time.Millisecond {
+		t.Fatal("settle did not wait for a write passed on and not answered")
+	}
+	l.abandoned("ar_p__main")
+	done := make(chan struct{})
+	go func() {
+		l.settle("ar_p__main", time.Hour)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("settle waited for a write whose client left")
+	}
+	if tok := l.token("ar_p__main"); tok != "" {
+		t.Fatalf("token %q after a write whose client left, want none", tok)
+	}
+	if tok := l.token("ar_p__other"); tok == "" {
+		t.Fatal("another database lost its token")
+	}
+}

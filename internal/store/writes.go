@@ -73,12 +73,16 @@ type writeLog struct {
 	// write an answer was to.
 	pending map[string]int
 	lost    bool
+	// gone counts writes whose client left before their answer, per
+	// database: the engine may still apply them, so the database has no
+	// token any more; a hold does not wait for them (settle).
+	gone map[string]int
 }
 
 func newWriteLog() *writeLog {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
-	return &writeLog{epoch: hex.EncodeToString(b[:]), gen: map[string]int64{}, pending: map[string]int{}}
+	return &writeLog{epoch: hex.EncodeToString(b[:]), gen: map[string]int64{}, pending: map[string]int{}, gone: map[string]int{}}
 }
 
 // sent records a write to db ("" for unknown: every database) passed on
@@ -102,7 +106,8 @@ func (l *writeLog) lose() {
 }
 
 // settle waits until every write to db (and every write whose database is
-// unknown) passed on so far has been answered, for up to d.
+// unknown) passed on so far has been answered, for up to d; writes whose
+// client left are not waited for (see gone).
 func (l *writeLog) settle(db string, d time.Duration) {
 	deadline := time.Now().Add(d)
 	for {
@@ -114,6 +119,15 @@ func (l *writeLog) settle(db string, d time.Duration) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// abandoned records that the client of a write to db left before its
+// answer.
+func (l *writeLog) abandoned(db string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.pending[db]--
+	l.gone[db]++
 }
 
 // answered records the answer to a write to db.
@@ -128,7 +142,7 @@ func (l *writeLog) answered(db string) {
 func (l *writeLog) token(db string) string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.pending[db] > 0 || l.pending[""] > 0 || l.lost {
+	if l.pending[db] > 0 || l.pending[""] > 0 || l.gone[db] > 0 || l.gone[""] > 0 || l.lost {
 		return ""
 	}
 	return fmt.Sprintf("serve:%s:%d:%d", l.epoch, l.all, l.gen[db])
@@ -352,6 +366,12 @@ func (o *outstanding) abandon() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.abandonDrops()
+	for _, r := range o.queue {
+		if r.write {
+			o.log.abandoned(r.db)
+		}
+	}
+	o.queue = nil
 }
 
 func (o *outstanding) abandonDrops() {

@@ -396,17 +396,11 @@ func refuseIDChange(m Modification, pre []bson.Raw) error {
 				}
 			}
 		}
-		if updateNamesID(bson.Raw(mustOne(op.Key(), fields))) {
+		if opNamesID(op.Key(), fields) {
 			return &DocumentError{Index: -1, Msg: fmt.Sprintf("the update's %s would change _id: an _id cannot change (delete the document and insert the new one)", op.Key())}
 		}
 	}
 	return nil
-}
-
-// mustOne is the update document {op: fields}.
-func mustOne(op string, fields bson.Raw) []byte {
-	b, _ := bson.Marshal(bson.D{{Key: op, Value: fields}})
-	return b
 }
 
 // updateNamesID reports an update document (or anything else) whose
@@ -419,19 +413,29 @@ func updateNamesID(update bson.Raw) bool {
 	}
 	for _, op := range ops {
 		fields, ok := op.Value().DocumentOK()
-		if !ok || !strings.HasPrefix(op.Key(), "$") || namesID(fields) {
+		if !ok || !strings.HasPrefix(op.Key(), "$") || opNamesID(op.Key(), fields) {
 			return true
 		}
-		if op.Key() == "$rename" {
-			vals, err := fields.Values()
-			if err != nil {
-				return true
-			}
-			for _, v := range vals {
-				if to, _ := v.StringValueOK(); to == "_id" || strings.HasPrefix(to, "_id.") {
-					return true
-				}
-			}
+	}
+	return false
+}
+
+// opNamesID reports an update operator whose fields may set _id: one
+// naming _id or a path under it, or a $rename to one.
+func opNamesID(op string, fields bson.Raw) bool {
+	if namesID(fields) {
+		return true
+	}
+	if op != "$rename" {
+		return false
+	}
+	vals, err := fields.Values()
+	if err != nil {
+		return true
+	}
+	for _, v := range vals {
+		if to, _ := v.StringValueOK(); to == "_id" || strings.HasPrefix(to, "_id.") {
+			return true
 		}
 	}
 	return false
