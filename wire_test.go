@@ -130,10 +130,14 @@ func TestWireMessages(t *testing.T) {
 		// buildInfo (argon's ping), branch, marker, query, lease probe,
 		// endSessions
 		{[]string{"find", "c", `{"_id": "warm1"}`}, 6},
-		// buildInfo, branch, marker, lease, insert, slot, marker,
-		// endSessions: FerretDB stores the document as sent, so there is
-		// no read-back (on MongoDB there is one, see storedAsSent)
-		{[]string{"insert", "c", `{"_id": "new1", "v": 1}`}, 8},
+		// buildInfo, branch, marker, lease, the check that the log
+		// holds no document of that _id (timeline, slots holding the
+		// key, spilled entries of the key: one an application deleted
+		// and did not commit; a server's files cannot say the database
+		// is clean), insert, slot, marker, endSessions: FerretDB stores
+		// the document as sent, so there is no read-back (on MongoDB
+		// there is one, see storedAsSent)
+		{[]string{"insert", "c", `{"_id": "new1", "v": 1}`}, 11},
 		// buildInfo, branch, marker, lease, match, the check that the
 		// matched documents are committed (timeline, slots holding their
 		// keys, spilled entries of their keys: a server's files cannot

@@ -166,7 +166,7 @@ func runInsert(ctx context.Context, o *insertOptions) error {
 	res, err := w.InsertStream(ctx, o.coll, next, wal.CommitInfo{Message: msg, Author: f.Author}, func(n int) { bar.Update(n, "documents") })
 	bar.Done()
 	if err != nil {
-		return err
+		return uncommittedHint(err, o.branch, branch)
 	}
 	if len(res.IDs) == 0 {
 		return usageErrorf("no documents to insert")

@@ -80,8 +80,13 @@ func (w *Branch) Import(ctx context.Context, next func() (*ImportBatch, error), 
 	wrote := map[string]map[string]bool{} // collection -> keys this import wrote
 	// collection -> equalityKey -> the first _id of the input with it
 	firstEqual := map[string]map[string]importedID{}
-	w.cleanAtStart = false
+	w.cleanAtStart, w.cleanChecked = false, false
 	cm, head, err := w.Protocol.Write(ctx, w, &info, nil, func(ctx context.Context, emit func([]wal.Entry) error) error {
+		// Whether the database is known clean, looked at before the
+		// import changes it (the checks of each batch rest on it).
+		if w.Files != nil && w.Files.Clean(w.DB.Name()) != "" {
+			w.knownClean()
+		}
 		// The keys are known only as they arrive; each batch touches and
 		// announces the keys it writes before it writes them.
 		for {
@@ -284,6 +289,19 @@ func (w *Branch) importBatch(ctx context.Context, coll string, batch []bson.Raw,
 		}
 	}
 	if err := w.refuseUncommitted(ctx, coll, theirs); err != nil {
+		return 0, 0, err
+	}
+	// A new document over one the log holds: an application deleted
+	// that one and did not commit (refuseDeletedIDs).
+	var added []bson.RawValue
+	for i, k := range postKeys {
+		if _, ok := pre[k]; !ok && !wrote[k] {
+			added = append(added, postIDs[i])
+		}
+	}
+	if gone, err := w.committedIDs(ctx, coll, added); err != nil {
+		return 0, 0, err
+	} else if err := w.deletedError(coll, gone); err != nil {
 		return 0, 0, err
 	}
 	// Touched before anything changes: a failure repairs them.

@@ -48,7 +48,7 @@ type Modification struct {
 // commit.
 func (w *Branch) Modify(ctx context.Context, coll string, m Modification, lim Limits, info wal.CommitInfo) (*ModifyResult, error) {
 	res := &ModifyResult{}
-	w.cleanAtStart = false
+	w.cleanAtStart, w.cleanChecked = false, false
 	var pre []bson.Raw
 	intent := idIntent(coll, m.Filter)
 	cm, head, err := w.write(ctx, info, intent, func(ctx context.Context) ([]wal.Entry, error) {

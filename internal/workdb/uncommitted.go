@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/argon-db/argon/internal/wal"
 )
@@ -132,13 +134,95 @@ func (w *Branch) refuseDeleted(ctx context.Context, coll string, key []byte) err
 	return nil
 }
 
+// refuseDeletedIDs refuses an insert of ids when the log holds one of
+// them at the base and the working database does not: an application
+// deleted that document and did not commit, and the insert would record
+// its new document over that delete as a change of the committed one (on
+// a clean branch the same insert fails with a duplicate key). It is free
+// while the database is known clean; otherwise it asks the log for the
+// keys, and the working database only for those the log holds.
+func (w *Branch) refuseDeletedIDs(ctx context.Context, c *mongo.Collection, coll string, ids []bson.RawValue) error {
+	held, err := w.committedIDs(ctx, coll, ids)
+	if err != nil || len(held) == 0 {
+		return err
+	}
+	cur, err := c.Find(ctx, idsFilter(held), options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+	if err != nil {
+		return err
+	}
+	there := map[string]bool{}
+	for cur.Next(ctx) {
+		there[string(wal.KeyOf(cur.Current.Lookup("_id")))] = true
+	}
+	if err := cur.Close(ctx); err != nil {
+		return err
+	}
+	var gone []bson.RawValue
+	for _, id := range held {
+		if !there[string(wal.KeyOf(id))] {
+			gone = append(gone, id)
+		}
+	}
+	// Those there fail the insert on their duplicate key.
+	return w.deletedError(coll, gone)
+}
+
+// committedIDs returns those of ids the log holds a document for at the
+// write's base; none while the working database is known clean (every
+// committed document is there, and a write of one finds it).
+func (w *Branch) committedIDs(ctx context.Context, coll string, ids []bson.RawValue) ([]bson.RawValue, error) {
+	if len(ids) == 0 || w.cleanAtStart {
+		return nil, nil
+	}
+	keys := make([][]byte, len(ids))
+	for i, id := range ids {
+		keys[i] = wal.KeyOf(id)
+	}
+	var held []bson.RawValue
+	if w.Repo.Scans && len(ids) > foldKeys {
+		byKey, err := w.committedDocs(ctx, coll)
+		if err != nil {
+			return nil, err
+		}
+		for i, k := range keys {
+			if byKey[string(k)] != nil {
+				held = append(held, ids[i])
+			}
+		}
+		return held, nil
+	}
+	latest, _, err := w.Repo.LatestAtOrBelow(ctx, w.TL, w.base, coll, keys, false)
+	if err != nil {
+		return nil, err
+	}
+	for i, k := range keys {
+		if e := latest[string(k)]; e != nil && e.Op == wal.OpPut {
+			held = append(held, ids[i])
+		}
+	}
+	return held, nil
+}
+
+// deletedError is the UncommittedError for documents the log holds and an
+// application deleted from the working database; nil for none.
+func (w *Branch) deletedError(coll string, gone []bson.RawValue) error {
+	if len(gone) == 0 {
+		return nil
+	}
+	sort.SliceStable(gone, func(i, j int) bool { return idLess(gone[i], gone[j]) })
+	return &UncommittedError{Branch: w.Name, Coll: coll, IDs: gone}
+}
+
 // knownClean reports that the working database's files are byte for byte
 // those a full scan found equal to the committed state, and remembers it
-// for keepClean.
+// for keepClean. It looks once per write, the first time it is asked,
+// which each write does before it changes anything: the write's own
+// changes later move the files.
 func (w *Branch) knownClean() bool {
-	if w.Files == nil {
-		return false
+	if w.cleanChecked || w.Files == nil {
+		return w.cleanAtStart
 	}
+	w.cleanChecked = true
 	fp, err := w.Files.Fingerprint(w.DB.Name())
 	w.cleanAtStart = err == nil && fp != "" && fp == w.Files.Clean(w.DB.Name())
 	return w.cleanAtStart
@@ -153,7 +237,7 @@ func (w *Branch) keepClean() {
 	if w.cleanAtStart && w.Files != nil {
 		_ = w.Files.KeepClean(w.DB.Name())
 	}
-	w.cleanAtStart = false
+	w.cleanAtStart, w.cleanChecked = false, false
 }
 
 // idLess orders _ids for messages: numbers by value, before anything else,

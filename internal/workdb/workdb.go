@@ -140,8 +140,9 @@ type Branch struct {
 	// announce records keys in the write's lease (see announceTouched).
 	announce func(ctx context.Context, keys []wal.KeyRef) error
 	// cleanAtStart: the write in progress found the database's files
-	// clean (knownClean).
-	cleanAtStart bool
+	// clean (knownClean); cleanChecked: it looked, once, before it
+	// changed anything.
+	cleanAtStart, cleanChecked bool
 	// folded caches, for the write in progress, collections' committed
 	// documents at its base by key (refuseUncommitted).
 	folded map[string]map[string]bson.Raw

@@ -331,7 +331,7 @@ func (w *Branch) InsertStream(ctx context.Context, coll string, next func() ([]b
 		}
 	}
 	inserted := 0
-	w.cleanAtStart = false
+	w.cleanAtStart, w.cleanChecked = false, false
 	cm, head, err := w.Protocol.Write(ctx, w, &info, intent, func(ctx context.Context, emit func([]wal.Entry) error) error {
 		// Looked up once the write holds the branch: taking the branch
 		// may have given it another database (rebind).
@@ -402,6 +402,9 @@ func (w *Branch) insertBatch(ctx context.Context, c *mongo.Collection, coll stri
 		*ids = append(*ids, id)
 	}
 	batchIDs := (*ids)[first:]
+	if err := w.refuseDeletedIDs(ctx, c, coll, batchIDs); err != nil {
+		return err
+	}
 	for _, id := range batchIDs {
 		w.touch(coll, id)
 	}
