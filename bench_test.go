@@ -498,6 +498,49 @@ func commitBytes(ctx context.Context, e *benchEnv, tl string, n int64) (walB, do
 	return walB, docB, nil
 }
 
+// A write costs the same however many writes came before it: an update
+// by a filter other than _id (it announces its key in its lease) on a
+// project with 10 or 500 earlier one-document commits, against the
+// driver's updateOne of the same filter on a plain collection of the same
+// documents (the last ones: the driver's updateOne stops at the first
+// match). Every write leaves a lease record; updates of the lease that
+// read them all made the later writes slower (BENCHMARKS, "Lease
+// updates").
+func BenchmarkWriteAfterHistory(b *testing.B) {
+	for _, hist := range []int{10, 500} {
+		b.Run(fmt.Sprintf("history=%d", hist), func(b *testing.B) {
+			if testing.Short() {
+				hist /= 10
+			}
+			e := newBenchEnv(b, 1000)
+			ctx := context.Background()
+			w := e.work(e.main)
+			for i := 0; i < hist; i++ {
+				raw, _ := bson.Marshal(bson.D{{Key: "_id", Value: int32(i)}})
+				if _, err := w.Insert(ctx, "other", []bson.Raw{raw}, wal.CommitInfo{Message: "history"}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			plain := e.srv.Client.Database(e.plain).Collection("users")
+			i := 0
+			pair(b, func() error {
+				filter, _ := bson.Marshal(bson.D{{Key: "name", Value: fmt.Sprintf("user%d", 999-i)}})
+				update, _ := bson.Marshal(bson.D{{Key: "$inc", Value: bson.D{{Key: "n", Value: 1}}}})
+				res, err := w.Modify(ctx, "users", workdb.Modification{Filter: filter, Update: update}, workdb.Limits{}, wal.CommitInfo{Message: "bench"})
+				if err == nil && res.Modified != 1 {
+					err = fmt.Errorf("argon modified %d documents, want 1", res.Modified)
+				}
+				return err
+			}, func() error {
+				i++
+				_, err := plain.UpdateOne(ctx, bson.D{{Key: "name", Value: fmt.Sprintf("user%d", 999-i)}}, bson.D{{Key: "$inc", Value: bson.D{{Key: "n", Value: 1}}}})
+				return err
+			})
+			b.ReportMetric(float64(hist), "history")
+		})
+	}
+}
+
 // The first read of a collection at a past state (find --at: the state is
 // folded from the log, from the nearest image snapshot, into a view, then
 // queried) against the driver's find of the same documents on a plain

@@ -96,6 +96,16 @@ func TestWireAnnouncesFilterMatches(t *testing.T) {
 	mon := &event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
 		if e.CommandName == "update" && e.Command.Lookup("update").StringValue() == "leases" {
 			leases = append(leases, e.Command.Lookup("updates").String())
+			// A lease is updated by _id alone: FerretDB looks up by its
+			// _id index only a filter of _id alone, and every write
+			// leaves a lease record behind (wal.Lease.filter).
+			ups, _ := e.Command.Lookup("updates").Array().Values()
+			for _, u := range ups {
+				q := u.Document().Lookup("q").Document()
+				if elems, _ := q.Elements(); len(elems) != 1 || elems[0].Key() != "_id" {
+					t.Errorf("a lease update's filter is %s, want {_id: ...} alone", q)
+				}
+			}
 		}
 	}}
 	runMonitored(t, dir, mon, []string{"update", "c", `{"_id": "d1"}`, `{"$set": {"w": 1}}`})

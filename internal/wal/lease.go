@@ -49,6 +49,17 @@ type Lease struct {
 
 func leaseID(tl string, n int64) string { return slotID(tl, n) }
 
+// filter names the holder's own record by _id alone. Its _id is unique
+// and only its holder inserts it; no record is ever replaced or deleted,
+// so the _id names the holder's record and nobody else's. A filter with a
+// second field (the token, as here before) is not an indexed lookup on
+// FerretDB, which uses its _id index only for a filter of _id alone: each
+// update read every lease record of the project, and every write leaves
+// one, with up to 1 MiB of keys. Measured: the lease updates of a
+// 5,000-document insert went from 0.06 s to 0.6 s over 8 such inserts
+// (BENCHMARKS, eleventh session).
+func (l *Lease) filter() bson.D { return bson.D{{Key: "_id", Value: l.ID}} }
+
 // InsertLease takes slot n of tl for writing. A duplicate-key error means
 // someone else did first.
 func (r *Repo) InsertLease(ctx context.Context, l *Lease) error {
@@ -87,7 +98,7 @@ func (r *Repo) Widen(ctx context.Context, l *Lease) error {
 	defer l.mu.Unlock()
 	l.KeysKnown = false
 	_, err := r.DB.Collection(collLeases).UpdateOne(ctx,
-		bson.D{{Key: "_id", Value: l.ID}, {Key: "token", Value: l.Token}},
+		l.filter(),
 		bson.D{{Key: "$set", Value: bson.D{{Key: "known", Value: false}}}})
 	return err
 }
@@ -99,7 +110,7 @@ func (r *Repo) Narrow(ctx context.Context, l *Lease) error {
 	defer l.mu.Unlock()
 	l.KeysKnown = true
 	_, err := r.DB.Collection(collLeases).UpdateOne(ctx,
-		bson.D{{Key: "_id", Value: l.ID}, {Key: "token", Value: l.Token}},
+		l.filter(),
 		bson.D{{Key: "$set", Value: bson.D{{Key: "known", Value: true}}}})
 	return err
 }
@@ -111,7 +122,7 @@ func (r *Repo) Announce(ctx context.Context, l *Lease, keys []KeyRef) error {
 	defer l.mu.Unlock()
 	keys = append([]KeyRef(nil), keys...)
 	_, err := r.DB.Collection(collLeases).UpdateOne(ctx,
-		bson.D{{Key: "_id", Value: l.ID}, {Key: "token", Value: l.Token}},
+		l.filter(),
 		bson.D{{Key: "$set", Value: bson.D{{Key: "known", Value: true}, {Key: "keys", Value: keys}}}})
 	if err == nil {
 		l.KeysKnown, l.Keys = true, keys
@@ -125,7 +136,7 @@ func (r *Repo) Heartbeat(ctx context.Context, l *Lease) error {
 	defer l.mu.Unlock()
 	l.Beat++
 	_, err := r.DB.Collection(collLeases).UpdateOne(ctx,
-		bson.D{{Key: "_id", Value: l.ID}, {Key: "token", Value: l.Token}},
+		l.filter(),
 		bson.D{{Key: "$set", Value: bson.D{{Key: "beat", Value: l.Beat}}}})
 	return err
 }

@@ -59,3 +59,25 @@ func TestLeaseUpdatesKeepTheLastKeys(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+// The schema creates the leases collection, so that an embedded engine
+// that opens the database next adds argon's index for lookups by _id to
+// it (store.IndexIDs indexes the collections that exist); and it can be
+// ensured again.
+func TestEnsureSchemaCreatesLeases(t *testing.T) {
+	srv := enginetest.Start(t)
+	ctx := context.Background()
+	r := Open(srv.Client, srv.DB)
+	for i := 0; i < 2; i++ {
+		if err := r.EnsureSchema(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	names, err := r.DB.ListCollectionNames(ctx, map[string]any{"name": collLeases})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(names) != 1 {
+		t.Fatalf("collections named %s after EnsureSchema: %v", collLeases, names)
+	}
+}

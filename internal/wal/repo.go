@@ -97,6 +97,16 @@ func (r *Repo) EnsureSchema(ctx context.Context) error {
 		{collReflog, bson.D{{Key: "project", Value: 1}, {Key: "branch", Value: 1}, {Key: "seq", Value: 1}}, false},
 		{collImages, bson.D{{Key: "tl", Value: 1}, {Key: "lsn", Value: 1}}, false},
 	}
+	// The leases collection has no index but _id's; it is created here
+	// so that it exists when an embedded engine next opens the database
+	// and adds argon's index for lookups by _id (store.IndexIDs), and not
+	// only when the first write inserts a lease.
+	if err := r.DB.CreateCollection(ctx, collLeases); err != nil {
+		var ce mongo.CommandError
+		if !errors.As(err, &ce) || ce.Code != 48 { // NamespaceExists
+			return fmt.Errorf("create collection %s: %w", collLeases, err)
+		}
+	}
 	for _, ix := range idx {
 		m := mongo.IndexModel{Keys: ix.keys}
 		if ix.unique {
