@@ -268,23 +268,43 @@ func (p *Protocol) acquire(ctx context.Context, w *workdb.Branch, intent []wal.K
 	wr := &writer{p: p, w: w, r: r, token: token, lease: lease, base: known, next: known.LSN + 1,
 		stats: map[string]*wal.CollStats{}, stopHB: func() {}, unhold: func() {}}
 	wr.heartbeat(ctx)
-	if w.Files != nil {
-		// No other client's write reaches the database while this
-		// writer checks, changes and reads back what it commits: an
-		// application's uncommitted change never becomes part of it.
-		rel, err := w.Files.HoldWrites(ctx, w.DB.Name(), r.LeaseTTL)
-		if err != nil {
-			wr.fail(ctx, false)
-			return nil, fmt.Errorf("holding the writes of %s at argon serve: %w", w.DB.Name(), err)
-		}
-		wr.unhold = rel
+	if err := wr.hold(ctx); err != nil {
+		wr.fail(ctx, false)
+		return nil, err
 	}
 	w.BeginWrite(known.LSN, wr.widen, wr.announce)
+	held := w.DB.Name()
 	if err := wr.prepare(ctx, m); err != nil {
 		wr.fail(ctx, false)
 		return nil, err
 	}
+	if w.DB.Name() != held {
+		// Preparing gave the branch a database of another name (rebind):
+		// the hold moves there, and the old name's database, another
+		// metadata database's now, is let go.
+		wr.unhold()
+		if err := wr.hold(ctx); err != nil {
+			wr.fail(ctx, false)
+			return nil, err
+		}
+	}
 	return wr, nil
+}
+
+// hold holds, at argon serve, every other client's writes to the branch's
+// working database: an application's uncommitted change never becomes
+// part of what this writer checks, changes and reads back.
+func (wr *writer) hold(ctx context.Context) error {
+	w := wr.w
+	if w.Files == nil {
+		return nil
+	}
+	rel, err := w.Files.HoldWrites(ctx, w.DB.Name(), wr.r.LeaseTTL)
+	if err != nil {
+		return fmt.Errorf("holding the writes of %s at argon serve: %w", w.DB.Name(), err)
+	}
+	wr.unhold = rel
+	return nil
 }
 
 // follow returns s, unless s closes its timeline: a fast-forward moved the

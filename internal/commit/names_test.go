@@ -2,9 +2,12 @@ package commit
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -190,12 +193,20 @@ func TestNamesNeverCollideAcrossMetadataDatabases(t *testing.T) {
 	if _, err := srv.Client.Database(moved.DB).Collection("c").InsertOne(ctx, bson.D{{Key: "_id", Value: "A's"}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := New().Open(rB, moved).Insert(ctx, "c", []bson.Raw{d1("xb2")}, wal.CommitInfo{}); err != nil {
+	wm := New().Open(rB, moved)
+	hf := &holdFiles{}
+	wm.Files = hf
+	if _, err := wm.Insert(ctx, "c", []bson.Raw{d1("xb2")}, wal.CommitInfo{}); err != nil {
 		t.Fatalf("B writing after A took its name: %v", err)
 	}
 	again, err := rB.Branch(ctx, "p", "x")
 	if err != nil || again.DB == moved.DB {
 		t.Fatalf("B's branch x uses %s, want a name other than %s", again.DB, moved.DB)
+	}
+	// Writes were held (as argon serve does) on the name the write
+	// started with, then on the new one: A's database is let go at once.
+	if want := []string{"hold " + moved.DB, "release " + moved.DB, "hold " + again.DB, "release " + again.DB}; !slices.Equal(hf.events, want) {
+		t.Fatalf("holds of a write that moved its branch to a new name: %q, want %q", hf.events, want)
 	}
 	holds(moved.DB, "A's")
 	holds(again.DB, "xb1", "xb2")
@@ -298,4 +309,25 @@ func TestGCLeavesOtherMetadataCaches(t *testing.T) {
 	if n, err := workdb.DropViews(ctx, rB); err != nil || n != 1 {
 		t.Fatalf("B's own gc dropped %d databases (%v), want its view", n, err)
 	}
+}
+
+// holdFiles records the holds of writes a writer takes (argon serve's
+// DBFiles does); it knows no files, so no database is known clean.
+type holdFiles struct{ events []string }
+
+func (h *holdFiles) Fingerprint(string) (string, error) { return "", errors.New("no files") }
+func (h *holdFiles) Clean(string) string                { return "" }
+func (h *holdFiles) SetClean(string, string) error      { return nil }
+func (h *holdFiles) KeepClean(string) error             { return nil }
+func (h *holdFiles) Building(string)                    {}
+func (h *holdFiles) Built(string) error                 { return nil }
+func (h *holdFiles) HoldWrites(_ context.Context, db string, _ time.Duration) (func(), error) {
+	h.events = append(h.events, "hold "+db)
+	done := false
+	return func() {
+		if !done {
+			done = true
+			h.events = append(h.events, "release "+db)
+		}
+	}, nil
 }
