@@ -68,6 +68,19 @@ func TestBuildNeverDropsAnApplicationsLateWrite(t *testing.T) {
 // database's name.
 func droppedOnServer(t *testing.T, p string) (string, *mongo.Client, string) {
 	t.Helper()
+	dir, app, db := projectOnServer(t, p, `{"_id": 1}`)
+	if err := app.Database(db).Drop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return dir, app, db
+}
+
+// projectOnServer makes project p on a fresh server with no argon serve in
+// front (ARGON_URI), with docs (an argon insert argument) committed in c
+// on main. It returns the workspace, an application's client of the
+// server and main's working database's name.
+func projectOnServer(t *testing.T, p, docs string) (string, *mongo.Client, string) {
+	t.Helper()
 	srv := enginetest.Start(t)
 	dir := t.TempDir()
 	for k, v := range map[string]string{"ARGON_URI": srv.URI, "ARGON_DB": srv.DB, "ARGON_PROJECT": p,
@@ -75,30 +88,23 @@ func droppedOnServer(t *testing.T, p string) (string, *mongo.Client, string) {
 		t.Setenv(k, v)
 	}
 	runMonitored(t, dir, nil, []string{"init", p})
-	runMonitored(t, dir, nil, []string{"insert", "c", `{"_id": 1}`})
+	runMonitored(t, dir, nil, []string{"insert", "c", docs})
 	app, err := mongo.Connect(options.Client().ApplyURI(srv.URI))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = app.Disconnect(context.Background()) })
-	ctx := context.Background()
-	names, err := app.ListDatabaseNames(ctx, bson.D{})
+	names, err := app.ListDatabaseNames(context.Background(), bson.D{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	db := ""
 	for _, n := range names {
 		if strings.HasSuffix(n, "_"+p+"__main") {
-			db = n
+			return dir, app, n
 		}
 	}
-	if db == "" {
-		t.Fatalf("no working database of main among %v", names)
-	}
-	if err := app.Database(db).Drop(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return dir, app, db
+	t.Fatalf("no working database of main among %v", names)
+	return "", nil, ""
 }
 
 // appWriteAside runs an application's write from a goroutine and waits up

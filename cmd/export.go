@@ -18,6 +18,7 @@ import (
 
 	"github.com/argon-db/argon/internal/ejson"
 	"github.com/argon-db/argon/internal/store"
+	"github.com/argon-db/argon/internal/wal"
 	"github.com/argon-db/argon/internal/workdb"
 )
 
@@ -118,7 +119,17 @@ func runExport(ctx context.Context, o *exportOptions) error {
 			return err
 		}
 		defer s.Close()
-		sink = &dbSink{db: s.Client.Database(o.toDB), uri: o.toURI}
+		to := s.Client.Database(o.toDB)
+		// Never into argon's own databases: --drop would replace the
+		// log's collections with the branch's of the same names.
+		why, err := wal.ArgonDatabase(ctx, to)
+		if err != nil {
+			return err
+		}
+		if why != "" {
+			return usageErrorf("--to-db %s is argon's own database: %s; export writes only databases of your own", o.toDB, why)
+		}
+		sink = &dbSink{db: to, uri: o.toURI}
 	}
 	db, pt, err := exportState(ctx, f, o.ref)
 	if err != nil {

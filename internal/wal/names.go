@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -300,6 +301,27 @@ func CheckMetadataName(name string) error {
 }
 
 var reservedPrefix = regexp.MustCompile(`^ar(_|[0-9a-f]{4}_)`)
+
+// ArgonDatabase says why database db is argon's own, for commands that
+// write to a database the user names (export --to-db): it holds an argon
+// log (its projects and slots collections: a metadata database, of any
+// name), or argon's records of a working database or cache (the _argon
+// collection, marker and owner). "" when it does not. A name argon could
+// use later needs no refusal: argon never takes a database an application
+// has filled (reserveDB).
+func ArgonDatabase(ctx context.Context, db *mongo.Database) (string, error) {
+	names, err := db.ListCollectionNames(ctx, bson.D{{Key: "name", Value: bson.D{{Key: "$in", Value: bson.A{collProjects, collSlots, DBMetaCollection}}}}})
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case slices.Contains(names, collProjects) && slices.Contains(names, collSlots):
+		return "it holds an argon log (a metadata database)", nil
+	case slices.Contains(names, DBMetaCollection):
+		return "it is a working database or cache of argon's", nil
+	}
+	return "", nil
+}
 
 // DropOwnedOrphan drops database name, one of this repo's caches (a view
 // or scratch database) that no record names, when its owner record says

@@ -111,11 +111,6 @@ func (w *Branch) Modify(ctx context.Context, coll string, m Modification, lim Li
 			}
 			return entries, nil
 		case len(ids) == 0 && m.Upsert:
-			if intent != nil {
-				if err := w.refuseDeleted(ctx, coll, intent[0].Key); err != nil {
-					return nil, err
-				}
-			}
 			// The new document's _id, chosen here where the filter and
 			// the change allow, is touched before anything changes: a
 			// failure repairs that one key. Otherwise it is known only
@@ -123,6 +118,19 @@ func (w *Branch) Modify(ctx context.Context, coll string, m Modification, lim Li
 			// then rebuilds the database).
 			update, replacement, id, known, err := upsertID(m, intent != nil)
 			if err != nil {
+				return nil, err
+			}
+			// Not over a document an application deleted and did not
+			// commit (refuseDeletedIDs): the filter's _id, and the new
+			// document's when known.
+			var check []bson.RawValue
+			if intent != nil {
+				check = append(check, m.Filter.Lookup("_id"))
+			}
+			if known && (intent == nil || !bytes.Equal(wal.KeyOf(id), intent[0].Key)) {
+				check = append(check, id)
+			}
+			if err := w.refuseDeletedIDs(ctx, c, coll, check); err != nil {
 				return nil, err
 			}
 			if known {
@@ -314,9 +322,15 @@ func upsertID(m Modification, byID bool) (update, replacement bson.Raw, id bson.
 		return nil, replacement, replacement.Lookup("_id"), true, nil
 	}
 	ops, err := update.Elements()
-	if err != nil || len(ops) == 0 || !strings.HasPrefix(ops[0].Key(), "$") || updateNamesID(update) {
-		// A pipeline, not an update document, or one naming _id.
+	if err != nil || len(ops) == 0 || !strings.HasPrefix(ops[0].Key(), "$") {
+		// A pipeline, not an update document.
 		return update, nil, bson.RawValue{}, false, nil
+	}
+	if updateNamesID(update) {
+		// The _id the inserted document takes when the update sets it
+		// whole to one value ($setOnInsert or $set); else unknown.
+		id, ok := literalID(ops)
+		return update, nil, id, ok, nil
 	}
 	oid := bson.NewObjectID()
 	d := bson.D{}
@@ -351,6 +365,58 @@ func upsertID(m Modification, byID bool) (update, replacement bson.Raw, id bson.
 		return nil, nil, bson.RawValue{}, false, err
 	}
 	return update, nil, bson.Raw(raw).Lookup("_id"), true, nil
+}
+
+// literalID returns the _id an upsert's update operators ops give the
+// document they insert: the value $setOnInsert or $set set _id to, when
+// they do so, and no operator names _id otherwise (a path under it, a
+// $rename to it, $unset, two different values).
+func literalID(ops []bson.RawElement) (bson.RawValue, bool) {
+	var id bson.RawValue
+	found := false
+	for _, op := range ops {
+		fields, ok := op.Value().DocumentOK()
+		if !ok {
+			return bson.RawValue{}, false
+		}
+		if !opNamesID(op.Key(), fields) {
+			continue
+		}
+		if op.Key() != "$setOnInsert" && op.Key() != "$set" {
+			return bson.RawValue{}, false
+		}
+		elems, err := fields.Elements()
+		if err != nil {
+			return bson.RawValue{}, false
+		}
+		for _, e := range elems {
+			switch k := e.Key(); {
+			case k == "_id":
+				v := e.Value()
+				if v.Type == bson.TypeArray || namesIDValue(v) || (found && !bytes.Equal(wal.KeyOf(v), wal.KeyOf(id))) {
+					return bson.RawValue{}, false
+				}
+				id, found = v, true
+			case strings.HasPrefix(k, "_id."):
+				return bson.RawValue{}, false
+			}
+		}
+	}
+	return id, found
+}
+
+// namesIDValue reports a value that is a document naming _id at some
+// depth (namesID): not a plain _id value.
+func namesIDValue(v bson.RawValue) bool {
+	doc, ok := v.DocumentOK()
+	if !ok {
+		return false
+	}
+	elems, err := doc.Elements()
+	if err != nil || len(elems) == 0 {
+		return err != nil
+	}
+	return strings.HasPrefix(elems[0].Key(), "$") || namesID(doc)
 }
 
 // refuseIDChange refuses a change that would give a matched document

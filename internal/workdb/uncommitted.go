@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 
@@ -116,31 +117,15 @@ func (w *Branch) committedDocs(ctx context.Context, coll string) (map[string]bso
 	return m, nil
 }
 
-// refuseDeleted refuses an upsert of key (a filter naming one _id that
-// matched nothing) when the log holds that document at the base: the
-// working database lacks it because an application deleted it and did not
-// commit, and the upsert would record the document back over that delete.
-func (w *Branch) refuseDeleted(ctx context.Context, coll string, key []byte) error {
-	if w.knownClean() {
-		return nil
-	}
-	latest, _, err := w.Repo.LatestAtOrBelow(ctx, w.TL, w.base, coll, [][]byte{key}, false)
-	if err != nil {
-		return err
-	}
-	if e := latest[string(key)]; e != nil && e.Op == wal.OpPut {
-		return &UncommittedError{Branch: w.Name, Coll: coll, IDs: []bson.RawValue{wal.KeyValue(key)}}
-	}
-	return nil
-}
-
 // refuseDeletedIDs refuses an insert of ids when the log holds one of
 // them at the base and the working database does not: an application
 // deleted that document and did not commit, and the insert would record
 // its new document over that delete as a change of the committed one (on
-// a clean branch the same insert fails with a duplicate key). It is free
-// while the database is known clean; otherwise it asks the log for the
-// keys, and the working database only for those the log holds.
+// a clean branch the same insert fails with a duplicate key). Both go by
+// value, as the server's unique index does: 2, 2.0 and the 64-bit 2 are
+// one _id. It is free while the database is known clean; otherwise it asks
+// the log for the keys, and the working database only for those the log
+// holds.
 func (w *Branch) refuseDeletedIDs(ctx context.Context, c *mongo.Collection, coll string, ids []bson.RawValue) error {
 	held, err := w.committedIDs(ctx, coll, ids)
 	if err != nil || len(held) == 0 {
@@ -152,41 +137,62 @@ func (w *Branch) refuseDeletedIDs(ctx context.Context, c *mongo.Collection, coll
 	}
 	there := map[string]bool{}
 	for cur.Next(ctx) {
-		there[string(wal.KeyOf(cur.Current.Lookup("_id")))] = true
+		there[equalityKey(cur.Current.Lookup("_id"))] = true
 	}
 	if err := cur.Close(ctx); err != nil {
 		return err
 	}
 	var gone []bson.RawValue
 	for _, id := range held {
-		if !there[string(wal.KeyOf(id))] {
+		if !there[equalityKey(id)] {
 			gone = append(gone, id)
 		}
 	}
-	// Those there fail the insert on their duplicate key.
+	// Those there fail the write on their duplicate key.
 	return w.deletedError(coll, gone)
 }
 
-// committedIDs returns those of ids the log holds a document for at the
-// write's base; none while the working database is known clean (every
-// committed document is there, and a write of one finds it).
+// committedIDs returns those of ids whose value the log holds a document
+// of at the write's base (under any _id equal to it: 2, 2.0, the 64-bit
+// 2); none while the working database is known clean (every committed
+// document is there, and a write of one finds it).
 func (w *Branch) committedIDs(ctx context.Context, coll string, ids []bson.RawValue) ([]bson.RawValue, error) {
 	if len(ids) == 0 || w.cleanAtStart {
 		return nil, nil
 	}
-	keys := make([][]byte, len(ids))
+	// The keys to look up: each _id's own and, for a number, those of the
+	// other numeric types of the same value. An _id no list of keys
+	// covers (a document or array holding numbers, a decimal, NaN) is
+	// looked up in the collection's committed state, folded by value.
+	var keys [][]byte
+	owner := map[string]int{} // key -> index in ids
+	fold := false
 	for i, id := range ids {
-		keys[i] = wal.KeyOf(id)
+		variants, ok := sameValueKeys(id)
+		if !ok {
+			fold = true
+			break
+		}
+		for _, k := range variants {
+			if _, dup := owner[string(k)]; !dup {
+				owner[string(k)] = i
+				keys = append(keys, k)
+			}
+		}
 	}
 	var held []bson.RawValue
-	if w.Repo.Scans && len(ids) > foldKeys {
+	if fold || (w.Repo.Scans && len(ids) > foldKeys) {
 		byKey, err := w.committedDocs(ctx, coll)
 		if err != nil {
 			return nil, err
 		}
-		for i, k := range keys {
-			if byKey[string(k)] != nil {
-				held = append(held, ids[i])
+		byValue := make(map[string]bool, len(byKey))
+		for k := range byKey {
+			byValue[equalityKey(wal.KeyValue([]byte(k)))] = true
+		}
+		for _, id := range ids {
+			if byValue[equalityKey(id)] {
+				held = append(held, id)
 			}
 		}
 		return held, nil
@@ -195,12 +201,67 @@ func (w *Branch) committedIDs(ctx context.Context, coll string, ids []bson.RawVa
 	if err != nil {
 		return nil, err
 	}
-	for i, k := range keys {
+	found := make([]bool, len(ids))
+	for _, k := range keys {
 		if e := latest[string(k)]; e != nil && e.Op == wal.OpPut {
-			held = append(held, ids[i])
+			found[owner[string(k)]] = true
+		}
+	}
+	for i, id := range ids {
+		if found[i] {
+			held = append(held, id)
 		}
 	}
 	return held, nil
+}
+
+// sameValueKeys returns the log keys of every _id a unique index takes as
+// id: its own, and for an int32, int64 or double, those of the others of
+// the same value (0 and -0.0 too). ok is false for an _id that a list
+// cannot cover: a document or an array (they may hold numbers), a
+// decimal, NaN or an infinity.
+func sameValueKeys(id bson.RawValue) (keys [][]byte, ok bool) {
+	var f float64
+	var n int64
+	isInt := false
+	switch id.Type {
+	case bson.TypeEmbeddedDocument, bson.TypeArray, bson.TypeDecimal128:
+		return nil, false
+	case bson.TypeInt32:
+		n, isInt = int64(id.Int32()), true
+	case bson.TypeInt64:
+		n, isInt = id.Int64(), true
+	case bson.TypeDouble:
+		f = id.Double()
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return nil, false
+		}
+		if f == math.Trunc(f) && f >= -(1<<63) && f < 1<<63 {
+			n, isInt = int64(f), true
+		}
+	default:
+		return [][]byte{wal.KeyOf(id)}, true
+	}
+	add := func(v any) {
+		t, b, err := bson.MarshalValue(v)
+		if err == nil {
+			keys = append(keys, wal.KeyOf(bson.RawValue{Type: t, Value: b}))
+		}
+	}
+	if !isInt {
+		return [][]byte{wal.KeyOf(id)}, true // a fraction: doubles only
+	}
+	if n >= math.MinInt32 && n <= math.MaxInt32 {
+		add(int32(n))
+	}
+	add(n)
+	if d := float64(n); int64(d) == n && d < 1<<63 {
+		add(d)
+		if n == 0 {
+			add(math.Copysign(0, -1))
+		}
+	}
+	return keys, true
 }
 
 // deletedError is the UncommittedError for documents the log holds and an

@@ -25,6 +25,8 @@ func TestUpsertID(t *testing.T) {
 		byID, known                 bool
 		// want is the change sent, with the chosen ObjectId as OID.
 		want string
+		// id, when set, is the _id chosen (Extended JSON of {"v": id}).
+		id string
 	}{
 		{filter: `{"_id": 3}`, update: `{"$set": {"a": 1}}`, byID: true, known: true, want: `{"$set": {"a": 1}}`},
 		{filter: `{"name": "x"}`, update: `{"$set": {"a": 1}}`, known: true,
@@ -33,11 +35,20 @@ func TestUpsertID(t *testing.T) {
 			want: `{"$setOnInsert": {"_id": OID, "b": 2}, "$inc": {"n": 1}}`},
 		{filter: `{"name": "x"}`, replacement: `{"a": 1}`, known: true, want: `{"_id": OID, "a": 1}`},
 		{filter: `{"name": "x"}`, replacement: `{"a": 1, "_id": 7}`, known: true, want: `{"_id": 7, "a": 1}`},
+		// The update sets the inserted document's _id whole: that one,
+		// sent as it is.
+		{filter: `{"name": "x"}`, update: `{"$set": {"_id": 5}}`, known: true, want: `{"$set": {"_id": 5}}`, id: `5`},
+		{filter: `{"name": "x"}`, update: `{"$setOnInsert": {"_id": {"k": 2}}, "$inc": {"n": 1}}`, known: true,
+			want: `{"$setOnInsert": {"_id": {"k": 2}}, "$inc": {"n": 1}}`, id: `{"k": 2}`},
+		{filter: `{"name": "x"}`, update: `{"$set": {"_id": 5}, "$setOnInsert": {"_id": 5}}`, known: true,
+			want: `{"$set": {"_id": 5}, "$setOnInsert": {"_id": 5}}`, id: `5`},
 		// The server takes the _id from these: left to it.
 		{filter: `{"_id": {"$in": [1, 2]}}`, update: `{"$set": {"a": 1}}`},
 		{filter: `{"$and": [{"_id": 1}, {"a": 1}]}`, update: `{"$set": {"a": 1}}`},
-		{filter: `{"name": "x"}`, update: `{"$set": {"_id": 5}}`},
 		{filter: `{"name": "x"}`, update: `{"$setOnInsert": {"_id.k": 5}}`},
+		{filter: `{"name": "x"}`, update: `{"$set": {"_id": 5}, "$setOnInsert": {"_id": 6}}`},
+		{filter: `{"name": "x"}`, update: `{"$rename": {"a": "_id"}}`},
+		{filter: `{"name": "x"}`, update: `{"$set": {"_id": 5}, "$unset": {"_id": ""}}`},
 	} {
 		m := Modification{Filter: mustDoc(t, tc.filter), Upsert: true}
 		if tc.update != "" {
@@ -70,6 +81,9 @@ func TestUpsertID(t *testing.T) {
 		}
 		if got, w := sent.String(), mustDoc(t, want).String(); got != w {
 			t.Errorf("%s %s%s: sends %s, want %s", tc.filter, tc.update, tc.replacement, got, w)
+		}
+		if tc.id != "" && id.String() != mustDoc(t, `{"v": `+tc.id+`}`).Lookup("v").String() {
+			t.Errorf("%s %s: _id %s, want %s", tc.filter, tc.update, id, tc.id)
 		}
 		if tc.byID && id.String() != m.Filter.Lookup("_id").String() {
 			t.Errorf("%s: _id %s, want the filter's", tc.filter, id)
