@@ -157,14 +157,34 @@ func Merge(ctx context.Context, r *wal.Repo, ours, theirs diff.Point, res Resolu
 	k := func(c *diff.Change) string {
 		return fmt.Sprintf("%s\x00%v\x00%d\x00%x", c.Coll, c.Index, c.ID.Type, c.ID.Value)
 	}
+	// A document theirs puts under one spelling of an _id while ours put
+	// it under another (2 and 2.0: one _id to the server's unique index,
+	// two keys to the log) is a conflict of the whole document: taken as
+	// is, the merged state would hold both, which no collection can.
+	// Taking theirs replaces ours' spelling.
+	byValue := func(c *diff.Change) string { return c.Coll + "\x00" + wal.ValueKey(c.ID) }
+	oursPuts := map[string]*diff.Change{}
 	for i := range oc {
 		mine[k(&oc[i])] = &oc[i]
+		if !oc[i].Index && oc[i].To != nil {
+			oursPuts[byValue(&oc[i])] = &oc[i]
+		}
+	}
+	put := func(t *diff.Change, doc bson.Raw) {
+		if o, ok := oursPuts[byValue(t)]; ok && doc != nil && !t.Index && !bytes.Equal(wal.KeyOf(o.ID), wal.KeyOf(t.ID)) {
+			plan.Conflicts = append(plan.Conflicts, Conflict{Coll: t.Coll, ID: t.ID, Base: docValue(t.From), Ours: docValue(o.To), Theirs: docValue(doc)})
+			if res == Theirs {
+				plan.Changes = append(plan.Changes, Apply{Coll: t.Coll, ID: o.ID}, Apply{Coll: t.Coll, ID: t.ID, Doc: doc})
+			}
+			return
+		}
+		plan.Changes = append(plan.Changes, Apply{Coll: t.Coll, Index: t.Index, ID: t.ID, Doc: doc})
 	}
 	for i := range tc {
 		t := &tc[i]
 		o, both := mine[k(t)]
 		if !both {
-			plan.Changes = append(plan.Changes, Apply{Coll: t.Coll, Index: t.Index, ID: t.ID, Doc: t.To})
+			put(t, t.To)
 			continue
 		}
 		if bytes.Equal(o.To, t.To) {
@@ -184,7 +204,7 @@ func Merge(ctx context.Context, r *wal.Repo, ours, theirs diff.Point, res Resolu
 			plan.Conflicts = append(plan.Conflicts, c)
 		}
 		if !bytes.Equal(merged, o.To) {
-			plan.Changes = append(plan.Changes, Apply{Coll: t.Coll, ID: t.ID, Doc: merged})
+			put(t, merged)
 		}
 	}
 	return plan, nil

@@ -1,0 +1,85 @@
+package wal
+
+import (
+	"encoding/hex"
+	"math"
+	"math/big"
+	"strconv"
+	"strings"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
+
+// ValueKey is a string that two _id values share exactly when MongoDB
+// takes them as the same value for a unique index: their bytes, except
+// that numbers of any type compare by value (0, 0.0 and the 64-bit 0 are
+// one _id), inside documents and arrays too. KeyOf tells them apart by
+// type; ValueKey does not.
+func ValueKey(v bson.RawValue) string {
+	var b strings.Builder
+	writeEqualityKey(&b, v)
+	return b.String()
+}
+
+func writeEqualityKey(b *strings.Builder, v bson.RawValue) {
+	switch v.Type {
+	case bson.TypeInt32:
+		b.WriteString("n")
+		b.WriteString(strconv.FormatInt(int64(v.Int32()), 10))
+	case bson.TypeInt64:
+		b.WriteString("n")
+		b.WriteString(strconv.FormatInt(v.Int64(), 10))
+	case bson.TypeDouble:
+		f := v.Double()
+		switch {
+		case math.IsNaN(f):
+			b.WriteString("fnan")
+			return
+		case math.IsInf(f, 0):
+			b.WriteString(map[bool]string{true: "f-inf", false: "finf"}[f < 0])
+			return
+		}
+		// Its exact value (-0.0 is 0; 0.1 is not the decimal 0.1).
+		b.WriteString("n")
+		b.WriteString(new(big.Rat).SetFloat64(f).RatString())
+	case bson.TypeDecimal128:
+		// Exact too, so that NumberDecimal("2") is the 2 it equals.
+		d, _ := v.Decimal128OK()
+		r, ok := new(big.Rat).SetString(d.String())
+		if !ok { // NaN, Infinity, -Infinity
+			b.WriteString(map[string]string{"NaN": "fnan", "Infinity": "finf", "-Infinity": "f-inf"}[d.String()])
+			return
+		}
+		b.WriteString("n")
+		b.WriteString(r.RatString())
+	case bson.TypeEmbeddedDocument, bson.TypeArray:
+		open, end := "{", "}"
+		if v.Type == bson.TypeArray {
+			open, end = "[", "]"
+		}
+		elems, err := bson.Raw(v.Value).Elements()
+		if err != nil {
+			writeBytes(b, v)
+			return
+		}
+		b.WriteString(open)
+		for _, el := range elems {
+			if v.Type == bson.TypeEmbeddedDocument {
+				b.WriteString(strconv.Quote(el.Key()))
+				b.WriteString(":")
+			}
+			writeEqualityKey(b, el.Value())
+			b.WriteString(",")
+		}
+		b.WriteString(end)
+	default:
+		writeBytes(b, v)
+	}
+}
+
+func writeBytes(b *strings.Builder, v bson.RawValue) {
+	b.WriteString("t")
+	b.WriteString(strconv.Itoa(int(v.Type)))
+	b.WriteString(":")
+	b.WriteString(hex.EncodeToString(v.Value))
+}
