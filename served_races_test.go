@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/argon-db/argon/cmd"
 	"github.com/argon-db/argon/internal/enginetest"
 	"github.com/argon-db/argon/internal/ui"
+	"github.com/argon-db/argon/internal/wal"
 )
 
 // An application writes to a working database it dropped just after a CLI
@@ -98,13 +100,13 @@ func projectOnServer(t *testing.T, p, docs string) (string, *mongo.Client, strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range names {
-		if strings.HasSuffix(n, "_"+p+"__main") {
-			return dir, app, n
-		}
+	// Of this metadata database: on a shared server other tests' projects
+	// may have the same name.
+	want := wal.DatabasePrefix(srv.DB) + p + "__main"
+	if !slices.Contains(names, want) {
+		t.Fatalf("no working database %s of main among %v", want, names)
 	}
-	t.Fatalf("no working database of main among %v", names)
-	return "", nil, ""
+	return dir, app, want
 }
 
 // appWriteAside runs an application's write from a goroutine and waits up
