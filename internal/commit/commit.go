@@ -663,6 +663,12 @@ func (wr *writer) finish(ctx context.Context, s *wal.Slot, sums workdb.Sums) {
 	// After the clean record: a write let through now is not in it.
 	wr.unhold()
 	wr.r.MaybeAdvanceHint(context.WithoutCancel(ctx), s.TL, s.N)
+	if len(wr.lease.Keys) > wal.LeaseKeysKept {
+		// The slot is filled and the database reflects it: the keys are
+		// never read again (best effort: left, they only take space).
+		wr.stopHB()
+		_ = wr.r.ForgetKeys(context.WithoutCancel(ctx), wr.lease)
+	}
 }
 
 // mutated reports whether this writer changed the working database.

@@ -114,3 +114,39 @@ func TestReview4AnnounceAndWiden(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Once a write's slot is filled and its working database reflects it, a
+// lease record that announced many keys keeps none (nothing reads them
+// then); one that announced a few keeps them (not worth a round trip).
+func TestFilledLeaseForgetsManyKeys(t *testing.T) {
+	srv, r, b := waltest.Project(t)
+	ctx := context.Background()
+	w := New().Open(r, b)
+	w.ScanReads = srv.Embedded
+	insert := func(n int) int {
+		t.Helper()
+		var docs []bson.Raw
+		for i := 0; i < n; i++ {
+			docs = append(docs, doc(t, bson.D{{Key: "_id", Value: fmt.Sprintf("n%d-%d", n, i)}}))
+		}
+		res, err := w.Insert(ctx, "c", docs, wal.CommitInfo{Message: "m"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := r.Head(ctx, w.TL)
+		if err != nil || h.LSN != res.Head {
+			t.Fatalf("head %+v, %v; want LSN %d", h, err, res.Head)
+		}
+		l, err := r.ReadLease(ctx, w.TL, h.Slot.N)
+		if err != nil || l == nil {
+			t.Fatalf("lease of slot %d: %+v, %v", h.Slot.N, l, err)
+		}
+		return len(l.Keys)
+	}
+	if got := insert(5); got != 5 {
+		t.Errorf("the lease of a 5-document insert keeps %d keys, want 5", got)
+	}
+	if got := insert(wal.LeaseKeysKept + 1); got != 0 {
+		t.Errorf("the lease of a %d-document insert keeps %d keys, want none", wal.LeaseKeysKept+1, got)
+	}
+}

@@ -130,6 +130,24 @@ func (r *Repo) Announce(ctx context.Context, l *Lease, keys []KeyRef) error {
 	return err
 }
 
+// LeaseKeysKept is the most announced keys a lease record keeps once its
+// slot is filled (ForgetKeys): past it, the holder removes them.
+const LeaseKeysKept = 100
+
+// ForgetKeys removes the announced keys from the record of lease l, whose
+// slot its holder filled (a commit or a void) and whose working database
+// reflects it: nothing reads a lease's keys once its slot is filled (a
+// taker reads the lease of an unfilled slot, and copies its keys into the
+// void it inserts), and the record stays, so that no writer can take the
+// slot again. A large write announced up to 1 MiB of keys there.
+func (r *Repo) ForgetKeys(ctx context.Context, l *Lease) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, err := r.DB.Collection(collLeases).UpdateOne(ctx, l.filter(),
+		bson.D{{Key: "$unset", Value: bson.D{{Key: "keys", Value: ""}}}})
+	return err
+}
+
 // Heartbeat records that the holder of lease l is still working.
 func (r *Repo) Heartbeat(ctx context.Context, l *Lease) error {
 	l.mu.Lock()
