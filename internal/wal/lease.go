@@ -132,7 +132,7 @@ func (r *Repo) Announce(ctx context.Context, l *Lease, keys []KeyRef) error {
 
 // LeaseKeysKept is the most announced keys a lease record keeps once its
 // slot is filled (ForgetKeys): past it, the holder removes them.
-const LeaseKeysKept = 100
+const LeaseKeysKept = 16
 
 // ForgetKeys removes the announced keys from the record of lease l, whose
 // slot its holder filled (a commit or a void) and whose working database
