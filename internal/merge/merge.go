@@ -207,5 +207,21 @@ func Merge(ctx context.Context, r *wal.Repo, ours, theirs diff.Point, res Resolu
 			put(t, merged)
 		}
 	}
+	// A delete planned twice (a delete-versus-change conflict settled for
+	// theirs, then the same spelling replaced by theirs' other one) is
+	// made once: the write path counts each delete it is given.
+	seen := map[string]bool{}
+	kept := plan.Changes[:0]
+	for _, a := range plan.Changes {
+		if a.Doc == nil && !a.Index {
+			key := a.Coll + "\x00" + string(wal.KeyOf(a.ID))
+			if seen[key] {
+				continue
+			}
+			seen[key] = true
+		}
+		kept = append(kept, a)
+	}
+	plan.Changes = kept
 	return plan, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -152,6 +153,21 @@ func (w *Branch) putter(puts []Put) func(ctx context.Context) ([]wal.Entry, erro
 func (w *Branch) applyDocs(ctx context.Context, coll string, puts []Put) ([]wal.Entry, error) {
 	c := w.DB.Collection(coll)
 	var entries []wal.Entry
+	// Deletes first: a delete of one spelling of an _id (2) and a put of
+	// another (2.0) are one document to the server, whose $in matches by
+	// value. In different batches, the put's batch read and deleted the
+	// stored 2 without logging its delete, and the delete's batch then
+	// deleted the new 2.0 (found by review, on the path MongoDB takes).
+	puts = slices.Clone(puts)
+	slices.SortStableFunc(puts, func(a, b Put) int {
+		switch {
+		case a.Doc == nil && b.Doc != nil:
+			return -1
+		case a.Doc != nil && b.Doc == nil:
+			return 1
+		}
+		return 0
+	})
 	// On FerretDB, a $in of k ids costs a scan with k comparisons per
 	// document (bulk.go): for many puts, the pre-images are read by one
 	// scan and the old documents deleted by one $in per maxDelete ids,

@@ -301,18 +301,21 @@ func idIntent(coll string, filter bson.Raw) []wal.KeyRef {
 // otherwise (found by review: {_id: 5} with $set of _id 5.0 inserts 5.0).
 func upsertID(m Modification, byID bool) (update, replacement bson.Raw, id bson.RawValue, known bool, err error) {
 	update, replacement = m.Update, m.Replacement
+	fid, eq := filterEqualityID(m.Filter)
+	if byID {
+		fid, eq = m.Filter.Lookup("_id"), true
+	}
 	switch {
-	case byID && replacement != nil:
-		fid := m.Filter.Lookup("_id")
+	case eq && replacement != nil:
 		if rid, err := replacement.LookupErr("_id"); err == nil && !bytes.Equal(wal.KeyOf(rid), wal.KeyOf(fid)) {
 			return update, replacement, bson.RawValue{}, false, nil
 		}
 		return update, replacement, fid, true, nil
-	case byID:
+	case eq:
 		if updateNamesID(update) {
 			return update, replacement, bson.RawValue{}, false, nil
 		}
-		return update, replacement, m.Filter.Lookup("_id"), true, nil
+		return update, replacement, fid, true, nil
 	case namesID(m.Filter):
 		return update, replacement, bson.RawValue{}, false, nil
 	case replacement != nil:
@@ -365,6 +368,50 @@ func upsertID(m Modification, byID bool) (update, replacement bson.Raw, id bson.
 		return nil, nil, bson.RawValue{}, false, err
 	}
 	return update, nil, bson.Raw(raw).Lookup("_id"), true, nil
+}
+
+// filterEqualityID returns the _id an upsert by filter gives the document
+// it inserts when the filter names _id only by equality at its top level
+// ({_id: v, ...} or {_id: {$eq: v}, ...}): the server copies that value
+// (found by review: {_id: 2.0, x: 1} was not checked against a deleted 2).
+func filterEqualityID(filter bson.Raw) (bson.RawValue, bool) {
+	elems, err := filter.Elements()
+	if err != nil {
+		return bson.RawValue{}, false
+	}
+	var id bson.RawValue
+	found := false
+	for _, e := range elems {
+		k, v := e.Key(), e.Value()
+		if k != "_id" {
+			if k == "_id." || strings.HasPrefix(k, "_id.") || (v.Type == bson.TypeEmbeddedDocument || v.Type == bson.TypeArray) && namesID(bson.Raw(v.Value)) {
+				return bson.RawValue{}, false
+			}
+			continue
+		}
+		if doc, ok := v.DocumentOK(); ok {
+			ops, err := doc.Elements()
+			if err != nil || len(ops) == 0 {
+				return bson.RawValue{}, false
+			}
+			if strings.HasPrefix(ops[0].Key(), "$") {
+				if len(ops) != 1 || ops[0].Key() != "$eq" {
+					return bson.RawValue{}, false
+				}
+				v = ops[0].Value()
+			}
+		}
+		switch v.Type {
+		case bson.TypeRegex, bson.TypeArray:
+			return bson.RawValue{}, false
+		case bson.TypeEmbeddedDocument:
+			if namesIDValue(v) {
+				return bson.RawValue{}, false
+			}
+		}
+		id, found = v, true
+	}
+	return id, found
 }
 
 // literalID returns the _id an upsert's update operators ops give the

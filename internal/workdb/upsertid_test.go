@@ -42,6 +42,11 @@ func TestUpsertID(t *testing.T) {
 			want: `{"$setOnInsert": {"_id": {"k": 2}}, "$inc": {"n": 1}}`, id: `{"k": 2}`},
 		{filter: `{"name": "x"}`, update: `{"$set": {"_id": 5}, "$setOnInsert": {"_id": 5}}`, known: true,
 			want: `{"$set": {"_id": 5}, "$setOnInsert": {"_id": 5}}`, id: `5`},
+		// The filter names _id by equality at its top level: the server
+		// copies it.
+		{filter: `{"_id": 2.0, "x": 1}`, update: `{"$set": {"a": 1}}`, known: true, want: `{"$set": {"a": 1}}`, id: `2.0`},
+		{filter: `{"_id": {"$eq": {"k": 2}}}`, update: `{"$set": {"a": 1}}`, known: true, want: `{"$set": {"a": 1}}`, id: `{"k": 2}`},
+		{filter: `{"x": 1, "_id": "s"}`, replacement: `{"a": 1}`, known: true, want: `{"a": 1}`, id: `"s"`},
 		// The server takes the _id from these: left to it.
 		{filter: `{"_id": {"$in": [1, 2]}}`, update: `{"$set": {"a": 1}}`},
 		{filter: `{"$and": [{"_id": 1}, {"a": 1}]}`, update: `{"$set": {"a": 1}}`},
