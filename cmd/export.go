@@ -49,7 +49,9 @@ indexes:
 
 A target that already holds data is refused unless --drop is given: then
 each exported collection is replaced (files overwritten, collections
-dropped first); nothing else in the target is touched.
+dropped first); nothing else in the target is touched. A database of
+argon's own (one holding an argon log, or a branch's working database) is
+never a target.
 
 Uncommitted changes applications made in the branch's working database are
 not exported: export writes what the log holds. Documents are streamed:
