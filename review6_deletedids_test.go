@@ -40,6 +40,43 @@ func review6Unbuildable(t *testing.T, dir string) {
 	}
 }
 
+// FerretDB's unique _id index (embedded and over PostgreSQL) compares the
+// _id's JSON text: an ObjectId and its hex string, a date and the 64-bit
+// int of its milliseconds are one _id there, though not to MongoDB. On a
+// clean branch the second of each pair fails on the duplicate key; after
+// an application deleted the committed first one (uncommitted), an insert
+// of the second is refused as over its uncommitted delete
+// (engineEqualIDs); taken, the head held both, which no working database
+// on that engine can hold. On MongoDB they are two _ids, and the insert is
+// an insert.
+func TestReview6InsertOverDeletedEngineEqualID(t *testing.T) {
+	oid := bson.NewObjectID()
+	for _, tc := range []struct {
+		name   string
+		docs   string
+		del    any
+		insert string
+	}{
+		{name: "objectid then hex string", docs: `{"_id": {"$oid": "` + oid.Hex() + `"}}`, del: oid,
+			insert: `{"_id": "` + oid.Hex() + `"}`},
+		{name: "hex string then objectid", docs: `{"_id": "` + oid.Hex() + `"}`, del: oid.Hex(),
+			insert: `{"_id": {"$oid": "` + oid.Hex() + `"}}`},
+		{name: "date then int64 millis", docs: `{"_id": {"$date": {"$numberLong": "1700000000000"}}}`, del: bson.DateTime(1700000000000),
+			insert: `{"_id": {"$numberLong": "1700000000000"}}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := review6Deleted(t, "r6eng", tc.docs, tc.del)
+			code, out, errOut := review5Argon(dir, "insert", "c", tc.insert)
+			if code != 1 || !strings.Contains(errOut, "uncommitted changes") {
+				t.Errorf("argon insert c %s after an application deleted the committed %s: exit %d\n%s%s"+
+					"want exit 1 and the uncommitted-changes refusal (on a clean branch the engine refuses it as a duplicate key)",
+					tc.insert, tc.docs, code, out, errOut)
+			}
+			review6Unbuildable(t, dir)
+		})
+	}
+}
+
 // An upsert whose filter names the _id by equality other than as
 // {_id: value} alone ({_id: 2.0, x: 1}, {_id: {$eq: 2.0}}) inserts a
 // document with that _id. upsertID cannot know it (namesID(filter)), so

@@ -131,7 +131,13 @@ func (w *Branch) refuseDeletedIDs(ctx context.Context, c *mongo.Collection, coll
 	if err != nil || len(held) == 0 {
 		return err
 	}
-	cur, err := c.Find(ctx, idsFilter(held), options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+	ask := held
+	if w.ScanReads {
+		for _, id := range held {
+			ask = append(ask, engineEqualIDs(id)...)
+		}
+	}
+	cur, err := c.Find(ctx, idsFilter(ask), options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
 	if err != nil {
 		return err
 	}
@@ -144,7 +150,13 @@ func (w *Branch) refuseDeletedIDs(ctx context.Context, c *mongo.Collection, coll
 	}
 	var gone []bson.RawValue
 	for _, id := range held {
-		if !there[equalityKey(id)] {
+		found := there[equalityKey(id)]
+		if w.ScanReads {
+			for _, v := range engineEqualIDs(id) {
+				found = found || there[equalityKey(v)]
+			}
+		}
+		if !found {
 			gone = append(gone, id)
 		}
 	}
@@ -172,6 +184,11 @@ func (w *Branch) committedIDs(ctx context.Context, coll string, ids []bson.RawVa
 		if !ok {
 			fold = true
 			break
+		}
+		if w.ScanReads {
+			for _, v := range engineEqualIDs(id) {
+				variants = append(variants, wal.KeyOf(v))
+			}
 		}
 		for _, k := range variants {
 			if _, dup := owner[string(k)]; !dup {
@@ -262,6 +279,42 @@ func sameValueKeys(id bson.RawValue) (keys [][]byte, ok bool) {
 		}
 	}
 	return keys, true
+}
+
+// engineEqualIDs returns the _ids of other types that FerretDB's unique
+// _id index takes as id (it compares the _id's JSON text, ARCHITECTURE
+// "Facts measured"): an ObjectId and the string of its hex digits, a date
+// and the integer of its milliseconds. (Binary data and its base64 string,
+// a timestamp and an integer, and some doubles and integers of one text
+// are alike there too, and not covered.)
+func engineEqualIDs(id bson.RawValue) []bson.RawValue {
+	val := func(v any) []bson.RawValue {
+		t, b, err := bson.MarshalValue(v)
+		if err != nil {
+			return nil
+		}
+		return []bson.RawValue{{Type: t, Value: b}}
+	}
+	switch id.Type {
+	case bson.TypeObjectID:
+		return val(id.ObjectID().Hex())
+	case bson.TypeString:
+		if oid, err := bson.ObjectIDFromHex(id.StringValue()); err == nil && oid.Hex() == id.StringValue() {
+			return val(oid)
+		}
+	case bson.TypeDateTime:
+		ms := id.DateTime()
+		out := val(ms)
+		if ms >= math.MinInt32 && ms <= math.MaxInt32 {
+			out = append(out, val(int32(ms))...)
+		}
+		return out
+	case bson.TypeInt64:
+		return val(bson.DateTime(id.Int64()))
+	case bson.TypeInt32:
+		return val(bson.DateTime(int64(id.Int32())))
+	}
+	return nil
 }
 
 // deletedError is the UncommittedError for documents the log holds and an
