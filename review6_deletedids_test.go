@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -63,6 +64,10 @@ func TestReview6InsertOverDeletedEngineEqualID(t *testing.T) {
 			insert: `{"_id": {"$oid": "` + oid.Hex() + `"}}`},
 		{name: "date then int64 millis", docs: `{"_id": {"$date": {"$numberLong": "1700000000000"}}}`, del: bson.DateTime(1700000000000),
 			insert: `{"_id": {"$numberLong": "1700000000000"}}`},
+		// More ids than the check looks up one by one: the collection's
+		// committed state, folded, answers.
+		{name: "hex string among many, objectid deleted", docs: `{"_id": {"$oid": "` + oid.Hex() + `"}}`, del: oid,
+			insert: manyIDs(300, `{"_id": "`+oid.Hex()+`"}`)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := review6Deleted(t, "r6eng", tc.docs, tc.del)
@@ -136,4 +141,14 @@ func TestReview6DeletedIDsByValueHold(t *testing.T) {
 			}
 		})
 	}
+}
+
+// manyIDs is an insert argument of n documents {_id: "m<i>"} and last.
+func manyIDs(n int, last string) string {
+	var b strings.Builder
+	b.WriteString("[")
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, `{"_id": "m%d"}, `, i)
+	}
+	return b.String() + last + "]"
 }

@@ -208,7 +208,13 @@ func (w *Branch) committedIDs(ctx context.Context, coll string, ids []bson.RawVa
 			byValue[equalityKey(wal.KeyValue([]byte(k)))] = true
 		}
 		for _, id := range ids {
-			if byValue[equalityKey(id)] {
+			found := byValue[equalityKey(id)]
+			if w.ScanReads {
+				for _, v := range engineEqualIDs(id) {
+					found = found || byValue[equalityKey(v)]
+				}
+			}
+			if found {
 				held = append(held, id)
 			}
 		}
