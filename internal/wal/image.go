@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -25,10 +26,16 @@ import (
 // the image, not the whole history.
 //
 // Layout: the header lives in the images collection under _id "tl:lsn";
-// the records are one stream cut into chunks of imageChunk bytes, stored
-// as documents {_id: n, data: binary} in a collection of the image's own
+// the records of each collection of the state are a stream of their own,
+// cut into chunks of imageChunk bytes, stored as documents
+// {_id: "nnnnnnnn", data: binary} in a collection of the image's own
 // (image_<tl>_<lsn>_<token>), so that reading one image reads that image
-// only, whatever the engine, and dropping it is one dropCollection.
+// only, whatever the engine, and dropping it is one dropCollection. The
+// header lists, for each collection, its run of chunks and their SHA-256:
+// a read of one collection reads its own chunks only, each by its string
+// _id (the one lookup the embedded engine answers from an index). Format
+// 1 cut one stream of every collection's records, under integer _ids: a
+// read of one collection read and decoded the whole state.
 //
 // Safety: an image is a cache of the log (rule 1). The state at an LSN at
 // or below a committed head never changes (nothing committed is deleted or
@@ -71,11 +78,31 @@ type Image struct {
 	// Format is the encoding of the records; an image of another format
 	// is passed over.
 	Format int `bson:"format"`
+	// Colls locates each collection's records (format 2), by name.
+	Colls []ImageColl `bson:"colls,omitempty"`
 }
 
-// imageFormat is the encoding of image records this argon writes and
-// reads.
-const imageFormat = 1
+// ImageColl is one collection's run of chunks in an image (format 2).
+type ImageColl struct {
+	Name string `bson:"name"`
+	// First is the number of its first chunk; its chunks are
+	// First..First+Chunks-1.
+	First  int    `bson:"first"`
+	Chunks int    `bson:"chunks"`
+	Bytes  int64  `bson:"bytes"`
+	Sum    string `bson:"sum"`
+}
+
+// imageFormat is the encoding of image records this argon writes. It
+// reads this one and imageFormat1.
+const (
+	imageFormat  = 2
+	imageFormat1 = 1
+)
+
+// imageChunkID is the _id of chunk n of a format-2 image: a string, so
+// that the embedded engine finds it by its index.
+func imageChunkID(n int) string { return fmt.Sprintf("%08d", n) }
 
 func imageID(tl string, lsn int64) string { return slotID(tl, lsn) }
 
@@ -89,46 +116,61 @@ func (e *ImageError) Error() string {
 	return fmt.Sprintf("image %s@%d: %s", e.Image.TL, e.Image.LSN, e.Msg)
 }
 
+// imageChunkDoc is a chunk of a format-1 image.
 type imageChunkDoc struct {
 	N    int    `bson:"_id"`
 	Data []byte `bson:"data"`
 }
 
-// encodeImage writes the records of st as one stream (collections by
-// name, then documents and indexes in the order they came into being) and
-// cuts it into chunks of imageChunk bytes: a record may span chunks, so a
-// chunk never outgrows a document's size limit, whatever the documents.
-// The encoding of a state is deterministic.
-func encodeImage(st *State) (chunks [][]byte, docs, indexes int64) {
-	var cur []byte
-	put := func(b []byte) {
-		cur = binary.AppendUvarint(cur, uint64(len(b)))
-		cur = append(cur, b...)
-	}
-	record := func(kind byte, coll string, d *stateDoc, key string) {
-		cur = append(cur, kind)
-		put([]byte(coll))
-		cur = binary.AppendVarint(cur, d.born)
-		put([]byte(key))
-		put(d.doc)
-	}
+// imageChunkDoc2 is a chunk of a format-2 image.
+type imageChunkDoc2 struct {
+	ID   string `bson:"_id"`
+	Data []byte `bson:"data"`
+}
+
+// encodeImage writes the records of st, collection by collection (by
+// name), each collection's documents and indexes in the order they came
+// into being, and cuts each collection's stream into chunks of imageChunk
+// bytes: a record may span chunks of its collection, so a chunk never
+// outgrows a document's size limit, whatever the documents, and no chunk
+// holds records of two collections. colls locates each collection's
+// chunks. The encoding of a state is deterministic.
+func encodeImage(st *State) (chunks [][]byte, colls []ImageColl, docs, indexes int64) {
 	for _, name := range st.Collections() {
+		var cur []byte
+		put := func(b []byte) {
+			cur = binary.AppendUvarint(cur, uint64(len(b)))
+			cur = append(cur, b...)
+		}
+		record := func(kind byte, d *stateDoc, key string) {
+			cur = append(cur, kind)
+			put([]byte(name))
+			cur = binary.AppendVarint(cur, d.born)
+			put([]byte(key))
+			put(d.doc)
+		}
 		c := st.colls[name]
 		for _, k := range orderedKeys(c.docs) {
-			record(imageRecordDoc, name, c.docs[k], k)
+			record(imageRecordDoc, c.docs[k], k)
 			docs++
 		}
 		for _, k := range orderedKeys(c.indexes) {
-			record(imageRecordIndex, name, c.indexes[k], k)
+			record(imageRecordIndex, c.indexes[k], k)
 			indexes++
 		}
+		ic := ImageColl{Name: name, First: len(chunks), Bytes: int64(len(cur))}
+		h := sha256.New()
+		h.Write(cur)
+		ic.Sum = hex.EncodeToString(h.Sum(nil))
+		for len(cur) > imageChunk {
+			chunks = append(chunks, cur[:imageChunk:imageChunk])
+			cur = cur[imageChunk:]
+		}
+		chunks = append(chunks, cur)
+		ic.Chunks = len(chunks) - ic.First
+		colls = append(colls, ic)
 	}
-	for len(cur) > imageChunk {
-		chunks = append(chunks, cur[:imageChunk:imageChunk])
-		cur = cur[imageChunk:]
-	}
-	chunks = append(chunks, cur)
-	return chunks, docs, indexes
+	return chunks, colls, docs, indexes
 }
 
 func orderedKeys(m map[string]*stateDoc) []string {
@@ -224,16 +266,16 @@ func (r *Repo) SaveImage(ctx context.Context, project, tl string, lsn int64, st 
 	if img, err := r.existingImage(ctx, owner, lsn); err != nil || img != nil {
 		return img, err
 	}
-	chunks, docs, indexes := encodeImage(st)
+	chunks, colls, docs, indexes := encodeImage(st)
 	img := &Image{ID: imageID(owner, lsn), Project: project, TL: owner, LSN: lsn, Token: newTimelineID(),
-		Chunks: len(chunks), Docs: docs, Indexes: indexes, Time: r.Now(), Format: imageFormat}
+		Chunks: len(chunks), Docs: docs, Indexes: indexes, Time: r.Now(), Format: imageFormat, Colls: colls}
 	img.Coll = fmt.Sprintf("%s%s_%012d_%s", imageCollPrefix, owner, lsn, img.Token)
 	h := sha256.New()
 	c := r.DB.Collection(img.Coll)
 	for i, data := range chunks {
 		h.Write(data)
 		img.Bytes += int64(len(data))
-		if _, err := c.InsertOne(ctx, imageChunkDoc{N: i, Data: data}); err != nil {
+		if _, err := c.InsertOne(ctx, imageChunkDoc2{ID: imageChunkID(i), Data: data}); err != nil {
 			r.dropImageColl(img.Coll)
 			return nil, fmt.Errorf("write image: %w", err)
 		}
@@ -358,11 +400,107 @@ func (r *Repo) nearestImage(ctx context.Context, tl string, lsn int64, skip map[
 }
 
 // LoadImage reads an image into a state (only coll's records, when coll
-// is not empty), checking its chunks against its header.
+// is not empty), checking its chunks against its header. A read of one
+// collection of a format-2 image reads that collection's chunks only.
 func (r *Repo) LoadImage(ctx context.Context, img *Image, coll string) (*State, error) {
-	if img.Format != imageFormat {
-		return nil, &ImageError{Image: img, Msg: fmt.Sprintf("it is of format %d; this argon reads format %d", img.Format, imageFormat)}
+	switch {
+	case img.Format == imageFormat1:
+		return r.loadImage1(ctx, img, coll)
+	case img.Format != imageFormat:
+		return nil, &ImageError{Image: img, Msg: fmt.Sprintf("it is of format %d; this argon reads formats %d and %d", img.Format, imageFormat1, imageFormat)}
+	case coll != "":
+		return r.loadImageColl(ctx, img, coll)
 	}
+	cur, err := r.DB.Collection(img.Coll).Find(ctx, bson.D{})
+	if err != nil {
+		return nil, err
+	}
+	var docs []imageChunkDoc2
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, err
+	}
+	if len(docs) != img.Chunks {
+		return nil, &ImageError{Image: img, Msg: fmt.Sprintf("%d of its %d chunks are stored", len(docs), img.Chunks)}
+	}
+	sort.Slice(docs, func(i, j int) bool { return docs[i].ID < docs[j].ID })
+	chunks := make([][]byte, len(docs))
+	for i := range docs {
+		if docs[i].ID != imageChunkID(i) {
+			return nil, &ImageError{Image: img, Msg: fmt.Sprintf("chunk %d is missing", i)}
+		}
+		chunks[i] = docs[i].Data
+	}
+	st := NewState()
+	next := 0
+	for _, ic := range img.Colls {
+		if ic.First != next || ic.Chunks < 1 || ic.First+ic.Chunks > len(chunks) {
+			return nil, &ImageError{Image: img, Msg: fmt.Sprintf("its header places collection %q at chunks %d..%d", ic.Name, ic.First, ic.First+ic.Chunks-1)}
+		}
+		next += ic.Chunks
+		if err := decodeImageColl(st, img, ic, chunks[ic.First:next]); err != nil {
+			return nil, err
+		}
+	}
+	if next != len(chunks) {
+		return nil, &ImageError{Image: img, Msg: fmt.Sprintf("its header places %d of its %d chunks", next, len(chunks))}
+	}
+	return st, nil
+}
+
+// loadImageColl reads coll's records of a format-2 image: its chunks
+// only, each by its _id. A collection the header does not list is not in
+// the state.
+func (r *Repo) loadImageColl(ctx context.Context, img *Image, coll string) (*State, error) {
+	st := NewState()
+	for _, ic := range img.Colls {
+		if ic.Name != coll {
+			continue
+		}
+		if ic.Chunks < 1 || ic.First < 0 || ic.First+ic.Chunks > img.Chunks {
+			return nil, &ImageError{Image: img, Msg: fmt.Sprintf("its header places collection %q at chunks %d..%d", ic.Name, ic.First, ic.First+ic.Chunks-1)}
+		}
+		chunks := make([][]byte, ic.Chunks)
+		for i := range chunks {
+			var d imageChunkDoc2
+			err := r.DB.Collection(img.Coll).FindOne(ctx, bson.D{{Key: "_id", Value: imageChunkID(ic.First + i)}}).Decode(&d)
+			if errors.Is(err, mongo.ErrNoDocuments) {
+				return nil, &ImageError{Image: img, Msg: fmt.Sprintf("chunk %d is missing", ic.First+i)}
+			}
+			if err != nil {
+				return nil, err
+			}
+			chunks[i] = d.Data
+		}
+		return st, decodeImageColl(st, img, ic, chunks)
+	}
+	return st, nil
+}
+
+// decodeImageColl checks one collection's chunks against their checksum
+// and adds their records to st.
+func decodeImageColl(st *State, img *Image, ic ImageColl, chunks [][]byte) error {
+	h := sha256.New()
+	n := int64(0)
+	for _, c := range chunks {
+		h.Write(c)
+		n += int64(len(c))
+	}
+	if n != ic.Bytes || hex.EncodeToString(h.Sum(nil)) != ic.Sum {
+		return &ImageError{Image: img, Msg: fmt.Sprintf("the chunks of collection %q do not match its checksum", ic.Name)}
+	}
+	stream := chunks[0]
+	if len(chunks) > 1 {
+		stream = bytes.Join(chunks, nil)
+	}
+	if err := decodeImage(st, stream, ic.Name); err != nil {
+		return &ImageError{Image: img, Msg: err.Error()}
+	}
+	return nil
+}
+
+// loadImage1 reads a format-1 image: one stream of every collection's
+// records, read whole whatever coll is.
+func (r *Repo) loadImage1(ctx context.Context, img *Image, coll string) (*State, error) {
 	cur, err := r.DB.Collection(img.Coll).Find(ctx, bson.D{})
 	if err != nil {
 		return nil, err
@@ -600,8 +738,8 @@ func (r *Repo) VerifyImages(ctx context.Context, timelines map[string]bool, repa
 			if err != nil {
 				return nil, nil, err
 			}
-			got, _, _ := encodeImage(st)
-			exp, _, _ := encodeImage(want)
+			got, _, _, _ := encodeImage(st)
+			exp, _, _, _ := encodeImage(want)
 			if !sameChunks(got, exp) {
 				problem = fmt.Sprintf("image %s@%d differs from a fold of the log", img.TL, img.LSN)
 			}
