@@ -111,9 +111,19 @@ func (benchCleanFiles) HoldWrites(context.Context, string, time.Duration) (func(
 // reports both and the ratio.
 func pair(b *testing.B, argon, native func() error) {
 	b.Helper()
+	pairPrep(b, nil, argon, native)
+}
+
+// pairPrep is pair with prep (when not nil) run before each iteration,
+// untimed.
+func pairPrep(b *testing.B, prep func(), argon, native func() error) {
+	b.Helper()
 	var ta, tn time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
+		if prep != nil {
+			prep()
+		}
 		t0 := time.Now()
 		if err := native(); err != nil {
 			b.Fatal(err)
@@ -576,12 +586,19 @@ func BenchmarkWriteAfterHistory(b *testing.B) {
 	}
 }
 
-// The first read of a collection at a past state (find --at: the state is
-// folded from the log, from the nearest image snapshot, into a view, then
-// queried) against the driver's find of the same documents on a plain
-// collection. The state holds 20,000 documents; the history below it is
-// those 20,000 entries, or 200,000 (180,000 written to another collection
-// first): the "cost follows state + delta, not history".
+// The first read of a collection at a past state never read before: 20,000
+// documents of users among a history of 20,000 or 200,000 entries (the
+// rest in another collection), against the driver's find of the same
+// filter on a plain collection of the same documents.
+//
+//   - first-read: nothing is materialised yet (every cached view is dropped
+//     before each read, untimed): the read folds the collection from the
+//     nearest image and materialises it.
+//   - near-image: an image was taken at the head (argon snapshot) and a
+//     read near it has materialised the image's view; each read is at an
+//     LSN one commit further, each commit adding one document to users, so
+//     the read lays the changed documents over the image's view
+//     (workdb/overlay.go).
 func BenchmarkTimeTravel(b *testing.B) {
 	for _, hist := range []int{20000, 200000} {
 		b.Run(fmt.Sprintf("history=%d", hist), func(b *testing.B) {
@@ -593,12 +610,16 @@ func BenchmarkTimeTravel(b *testing.B) {
 			ctx := context.Background()
 			w := e.work(e.main)
 			plain := e.srv.Client.Database(e.plain).Collection("users")
-			load := func(coll string, first, n int, native bool) {
+			load := func(coll string, first, n int, native bool, age int32) {
 				for start := first; start < first+n; start += 5000 {
 					var raws []bson.Raw
 					var anys []any
 					for i := start; i < min(start+5000, first+n); i++ {
-						raw, _ := bson.Marshal(bson.D{{Key: "_id", Value: int32(i)}, {Key: "name", Value: fmt.Sprintf("user%d", i)}, {Key: "age", Value: int32(i % 90)}})
+						a := int32(i % 90)
+						if age >= 0 {
+							a = age
+						}
+						raw, _ := bson.Marshal(bson.D{{Key: "_id", Value: int32(i)}, {Key: "name", Value: fmt.Sprintf("user%d", i)}, {Key: "age", Value: a}})
 						raws = append(raws, raw)
 						anys = append(anys, raw)
 					}
@@ -612,30 +633,61 @@ func BenchmarkTimeTravel(b *testing.B) {
 					}
 				}
 			}
-			load("other", 0, hist-state, false)
-			load("users", 0, state, true)
-			// A commit of one document per iteration, so that each
-			// iteration reads a state never read before.
-			for i := 0; i < b.N; i++ {
-				load("other", hist+i, 1, false)
-			}
-			h, err := e.repo.Head(ctx, w.TL)
-			if err != nil {
-				b.Fatal(err)
-			}
-			at := h.LSN - int64(b.N)
+			load("other", 0, hist-state, false, -1)
+			load("users", 0, state, true, -1)
 			filter, _ := bson.Marshal(bson.D{{Key: "age", Value: int32(0)}})
-			want := 0
-			pair(b, func() error {
-				at++
-				docs, err := workdb.OpenCollViews(e.repo, w.TL, at).Find(ctx, "users", workdb.Query{Filter: filter})
-				if err == nil && len(docs) != want {
-					err = fmt.Errorf("argon found %d at LSN %d, driver %d", len(docs), at, want)
+			// reads times b.N reads of users at the b.N LSNs that commit
+			// (a commit of one document each) makes, from the first,
+			// each after prep (untimed).
+			reads := func(b *testing.B, commit func(i int), prep func()) {
+				h, err := e.repo.Head(ctx, w.TL)
+				if err != nil {
+					b.Fatal(err)
 				}
-				return err
-			}, func() (err error) {
-				want, err = nativeFind(ctx, plain, filter)
-				return err
+				for i := 0; i < b.N; i++ {
+					commit(i)
+				}
+				at := h.LSN
+				want := 0
+				pairPrep(b, prep, func() error {
+					at++
+					docs, err := workdb.OpenCollViews(e.repo, w.TL, at).Find(ctx, "users", workdb.Query{Filter: filter})
+					if err == nil && len(docs) != want {
+						err = fmt.Errorf("argon found %d at LSN %d, driver %d", len(docs), at, want)
+					}
+					return err
+				}, func() (err error) {
+					want, err = nativeFind(ctx, plain, filter)
+					return err
+				})
+			}
+			next := hist
+			b.Run("first-read", func(b *testing.B) {
+				reads(b, func(int) {
+					load("other", next, 1, false, -1)
+					next++
+				}, func() {
+					if _, err := workdb.DropViews(ctx, e.repo); err != nil {
+						b.Fatal(err)
+					}
+				})
+			})
+			b.Run("near-image", func(b *testing.B) {
+				h, err := e.repo.Head(ctx, w.TL)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := e.repo.TakeImage(ctx, "bench", w.TL, h.LSN); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := workdb.OpenCollViews(e.repo, w.TL, h.LSN).Find(ctx, "users", workdb.Query{Filter: filter}); err != nil {
+					b.Fatal(err)
+				}
+				// Documents the filter does not match, in both.
+				reads(b, func(int) {
+					load("users", next, 1, true, 1)
+					next++
+				}, nil)
 			})
 		})
 	}

@@ -88,7 +88,14 @@ func (f *Factory) openReader(ctx context.Context, branchFlag, at string) (reader
 	}
 	// Each collection is materialised on its first read, alone.
 	v := workdb.OpenCollViews(r, owner, p.LSN)
-	v.Built = func(coll string) {
+	v.Built = func(coll string, lsn int64) {
+		if lsn != p.LSN {
+			// The view of an image below the point, which reads near
+			// it share (workdb/overlay.go).
+			fmt.Fprintf(f.IO.ErrOut, "argon: notice: materialised %s at %s@%d, the image snapshot nearest to %s, from the log; later reads near it reuse it (argon gc drops it)\n",
+				coll, p.Branch.Name, lsn, describePoint(p))
+			return
+		}
 		what := describePoint(p)
 		if coll != "" {
 			what = coll + " at " + what

@@ -181,3 +181,53 @@ func head(s string) string {
 	}
 	return s
 }
+
+// EntryBound counts a collection's entries in a range from the commit
+// slots alone, a commit cut by the range counting whole, and says when a
+// commit may change an index or carries no counts.
+func TestEntryBound(t *testing.T) {
+	l := newChainLog(t)
+	ctx, tl := context.Background(), l.main
+	var es []Entry
+	for i := 1; i <= 10; i++ {
+		coll := "a"
+		if i > 6 {
+			coll = "b"
+		}
+		es = append(es, l.entry(tl, int64(i), coll, OpPut, "t1", i))
+	}
+	l.commit(tl, "t1", es)
+	l.commit(tl, "t2", []Entry{l.entry(tl, 11, "a", OpDel, "t2", 1), l.entry(tl, 12, "b", OpIndex, "t2", 1)})
+	for _, c := range []struct {
+		from, to int64
+		coll     string
+		n        int64
+		indexes  bool
+	}{
+		{0, 10, "a", 6, false},
+		{0, 12, "a", 7, false},
+		{5, 12, "a", 7, false},
+		{10, 12, "a", 1, false},
+		{10, 12, "b", 1, true},
+		{0, 12, "b", 5, true},
+		{0, 12, "c", 0, false},
+	} {
+		n, ix, known, err := l.r.EntryBound(ctx, tl, c.from, c.to, c.coll)
+		if err != nil || !known || n != c.n || ix != c.indexes {
+			t.Errorf("%s in (%d, %d]: %d entries, indexes %v, known %v, %v; want %d, %v", c.coll, c.from, c.to, n, ix, known, err, c.n, c.indexes)
+		}
+	}
+	// A commit without counts bounds nothing.
+	h := l.heads[tl]
+	h[0]++
+	s := &Slot{TL: tl, N: h[0], Kind: SlotCommit, Base: h[1], LSN: h[1] + 1, Token: "t3", Spilled: true}
+	if err := l.r.SpillEntries(ctx, "p", []Entry{l.entry(tl, h[1]+1, "a", OpPut, "t3", 99)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.r.InsertSlot(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, known, err := l.r.EntryBound(ctx, tl, 0, 13, "a"); known || err != nil {
+		t.Errorf("with a commit without counts: known %v, %v", known, err)
+	}
+}

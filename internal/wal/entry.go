@@ -274,6 +274,37 @@ func (r *Repo) EachEntry(ctx context.Context, tl string, from, to int64, coll st
 	return nil
 }
 
+// EntryBound bounds, from the commit slots' counts alone, the committed
+// entries of coll on tl's ancestry in (from, to]: n is at least their
+// number (a commit cut by the range counts whole), indexes says whether
+// any of them may create or drop an index. known is false when a commit
+// in the range carries no counts (then nothing is bounded).
+func (r *Repo) EntryBound(ctx context.Context, tl string, from, to int64, coll string) (n int64, indexes, known bool, err error) {
+	segs, err := r.Segments(ctx, tl, from, to)
+	if err != nil {
+		return 0, false, false, err
+	}
+	for _, sg := range segs {
+		slots, err := r.TimelineSlots(ctx, sg.TL, sg.From, sg.To)
+		if err != nil {
+			return 0, false, false, err
+		}
+		for i := range slots {
+			s := &slots[i]
+			if len(s.Stats) == 0 && s.LSN > s.Base {
+				return 0, false, false, nil
+			}
+			for _, st := range s.Stats {
+				if st.Coll == coll {
+					n += int64(st.Puts + st.Dels + st.Indexes)
+					indexes = indexes || st.Indexes > 0
+				}
+			}
+		}
+	}
+	return n, indexes, true, nil
+}
+
 // spilledEntries reads the spilled entries of the commit slots of one
 // segment with one query, and returns them by the token of their slot, in
 // LSN order: only those a slot names (its token, LSN in its range) and in

@@ -111,6 +111,23 @@ func (s *State) Len(coll string) int {
 	return 0
 }
 
+// Doc returns the document of coll under key, or nil.
+func (s *State) Doc(coll, key string) bson.Raw {
+	if d := s.lookup(coll, false, key); d != nil {
+		return d.doc
+	}
+	return nil
+}
+
+// Born returns the LSN at which the document of coll under key last came
+// into existence: the state lists documents in that order.
+func (s *State) Born(coll, key string) (int64, bool) {
+	if d := s.lookup(coll, false, key); d != nil {
+		return d.born, true
+	}
+	return 0, false
+}
+
 // lookup returns the document (or, with index, the index specification)
 // of coll under key, or nil.
 func (s *State) lookup(coll string, index bool, key string) *stateDoc {

@@ -91,8 +91,9 @@ type CollViews struct {
 	TL  string
 	LSN int64
 	// Built, when set, is told what a read materialised: a collection's
-	// name, or "" for the whole state.
-	Built func(coll string)
+	// name, or "" for the whole state, and the LSN of the state (LSN, or
+	// the LSN of the image a read of LSN was laid over).
+	Built func(coll string, lsn int64)
 	dbs   map[string]*mongo.Database
 	full  *View
 }
@@ -108,36 +109,17 @@ func OpenCollViews(r *wal.Repo, tl string, lsn int64) *CollViews {
 // processes that build one at once, the first to publish wins and the
 // other drops its copy.
 func (v *CollViews) db(ctx context.Context, coll string) (*mongo.Database, error) {
-	if v.full != nil {
-		return v.full.DB, nil
-	}
-	if db := v.dbs[coll]; db != nil {
-		return db, nil
-	}
-	views := v.r.DB.Collection(viewsCollection)
 	for {
-		var rec viewRecord
-		err := views.FindOne(ctx, bson.D{{Key: "_id", Value: viewID(v.TL, v.LSN)}}).Decode(&rec)
-		if err == nil {
-			v.full = &View{DB: v.r.Client.Database(rec.DB), TL: v.TL, LSN: v.LSN}
-			return v.full.DB, nil
+		db, err := v.existing(ctx, coll)
+		if err != nil || db != nil {
+			return db, err
 		}
-		if !errors.Is(err, mongo.ErrNoDocuments) {
-			return nil, err
-		}
-		err = views.FindOne(ctx, bson.D{{Key: "_id", Value: collViewID(v.TL, v.LSN, coll)}}).Decode(&rec)
-		if err == nil {
-			v.dbs[coll] = v.r.Client.Database(rec.DB)
-			return v.dbs[coll], nil
-		}
-		if !errors.Is(err, mongo.ErrNoDocuments) {
-			return nil, err
-		}
-		db, err := buildView(ctx, v.r, v.TL, v.LSN, coll)
+		db, err = buildView(ctx, v.r, v.TL, v.LSN, coll)
 		if err != nil {
 			return nil, err
 		}
-		rec = viewRecord{ID: collViewID(v.TL, v.LSN, coll), TL: v.TL, LSN: v.LSN, Coll: coll, DB: db.Name(), Created: time.Now().UTC()}
+		views := v.r.DB.Collection(viewsCollection)
+		rec := viewRecord{ID: collViewID(v.TL, v.LSN, coll), TL: v.TL, LSN: v.LSN, Coll: coll, DB: db.Name(), Created: time.Now().UTC()}
 		if _, err := views.InsertOne(ctx, rec); err != nil {
 			_ = db.Drop(context.WithoutCancel(ctx))
 			if mongo.IsDuplicateKeyError(err) {
@@ -146,15 +128,63 @@ func (v *CollViews) db(ctx context.Context, coll string) (*mongo.Database, error
 			return nil, err
 		}
 		if v.Built != nil {
-			v.Built(coll)
+			v.Built(coll, v.LSN)
 		}
 		v.dbs[coll] = db
 		return db, nil
 	}
 }
 
+// existing returns the database of a view that holds coll of the state
+// (of the whole state, or of coll), or nil when there is none yet.
+func (v *CollViews) existing(ctx context.Context, coll string) (*mongo.Database, error) {
+	if v.full != nil {
+		return v.full.DB, nil
+	}
+	if db := v.dbs[coll]; db != nil {
+		return db, nil
+	}
+	views := v.r.DB.Collection(viewsCollection)
+	var rec viewRecord
+	err := views.FindOne(ctx, bson.D{{Key: "_id", Value: viewID(v.TL, v.LSN)}}).Decode(&rec)
+	if err == nil {
+		v.full = &View{DB: v.r.Client.Database(rec.DB), TL: v.TL, LSN: v.LSN}
+		return v.full.DB, nil
+	}
+	if !errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, err
+	}
+	err = views.FindOne(ctx, bson.D{{Key: "_id", Value: collViewID(v.TL, v.LSN, coll)}}).Decode(&rec)
+	if err == nil {
+		v.dbs[coll] = v.r.Client.Database(rec.DB)
+		return v.dbs[coll], nil
+	}
+	if !errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, err
+	}
+	return nil, nil
+}
+
+// overlay answers q on coll over the nearest image's view when no view of
+// the state holds coll yet and the read allows it (overlay.go).
+func (v *CollViews) overlay(ctx context.Context, coll string, q Query) ([]bson.Raw, bool, error) {
+	db, err := v.existing(ctx, coll)
+	if err != nil || db != nil {
+		return nil, false, err
+	}
+	return v.overlayFind(ctx, coll, q)
+}
+
 // Find runs q on coll in the state.
 func (v *CollViews) Find(ctx context.Context, coll string, q Query) ([]bson.Raw, error) {
+	if out, ok, err := v.overlay(ctx, coll, q); ok || err != nil {
+		return out, err
+	}
+	return v.findOwn(ctx, coll, q)
+}
+
+// findOwn runs q on coll in a view of the state itself.
+func (v *CollViews) findOwn(ctx context.Context, coll string, q Query) ([]bson.Raw, error) {
 	db, err := v.db(ctx, coll)
 	if err != nil {
 		return nil, err
@@ -162,8 +192,14 @@ func (v *CollViews) Find(ctx context.Context, coll string, q Query) ([]bson.Raw,
 	return find(ctx, db.Collection(coll), q)
 }
 
+// idOnly is the projection of a count over an image's view.
+var idOnly, _ = bson.Marshal(bson.D{{Key: "_id", Value: 1}})
+
 // Count counts the documents of coll filter matches in the state.
 func (v *CollViews) Count(ctx context.Context, coll string, filter bson.Raw) (int64, error) {
+	if ids, ok, err := v.overlay(ctx, coll, Query{Filter: filter, Projection: idOnly}); ok || err != nil {
+		return int64(len(ids)), err
+	}
 	db, err := v.db(ctx, coll)
 	if err != nil {
 		return 0, err
@@ -175,13 +211,22 @@ func (v *CollViews) Count(ctx context.Context, coll string, filter bson.Raw) (in
 }
 
 // HasCollection reports whether coll holds documents or indexes in the
-// state.
+// state. Without a view that holds coll, it folds the log rather than
+// materialise one: reads answered over an image's view ask it when they
+// found nothing.
 func (v *CollViews) HasCollection(ctx context.Context, coll string) (bool, error) {
-	db, err := v.db(ctx, coll)
+	db, err := v.existing(ctx, coll)
 	if err != nil {
 		return false, err
 	}
-	return exists(ctx, db, coll)
+	if db != nil {
+		return exists(ctx, db, coll)
+	}
+	st, err := v.r.Fold(ctx, v.TL, v.LSN, coll)
+	if err != nil {
+		return false, err
+	}
+	return len(st.Collections()) > 0, nil
 }
 
 // Indexes lists coll's index specifications in the state.
@@ -202,7 +247,7 @@ func (v *CollViews) Collections(ctx context.Context) ([]CollectionInfo, error) {
 			return nil, err
 		}
 		if full.Built && v.Built != nil {
-			v.Built("")
+			v.Built("", v.LSN)
 		}
 		v.full = full
 	}

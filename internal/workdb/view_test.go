@@ -43,7 +43,7 @@ func TestCollViews(t *testing.T) {
 	}
 	var built []string
 	v := workdb.OpenCollViews(r, b.Timeline, head.LSN)
-	v.Built = func(coll string) { built = append(built, coll) }
+	v.Built = func(coll string, _ int64) { built = append(built, coll) }
 	docs, err := v.Find(ctx, "a", workdb.Query{})
 	if err != nil || len(docs) != 3 {
 		t.Fatalf("find a: %d documents, %v", len(docs), err)
@@ -76,7 +76,7 @@ func TestCollViews(t *testing.T) {
 	}
 	// Another reader reuses it.
 	v2 := workdb.OpenCollViews(r, b.Timeline, head.LSN)
-	v2.Built = func(coll string) { t.Fatalf("a second reader materialised %q", coll) }
+	v2.Built = func(coll string, _ int64) { t.Fatalf("a second reader materialised %q", coll) }
 	if n, err := v2.Count(ctx, "a", nil); err != nil || n != 3 {
 		t.Fatalf("count a: %d, %v", n, err)
 	}
@@ -95,7 +95,7 @@ func TestCollViews(t *testing.T) {
 	}
 	built = nil
 	v3 := workdb.OpenCollViews(r, b.Timeline, head.LSN)
-	v3.Built = func(coll string) { built = append(built, coll) }
+	v3.Built = func(coll string, _ int64) { built = append(built, coll) }
 	if n, err := v3.Count(ctx, "a", nil); err != nil || n != 3 || fmt.Sprint(built) != "[a]" {
 		t.Fatalf("after repair: count %d, %v, materialised %q", n, err, built)
 	}

@@ -1,0 +1,290 @@
+package workdb
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"sort"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/argon-db/argon/internal/wal"
+)
+
+// Reads of a past state over an image's view.
+//
+// A read of a collection at a past LSN with no view of its own would
+// materialise the whole collection at that LSN: on the embedded engine,
+// inserting it costs about as much again as the query's scan (BENCHMARKS,
+// time travel). When an image snapshot lies below the LSN and few of the
+// collection's documents changed between them, the read is answered
+// instead from the view of the collection at the image (materialised once,
+// then shared by every read near that image) and from the documents that
+// changed: the server evaluates the query on both, the view's answer for
+// the changed keys is dropped, and the two answers are merged in the
+// order a view of the LSN itself would list them (the order the documents
+// came into being, which the fold knows). The server evaluates every
+// filter and projection; argon only drops, merges and counts by _id.
+//
+// What the merge cannot reproduce falls back to the view of the LSN
+// itself: a sort (the server must order the whole answer), a filter that
+// depends on indexes ($text, $near, $nearSphere), a projection that
+// computes or removes parts of _id other than leaving it out, an index
+// created or dropped in between, more than overlayKeys changed keys, and
+// any answer whose _id the fold does not know.
+
+// overlayKeys is the most keys changed since the image that a read lays
+// over the image's view: each is evaluated in a scratch database.
+const overlayKeys = 1000
+
+// overlayEntries is the most entries since the image (by the commits'
+// counts) a read reads to find the keys they change.
+const overlayEntries = 4 * overlayKeys
+
+// overlayQuery is q as the overlay runs it: with _id kept in the answers
+// (strip: remove it after the merge, as the user's projection asked).
+type overlayQuery struct {
+	q     Query
+	strip bool
+}
+
+// overlayable returns how the overlay runs q, or false when it cannot.
+func overlayable(q Query) (overlayQuery, bool) {
+	if q.Sort != nil || needsIndex(q.Filter) {
+		return overlayQuery{}, false
+	}
+	oq := overlayQuery{q: q}
+	if q.Projection == nil {
+		return oq, true
+	}
+	elems, err := q.Projection.Elements()
+	if err != nil {
+		return overlayQuery{}, false
+	}
+	kept := bson.D{}
+	for _, e := range elems {
+		k := e.Key()
+		if len(k) > 3 && k[:4] == "_id." {
+			return overlayQuery{}, false
+		}
+		if k != "_id" {
+			kept = append(kept, bson.E{Key: k, Value: e.Value()})
+			continue
+		}
+		switch on, ok := projectionFlag(e.Value()); {
+		case !ok:
+			return overlayQuery{}, false
+		case !on:
+			oq.strip = true
+		default:
+			kept = append(kept, bson.E{Key: k, Value: e.Value()})
+		}
+	}
+	if oq.strip {
+		p, err := bson.Marshal(kept)
+		if err != nil {
+			return overlayQuery{}, false
+		}
+		oq.q.Projection = p
+	}
+	return oq, true
+}
+
+// projectionFlag reads a projection value that includes (true) or leaves
+// out (false) a field; ok is false for anything else (an expression).
+func projectionFlag(v bson.RawValue) (on, ok bool) {
+	switch v.Type {
+	case bson.TypeBoolean:
+		return v.Boolean(), true
+	case bson.TypeInt32, bson.TypeInt64, bson.TypeDouble:
+		f, ok := v.AsFloat64OK()
+		return f != 0, ok
+	}
+	return false, false
+}
+
+// needsIndex reports whether filter uses an operator whose answer depends
+// on the collection's indexes.
+func needsIndex(filter bson.Raw) bool {
+	if filter == nil {
+		return false
+	}
+	elems, err := filter.Elements()
+	if err != nil {
+		return true
+	}
+	for _, e := range elems {
+		switch e.Key() {
+		case "$text", "$near", "$nearSphere":
+			return true
+		}
+		v := e.Value()
+		switch v.Type {
+		case bson.TypeEmbeddedDocument:
+			if needsIndex(v.Document()) {
+				return true
+			}
+		case bson.TypeArray:
+			if needsIndex(bson.Raw(v.Array())) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// overlayFind answers q on coll at (v.TL, v.LSN) over the view of the
+// nearest image, when it can (ok false: it did nothing the caller must
+// undo, and the caller materialises the LSN's own view).
+func (v *CollViews) overlayFind(ctx context.Context, coll string, q Query) (out []bson.Raw, ok bool, err error) {
+	oq, ok := overlayable(q)
+	if !ok || v.r.NoImages {
+		return nil, false, nil
+	}
+	img, err := v.r.NearestImage(ctx, v.TL, v.LSN)
+	if err != nil || img == nil {
+		return nil, false, err
+	}
+	// The commits' counts first: a read that cannot be laid over the
+	// image falls back without reading the entries (its fold reads them).
+	n, indexes, known, err := v.r.EntryBound(ctx, v.TL, img.LSN, v.LSN, coll)
+	if err != nil || (known && (indexes || n > overlayEntries)) {
+		return nil, false, err
+	}
+	// The collection's entries since the image: the keys they touch, and
+	// whether any changes an index.
+	var delta []wal.Entry
+	touched := map[string]bool{}
+	indexChanged := false
+	err = v.r.EachEntry(ctx, v.TL, img.LSN, v.LSN, coll, func(e *wal.Entry) error {
+		switch e.Op {
+		case wal.OpIndex, wal.OpDropIndex:
+			indexChanged = true
+		default:
+			touched[string(e.KeyBytes)] = true
+		}
+		delta = append(delta, *e)
+		return nil
+	})
+	if err != nil || indexChanged || len(touched) > overlayKeys {
+		return nil, false, err
+	}
+	base := OpenCollViews(v.r, img.TL, img.LSN)
+	base.Built = v.Built
+	baseQ := oq.q
+	if len(touched) > 0 {
+		// The base's answer loses the changed keys' documents, and the
+		// skip is applied after the merge.
+		baseQ.Skip = 0
+		if q.Limit > 0 {
+			baseQ.Limit = q.Skip + q.Limit + int64(len(touched))
+		}
+	}
+	baseDocs, err := base.findOwn(ctx, coll, baseQ)
+	if err != nil {
+		return nil, false, err
+	}
+	if len(touched) == 0 {
+		// The collection did not change since the image.
+		return stripIDs(baseDocs, oq.strip), true, nil
+	}
+	// The state at the LSN, for the order documents came into being.
+	st, err := v.r.LoadImage(ctx, img, coll)
+	if err != nil {
+		return nil, false, nil // the fallback passes this image over
+	}
+	for i := range delta {
+		st.Apply(&delta[i])
+	}
+	var changed []bson.Raw
+	for k := range touched {
+		if d := st.Doc(coll, k); d != nil {
+			changed = append(changed, d)
+		}
+	}
+	changedDocs, err := v.evaluate(ctx, coll, oq.q, changed)
+	if err != nil {
+		return nil, false, err
+	}
+	type ranked struct {
+		born int64
+		doc  bson.Raw
+	}
+	var all []ranked
+	for _, d := range baseDocs {
+		k := string(wal.KeyOf(d.Lookup("_id")))
+		if touched[k] {
+			continue
+		}
+		born, ok := st.Born(coll, k)
+		if !ok {
+			return nil, false, nil
+		}
+		all = append(all, ranked{born, d})
+	}
+	for _, d := range changedDocs {
+		born, ok := st.Born(coll, string(wal.KeyOf(d.Lookup("_id"))))
+		if !ok {
+			return nil, false, nil
+		}
+		all = append(all, ranked{born, d})
+	}
+	sort.SliceStable(all, func(i, j int) bool { return all[i].born < all[j].born })
+	from := min(int64(len(all)), q.Skip)
+	to := int64(len(all))
+	if q.Limit > 0 {
+		to = min(to, from+q.Limit)
+	}
+	out = make([]bson.Raw, 0, to-from)
+	for _, r := range all[from:to] {
+		out = append(out, r.doc)
+	}
+	return stripIDs(out, oq.strip), true, nil
+}
+
+// evaluate runs q's filter and projection (not its skip or limit) on docs
+// in a scratch database, dropped before it returns (gc drops one left by
+// a crash).
+func (v *CollViews) evaluate(ctx context.Context, coll string, q Query, docs []bson.Raw) ([]bson.Raw, error) {
+	if len(docs) == 0 {
+		return nil, nil
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	db := v.r.Client.Database(scratchPrefix(v.r) + hex.EncodeToString(b[:]))
+	defer func() { _ = db.Drop(context.WithoutCancel(ctx)) }()
+	if _, err := v.r.ClaimOwner(ctx, db.Name(), ""); err != nil {
+		return nil, err
+	}
+	if err := insertBatches(ctx, db.Collection(coll), docs, nil); err != nil {
+		return nil, err
+	}
+	q.Skip, q.Limit = 0, 0
+	return find(ctx, db.Collection(coll), q)
+}
+
+// stripIDs removes _id from each document, as a projection of _id: 0
+// does.
+func stripIDs(docs []bson.Raw, strip bool) []bson.Raw {
+	if !strip {
+		return docs
+	}
+	for i, d := range docs {
+		elems, err := d.Elements()
+		if err != nil {
+			continue
+		}
+		out := make(bson.Raw, 0, len(d))
+		out = append(out, 0, 0, 0, 0)
+		for _, e := range elems {
+			if e.Key() != "_id" {
+				out = append(out, e...)
+			}
+		}
+		out = append(out, 0)
+		n := int32(len(out))
+		out[0], out[1], out[2], out[3] = byte(n), byte(n>>8), byte(n>>16), byte(n>>24)
+		docs[i] = out
+	}
+	return docs
+}
