@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"math"
 	"sort"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -171,18 +172,27 @@ func (v *CollViews) overlayFind(ctx context.Context, coll string, q Query) (out 
 	}
 	base := OpenCollViews(v.r, img.TL, img.LSN)
 	base.Built = v.Built
+	skip := max(q.Skip, 0) // as the server takes it
 	baseQ := oq.q
 	if len(touched) > 0 {
 		// The base's answer loses the changed keys' documents, and the
 		// skip is applied after the merge.
-		baseQ.Skip = 0
-		if q.Limit > 0 {
-			baseQ.Limit = q.Skip + q.Limit + int64(len(touched))
+		baseQ.Skip, baseQ.Limit = 0, 0
+		if q.Limit > 0 && q.Limit <= math.MaxInt64-skip-int64(len(touched)) {
+			baseQ.Limit = skip + q.Limit + int64(len(touched))
 		}
 	}
-	baseDocs, err := base.findOwn(ctx, coll, baseQ)
+	db, err := base.db(ctx, coll)
 	if err != nil {
 		return nil, false, err
+	}
+	baseDocs, err := find(ctx, db.Collection(coll), baseQ)
+	if err != nil {
+		// The server may refuse a projection only on some documents
+		// (a positional one, on a document without a matching array
+		// element): the base's answer holds documents the LSN's own view
+		// would not return, so its errors are not the read's.
+		return nil, false, ctx.Err()
 	}
 	if len(touched) == 0 {
 		// The collection did not change since the image.
@@ -202,8 +212,8 @@ func (v *CollViews) overlayFind(ctx context.Context, coll string, q Query) (out 
 			changed = append(changed, d)
 		}
 	}
-	changedDocs, err := v.evaluate(ctx, coll, oq.q, changed)
-	if err != nil {
+	changedDocs, ok, err := v.evaluate(ctx, coll, oq.q, changed)
+	if err != nil || !ok {
 		return nil, false, err
 	}
 	type ranked struct {
@@ -230,10 +240,10 @@ func (v *CollViews) overlayFind(ctx context.Context, coll string, q Query) (out 
 		all = append(all, ranked{born, d})
 	}
 	sort.SliceStable(all, func(i, j int) bool { return all[i].born < all[j].born })
-	from := min(int64(len(all)), q.Skip)
+	from := min(int64(len(all)), skip)
 	to := int64(len(all))
 	if q.Limit > 0 {
-		to = min(to, from+q.Limit)
+		to = from + min(q.Limit, to-from)
 	}
 	out = make([]bson.Raw, 0, to-from)
 	for _, r := range all[from:to] {
@@ -244,23 +254,29 @@ func (v *CollViews) overlayFind(ctx context.Context, coll string, q Query) (out 
 
 // evaluate runs q's filter and projection (not its skip or limit) on docs
 // in a scratch database, dropped before it returns (gc drops one left by
-// a crash).
-func (v *CollViews) evaluate(ctx context.Context, coll string, q Query, docs []bson.Raw) ([]bson.Raw, error) {
+// a crash). ok is false when the server refused the query on these
+// documents: it may refuse a projection on a document the LSN's own view
+// would not return (past the limit).
+func (v *CollViews) evaluate(ctx context.Context, coll string, q Query, docs []bson.Raw) (out []bson.Raw, ok bool, err error) {
 	if len(docs) == 0 {
-		return nil, nil
+		return nil, true, nil
 	}
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	db := v.r.Client.Database(scratchPrefix(v.r) + hex.EncodeToString(b[:]))
 	defer func() { _ = db.Drop(context.WithoutCancel(ctx)) }()
 	if _, err := v.r.ClaimOwner(ctx, db.Name(), ""); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if err := insertBatches(ctx, db.Collection(coll), docs, nil); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	q.Skip, q.Limit = 0, 0
-	return find(ctx, db.Collection(coll), q)
+	out, err = find(ctx, db.Collection(coll), q)
+	if err != nil {
+		return nil, false, ctx.Err()
+	}
+	return out, true, nil
 }
 
 // stripIDs removes _id from each document, as a projection of _id: 0
