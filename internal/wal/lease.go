@@ -34,8 +34,8 @@ type Lease struct {
 	// holder may change, so that a taker can repair exactly those; when
 	// not, a taker rebuilds the working database. A holder that goes
 	// beyond what it announced clears it first (Widen).
-	KeysKnown bool     `bson:"known"`
-	Keys      []KeyRef `bson:"keys,omitempty"`
+	KeysKnown bool    `bson:"known"`
+	Keys      KeyList `bson:"keys,omitempty"`
 	// Host is for people reading the record; nothing decides on it.
 	Host string `bson:"host,omitempty"`
 
@@ -123,7 +123,7 @@ func (r *Repo) Announce(ctx context.Context, l *Lease, keys []KeyRef) error {
 	keys = append([]KeyRef(nil), keys...)
 	_, err := r.DB.Collection(collLeases).UpdateOne(ctx,
 		l.filter(),
-		bson.D{{Key: "$set", Value: bson.D{{Key: "known", Value: true}, {Key: "keys", Value: keys}}}})
+		bson.D{{Key: "$set", Value: bson.D{{Key: "known", Value: true}, {Key: "keys", Value: KeyList(keys)}}}})
 	if err == nil {
 		l.KeysKnown, l.Keys = true, keys
 	}
