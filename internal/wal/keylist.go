@@ -77,6 +77,9 @@ func (l *KeyList) UnmarshalBSONValue(typ byte, data []byte) error {
 	out := KeyList{}
 	for len(b) > 0 {
 		flags := b[0]
+		if flags&^1 != 0 {
+			return bad // a flag this version does not know
+		}
 		b = b[1:]
 		coll, err := field()
 		if err != nil {

@@ -126,7 +126,7 @@ func TestLeaseKeysRoundTrip(t *testing.T) {
 	if bson.Raw(none).Lookup("keys").Type != 0 {
 		t.Fatal("a lease without keys stores a keys field")
 	}
-	for _, b := range [][]byte{{}, {2}, {1, 0, 5, 'c'}, {1, 0, 1, 'c', 9}} {
+	for _, b := range [][]byte{{}, {2}, {1, 0, 5, 'c'}, {1, 0, 1, 'c', 9}, {1, 2, 1, 'c', 0}} {
 		bad, _ := bson.Marshal(bson.D{{Key: "keys", Value: bson.Binary{Data: b}}})
 		var l Lease
 		if err := bson.Unmarshal(bad, &l); err == nil {
