@@ -28,7 +28,9 @@ import (
 // filter and projection; argon only drops, merges and counts by _id.
 //
 // What the merge cannot reproduce falls back to the view of the LSN
-// itself: a sort (the server must order the whole answer), a filter that
+// itself: a sort (the server orders documents with equal sort keys as it
+// likes, FerretDB by the whole input it sorts, so sorting the merged
+// documents again orders ties differently: tried), a filter that
 // depends on indexes ($text, $near, $nearSphere), a projection that
 // computes or removes parts of _id other than leaving it out, an index
 // created or dropped in between, more than overlayKeys changed keys, and
