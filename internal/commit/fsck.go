@@ -139,6 +139,18 @@ func (p *Protocol) Fsck(ctx context.Context, r *wal.Repo, project string, open f
 				return nil, err
 			}
 		}
+		// The committed head itself: two documents whose _ids are equal
+		// by value make a state no server can hold (a checkout, restore
+		// or find --at of it fails on a duplicate key). Nothing can
+		// repair it but a commit that deletes one of them.
+		head, err := r.Fold(ctx, b.Timeline, inf.Head.LSN, "")
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range wal.EqualIDs(head) {
+			rep.Problems = append(rep.Problems, wal.Problem{Timeline: b.Timeline,
+				What: fmt.Sprintf("branch %s at LSN %d: %s; a checkout, restore or find --at of this state fails on a duplicate key", b.Name, inf.Head.LSN, e)})
+		}
 		if inf.Pending != nil && !repair {
 			// Reading would take the branch over; a check changes nothing.
 			continue
@@ -146,8 +158,12 @@ func (p *Protocol) Fsck(ctx context.Context, r *wal.Repo, project string, open f
 		if m != nil && m.TL == b.Timeline && (offChain == "" || repair) {
 			var diffs []string
 			err := p.Read(ctx, w, func(mk *workdb.Marker) error {
+				st := head
+				if mk.LSN != inf.Head.LSN {
+					st = nil // the database reflects another LSN: fold it
+				}
 				var err error
-				diffs, err = w.Verify(ctx, mk.LSN)
+				diffs, err = w.Verify(ctx, mk.LSN, st)
 				return err
 			})
 			if err != nil {

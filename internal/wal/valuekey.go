@@ -2,6 +2,7 @@ package wal
 
 import (
 	"encoding/hex"
+	"fmt"
 	"math"
 	"math/big"
 	"strconv"
@@ -82,4 +83,32 @@ func writeBytes(b *strings.Builder, v bson.RawValue) {
 	b.WriteString(strconv.Itoa(int(v.Type)))
 	b.WriteString(":")
 	b.WriteString(hex.EncodeToString(v.Value))
+}
+
+// EqualIDs describes each set of documents of a state whose _ids are
+// different BSON but equal by value (ValueKey: the 32- and 64-bit 2 and
+// 2.0, say), by collection: MongoDB keeps one document per value, so a
+// state holding both cannot be materialised (its insert fails on a
+// duplicate key). argon refuses the writes that could commit such a
+// state; fsck reports any it finds.
+func EqualIDs(st *State) []string {
+	var out []string
+	for _, coll := range st.Collections() {
+		groups := map[string][]string{}
+		var order []string
+		for _, d := range st.Docs(coll) {
+			id := d.Lookup("_id")
+			vk := ValueKey(id)
+			if _, ok := groups[vk]; !ok {
+				order = append(order, vk)
+			}
+			groups[vk] = append(groups[vk], id.String())
+		}
+		for _, vk := range order {
+			if ids := groups[vk]; len(ids) > 1 {
+				out = append(out, fmt.Sprintf("collection %s holds %d documents whose _ids are equal by value: %s", coll, len(ids), strings.Join(ids, ", ")))
+			}
+		}
+	}
+	return out
 }

@@ -82,9 +82,17 @@ func (w *Branch) Changes(ctx context.Context) ([]Change, int64, error) {
 }
 
 func (w *Branch) diff(ctx context.Context, head int64) ([]Change, error) {
-	st, err := w.Repo.Fold(ctx, w.TL, head, "")
-	if err != nil {
-		return nil, err
+	return w.diffState(ctx, head, nil)
+}
+
+// diffState is diff against st, the state at head when not nil (else it
+// folds it).
+func (w *Branch) diffState(ctx context.Context, head int64, st *wal.State) ([]Change, error) {
+	if st == nil {
+		var err error
+		if st, err = w.Repo.Fold(ctx, w.TL, head, ""); err != nil {
+			return nil, err
+		}
 	}
 	names, err := w.DB.ListCollectionNames(ctx, bson.D{})
 	if err != nil {

@@ -1,0 +1,50 @@
+package commit
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/argon-db/argon/internal/wal"
+	"github.com/argon-db/argon/internal/wal/waltest"
+)
+
+// fsck finds a committed head holding two documents whose _ids are equal
+// by value (the 32-bit 2 and 2.0): a state no server can hold, which
+// argon's writes refuse to commit (the log below is written directly). A
+// branch whose head is fine is not reported.
+func TestFsckFindsEqualIDsInAHead(t *testing.T) {
+	_, r, b := waltest.Project(t)
+	ctx := context.Background()
+	var es []wal.Entry
+	for i, id := range []any{int32(2), "x", 2.0, int64(3), int32(3), int32(4)} {
+		e, err := wal.PutEntry("c", mustMarshal(bson.D{{Key: "_id", Value: id}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.TL, e.LSN, e.Token = b.Timeline, int64(i+1), "tok"
+		es = append(es, e)
+	}
+	if err := r.SpillEntries(ctx, "p", es); err != nil {
+		t.Fatal(err)
+	}
+	s := &wal.Slot{TL: b.Timeline, N: 1, Kind: wal.SlotCommit, Base: 0, LSN: int64(len(es)), Token: "tok", Spilled: true, Stats: wal.Stats(es)}
+	if err := r.InsertSlot(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprint([]string{
+		`branch main at LSN 6: collection c holds 2 documents whose _ids are equal by value: {"$numberInt":"2"}, {"$numberDouble":"2.0"}; a checkout, restore or find --at of this state fails on a duplicate key`,
+		`branch main at LSN 6: collection c holds 2 documents whose _ids are equal by value: {"$numberLong":"3"}, {"$numberInt":"3"}; a checkout, restore or find --at of this state fails on a duplicate key`,
+	})
+	if got := fsckProblems(t, r, false); fmt.Sprint(got) != want {
+		t.Fatalf("fsck: %q\nwant %q", got, want)
+	}
+	if _, err := r.CreateBranch(ctx, "p", "clean", b, 1); err != nil {
+		t.Fatal(err)
+	}
+	if got := fsckProblems(t, r, false); fmt.Sprint(got) != want {
+		t.Fatalf("fsck with a clean branch too: %q\nwant %q", got, want)
+	}
+}
