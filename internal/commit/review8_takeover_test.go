@@ -17,12 +17,14 @@ import (
 	"github.com/argon-db/argon/internal/workdb"
 )
 
-// review8IDs are _id values of several BSON types the server accepts.
+// review8IDs are _id values of several BSON types the server accepts
+// (no NUL in strings: FerretDB over PostgreSQL refuses them, "unsupported
+// Unicode escape sequence").
 func review8IDs() []any {
 	return []any{
 		"a", int32(7), int64(1) << 40, 2.5, bson.ObjectID{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12},
 		bson.D{{Key: "x", Value: int32(1)}}, bson.Binary{Subtype: 0, Data: []byte{0, 1, 0xff}},
-		bson.NewDateTimeFromTime(time.Unix(1700000000, 0)), true, "ünï\x00",
+		bson.NewDateTimeFromTime(time.Unix(1700000000, 0)), true, "ünï",
 	}
 }
 
