@@ -38,10 +38,10 @@ them against the branch's working database, so every operator MongoDB has
 works as it does there. At a past point, the collection is materialised
 from the log into a database of its own the first time it is asked for
 (that collection only, from the nearest image snapshot), and reused after
-(argon gc drops these). Near an image snapshot (argon snapshot), a read
-without --sort is answered from the image's materialised collection and
-the documents changed since, so reads of many states near one image
-materialise it once.
+(argon gc drops these). A read without --sort near such a state, or near
+an image snapshot (argon snapshot), is answered from that state's
+materialised collection and the documents changed since, so reads
+stepping through history materialise once.
 
 Prints one document per line as relaxed Extended JSON, or canonical
 Extended JSON (exact BSON types) with --canonical. --json prints one JSON

@@ -60,8 +60,9 @@ type Repo struct {
 	// ImageEvery is how many entries a timeline grows past its nearest
 	// image before a commit takes a new one (0: never automatically).
 	ImageEvery int64
-	// NoImages makes folds start from the root: for tests that compare
-	// reads with and without images.
+	// NoImages makes folds start from the root, and reads of past states
+	// materialise views of their own (no reads laid over other views):
+	// for tests that compare reads with and without them.
 	NoImages bool
 	// chunked holds the projects known to be of the current log format
 	// (raiseFormat); shared by copies of the Repo.

@@ -17,10 +17,11 @@ import (
 // A read of a collection at a past LSN with no view of its own would
 // materialise the whole collection at that LSN: on the embedded engine,
 // inserting it costs about as much again as the query's scan (BENCHMARKS,
-// time travel). When an image snapshot lies below the LSN and few of the
-// collection's documents changed between them, the read is answered
-// instead from the view of the collection at the image (materialised once,
-// then shared by every read near that image) and from the documents that
+// time travel). When a state below the LSN on its ancestry has a view of
+// the collection (an earlier read's), or an image snapshot lies below it,
+// and few of the collection's documents changed between them, the read is
+// answered instead from that view (an image's is materialised once, then
+// shared by every read near that image) and from the documents that
 // changed: the server evaluates the query on both, the view's answer for
 // the changed keys is dropped, and the two answers are merged in the
 // order a view of the LSN itself would list them (the order the documents
@@ -136,43 +137,89 @@ func needsIndex(filter bson.Raw) bool {
 	return false
 }
 
+// nearestBase returns the state below (v.TL, v.LSN) whose view of coll
+// a read is laid over: the newest of the views of coll (or of a whole
+// state) that exist on the way to it, and the nearest image (whose view
+// it materialises when it is the newer). Nil when there is neither.
+func (v *CollViews) nearestBase(ctx context.Context, coll string) (*CollViews, error) {
+	img, err := v.r.NearestImage(ctx, v.TL, v.LSN)
+	if err != nil {
+		return nil, err
+	}
+	segs, err := v.r.Segments(ctx, v.TL, 0, v.LSN)
+	if err != nil {
+		return nil, err
+	}
+	tls := make([]string, len(segs))
+	for i, sg := range segs {
+		tls[i] = sg.TL
+	}
+	// One query of the view records of the ancestry's timelines (small
+	// documents, one per materialised state or collection).
+	cur, err := v.r.DB.Collection(viewsCollection).Find(ctx, bson.D{{Key: "tl", Value: bson.D{{Key: "$in", Value: tls}}}})
+	if err != nil {
+		return nil, err
+	}
+	var recs []viewRecord
+	if err := cur.All(ctx, &recs); err != nil {
+		return nil, err
+	}
+	var best *viewRecord
+	for i := range recs {
+		rec := &recs[i]
+		if rec.Coll != "" && rec.Coll != coll {
+			continue
+		}
+		for _, sg := range segs {
+			if rec.TL == sg.TL && rec.LSN > sg.From && rec.LSN <= sg.To && (best == nil || rec.LSN > best.LSN) {
+				best = rec
+			}
+		}
+	}
+	switch {
+	case best != nil && (img == nil || best.LSN >= img.LSN):
+		return OpenCollViews(v.r, best.TL, best.LSN), nil
+	case img != nil:
+		return OpenCollViews(v.r, img.TL, img.LSN), nil
+	}
+	return nil, nil
+}
+
 // overlayFind answers q on coll at (v.TL, v.LSN) over the view of the
-// nearest image, when it can (ok false: it did nothing the caller must
-// undo, and the caller materialises the LSN's own view).
+// nearest state below it that has one, or of the nearest image, when it
+// can (ok false: it did nothing the caller must undo, and the caller
+// materialises the LSN's own view).
 func (v *CollViews) overlayFind(ctx context.Context, coll string, q Query) (out []bson.Raw, ok bool, err error) {
 	oq, ok := overlayable(q)
 	if !ok || v.r.NoImages {
 		return nil, false, nil
 	}
-	img, err := v.r.NearestImage(ctx, v.TL, v.LSN)
-	if err != nil || img == nil {
+	base, err := v.nearestBase(ctx, coll)
+	if err != nil || base == nil {
 		return nil, false, err
 	}
 	// The commits' counts first: a read that cannot be laid over the
-	// image falls back without reading the entries (its fold reads them).
-	n, indexes, known, err := v.r.EntryBound(ctx, v.TL, img.LSN, v.LSN, coll)
+	// base falls back without reading the entries (its fold reads them).
+	n, indexes, known, err := v.r.EntryBound(ctx, v.TL, base.LSN, v.LSN, coll)
 	if err != nil || (known && (indexes || n > overlayEntries)) {
 		return nil, false, err
 	}
 	// The collection's entries since the image: the keys they touch, and
 	// whether any changes an index.
-	var delta []wal.Entry
 	touched := map[string]bool{}
 	indexChanged := false
-	err = v.r.EachEntry(ctx, v.TL, img.LSN, v.LSN, coll, func(e *wal.Entry) error {
+	err = v.r.EachEntry(ctx, v.TL, base.LSN, v.LSN, coll, func(e *wal.Entry) error {
 		switch e.Op {
 		case wal.OpIndex, wal.OpDropIndex:
 			indexChanged = true
 		default:
 			touched[string(e.KeyBytes)] = true
 		}
-		delta = append(delta, *e)
 		return nil
 	})
 	if err != nil || indexChanged || len(touched) > overlayKeys {
 		return nil, false, err
 	}
-	base := OpenCollViews(v.r, img.TL, img.LSN)
 	base.Built = v.Built
 	skip := max(q.Skip, 0) // as the server takes it
 	baseQ := oq.q
@@ -201,12 +248,9 @@ func (v *CollViews) overlayFind(ctx context.Context, coll string, q Query) (out 
 		return stripIDs(baseDocs, oq.strip), true, nil
 	}
 	// The state at the LSN, for the order documents came into being.
-	st, err := v.r.LoadImage(ctx, img, coll)
+	st, err := v.r.Fold(ctx, v.TL, v.LSN, coll)
 	if err != nil {
-		return nil, false, nil // the fallback passes this image over
-	}
-	for i := range delta {
-		st.Apply(&delta[i])
+		return nil, false, err
 	}
 	var changed []bson.Raw
 	for k := range touched {

@@ -131,9 +131,10 @@ func TestOverlayReadsMatchTheirOwnViews(t *testing.T) {
 	}
 	var built []string
 	got := readAll(r, func(coll string, lsn int64) { built = append(built, fmt.Sprintf("%s@%d", coll, lsn)) })
-	// The image's view of each collection, once; from the index on, c's
-	// reads fall back to views of their own.
-	want := fmt.Sprint([]string{fmt.Sprintf("c@%d", img.LSN), fmt.Sprintf("d@%d", img.LSN), fmt.Sprintf("c@%d", indexAt), fmt.Sprintf("c@%d", last.LSN)})
+	// The image's view of each collection, once; at the index, c's read
+	// falls back to a view of its own, which the read after it is laid
+	// over.
+	want := fmt.Sprint([]string{fmt.Sprintf("c@%d", img.LSN), fmt.Sprintf("d@%d", img.LSN), fmt.Sprintf("c@%d", indexAt)})
 	if fmt.Sprint(built) != want {
 		t.Fatalf("materialised %v, want %v", built, want)
 	}
@@ -177,5 +178,82 @@ func TestOverlayReadsMatchTheirOwnViews(t *testing.T) {
 	}
 	if len(ref) != len(got) {
 		t.Fatalf("%d reads over images, %d without", len(got), len(ref))
+	}
+}
+
+// Without images, a read is laid over the view an earlier read built
+// below it on its ancestry, on its own timeline or a parent's: reads
+// stepping forward through history materialise once. A read below every
+// view materialises its own. Each answer is the one of the LSN's own
+// view.
+func TestOverlayOverAnEarlierView(t *testing.T) {
+	srv, r, b := waltest.Project(t)
+	ctx := context.Background()
+	w := commit.New().Open(r, b)
+	w.ScanReads = srv.Embedded || srv.FerretDB
+	raw := func(d bson.D) bson.Raw {
+		out, err := bson.Marshal(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	var docs []bson.Raw
+	for i := 0; i < 20; i++ {
+		docs = append(docs, raw(bson.D{{Key: "_id", Value: int32(i)}, {Key: "v", Value: int32(i)}}))
+	}
+	if _, err := w.Insert(ctx, "c", docs, wal.CommitInfo{}); err != nil {
+		t.Fatal(err)
+	}
+	base := int64(20)
+	for i := 0; i < 4; i++ {
+		if _, err := w.Modify(ctx, "c", workdb.Modification{Filter: raw(bson.D{{Key: "_id", Value: int32(i * 3)}}),
+			Update: raw(bson.D{{Key: "$inc", Value: bson.D{{Key: "v", Value: int32(100)}}}})}, workdb.Limits{}, wal.CommitInfo{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	feat, err := r.CreateBranch(ctx, "p", "feat", b, base+2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fw := commit.New().Open(r, feat)
+	fw.ScanReads = w.ScanReads
+	if _, err := fw.Insert(ctx, "c", []bson.Raw{raw(bson.D{{Key: "_id", Value: "f"}, {Key: "v", Value: int32(-1)}})}, wal.CommitInfo{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fw.Modify(ctx, "c", workdb.Modification{Filter: raw(bson.D{{Key: "_id", Value: int32(1)}}), Delete: true}, workdb.Limits{}, wal.CommitInfo{}); err != nil {
+		t.Fatal(err)
+	}
+	type point struct {
+		tl  string
+		lsn int64
+	}
+	points := []point{{b.Timeline, base}, {b.Timeline, base + 1}, {b.Timeline, base + 4}, {feat.Timeline, base + 3}, {feat.Timeline, base + 4}, {b.Timeline, base - 1}}
+	q := workdb.Query{Filter: raw(bson.D{{Key: "v", Value: bson.D{{Key: "$gte", Value: int32(3)}}}}), Skip: 1}
+	var built []string
+	got := map[point][]bson.Raw{}
+	for _, p := range points {
+		v := workdb.OpenCollViews(r, p.tl, p.lsn)
+		v.Built = func(coll string, lsn int64) { built = append(built, fmt.Sprintf("%s@%d", coll, lsn)) }
+		out, err := v.Find(ctx, "c", q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[p] = out
+	}
+	// The first read, and the one below it.
+	if want := fmt.Sprintf("[c@%d c@%d]", base, base-1); fmt.Sprint(built) != want {
+		t.Fatalf("materialised %v, want %s", built, want)
+	}
+	plain := *r
+	plain.NoImages = true
+	for _, p := range points {
+		want, err := workdb.OpenCollViews(&plain, p.tl, p.lsn).Find(ctx, "c", q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(got[p]) != fmt.Sprint(want) {
+			t.Fatalf("at %s@%d: %v\nwant %v", p.tl, p.lsn, got[p], want)
+		}
 	}
 }
