@@ -243,6 +243,11 @@ func (v *CollViews) overlayFind(ctx context.Context, coll string, q Query) (out 
 		// would not return, so its errors are not the read's.
 		return nil, false, ctx.Err()
 	}
+	if ok, err := base.intact(ctx, db); err != nil || !ok {
+		// Its database was dropped (by gc, or by hand) after its record
+		// was read: the LSN's own view answers.
+		return nil, false, err
+	}
 	if len(touched) == 0 {
 		// The collection did not change since the image.
 		return stripIDs(baseDocs, oq.strip), true, nil

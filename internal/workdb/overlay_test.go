@@ -257,3 +257,55 @@ func TestOverlayOverAnEarlierView(t *testing.T) {
 		}
 	}
 }
+
+// A view whose database was dropped (by hand, or by gc after a reader
+// read its record) is not read as an empty state: the read finds its
+// owner record gone, forgets the view and builds it again.
+func TestDroppedViewIsBuiltAgain(t *testing.T) {
+	srv, r, b := waltest.Project(t)
+	ctx := context.Background()
+	w := commit.New().Open(r, b)
+	w.ScanReads = srv.Embedded || srv.FerretDB
+	var docs []bson.Raw
+	for i := 0; i < 5; i++ {
+		d, _ := bson.Marshal(bson.D{{Key: "_id", Value: int32(i)}})
+		docs = append(docs, d)
+	}
+	if _, err := w.Insert(ctx, "c", docs, wal.CommitInfo{}); err != nil {
+		t.Fatal(err)
+	}
+	var built []string
+	read := func() (int, int64, bool) {
+		v := workdb.OpenCollViews(r, b.Timeline, 5)
+		v.Built = func(coll string, lsn int64) { built = append(built, fmt.Sprintf("%s@%d", coll, lsn)) }
+		got, err := v.Find(ctx, "c", workdb.Query{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := workdb.OpenCollViews(r, b.Timeline, 5).Count(ctx, "c", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		has, err := workdb.OpenCollViews(r, b.Timeline, 5).HasCollection(ctx, "c")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(got), n, has
+	}
+	if n, c, has := read(); n != 5 || c != 5 || !has {
+		t.Fatalf("first read: %d documents, count %d, exists %v", n, c, has)
+	}
+	names, err := srv.Client.ListDatabaseNames(ctx, bson.D{{Key: "name", Value: bson.D{{Key: "$regex", Value: "-view-"}}}})
+	if err != nil || len(names) != 1 {
+		t.Fatalf("view databases: %v, %v", names, err)
+	}
+	if err := srv.Client.Database(names[0]).Drop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, c, has := read(); n != 5 || c != 5 || !has {
+		t.Fatalf("after the view's database was dropped: %d documents, count %d, exists %v", n, c, has)
+	}
+	if fmt.Sprint(built) != "[c@5 c@5]" {
+		t.Fatalf("materialised %v, want c@5 twice", built)
+	}
+}

@@ -184,12 +184,57 @@ func (v *CollViews) Find(ctx context.Context, coll string, q Query) ([]bson.Raw,
 }
 
 // findOwn runs q on coll in a view of the state itself.
-func (v *CollViews) findOwn(ctx context.Context, coll string, q Query) ([]bson.Raw, error) {
-	db, err := v.db(ctx, coll)
-	if err != nil {
-		return nil, err
+func (v *CollViews) findOwn(ctx context.Context, coll string, q Query) (out []bson.Raw, err error) {
+	err = v.withView(ctx, coll, func(db *mongo.Database) error {
+		out, err = find(ctx, db.Collection(coll), q)
+		return err
+	})
+	return out, err
+}
+
+// withView runs read on the view that holds coll of the state
+// (materialising it on first use), then checks that the view's database
+// is still there: gc deletes a view's record and then drops its
+// database, and a database may be dropped by hand, and a read of a
+// dropped database finds nothing. When it is gone, its records are
+// forgotten and the read runs again on a view built anew.
+func (v *CollViews) withView(ctx context.Context, coll string, read func(*mongo.Database) error) error {
+	for try := 0; ; try++ {
+		db, err := v.db(ctx, coll)
+		if err != nil {
+			return err
+		}
+		if err := read(db); err != nil {
+			return err
+		}
+		ok, err := v.intact(ctx, db)
+		if err != nil || ok {
+			return err
+		}
+		if try == 2 {
+			return fmt.Errorf("the view %s of %s at LSN %d was dropped while it was read, three times", db.Name(), coll, v.LSN)
+		}
 	}
-	return find(ctx, db.Collection(coll), q)
+}
+
+// intact reports whether view database db still holds its owner record.
+// When not, the records that name it are deleted, so that the next read
+// builds the view again.
+func (v *CollViews) intact(ctx context.Context, db *mongo.Database) (bool, error) {
+	o, err := v.r.DBOwner(ctx, db.Name())
+	if err != nil || o != nil {
+		return err == nil, err
+	}
+	if v.full != nil && v.full.DB.Name() == db.Name() {
+		v.full = nil
+	}
+	for c, d := range v.dbs {
+		if d.Name() == db.Name() {
+			delete(v.dbs, c)
+		}
+	}
+	_, err = v.r.DB.Collection(viewsCollection).DeleteMany(ctx, bson.D{{Key: "db", Value: db.Name()}})
+	return false, err
 }
 
 // idOnly is the projection of a count over an image's view.
@@ -200,14 +245,15 @@ func (v *CollViews) Count(ctx context.Context, coll string, filter bson.Raw) (in
 	if ids, ok, err := v.overlay(ctx, coll, Query{Filter: filter, Projection: idOnly}); ok || err != nil {
 		return int64(len(ids)), err
 	}
-	db, err := v.db(ctx, coll)
-	if err != nil {
-		return 0, err
-	}
 	if filter == nil {
 		filter = emptyDoc
 	}
-	return db.Collection(coll).CountDocuments(ctx, filter)
+	var n int64
+	err := v.withView(ctx, coll, func(db *mongo.Database) (err error) {
+		n, err = db.Collection(coll).CountDocuments(ctx, filter)
+		return err
+	})
+	return n, err
 }
 
 // HasCollection reports whether coll holds documents or indexes in the
@@ -220,7 +266,13 @@ func (v *CollViews) HasCollection(ctx context.Context, coll string) (bool, error
 		return false, err
 	}
 	if db != nil {
-		return exists(ctx, db, coll)
+		found, err := exists(ctx, db, coll)
+		if err != nil {
+			return false, err
+		}
+		if ok, err := v.intact(ctx, db); err != nil || ok {
+			return found, err
+		}
 	}
 	st, err := v.r.Fold(ctx, v.TL, v.LSN, coll)
 	if err != nil {
@@ -230,12 +282,12 @@ func (v *CollViews) HasCollection(ctx context.Context, coll string) (bool, error
 }
 
 // Indexes lists coll's index specifications in the state.
-func (v *CollViews) Indexes(ctx context.Context, coll string) ([]bson.Raw, error) {
-	db, err := v.db(ctx, coll)
-	if err != nil {
-		return nil, err
-	}
-	return listIndexes(ctx, db, coll)
+func (v *CollViews) Indexes(ctx context.Context, coll string) (specs []bson.Raw, err error) {
+	err = v.withView(ctx, coll, func(db *mongo.Database) error {
+		specs, err = listIndexes(ctx, db, coll)
+		return err
+	})
+	return specs, err
 }
 
 // Collections lists the state's collections with their counts: it
