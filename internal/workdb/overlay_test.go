@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"regexp"
 	"testing"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -295,9 +296,21 @@ func TestDroppedViewIsBuiltAgain(t *testing.T) {
 	if n, c, has := read(); n != 5 || c != 5 || !has {
 		t.Fatalf("first read: %d documents, count %d, exists %v", n, c, has)
 	}
-	names, err := srv.Client.ListDatabaseNames(ctx, bson.D{{Key: "name", Value: bson.D{{Key: "$regex", Value: "-view-"}}}})
-	if err != nil || len(names) != 1 {
-		t.Fatalf("view databases: %v, %v", names, err)
+	// This repo's views only: a server may hold other tests' too, some
+	// under the same prefix (it keeps 16 bits of the metadata database's
+	// name); the owner record tells.
+	all, err := srv.Client.ListDatabaseNames(ctx, bson.D{{Key: "name", Value: bson.D{{Key: "$regex", Value: "^" + regexp.QuoteMeta(r.DatabasePrefix()+"-view-")}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, n := range all {
+		if o, err := r.DBOwner(ctx, n); err == nil && o != nil && o.Meta == r.DB.Name() {
+			names = append(names, n)
+		}
+	}
+	if len(names) != 1 {
+		t.Fatalf("view databases: %v", names)
 	}
 	if err := srv.Client.Database(names[0]).Drop(ctx); err != nil {
 		t.Fatal(err)
