@@ -207,6 +207,43 @@ func TestWireMessages(t *testing.T) {
 	}
 }
 
+// Metadata commands read each thing once: a timeline once per command
+// (the Repo keeps those it read), the head once (branch create forks from
+// the head it resolved; status takes it from the working database's
+// marker, which its read checks against the log), the marker once.
+func TestWireMetadataCommands(t *testing.T) {
+	dir := wireProject(t)
+	for i := 0; i < 20; i++ { // head slot 20, which the timeline's hint names
+		wireCount(t, dir, "insert", "c", fmt.Sprintf(`{"_id": "warm%d", "v": %d}`, i, i))
+	}
+	cases := []struct {
+		args []string
+		want int
+	}{
+		// buildInfo, branch, timeline, marker, the scan for applications'
+		// changes (listCollections, c, its indexes: a server's files cannot
+		// say the database is clean), lease probe, endSessions
+		{[]string{"status"}, 9},
+		// buildInfo, project, branch, timeline, slots 20 and 21 (the head
+		// from the hint), slots 19 and 18 (20 was read), branches,
+		// endSessions
+		{[]string{"log", "-n", "3"}, 10},
+		// buildInfo, project, branch main, timeline, slots 20 and 21 (its
+		// head), tag and branch of the new name, then the inserts of the
+		// timeline, its root slot, the database reservation (and the look
+		// that no such database exists), the branch, the reflog record;
+		// endSessions
+		{[]string{"branch", "create", "b1"}, 15},
+	}
+	for _, tc := range cases {
+		n, names := wireCount(t, dir, tc.args...)
+		t.Logf("%s: %d commands: %s", tc.args[0], n, names)
+		if n != tc.want {
+			t.Errorf("argon %v sent %d commands, want %d: %s", tc.args, n, tc.want, names)
+		}
+	}
+}
+
 // An import reads, deletes and inserts a batch at a time: its commands
 // grow with the number of batches, never with the number of documents.
 func TestImportCommands(t *testing.T) {

@@ -265,12 +265,12 @@ func runBranchCreate(ctx context.Context, o *branchCreateOptions) (*branchInfo, 
 		return nil, err
 	}
 	src, fromName := p.Branch, p.Branch.Name
-	b, err := r.CreateBranch(ctx, project, o.name, src, p.LSN)
+	b, err := r.CreateBranchFrom(ctx, project, o.name, src, p.LSN, p.HeadSlot)
 	if err != nil {
 		return nil, err
 	}
 	names := map[string]string{}
-	tl, err := r.Timeline(ctx, b.Timeline)
+	tl, err := r.Timeline(ctx, b.Timeline) // the Repo keeps the one it created
 	if err != nil {
 		return nil, err
 	}
@@ -280,8 +280,9 @@ func runBranchCreate(ctx context.Context, o *branchCreateOptions) (*branchInfo, 
 			names = all
 		}
 	}
-	info, err := describeBranch(ctx, r, b, names, "")
-	return &info, err
+	// A new timeline's head is its base: nothing to read.
+	info := describeOn(b, tl, wal.Head{LSN: tl.Base}, names, "")
+	return &info, nil
 }
 
 type branchDeleteOptions struct {

@@ -11,6 +11,7 @@ import (
 	"github.com/argon-db/argon/internal/ejson"
 	"github.com/argon-db/argon/internal/store"
 	"github.com/argon-db/argon/internal/ui"
+	"github.com/argon-db/argon/internal/wal"
 )
 
 func newStatusCmd(f *Factory) *cobra.Command {
@@ -60,9 +61,22 @@ func runStatus(ctx context.Context, f *Factory, branchFlag string, verbose, shor
 	if err != nil {
 		return err
 	}
-	head, err := r.HeadOf(ctx, tl)
+	s, err := f.Store(ctx)
 	if err != nil {
 		return err
+	}
+	// The comparison runs at the committed head (the read protocol makes
+	// sure of it); only a branch without a working database reads its
+	// head from the log.
+	changes, at, err := workingChangesAt(ctx, w)
+	if err != nil {
+		return err
+	}
+	head := wal.Head{LSN: at}
+	if at < 0 {
+		if head, err = r.HeadOf(ctx, tl); err != nil {
+			return err
+		}
 	}
 	names := map[string]string{}
 	if tl.Parent != "" {
@@ -71,14 +85,6 @@ func runStatus(ctx context.Context, f *Factory, branchFlag string, verbose, shor
 		}
 	}
 	bi := describeOn(b, tl, head, names, branch)
-	s, err := f.Store(ctx)
-	if err != nil {
-		return err
-	}
-	changes, err := workingChanges(ctx, w)
-	if err != nil {
-		return err
-	}
 	ci, err := summarize(changes)
 	if err != nil {
 		return err

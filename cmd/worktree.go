@@ -81,12 +81,18 @@ func (ci *changesInfo) line() string {
 // workingChanges returns the uncommitted changes of a branch's working
 // database, or none when the database was never built.
 func workingChanges(ctx context.Context, w *workdb.Branch) ([]workdb.Change, error) {
+	changes, _, err := workingChangesAt(ctx, w)
+	return changes, err
+}
+
+// workingChangesAt is workingChanges with the committed head the working
+// database was compared with, or -1 when it is not built.
+func workingChangesAt(ctx context.Context, w *workdb.Branch) ([]workdb.Change, int64, error) {
 	built, err := w.Built(ctx)
 	if err != nil || !built {
-		return nil, err
+		return nil, -1, err
 	}
-	changes, _, err := w.Changes(ctx)
-	return changes, err
+	return w.Changes(ctx)
 }
 
 func newCommitCmd(f *Factory) *cobra.Command {

@@ -792,6 +792,7 @@ func (wr *writer) afterLoss(ctx context.Context) {
 
 // Write runs apply on the working database of w as one commit.
 func (p *Protocol) Write(ctx context.Context, w *workdb.Branch, info *wal.CommitInfo, intent []wal.KeyRef, apply workdb.ApplyFunc) (*wal.Commit, int64, error) {
+	w.TakeMarker() // this write moves the marker: a read after it reads it again
 	wr, err := p.acquire(ctx, w, intent)
 	if err != nil {
 		return nil, 0, err
@@ -921,9 +922,12 @@ func (p *Protocol) Read(ctx context.Context, w *workdb.Branch, fn func(*workdb.M
 	// A few optimistic tries; then the reader queues for the branch like a
 	// writer, so that a steady stream of writes cannot starve it.
 	for attempt := 0; attempt < 3; attempt++ {
-		m, err := w.Marker(ctx)
-		if err != nil {
-			return err
+		m := w.TakeMarker()
+		if m == nil {
+			var err error
+			if m, err = w.Marker(ctx); err != nil {
+				return err
+			}
 		}
 		if m == nil || m.TL != w.TL {
 			break

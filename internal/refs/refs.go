@@ -25,6 +25,9 @@ type Point struct {
 	Branch *wal.Branch
 	LSN    int64
 	Head   int64
+	// HeadSlot is the slot of Head as Resolve read it (nil for a ref
+	// read from the reflog).
+	HeadSlot *wal.Slot
 	// Tag is the tag the ref named, if it named one (Branch then stands
 	// for the tag's timeline).
 	Tag *wal.Tag
@@ -126,7 +129,7 @@ func Resolve(ctx context.Context, r *wal.Repo, project, defaultBranch, spec stri
 	if err != nil {
 		return nil, err
 	}
-	p := &Point{Branch: b, LSN: head.LSN, Head: head.LSN, Tag: tag}
+	p := &Point{Branch: b, LSN: head.LSN, Head: head.LSN, HeadSlot: head.Slot, Tag: tag}
 	if tag != nil {
 		p.LSN = tag.LSN
 	}

@@ -67,6 +67,12 @@ type Repo struct {
 	// chunked holds the projects known to be of the current log format
 	// (raiseFormat); shared by copies of the Repo.
 	chunked *sync.Map
+	// timelines holds the timelines this Repo read or created, by id, so
+	// that one command reads each at most once. A timeline never changes
+	// but for its hint, and is never deleted; a hint only ever names a
+	// slot that exists, so an older one costs a read or two more from
+	// further down, never a wrong head (HeadSlot).
+	timelines *sync.Map
 }
 
 // Open returns the repo kept in database dbName.
@@ -80,6 +86,7 @@ func Open(client *mongo.Client, dbName string) *Repo {
 		Now:         func() time.Time { return time.Now().UTC() },
 		LeaseTTL:    DefaultLeaseTTL,
 		chunked:     &sync.Map{},
+		timelines:   &sync.Map{},
 		BusyTimeout: 60 * time.Second,
 		ImageEvery:  DefaultImageEvery,
 	}
@@ -309,6 +316,7 @@ func (r *Repo) newTimeline(ctx context.Context, project, parent string, base, pa
 	if _, err := r.DB.Collection(collTimelines).InsertOne(ctx, tl); err != nil {
 		return nil, nil, err
 	}
+	r.remember(tl)
 	root := &Slot{TL: tl.ID, N: 0, Kind: SlotRoot, Base: base, LSN: base, Time: now}
 	if err := r.InsertSlot(ctx, root); err != nil {
 		return nil, nil, err
@@ -382,12 +390,29 @@ func (r *Repo) Branches(ctx context.Context, project string) ([]Branch, error) {
 
 // Timeline returns the timeline with id.
 func (r *Repo) Timeline(ctx context.Context, id string) (*Timeline, error) {
+	if r.timelines != nil {
+		if t, ok := r.timelines.Load(id); ok {
+			c := *t.(*Timeline)
+			return &c, nil
+		}
+	}
 	var t Timeline
 	err := r.DB.Collection(collTimelines).FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&t)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, &NotFoundError{Kind: "timeline", Name: id}
 	}
+	if err == nil {
+		r.remember(&t)
+	}
 	return &t, err
+}
+
+// remember keeps a copy of t in the Repo's timelines (see there).
+func (r *Repo) remember(t *Timeline) {
+	if r.timelines != nil {
+		c := *t
+		r.timelines.Store(t.ID, &c)
+	}
 }
 
 // Ancestry returns tl and its ancestors, nearest first.
@@ -411,6 +436,15 @@ func (r *Repo) Ancestry(ctx context.Context, id string) ([]Timeline, error) {
 // (the from branch's committed head when at < 0). It reads no log entries
 // and copies no data: its cost does not depend on the size of the data.
 func (r *Repo) CreateBranch(ctx context.Context, project, name string, from *Branch, at int64) (*Branch, error) {
+	return r.CreateBranchFrom(ctx, project, name, from, at, nil)
+}
+
+// CreateBranchFrom is CreateBranch with head, the from branch's head slot
+// as the caller read it (nil: read it here). A head only ever grows, so
+// an LSN at or below one read earlier is still within the history, and
+// its slot is found from the one read: a caller that just resolved the
+// start point spares the second read of the head.
+func (r *Repo) CreateBranchFrom(ctx context.Context, project, name string, from *Branch, at int64, head *Slot) (*Branch, error) {
 	if err := ValidateBranch("branch", name); err != nil {
 		return nil, err
 	}
@@ -420,7 +454,7 @@ func (r *Repo) CreateBranch(ctx context.Context, project, name string, from *Bra
 	if _, err := r.Branch(ctx, project, name); err == nil {
 		return nil, &ExistsError{Kind: "branch", Name: name}
 	}
-	parent, at, slot, err := r.forkPoint(ctx, from, at)
+	parent, at, slot, err := r.forkPoint(ctx, from, at, head)
 	if err != nil {
 		return nil, err
 	}
@@ -429,11 +463,18 @@ func (r *Repo) CreateBranch(ctx context.Context, project, name string, from *Bra
 
 // forkPoint finds where a fork of from at LSN at (its head when at < 0)
 // attaches: the timeline of from's ancestry that holds LSN at, and its
-// slot there.
-func (r *Repo) forkPoint(ctx context.Context, from *Branch, at int64) (string, int64, int64, error) {
-	head, err := r.Head(ctx, from.Timeline)
-	if err != nil {
-		return "", 0, 0, err
+// slot there. known, when not nil, is a head slot of from's timeline read
+// earlier (see CreateBranchFrom); it stands for the head when at is at or
+// below it.
+func (r *Repo) forkPoint(ctx context.Context, from *Branch, at int64, known *Slot) (string, int64, int64, error) {
+	var head Head
+	if known != nil && known.TL == from.Timeline && at >= 0 && at <= known.LSN {
+		head = Head{LSN: known.LSN, Slot: known}
+	} else {
+		var err error
+		if head, err = r.Head(ctx, from.Timeline); err != nil {
+			return "", 0, 0, err
+		}
 	}
 	if at < 0 {
 		at = head.LSN
@@ -474,7 +515,7 @@ func (r *Repo) forkPoint(ctx context.Context, from *Branch, at int64) (string, i
 // at (its head when at < 0), with no branch naming it yet, and returns its
 // root slot. A fast-forward moves a branch onto such a timeline.
 func (r *Repo) ForkTimeline(ctx context.Context, project string, from *Branch, at int64) (*Slot, error) {
-	parent, base, slot, err := r.forkPoint(ctx, from, at)
+	parent, base, slot, err := r.forkPoint(ctx, from, at, nil)
 	if err != nil {
 		return nil, err
 	}

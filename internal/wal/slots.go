@@ -429,6 +429,13 @@ func (r *Repo) withHints(ctx context.Context, tls []*Timeline) ([]*Timeline, err
 func (r *Repo) AdvanceHint(ctx context.Context, tl string, n int64) {
 	_, _ = r.DB.Collection(collTimelines).UpdateOne(ctx, bson.D{{Key: "_id", Value: tl}},
 		bson.D{{Key: "$max", Value: bson.D{{Key: "hint", Value: n}}}})
+	if r.timelines != nil {
+		if t, ok := r.timelines.Load(tl); ok && t.(*Timeline).Hint < n {
+			c := *t.(*Timeline)
+			c.Hint = n
+			r.timelines.Store(tl, &c)
+		}
+	}
 }
 
 // MaybeAdvanceHint advances the hint when slot n is a multiple of

@@ -251,6 +251,7 @@ func (w *Branch) Restore(ctx context.Context) (int64, error) {
 func (w *Branch) Built(ctx context.Context) (bool, error) {
 	m, err := w.Marker(ctx)
 	if err != nil || m != nil {
+		w.seen = m
 		return m != nil, err
 	}
 	return w.HasData(ctx)

@@ -146,6 +146,20 @@ type Branch struct {
 	// folded caches, for the write in progress, collections' committed
 	// documents at its base by key (refuseUncommitted).
 	folded map[string]map[string]bson.Raw
+	// seen is the marker as Built just read it, which the next read
+	// through the protocol takes as its own first read (TakeMarker).
+	seen *Marker
+}
+
+// TakeMarker returns the marker Built read, once, or nil. The read
+// protocol may take it for a marker it reads itself: its check (no writer
+// began the slot after the marker's, once the read is done) holds
+// whenever the marker was read, and a marker read earlier only makes a
+// retry more likely.
+func (w *Branch) TakeMarker() *Marker {
+	m := w.seen
+	w.seen = nil
+	return m
 }
 
 // changedIndex records that a write replaced index specification before
