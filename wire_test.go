@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -715,23 +716,52 @@ func TestWritesKeepTheCleanRecord(t *testing.T) {
 				t.Fatalf("status read the working database %d times, then %d", scanned, markerOnly)
 			}
 			head := 2
+			batch := filepath.Join(t.TempDir(), "dup.ndjson")
+			if err := os.WriteFile(batch, []byte("{\"_id\": 5}\n{\"_id\": 6}\n{\"_id\": 1}\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
 			for _, w := range []struct {
-				args []string
-				lsns int
+				args  []string
+				lsns  int
+				fails bool
 			}{
-				{[]string{"update", "c", `{"_id": 1}`, `{"$set": {"m": 1}}`}, 1},
-				{[]string{"insert", "c", `{"_id": 2}`}, 1},
-				{[]string{"replace", "c", `{"_id": 2}`, `{"r": 1}`}, 1},
-				{[]string{"delete", "d", `{"_id": 1}`}, 1},
-				{[]string{"update", "c", `{}`, `{"$inc": {"k": 1}}`, "--many"}, 2},
+				{[]string{"update", "c", `{"_id": 1}`, `{"$set": {"m": 1}}`}, 1, false},
+				{[]string{"insert", "c", `{"_id": 2}`}, 1, false},
+				{[]string{"replace", "c", `{"_id": 2}`, `{"r": 1}`}, 1, false},
+				{[]string{"delete", "d", `{"_id": 1}`}, 1, false},
+				{[]string{"update", "c", `{}`, `{"$inc": {"k": 1}}`, "--many"}, 2, false},
+				// Writes that change nothing, and failed writes (taken
+				// out of the database again) leave it known clean too.
+				{[]string{"update", "c", `{"_id": 99}`, `{"$set": {"m": 1}}`}, 0, false},
+				{[]string{"delete", "c", `{"k": 99}`, "--many"}, 0, false},
+				{[]string{"insert", "c", `{"_id": 1}`}, 0, true},
+				{[]string{"insert", "c", "--file", batch}, 0, true},
 			} {
 				args := w.args
-				run(args...)
+				if w.fails {
+					io, _, _, _ := ui.Test()
+					if code := cmd.Run(context.Background(), &cmd.Factory{IO: io, Dir: dir}, args); code == 0 {
+						t.Fatalf("argon %v succeeded", args)
+					}
+				} else {
+					run(args...)
+				}
 				head += w.lsns
 				n, out := run("status", "-s")
 				if want := fmt.Sprintf("## main (head %d)\n", head); n != markerOnly || out != want {
 					t.Errorf("status after argon %v read the working database %d times (want %d) and printed %q (want %q)", args, n, markerOnly, out, want)
 				}
+			}
+			// The record was right: a full scan finds the database clean,
+			// and nothing of the failed batch is in it.
+			if err := os.Remove(dir + "/.argon/clean.json"); err != nil {
+				t.Fatal(err)
+			}
+			if n, out := run("status", "-s"); n != scanned || out != fmt.Sprintf("## main (head %d)\n", head) {
+				t.Errorf("a full status read the working database %d times (want %d) and printed %q", n, scanned, out)
+			}
+			if _, out := run("find", "c", `{"_id": {"$in": [5, 6]}}`); out != "" {
+				t.Errorf("the failed batch left %q", out)
 			}
 			if !served {
 				return

@@ -711,6 +711,7 @@ func (wr *writer) fail(ctx context.Context, settle bool) {
 	wr.stopHB()
 	defer wr.unhold()
 	ctx = context.WithoutCancel(ctx)
+	startedClean := wr.w.StartedClean()
 	if wr.spill {
 		defer func() {
 			// Our own entries, under a slot that is now void or will be
@@ -719,7 +720,9 @@ func (wr *writer) fail(ctx context.Context, settle bool) {
 		}()
 	}
 	if !wr.mutated() {
-		_ = wr.release(ctx)
+		if wr.release(ctx) == nil && startedClean {
+			wr.w.RepairedClean() // nothing to repair
+		}
 		return
 	}
 	void := wr.dirtyVoid(wr.token)
@@ -739,7 +742,12 @@ func (wr *writer) fail(ctx context.Context, settle bool) {
 		// would wait for it.
 		wr.unhold()
 		if s, err := wr.p.acquire(ctx, wr.w, []wal.KeyRef{}); err == nil {
-			_ = s.release(ctx)
+			if s.release(ctx) == nil && startedClean {
+				// Every key this write touched is back as the log has
+				// it, and it began on a database holding exactly the
+				// committed state.
+				wr.w.RepairedClean()
+			}
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/argon-db/argon/internal/enginetest"
+	"github.com/argon-db/argon/internal/store"
 	"github.com/argon-db/argon/internal/wal"
 	"github.com/argon-db/argon/internal/wal/waltest"
 	"github.com/argon-db/argon/internal/workdb"
@@ -46,6 +47,18 @@ func TestModel(t *testing.T) {
 	newBranch := func(b *wal.Branch, i int) *branch {
 		w := New().Open(r, b)
 		w.ScanReads = srv.Embedded
+		if srv.Embedded {
+			// As the CLI on the embedded engine: a write that finds the
+			// database's files as argon left them skips the check that
+			// what it changes is committed (on a server, as the CLI
+			// there, every write makes it).
+			w.Files = store.FilesAt(srv.DataDir)
+			// What argon status does: a scan that finds the database
+			// clean records its files so.
+			if _, _, err := w.Changes(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
 		return &branch{b: b, w: w, model: modelDB.Collection(fmt.Sprintf("b%d", i)), ids: map[int32]bool{}}
 	}
 	branches := []*branch{newBranch(main, 0)}

@@ -78,6 +78,14 @@ func (s *Store) DBFiles() *DBFiles {
 	return f
 }
 
+// FilesAt returns the reader of the files of an embedded engine that this
+// process runs alone in dataDir, as a command does under the workspace
+// lock (Store.Exclusive): for tests that drive working databases as the
+// CLI does on the embedded engine.
+func FilesAt(dataDir string) *DBFiles {
+	return &DBFiles{dir: dataDir, clean: filepath.Join(dataDir, "..", "clean.json"), record: true}
+}
+
 // HoldWrites holds db's writes at argon serve for this process (see
 // writeHolds); without a serve, this process runs the engine alone and
 // there is nothing to hold.

@@ -55,6 +55,12 @@ func (w *Branch) Modify(ctx context.Context, coll string, m Modification, lim Li
 		// The collection is looked up once the write holds the branch:
 		// taking the branch may have given it another database (rebind).
 		c := w.DB.Collection(coll)
+		// Looked at before anything changes, even when nothing matches:
+		// a write that started clean keeps the database so (keepClean),
+		// and one that matched nothing still moves its marker.
+		if w.Files != nil && w.Files.Clean(w.DB.Name()) != "" {
+			w.knownClean()
+		}
 		var err error
 		pre, err = matching(ctx, c, m.Filter, m.Many)
 		if err != nil {

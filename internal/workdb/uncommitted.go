@@ -348,6 +348,23 @@ func (w *Branch) knownClean() bool {
 	return w.cleanAtStart
 }
 
+// StartedClean reports whether the write in progress found the database's
+// files clean when it began (knownClean).
+func (w *Branch) StartedClean() bool { return w.cleanAtStart }
+
+// RepairedClean is called when a write that began on clean files
+// (StartedClean) failed and this process repaired every key it touched
+// from the log under a new lease: the database holds exactly the
+// committed state again, and its files are recorded clean when no one
+// else can have written since (DBFiles.KeepClean decides), so that the
+// next writes and status need not check it.
+func (w *Branch) RepairedClean() {
+	if w.Files != nil {
+		_ = w.Files.KeepClean(w.DB.Name())
+	}
+	w.cleanAtStart, w.cleanChecked = false, false
+}
+
 // keepClean is called after a write committed: when the database was
 // known clean before it, it holds exactly the committed state now, and
 // its new files are recorded clean (only by a process that runs the
