@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/argon-db/argon/internal/wal"
 	"github.com/argon-db/argon/internal/workdb"
@@ -128,6 +129,12 @@ type writer struct {
 	// unhold lets other clients' writes reach the working database again
 	// (see workdb.DBFiles.HoldWrites).
 	unhold func()
+	// prepared is set once the working database is at base (prepare):
+	// a dirty void below is repaired.
+	prepared bool
+	// cause is the error that made the write fail, when a server answer
+	// or the lack of one ended it (see fail).
+	cause error
 	// unknown is set once the lease no longer announces the keys the
 	// write may change (a rebuild, a widened write), until it announces
 	// them again (announce): if this process dies meanwhile, the next
@@ -259,8 +266,9 @@ func (p *Protocol) acquire(ctx context.Context, w *workdb.Branch, intent []wal.K
 		// The marker read before waiting may predate the holders we
 		// waited for (one may have built the database meanwhile).
 		if m, err = w.Marker(ctx); err != nil {
-			_ = r.InsertSlot(context.WithoutCancel(ctx), &wal.Slot{TL: w.TL, N: lease.N, Kind: wal.SlotVoid,
-				Base: known.LSN, LSN: known.LSN, Token: token, Time: r.Now()})
+			void := &wal.Slot{TL: w.TL, N: lease.N, Kind: wal.SlotVoid, Base: known.LSN, LSN: known.LSN, Token: token, Time: r.Now()}
+			stillDirty(void, known)
+			_ = r.InsertSlot(context.WithoutCancel(ctx), void)
 			return nil, err
 		}
 	}
@@ -268,16 +276,20 @@ func (p *Protocol) acquire(ctx context.Context, w *workdb.Branch, intent []wal.K
 	wr := &writer{p: p, w: w, r: r, token: token, lease: lease, base: known, next: known.LSN + 1,
 		stats: map[string]*wal.CollStats{}, stopHB: func() {}, unhold: func() {}}
 	wr.heartbeat(ctx)
+	// Before anything can fail: what an earlier write on w touched is not
+	// this one's (a hold that failed looked like a write that changed
+	// them; found by review).
+	w.BeginWrite(known.LSN, wr.widen, wr.announce)
 	if err := wr.hold(ctx); err != nil {
 		wr.fail(ctx, false)
 		return nil, err
 	}
-	w.BeginWrite(known.LSN, wr.widen, wr.announce)
 	held := w.DB.Name()
 	if err := wr.prepare(ctx, m); err != nil {
 		wr.fail(ctx, false)
 		return nil, err
 	}
+	wr.prepared = true
 	if w.DB.Name() != held {
 		// Preparing gave the branch a database of another name (rebind):
 		// the hold moves there, and the old name's database, another
@@ -684,6 +696,9 @@ func (wr *writer) release(ctx context.Context) error {
 	ctx = context.WithoutCancel(ctx)
 	void := &wal.Slot{TL: wr.w.TL, N: wr.lease.N, Kind: wal.SlotVoid, Base: wr.base.LSN, LSN: wr.base.LSN,
 		Token: wr.token, Time: wr.r.Now()}
+	if !wr.prepared {
+		stillDirty(void, wr.base)
+	}
 	if err := wr.r.InsertSlot(ctx, void); err != nil {
 		if !wal.IsDuplicate(err) {
 			return err
@@ -711,7 +726,11 @@ func (wr *writer) fail(ctx context.Context, settle bool) {
 	wr.stopHB()
 	defer wr.unhold()
 	ctx = context.WithoutCancel(ctx)
-	startedClean := wr.w.StartedClean()
+	// The database is recorded clean again only after a failure the
+	// server answered: a write cut off by a cancelled context or a lost
+	// connection may still be landing (FerretDB finishes a request whose
+	// client left), after the repair (found by review).
+	startedClean := wr.w.StartedClean() && answered(wr.cause)
 	if wr.spill {
 		defer func() {
 			// Our own entries, under a slot that is now void or will be
@@ -750,6 +769,25 @@ func (wr *writer) fail(ctx context.Context, settle bool) {
 			}
 		}
 	}
+}
+
+// stillDirty makes void, given back over base by a writer that did not
+// repair the working database (prepare), name what base names when base
+// is a dirty void: the next holder walks the dirty voids down from its
+// base and repairs every key they name, and a clean void on top would
+// hide them for good (found by review).
+func stillDirty(void, base *wal.Slot) {
+	if base.Kind == wal.SlotVoid && base.Dirty {
+		void.Dirty, void.KeysKnown, void.Keys = true, base.KeysKnown, base.Keys
+	}
+}
+
+// answered reports whether err (nil: none known) came with the server's
+// answer to every request of the write: not a cancelled or expired
+// context, not a network error or a timeout.
+func answered(err error) bool {
+	return err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) &&
+		!mongo.IsNetworkError(err) && !mongo.IsTimeout(err)
 }
 
 // afterLoss repairs, under a fresh lease, what this writer changed in the
@@ -809,6 +847,7 @@ func (p *Protocol) Write(ctx context.Context, w *workdb.Branch, info *wal.Commit
 	err = apply(ctx, func(entries []wal.Entry) error { return wr.emit(ctx, entries) })
 	hook("applied")
 	if err != nil {
+		wr.cause = err
 		wr.fail(ctx, true)
 		return nil, 0, err
 	}
@@ -822,6 +861,7 @@ func (p *Protocol) Write(ctx context.Context, w *workdb.Branch, info *wal.Commit
 	}
 	if wr.spill && len(wr.buf) > 0 {
 		if err := wr.r.SpillEntries(ctx, wr.w.Project, wr.buf); err != nil {
+			wr.cause = err
 			wr.fail(ctx, true)
 			return nil, 0, err
 		}
@@ -869,11 +909,13 @@ func (p *Protocol) Move(ctx context.Context, w *workdb.Branch, to *wal.Slot, bas
 		return &wal.MovedOnError{Branch: w.Name}
 	}
 	if err := apply(ctx, func([]wal.Entry) error { return nil }); err != nil {
+		wr.cause = err
 		wr.fail(ctx, true)
 		return err
 	}
 	hook("applied")
 	if err := w.Retarget(ctx, to, w.NextSums(wr.sums)); err != nil {
+		wr.cause = err
 		wr.fail(ctx, true)
 		return err
 	}

@@ -210,6 +210,10 @@ func (w *Branch) BeginWrite(base int64, widen func(ctx context.Context, tracked 
 	announce func(ctx context.Context, keys []wal.KeyRef) error) {
 	w.delta, w.touched, w.base, w.widen, w.announce = nil, nil, base, widen, announce
 	w.folded = nil
+	// Whether the database is known clean is looked at again by this
+	// write, once it holds the branch: nothing carries over from an
+	// earlier write on this Branch (found by review).
+	w.cleanAtStart, w.cleanChecked = false, false
 }
 
 // announceTouched records in the write's lease, before the write changes
