@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -38,13 +39,17 @@ func concurrencyWorker() {
 	os.Exit(0)
 }
 
-// Eight OS processes commit 50 inserts each to one branch through one
+// procInserts sizes TestConcurrentProcesses (a nightly run can pass
+// -proc-inserts 200).
+var procInserts = flag.Int("proc-inserts", 30, "inserts each process of TestConcurrentProcesses commits")
+
+// Eight OS processes commit 30 inserts each to one branch through one
 // shared server: every acknowledged commit is in the log, LSNs are dense
 // with no duplicate, and no document is lost.
 func TestConcurrentProcesses(t *testing.T) {
-	workers, each := 8, 50
+	workers, each := 8, *procInserts
 	if testing.Short() {
-		each = 10
+		each = min(each, 10)
 	}
 	srv := enginetest.Start(t)
 	dir := t.TempDir()

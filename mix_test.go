@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -82,10 +83,15 @@ func TestConcurrencySuite(t *testing.T) {
 	t.Run("1 branch", func(t *testing.T) { concurrencySuite(t, 1) })
 }
 
+// mixSeconds is how long each part of TestConcurrencySuite runs: the
+// default keeps the whole suite under 5 minutes on an idle 2-core
+// machine; a nightly run can pass -mix-seconds 120.
+var mixSeconds = flag.Int("mix-seconds", 12, "seconds each part of TestConcurrencySuite runs")
+
 func concurrencySuite(t *testing.T, nbranches int) {
-	secs := 20
+	secs := *mixSeconds
 	if testing.Short() {
-		secs = 5
+		secs = min(secs, 5)
 	}
 	const workers = 16
 	dir := t.TempDir()
