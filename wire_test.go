@@ -245,6 +245,36 @@ func TestWireMetadataCommands(t *testing.T) {
 	}
 }
 
+// On a branch of a branch, the check of a write on a server (that the log
+// holds no document of the new _id an application deleted) reads the
+// slots and the entries once for the whole ancestry, not once per
+// timeline of it: on FerretDB each such query reads its collection
+// whole.
+func TestWireBranchWriteScansOnce(t *testing.T) {
+	dir := wireProject(t)
+	wireCount(t, dir, "insert", "c", `{"_id": "m"}`)
+	wireCount(t, dir, "checkout", "-b", "f1")
+	wireCount(t, dir, "insert", "c", `{"_id": "f"}`)
+	wireCount(t, dir, "checkout", "-b", "f2")
+	var mu sync.Mutex
+	scans := map[string]int{}
+	mon := &event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
+		if e.CommandName != "find" {
+			return
+		}
+		coll, _ := e.Command.Lookup("find").StringValueOK()
+		if _, err := e.Command.Lookup("filter").Document().LookupErr("_id"); err != nil && (coll == "slots" || coll == "entries") {
+			mu.Lock()
+			scans[coll]++
+			mu.Unlock()
+		}
+	}}
+	runMonitored(t, dir, mon, []string{"insert", "c", `{"_id": "x"}`})
+	if scans["slots"] != 1 || scans["entries"] != 1 {
+		t.Errorf("an insert on a branch of a branch scanned slots %d times and entries %d times, want once each", scans["slots"], scans["entries"])
+	}
+}
+
 // An import reads, deletes and inserts a batch at a time: its commands
 // grow with the number of batches, never with the number of documents.
 func TestImportCommands(t *testing.T) {

@@ -622,6 +622,10 @@ func (r *Repo) LatestAtOrBelow(ctx context.Context, tl string, lsn int64, coll s
 	if err != nil {
 		return nil, 0, err
 	}
+	if r.Scans && len(segs) > 1 {
+		n, err := r.latestAcross(ctx, segs, coll, want, vals, hashes, consider)
+		return out, n, err
+	}
 	// Newest segment first: a key found there needs no older one.
 	for i := len(segs) - 1; i >= 0 && len(out) < len(keys); i-- {
 		sg := segs[i]
@@ -674,4 +678,85 @@ func (r *Repo) LatestAtOrBelow(ctx context.Context, tl string, lsn int64, coll s
 		}
 	}
 	return out, read, nil
+}
+
+// latestAcross is LatestAtOrBelow's lookup of a few keys over every
+// segment of an ancestry at once, for an engine that scans (Scans): one
+// query of the slots and one of the entries, where a query per segment
+// read each collection whole once per timeline of the ancestry. Every
+// entry found is kept only inside its own timeline's segment: a parent's
+// entries past the fork point are not the child's. It calls consider with
+// each committed entry of a wanted key and returns how many it read.
+func (r *Repo) latestAcross(ctx context.Context, segs []Segment, coll string, want map[string]bool, vals, hashes []any, consider func(*Entry)) (int, error) {
+	read := 0
+	bySeg := make(map[string]Segment, len(segs))
+	var slotRanges, entryRanges bson.A
+	lo, hi := segs[0].From, segs[0].To
+	for _, sg := range segs {
+		bySeg[sg.TL] = sg
+		slotRanges = append(slotRanges, bson.D{{Key: "tl", Value: sg.TL},
+			{Key: "base", Value: bson.D{{Key: "$lt", Value: sg.To}}}, {Key: "lsn", Value: bson.D{{Key: "$gt", Value: sg.From}}}})
+		entryRanges = append(entryRanges, entryRange(sg.TL, sg.From, sg.To))
+		lo, hi = min(lo, sg.From), max(hi, sg.To)
+	}
+	inSeg := func(e *Entry) (Segment, bool) {
+		sg, ok := bySeg[e.TL]
+		return sg, ok && e.LSN > sg.From && e.LSN <= sg.To
+	}
+	// Inline entries: the commit slots that hold one of the keys.
+	cur, err := r.DB.Collection(collSlots).Find(ctx, bson.D{{Key: "kind", Value: SlotCommit},
+		{Key: "entries.kb", Value: bson.D{{Key: "$in", Value: vals}}}, {Key: "$or", Value: slotRanges}})
+	if err != nil {
+		return 0, err
+	}
+	var slots []Slot
+	if err := cur.All(ctx, &slots); err != nil {
+		return 0, err
+	}
+	for i := range slots {
+		sg, ok := bySeg[slots[i].TL]
+		if !ok {
+			continue
+		}
+		if err := r.slotEntries(ctx, &slots[i], sg.From, sg.To, coll, func(e *Entry) error {
+			if want[string(e.KeyBytes)] {
+				read++
+				consider(e)
+			}
+			return nil
+		}); err != nil {
+			return 0, err
+		}
+	}
+	// Spilled entries: the chunks (and format-1 entries) that hold one of
+	// the keys, then kept only under a committed token.
+	filter := bson.D{{Key: "coll", Value: coll}, {Key: "$and", Value: bson.A{
+		bson.D{{Key: "$or", Value: entryRanges}},
+		bson.D{{Key: "$or", Value: bson.A{bson.D{{Key: "kh", Value: bson.D{{Key: "$in", Value: hashes}}}}, bson.D{{Key: "kb", Value: bson.D{{Key: "$in", Value: vals}}}}}}},
+	}}}
+	var spilled []Entry
+	if err := r.eachStored(ctx, filter, lo, hi, func(e *Entry) error {
+		if _, ok := inSeg(e); ok && want[string(e.KeyBytes)] {
+			spilled = append(spilled, *e)
+		}
+		return nil
+	}); err != nil {
+		return 0, err
+	}
+	committed := map[string]map[string][2]int64{}
+	for i := range spilled {
+		e := &spilled[i]
+		rs, ok := committed[e.TL]
+		if !ok {
+			if rs, err = r.spilledRanges(ctx, e.TL); err != nil {
+				return 0, err
+			}
+			committed[e.TL] = rs
+		}
+		read++
+		if rg, ok := rs[e.Token]; ok && e.LSN > rg[0] && e.LSN <= rg[1] {
+			consider(e)
+		}
+	}
+	return read, nil
 }
