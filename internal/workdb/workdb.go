@@ -597,9 +597,10 @@ func (w *Branch) ownedElsewhere(ctx context.Context) (bool, error) {
 // that one dropped by hand is noticed.
 const workdbsCollection = "workdbs"
 
-// repairWhole is the most keys of a collection repaired one by one (a
-// scan of the collection per 1,000 keys on an engine that scans); past
-// it, the collection is rebuilt whole from the log. Rebuilt from the log
+// repairWhole is the most keys of a collection repaired one by one on
+// FerretDB (ScanReads: a scan of the collection per 1,000 keys); past
+// it, the collection is rebuilt whole from the log there. Where reads by
+// _id are indexed (MongoDB), a repair goes key by key at any count. Rebuilt from the log
 // alone, a repair cut off half way is finished by the next; it loses an
 // application's uncommitted changes in that collection, which a repair
 // key by key keeps. (A rewrite that kept them from one scan was tried and
@@ -629,7 +630,7 @@ func (w *Branch) Repair(ctx context.Context, lsn int64, keys []wal.KeyRef) error
 		}
 		c := w.DB.Collection(coll)
 		ks := byColl[coll]
-		if len(ks) > repairWhole {
+		if len(ks) > repairWhole && w.ScanReads {
 			// From the log alone, so that a repair cut off half way is
 			// finished by the next one: an application's uncommitted
 			// changes in the collection are lost (ARCHITECTURE).
