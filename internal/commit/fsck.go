@@ -147,7 +147,7 @@ func (p *Protocol) Fsck(ctx context.Context, r *wal.Repo, project string, open f
 		if err != nil {
 			return nil, err
 		}
-		for _, e := range wal.EqualIDs(head) {
+		for _, e := range wal.EqualIDs(head, r.Scans) {
 			rep.Problems = append(rep.Problems, wal.Problem{Timeline: b.Timeline,
 				What: fmt.Sprintf("branch %s at LSN %d: %s; a checkout, restore or find --at of this state fails on a duplicate key", b.Name, inf.Head.LSN, e)})
 		}

@@ -91,24 +91,63 @@ func writeBytes(b *strings.Builder, v bson.RawValue) {
 // state holding both cannot be materialised (its insert fails on a
 // duplicate key). argon refuses the writes that could commit such a
 // state; fsck reports any it finds.
-func EqualIDs(st *State) []string {
+//
+// With ferret set (the engine is FerretDB), _ids that engine's unique
+// index takes for one are grouped too: an ObjectId and its hex string, a
+// date and the integer of its milliseconds (FerretDB v1.24.2; the writes'
+// own check is workdb's engineEqualIDs).
+func EqualIDs(st *State, ferret bool) []string {
+	key := ValueKey
+	if ferret {
+		key = ferretKey
+	}
 	var out []string
 	for _, coll := range st.Collections() {
-		groups := map[string][]string{}
+		groups := map[string][]bson.RawValue{}
 		var order []string
 		for _, d := range st.Docs(coll) {
 			id := d.Lookup("_id")
-			vk := ValueKey(id)
-			if _, ok := groups[vk]; !ok {
-				order = append(order, vk)
+			k := key(id)
+			if _, ok := groups[k]; !ok {
+				order = append(order, k)
 			}
-			groups[vk] = append(groups[vk], id.String())
+			groups[k] = append(groups[k], id)
 		}
-		for _, vk := range order {
-			if ids := groups[vk]; len(ids) > 1 {
-				out = append(out, fmt.Sprintf("collection %s holds %d documents whose _ids are equal by value: %s", coll, len(ids), strings.Join(ids, ", ")))
+		for _, k := range order {
+			ids := groups[k]
+			if len(ids) < 2 {
+				continue
 			}
+			how := "are equal by value"
+			shown := make([]string, len(ids))
+			for i, id := range ids {
+				shown[i] = id.String()
+				if ValueKey(id) != ValueKey(ids[0]) {
+					how = "are one value to FerretDB's unique index"
+				}
+			}
+			out = append(out, fmt.Sprintf("collection %s holds %d documents whose _ids %s: %s", coll, len(ids), how, strings.Join(shown, ", ")))
 		}
 	}
 	return out
+}
+
+// ferretKey is ValueKey, but for the _ids FerretDB's unique index takes
+// for another value: an ObjectId is keyed as its hex string, a date as
+// the integer of its milliseconds.
+func ferretKey(id bson.RawValue) string {
+	var v any
+	switch id.Type {
+	case bson.TypeObjectID:
+		v = id.ObjectID().Hex()
+	case bson.TypeDateTime:
+		v = id.DateTime()
+	default:
+		return ValueKey(id)
+	}
+	t, b, err := bson.MarshalValue(v)
+	if err != nil {
+		return ValueKey(id)
+	}
+	return ValueKey(bson.RawValue{Type: t, Value: b})
 }
