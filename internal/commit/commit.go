@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -42,23 +43,16 @@ func hook(point string) {
 const (
 	inlineEntries = 64
 	inlineBytes   = 64 << 10
-	// intentKeys is the most keys a void records for repair; past it, the
-	// repair rebuilds the working database, and applications' uncommitted
-	// changes there are lost.
-	intentKeys = 20000
-	// intentBytes caps the bytes of those keys, so that a void stays far
-	// from a document's size limit whatever the _ids.
-	intentBytes = 1 << 20
+	// intentKeys is the most keys a lease or a void holds itself; past
+	// it, or past intentBytes of them, they go to key pages (wal's
+	// collKeyPages), so that a void stays far from a document's size
+	// limit whatever the _ids.
+	intentKeys  = wal.PageKeys
+	intentBytes = wal.PageBytes
 )
 
 // keyBytes is the size of keys, as a void holds them.
-func keyBytes(keys []wal.KeyRef) int {
-	n := 0
-	for _, k := range keys {
-		n += len(k.Coll) + len(k.Key) + 16
-	}
-	return n
-}
+func keyBytes(keys []wal.KeyRef) int { return wal.KeyBytes(keys) }
 
 // Protocol runs writes and guards reads of working databases.
 type Protocol struct {
@@ -129,6 +123,9 @@ type writer struct {
 	// unhold lets other clients' writes reach the working database again
 	// (see workdb.DBFiles.HoldWrites).
 	unhold func()
+	// paged is the keys this writer last wrote to its key pages, in the
+	// order written (see writePages).
+	paged []wal.KeyRef
 	// prepared is set once the working database is at base (prepare):
 	// a dirty void below is repaired.
 	prepared bool
@@ -238,7 +235,7 @@ func (p *Protocol) acquire(ctx context.Context, w *workdb.Branch, intent []wal.K
 		}
 		if p.gone(r, cur, seen) {
 			void := &wal.Slot{TL: w.TL, N: n, Kind: wal.SlotVoid, Base: known.LSN, LSN: known.LSN,
-				Token: token, Time: r.Now(), Dirty: true, KeysKnown: cur.KeysKnown, Keys: cur.Keys, Taker: true}
+				Token: token, Time: r.Now(), Dirty: true, KeysKnown: cur.KeysKnown, Keys: cur.Keys, Pages: cur.Pages, Taker: true}
 			if err := r.InsertSlot(ctx, void); err != nil && !wal.IsDuplicate(err) {
 				return nil, err
 			} else if err == nil {
@@ -369,7 +366,17 @@ func (wr *writer) announce(ctx context.Context, keys []wal.KeyRef) error {
 		return nil
 	}
 	if len(keys) > intentKeys || keyBytes(keys) > intentBytes {
-		return wr.widen(ctx, true)
+		// Too many for the lease record: they go to its key pages first,
+		// then the record names how many there are.
+		n, err := wr.writePages(ctx, keys)
+		if err != nil {
+			return err
+		}
+		if err := wr.r.AnnouncePages(ctx, wr.lease, n); err != nil {
+			return err
+		}
+		wr.unknown = false
+		return nil
 	}
 	if wr.lease.KeysKnown && !wr.unknown && covers(wr.lease.Keys, keys) {
 		return nil
@@ -379,6 +386,28 @@ func (wr *writer) announce(ctx context.Context, keys []wal.KeyRef) error {
 	}
 	wr.unknown = false
 	return nil
+}
+
+// writePages stores keys as the key pages of this writer's lease (whose
+// _id is its slot's) and returns how many pages they take. Keys only ever
+// grow at the end during a write, so the pages before the last one
+// written stand as they are; should the list differ from what was
+// written, every page is written again.
+func (wr *writer) writePages(ctx context.Context, keys []wal.KeyRef) (int, error) {
+	pages := wal.Pages(keys)
+	from := 0
+	if len(wr.paged) <= len(keys) && slices.EqualFunc(wr.paged, keys[:len(wr.paged)], sameKey) {
+		from = max(0, len(wal.Pages(wr.paged))-1)
+	}
+	if err := wr.r.WriteKeyPages(ctx, wr.lease.ID, pages, from); err != nil {
+		return 0, err
+	}
+	wr.paged = append(wr.paged[:0], keys...)
+	return len(pages), nil
+}
+
+func sameKey(a, b wal.KeyRef) bool {
+	return a.Coll == b.Coll && a.Index == b.Index && string(a.Key) == string(b.Key)
 }
 
 // covers reports whether every key of keys is among have. More keys than
@@ -448,7 +477,7 @@ func (wr *writer) prepare(ctx context.Context, m *workdb.Marker) error {
 	}
 	rebuild := func(notice string) error { return build(notice, false) }
 	switch {
-	case m == nil && base.Kind == wal.SlotVoid && base.Dirty && !base.KeysKnown:
+	case m == nil && base.Kind == wal.SlotVoid && base.Dirty && !base.KeysKnown && base.Pages == 0:
 		// A rebuild or a write that could not say what it touched did not
 		// finish: what the database holds is not an application's work.
 		return rebuild("a write to branch " + w.Name + " did not complete; rebuilt its working database from the log")
@@ -495,7 +524,7 @@ func (wr *writer) prepare(ctx context.Context, m *workdb.Marker) error {
 	taker, reached := false, false
 	for s := base; s.Kind == wal.SlotVoid && s.Dirty; {
 		taker = taker || s.Taker
-		if !s.KeysKnown {
+		if !s.KeysKnown && s.Pages == 0 {
 			notice := ""
 			if taker {
 				notice = "a write to branch " + w.Name + " did not complete; rebuilt its working database from the log"
@@ -503,6 +532,13 @@ func (wr *writer) prepare(ctx context.Context, m *workdb.Marker) error {
 			return rebuild(notice)
 		}
 		keys = append(keys, s.Keys...)
+		if s.Pages > 0 {
+			pk, err := wr.r.KeyPagesOf(ctx, s.PagesID(), s.Pages)
+			if err != nil {
+				return err
+			}
+			keys = append(keys, pk...)
+		}
 		if s.N <= m.Slot+1 {
 			reached = true
 			break
@@ -628,7 +664,7 @@ func (wr *writer) resolve(ctx context.Context, s *wal.Slot, cause error) (*wal.S
 		tctx, cancel := context.WithTimeout(base, 2*time.Second)
 		got, err := wr.r.ReadSlot(tctx, s.TL, s.N)
 		if err == nil && got == nil {
-			err = wr.r.InsertSlot(tctx, wr.dirtyVoid(wr.token+"-void"))
+			err = wr.r.InsertSlot(tctx, wr.dirtyVoid(tctx, wr.token+"-void"))
 			if err == nil || wal.IsDuplicate(err) {
 				got, err = wr.r.ReadSlot(tctx, s.TL, s.N)
 			}
@@ -654,11 +690,19 @@ func (wr *writer) resolve(ctx context.Context, s *wal.Slot, cause error) (*wal.S
 // dirtyVoid is the void that ends this write without a commit while the
 // database may hold its changes: it names the keys the write touched, or
 // says they are unknown.
-func (wr *writer) dirtyVoid(token string) *wal.Slot {
+func (wr *writer) dirtyVoid(ctx context.Context, token string) *wal.Slot {
 	v := &wal.Slot{TL: wr.w.TL, N: wr.lease.N, Kind: wal.SlotVoid, Base: wr.base.LSN, LSN: wr.base.LSN,
 		Token: token, Time: wr.r.Now(), Dirty: true}
-	if t := wr.w.Touched(); !wr.untracked && len(t) <= intentKeys && keyBytes(t) <= intentBytes {
+	switch t := wr.w.Touched(); {
+	case wr.untracked:
+	case len(t) <= intentKeys && keyBytes(t) <= intentBytes:
 		v.KeysKnown, v.Keys = true, t
+	default:
+		// In key pages of its own _id, written before the void: one that
+		// cannot be written leaves the keys unknown (a rebuild).
+		if n, err := wr.writePages(ctx, t); err == nil {
+			v.Pages = n
+		}
 	}
 	return v
 }
@@ -675,7 +719,7 @@ func (wr *writer) finish(ctx context.Context, s *wal.Slot, sums workdb.Sums) {
 	// After the clean record: a write let through now is not in it.
 	wr.unhold()
 	wr.r.MaybeAdvanceHint(context.WithoutCancel(ctx), s.TL, s.N)
-	if len(wr.lease.Keys) > wal.LeaseKeysKept {
+	if len(wr.lease.Keys) > wal.LeaseKeysKept || wr.lease.Pages > 0 {
 		// The slot is filled and the database reflects it: the keys are
 		// never read again (best effort: left, they only take space).
 		wr.stopHB()
@@ -744,7 +788,7 @@ func (wr *writer) fail(ctx context.Context, settle bool) {
 		}
 		return
 	}
-	void := wr.dirtyVoid(wr.token)
+	void := wr.dirtyVoid(ctx, wr.token)
 	if err := wr.r.InsertSlot(ctx, void); err != nil {
 		got, rerr := wr.r.ReadSlot(ctx, void.TL, void.N)
 		if rerr != nil || got == nil {
@@ -779,6 +823,9 @@ func (wr *writer) fail(ctx context.Context, settle bool) {
 func stillDirty(void, base *wal.Slot) {
 	if base.Kind == wal.SlotVoid && base.Dirty {
 		void.Dirty, void.KeysKnown, void.Keys = true, base.KeysKnown, base.Keys
+		if base.Pages > 0 {
+			void.Pages, void.PagesOf = base.Pages, base.PagesID()
+		}
 	}
 }
 

@@ -140,23 +140,7 @@ func review8TakeOver(t *testing.T, r *wal.Repo, b *wal.Branch, n int64, keys []w
 	w2 := p.Open(&r2, b)
 	var notices []string
 	w2.Notice = func(s string) { notices = append(notices, s) }
-	if _, err := w2.Insert(ctx, "c", []bson.Raw{mustMarshal(bson.D{{Key: "_id", Value: "z"}, {Key: "v", Value: int32(1)}})}, wal.CommitInfo{Message: "z"}); err != nil {
-		t.Fatal(err)
-	}
-	got := review8State(t, w2)
-	t.Logf("after takeover:\n%s\nnotices %q", got, notices)
-	bKey := fmt.Sprintf("%x", review8Key("c", "b").Key)
-	zKey := fmt.Sprintf("%x", review8Key("c", "z").Key)
-	want := strings.Replace(committed, bKey+"={\"$numberInt\":\"1\"}", bKey+"={\"$numberInt\":\"77\"}", 1)
-	want = strings.Replace(want, "\nindexes", "\n"+zKey+"={\"$numberInt\":\"1\"}\nindexes", 1)
-	if sortLines(got) != sortLines(want) {
-		t.Errorf("working database after the takeover:\n%s\nwant:\n%s\nnotices %q", got, want, notices)
-	}
-	for _, s := range notices {
-		if strings.Contains(s, "rebuilt") {
-			t.Errorf("rebuilt instead of repaired: %q", s)
-		}
-	}
+	review8WriteZ(t, w2, &notices, committed)
 	v, err := r.ReadSlot(ctx, b.Timeline, n)
 	if err != nil || v == nil {
 		t.Fatalf("slot %d: %+v, %v", n, v, err)
@@ -175,6 +159,29 @@ func review8TakeOver(t *testing.T, r *wal.Repo, b *wal.Branch, n int64, keys []w
 	}
 	if typ := raw.Lookup("keys").Type; typ != bson.TypeArray {
 		t.Errorf("the void stores keys as %s, want an array (slots keep []KeyRef)", typ)
+	}
+}
+
+// review8WriteZ has w2 insert "z" (taking the branch over from the dead
+// writer) and checks the repair: every announced key as committed, "b"
+// with its uncommitted change, and no rebuild among the notices.
+func review8WriteZ(t *testing.T, w2 *workdb.Branch, notices *[]string, committed string) {
+	t.Helper()
+	if _, err := w2.Insert(context.Background(), "c", []bson.Raw{mustMarshal(bson.D{{Key: "_id", Value: "z"}, {Key: "v", Value: int32(1)}})}, wal.CommitInfo{Message: "z"}); err != nil {
+		t.Fatal(err)
+	}
+	got := review8State(t, w2)
+	bKey := fmt.Sprintf("%x", review8Key("c", "b").Key)
+	zKey := fmt.Sprintf("%x", review8Key("c", "z").Key)
+	want := strings.Replace(committed, bKey+"={\"$numberInt\":\"1\"}", bKey+"={\"$numberInt\":\"77\"}", 1)
+	want = strings.Replace(want, "\nindexes", "\n"+zKey+"={\"$numberInt\":\"1\"}\nindexes", 1)
+	if sortLines(got) != sortLines(want) {
+		t.Errorf("working database after the takeover:\n%s\nwant:\n%s\nnotices %q", got, want, *notices)
+	}
+	for _, s := range *notices {
+		if strings.Contains(s, "rebuilt") {
+			t.Errorf("rebuilt instead of repaired: %q", s)
+		}
 	}
 }
 

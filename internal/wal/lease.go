@@ -36,6 +36,9 @@ type Lease struct {
 	// beyond what it announced clears it first (Widen).
 	KeysKnown bool    `bson:"known"`
 	Keys      KeyList `bson:"keys,omitempty"`
+	// Pages, when not 0, is how many key pages name those keys instead
+	// (see collKeyPages); KeysKnown is then false.
+	Pages int `bson:"pages,omitempty"`
 	// Host is for people reading the record; nothing decides on it.
 	Host string `bson:"host,omitempty"`
 
@@ -96,10 +99,10 @@ func (r *Repo) LeaseExists(ctx context.Context, tl string, n int64) (bool, error
 func (r *Repo) Widen(ctx context.Context, l *Lease) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.KeysKnown = false
+	l.KeysKnown, l.Pages = false, 0
 	_, err := r.DB.Collection(collLeases).UpdateOne(ctx,
 		l.filter(),
-		bson.D{{Key: "$set", Value: bson.D{{Key: "known", Value: false}}}})
+		bson.D{{Key: "$set", Value: bson.D{{Key: "known", Value: false}}}, {Key: "$unset", Value: bson.D{{Key: "pages", Value: ""}}}})
 	return err
 }
 
@@ -123,9 +126,9 @@ func (r *Repo) Announce(ctx context.Context, l *Lease, keys []KeyRef) error {
 	keys = append([]KeyRef(nil), keys...)
 	_, err := r.DB.Collection(collLeases).UpdateOne(ctx,
 		l.filter(),
-		bson.D{{Key: "$set", Value: bson.D{{Key: "known", Value: true}, {Key: "keys", Value: KeyList(keys)}}}})
+		bson.D{{Key: "$set", Value: bson.D{{Key: "known", Value: true}, {Key: "keys", Value: KeyList(keys)}}}, {Key: "$unset", Value: bson.D{{Key: "pages", Value: ""}}}})
 	if err == nil {
-		l.KeysKnown, l.Keys = true, keys
+		l.KeysKnown, l.Keys, l.Pages = true, keys, 0
 	}
 	return err
 }
@@ -145,6 +148,9 @@ func (r *Repo) ForgetKeys(ctx context.Context, l *Lease) error {
 	defer l.mu.Unlock()
 	_, err := r.DB.Collection(collLeases).UpdateOne(ctx, l.filter(),
 		bson.D{{Key: "$unset", Value: bson.D{{Key: "keys", Value: ""}}}})
+	if l.Pages > 0 {
+		r.DeleteKeyPages(ctx, l.ID, l.Pages)
+	}
 	return err
 }
 

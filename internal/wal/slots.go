@@ -61,9 +61,22 @@ type Slot struct {
 	Dirty     bool     `bson:"dirty,omitempty"`
 	KeysKnown bool     `bson:"known,omitempty"`
 	Keys      []KeyRef `bson:"keys,omitempty"`
-	Taker     bool     `bson:"taker,omitempty"`
+	// Pages, when not 0, is how many key pages of record PagesOf (this
+	// slot's own _id when empty: the lease's pages) name those keys
+	// instead (see collKeyPages); KeysKnown is then false.
+	Pages   int    `bson:"pages,omitempty"`
+	PagesOf string `bson:"pages_of,omitempty"`
+	Taker   bool   `bson:"taker,omitempty"`
 	// To is the timeline a moved slot hands its branch to.
 	To string `bson:"to,omitempty"`
+}
+
+// PagesID is the record whose key pages s names (see Pages).
+func (s *Slot) PagesID() string {
+	if s.PagesOf != "" {
+		return s.PagesOf
+	}
+	return s.ID
 }
 
 // SlotEntry is an entry kept inside its commit slot: its LSN is the
