@@ -126,6 +126,9 @@ type writer struct {
 	// paged is the keys this writer last wrote to its key pages, in the
 	// order written (see writePages).
 	paged []wal.KeyRef
+	// rebuilding: the caller rebuilds the database right after taking
+	// the branch (acquireFor).
+	rebuilding bool
 	// prepared is set once the working database is at base (prepare):
 	// a dirty void below is repaired.
 	prepared bool
@@ -171,6 +174,15 @@ func sleepJitter(ctx context.Context, backoff *time.Duration) error {
 // repairing it as the log says). intent names the keys the write will
 // change, when known (nil: unknown).
 func (p *Protocol) acquire(ctx context.Context, w *workdb.Branch, intent []wal.KeyRef) (*writer, error) {
+	return p.acquireFor(ctx, w, intent, false)
+}
+
+// acquireFor is acquire; with rebuilding, the caller rebuilds the working
+// database from the log at once (Restore), so the keys of a write that
+// did not complete are not repaired first: a repair that cannot succeed
+// (an application's uncommitted document holds a unique key a committed
+// one needs back) would otherwise leave no way out (found by review).
+func (p *Protocol) acquireFor(ctx context.Context, w *workdb.Branch, intent []wal.KeyRef, rebuilding bool) (*writer, error) {
 	r := w.Repo
 	token := bson.NewObjectID().Hex()
 	m, err := w.Marker(ctx)
@@ -282,6 +294,7 @@ func (p *Protocol) acquire(ctx context.Context, w *workdb.Branch, intent []wal.K
 		return nil, err
 	}
 	held := w.DB.Name()
+	wr.rebuilding = rebuilding
 	if err := wr.prepare(ctx, m); err != nil {
 		wr.fail(ctx, false)
 		return nil, err
@@ -350,9 +363,11 @@ func (wr *writer) widen(ctx context.Context, tracked bool) error {
 		return nil
 	}
 	wr.unknown = true
-	if !wr.lease.KeysKnown {
+	if !wr.lease.KeysKnown && wr.lease.Pages == 0 {
 		return nil
 	}
+	// A lease naming key pages says so with known false: Widen takes the
+	// pages off it too (found by review).
 	return wr.r.Widen(ctx, wr.lease)
 }
 
@@ -514,13 +529,29 @@ func (wr *writer) prepare(ctx context.Context, m *workdb.Marker) error {
 	if m.Slot == base.N {
 		wr.sums = m.Sums
 	}
-	if base.Kind != wal.SlotVoid || !base.Dirty {
+	if base.Kind != wal.SlotVoid || !base.Dirty || wr.rebuilding {
 		return nil
 	}
 	// A write that did not commit ended at base, leaving its changes in
 	// the database: repair what it named (and what the dirty voids just
 	// before it named); rebuild when any of them could not say.
 	var keys []wal.KeyRef
+	seen := map[string]bool{}
+	add := func(ks []wal.KeyRef) {
+		// Each key once: a repair that fails leaves a void naming every
+		// key it walked, and without this each retry named them all
+		// again, doubling (found by review).
+		for _, k := range ks {
+			id := k.Coll + "\x00" + string(k.Key)
+			if k.Index {
+				id = "i" + id
+			}
+			if !seen[id] {
+				seen[id] = true
+				keys = append(keys, k)
+			}
+		}
+	}
 	taker, reached := false, false
 	for s := base; s.Kind == wal.SlotVoid && s.Dirty; {
 		taker = taker || s.Taker
@@ -531,13 +562,13 @@ func (wr *writer) prepare(ctx context.Context, m *workdb.Marker) error {
 			}
 			return rebuild(notice)
 		}
-		keys = append(keys, s.Keys...)
+		add(s.Keys)
 		if s.Pages > 0 {
 			pk, err := wr.r.KeyPagesOf(ctx, s.PagesID(), s.Pages)
 			if err != nil {
 				return err
 			}
-			keys = append(keys, pk...)
+			add(pk)
 		}
 		if s.N <= m.Slot+1 {
 			reached = true
@@ -563,7 +594,7 @@ func (wr *writer) prepare(ctx context.Context, m *workdb.Marker) error {
 		wr.w.Touch(k)
 	}
 	if err := w.Repair(ctx, base.LSN, keys); err != nil {
-		return err
+		return fmt.Errorf("repair what a write that did not complete changed in the working database of branch %s: %w (argon restore rebuilds it from the log, discarding its uncommitted changes)", w.Name, err)
 	}
 	wr.w.BeginWrite(base.LSN, wr.widen, wr.announce)
 	return nil
@@ -849,18 +880,30 @@ func (wr *writer) afterLoss(ctx context.Context) {
 		return
 	}
 	keys := append([]wal.KeyRef(nil), wr.w.Touched()...)
-	unknown := wr.untracked || len(keys) > intentKeys || keyBytes(keys) > intentBytes
+	unknown := wr.untracked
+	paged := len(keys) > intentKeys || keyBytes(keys) > intentBytes
 	w := wr.w
 	// The repair's lease names the keys it repairs (none known: it
 	// rebuilds), so that a repair killed half way is finished by the
-	// next holder (found by review: it named none).
+	// next holder (found by review: it named none); past what a lease
+	// holds, in key pages, announced before anything changes (found by
+	// review: such a repair rebuilt).
 	var intent []wal.KeyRef
 	if !unknown {
 		intent = keys
+		if paged {
+			intent = []wal.KeyRef{}
+		}
 	}
 	nw, err := wr.p.acquire(ctx, w, intent)
 	if err != nil {
 		return
+	}
+	if !unknown && paged {
+		if err := nw.announce(ctx, keys); err != nil {
+			nw.fail(ctx, false)
+			return
+		}
 	}
 	if unknown {
 		_ = nw.widen(ctx, false)
@@ -987,7 +1030,7 @@ func (p *Protocol) Move(ctx context.Context, w *workdb.Branch, to *wal.Slot, bas
 // Restore rebuilds the working database from the log at the head,
 // discarding what applications changed in it.
 func (p *Protocol) Restore(ctx context.Context, w *workdb.Branch) (int64, error) {
-	wr, err := p.acquire(ctx, w, []wal.KeyRef{})
+	wr, err := p.acquireFor(ctx, w, []wal.KeyRef{}, true)
 	if err != nil {
 		return 0, err
 	}

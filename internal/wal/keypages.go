@@ -108,7 +108,7 @@ func (r *Repo) AnnouncePages(ctx context.Context, l *Lease, n int) error {
 	_, err := r.DB.Collection(collLeases).UpdateOne(ctx, l.filter(),
 		bson.D{{Key: "$set", Value: bson.D{{Key: "known", Value: false}, {Key: "pages", Value: n}}}, {Key: "$unset", Value: bson.D{{Key: "keys", Value: ""}}}})
 	if err == nil {
-		l.KeysKnown, l.Keys, l.Pages = false, nil, n
+		l.KeysKnown, l.Keys, l.Pages, l.widened = false, nil, n, 0
 	}
 	return err
 }

@@ -42,6 +42,10 @@ type Lease struct {
 	// Host is for people reading the record; nothing decides on it.
 	Host string `bson:"host,omitempty"`
 
+	// widened is the page count Widen took off the record, which Narrow
+	// puts back.
+	widened int
+
 	// mu keeps the holder's updates of the record one at a time: on
 	// FerretDB an update rewrites the whole document from what it read,
 	// so a heartbeat running beside an announcement of keys could write
@@ -99,6 +103,9 @@ func (r *Repo) LeaseExists(ctx context.Context, tl string, n int64) (bool, error
 func (r *Repo) Widen(ctx context.Context, l *Lease) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.Pages > 0 {
+		l.widened = l.Pages
+	}
 	l.KeysKnown, l.Pages = false, 0
 	_, err := r.DB.Collection(collLeases).UpdateOne(ctx,
 		l.filter(),
@@ -111,6 +118,16 @@ func (r *Repo) Widen(ctx context.Context, l *Lease) error {
 func (r *Repo) Narrow(ctx context.Context, l *Lease) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.widened > 0 {
+		// What it announced is in key pages: the record names them again
+		// (known true there would name no key at all; found by review).
+		_, err := r.DB.Collection(collLeases).UpdateOne(ctx, l.filter(),
+			bson.D{{Key: "$set", Value: bson.D{{Key: "pages", Value: l.widened}}}})
+		if err == nil {
+			l.Pages, l.widened = l.widened, 0
+		}
+		return err
+	}
 	l.KeysKnown = true
 	_, err := r.DB.Collection(collLeases).UpdateOne(ctx,
 		l.filter(),
@@ -128,7 +145,7 @@ func (r *Repo) Announce(ctx context.Context, l *Lease, keys []KeyRef) error {
 		l.filter(),
 		bson.D{{Key: "$set", Value: bson.D{{Key: "known", Value: true}, {Key: "keys", Value: KeyList(keys)}}}, {Key: "$unset", Value: bson.D{{Key: "pages", Value: ""}}}})
 	if err == nil {
-		l.KeysKnown, l.Keys, l.Pages = true, keys, 0
+		l.KeysKnown, l.Keys, l.Pages, l.widened = true, keys, 0, 0
 	}
 	return err
 }
