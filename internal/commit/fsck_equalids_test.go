@@ -18,22 +18,7 @@ import (
 func TestFsckFindsEqualIDsInAHead(t *testing.T) {
 	_, r, b := waltest.Project(t)
 	ctx := context.Background()
-	var es []wal.Entry
-	for i, id := range []any{int32(2), "x", 2.0, int64(3), int32(3), int32(4)} {
-		e, err := wal.PutEntry("c", mustMarshal(bson.D{{Key: "_id", Value: id}}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.TL, e.LSN, e.Token = b.Timeline, int64(i+1), "tok"
-		es = append(es, e)
-	}
-	if err := r.SpillEntries(ctx, "p", es); err != nil {
-		t.Fatal(err)
-	}
-	s := &wal.Slot{TL: b.Timeline, N: 1, Kind: wal.SlotCommit, Base: 0, LSN: int64(len(es)), Token: "tok", Spilled: true, Stats: wal.Stats(es)}
-	if err := r.InsertSlot(ctx, s); err != nil {
-		t.Fatal(err)
-	}
+	commitIDs(t, r, b, int32(2), "x", 2.0, int64(3), int32(3), int32(4))
 	want := fmt.Sprint([]string{
 		`branch main at LSN 6: collection c holds 2 documents whose _ids are equal by value: {"$numberInt":"2"}, {"$numberDouble":"2.0"}; a checkout, restore or find --at of this state fails on a duplicate key`,
 		`branch main at LSN 6: collection c holds 2 documents whose _ids are equal by value: {"$numberLong":"3"}, {"$numberInt":"3"}; a checkout, restore or find --at of this state fails on a duplicate key`,
@@ -54,10 +39,29 @@ func TestFsckFindsEqualIDsInAHead(t *testing.T) {
 // the integer of its milliseconds); elsewhere they are two values.
 func TestFsckFindsFerretDBEqualIDs(t *testing.T) {
 	_, r, b := waltest.Project(t)
-	ctx := context.Background()
 	oid := bson.ObjectID{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}
+	commitIDs(t, r, b, oid, oid.Hex(), bson.DateTime(1700000000000), int64(1700000000000), "other")
+	r.Scans = true
+	want := fmt.Sprint([]string{
+		`branch main at LSN 5: collection c holds 2 documents whose _ids are one value to FerretDB's unique index: {"$oid":"0102030405060708090a0b0c"}, "0102030405060708090a0b0c"; a checkout, restore or find --at of this state fails on a duplicate key`,
+		`branch main at LSN 5: collection c holds 2 documents whose _ids are one value to FerretDB's unique index: {"$date":{"$numberLong":"1700000000000"}}, {"$numberLong":"1700000000000"}; a checkout, restore or find --at of this state fails on a duplicate key`,
+	})
+	if got := fsckProblems(t, r, false); fmt.Sprint(got) != want {
+		t.Fatalf("fsck on FerretDB: %q\nwant %q", got, want)
+	}
+	r.Scans = false
+	if got := fsckProblems(t, r, false); len(got) != 0 {
+		t.Fatalf("fsck elsewhere: %q, want none", got)
+	}
+}
+
+// commitIDs commits, as slot 1 of b, a put of {_id: id} into c for each
+// of ids, written to the log directly: argon's writes refuse such heads.
+func commitIDs(t *testing.T, r *wal.Repo, b *wal.Branch, ids ...any) {
+	t.Helper()
+	ctx := context.Background()
 	var es []wal.Entry
-	for i, id := range []any{oid, oid.Hex(), bson.DateTime(1700000000000), int64(1700000000000), "other"} {
+	for i, id := range ids {
 		e, err := wal.PutEntry("c", mustMarshal(bson.D{{Key: "_id", Value: id}}))
 		if err != nil {
 			t.Fatal(err)
@@ -71,17 +75,5 @@ func TestFsckFindsFerretDBEqualIDs(t *testing.T) {
 	s := &wal.Slot{TL: b.Timeline, N: 1, Kind: wal.SlotCommit, Base: 0, LSN: int64(len(es)), Token: "tok", Spilled: true, Stats: wal.Stats(es)}
 	if err := r.InsertSlot(ctx, s); err != nil {
 		t.Fatal(err)
-	}
-	r.Scans = true
-	want := fmt.Sprint([]string{
-		`branch main at LSN 5: collection c holds 2 documents whose _ids are one value to FerretDB's unique index: {"$oid":"0102030405060708090a0b0c"}, "0102030405060708090a0b0c"; a checkout, restore or find --at of this state fails on a duplicate key`,
-		`branch main at LSN 5: collection c holds 2 documents whose _ids are one value to FerretDB's unique index: {"$date":{"$numberLong":"1700000000000"}}, {"$numberLong":"1700000000000"}; a checkout, restore or find --at of this state fails on a duplicate key`,
-	})
-	if got := fsckProblems(t, r, false); fmt.Sprint(got) != want {
-		t.Fatalf("fsck on FerretDB: %q\nwant %q", got, want)
-	}
-	r.Scans = false
-	if got := fsckProblems(t, r, false); len(got) != 0 {
-		t.Fatalf("fsck elsewhere: %q, want none", got)
 	}
 }
