@@ -44,7 +44,7 @@ func BenchmarkEngineUpdateMany(b *testing.B) {
 				b.Fatal(err)
 			}
 			if indexed {
-				if err := (&Store{dataDir: dir}).IndexIDs("app"); err != nil {
+				if err := IndexIDsIn(dir, "app"); err != nil {
 					b.Fatal(err)
 				}
 			}
