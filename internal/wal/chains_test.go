@@ -114,6 +114,7 @@ type chainLog struct {
 	r     *Repo
 	main  string
 	heads map[string]*[2]int64 // timeline -> last slot number, head LSN
+	uri   string               // the engine's
 }
 
 func newChainLog(t *testing.T) *chainLog {
@@ -128,7 +129,7 @@ func newChainLog(t *testing.T) *chainLog {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &chainLog{t: t, r: r, main: main.Timeline, heads: map[string]*[2]int64{main.Timeline: {0, 0}}}
+	return &chainLog{t: t, r: r, main: main.Timeline, heads: map[string]*[2]int64{main.Timeline: {0, 0}}, uri: srv.URI}
 }
 
 // entry is the entry at lsn of timeline tl written by token: a put of

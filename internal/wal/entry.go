@@ -502,7 +502,7 @@ func (r *Repo) EntriesBack(ctx context.Context, tl string, at int64, fn func(*En
 	var cacheTL string
 	var cache map[string][]Entry // by token, for timeline cacheTL
 	// One read per commit: the walk reads each slot with its entries.
-	err := r.walkLog(ctx, tl, nil, nil, at, true, func(it LogItem) bool {
+	err := r.walkLog(ctx, tl, nil, nil, at, true, 0, func(it LogItem) bool {
 		s := it.slot
 		var es []Entry
 		if s.Spilled && r.Scans {

@@ -193,6 +193,62 @@ func (r *Repo) readSlot(ctx context.Context, tl string, n int64, entries bool) (
 	return &s, nil
 }
 
+// maxSlotWindow is the most slots readSlots reads at once.
+const maxSlotWindow = 64
+
+// readSlots returns the slots lo..hi of timeline tl that exist, by number
+// (with their inline entries when entries is set). Where lookups by _id
+// are indexed, that is one query by a list of _ids; on an engine that
+// evaluates such a list by scanning the collection (Scans), it is point
+// reads by _id, a few at a time, whose cost does not grow with the
+// collection as a scan's would.
+func (r *Repo) readSlots(ctx context.Context, tl string, lo, hi int64, entries bool) (map[int64]*Slot, error) {
+	out := make(map[int64]*Slot, hi-lo+1)
+	if lo == hi || r.Scans {
+		slots := make([]*Slot, hi-lo+1)
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(4)
+		for n := lo; n <= hi; n++ {
+			g.Go(func() (err error) {
+				slots[n-lo], err = r.readSlot(gctx, tl, n, entries)
+				return err
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return nil, err
+		}
+		for _, s := range slots {
+			if s != nil {
+				out[s.N] = s
+			}
+		}
+		return out, nil
+	}
+	ids := make([]string, 0, hi-lo+1)
+	for n := lo; n <= hi; n++ {
+		ids = append(ids, slotID(tl, n))
+	}
+	opts := options.Find()
+	if !entries {
+		opts.SetProjection(bson.D{{Key: "entries", Value: 0}})
+	}
+	cur, err := r.DB.Collection(collSlots).Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer cur.Close(ctx)
+	for cur.Next(ctx) {
+		var s Slot
+		if err := cur.Decode(&s); err != nil {
+			return nil, err
+		}
+		if s.TL == tl && s.N >= lo && s.N <= hi {
+			out[s.N] = &s
+		}
+	}
+	return out, cur.Err()
+}
+
 // InsertSlot writes slot s. It fails with a duplicate-key error when the
 // number is taken: the caller lost the race for it.
 func (r *Repo) InsertSlot(ctx context.Context, s *Slot) error {
@@ -516,7 +572,7 @@ func (r *Repo) Log(ctx context.Context, tl string, at int64, limit int) ([]LogIt
 // none of them again.
 func (r *Repo) LogFrom(ctx context.Context, tl string, head *Slot, path map[int64]*Slot, at int64, limit int) ([]LogItem, error) {
 	var out []LogItem
-	err := r.walkLog(ctx, tl, head, path, at, false, func(it LogItem) bool {
+	err := r.walkLog(ctx, tl, head, path, at, false, limit, func(it LogItem) bool {
 		out = append(out, it)
 		return limit <= 0 || len(out) < limit
 	})
@@ -524,17 +580,21 @@ func (r *Repo) LogFrom(ctx context.Context, tl string, head *Slot, path map[int6
 }
 
 // WalkLog calls fn for each commit reachable from LSN at on timeline tl,
-// newest first, until fn returns false. It reads slots only, one point read
-// each, walking each timeline's slots down from its head (or, on an
-// ancestor, from the slot the child forked at).
+// newest first, until fn returns false. It reads slots only, by _id,
+// walking each timeline's slots down from its head (or, on an ancestor,
+// from the slot the child forked at), a window of them at a time (see
+// readSlots).
 func (r *Repo) WalkLog(ctx context.Context, tl string, at int64, fn func(LogItem) bool) error {
-	return r.walkLog(ctx, tl, nil, nil, at, false, fn)
+	return r.walkLog(ctx, tl, nil, nil, at, false, 0, fn)
 }
 
 // walkLog is WalkLog from head (nil: read it), with path holding slots of
 // tl already read (see LogFrom); with entries, each slot is read with its
-// inline entries (one read per slot either way).
-func (r *Repo) walkLog(ctx context.Context, tl string, head *Slot, path map[int64]*Slot, at int64, entries bool, fn func(LogItem) bool) error {
+// inline entries (one read per slot either way). want is how many commits
+// the caller asks for (0: not known): the first window of slots is that
+// many, and a walk that does not know starts at 2 slots and doubles, so
+// it reads at most about twice the slots it uses.
+func (r *Repo) walkLog(ctx context.Context, tl string, head *Slot, path map[int64]*Slot, at int64, entries bool, want int, fn func(LogItem) bool) error {
 	anc, err := r.Ancestry(ctx, tl)
 	if err != nil {
 		return err
@@ -547,16 +607,29 @@ func (r *Repo) walkLog(ctx context.Context, tl string, head *Slot, path map[int6
 		}
 	}
 	n := head.N
+	emitted, window := 0, 2
 	for i, t := range anc {
 		if i > 0 {
 			n = anc[i-1].ParentSlot
 		}
+		var read map[int64]*Slot
+		lowest := n + 1 // the lowest slot number of t read so far
 		for ; n > 0 && at > t.Base; n-- {
 			s := path[n]
 			if i > 0 || entries || s == nil {
-				if s, err = r.readSlot(ctx, t.ID, n, entries); err != nil {
-					return err
+				if n < lowest {
+					w := window
+					if want > 0 {
+						w = max(want-emitted, 1)
+					} else {
+						window = min(2*window, maxSlotWindow)
+					}
+					lowest = max(n-int64(min(w, maxSlotWindow))+1, 1)
+					if read, err = r.readSlots(ctx, t.ID, lowest, n, entries); err != nil {
+						return err
+					}
 				}
+				s = read[n]
 			}
 			if s == nil {
 				return errors.New("log is inconsistent: timeline " + t.ID + " has no slot " + strconv.FormatInt(n, 10))
@@ -574,6 +647,7 @@ func (r *Repo) walkLog(ctx context.Context, tl string, head *Slot, path map[int6
 			if !fn(LogItem{Commit: *c, Inherited: i > 0, slot: s}) {
 				return nil
 			}
+			emitted++
 			at = c.From - 1
 		}
 	}
