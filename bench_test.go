@@ -30,6 +30,9 @@ type benchEnv struct {
 	repo  *wal.Repo
 	main  *wal.Branch
 	plain string // database of the native baseline
+	// scratch is the CLI's scratch engine on the embedded engine (nil on
+	// a server).
+	scratch *store.Scratch
 }
 
 func newBenchEnv(b *testing.B, docs int) *benchEnv {
@@ -47,6 +50,10 @@ func newBenchEnv(b *testing.B, docs int) *benchEnv {
 		b.Fatal(err)
 	}
 	e := &benchEnv{srv: srv, repo: r, main: main, plain: srv.DB + "_plain"}
+	if srv.Embedded {
+		e.scratch = &store.Scratch{}
+		b.Cleanup(e.scratch.Close)
+	}
 	w := e.work(main)
 	plain := srv.Client.Database(e.plain).Collection("users")
 	const batch = 5000
@@ -81,7 +88,7 @@ func newBenchEnv(b *testing.B, docs int) *benchEnv {
 func (e *benchEnv) work(br *wal.Branch) *workdb.Branch {
 	w := commitpkg.New().Open(e.repo, br)
 	w.ScanReads = e.srv.Embedded || e.srv.FerretDB // as the CLI sets it
-	w.IDIndexed = e.srv.DataDir != ""              // newBenchEnv indexes it
+	w.Scratch = e.scratch
 	if e.srv.DataDir != "" {
 		// As the CLI on the embedded engine, whose working database is
 		// known clean while nothing but argon wrote to it (its files'

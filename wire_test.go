@@ -605,12 +605,13 @@ func TestBranchListReadsNoHistory(t *testing.T) {
 	}
 }
 
-// On the embedded engine, in a process that runs it itself, an update of
-// many documents is the engine's own updateMany by the user's filter
-// (linear once argon has indexed the collection): one update command on
-// the collection, no scratch database, and the documents read back and
-// logged as the engine changed them.
-func TestUpdateManyUsesTheEngine(t *testing.T) {
+// On the embedded engine an update of many documents is evaluated in the
+// process's own scratch engine (store.Scratch), whose files are never
+// synced: the working database gets no update command and no scratch
+// database, only the write-back (one delete by the filter, one insert of
+// the 301 documents), and the log holds the documents as the engine
+// changed them.
+func TestUpdateManyEvaluatesInTheScratchEngine(t *testing.T) {
 	if os.Getenv("ARGON_TEST_URI") != "" {
 		t.Skip("a process that runs the embedded engine itself")
 	}
@@ -624,20 +625,21 @@ func TestUpdateManyUsesTheEngine(t *testing.T) {
 	}
 	run("insert", "c", "--file", dir+"/docs.json")
 	var mu sync.Mutex
-	var onC, drops int
+	onC := map[string]int{}
+	var drops int
 	mon := &event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
 		mu.Lock()
 		defer mu.Unlock()
-		if c, _ := e.Command.Lookup("update").StringValueOK(); e.CommandName == "update" && c == "c" {
-			onC++
+		if c, _ := e.Command.Lookup(e.CommandName).StringValueOK(); c == "c" && e.DatabaseName == "ar_um__main" {
+			onC[e.CommandName]++
 		}
 		if e.CommandName == "dropDatabase" {
 			drops++
 		}
 	}}
 	runMonitored(t, dir, mon, []string{"update", "c", `{"n": {"$gte": 100}}`, `{"$inc": {"n": 1000}}`, "--many"})
-	if onC != 1 || drops != 0 {
-		t.Errorf("update --many sent %d updates of c and %d dropDatabase, want 1 and 0", onC, drops)
+	if onC["update"] != 0 || onC["delete"] != 1 || onC["insert"] != 1 || drops != 0 {
+		t.Errorf("update --many sent %v to c and %d dropDatabase, want 0 updates, 1 delete, 1 insert and no drop", onC, drops)
 	}
 	if _, out := run("count", "c", `{"n": {"$gte": 1100}}`); out != "301\n" {
 		t.Errorf("documents changed: %q, want 301", out)

@@ -370,12 +370,17 @@ func (f *Factory) workingDB(ctx context.Context, r *wal.Repo, b *wal.Branch) (*w
 	// FerretDB, embedded or a server, reads by _id point lookups and
 	// stores documents as sent but for the cases storedAsSent knows.
 	w.ScanReads = s.Embedded || s.FerretDB
+	w.Scratch = s.Scratch()
 	if files := s.DBFiles(); files != nil {
 		w.Files = files
 		// Lookups by _id in the working database use an index only once
 		// argon has added it (store.IndexIDs); a collection an
-		// application created since the last command gets it now.
-		w.IDIndexed = s.Exclusive && files.IndexIDs(w.DB.Name()) == nil
+		// application created since the last command gets it now. Only
+		// lookups are faster with it: a failure leaves it to the next
+		// command.
+		if s.Exclusive {
+			_ = files.IndexIDs(w.DB.Name())
+		}
 	}
 	w.Notice = func(msg string) { fmt.Fprintf(f.IO.ErrOut, "argon: notice: %s\n", msg) }
 	return w, nil

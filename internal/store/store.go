@@ -75,6 +75,7 @@ type Store struct {
 	// dataDir is the embedded engine's data directory ("" for a server).
 	dataDir string
 	stop    func()
+	scratch Scratch
 }
 
 // LockedError reports that another process holds the workspace.
@@ -166,6 +167,7 @@ func (s *Store) Close() {
 	if s.stop != nil {
 		s.stop()
 	}
+	s.scratch.Close()
 }
 
 // Open connects to the deployment that opts name.
@@ -395,14 +397,7 @@ func StartEngine(dataDir, addr string) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	newEngine := func() (*ferretdb.FerretDB, error) {
-		return ferretdb.New(&ferretdb.Config{
-			Listener:  ferretdb.ListenerConfig{TCP: addr},
-			Logger:    slog.New(slog.DiscardHandler),
-			Handler:   "sqlite",
-			SQLiteURL: "file:" + abs + "/",
-		})
-	}
+	newEngine := func() (*ferretdb.FerretDB, error) { return newFerretDB("file:"+abs+"/", addr) }
 	// The engine opens every database file as it starts, and refuses to
 	// start when one lacks its metadata table: only then are the files
 	// swept (checking each costs about 4 ms, which a workspace of 100
@@ -418,14 +413,32 @@ func StartEngine(dataDir, addr string) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start embedded engine: %w", err)
 	}
+	e := runEngine(f)
+	e.Notices = notices
+	return e, nil
+}
+
+// newFerretDB makes a FerretDB with its SQLite handler over the SQLite URL
+// url, listening on addr, its logger silenced.
+func newFerretDB(url, addr string) (*ferretdb.FerretDB, error) {
+	return ferretdb.New(&ferretdb.Config{
+		Listener:  ferretdb.ListenerConfig{TCP: addr},
+		Logger:    slog.New(slog.DiscardHandler),
+		Handler:   "sqlite",
+		SQLiteURL: url,
+	})
+}
+
+// runEngine runs f until the returned Engine is stopped.
+func runEngine(f *ferretdb.FerretDB) *Engine {
 	ctx, cancel := context.WithCancel(context.Background())
-	e := &Engine{cancel: cancel, done: make(chan struct{}), Notices: notices}
+	e := &Engine{cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(e.done)
 		_ = f.Run(ctx)
 	}()
 	e.URI = f.MongoDBURI()
-	return e, nil
+	return e
 }
 
 // Stop shuts the engine down and waits for it.

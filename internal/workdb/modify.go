@@ -188,41 +188,10 @@ func (w *Branch) Modify(ctx context.Context, coll string, m Modification, lim Li
 				}
 				return nil, err
 			}
-		case w.ScanReads && len(ids) > 1 && len(ids) <= repairWhole && w.IDIndexed && w.Repo.Exclusive:
-			// The engine's own updateMany, by the user's filter: its
-			// per-document writes use argon's _id index, and in a process
-			// that runs the engine itself nobody else writes, so the
-			// filter matches exactly the documents read (checked by the
-			// count). The engine writes document by document, so a
-			// failure part way is repaired from the log like any failed
-			// write: every matched key is touched, all of them committed
-			// (refuseUncommitted). Past repairWhole keys that repair
-			// would rebuild the whole collection, and with it drop an
-			// application's uncommitted changes to documents the filter
-			// did not match (found by an adversarial review): such an
-			// update is evaluated in a scratch database, below.
-			filter := m.Filter
-			if filter == nil {
-				filter = emptyDoc
-			}
-			r, err := c.UpdateMany(ctx, filter, m.Update)
-			if err != nil {
-				if isDuplicate(err) {
-					return nil, w.duplicateOnMany(ctx, c, coll, ids, m.Update, err)
-				}
-				return nil, err
-			}
-			if int(r.MatchedCount) != len(ids) {
-				return nil, changedDuring(coll)
-			}
-			posts, err := readByScan(ctx, c, ids)
-			if err != nil {
-				return nil, err
-			}
-			return w.checkedChanges(coll, ids, pre, posts, res)
 		case w.ScanReads && len(ids) > 1:
 			// FerretDB writes each updated document with a scan of the
-			// collection unless argon has indexed it: see bulk.go.
+			// collection unless argon has indexed it, and syncs each one
+			// on the embedded engine: see bulk.go.
 			// Nothing is written to the working database until the
 			// write-back, so until then a failure has nothing to repair
 			// (and must not undo an application's change to these
@@ -238,14 +207,18 @@ func (w *Branch) Modify(ctx context.Context, coll string, m Modification, lim Li
 				}
 			}
 			// The evaluation took time: an application may have written
-			// to the working database meanwhile. Nothing is written back
-			// unless the filter still matches exactly the documents read.
-			now, err := matching(ctx, c, m.Filter, true)
-			if err != nil {
-				return nil, err
-			}
-			if !sameDocs(pre, now) {
-				return nil, changedDuring(coll)
+			// to the working database meanwhile (not when this process
+			// runs the engine itself: no one else can). Nothing is
+			// written back unless the filter still matches exactly the
+			// documents read.
+			if !w.Repo.Exclusive {
+				now, err := matching(ctx, c, m.Filter, true)
+				if err != nil {
+					return nil, err
+				}
+				if !sameDocs(pre, now) {
+					return nil, changedDuring(coll)
+				}
 			}
 			for _, id := range ids {
 				w.touch(coll, id)
@@ -712,36 +685,6 @@ func (w *Branch) duplicateOnMany(ctx context.Context, c *mongo.Collection, coll 
 		}
 	}
 	return err
-}
-
-// readByScan returns the documents with the given ids, in their order,
-// from one scan of the collection: on FerretDB a {_id: {$in: ids}} is
-// evaluated against the whole list for every document (bulk.go).
-func readByScan(ctx context.Context, c *mongo.Collection, ids []bson.RawValue) ([]bson.Raw, error) {
-	pos := make(map[string]int, len(ids))
-	for i, id := range ids {
-		pos[string(wal.KeyOf(id))] = i
-	}
-	out := make([]bson.Raw, len(ids))
-	cur, err := c.Find(ctx, emptyDoc)
-	if err != nil {
-		return nil, err
-	}
-	defer cur.Close(ctx)
-	for cur.Next(ctx) {
-		if i, ok := pos[string(wal.KeyOf(cur.Current.Lookup("_id")))]; ok {
-			out[i] = append(bson.Raw(nil), cur.Current...)
-		}
-	}
-	if err := cur.Err(); err != nil {
-		return nil, err
-	}
-	for i, d := range out {
-		if d == nil {
-			return nil, fmt.Errorf("document with _id %s vanished from the working database during the write", FormatValue(ids[i]))
-		}
-	}
-	return out, nil
 }
 
 // readMany reads the documents with the given ids, in that order, with one

@@ -22,6 +22,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/argon-db/argon/internal/store"
 	"github.com/argon-db/argon/internal/wal"
 )
 
@@ -117,11 +118,10 @@ type Branch struct {
 	// but an _id equality, and stores a document exactly as sent unless
 	// storedAsSent says otherwise, so an insert needs no read-back.
 	ScanReads bool
-	// IDIndexed is set when every collection of the working database had
-	// the index the embedded engine's writes by _id use when the command
-	// opened it (store.IndexIDs): the engine's own updateMany is then
-	// linear, and an update of many documents uses it (see Modify).
-	IDIndexed bool
+	// Scratch, when set (the embedded engine), is where an update of many
+	// documents is evaluated (see bulk.go); else a scratch database of
+	// the working database's own deployment.
+	Scratch *store.Scratch
 	// Protocol runs writes and guards reads.
 	Protocol Protocol
 	// Files, when set (the embedded engine), reads the files that hold

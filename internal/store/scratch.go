@@ -1,0 +1,104 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// Scratch is an engine of this process's own for evaluations whose
+// results argon reads back and writes elsewhere: the update operators of
+// an update of many documents, applied to copies of the documents (see
+// workdb's bulk.go). It is FerretDB, the same code as the embedded engine,
+// over SQLite files in a temporary folder that SQLite never syncs: nothing
+// in it has to survive a crash, and the embedded engine's updateMany
+// spends most of its time syncing each document it writes. It starts on
+// first use and is removed by Close. The zero value is ready to use.
+type Scratch struct {
+	mu     sync.Mutex
+	dir    string
+	eng    *Engine
+	client *mongo.Client
+	n      int
+}
+
+// Scratch returns the store's scratch engine, for a store of the embedded
+// engine (in this process or through argon serve), else nil: a FerretDB
+// server may run another version, whose evaluation could differ.
+func (s *Store) Scratch() *Scratch {
+	if !s.Embedded {
+		return nil
+	}
+	return &s.scratch
+}
+
+// Collection returns an empty collection, in a database of its own, with
+// the index on _id the engine's writes by _id use (see idIndexes), and a
+// function that drops that database.
+func (s *Scratch) Collection(ctx context.Context) (*mongo.Collection, func(), error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.eng == nil {
+		if err := s.start(ctx); err != nil {
+			return nil, nil, fmt.Errorf("start the scratch engine: %w", err)
+		}
+	}
+	s.n++
+	db := s.client.Database(fmt.Sprintf("s%d", s.n))
+	if err := db.CreateCollection(ctx, "c"); err != nil {
+		return nil, nil, err
+	}
+	// The folder is this process's alone and the database new: no other
+	// connection to its file can be open (see idIndexes).
+	if err := IndexIDsIn(s.dir, db.Name()); err != nil {
+		return nil, nil, err
+	}
+	return db.Collection("c"), func() { _ = db.Drop(context.WithoutCancel(ctx)) }, nil
+}
+
+func (s *Scratch) start(ctx context.Context) error {
+	dir, err := os.MkdirTemp("", "argon-scratch-")
+	if err != nil {
+		return err
+	}
+	f, err := newFerretDB("file:"+dir+"/?_pragma=busy_timeout(10000)&_pragma=journal_mode(wal)&_pragma=synchronous(off)", "127.0.0.1:0")
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return err
+	}
+	eng := runEngine(f)
+	client, err := mongo.Connect(options.Client().ApplyURI(eng.URI))
+	if err == nil {
+		err = client.Ping(ctx, nil)
+	}
+	if err != nil {
+		eng.Stop()
+		_ = os.RemoveAll(dir)
+		return err
+	}
+	s.dir, s.eng, s.client = dir, eng, client
+	return nil
+}
+
+// Close stops the scratch engine, if it started, and removes its folder.
+func (s *Scratch) Close() {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.eng == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = s.client.Disconnect(ctx)
+	s.eng.Stop()
+	_ = os.RemoveAll(s.dir)
+	s.eng, s.client = nil, nil
+}

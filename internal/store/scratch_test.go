@@ -1,0 +1,75 @@
+package store
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
+
+// The scratch engine starts on first use; each collection it hands out
+// is empty, in a database of its own, and indexed on _id (its updates by
+// _id use the index); a dropped one is gone; Close stops the engine and
+// removes its folder. Only a store of the embedded engine has one.
+func TestScratch(t *testing.T) {
+	ctx := context.Background()
+	var s Scratch
+	s.Close() // before any use: nothing to do
+	a, dropA, err := s.Collection(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := s.dir
+	if !strings.HasPrefix(filepath.Base(dir), "argon-scratch-") {
+		t.Fatalf("scratch folder %q", dir)
+	}
+	if _, err := a.InsertMany(ctx, []any{bson.D{{Key: "_id", Value: 1}, {Key: "n", Value: 1}}, bson.D{{Key: "_id", Value: 2}, {Key: "n", Value: 2}}}); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, a.Database().Name()+".sqlite")
+	table := tableOf(t, file, "c")
+	if p, want := plan(t, file, table), "USING INDEX "+idIndexPrefix+table; !strings.Contains(p, want) {
+		t.Errorf("plan of a scratch collection's lookup by _id: %q, want %q", p, want)
+	}
+	b, dropB, err := s.Collection(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Database().Name() == b.Database().Name() {
+		t.Fatalf("two scratch collections in one database %s", a.Database().Name())
+	}
+	if n, err := b.CountDocuments(ctx, bson.D{}); err != nil || n != 0 {
+		t.Errorf("a second scratch collection holds %d documents (%v), want 0", n, err)
+	}
+	if _, err := a.UpdateMany(ctx, bson.D{}, bson.D{{Key: "$inc", Value: bson.D{{Key: "n", Value: 10}}}}); err != nil {
+		t.Fatal(err)
+	}
+	var got bson.M
+	if err := a.FindOne(ctx, bson.D{{Key: "_id", Value: 2}}).Decode(&got); err != nil || got["n"] != int32(12) {
+		t.Errorf("after the update: %v (%v), want n 12", got, err)
+	}
+	dropA()
+	names, err := s.client.ListDatabaseNames(ctx, bson.D{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(names, ",") != b.Database().Name() {
+		t.Errorf("databases after the first drop: %v, want only %s", names, b.Database().Name())
+	}
+	dropB()
+	s.Close()
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("scratch folder after Close: %v, want it removed", err)
+	}
+	s.Close() // twice: nothing to do
+
+	if (&Store{}).Scratch() != nil {
+		t.Error("a store of a server has a scratch engine")
+	}
+	if (&Store{Embedded: true}).Scratch() == nil {
+		t.Error("a store of the embedded engine has no scratch engine")
+	}
+}
