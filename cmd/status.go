@@ -72,6 +72,13 @@ func runStatus(ctx context.Context, f *Factory, branchFlag string, verbose, shor
 	if err != nil {
 		return err
 	}
+	if w.TL != tl.ID {
+		// The read followed a fast-forward to the branch's new timeline
+		// (and repointed the branch): describe the branch from that one.
+		if tl, err = r.Timeline(ctx, w.TL); err != nil {
+			return err
+		}
+	}
 	head := wal.Head{LSN: at}
 	if at < 0 {
 		if head, err = r.HeadOf(ctx, tl); err != nil {

@@ -39,8 +39,13 @@ type Change struct {
 func (w *Branch) Changes(ctx context.Context) ([]Change, int64, error) {
 	var out []Change
 	var head int64
+	// clean is the files' fingerprint when the accepted try found the
+	// database clean by a scan: recorded only once the protocol has
+	// accepted it (a rejected try compared with a marker that was no
+	// longer the committed state: found by an adversarial review).
+	var clean string
 	err := w.Protocol.Read(ctx, w, func(m *Marker) error {
-		head = m.LSN
+		head, clean = m.LSN, ""
 		if m.Sums != nil {
 			// On the embedded engine, files byte for byte as they were
 			// when a scan found the database clean hold the same
@@ -67,7 +72,7 @@ func (w *Branch) Changes(ctx context.Context) ([]Change, int64, error) {
 				// scan: then the scan saw exactly the files of fp.
 				if fp != "" {
 					if f, err := w.Files.Fingerprint(w.DB.Name()); err == nil && f == fp {
-						_ = w.Files.SetClean(w.DB.Name(), fp)
+						clean = fp
 					}
 				}
 				out = nil
@@ -78,6 +83,9 @@ func (w *Branch) Changes(ctx context.Context) ([]Change, int64, error) {
 		out, err = w.diff(ctx, head)
 		return err
 	})
+	if err == nil && clean != "" {
+		_ = w.Files.SetClean(w.DB.Name(), clean)
+	}
 	return out, head, err
 }
 

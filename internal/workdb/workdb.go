@@ -155,7 +155,9 @@ type Branch struct {
 // protocol may take it for a marker it reads itself: its check (no writer
 // began the slot after the marker's, once the read is done) holds
 // whenever the marker was read, and a marker read earlier only makes a
-// retry more likely.
+// retry more likely. That is so because a read function records nothing
+// before the protocol accepts its try (Changes records a clean database
+// after).
 func (w *Branch) TakeMarker() *Marker {
 	m := w.seen
 	w.seen = nil
