@@ -4,8 +4,12 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/gofrs/flock"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -18,14 +22,27 @@ import (
 // over SQLite files in a temporary folder that SQLite never syncs: nothing
 // in it has to survive a crash, and the embedded engine's updateMany
 // spends most of its time syncing each document it writes. It starts on
-// first use and is removed by Close. The zero value is ready to use.
+// first use and is removed by Close; the folder of a process killed
+// before is removed by the next scratch engine to start. The zero value
+// is ready to use.
 type Scratch struct {
 	mu     sync.Mutex
 	dir    string
+	lock   *flock.Flock
 	eng    *Engine
 	client *mongo.Client
 	n      int
 }
+
+// scratchPattern names the folders of scratch engines in the system's
+// temporary directory; each holds scratchLock, locked by its process
+// while it runs (the system releases the lock when the process ends, even
+// killed), so the folder of a process that ended is known by a lock that
+// can be taken, and the next scratch engine to start removes it.
+const (
+	scratchPattern = "argon-scratch-*"
+	scratchLock    = "lock"
+)
 
 // Scratch returns the store's scratch engine, for a store of the embedded
 // engine (in this process or through argon serve), else nil: a FerretDB
@@ -62,14 +79,24 @@ func (s *Scratch) Collection(ctx context.Context) (*mongo.Collection, func(), er
 }
 
 func (s *Scratch) start(ctx context.Context) error {
-	dir, err := os.MkdirTemp("", "argon-scratch-")
+	dir, err := os.MkdirTemp("", strings.TrimSuffix(scratchPattern, "*"))
 	if err != nil {
+		return err
+	}
+	lock := flock.New(filepath.Join(dir, scratchLock), flock.SetPermissions(0o600))
+	if ok, err := lock.TryLock(); !ok || err != nil {
+		_ = os.RemoveAll(dir)
+		return fmt.Errorf("lock %s: %v", dir, err)
+	}
+	removeEndedScratch(dir)
+	fail := func(err error) error {
+		_ = lock.Unlock()
+		_ = os.RemoveAll(dir)
 		return err
 	}
 	f, err := newFerretDB("file:"+dir+"/?_pragma=busy_timeout(10000)&_pragma=journal_mode(wal)&_pragma=synchronous(off)", "127.0.0.1:0")
 	if err != nil {
-		_ = os.RemoveAll(dir)
-		return err
+		return fail(err)
 	}
 	eng := runEngine(f)
 	client, err := mongo.Connect(options.Client().ApplyURI(eng.URI))
@@ -78,11 +105,31 @@ func (s *Scratch) start(ctx context.Context) error {
 	}
 	if err != nil {
 		eng.Stop()
-		_ = os.RemoveAll(dir)
-		return err
+		return fail(err)
 	}
-	s.dir, s.eng, s.client = dir, eng, client
+	s.dir, s.lock, s.eng, s.client = dir, lock, eng, client
 	return nil
+}
+
+// removeEndedScratch removes the folders of scratch engines whose
+// processes ended (their lock can be taken), but own. A folder without a
+// lock file is left: its process may be about to lock it.
+func removeEndedScratch(own string) {
+	dirs, _ := filepath.Glob(filepath.Join(filepath.Dir(own), scratchPattern))
+	for _, d := range dirs {
+		if d == own {
+			continue
+		}
+		path := filepath.Join(d, scratchLock)
+		if _, err := os.Stat(path); err != nil {
+			continue
+		}
+		l := flock.New(path)
+		if ok, err := l.TryLock(); ok && err == nil {
+			_ = l.Unlock() // first: an open file cannot be removed on Windows
+			_ = os.RemoveAll(d)
+		}
+	}
 }
 
 // Close stops the scratch engine, if it started, and removes its folder.
@@ -99,6 +146,7 @@ func (s *Scratch) Close() {
 	defer cancel()
 	_ = s.client.Disconnect(ctx)
 	s.eng.Stop()
+	_ = s.lock.Unlock()
 	_ = os.RemoveAll(s.dir)
-	s.eng, s.client = nil, nil
+	s.eng, s.client, s.lock = nil, nil, nil
 }

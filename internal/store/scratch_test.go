@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gofrs/flock"
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
@@ -65,6 +66,44 @@ func TestScratch(t *testing.T) {
 		t.Errorf("scratch folder after Close: %v, want it removed", err)
 	}
 	s.Close() // twice: nothing to do
+
+	// The folder of a process that ended (its lock free) is removed by
+	// the next scratch engine to start; one whose process runs (its
+	// lock held), or without a lock file yet, stays.
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	ended, running, unlocked := filepath.Join(tmp, "argon-scratch-1"), filepath.Join(tmp, "argon-scratch-2"), filepath.Join(tmp, "argon-scratch-3")
+	for _, d := range []string{ended, running, unlocked} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "s1.sqlite"), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range []string{ended, running} {
+		if err := os.WriteFile(filepath.Join(d, scratchLock), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held := flock.New(filepath.Join(running, scratchLock))
+	if ok, err := held.TryLock(); !ok || err != nil {
+		t.Fatalf("lock %s: %v %v", running, ok, err)
+	}
+	defer held.Unlock()
+	var next Scratch
+	if _, _, err := next.Collection(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Dir(next.dir) != tmp {
+		t.Fatalf("scratch folder %s, want one in %s", next.dir, tmp)
+	}
+	for d, want := range map[string]bool{ended: false, running: true, unlocked: true, next.dir: true} {
+		if _, err := os.Stat(d); (err == nil) != want {
+			t.Errorf("%s after a scratch engine started: exists %v, want %v", filepath.Base(d), err == nil, want)
+		}
+	}
+	next.Close()
 
 	if (&Store{}).Scratch() != nil {
 		t.Error("a store of a server has a scratch engine")
