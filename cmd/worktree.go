@@ -234,7 +234,6 @@ running: the engine lives only as long as an argon process does.`,
 			if f.URI == "" && f.Workspace == nil {
 				return errNoWorkspace
 			}
-			served := f.URI != "" || store.ReadServeInfo(f.Workspace.Dir()) != nil
 			r, project, err := f.project(ctx)
 			if err != nil {
 				return err
@@ -243,7 +242,14 @@ running: the engine lives only as long as an argon process does.`,
 			if err != nil {
 				return suggestBranch(ctx, r, project, err)
 			}
-			if !served {
+			s, err := f.Store(ctx)
+			if err != nil {
+				return err
+			}
+			// Asked of the store this command opened: with the shared
+			// workspace engine (ARGON_ENGINE=shared) that may be the engine
+			// this very command started.
+			if f.URI == "" && !s.Served {
 				// Only now: a branch that does not exist is the first
 				// thing to say.
 				return withHint(fmt.Errorf("the embedded engine is not being served"),
@@ -254,10 +260,6 @@ running: the engine lives only as long as an argon process does.`,
 				return err
 			}
 			if _, err := w.Checkout(ctx); err != nil {
-				return err
-			}
-			s, err := f.Store(ctx)
-			if err != nil {
 				return err
 			}
 			uri, err := withDatabase(s.URI, w.DB.Name())
