@@ -194,8 +194,12 @@ func runMerge(ctx context.Context, o *mergeOptions) error {
 	if _, ci, err := uncommitted(ctx, f, r, tb); err != nil {
 		return err
 	} else if ci != nil {
+		on := ""
+		if cur, _ := f.CurrentBranch(); cur != target {
+			on = " --branch " + target // merge --into another branch
+		}
 		return withHint(fmt.Errorf("cannot merge into %s: it has uncommitted changes in its working database (%s)", target, ci.line()),
-			"record them with `argon commit -m MESSAGE`, or discard them with `argon restore`")
+			"record them with `argon commit"+on+" -m MESSAGE`, or discard them with `argon restore"+on+"`")
 	}
 	if o.dryRun {
 		// What writing would find: a unique index the merged documents
