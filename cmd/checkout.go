@@ -60,8 +60,17 @@ func runCheckout(ctx context.Context, o *checkoutOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := leaveCurrent(ctx, f, r, project, o.force); err != nil {
+	cur, err := f.CurrentBranch()
+	if err != nil {
 		return err
+	}
+	// The current branch again keeps its uncommitted changes (git's
+	// "Already on"), unless --force discards them.
+	same := !o.create && o.name == cur
+	if !same || o.force {
+		if err := leaveCurrent(ctx, f, r, project, o.force); err != nil {
+			return err
+		}
 	}
 	if o.create {
 		if _, err := runBranchCreate(ctx, &branchCreateOptions{f: f, name: o.name, from: o.start}); err != nil {
@@ -86,9 +95,12 @@ func runCheckout(ctx context.Context, o *checkoutOptions) error {
 	if f.JSON {
 		return f.IO.PrintJSON(map[string]any{"branch": o.name, "head": lsn, "database": w.DB.Name(), "created": o.create})
 	}
-	if o.create {
+	switch {
+	case o.create:
 		fmt.Fprintf(f.IO.Out, "Switched to a new branch %s (head LSN %d)\n", o.name, lsn)
-	} else {
+	case same:
+		fmt.Fprintf(f.IO.Out, "Already on branch %s (head LSN %d)\n", o.name, lsn)
+	default:
 		fmt.Fprintf(f.IO.Out, "Switched to branch %s (head LSN %d)\n", o.name, lsn)
 	}
 	fmt.Fprintf(f.IO.Out, "Working database: %s\n", w.DB.Name())

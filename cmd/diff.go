@@ -288,7 +288,7 @@ func printDiff(o *diffOptions, changes []diff.Change) error {
 		for _, n := range statOf(changes) {
 			line := fmt.Sprintf("%s: %d added, %d modified, %d removed", n.Collection, n.Added, n.Modified, n.Removed)
 			if n.Indexes > 0 {
-				line += fmt.Sprintf(", %d index changes", n.Indexes)
+				line += ", " + plural(int64(n.Indexes), "index change")
 			}
 			fmt.Fprintln(w, line)
 		}

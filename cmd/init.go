@@ -40,6 +40,9 @@ exists on the server instead of creating one.`,
 		Args: rangeArgs(0, 1, "at most one project name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
+				if args[0] == "" {
+					return usageErrorf("project name must not be empty: give a name, or none to name the project after the folder")
+				}
 				o.project = args[0]
 			}
 			return runInit(cmd.Context(), o, cmd.Flags().Changed("uri"))

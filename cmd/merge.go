@@ -215,7 +215,11 @@ func runMerge(ctx context.Context, o *mergeOptions) error {
 			return f.IO.PrintJSON(report)
 		}
 		printConflicts(f, conflicts)
-		fmt.Fprintf(f.IO.Out, "would %s %s into %s: %d documents and indexes to change, %d conflicts settled\n", kind, o.source, target, len(plan.Changes), len(plan.Conflicts))
+		changes := fmt.Sprintf("%d documents and indexes to change", len(plan.Changes))
+		if len(plan.Changes) == 1 {
+			changes = "1 document or index to change"
+		}
+		fmt.Fprintf(f.IO.Out, "would %s %s into %s: %s, %s settled\n", kind, o.source, target, changes, plural(int64(len(plan.Conflicts)), "conflict"))
 		return nil
 	}
 	msg := o.message
