@@ -171,6 +171,17 @@ func runMerge(ctx context.Context, o *mergeOptions) error {
 		return nil
 	}
 	if len(plan.Conflicts) > 0 && res == merge.Refuse {
+		if o.dryRun {
+			// --dry-run lists every conflict at once: also a unique index
+			// the changes without conflicts would break (else it shows
+			// only once the field conflicts are settled).
+			if c, err := dryRunUnique(ctx, f, r, tb, plan.Changes); err != nil {
+				return err
+			} else if c != nil {
+				conflicts = append(conflicts, *c)
+				report["conflicts"] = conflicts
+			}
+		}
 		if f.JSON {
 			if err := f.IO.PrintJSON(report); err != nil {
 				return err
@@ -178,7 +189,7 @@ func runMerge(ctx context.Context, o *mergeOptions) error {
 		} else {
 			printConflicts(f, conflicts)
 		}
-		return withHint(&ConflictError{Source: o.source, Target: target, N: len(plan.Conflicts)},
+		return withHint(&ConflictError{Source: o.source, Target: target, N: len(conflicts)},
 			"settle them all with --ours or --theirs, or change the documents on either branch and merge again")
 	}
 	puts := make([]workdb.Put, len(plan.Changes))
@@ -311,22 +322,9 @@ func printConflicts(f *Factory, cs []conflictJSON) {
 // uniqueConflict reports a merged document that breaks a unique index of
 // the target as a conflict (exit 3), in text or JSON.
 func uniqueConflict(f *Factory, o *mergeOptions, target string, report map[string]any, dke *workdb.DuplicateKeyError, puts []workdb.Put) error {
-	var err error
-	c := conflictJSON{Collection: dke.Coll, Path: "(unique index)", Unique: dke.Indexes}
-	if c.Unique == nil {
-		c.Unique = []string{}
-	}
-	if dke.ID.Type != 0 {
-		if c.ID, err = ejson.FormatValue(dke.ID, false); err != nil {
-			return err
-		}
-		for _, p := range puts {
-			if !p.Index && p.Coll == dke.Coll && p.ID.Equal(dke.ID) && p.Doc != nil {
-				if c.Theirs, err = ejson.FormatValue(bson.RawValue{Type: bson.TypeEmbeddedDocument, Value: p.Doc}, false); err != nil {
-					return err
-				}
-			}
-		}
+	c, err := uniqueConflictJSON(dke, puts)
+	if err != nil {
+		return err
 	}
 	report["conflicts"] = []conflictJSON{c}
 	if f.JSON {
@@ -338,6 +336,47 @@ func uniqueConflict(f *Factory, o *mergeOptions, target string, report map[strin
 	}
 	return withHint(&ConflictError{Source: o.source, Target: target, N: 1, Detail: dke.Msg},
 		"change or delete the document on either branch so that the unique index holds, and merge again")
+}
+
+// uniqueConflictJSON describes a unique index that the puts break.
+func uniqueConflictJSON(dke *workdb.DuplicateKeyError, puts []workdb.Put) (conflictJSON, error) {
+	var err error
+	c := conflictJSON{Collection: dke.Coll, Path: "(unique index)", Unique: dke.Indexes}
+	if c.Unique == nil {
+		c.Unique = []string{}
+	}
+	if dke.ID.Type != 0 {
+		if c.ID, err = ejson.FormatValue(dke.ID, false); err != nil {
+			return c, err
+		}
+		for _, p := range puts {
+			if !p.Index && p.Coll == dke.Coll && p.ID.Equal(dke.ID) && p.Doc != nil {
+				if c.Theirs, err = ejson.FormatValue(bson.RawValue{Type: bson.TypeEmbeddedDocument, Value: p.Doc}, false); err != nil {
+					return c, err
+				}
+			}
+		}
+	}
+	return c, nil
+}
+
+// dryRunUnique is the unique index conflict the changes of a merge would
+// meet in target's working database, or nil.
+func dryRunUnique(ctx context.Context, f *Factory, r *wal.Repo, target *wal.Branch, changes []merge.Apply) (*conflictJSON, error) {
+	w, err := f.workingDB(ctx, r, target)
+	if err != nil {
+		return nil, err
+	}
+	puts := make([]workdb.Put, len(changes))
+	for i, c := range changes {
+		puts[i] = workdb.Put{Coll: c.Coll, Index: c.Index, ID: c.ID, Doc: c.Doc}
+	}
+	dke, err := w.CheckUnique(ctx, puts)
+	if err != nil || dke == nil {
+		return nil, err
+	}
+	c, err := uniqueConflictJSON(dke, puts)
+	return &c, err
 }
 
 // fastForward moves target onto a new timeline forked at the source's
