@@ -16,8 +16,10 @@ func newGCCmd(f *Factory) *cobra.Command {
 		Short: "Drop cached states (time-travel views, image snapshots)",
 		Long: `Drop every materialised past state that time travel (--at) cached. They are
 caches of the log: the next query at such a point builds its view again.
-Scratch databases that an interrupted update --many left behind are dropped
-too, and the pieces of image snapshots that were never completed. Working
+Scratch databases that an interrupted update --many left on a server are
+dropped too (on the embedded engine its scratch folder goes when the next
+update --many starts), and the pieces of image snapshots that were never
+completed. Working
 databases of branches are kept.
 
 With --images, every image snapshot is dropped too (of every project in the

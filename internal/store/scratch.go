@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -78,7 +79,16 @@ func (s *Scratch) Collection(ctx context.Context) (*mongo.Collection, func(), er
 	return db.Collection("c"), func() { _ = db.Drop(context.WithoutCancel(ctx)) }, nil
 }
 
+// ErrNoScratch reports that the scratch engine cannot run here: callers
+// evaluate in their deployment instead.
+var ErrNoScratch = errors.New("no scratch engine")
+
 func (s *Scratch) start(ctx context.Context) error {
+	// FerretDB puts the folder into SQLite URIs unescaped: a path with %,
+	// ? or # names another file (found by an adversarial review).
+	if tmp := os.TempDir(); strings.ContainsAny(tmp, "%?#") {
+		return fmt.Errorf("%w: the temporary directory %q has a %%, ? or # in its path", ErrNoScratch, tmp)
+	}
 	dir, err := os.MkdirTemp("", strings.TrimSuffix(scratchPattern, "*"))
 	if err != nil {
 		return err

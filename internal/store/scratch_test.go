@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -110,5 +111,31 @@ func TestScratch(t *testing.T) {
 	}
 	if (&Store{Embedded: true}).Scratch() == nil {
 		t.Error("a store of the embedded engine has no scratch engine")
+	}
+}
+
+// FerretDB puts its folder into SQLite URIs unescaped, so a folder whose
+// path has a %, ? or # cannot hold an engine: the workspace's engine says
+// so in plain words, and the scratch engine reports ErrNoScratch (its
+// callers evaluate in their deployment instead).
+func TestEnginePathsFerretDBCannotName(t *testing.T) {
+	for _, name := range []string{"50%off", "what?", "issue#7"} {
+		dir := filepath.Join(t.TempDir(), name)
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		_, err := StartEngine(filepath.Join(dir, "data"), "127.0.0.1:0")
+		if want := "the embedded engine cannot run in " + filepath.Join(dir, "data") + ": its path has a %, ? or #; use a folder without them, or a server with --uri"; err == nil || err.Error() != want {
+			t.Errorf("StartEngine in %s: %v, want %q", name, err, want)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "data")); !os.IsNotExist(err) {
+			t.Errorf("StartEngine in %s made its folder: %v", name, err)
+		}
+		t.Setenv("TMPDIR", dir)
+		var s Scratch
+		if _, _, err := s.Collection(context.Background()); !errors.Is(err, ErrNoScratch) {
+			t.Errorf("scratch engine with TMPDIR %s: %v, want ErrNoScratch", name, err)
+		}
+		s.Close()
 	}
 }

@@ -390,11 +390,15 @@ type Engine struct {
 // StartEngine runs FerretDB with its SQLite handler over dataDir, listening
 // on addr (host:port; port 0 picks a free one). Its logger is silenced.
 func StartEngine(dataDir, addr string) (*Engine, error) {
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return nil, err
-	}
 	abs, err := filepath.Abs(dataDir)
 	if err != nil {
+		return nil, err
+	}
+	if strings.ContainsAny(abs, "%?#") {
+		// FerretDB puts the folder into SQLite URIs unescaped.
+		return nil, fmt.Errorf("the embedded engine cannot run in %s: its path has a %%, ? or #; use a folder without them, or a server with --uri", abs)
+	}
+	if err := os.MkdirAll(abs, 0o700); err != nil {
 		return nil, err
 	}
 	newEngine := func() (*ferretdb.FerretDB, error) { return newFerretDB("file:"+abs+"/", addr) }

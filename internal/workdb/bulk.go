@@ -13,6 +13,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/argon-db/argon/internal/store"
 	"github.com/argon-db/argon/internal/wal"
 )
 
@@ -135,7 +136,11 @@ func (w *Branch) evaluateUpdate(ctx context.Context, filter, update bson.Raw, pr
 // record so that gc drops one a crash left.
 func (w *Branch) scratchCollection(ctx context.Context) (*mongo.Collection, func(), error) {
 	if w.Scratch != nil {
-		return w.Scratch.Collection(ctx)
+		c, drop, err := w.Scratch.Collection(ctx)
+		if !errors.Is(err, store.ErrNoScratch) {
+			return c, drop, err
+		}
+		// Where the scratch engine cannot run, in the deployment.
 	}
 	var b [6]byte
 	_, _ = rand.Read(b[:])

@@ -220,6 +220,15 @@ func (w *Branch) Modify(ctx context.Context, coll string, m Modification, lim Li
 					return nil, changedDuring(coll)
 				}
 			}
+			// A unique index the results break is refused before anything
+			// is written (the scratch collection has none of the working
+			// collection's indexes): a write-back failing part way is
+			// repaired, and past repairWhole keys that rebuilds the
+			// collection, dropping an application's uncommitted changes
+			// there (found by an adversarial review).
+			if err := w.refuseUniqueBreak(ctx, coll, ids, pre, posts); err != nil {
+				return nil, err
+			}
 			for _, id := range ids {
 				w.touch(coll, id)
 			}
@@ -609,6 +618,27 @@ func duplicateOnChange(ctx context.Context, c *mongo.Collection, coll string, id
 		e.Msg = fmt.Sprintf("changing _id %s would break one of the unique indexes %s", FormatValue(id), strings.Join(names, ", "))
 	}
 	return e
+}
+
+// refuseUniqueBreak fails, as the server would on the write, when the
+// documents posts (what an update makes of pre, the documents with ids)
+// break a unique index of collection coll.
+func (w *Branch) refuseUniqueBreak(ctx context.Context, coll string, ids []bson.RawValue, pre, posts []bson.Raw) error {
+	var puts []Put
+	for i, post := range posts {
+		if !bytes.Equal(post, pre[i]) {
+			puts = append(puts, Put{Coll: coll, ID: ids[i], Doc: post})
+		}
+	}
+	if len(puts) == 0 {
+		return nil
+	}
+	dke, err := w.CheckUnique(ctx, puts)
+	if err != nil || dke == nil {
+		return err
+	}
+	dke.Msg = fmt.Sprintf("changing _id %s would break unique index %s", FormatValue(dke.ID), strings.Join(dke.Indexes, ", "))
+	return dke
 }
 
 // matching returns the documents filter matches (all, or the first in

@@ -83,12 +83,22 @@ func (w *Branch) CheckUnique(ctx context.Context, puts []Put) (*DuplicateKeyErro
 			for _, p := range paths {
 				proj = append(proj, bson.E{Key: p, Value: 1})
 			}
-			for start := 0; start < len(clauses); start += 500 {
+			// The documents holding any of the written keys: by an $or
+			// of them, 500 at a time; on FerretDB, which reads the whole
+			// collection for any such query, by one read of it.
+			var filters []bson.D
+			if w.ScanReads && len(clauses) > 0 {
+				filters = append(filters, bson.D{})
+			}
+			for start := 0; start < len(clauses) && !w.ScanReads; start += 500 {
 				or := bson.A{}
 				for _, c := range clauses[start:min(start+500, len(clauses))] {
 					or = append(or, c)
 				}
-				cur, err := w.DB.Collection(coll).Find(ctx, bson.D{{Key: "$or", Value: or}}, options.Find().SetProjection(proj))
+				filters = append(filters, bson.D{{Key: "$or", Value: or}})
+			}
+			for _, filter := range filters {
+				cur, err := w.DB.Collection(coll).Find(ctx, filter, options.Find().SetProjection(proj))
 				if err != nil {
 					return nil, err
 				}
