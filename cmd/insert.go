@@ -3,8 +3,10 @@ package cmd
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 
@@ -86,7 +88,11 @@ func runInsert(ctx context.Context, o *insertOptions) error {
 		if o.file != "" && o.file != "-" {
 			fh, err := os.Open(o.file)
 			if err != nil {
-				return err
+				// As import says it (exit 4).
+				if errors.Is(err, fs.ErrNotExist) {
+					return &notFoundError{msg: fmt.Sprintf("cannot read %s: %s", o.file, pathErr(err))}
+				}
+				return fmt.Errorf("cannot read %s: %s", o.file, pathErr(err))
 			}
 			defer fh.Close()
 			in = fh
