@@ -88,7 +88,14 @@ func (f *Factory) openReader(ctx context.Context, branchFlag, at string) (reader
 	}
 	// Each collection is materialised on its first read, alone.
 	v := workdb.OpenCollViews(r, owner, p.LSN)
+	noticed := false
 	v.Built = func(coll string, lsn int64) {
+		// One notice a command: a read that also lists the state's
+		// collections (a hint for a missing one) builds a second view.
+		if noticed {
+			return
+		}
+		noticed = true
 		if lsn != p.LSN {
 			// The view of an image below the point, which reads near
 			// it share (workdb/overlay.go).
