@@ -83,7 +83,7 @@ func Open(client *mongo.Client, dbName string) *Repo {
 	return &Repo{
 		Client:      client,
 		DB:          client.Database(dbName),
-		Now:         func() time.Time { return time.Now().UTC() },
+		Now:         func() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }, // as BSON dates keep it
 		LeaseTTL:    DefaultLeaseTTL,
 		chunked:     &sync.Map{},
 		timelines:   &sync.Map{},
