@@ -23,14 +23,16 @@ type logOptions struct {
 	graph   bool
 	branch  string
 	entries bool
+	ref     string
 }
 
 func newLogCmd(f *Factory) *cobra.Command {
 	o := &logOptions{f: f}
 	cmd := &cobra.Command{
-		Use:   "log",
+		Use:   "log [REF]",
 		Short: "Show the commits of a branch, newest first",
-		Long: `Show the commits reachable from a branch's head, newest first: the LSN range
+		Long: `Show the commits reachable from a branch's head (or from REF: a branch, a
+tag, BRANCH@LSN, BRANCH~N; argon help refs), newest first: the LSN range
 each commit wrote, its time, author and message, and how many documents it
 put or deleted per collection. Below a branch's fork point the log goes on
 into the parent's history; those commits are marked "inherited" and name
@@ -42,12 +44,20 @@ its LSN. Piped: "lsn<TAB>op<TAB>collection<TAB>key" lines.`,
 		Example: `  argon log
   argon log -n 5 --oneline
   argon log --branch feature-x --json
+  argon log main~3 --oneline
+  argon log v1.0
   argon log --entries -n 20
   argon log --graph`,
-		Args: exactArgs(0, "no arguments"),
+		Args: rangeArgs(0, 1, "an optional ref (argon help refs)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.limit < 0 {
 				return usageErrorf("-n must not be negative")
+			}
+			if len(args) == 1 {
+				if o.branch != "" {
+					return usageErrorf("give a ref or --branch, not both")
+				}
+				o.ref = args[0]
 			}
 			return runLog(cmd.Context(), o)
 		},
@@ -85,25 +95,53 @@ func runLog(ctx context.Context, o *logOptions) error {
 	if err != nil {
 		return err
 	}
-	b, err := r.Branch(ctx, project, branch)
-	if err != nil {
-		return suggestBranch(ctx, r, project, err)
-	}
-	head, path, err := r.HeadPath(ctx, b.Timeline)
-	if err != nil {
-		return err
+	// From the branch's head (read with the slots on the way, which the
+	// walk then reads no more), or from the point the ref names.
+	var (
+		b    *wal.Branch
+		head *wal.Slot
+		path map[int64]*wal.Slot
+		at   int64
+	)
+	if o.ref != "" {
+		p, err := f.resolvePoint(ctx, r, project, branch, o.ref)
+		if err != nil {
+			return err
+		}
+		b, branch, at = p.Branch, p.Branch.Name, p.LSN
+		switch {
+		case p.Tag != nil:
+			branch = p.Tag.Branch // the tag's timeline is that branch's
+		case p.Branch.Name == p.Branch.Timeline:
+			// A timeline by its id (a deleted branch's, as the reflog
+			// prints it): its last name.
+			if branch, err = r.TimelineName(ctx, project, p.Branch.Timeline); err != nil {
+				return err
+			}
+			if branch == "" {
+				branch = "timeline:" + p.Branch.Timeline
+			}
+		}
+	} else {
+		if b, err = r.Branch(ctx, project, branch); err != nil {
+			return suggestBranch(ctx, r, project, err)
+		}
+		if head, path, err = r.HeadPath(ctx, b.Timeline); err != nil {
+			return err
+		}
+		at = head.LSN
 	}
 	f.page()
 	if o.entries {
-		return printEntries(ctx, f, r, b.Timeline, head.LSN, o.limit)
+		return printEntries(ctx, f, r, b.Timeline, at, o.limit)
 	}
 	if o.graph {
 		if f.JSON {
 			return usageErrorf("--graph draws text; use --json without it")
 		}
-		return printGraph(ctx, f, r, project, branch, b.Timeline, head.LSN, o.limit)
+		return printGraph(ctx, f, r, project, branch, b.Timeline, at, o.limit)
 	}
-	items, err := r.LogFrom(ctx, b.Timeline, head, path, head.LSN, o.limit)
+	items, err := r.LogFrom(ctx, b.Timeline, head, path, at, o.limit)
 	if err != nil {
 		return err
 	}
