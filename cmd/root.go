@@ -35,7 +35,15 @@ func Run(ctx context.Context, f *Factory, args []string) int {
 	root.SetIn(f.IO.In)
 	root.SetOut(f.IO.Out)
 	root.SetErr(f.IO.ErrOut)
-	err := root.ExecuteContext(ctx)
+	var err error
+	if name := unknownCommand(root, args); name != "" {
+		// Said before cobra parses flags: 'argon bogus --help' printed
+		// the root's help (exit 0) and 'argon reset --hard' complained
+		// about the flag.
+		err = unknownCommandError(root, name)
+	} else {
+		err = root.ExecuteContext(ctx)
+	}
 	f.IO.StopPager()
 	f.Close()
 	if err == nil {
@@ -48,6 +56,45 @@ func Run(ctx context.Context, f *Factory, args []string) int {
 		printError(f.IO.ErrOut, err, f.URI, f.JSON || slices.Contains(args, "--json"))
 	}
 	return exitCode(err)
+}
+
+// unknownCommandError says that argon has no command name.
+func unknownCommandError(root *cobra.Command, name string) error {
+	err := usageErrorf("unknown command %q for argon", name)
+	if sug := root.SuggestionsFor(name); len(sug) > 0 {
+		return withHint(err, "did you mean `argon "+sug[0]+"`?")
+	}
+	return err
+}
+
+// unknownCommand returns the first word of args when it names no command
+// of root (flags of root and their values skipped), else "".
+func unknownCommand(root *cobra.Command, args []string) string {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return ""
+		}
+		if strings.HasPrefix(a, "-") {
+			name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+			fl := root.PersistentFlags().Lookup(name)
+			if fl == nil && len(name) == 1 {
+				fl = root.PersistentFlags().ShorthandLookup(name)
+			}
+			if fl != nil && fl.NoOptDefVal == "" && !hasValue {
+				i++ // its value
+			}
+			continue
+		}
+		if c, _, err := root.Find([]string{a}); err == nil && c != root {
+			return ""
+		}
+		if a == "help" || a == "completion" || strings.HasPrefix(a, "__complete") {
+			return ""
+		}
+		return a
+	}
+	return ""
 }
 
 // NewRootCmd builds the whole command tree.
@@ -78,11 +125,7 @@ MongoDB deployment.`,
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
-				err := usageErrorf("unknown command %q for argon", args[0])
-				if sug := cmd.SuggestionsFor(args[0]); len(sug) > 0 {
-					return withHint(err, "did you mean `argon "+sug[0]+"`?")
-				}
-				return err
+				return unknownCommandError(cmd, args[0])
 			}
 			return cmd.Help()
 		},
