@@ -3,6 +3,7 @@ package cmd
 import (
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -44,10 +45,17 @@ record, where it was just before that move.`,
 				return &notFoundError{msg: fmt.Sprintf("no branch %q has ever existed in project %s", branch, project)}
 			}
 			if f.JSON {
-				if recs == nil {
-					return f.IO.PrintJSON([]any{})
+				out := make([]reflogJSON, len(recs))
+				for i, rec := range recs {
+					out[i] = reflogJSON{Branch: rec.Branch, Time: rec.Time, Action: rec.Action, Message: rec.Message}
+					if rec.OldTL != "" {
+						out[i].OldTL, out[i].OldLSN = &rec.OldTL, &rec.OldLSN
+					}
+					if rec.NewTL != "" {
+						out[i].NewTL, out[i].NewLSN = &rec.NewTL, &rec.NewLSN
+					}
 				}
-				return f.IO.PrintJSON(recs)
+				return f.IO.PrintJSON(out)
 			}
 			t := f.IO.NewTable("TIME", "BRANCH", "ACTION", "OLD", "NEW")
 			pos := func(tl string, lsn int64) string {
@@ -66,4 +74,18 @@ record, where it was just before that move.`,
 			return t.Render()
 		},
 	}
+}
+
+// reflogJSON is a reflog record in --json: a position the branch did not
+// have (before its creation, after its deletion) is null, where 0 would
+// read as LSN 0.
+type reflogJSON struct {
+	Branch  string    `json:"branch"`
+	Time    time.Time `json:"time"`
+	Action  string    `json:"action"`
+	OldTL   *string   `json:"old_timeline"`
+	OldLSN  *int64    `json:"old_lsn"`
+	NewTL   *string   `json:"new_timeline"`
+	NewLSN  *int64    `json:"new_lsn"`
+	Message string    `json:"message,omitempty"`
 }
