@@ -53,6 +53,9 @@ its LSN. Piped: "lsn<TAB>op<TAB>collection<TAB>key" lines.`,
 			if o.limit < 0 {
 				return usageErrorf("-n must not be negative")
 			}
+			if o.entries && o.graph {
+				return usageErrorf("--graph draws commits; --entries lists entries: give one")
+			}
 			if len(args) == 1 {
 				if o.branch != "" {
 					return usageErrorf("give a ref or --branch, not both")
