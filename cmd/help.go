@@ -81,7 +81,8 @@ followed by "argon: hint: ..." lines. With --json they are one JSON object
 on stderr instead: {"error": MESSAGE, "code": EXIT CODE, "hint": HINTS},
 "hint" only when there is one.`),
 		topic("refs", "How to name a state: branches, LSNs, times, commits back", `A ref names a committed state of the log. Commands that read the past
-(find/count/collections --at, diff, merge, branch create --from, tag) take:
+(find/count/collections --at, diff, merge, log, branch create --from, tag)
+take:
 
   BRANCH            the branch's committed head
   BRANCH@LSN        the state after LSN (argon log shows LSNs)
@@ -101,6 +102,8 @@ on stderr instead: {"error": MESSAGE, "code": EXIT CODE, "hint": HINTS},
   TIMELINE@LSN      a timeline by id, as argon reflog prints a branch that
                     was deleted
   @WHEN             with --at, on the current branch (or --branch)
+  HEAD              the current branch (or --branch), as in git: HEAD~1,
+                    HEAD@LSN; no branch or tag can be named HEAD
 
 An explicit --at is always committed state, even at the head LSN: the
 working database may hold changes applications have not committed.

@@ -95,7 +95,7 @@ func Resolve(ctx context.Context, r *wal.Repo, project, defaultBranch, spec stri
 		body, back = spec[:i], n
 	}
 	name, when, hasAt := strings.Cut(body, "@")
-	if name == "" {
+	if name == "" || name == "HEAD" {
 		name = defaultBranch
 	}
 	if m := reflogPos.FindStringSubmatch(when); hasAt && m != nil {

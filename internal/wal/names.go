@@ -37,6 +37,8 @@ func ValidateBranch(kind, name string) error {
 	switch {
 	case name == "":
 		return bad("it is empty")
+	case name == "HEAD":
+		return bad("HEAD names the current branch in refs")
 	case !utf8.ValidString(name):
 		return bad("it is not valid UTF-8")
 	case len(name) > 100:
