@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -15,7 +16,9 @@ import (
 )
 
 // Through argon serve, CLI write A fails after changing the working
-// database (update --many meets a unique index) and, still holding the
+// database (a batch insert meets a duplicate _id part way: the engine
+// inserts past it; an update --many that breaks a unique index is now
+// refused before it changes anything) and, still holding the
 // database's writes, takes the branch again to repair (fail's settle).
 // CLI write B on the same branch, which was waiting for A, takes the next
 // lease first and asks for the hold. B holds the lease A waits for; A
@@ -91,13 +94,17 @@ func TestReview3FailedWriteSettleLetsGoOfItsHold(t *testing.T) {
 			})
 		},
 	}
+	file := filepath.Join(dir, "batch.json")
+	if err := os.WriteFile(file, []byte(`{"_id": 20, "u": 20}`+"\n"+`{"_id": 1, "u": 21}`+"\n"+`{"_id": 22, "u": 22}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	io, _, _, errOut := ui.Test()
 	start := time.Now()
 	code := cmd.Run(context.Background(), &cmd.Factory{IO: io, Dir: dir, Monitor: monA},
-		[]string{"update", "c", `{"_id": {"$in": [1, 2]}}`, `{"$set": {"u": 10}}`, "--many"})
-	t.Logf("A (update --many): exit %d after %v: %s", code, time.Since(start).Round(10*time.Millisecond), strings.TrimSpace(errOut.String()))
+		[]string{"insert", "c", "--file", file})
+	t.Logf("A (insert --file): exit %d after %v: %s", code, time.Since(start).Round(10*time.Millisecond), strings.TrimSpace(errOut.String()))
 	if code == 0 {
-		t.Fatal("A's update --many succeeded; want it to fail on the unique index")
+		t.Fatal("A's insert succeeded; want it to fail on the duplicate _id")
 	}
 	var b result
 	select {
