@@ -51,7 +51,7 @@ func (f *Factory) openReader(ctx context.Context, branchFlag, at string) (reader
 		spec = def + "@" + at
 	case !ok:
 		spec = at // a tag (or a branch's head)
-	case name != "" && branchFlag != "" && name != branchFlag:
+	case name != "" && name != "HEAD" && branchFlag != "" && name != branchFlag:
 		return nil, nil, usageErrorf("--branch %s and --at %s name different branches", branchFlag, at)
 	default:
 		spec = at

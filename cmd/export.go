@@ -207,6 +207,21 @@ func runExport(ctx context.Context, o *exportOptions) error {
 	return nil
 }
 
+// isBranch reports whether name names a branch (else it may be a tag or a
+// timeline, which the resolver reads; an error is left to it too).
+func (f *Factory) isBranch(ctx context.Context, name string) bool {
+	project, err := f.ProjectName()
+	if err != nil {
+		return true
+	}
+	r, err := f.Repo(ctx)
+	if err != nil {
+		return true
+	}
+	_, err = r.Branch(ctx, project, name)
+	return !errors.As(err, new(*wal.NotFoundError))
+}
+
 // statePoint is a committed state: a branch at an LSN.
 type statePoint struct {
 	branch string
@@ -218,7 +233,10 @@ type statePoint struct {
 // when that holds exactly the committed head, else from a view.
 func exportState(ctx context.Context, f *Factory, ref string) (*mongo.Database, statePoint, error) {
 	name, at, hasAt := strings.Cut(ref, "@")
-	if ref == "" || !hasAt && !strings.Contains(ref, "~") {
+	if name == "HEAD" {
+		name, ref = "", strings.TrimPrefix(ref, "HEAD") // the current branch
+	}
+	if ref == "" || !hasAt && !strings.Contains(ref, "~") && f.isBranch(ctx, name) {
 		r, b, w, err := f.openBranch(ctx, name)
 		if err != nil {
 			return nil, statePoint{}, err

@@ -227,7 +227,8 @@ func (f *Factory) Repo(ctx context.Context) (*wal.Repo, error) {
 		if err != nil {
 			return nil, fmt.Errorf("invalid ARGON_COMMIT_DATE %q: want RFC3339, like 2026-01-02T15:04:05Z", d)
 		}
-		r.Now = func() time.Time { return t.UTC() }
+		t = t.UTC().Truncate(time.Millisecond) // as BSON dates keep it
+		r.Now = func() time.Time { return t }
 	}
 	if d := os.Getenv("ARGON_BUSY_TIMEOUT"); d != "" {
 		t, err := time.ParseDuration(d)

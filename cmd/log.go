@@ -112,16 +112,18 @@ func runLog(ctx context.Context, o *logOptions) error {
 			return err
 		}
 		b, branch, at = p.Branch, p.Branch.Name, p.LSN
-		switch {
-		case p.Tag != nil:
-			branch = p.Tag.Branch // the tag's timeline is that branch's
-		case p.Branch.Name == p.Branch.Timeline:
-			// A timeline by its id (a deleted branch's, as the reflog
-			// prints it): its last name.
+		if p.Tag != nil || p.Branch.Name == p.Branch.Timeline {
+			// A tag, or a timeline by its id (a deleted branch's, as the
+			// reflog prints it): the name of the branch on that timeline
+			// now, or its last one.
 			if branch, err = r.TimelineName(ctx, project, p.Branch.Timeline); err != nil {
 				return err
 			}
-			if branch == "" {
+			switch {
+			case branch != "":
+			case p.Tag != nil:
+				branch = p.Tag.Branch
+			default:
 				branch = "timeline:" + p.Branch.Timeline
 			}
 		}

@@ -116,7 +116,12 @@ func runMerge(ctx context.Context, o *mergeOptions) error {
 	if err != nil {
 		return suggestBranch(ctx, r, project, err)
 	}
-	theirs, err := f.resolveRef(ctx, r, project, target, o.source)
+	// The source's HEAD is the current branch, as in git, not the target.
+	cur, err := f.CurrentBranch()
+	if err != nil {
+		cur = target
+	}
+	theirs, err := f.resolveRef(ctx, r, project, cur, o.source)
 	if err != nil {
 		return err
 	}

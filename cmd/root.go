@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/argon-db/argon/internal/ui"
 )
@@ -77,12 +78,21 @@ func unknownCommand(root *cobra.Command, args []string) string {
 		}
 		if strings.HasPrefix(a, "-") {
 			name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
-			fl := root.PersistentFlags().Lookup(name)
-			if fl == nil && len(name) == 1 {
+			long := strings.HasPrefix(a, "--")
+			if hasValue || !long && len(a) != 2 {
+				continue // --flag=value, or -abc
+			}
+			var fl *pflag.Flag
+			if long {
+				fl = root.PersistentFlags().Lookup(name)
+			} else {
 				fl = root.PersistentFlags().ShorthandLookup(name)
 			}
-			if fl != nil && fl.NoOptDefVal == "" && !hasValue {
-				i++ // its value
+			// A root flag takes a value unless it is a switch; any
+			// other flag (a command's, given before its name: argon -n 1
+			// log) is taken to, as cobra takes it.
+			if fl == nil || fl.NoOptDefVal == "" {
+				i++
 			}
 			continue
 		}
