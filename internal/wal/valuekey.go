@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"math"
@@ -133,8 +134,11 @@ func EqualIDs(st *State, ferret bool) []string {
 }
 
 // ferretKey is ValueKey, but for the _ids FerretDB's unique index takes
-// for another value: an ObjectId is keyed as its hex string, a date as
-// the integer of its milliseconds.
+// for another value (measured on the embedded engine: the second insert
+// of each pair fails on a duplicate key): an ObjectId is keyed as its hex
+// string, a date as the integer of its milliseconds, binary data of any
+// subtype as its base64 string, a timestamp as the integer of its 64
+// bits.
 func ferretKey(id bson.RawValue) string {
 	var v any
 	switch id.Type {
@@ -142,6 +146,12 @@ func ferretKey(id bson.RawValue) string {
 		v = id.ObjectID().Hex()
 	case bson.TypeDateTime:
 		v = id.DateTime()
+	case bson.TypeBinary:
+		_, data := id.Binary()
+		v = base64.StdEncoding.EncodeToString(data)
+	case bson.TypeTimestamp:
+		t, i := id.Timestamp()
+		v = int64(uint64(t)<<32 | uint64(i))
 	default:
 		return ValueKey(id)
 	}
