@@ -44,7 +44,7 @@ func hostileCases() []hostileCase {
 		{args: []string{"insert", "c"}, stdin: "", code: 2, msg: "argon: error: no documents to insert"},
 		{args: []string{"insert", "c"}, stdin: "\xef\xbb\xbf{\"_id\": 10}", code: 1, msg: "argon: error: invalid Extended JSON in document 1 at line 1, column 2: invalid character '\xc3\xaf' looking for beginning of value"},
 		{args: []string{"insert", "c"}, stdin: "{\"_id\": 10}\n\x00\n", code: 1, msg: "argon: error: invalid Extended JSON in document 2 at line 2, column 2: invalid character '\\x00' looking for beginning of value"},
-		{args: []string{"insert", "c", "--file", "/nonexistent/file.ndjson"}, stdin: "", code: 1, msg: "argon: error: open /nonexistent/file.ndjson: no such file or directory"},
+		{args: []string{"insert", "c", "--file", "/nonexistent/file.ndjson"}, stdin: "", code: 4, msg: "argon: error: cannot read /nonexistent/file.ndjson: no such file or directory"},
 		{args: []string{"insert", "c", "--file", "/"}, stdin: "", code: 1, msg: "argon: error: read /: is a directory"},
 		{args: []string{"insert", "c", "{}", "--file", "/dev/null"}, stdin: "", code: 2, msg: "argon: error: give the documents either as an argument or with --file, not both"},
 		{args: []string{"insert", "c", "" + strings.Repeat("{\"a\": ", 200) + "1" + strings.Repeat("}", 200) + ""}, stdin: "", code: 1, msg: "argon: error: document nests documents and arrays more than 100 levels deep, MongoDB's limit"},
