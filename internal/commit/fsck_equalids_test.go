@@ -42,13 +42,15 @@ func TestFsckFindsFerretDBEqualIDs(t *testing.T) {
 	oid := bson.ObjectID{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}
 	commitIDs(t, r, b, oid, oid.Hex(), bson.DateTime(1700000000000), int64(1700000000000), "other",
 		bson.Binary{Subtype: 0, Data: []byte{1, 2}}, "AQI=", bson.Binary{Subtype: 4, Data: []byte{3}},
-		bson.Timestamp{T: 1, I: 2}, int32(9), bson.Timestamp{T: 0, I: 9})
+		bson.Timestamp{T: 1, I: 2}, int32(9), bson.Timestamp{T: 0, I: 9},
+		bson.D{{Key: "a", Value: oid}}, bson.D{{Key: "a", Value: oid.Hex()}})
 	r.Scans = true
 	want := fmt.Sprint([]string{
-		`branch main at LSN 11: collection c holds 2 documents whose _ids are one value to FerretDB's unique index: {"$oid":"0102030405060708090a0b0c"}, "0102030405060708090a0b0c"; a checkout, restore or find --at of this state fails on a duplicate key`,
-		`branch main at LSN 11: collection c holds 2 documents whose _ids are one value to FerretDB's unique index: {"$date":{"$numberLong":"1700000000000"}}, {"$numberLong":"1700000000000"}; a checkout, restore or find --at of this state fails on a duplicate key`,
-		`branch main at LSN 11: collection c holds 2 documents whose _ids are one value to FerretDB's unique index: {"$binary":{"base64":"AQI=","subType":"00"}}, "AQI="; a checkout, restore or find --at of this state fails on a duplicate key`,
-		`branch main at LSN 11: collection c holds 2 documents whose _ids are one value to FerretDB's unique index: {"$numberInt":"9"}, {"$timestamp":{"t":0,"i":9}}; a checkout, restore or find --at of this state fails on a duplicate key`,
+		`branch main at LSN 13: collection c holds 2 documents whose _ids are one value to FerretDB's unique index: {"$oid":"0102030405060708090a0b0c"}, "0102030405060708090a0b0c"; a checkout, restore or find --at of this state fails on a duplicate key`,
+		`branch main at LSN 13: collection c holds 2 documents whose _ids are one value to FerretDB's unique index: {"$date":{"$numberLong":"1700000000000"}}, {"$numberLong":"1700000000000"}; a checkout, restore or find --at of this state fails on a duplicate key`,
+		`branch main at LSN 13: collection c holds 2 documents whose _ids are one value to FerretDB's unique index: {"$binary":{"base64":"AQI=","subType":"00"}}, "AQI="; a checkout, restore or find --at of this state fails on a duplicate key`,
+		`branch main at LSN 13: collection c holds 2 documents whose _ids are one value to FerretDB's unique index: {"$numberInt":"9"}, {"$timestamp":{"t":0,"i":9}}; a checkout, restore or find --at of this state fails on a duplicate key`,
+		`branch main at LSN 13: collection c holds 2 documents whose _ids are one value to FerretDB's unique index: {"a": {"$oid":"0102030405060708090a0b0c"}}, {"a": "0102030405060708090a0b0c"}; a checkout, restore or find --at of this state fails on a duplicate key`,
 	})
 	if got := fsckProblems(t, r, false); fmt.Sprint(got) != want {
 		t.Fatalf("fsck on FerretDB: %q\nwant %q", got, want)

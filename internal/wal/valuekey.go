@@ -19,11 +19,15 @@ import (
 // type; ValueKey does not.
 func ValueKey(v bson.RawValue) string {
 	var b strings.Builder
-	writeEqualityKey(&b, v)
+	writeEqualityKey(&b, v, false)
 	return b.String()
 }
 
-func writeEqualityKey(b *strings.Builder, v bson.RawValue) {
+// writeEqualityKey writes ValueKey's key of v, or with ferret ferretKey's.
+func writeEqualityKey(b *strings.Builder, v bson.RawValue, ferret bool) {
+	if ferret {
+		v = ferretValue(v)
+	}
 	switch v.Type {
 	case bson.TypeInt32:
 		b.WriteString("n")
@@ -70,7 +74,7 @@ func writeEqualityKey(b *strings.Builder, v bson.RawValue) {
 				b.WriteString(strconv.Quote(el.Key()))
 				b.WriteString(":")
 			}
-			writeEqualityKey(b, el.Value())
+			writeEqualityKey(b, el.Value(), ferret)
 			b.WriteString(",")
 		}
 		b.WriteString(end)
@@ -135,29 +139,36 @@ func EqualIDs(st *State, ferret bool) []string {
 
 // ferretKey is ValueKey, but for the _ids FerretDB's unique index takes
 // for another value (measured on the embedded engine: the second insert
-// of each pair fails on a duplicate key): an ObjectId is keyed as its hex
-// string, a date as the integer of its milliseconds, binary data of any
-// subtype as its base64 string, a timestamp as the integer of its 64
-// bits.
+// of each pair fails on a duplicate key), at the top level and inside
+// document _ids alike: an ObjectId is keyed as its hex string, a date as
+// the integer of its milliseconds, binary data of any subtype as its
+// base64 string, a timestamp as the integer of its 64 bits.
 func ferretKey(id bson.RawValue) string {
-	var v any
-	switch id.Type {
+	var b strings.Builder
+	writeEqualityKey(&b, id, true)
+	return b.String()
+}
+
+// ferretValue is the value FerretDB's unique index takes v for.
+func ferretValue(v bson.RawValue) bson.RawValue {
+	var x any
+	switch v.Type {
 	case bson.TypeObjectID:
-		v = id.ObjectID().Hex()
+		x = v.ObjectID().Hex()
 	case bson.TypeDateTime:
-		v = id.DateTime()
+		x = v.DateTime()
 	case bson.TypeBinary:
-		_, data := id.Binary()
-		v = base64.StdEncoding.EncodeToString(data)
+		_, data := v.Binary()
+		x = base64.StdEncoding.EncodeToString(data)
 	case bson.TypeTimestamp:
-		t, i := id.Timestamp()
-		v = int64(uint64(t)<<32 | uint64(i))
+		t, i := v.Timestamp()
+		x = int64(uint64(t)<<32 | uint64(i))
 	default:
-		return ValueKey(id)
+		return v
 	}
-	t, b, err := bson.MarshalValue(v)
+	t, b, err := bson.MarshalValue(x)
 	if err != nil {
-		return ValueKey(id)
+		return v
 	}
-	return ValueKey(bson.RawValue{Type: t, Value: b})
+	return bson.RawValue{Type: t, Value: b}
 }
