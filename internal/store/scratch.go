@@ -63,6 +63,11 @@ func (s *Scratch) Collection(ctx context.Context) (*mongo.Collection, func(), er
 	defer s.mu.Unlock()
 	if s.eng == nil {
 		if err := s.start(ctx); err != nil {
+			// Any reason (a temporary directory that cannot be written,
+			// say): the caller evaluates in its deployment instead.
+			if !errors.Is(err, ErrNoScratch) {
+				err = fmt.Errorf("%w: %v", ErrNoScratch, err)
+			}
 			return nil, nil, fmt.Errorf("start the scratch engine: %w", err)
 		}
 	}

@@ -138,4 +138,10 @@ func TestEnginePathsFerretDBCannotName(t *testing.T) {
 		}
 		s.Close()
 	}
+	// A temporary directory that does not exist: ErrNoScratch too.
+	t.Setenv("TMPDIR", filepath.Join(t.TempDir(), "gone"))
+	var s Scratch
+	if _, _, err := s.Collection(context.Background()); !errors.Is(err, ErrNoScratch) {
+		t.Errorf("scratch engine with a missing TMPDIR: %v, want ErrNoScratch", err)
+	}
 }
