@@ -1115,7 +1115,7 @@ func (p *Protocol) Read(ctx context.Context, w *workdb.Branch, fn func(*workdb.M
 		return err
 	}
 	at := &workdb.Marker{Project: w.Project, Branch: w.Name, TL: w.TL, Slot: wr.base.N, LSN: wr.base.LSN,
-		Token: wr.base.Token, Epoch: wr.epoch, Sums: wr.sums}
+		Token: wr.base.Token, Epoch: wr.epoch, Sums: wr.sums, Held: true}
 	err = fn(at)
 	if rerr := wr.release(ctx); err == nil {
 		err = rerr

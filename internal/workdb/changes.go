@@ -39,10 +39,12 @@ type Change struct {
 func (w *Branch) Changes(ctx context.Context) ([]Change, int64, error) {
 	var out []Change
 	var head int64
-	// clean is the files' fingerprint when the accepted try found the
-	// database clean by a scan: recorded only once the protocol has
-	// accepted it (a rejected try compared with a marker that was no
-	// longer the committed state: found by an adversarial review).
+	// clean is the files' fingerprint when the try found the database
+	// clean by a scan. It is recorded once the protocol has accepted the
+	// try (a rejected try compared with a marker that was no longer the
+	// committed state: found by an adversarial review), right away under
+	// the branch's lease, where the try is the accepted one: the release
+	// after it may write the database, and keeps a record made before.
 	var clean string
 	err := w.Protocol.Read(ctx, w, func(m *Marker) error {
 		head, clean = m.LSN, ""
@@ -72,7 +74,11 @@ func (w *Branch) Changes(ctx context.Context) ([]Change, int64, error) {
 				// scan: then the scan saw exactly the files of fp.
 				if fp != "" {
 					if f, err := w.Files.Fingerprint(w.DB.Name()); err == nil && f == fp {
-						clean = fp
+						if m.Held {
+							_ = w.Files.SetClean(w.DB.Name(), fp)
+						} else {
+							clean = fp
+						}
 					}
 				}
 				out = nil

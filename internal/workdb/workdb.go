@@ -54,6 +54,10 @@ type Marker struct {
 	// Sums fingerprint the committed content at Slot (see Sums); nil when
 	// unknown, in which case changes are looked for the slow way.
 	Sums Sums `bson:"sums"`
+	// Held is set, never stored, when Read runs its function while it
+	// holds the branch (its lease): that try is the one accepted, and
+	// the release that follows may write the database again.
+	Held bool `bson:"-"`
 }
 
 // ApplyFunc evaluates one write on the working database and emits the
