@@ -88,9 +88,12 @@ func unknownCommand(root *cobra.Command, args []string) string {
 			} else {
 				fl = root.PersistentFlags().ShorthandLookup(name)
 			}
-			// A root flag takes a value unless it is a switch; any
-			// other flag (a command's, given before its name: argon -n 1
-			// log) is taken to, as cobra takes it.
+			// A root flag takes a value unless it is a switch (--help
+			// and -h are); any other flag (a command's, given before its
+			// name: argon -n 1 log) is taken to, as cobra takes it.
+			if name == "help" || name == "h" {
+				continue
+			}
 			if fl == nil || fl.NoOptDefVal == "" {
 				i++
 			}
