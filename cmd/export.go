@@ -207,21 +207,6 @@ func runExport(ctx context.Context, o *exportOptions) error {
 	return nil
 }
 
-// isBranch reports whether name names a branch (else it may be a tag or a
-// timeline, which the resolver reads; an error is left to it too).
-func (f *Factory) isBranch(ctx context.Context, name string) bool {
-	project, err := f.ProjectName()
-	if err != nil {
-		return true
-	}
-	r, err := f.Repo(ctx)
-	if err != nil {
-		return true
-	}
-	_, err = r.Branch(ctx, project, name)
-	return !errors.As(err, new(*wal.NotFoundError))
-}
-
 // statePoint is a committed state: a branch at an LSN.
 type statePoint struct {
 	branch string
@@ -236,11 +221,20 @@ func exportState(ctx context.Context, f *Factory, ref string) (*mongo.Database, 
 	if name == "HEAD" {
 		name, ref = "", strings.TrimPrefix(ref, "HEAD") // the current branch
 	}
-	if ref == "" || !hasAt && !strings.Contains(ref, "~") && f.isBranch(ctx, name) {
-		r, b, w, err := f.openBranch(ctx, name)
-		if err != nil {
+	var r *wal.Repo
+	var b *wal.Branch
+	var w *workdb.Branch
+	var err error
+	if ref == "" || !hasAt && !strings.Contains(ref, "~") {
+		r, b, w, err = f.openBranch(ctx, name)
+		if err != nil && (name == "" || !errors.As(err, new(*wal.NotFoundError))) {
 			return nil, statePoint{}, err
 		}
+		if err != nil {
+			b = nil // not a branch: a tag or a timeline, which the resolver reads
+		}
+	}
+	if b != nil {
 		// The working database serves when it holds exactly the committed
 		// head (what status checks: the marker's fingerprint, else the log).
 		changes, head, err := w.Changes(ctx)
