@@ -41,6 +41,7 @@ func newBenchEnv(b *testing.B, docs int) *benchEnv {
 	srv := enginetest.Start(b)
 	r := wal.Open(srv.Client, srv.DB)
 	r.Scans = srv.Embedded || srv.FerretDB // as the CLI sets it
+	r.FerretDB = srv.Embedded || srv.FerretDB
 	r.Exclusive = srv.Embedded             // the engine runs in this process only
 	if err := r.EnsureSchema(ctx); err != nil {
 		b.Fatal(err)

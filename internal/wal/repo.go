@@ -57,6 +57,10 @@ type Repo struct {
 	// list (FerretDB): a lookup of many keys then reads the history once
 	// instead.
 	Scans bool
+	// FerretDB is set when the engine is FerretDB (the embedded engine or
+	// a FerretDB server): one node, which applies no write concern, so
+	// that a write sent as a plain command is the driver's write.
+	FerretDB bool
 	// ImageEvery is how many entries a timeline grows past its nearest
 	// image before a commit takes a new one (0: never automatically).
 	ImageEvery int64

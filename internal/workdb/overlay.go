@@ -319,7 +319,7 @@ func (v *CollViews) evaluate(ctx context.Context, coll string, q Query, docs []b
 	if _, err := v.r.ClaimOwner(ctx, db.Name(), ""); err != nil {
 		return nil, false, err
 	}
-	if err := insertBatches(ctx, db.Collection(coll), docs, nil); err != nil {
+	if err := insertBatches(ctx, v.r, db.Collection(coll), docs, nil); err != nil {
 		return nil, false, err
 	}
 	q.Skip, q.Limit = 0, 0

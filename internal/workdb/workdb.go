@@ -369,7 +369,7 @@ func (w *Branch) build(ctx context.Context, head *wal.Slot, notice string, keep 
 	p := progressFor(ctx, "rebuilding "+w.DB.Name())
 	defer p.done()
 	for _, coll := range st.Collections() {
-		if err := insertBatches(ctx, w.DB.Collection(coll), st.Docs(coll), p); err != nil {
+		if err := insertBatches(ctx, w.Repo, w.DB.Collection(coll), st.Docs(coll), p); err != nil {
 			if keep && isDuplicate(err) {
 				// An application wrote a document of the state while
 				// it was being built (on a server argon does not stand
@@ -643,7 +643,7 @@ func (w *Branch) Repair(ctx context.Context, lsn int64, keys []wal.KeyRef) error
 			if err := c.Drop(ctx); err != nil {
 				return err
 			}
-			if err := insertBatches(ctx, c, st.Docs(coll), nil); err != nil {
+			if err := insertBatches(ctx, w.Repo, c, st.Docs(coll), nil); err != nil {
 				return err
 			}
 			for _, spec := range st.Indexes(coll) {
@@ -739,7 +739,7 @@ func (w *Branch) Repair(ctx context.Context, lsn int64, keys []wal.KeyRef) error
 				return err
 			}
 		}
-		if err := insertBatches(ctx, c, fixPut, nil); err != nil {
+		if err := insertBatches(ctx, w.Repo, c, fixPut, nil); err != nil {
 			return err
 		}
 		for _, spec := range create {
@@ -753,14 +753,31 @@ func (w *Branch) Repair(ctx context.Context, lsn int64, keys []wal.KeyRef) error
 
 const batchSize = 1000
 
-func insertBatches(ctx context.Context, c *mongo.Collection, docs []bson.Raw, p *stepProgress) error {
+// insertBatches inserts docs into c in order, batchSize at a time, and at
+// most rawInsertBytes of them in one command but for a larger document,
+// which goes alone. On FerretDB each batch is one plain insert command
+// (rawInsert).
+func insertBatches(ctx context.Context, r *wal.Repo, c *mongo.Collection, docs []bson.Raw, p *stepProgress) error {
 	for len(docs) > 0 {
-		n := min(len(docs), batchSize)
-		batch := make([]any, n)
-		for i := range batch {
-			batch[i] = docs[i]
+		n, size := 0, 0
+		for n < len(docs) && n < batchSize && (n == 0 || size+len(docs[n]) <= rawInsertBytes) {
+			size += len(docs[n])
+			n++
 		}
-		if _, err := c.InsertMany(ctx, batch); err != nil {
+		var err error
+		switch {
+		case size > rawInsertBytes: // one document, too large to share a command
+			_, err = c.InsertOne(ctx, docs[0])
+		case r.FerretDB:
+			err = rawInsert(ctx, c, docs[:n])
+		default:
+			batch := make([]any, n)
+			for i := range batch {
+				batch[i] = docs[i]
+			}
+			_, err = c.InsertMany(ctx, batch)
+		}
+		if err != nil {
 			return fmt.Errorf("materialise %s: %w", c.Name(), err)
 		}
 		docs = docs[n:]
