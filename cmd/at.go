@@ -88,6 +88,18 @@ func (f *Factory) openReader(ctx context.Context, branchFlag, at string) (reader
 	}
 	// Each collection is materialised on its first read, alone.
 	v := workdb.OpenCollViews(r, owner, p.LSN)
+	// A read near the branch's head may be laid over its working
+	// database (workdb/headbase.go): the branch's own, opened from its
+	// record, while the branch is on the timeline the point was read on.
+	if p.Tag == nil {
+		if b, err := r.Branch(ctx, project, p.Branch.Name); err == nil && b.Timeline == p.Branch.Timeline {
+			w, err := f.workingDB(ctx, r, b)
+			if err != nil {
+				return nil, nil, err
+			}
+			v.OverHead(w)
+		}
+	}
 	noticed := false
 	v.Built = func(coll string, lsn int64) {
 		// One notice a command: a read that also lists the state's

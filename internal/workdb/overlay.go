@@ -198,44 +198,16 @@ func (v *CollViews) overlayFind(ctx context.Context, coll string, q Query) (out 
 	if err != nil || base == nil {
 		return nil, false, err
 	}
-	// The commits' counts first: a read that cannot be laid over the
-	// base falls back without reading the entries (its fold reads them).
-	n, indexes, known, err := v.r.EntryBound(ctx, v.TL, base.LSN, v.LSN, coll)
-	if err != nil || (known && (indexes || n > overlayEntries)) {
-		return nil, false, err
-	}
-	// The collection's entries since the image: the keys they touch, and
-	// whether any changes an index.
-	touched := map[string]bool{}
-	indexChanged := false
-	err = v.r.EachEntry(ctx, v.TL, base.LSN, v.LSN, coll, func(e *wal.Entry) error {
-		switch e.Op {
-		case wal.OpIndex, wal.OpDropIndex:
-			indexChanged = true
-		default:
-			touched[string(e.KeyBytes)] = true
-		}
-		return nil
-	})
-	if err != nil || indexChanged || len(touched) > overlayKeys {
+	touched, ok, err := touchedKeys(ctx, v.r, v.TL, base.LSN, v.LSN, coll)
+	if err != nil || !ok {
 		return nil, false, err
 	}
 	base.Built = v.Built
-	skip := max(q.Skip, 0) // as the server takes it
-	baseQ := oq.q
-	if len(touched) > 0 {
-		// The base's answer loses the changed keys' documents, and the
-		// skip is applied after the merge.
-		baseQ.Skip, baseQ.Limit = 0, 0
-		if q.Limit > 0 && q.Limit <= math.MaxInt64-skip-int64(len(touched)) {
-			baseQ.Limit = skip + q.Limit + int64(len(touched))
-		}
-	}
 	db, err := base.db(ctx, coll)
 	if err != nil {
 		return nil, false, err
 	}
-	baseDocs, err := find(ctx, db.Collection(coll), baseQ)
+	baseDocs, err := find(ctx, db.Collection(coll), baseQuery(oq, len(touched)))
 	if err != nil {
 		// The server may refuse a projection only on some documents
 		// (a positional one, on a document without a matching array
@@ -249,9 +221,53 @@ func (v *CollViews) overlayFind(ctx context.Context, coll string, q Query) (out 
 		return nil, false, err
 	}
 	if len(touched) == 0 {
-		// The collection did not change since the image.
+		// The collection did not change since the image, whose view
+		// lists its documents in the order of the LSN's own.
 		return stripIDs(baseDocs, oq.strip), true, nil
 	}
+	return v.laidOver(ctx, coll, oq, baseDocs, touched)
+}
+
+// touchedKeys returns the keys of coll that the committed entries in
+// (from, to] on tl's ancestry change; ok is false when one of them
+// creates or drops an index of coll, or they change more than
+// overlayKeys keys.
+func touchedKeys(ctx context.Context, r *wal.Repo, tl string, from, to int64, coll string) (touched map[string]bool, ok bool, err error) {
+	// The commits' counts first: a read that cannot be laid over the
+	// base falls back without reading the entries (its fold reads them).
+	n, indexes, known, err := r.EntryBound(ctx, tl, from, to, coll)
+	if err != nil || (known && (indexes || n > overlayEntries)) {
+		return nil, false, err
+	}
+	touched = map[string]bool{}
+	indexChanged := false
+	err = r.EachEntry(ctx, tl, from, to, coll, func(e *wal.Entry) error {
+		switch e.Op {
+		case wal.OpIndex, wal.OpDropIndex:
+			indexChanged = true
+		default:
+			touched[string(e.KeyBytes)] = true
+		}
+		return nil
+	})
+	if err != nil || indexChanged || len(touched) > overlayKeys {
+		return nil, false, err
+	}
+	return touched, true, nil
+}
+
+// laidOver answers oq on coll at (v.TL, v.LSN) from baseDocs, the answer
+// of a base state (a view below the LSN, or the working database above
+// it) to oq with the skip and limit baseQuery gives it, and touched, the
+// keys of coll whose documents differ between the base and the LSN: the
+// base's answer for them is dropped, the server evaluates oq on their
+// documents at the LSN, and the two are merged in the order the LSN's
+// own view would list them (the order the documents came into being,
+// which the fold knows). ok is false when it cannot tell that order, or
+// the server refused the query on the changed documents.
+func (v *CollViews) laidOver(ctx context.Context, coll string, oq overlayQuery, baseDocs []bson.Raw, touched map[string]bool) (out []bson.Raw, ok bool, err error) {
+	q := oq.q
+	skip := max(q.Skip, 0) // as the server takes it
 	// The state at the LSN, for the order documents came into being.
 	st, err := v.r.Fold(ctx, v.TL, v.LSN, coll)
 	if err != nil {
@@ -301,6 +317,22 @@ func (v *CollViews) overlayFind(ctx context.Context, coll string, q Query) (out 
 		out = append(out, r.doc)
 	}
 	return stripIDs(out, oq.strip), true, nil
+}
+
+// baseQuery is oq as a base state runs it when touched keys differ from
+// the LSN: their documents are dropped from its answer, and the skip is
+// applied after the merge.
+func baseQuery(oq overlayQuery, touched int) Query {
+	q := oq.q
+	if touched == 0 {
+		return q
+	}
+	skip := max(q.Skip, 0)
+	q.Skip, q.Limit = 0, 0
+	if oq.q.Limit > 0 && oq.q.Limit <= math.MaxInt64-skip-int64(touched) {
+		q.Limit = skip + oq.q.Limit + int64(touched)
+	}
+	return q
 }
 
 // evaluate runs q's filter and projection (not its skip or limit) on docs

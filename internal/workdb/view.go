@@ -96,6 +96,9 @@ type CollViews struct {
 	Built func(coll string, lsn int64)
 	dbs   map[string]*mongo.Database
 	full  *View
+	// head is the branch whose working database reads may be laid over
+	// (OverHead; headbase.go), or nil.
+	head *Branch
 }
 
 // OpenCollViews returns the reader of (tl, lsn) by collection. It reads
@@ -165,12 +168,16 @@ func (v *CollViews) existing(ctx context.Context, coll string) (*mongo.Database,
 	return nil, nil
 }
 
-// overlay answers q on coll over the nearest image's view when no view of
-// the state holds coll yet and the read allows it (overlay.go).
+// overlay answers q on coll over the branch's working database
+// (headbase.go) or the nearest image's view (overlay.go) when no view of
+// the state holds coll yet and the read allows it.
 func (v *CollViews) overlay(ctx context.Context, coll string, q Query) ([]bson.Raw, bool, error) {
 	db, err := v.existing(ctx, coll)
 	if err != nil || db != nil {
 		return nil, false, err
+	}
+	if out, ok, err := v.headFind(ctx, coll, q); ok || err != nil {
+		return out, ok, err
 	}
 	return v.overlayFind(ctx, coll, q)
 }
