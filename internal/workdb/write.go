@@ -261,10 +261,18 @@ type InsertResult struct {
 }
 
 // write runs apply as one commit through the protocol, for writes that
-// produce all their entries at once.
+// produce all their entries at once. A database known clean before the
+// write (its files as a full read last found them) holds exactly the
+// committed state after it, and is recorded clean again (keepClean): a
+// merge or an index change no longer makes the next status read the
+// whole branch, nor the next read of its past materialise.
 func (w *Branch) write(ctx context.Context, info wal.CommitInfo, intent []wal.KeyRef,
 	apply func(ctx context.Context) ([]wal.Entry, error)) (*wal.Commit, int64, error) {
-	return w.Protocol.Write(ctx, w, &info, intent, func(ctx context.Context, emit func([]wal.Entry) error) error {
+	w.cleanAtStart, w.cleanChecked = false, false
+	cm, head, err := w.Protocol.Write(ctx, w, &info, intent, func(ctx context.Context, emit func([]wal.Entry) error) error {
+		if w.Files != nil && w.Files.Clean(w.DB.Name()) != "" {
+			w.knownClean() // before anything changes
+		}
 		entries, err := apply(ctx)
 		if err != nil {
 			return err
@@ -276,6 +284,10 @@ func (w *Branch) write(ctx context.Context, info wal.CommitInfo, intent []wal.Ke
 		}
 		return nil
 	})
+	if err == nil {
+		w.keepClean()
+	}
+	return cm, head, err
 }
 
 // Insert inserts docs (each with an _id) into coll as one commit.
