@@ -200,6 +200,9 @@ func (p *Protocol) acquireFor(ctx context.Context, w *workdb.Branch, intent []wa
 	if known, err = follow(ctx, w, known); err != nil {
 		return nil, err
 	}
+	if known.Closed {
+		return nil, &wal.TakenOverError{Branch: w.Name, Void: true, Deleted: true}
+	}
 	deadline := time.Now().Add(r.BusyTimeout)
 	seen := map[int64]*observation{}
 	backoff := 2 * time.Millisecond
@@ -230,6 +233,9 @@ func (p *Protocol) acquireFor(ctx context.Context, w *workdb.Branch, intent []wa
 					return nil, err
 				}
 				seen = map[int64]*observation{}
+			}
+			if s.Closed {
+				return nil, &wal.TakenOverError{Branch: w.Name, Void: true, Deleted: true}
 			}
 			known = s
 			backoff = 2 * time.Millisecond
@@ -677,7 +683,7 @@ func (wr *writer) insert(ctx context.Context, s *wal.Slot) (*wal.Slot, error) {
 		if got.Token == wr.token {
 			return s, nil // our own earlier attempt
 		}
-		return nil, &wal.TakenOverError{Branch: wr.w.Name, Void: got.Kind == wal.SlotVoid}
+		return nil, &wal.TakenOverError{Branch: wr.w.Name, Void: got.Kind == wal.SlotVoid, Deleted: got.Closed}
 	}
 	return wr.resolve(ctx, s, err)
 }
@@ -708,7 +714,7 @@ func (wr *writer) resolve(ctx context.Context, s *wal.Slot, cause error) (*wal.S
 			if got.Token == wr.token+"-void" {
 				return nil, fmt.Errorf("the write was not committed: %w", cause)
 			}
-			return nil, &wal.TakenOverError{Branch: wr.w.Name, Void: got.Kind == wal.SlotVoid}
+			return nil, &wal.TakenOverError{Branch: wr.w.Name, Void: got.Kind == wal.SlotVoid, Deleted: got.Closed}
 		}
 		if time.Now().After(deadline) {
 			return nil, &wal.UnknownOutcomeError{Branch: wr.w.Name, Err: cause}

@@ -105,6 +105,8 @@ func (r *Repo) Check(ctx context.Context, project string) ([]TimelineInfo, []Pro
 				bad(t.ID, "moved slot %d changes the head or names a timeline that does not exist (%s)", n, s.To)
 			case s.Kind == SlotMoved && n != maxN:
 				bad(t.ID, "slot %d follows moved slot %d: the timeline was closed", n+1, n)
+			case s.Closed && n != maxN:
+				bad(t.ID, "slot %d follows slot %d, which closed the timeline when its branch was deleted", n+1, n)
 			case s.Kind == SlotCommit && s.LSN < s.Base, s.Kind == SlotCommit && s.LSN == s.Base && s.MergeOf == "":
 				bad(t.ID, "commit slot %d has no entries", n)
 			case s.Kind == SlotCommit && !s.Spilled && int64(len(s.Entries)) != s.LSN-s.Base:

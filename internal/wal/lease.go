@@ -189,9 +189,15 @@ type TakenOverError struct {
 	// Void is set when another process judged this writer gone and voided
 	// its slot; otherwise another writer committed there.
 	Void bool
+	// Deleted is set when the branch was deleted meanwhile: its delete
+	// closed the timeline with that void.
+	Deleted bool
 }
 
 func (e *TakenOverError) Error() string {
+	if e.Deleted {
+		return fmt.Sprintf("the write to branch %q was not committed: the branch was deleted meanwhile", e.Branch)
+	}
 	if e.Void {
 		return fmt.Sprintf("the write to branch %q was not committed: another process judged this one stalled and took the branch over", e.Branch)
 	}

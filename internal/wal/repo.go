@@ -564,11 +564,11 @@ func (r *Repo) DeleteBranch(ctx context.Context, project, name string) (*Branch,
 	if err != nil {
 		return nil, 0, err
 	}
-	head, err := r.Head(ctx, b.Timeline)
-	if err != nil {
+	if err := r.consume(ctx, b, "delete"); err != nil {
 		return nil, 0, err
 	}
-	if err := r.consume(ctx, b, "delete"); err != nil {
+	head, err := r.closeTimeline(ctx, b)
+	if err != nil {
 		return nil, 0, err
 	}
 	if _, err := r.DB.Collection(collBranches).DeleteOne(ctx, bson.D{{Key: "_id", Value: b.ID}, {Key: "incarnation", Value: b.Incarnation}}); err != nil {
@@ -576,6 +576,38 @@ func (r *Repo) DeleteBranch(ctx context.Context, project, name string) (*Branch,
 	}
 	r.reflog(ctx, ReflogRecord{Project: project, Branch: name, Action: "delete", OldTL: b.Timeline, OldLSN: head.LSN})
 	return b, head.LSN, nil
+}
+
+// closeTimeline ends the timeline of b, whose branch is being deleted,
+// with a clean void slot after its head, marked Closed, and returns that
+// slot (its LSN is the head's). A write that took the branch's lease
+// before the delete then finds its commit slot taken and fails, as a
+// writer taken over does: the unique insert of the slot decides, not
+// timing; and one that comes later finds the timeline closed
+// (commit.acquire). So the head the reflog records is the last commit
+// the timeline will ever have. A timeline another branch still names (a
+// rename a crash cut short leaves two names on one) is not closed, nor
+// one already closed or moved on.
+func (r *Repo) closeTimeline(ctx context.Context, b *Branch) (*Slot, error) {
+	n, err := r.DB.Collection(collBranches).CountDocuments(ctx, bson.D{{Key: "project", Value: b.Project},
+		{Key: "timeline", Value: b.Timeline}, {Key: "_id", Value: bson.D{{Key: "$ne", Value: b.ID}}}})
+	if err != nil {
+		return nil, err
+	}
+	for {
+		h, err := r.HeadSlot(ctx, b.Timeline, nil)
+		if err != nil || n > 0 || h.Closed || h.Kind == SlotMoved {
+			return h, err
+		}
+		v := &Slot{TL: b.Timeline, N: h.N + 1, Kind: SlotVoid, Base: h.LSN, LSN: h.LSN,
+			Token: "delete-" + bson.NewObjectID().Hex(), Time: r.Now(), Closed: true}
+		if err := r.InsertSlot(ctx, v); err == nil {
+			return v, nil
+		} else if !isDup(err) {
+			return nil, err
+		}
+		// A commit (or another void) took that slot first: close after it.
+	}
 }
 
 // ReleaseWorkingDatabase gives up the reservation of a deleted branch's

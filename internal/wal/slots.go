@@ -67,6 +67,10 @@ type Slot struct {
 	Pages   int    `bson:"pages,omitempty"`
 	PagesOf string `bson:"pages_of,omitempty"`
 	Taker   bool   `bson:"taker,omitempty"`
+	// Closed marks the clean void with which branch delete ends its
+	// timeline (closeTimeline): always the last slot, it takes no
+	// commit after it.
+	Closed bool `bson:"closed,omitempty"`
 	// To is the timeline a moved slot hands its branch to.
 	To string `bson:"to,omitempty"`
 }
