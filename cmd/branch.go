@@ -390,7 +390,7 @@ func runBranchRename(ctx context.Context, f *Factory, old, name string) error {
 	if err != nil {
 		return err
 	}
-	if cur, _ := f.CurrentBranch(); cur == old && f.Workspace != nil {
+	if cur, _ := f.CurrentBranch(); cur == old && f.atWorkspace() {
 		if err := f.Workspace.SetBranch(name); err != nil {
 			return err
 		}

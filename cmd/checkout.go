@@ -56,6 +56,11 @@ func runCheckout(ctx context.Context, o *checkoutOptions) error {
 	if f.Workspace == nil {
 		return withHint(errNoWorkspace, "without a workspace, choose the branch of each command with --branch or ARGON_BRANCH")
 	}
+	if !f.atWorkspace() {
+		// The workspace's current branch is one of its own project's.
+		return withHint(usageErrorf("checkout switches the workspace's own project (%s), and --project, --db or --uri name another", f.wsConfig.Project),
+			"choose the branch of each command of another project with --branch")
+	}
 	r, project, err := f.project(ctx)
 	if err != nil {
 		return err

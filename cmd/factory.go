@@ -32,8 +32,10 @@ type Factory struct {
 	Dir string
 
 	// Resolved configuration (flag > env > workspace > user > default).
-	URI         string
-	Project     string
+	URI     string
+	Project string
+	// wsConfig is the workspace's config file as written (setup).
+	wsConfig    *workspace.Config
 	DB          string
 	Author      string
 	JSON        bool
@@ -86,6 +88,11 @@ func (f *Factory) setup(cmd *cobra.Command) error {
 		if err := v.MergeInConfig(); err != nil {
 			return fmt.Errorf("read %s: %w", ws.ConfigPath(), err)
 		}
+		c, err := ws.Config()
+		if err != nil {
+			return err
+		}
+		f.wsConfig = &c
 	}
 	var ferr error
 	cmd.Flags().VisitAll(func(fl *pflag.Flag) {
@@ -327,12 +334,35 @@ func (f *Factory) project(ctx context.Context) (*wal.Repo, string, error) {
 	return r, name, nil
 }
 
-// CurrentBranch is the branch commands use when --branch is not given.
+// CurrentBranch is the branch commands use when --branch is not given:
+// the workspace's current branch when the command works on the
+// workspace's own project, else main.
 func (f *Factory) CurrentBranch() (string, error) {
-	if f.Workspace != nil {
+	if f.atWorkspace() {
 		return f.Workspace.Branch()
 	}
 	return "main", nil
+}
+
+// atWorkspace reports whether the command works on the workspace's own
+// project, whose branch the workspace's current branch (.argon/HEAD) is:
+// --project, --db or --uri (or their ARGON_ variables) naming another
+// project leave the workspace's current branch out of it.
+func (f *Factory) atWorkspace() bool {
+	if f.Workspace == nil {
+		return false
+	}
+	if f.wsConfig == nil {
+		return true // a Factory set up by hand, in tests
+	}
+	c := f.wsConfig
+	db := func(s string) string {
+		if s == "" {
+			return wal.DefaultDatabase
+		}
+		return s
+	}
+	return c.Project == f.Project && db(c.DB) == db(f.DB) && c.URI == f.URI
 }
 
 // branchOrCurrent resolves an explicit branch flag or the current branch.

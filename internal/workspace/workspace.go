@@ -55,6 +55,19 @@ type Config struct {
 	DB      string `yaml:"db,omitempty"`
 }
 
+// Config reads the workspace's config file.
+func (w *Workspace) Config() (Config, error) {
+	var c Config
+	b, err := os.ReadFile(w.ConfigPath())
+	if err != nil {
+		return c, err
+	}
+	if err := yaml.Unmarshal(b, &c); err != nil {
+		return c, fmt.Errorf("read %s: %w", w.ConfigPath(), err)
+	}
+	return c, nil
+}
+
 // ErrExists reports a folder that already has a workspace.
 var ErrExists = errors.New("workspace already exists")
 
