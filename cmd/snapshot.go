@@ -110,7 +110,14 @@ documents and indexes it holds and its size.`,
 			if err != nil {
 				return err
 			}
-			names, err := r.BranchNames(ctx, project)
+			// The branches that point at each image's timeline now: a
+			// deleted branch's name is no ref (argon log labels its
+			// history "NAME (deleted)"; here its timeline id names it).
+			bs, err := r.Branches(ctx, project)
+			if err != nil {
+				return err
+			}
+			names, err := r.NamesOf(ctx, project, bs, []string{})
 			if err != nil {
 				return err
 			}

@@ -209,13 +209,21 @@ func resolveReflog(ctx context.Context, r *wal.Repo, project, name, num, spec st
 		n = 1 // a deleted branch: where it was when deleted
 	}
 	if n > len(recs) || recs[n-1].OldTL == "" {
-		earlier := 0
-		for _, rec := range recs {
+		// N counts every record, and a record of a creation holds no
+		// earlier position: name the Ns that do.
+		var earlier []string
+		for i, rec := range recs {
 			if rec.OldTL != "" {
-				earlier++
+				earlier = append(earlier, fmt.Sprintf("%s@{%d}", name, i+1))
 			}
 		}
-		return nil, &RangeError{Msg: fmt.Sprintf("ref %q: the reflog of %s holds %d earlier positions (argon reflog %s)", spec, name, earlier, name)}
+		switch {
+		case len(earlier) == 0:
+			return nil, &RangeError{Msg: fmt.Sprintf("ref %q: the reflog of %s holds no earlier position (argon reflog %s)", spec, name, name)}
+		case len(earlier) > 5:
+			earlier = append(earlier[:5], fmt.Sprintf("and %d more", len(earlier)-5))
+		}
+		return nil, &RangeError{Msg: fmt.Sprintf("ref %q: the reflog of %s holds no position there; its earlier positions are %s (argon reflog %s)", spec, name, strings.Join(earlier, ", "), name)}
 	}
 	return at(recs[n-1].OldTL, recs[n-1].OldLSN)
 }

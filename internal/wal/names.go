@@ -53,6 +53,10 @@ func ValidateBranch(kind, name string) error {
 		return bad("it starts or ends with '/'")
 	case strings.HasSuffix(name, ".") || strings.HasSuffix(name, ".lock"):
 		return bad("it ends with '.' or '.lock'")
+	case timelineIDForm.MatchString(name):
+		// Refs read it as a timeline id (TIMELINE@LSN, as argon reflog
+		// prints a deleted branch's positions): the name would hide it.
+		return bad("it has the form of a timeline id (24 hexadecimal digits), which refs use for deleted branches' history")
 	}
 	for _, part := range strings.Split(name, "/") {
 		if strings.HasPrefix(part, ".") {
@@ -71,6 +75,9 @@ func ValidateBranch(kind, name string) error {
 }
 
 var dbUnsafe = regexp.MustCompile(`[^a-z0-9_-]`)
+
+// timelineIDForm is the form of a timeline id in refs (internal/refs).
+var timelineIDForm = regexp.MustCompile(`^[0-9a-f]{24}$`)
 
 // WorkingDatabaseName derives the name of a branch's working database from
 // the project and branch names. The result is valid on MongoDB and on the
