@@ -193,6 +193,10 @@ type Branch struct {
 	// consumes it by a unique insert, so that two of them racing on one
 	// name cannot both win.
 	Incarnation string `bson:"incarnation,omitempty"`
+	// RenamedFrom is the incarnation a rename took this name from. Until
+	// the rename has consumed that binding the record is tentative: a
+	// delete that consumed it first wins, and the rename removes it.
+	RenamedFrom string `bson:"renamed_from,omitempty"`
 	// Fork is a copy of the fork point of the branch's timeline, which
 	// never changes, written with the timeline's id (creation, Repoint):
 	// listing branches then needs no read of the timelines. Absent on
@@ -574,32 +578,47 @@ func (r *Repo) DeleteBranch(ctx context.Context, project, name string) (*Branch,
 	if _, err := r.DB.Collection(collBranches).DeleteOne(ctx, bson.D{{Key: "_id", Value: b.ID}, {Key: "incarnation", Value: b.Incarnation}}); err != nil {
 		return nil, 0, err
 	}
-	r.reflog(ctx, ReflogRecord{Project: project, Branch: name, Action: "delete", OldTL: b.Timeline, OldLSN: head.LSN})
+	r.reflog(ctx, ReflogRecord{Project: project, Branch: name, Action: "delete", OldTL: head.TL, OldLSN: head.LSN})
+	b.Timeline = head.TL // where it was, had a fast-forward just moved it
 	return b, head.LSN, nil
 }
 
 // closeTimeline ends the timeline of b, whose branch is being deleted,
 // with a clean void slot after its head, marked Closed, and returns that
-// slot (its LSN is the head's). A write that took the branch's lease
-// before the delete then finds its commit slot taken and fails, as a
-// writer taken over does: the unique insert of the slot decides, not
-// timing; and one that comes later finds the timeline closed
-// (commit.acquire). So the head the reflog records is the last commit
-// the timeline will ever have. A timeline another branch still names (a
-// rename a crash cut short leaves two names on one) is not closed, nor
-// one already closed or moved on.
+// slot (its LSN is the head's, its TL the timeline closed). A write that
+// took the branch's lease before the delete then finds its commit slot
+// taken and fails, as a writer taken over does: the unique insert of the
+// slot decides, not timing; and one that comes later finds the timeline
+// closed (commit.acquire). So the head the reflog records is the last
+// commit the branch will ever have. A fast-forward that moved the branch
+// on after b was read is followed to the timeline it moved to (found by
+// review: the delete recorded the state before the merge and left the
+// new timeline open). A timeline another live branch record names (a
+// rename a crash cut short leaves two names on one) is not closed; a
+// rename's record that is still tentative, taken from the binding this
+// delete consumed, does not count (found by review: it kept the timeline
+// open, and the rename then lost and removed it).
 func (r *Repo) closeTimeline(ctx context.Context, b *Branch) (*Slot, error) {
-	n, err := r.DB.Collection(collBranches).CountDocuments(ctx, bson.D{{Key: "project", Value: b.Project},
-		{Key: "timeline", Value: b.Timeline}, {Key: "_id", Value: bson.D{{Key: "$ne", Value: b.ID}}}})
-	if err != nil {
-		return nil, err
-	}
+	tl := b.Timeline
 	for {
-		h, err := r.HeadSlot(ctx, b.Timeline, nil)
-		if err != nil || n > 0 || h.Closed || h.Kind == SlotMoved {
+		h, err := r.HeadSlot(ctx, tl, nil)
+		if err != nil {
+			return nil, err
+		}
+		if h.Kind == SlotMoved && h.To != "" {
+			tl = h.To
+			continue
+		}
+		if h.Closed {
+			return h, nil
+		}
+		n, err := r.DB.Collection(collBranches).CountDocuments(ctx, bson.D{{Key: "project", Value: b.Project},
+			{Key: "timeline", Value: tl}, {Key: "_id", Value: bson.D{{Key: "$ne", Value: b.ID}}},
+			{Key: "renamed_from", Value: bson.D{{Key: "$ne", Value: b.Incarnation}}}})
+		if err != nil || n > 0 {
 			return h, err
 		}
-		v := &Slot{TL: b.Timeline, N: h.N + 1, Kind: SlotVoid, Base: h.LSN, LSN: h.LSN,
+		v := &Slot{TL: tl, N: h.N + 1, Kind: SlotVoid, Base: h.LSN, LSN: h.LSN,
 			Token: "delete-" + bson.NewObjectID().Hex(), Time: r.Now(), Closed: true}
 		if err := r.InsertSlot(ctx, v); err == nil {
 			return v, nil
@@ -642,6 +661,7 @@ func (r *Repo) RenameBranch(ctx context.Context, project, oldName, newName strin
 	}
 	nb := *b
 	nb.ID, nb.Name, nb.Incarnation = branchID(project, newName), newName, bson.NewObjectID().Hex()
+	nb.RenamedFrom = b.Incarnation
 	nb.DB = r.WorkingDatabase(b)
 	if _, err := r.DB.Collection(collBranches).InsertOne(ctx, nb); err != nil {
 		if isDup(err) {
