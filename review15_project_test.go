@@ -104,4 +104,15 @@ func TestReview15RenameInAnotherProjectMovesTheWorkspaceHEAD(t *testing.T) {
 	if code != 0 || out != "## x (head 1)\n" {
 		t.Errorf("argon status -s in the workspace of r15pa: exit %d, stdout %q, stderr %q; want exit 0 and \"## x (head 1)\\n\"", code, out, errOut)
 	}
+	// The other project's branches: its main is the one its commands
+	// use (as without a workspace), not the workspace's x; and checkout,
+	// which moves the workspace's current branch, refuses.
+	want := `[{"branch":"main","current":true,"head":0,"base":0,"parent":""},{"branch":"y","current":false,"head":0,"base":0,"parent":"main"}]` + "\n"
+	if code, out, _ := run(dir, "--project", "r15pb", "branch", "--json"); code != 0 || out != want {
+		t.Errorf("argon --project r15pb branch --json: exit %d, %s; want %s", code, out, want)
+	}
+	code, _, errOut = run(dir, "--project", "r15pb", "checkout", "main")
+	if code != 2 || !strings.HasPrefix(errOut, "argon: error: checkout switches the workspace's own project (r15pa), and --project or --db name another\n") {
+		t.Errorf("argon --project r15pb checkout main: exit %d, %q; want exit 2", code, errOut)
+	}
 }

@@ -58,7 +58,7 @@ func runCheckout(ctx context.Context, o *checkoutOptions) error {
 	}
 	if !f.atWorkspace() {
 		// The workspace's current branch is one of its own project's.
-		return withHint(usageErrorf("checkout switches the workspace's own project (%s), and --project, --db or --uri name another", f.wsConfig.Project),
+		return withHint(usageErrorf("checkout switches the workspace's own project (%s), and --project or --db name another", f.wsConfig.Project),
 			"choose the branch of each command of another project with --branch")
 	}
 	r, project, err := f.project(ctx)

@@ -346,8 +346,9 @@ func (f *Factory) CurrentBranch() (string, error) {
 
 // atWorkspace reports whether the command works on the workspace's own
 // project, whose branch the workspace's current branch (.argon/HEAD) is:
-// --project, --db or --uri (or their ARGON_ variables) naming another
-// project leave the workspace's current branch out of it.
+// --project or --db (or ARGON_PROJECT, ARGON_DB) naming another project
+// leave the workspace's current branch out of it. (The URI is not
+// compared: a user-wide config may set one for every workspace.)
 func (f *Factory) atWorkspace() bool {
 	if f.Workspace == nil {
 		return false
@@ -362,7 +363,7 @@ func (f *Factory) atWorkspace() bool {
 		}
 		return s
 	}
-	return c.Project == f.Project && db(c.DB) == db(f.DB) && c.URI == f.URI
+	return c.Project == f.Project && db(c.DB) == db(f.DB)
 }
 
 // branchOrCurrent resolves an explicit branch flag or the current branch.
