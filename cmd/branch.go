@@ -347,8 +347,12 @@ func runBranchDelete(ctx context.Context, o *branchDeleteOptions) error {
 		if a := strings.ToLower(strings.TrimSpace(ans)); a != "y" && a != "yes" {
 			return fmt.Errorf("branch %q not deleted", o.name)
 		}
+		// An application may have written while the question waited.
+		if err := refuseUncommitted(ctx, f, r, b, "delete", o.force); err != nil {
+			return err
+		}
 	}
-	_, lsn, err := r.DeleteBranch(ctx, project, o.name)
+	deleted, lsn, err := r.DeleteBranch(ctx, project, o.name)
 	if err != nil {
 		return err
 	}
@@ -357,7 +361,7 @@ func runBranchDelete(ctx context.Context, o *branchDeleteOptions) error {
 	_ = workdb.Open(r, b).Drop(ctx)
 	r.ReleaseWorkingDatabase(ctx, b)
 	if f.JSON {
-		return f.IO.PrintJSON(map[string]any{"branch": o.name, "head": lsn, "timeline": b.Timeline, "deleted": true})
+		return f.IO.PrintJSON(map[string]any{"branch": o.name, "head": lsn, "timeline": deleted.Timeline, "deleted": true})
 	}
 	fmt.Fprintf(f.IO.Out, "Deleted branch %s (was at LSN %d)\n", o.name, lsn)
 	return nil

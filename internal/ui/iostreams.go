@@ -54,6 +54,14 @@ func Test() (*IOStreams, *bytes.Buffer, *bytes.Buffer, *bytes.Buffer) {
 	return &IOStreams{In: in, Out: out, ErrOut: errOut}, in, out, errOut
 }
 
+// TestTerminal returns streams backed by buffers that say they are a
+// terminal a user answers on (stdin and stderr), reading the answers from
+// in.
+func TestTerminal(in io.Reader) (*IOStreams, *bytes.Buffer, *bytes.Buffer) {
+	out, errOut := &bytes.Buffer{}, &bytes.Buffer{}
+	return &IOStreams{In: in, Out: out, ErrOut: errOut, stdinTTY: true, stderrTTY: true}, out, errOut
+}
+
 func isTTY(f *os.File) bool {
 	return isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd())
 }
