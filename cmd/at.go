@@ -73,9 +73,18 @@ func (f *Factory) openReader(ctx context.Context, branchFlag, at string) (reader
 	p, err := f.resolvePoint(ctx, r, project, def, spec)
 	if err != nil {
 		if spec == at && !strings.ContainsAny(at, "@~") && errors.As(err, new(*wal.NotFoundError)) {
-			// Neither a WHEN nor a tag or branch: say what --at takes.
-			_, _, err = refs.ParseWhen(at, time.Now())
-			err = withHint(err, "--at also takes a ref: a branch, a tag, BRANCH@{N} (argon help refs)")
+			// Neither a WHEN nor a tag or branch. What starts like a
+			// number or a time is a WHEN that does not read (exit 2);
+			// a word is a name not found, as everywhere refs are taken
+			// (exit 4). Either way, say what --at takes.
+			hint := "--at takes an LSN, a time (2026-11-25T10:00:00Z, or 10m, 2h, 3d back) or a ref: a branch, a tag, BRANCH@{N} (argon help refs)"
+			if c := at[0]; c >= '0' && c <= '9' || c == '-' || c == '+' {
+				_, _, err = refs.ParseWhen(at, time.Now())
+				hint = "--at also takes a ref: a branch, a tag, BRANCH@{N} (argon help refs)"
+			} else {
+				err = &wal.NotFoundError{Kind: "branch or tag", Name: at}
+			}
+			err = withHint(err, hint)
 		}
 		return nil, nil, err
 	}
@@ -91,14 +100,27 @@ func (f *Factory) openReader(ctx context.Context, branchFlag, at string) (reader
 	// A read near the branch's head may be laid over its working
 	// database (workdb/headbase.go): the branch's own, opened from its
 	// record, while the branch is on the timeline the point was read on.
+	// A tag's state is read over the branch now on the tag's timeline,
+	// if one is.
+	var on *wal.Branch
 	if p.Tag == nil {
 		if b, err := r.Branch(ctx, project, p.Branch.Name); err == nil && b.Timeline == p.Branch.Timeline {
-			w, err := f.workingDB(ctx, r, b)
-			if err != nil {
-				return nil, nil, err
-			}
-			v.OverHead(w)
+			on = b
 		}
+	} else if bs, err := r.Branches(ctx, project); err == nil {
+		for i := range bs {
+			if bs[i].Timeline == p.Branch.Timeline {
+				on = &bs[i]
+				break
+			}
+		}
+	}
+	if on != nil {
+		w, err := f.workingDB(ctx, r, on)
+		if err != nil {
+			return nil, nil, err
+		}
+		v.OverHead(w)
 	}
 	noticed := false
 	v.Built = func(coll string, lsn int64) {
@@ -110,9 +132,13 @@ func (f *Factory) openReader(ctx context.Context, branchFlag, at string) (reader
 		noticed = true
 		if lsn != p.LSN {
 			// The view of an image below the point, which reads near
-			// it share (workdb/overlay.go).
-			fmt.Fprintf(f.IO.ErrOut, "argon: notice: materialised %s at %s@%d, the image snapshot nearest to %s, from the log; later reads near it reuse it (argon gc drops it)\n",
-				coll, p.Branch.Name, lsn, describePoint(p))
+			// it share (workdb/overlay.go). A tag's name takes no LSN.
+			at := fmt.Sprintf("%s@%d", p.Branch.Name, lsn)
+			if p.Tag != nil {
+				at = fmt.Sprintf("LSN %d", lsn)
+			}
+			fmt.Fprintf(f.IO.ErrOut, "argon: notice: materialised %s at %s, the image snapshot nearest to %s, from the log; later reads near it reuse it (argon gc drops it)\n",
+				coll, at, describePoint(p))
 			return
 		}
 		what := describePoint(p)
