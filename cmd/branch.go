@@ -219,6 +219,7 @@ Branch names follow git's rules (no spaces, no '..', no leading '-', ...)
 and may not contain '@'.`,
 		Example: `  argon branch create feature-x
   argon branch create audit --from main@120
+  argon branch create before --from 42
   argon branch create yesterday --from main@1d
   argon branch create before-import --from main@2026-11-25T10:00:00Z`,
 		Args: exactArgs(1, "one branch name"),
@@ -235,7 +236,7 @@ and may not contain '@'.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&o.from, "from", "", "start point: BRANCH, BRANCH@LSN or BRANCH@TIME (default: the current branch's head)")
+	cmd.Flags().StringVar(&o.from, "from", "", "start point: a ref (BRANCH, BRANCH@LSN, BRANCH@TIME, a tag, ...), or an LSN or time on the current branch (default: the current branch's head)")
 	return cmd
 }
 
@@ -259,6 +260,9 @@ func runBranchCreate(ctx context.Context, o *branchCreateOptions) (*branchInfo, 
 	cur, err := f.CurrentBranch()
 	if err != nil {
 		return nil, err
+	}
+	if !strings.ContainsAny(from, "@~") && isWhen(from) {
+		from = cur + "@" + from // a WHEN on the current branch, as --at takes it
 	}
 	p, err := f.resolvePoint(ctx, r, project, cur, from)
 	if err != nil {
