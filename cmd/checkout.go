@@ -69,6 +69,18 @@ func runCheckout(ctx context.Context, o *checkoutOptions) error {
 	if err != nil {
 		return err
 	}
+	// A target that cannot be switched to is said first, whatever the
+	// current branch holds.
+	if _, err := r.Branch(ctx, project, o.name); err != nil && !o.create {
+		return suggestBranch(ctx, r, project, err)
+	} else if o.create {
+		if err == nil {
+			return &wal.ExistsError{Kind: "branch", Name: o.name}
+		}
+		if verr := wal.ValidateBranch("branch", o.name); verr != nil {
+			return verr
+		}
+	}
 	// The current branch again keeps its uncommitted changes (git's
 	// "Already on"), unless --force discards them.
 	same := !o.create && o.name == cur
