@@ -35,13 +35,18 @@ func newFindCmd(f *Factory) *cobra.Command {
 FILTER, --projection and --sort are Extended JSON documents in MongoDB's
 query language; the server evaluates
 them against the branch's working database, so every operator MongoDB has
-works as it does there. At a past point, the collection is materialised
-from the log into a database of its own the first time it is asked for
-(that collection only, from the nearest image snapshot), and reused after
-(argon gc drops these). A read without --sort near such a state, or near
-an image snapshot (argon snapshot), is answered from that state's
-materialised collection and the documents changed since, so reads
-stepping through history materialise once.
+works as it does there. A read without --sort a few commits below a
+branch's head (up to 1,000 documents of the collection changed since) is
+answered from the branch's working database and the changed documents'
+past versions, when argon knows no application changed that database
+(the embedded engine, argon serve). Otherwise the collection at that
+point is materialised from the log into a database of its own the first
+time it is asked for (that collection only, from the nearest image
+snapshot), with a notice, and reused after (argon gc drops these). A
+read without --sort near such a state, or near an image snapshot (argon
+snapshot), is answered from that state's materialised collection and the
+documents changed since, so reads stepping through history materialise
+once.
 
 Prints one document per line as relaxed Extended JSON, or canonical
 Extended JSON (exact BSON types) with --canonical. --json prints one JSON
@@ -71,7 +76,7 @@ array of canonical Extended JSON documents (relaxed with --relaxed).`,
 	fl.Int64Var(&o.limit, "limit", 0, "return at most this many documents (0: no limit)")
 	fl.Int64Var(&o.skip, "skip", 0, "skip this many documents first")
 	fl.StringVar(&o.branch, "branch", "", "branch to read (default: the current branch)")
-	fl.StringVar(&o.at, "at", "", "read a past state: an LSN, a time (RFC3339, or 10m, 2h, 3d ago), or BRANCH@LSN / BRANCH@TIME")
+	fl.StringVar(&o.at, "at", "", "read a past state: an LSN, a time (RFC3339, or 10m, 2h, 3d ago), or a ref (BRANCH@LSN, BRANCH~N, a tag, ...: argon help refs)")
 	fl.BoolVar(&o.canonical, "canonical", false, "print canonical Extended JSON (exact BSON types)")
 	fl.BoolVar(&o.relaxed, "relaxed", false, "with --json: relaxed Extended JSON instead of canonical")
 	return cmd

@@ -14,8 +14,9 @@ func newGCCmd(f *Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "gc",
 		Short: "Drop cached states (time-travel views, image snapshots)",
-		Long: `Drop every materialised past state that time travel (--at) cached. They are
-caches of the log: the next query at such a point builds its view again.
+		Long: `Drop every materialised past state that time travel (--at) cached, of
+every project in the metadata database. They are caches of the log: the
+next query at such a point builds its view again.
 Scratch databases that an interrupted update --many left on a server are
 dropped too (on the embedded engine its scratch folder goes when the next
 update --many starts), and the pieces of image snapshots that were never

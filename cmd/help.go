@@ -45,6 +45,9 @@ ARGON_ENGINE         "embedded" (default): each command runs the embedded engine
                      "engine")
 ARGON_ENGINE_IDLE    how long a workspace engine a command started waits
                      without a client before it ends (default 60s)
+ARGON_SNAPSHOT_EVERY how many log entries a timeline grows past its nearest image
+                     snapshot before a commit takes a new one (config key
+                     "snapshot-every"; default 10000; 0: never)
 ARGON_BUSY_TIMEOUT   how long a write waits for another writer on the same branch
                      (default 60s)
 ARGON_LEASE_TTL      how long a writer may go without a heartbeat before another
@@ -62,7 +65,8 @@ NO_COLOR, CLICOLOR=0 turn colour off
 A CI job can run argon with environment variables only, no workspace:
   ARGON_URI=mongodb://ci-db:27017 ARGON_PROJECT=shop argon find users`),
 		topic("exit-codes", "What argon's exit codes mean", `0  success
-1  error (bad input, server error, nothing was written)
+1  error (bad input, server error, nothing was written); also diff --exit-code
+   when the two states differ, as git diff
 2  usage: unknown command or flag, wrong number of arguments, a missing --yes
 3  merge conflicts
 4  not found: a project, branch, ref, index or file the command named does not exist
@@ -85,7 +89,9 @@ on stderr instead: {"error": MESSAGE, "code": EXIT CODE, "hint": HINTS},
 take:
 
   BRANCH            the branch's committed head
-  BRANCH@LSN        the state after LSN (argon log shows LSNs)
+  BRANCH@LSN        the state after LSN (argon log shows LSNs); an LSN inside
+                    a commit of several (4..5) names the state after that
+                    entry, part of the commit, as the log holds it
   BRANCH@TIME       the newest commit at or before TIME on the branch's
                     log: RFC3339 (2026-11-25T10:00:00Z), a date
                     (2026-11-25), or a duration back from now (10m, 3d).

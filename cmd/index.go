@@ -144,7 +144,7 @@ point. Piped: "name<TAB>keys<TAB>unique" lines.`,
 		},
 	}
 	cmd.Flags().StringVar(&branch, "branch", "", "branch to read (default: the current branch)")
-	cmd.Flags().StringVar(&at, "at", "", "list at a past point: an LSN, a time, or BRANCH@LSN / BRANCH@TIME")
+	cmd.Flags().StringVar(&at, "at", "", "list at a past point: an LSN, a time, or a ref (argon help refs)")
 	return cmd
 }
 

@@ -312,7 +312,7 @@ func newCountCmd(f *Factory) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&branch, "branch", "", "branch to read (default: the current branch)")
-	cmd.Flags().StringVar(&at, "at", "", "count in a past state: an LSN, a time, or BRANCH@LSN / BRANCH@TIME")
+	cmd.Flags().StringVar(&at, "at", "", "count in a past state: an LSN, a time, or a ref (argon help refs)")
 	return cmd
 }
 
@@ -351,6 +351,6 @@ A collection exists while it holds documents. Piped: "name<TAB>count" lines.`,
 		},
 	}
 	cmd.Flags().StringVar(&branch, "branch", "", "branch to read (default: the current branch)")
-	cmd.Flags().StringVar(&at, "at", "", "list a past state: an LSN, a time, or BRANCH@LSN / BRANCH@TIME")
+	cmd.Flags().StringVar(&at, "at", "", "list a past state: an LSN, a time, or a ref (argon help refs)")
 	return cmd
 }
