@@ -35,9 +35,11 @@ func TestFirstStatusLeavesACurrentCleanRecord(t *testing.T) {
 }
 
 // A merge's write (ApplyPuts) and an index change on a database known
-// clean leave it recorded clean, as inserts and updates do: before, the
-// next status read the whole branch, and the next read of its past
-// materialised a view instead of using the working database.
+// clean leave it recorded clean, as inserts and updates do, and so does
+// argon commit of an application's changes (in a process that runs the
+// engine itself): before, the next status read the whole branch, and the
+// next read of its past materialised a view instead of using the working
+// database.
 func TestMergeAndIndexWritesKeepTheCleanRecord(t *testing.T) {
 	w := embeddedBranch(t)
 	ctx := context.Background()
@@ -64,6 +66,16 @@ func TestMergeAndIndexWritesKeepTheCleanRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	recorded("an index creation")
+	// An application's change (written straight to the database), then
+	// argon commit: the database holds exactly the committed state.
+	if _, err := w.DB.Collection("c").InsertOne(ctx, bson.D{{Key: "_id", Value: "app"}}); err != nil {
+		t.Fatal(err)
+	}
+	changes, _, _, err := w.CommitChanges(ctx, wal.CommitInfo{Message: "app"}, workdb.Limits{})
+	if err != nil || len(changes) != 1 {
+		t.Fatalf("commit of the application's change: %v, %v", changes, err)
+	}
+	recorded("argon commit")
 }
 
 // embeddedBranch opens main of a new project on the embedded engine as

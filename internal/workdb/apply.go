@@ -50,10 +50,18 @@ func (w *Branch) ApplyPuts(ctx context.Context, puts []Put, base int64, info wal
 // every entry already.
 func (w *Branch) MovePuts(ctx context.Context, puts []Put, to *wal.Slot, base int64, action string, info wal.CommitInfo) error {
 	apply := w.putter(puts)
-	return w.Protocol.Move(ctx, w, to, base, action, &info, func(ctx context.Context, _ func([]wal.Entry) error) error {
+	w.cleanAtStart, w.cleanChecked = false, false
+	err := w.Protocol.Move(ctx, w, to, base, action, &info, func(ctx context.Context, _ func([]wal.Entry) error) error {
+		if w.Files != nil && w.Files.Clean(w.DB.Name()) != "" {
+			w.knownClean() // before anything changes, as Branch.write
+		}
 		_, err := apply(ctx)
 		return err
 	})
+	if err == nil {
+		w.keepClean()
+	}
+	return err
 }
 
 // putter returns the function that writes puts to the database and

@@ -249,6 +249,13 @@ func (w *Branch) CommitChanges(ctx context.Context, info wal.CommitInfo, lim Lim
 		}
 		return entries, nil
 	})
+	if err == nil && cm != nil && w.Files != nil {
+		// The database now holds exactly the committed state: recorded
+		// clean by a process that runs the engine itself (no one else
+		// can have written); under argon serve, KeepClean records only
+		// a database that was clean when this process first looked.
+		_ = w.Files.KeepClean(w.DB.Name())
+	}
 	return changes, cm, head, err
 }
 
