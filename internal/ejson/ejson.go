@@ -57,8 +57,12 @@ func ParseDocument(what string, data []byte) (bson.Raw, error) {
 		return nil, syntaxErr(what, data, dec, err)
 	}
 	if dec.More() {
+		// Point at the first byte of what follows, past blanks.
 		off := dec.InputOffset()
-		l, c := position(data, off)
+		for off < int64(len(data)) && bytes.IndexByte([]byte(" \t\r\n"), data[off]) >= 0 {
+			off++
+		}
+		l, c := position(data, off+1)
 		return nil, &SyntaxError{What: what, Line: l, Column: c, Msg: "unexpected data after the document"}
 	}
 	if trimmed[0] != '{' {
@@ -226,13 +230,13 @@ func (d *Decoder) Next() (bson.Raw, error) {
 		d.inArray = first == '['
 		if d.inArray {
 			if _, err := d.dec.Token(); err != nil {
-				return nil, streamErr("input", d.counter, d.dec, err)
+				return nil, streamErr("input", d.counter, d.dec, err, false)
 			}
 		}
 	}
 	if d.inArray && !d.dec.More() {
 		if _, err := d.dec.Token(); err != nil {
-			return nil, streamErr("input", d.counter, d.dec, err)
+			return nil, streamErr("input", d.counter, d.dec, err, false)
 		}
 		if d.dec.More() {
 			return nil, &SyntaxError{What: "input", Msg: "unexpected data after the array"}
@@ -246,7 +250,7 @@ func (d *Decoder) Next() (bson.Raw, error) {
 			d.done = true
 			return nil, nil
 		}
-		return nil, streamErr(fmt.Sprintf("document %d", d.n+1), d.counter, d.dec, err)
+		return nil, streamErr(fmt.Sprintf("document %d", d.n+1), d.counter, d.dec, err, d.inArray)
 	}
 	d.n++
 	d.line, _ = d.counter.pos(d.dec.InputOffset() - int64(len(raw)))
@@ -257,11 +261,16 @@ func (d *Decoder) Next() (bson.Raw, error) {
 	return fromExtJSON(what, raw)
 }
 
-func streamErr(what string, lc *lineCounter, dec *json.Decoder, err error) error {
+func streamErr(what string, lc *lineCounter, dec *json.Decoder, err error, element bool) error {
 	var se *json.SyntaxError
 	msg, off := err.Error(), dec.InputOffset()
 	if errors.As(err, &se) {
+		// At the top level the decoder's offset counts the offending
+		// byte; inside an array it is where the element began.
 		msg, off = se.Error(), se.Offset
+		if !element {
+			off--
+		}
 		if se.Offset <= dec.InputOffset() {
 			// Inside an array the decoder reports the offset where the
 			// element began, before the blanks ahead of it: point at the

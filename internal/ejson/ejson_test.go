@@ -39,7 +39,7 @@ func TestParseDocumentErrors(t *testing.T) {
 		{"{\n  \"a\": 1,\n  \"b\" 2}", "invalid Extended JSON in f at line 3, column 7: invalid character '2' after object key"},
 		{`[1]`, "invalid Extended JSON in f: it is not a document (a JSON object)"},
 		{`"x"`, "invalid Extended JSON in f: it is not a document (a JSON object)"},
-		{`{"a": 1} {"b": 2}`, "invalid Extended JSON in f at line 1, column 9: unexpected data after the document"},
+		{`{"a": 1} {"b": 2}`, "invalid Extended JSON in f at line 1, column 10: unexpected data after the document"},
 		{`{"a": 1`, "invalid Extended JSON in f at line 1, column 8: unexpected end of input"},
 	} {
 		_, err := ParseDocument("f", []byte(tc.in))
@@ -68,7 +68,7 @@ func TestReadDocuments(t *testing.T) {
 	}
 	for _, tc := range []struct{ in, want string }{
 		{"{\"_id\": 1}\n[1]\n", "invalid Extended JSON in document 2: it is not a document (a JSON object)"},
-		{"{\"_id\": 1}\n{\"_id\": 2,\n \"x\": }\n", "invalid Extended JSON in document 2 at line 3, column 8: invalid character '}' looking for beginning of value"},
+		{"{\"_id\": 1}\n{\"_id\": 2,\n \"x\": }\n", "invalid Extended JSON in document 2 at line 3, column 7: invalid character '}' looking for beginning of value"},
 		{"[{\"_id\": 1}, 2]", "invalid Extended JSON in document 2: it is not a document (a JSON object)"},
 		{"[{\"_id\": 1}] {}", "invalid Extended JSON in input: unexpected data after the array"},
 	} {
