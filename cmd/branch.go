@@ -3,6 +3,7 @@ package cmd
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -240,6 +241,46 @@ and may not contain '@'.`,
 	return cmd
 }
 
+// startPoint resolves --from of a new branch: a ref, or a bare LSN or
+// time on the current branch (as --at takes it) when no branch or tag
+// has that name.
+func (f *Factory) startPoint(ctx context.Context, r *wal.Repo, project, from string) (*point, error) {
+	cur, err := f.CurrentBranch()
+	if err != nil {
+		return nil, err
+	}
+	if !strings.ContainsAny(from, "@~") && isWhen(from) {
+		_, berr := r.Branch(ctx, project, from)
+		_, terr := r.Tag(ctx, project, from)
+		if errors.As(berr, new(*wal.NotFoundError)) && errors.As(terr, new(*wal.NotFoundError)) {
+			from = cur + "@" + from
+		}
+	}
+	return f.resolvePoint(ctx, r, project, cur, from)
+}
+
+// checkNewBranch says, before anything is changed, why branch name could
+// not be created from start ("" for the current branch): an invalid
+// name, one a branch or a tag has, a start point that does not resolve.
+func (f *Factory) checkNewBranch(ctx context.Context, r *wal.Repo, project, name, start string) error {
+	if err := wal.ValidateBranch("branch", name); err != nil {
+		return err
+	}
+	if _, err := r.Branch(ctx, project, name); err == nil {
+		return &wal.ExistsError{Kind: "branch", Name: name}
+	} else if !errors.As(err, new(*wal.NotFoundError)) {
+		return err
+	}
+	if err := r.NotATag(ctx, project, name); err != nil {
+		return err
+	}
+	if start == "" {
+		return nil
+	}
+	_, err := f.startPoint(ctx, r, project, start)
+	return err
+}
+
 func runBranchCreate(ctx context.Context, o *branchCreateOptions) (*branchInfo, error) {
 	f := o.f
 	if err := wal.ValidateBranch("branch", o.name); err != nil {
@@ -257,14 +298,7 @@ func runBranchCreate(ctx context.Context, o *branchCreateOptions) (*branchInfo, 
 	if err != nil {
 		return nil, err
 	}
-	cur, err := f.CurrentBranch()
-	if err != nil {
-		return nil, err
-	}
-	if !strings.ContainsAny(from, "@~") && isWhen(from) {
-		from = cur + "@" + from // a WHEN on the current branch, as --at takes it
-	}
-	p, err := f.resolvePoint(ctx, r, project, cur, from)
+	p, err := f.startPoint(ctx, r, project, from)
 	if err != nil {
 		return nil, err
 	}

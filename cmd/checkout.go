@@ -69,17 +69,15 @@ func runCheckout(ctx context.Context, o *checkoutOptions) error {
 	if err != nil {
 		return err
 	}
-	// A target that cannot be switched to is said first, whatever the
-	// current branch holds.
-	if _, err := r.Branch(ctx, project, o.name); err != nil && !o.create {
+	// A target that cannot be switched to (or, with -b, created) is said
+	// first, before the current branch's changes are looked at or, with
+	// --force, discarded.
+	if o.create {
+		if err := f.checkNewBranch(ctx, r, project, o.name, o.start); err != nil {
+			return err
+		}
+	} else if _, err := r.Branch(ctx, project, o.name); err != nil {
 		return suggestBranch(ctx, r, project, err)
-	} else if o.create {
-		if err == nil {
-			return &wal.ExistsError{Kind: "branch", Name: o.name}
-		}
-		if verr := wal.ValidateBranch("branch", o.name); verr != nil {
-			return verr
-		}
 	}
 	// The current branch again keeps its uncommitted changes (git's
 	// "Already on"), unless --force discards them.
