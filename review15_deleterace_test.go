@@ -83,7 +83,7 @@ func TestReview15DeleteRacesAWriteThatIsAcknowledged(t *testing.T) {
 		// Refusing the write of a branch deleted under it is a right
 		// answer (the delete closes the timeline with a void slot, which
 		// takes the writer's commit slot): then nothing of it is seen.
-		if code != 1 || errOut.String() != "argon: error: the write to branch \"g\" was not committed: the branch was deleted meanwhile\n" {
+		if code != 4 || errOut.String() != "argon: error: the write to branch \"g\" was not committed: the branch was deleted meanwhile\n" {
 			t.Fatalf("insert refused: exit %d, %q", code, errOut.String())
 		}
 		if delOut != "Deleted branch g (was at LSN 2)\n" {

@@ -86,7 +86,7 @@ func exitCode(err error) int {
 	case errors.As(err, &ue):
 		return ExitUsage
 	case errors.As(err, &nf), errors.As(err, &nf2), errors.As(err, new(*wal.ConflictError)),
-		errors.As(err, new(*workdb.IndexNotFoundError)):
+		errors.As(err, new(*workdb.IndexNotFoundError)), deletedMeanwhile(err):
 		// A branch renamed or deleted by another command while this one
 		// worked on it is gone, as a branch that was never there.
 		return ExitNotFound
@@ -186,4 +186,11 @@ func isConnectionDrop(err error) bool {
 	return strings.Contains(s, "connection closed unexpectedly") ||
 		strings.Contains(s, "incomplete read of message header") ||
 		strings.Contains(s, "connection reset by peer")
+}
+
+// deletedMeanwhile reports a write refused because its branch was deleted
+// while it ran (the delete closed the timeline).
+func deletedMeanwhile(err error) bool {
+	var to *wal.TakenOverError
+	return errors.As(err, &to) && to.Deleted
 }
