@@ -100,7 +100,9 @@ func (r *Repo) DeleteTag(ctx context.Context, project, name string) (*Tag, error
 // in refs. (A tag is refused a branch's name the same way; two commands
 // racing could still make both, and then the branch wins in refs.)
 // NotATag refuses name for a branch when a tag has it.
-func (r *Repo) NotATag(ctx context.Context, project, name string) error { return r.notATag(ctx, project, name) }
+func (r *Repo) NotATag(ctx context.Context, project, name string) error {
+	return r.notATag(ctx, project, name)
+}
 
 func (r *Repo) notATag(ctx context.Context, project, name string) error {
 	_, err := r.Tag(ctx, project, name)
