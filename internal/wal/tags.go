@@ -96,14 +96,14 @@ func (r *Repo) DeleteTag(ctx context.Context, project, name string) (*Tag, error
 	return t, nil
 }
 
-// notATag refuses a branch name a tag has: the branch would hide the tag
-// in refs. (A tag is refused a branch's name the same way; two commands
-// racing could still make both, and then the branch wins in refs.)
-// NotATag refuses name for a branch when a tag has it.
+// NotATag refuses name for a branch when a tag has it (notATag).
 func (r *Repo) NotATag(ctx context.Context, project, name string) error {
 	return r.notATag(ctx, project, name)
 }
 
+// notATag refuses a branch name a tag has: the branch would hide the tag
+// in refs. (A tag is refused a branch's name the same way; two commands
+// racing could still make both, and then the branch wins in refs.)
 func (r *Repo) notATag(ctx context.Context, project, name string) error {
 	_, err := r.Tag(ctx, project, name)
 	if err == nil {
