@@ -74,11 +74,12 @@ func (f *Factory) openReader(ctx context.Context, branchFlag, at string) (reader
 	if err != nil {
 		if spec == at && !strings.ContainsAny(at, "@~") && errors.As(err, new(*wal.NotFoundError)) {
 			// Neither a WHEN nor a tag or branch. What starts like a
-			// number or a time is a WHEN that does not read (exit 2);
-			// a word is a name not found, as everywhere refs are taken
-			// (exit 4). Either way, say what --at takes.
+			// number or a time, or could be no name (main^, a..b), is a
+			// point that does not read (exit 2); a word is a name not
+			// found, as everywhere refs are taken (exit 4). Either way,
+			// say what --at takes.
 			hint := "--at takes an LSN, a time (2026-11-25T10:00:00Z, or 10m, 2h, 3d back) or a ref: a branch, a tag, BRANCH@{N} (argon help refs)"
-			if c := at[0]; c >= '0' && c <= '9' || c == '-' || c == '+' {
+			if c := at[0]; c >= '0' && c <= '9' || c == '-' || c == '+' || wal.ValidateBranch("branch", at) != nil {
 				_, _, err = refs.ParseWhen(at, time.Now())
 				hint = "--at also takes a ref: a branch, a tag, BRANCH@{N} (argon help refs)"
 			} else {
