@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -77,6 +78,11 @@ func runCheckout(ctx context.Context, o *checkoutOptions) error {
 			return err
 		}
 	} else if _, err := r.Branch(ctx, project, o.name); err != nil {
+		if _, terr := r.Tag(ctx, project, o.name); terr == nil && errors.As(err, new(*wal.NotFoundError)) {
+			// A tag names one state; a branch moves (git's detached HEAD
+			// has no counterpart here).
+			return withHint(err, fmt.Sprintf("%s is a tag: make a branch of it with `argon checkout -b NAME %s`", o.name, o.name))
+		}
 		return suggestBranch(ctx, r, project, err)
 	}
 	// The current branch again keeps its uncommitted changes (git's

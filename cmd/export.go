@@ -116,7 +116,7 @@ func runExport(ctx context.Context, o *exportOptions) error {
 		if err := validateDatabaseName("--to-db", o.toDB); err != nil {
 			return err
 		}
-		if o.toDB == "admin" || o.toDB == "local" || o.toDB == "config" {
+		if l := strings.ToLower(o.toDB); l == "admin" || l == "local" || l == "config" {
 			return usageErrorf("--to-db %s is one of MongoDB's own databases; export writes only databases of your own", o.toDB)
 		}
 		s, err := store.Open(ctx, store.Options{URI: o.toURI, ServerSelectionTimeout: f.Timeout})
