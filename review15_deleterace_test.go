@@ -2,10 +2,7 @@ package main
 
 import (
 	"context"
-	"sync"
 	"testing"
-
-	"go.mongodb.org/mongo-driver/v2/event"
 
 	"github.com/argon-db/argon/cmd"
 	"github.com/argon-db/argon/internal/commit"
@@ -29,53 +26,28 @@ import (
 // last, waits for the writer's hold at argon serve).
 func TestReview15DeleteRacesAWriteThatIsAcknowledged(t *testing.T) {
 	dir, run := r15Workspace(t, "r15d")
-	must := func(args ...string) string {
-		t.Helper()
-		code, out, errOut := run(args...)
-		if code != 0 {
-			t.Fatalf("argon %v: exit %d: %s", args, code, errOut)
-		}
-		return out
-	}
+	must := mustRun(t, run)
 	must("init", "r15d")
 	must("insert", "c", `{"_id": 1}`)
 	must("branch", "create", "g")
 	must("insert", "c", `{"_id": 2}`, "--branch", "g")
 	serveWorkspace(t, dir)
 
-	fired := false
-	done, dropping := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	var delCode int
-	var delOut, delErr string
+	var del *background
 	commit.Hook = func(point string) {
-		if point != "before-commit" || fired {
+		if point != "before-commit" || del != nil {
 			return
 		}
-		fired = true
-		go func() {
-			defer close(done)
-			mon := &event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
-				if e.CommandName == "dropDatabase" {
-					once.Do(func() { close(dropping) })
-				}
-			}}
-			io, _, o, eo := ui.Test()
-			delCode = cmd.Run(context.Background(), &cmd.Factory{IO: io, Dir: dir, Monitor: mon},
-				[]string{"branch", "delete", "g", "--yes", "--force"})
-			delOut, delErr = o.String(), eo.String()
-			once.Do(func() { close(dropping) })
-		}()
-		<-dropping
+		del = startUntil(dir, "dropDatabase", "branch", "delete", "g", "--yes", "--force")
 	}
 	defer func() { commit.Hook = nil }()
 	io, _, _, errOut := ui.Test()
 	code := cmd.Run(context.Background(), &cmd.Factory{IO: io, Dir: dir}, []string{"insert", "c", `{"_id": 3}`, "--branch", "g"})
 	commit.Hook = nil
-	if !fired {
+	if del == nil {
 		t.Fatal("the insert never reached before-commit")
 	}
-	<-done
+	delCode, delOut, delErr := del.wait()
 	if delCode != 0 {
 		t.Fatalf("branch delete g: exit %d, %q, %q", delCode, delOut, delErr)
 	}

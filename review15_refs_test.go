@@ -17,14 +17,7 @@ import (
 // the tag); nothing keeps them (or branches) from hiding a timeline.
 func TestReview15TagNamedLikeATimelineHidesTheReflogPosition(t *testing.T) {
 	_, run := r15Workspace(t, "r15r")
-	must := func(args ...string) string {
-		t.Helper()
-		code, out, errOut := run(args...)
-		if code != 0 {
-			t.Fatalf("argon %v: exit %d: %s", args, code, errOut)
-		}
-		return out
-	}
+	must := mustRun(t, run)
 	must("init", "r15r")
 	must("insert", "c", `{"_id": 1}`)
 	must("branch", "create", "g")
@@ -54,12 +47,7 @@ func TestReview15TagNamedLikeATimelineHidesTheReflogPosition(t *testing.T) {
 // N counts every record.
 func TestReview15ReflogRangeMessageAfterARecreatedName(t *testing.T) {
 	_, run := r15Workspace(t, "r15m")
-	must := func(args ...string) {
-		t.Helper()
-		if code, _, errOut := run(args...); code != 0 {
-			t.Fatalf("argon %v: exit %d: %s", args, code, errOut)
-		}
-	}
+	must := mustRun(t, run)
 	must("init", "r15m")
 	must("insert", "c", `{"_id": 1}`)
 	must("branch", "create", "g")

@@ -45,14 +45,7 @@ func r15Workspace(t *testing.T, p string) (string, func(args ...string) (int, st
 // "branch" gets a name no ref resolves ("g (deleted)").
 func TestReview15SnapshotListNamesADeletedBranch(t *testing.T) {
 	_, run := r15Workspace(t, "r15s")
-	must := func(args ...string) string {
-		t.Helper()
-		code, out, errOut := run(args...)
-		if code != 0 {
-			t.Fatalf("argon %v: exit %d: %s", args, code, errOut)
-		}
-		return out
-	}
+	must := mustRun(t, run)
 	must("init", "r15s")
 	must("insert", "c", `{"_id": 1}`)
 	must("branch", "create", "g")

@@ -35,53 +35,28 @@ import (
 // dropDatabase, sent last, waits for the merge's hold at argon serve).
 func TestReview16DeleteDuringFastForwardRecordsTheOldState(t *testing.T) {
 	dir, run := r15Workspace(t, "r16f")
-	must := func(args ...string) string {
-		t.Helper()
-		code, out, errOut := run(args...)
-		if code != 0 {
-			t.Fatalf("argon %v: exit %d: %s", args, code, errOut)
-		}
-		return out
-	}
+	must := mustRun(t, run)
 	must("init", "r16f")
 	must("insert", "c", `{"_id": 1}`)
 	must("branch", "create", "g")
 	must("insert", "c", `{"_id": 2}`)
 	serveWorkspace(t, dir)
 
-	fired := false
-	done, dropping := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	var delCode int
-	var delOut, delErr string
+	var del *background
 	commit.Hook = func(point string) {
-		if point != "after-commit" || fired {
+		if point != "after-commit" || del != nil {
 			return
 		}
-		fired = true
-		go func() {
-			defer close(done)
-			mon := &event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
-				if e.CommandName == "dropDatabase" {
-					once.Do(func() { close(dropping) })
-				}
-			}}
-			io, _, o, eo := ui.Test()
-			delCode = cmd.Run(context.Background(), &cmd.Factory{IO: io, Dir: dir, Monitor: mon},
-				[]string{"branch", "delete", "g", "--yes", "--force"})
-			delOut, delErr = o.String(), eo.String()
-			once.Do(func() { close(dropping) })
-		}()
-		<-dropping
+		del = startUntil(dir, "dropDatabase", "branch", "delete", "g", "--yes", "--force")
 	}
 	defer func() { commit.Hook = nil }()
 	io, _, out, errOut := ui.Test()
 	code := cmd.Run(context.Background(), &cmd.Factory{IO: io, Dir: dir}, []string{"merge", "main", "--into", "g"})
 	commit.Hook = nil
-	if !fired {
+	if del == nil {
 		t.Fatal("the merge never reached after-commit")
 	}
-	<-done
+	delCode, delOut, delErr := del.wait()
 	if delCode != 0 {
 		t.Fatalf("branch delete g: exit %d, %q, %q", delCode, delOut, delErr)
 	}
@@ -126,14 +101,7 @@ func TestReview16DeleteDuringFastForwardRecordsTheOldState(t *testing.T) {
 // dropDatabase (which waits for the writer's hold at argon serve).
 func TestReview16RenameLosingToDeleteLeavesTheTimelineOpen(t *testing.T) {
 	dir, run := r15Workspace(t, "r16r")
-	must := func(args ...string) string {
-		t.Helper()
-		code, out, errOut := run(args...)
-		if code != 0 {
-			t.Fatalf("argon %v: exit %d: %s", args, code, errOut)
-		}
-		return out
-	}
+	must := mustRun(t, run)
 	must("init", "r16r")
 	must("insert", "c", `{"_id": 1}`)
 	must("branch", "create", "g")
@@ -141,9 +109,9 @@ func TestReview16RenameLosingToDeleteLeavesTheTimelineOpen(t *testing.T) {
 	serveWorkspace(t, dir)
 
 	fired := false
-	deleted := make(chan struct{})
-	var renCode, delCode int
-	var renOut, renErr, delOut, delErr string
+	var del *background
+	var renCode int
+	var renOut, renErr string
 	commit.Hook = func(point string) {
 		if point != "before-commit" || fired {
 			return
@@ -169,22 +137,7 @@ func TestReview16RenameLosingToDeleteLeavesTheTimelineOpen(t *testing.T) {
 		}()
 		<-consuming
 		// The delete, to its dropDatabase.
-		dropping := make(chan struct{})
-		var dOnce sync.Once
-		go func() {
-			defer close(deleted)
-			mon := &event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
-				if e.CommandName == "dropDatabase" {
-					dOnce.Do(func() { close(dropping) })
-				}
-			}}
-			io, _, o, eo := ui.Test()
-			delCode = cmd.Run(context.Background(), &cmd.Factory{IO: io, Dir: dir, Monitor: mon},
-				[]string{"branch", "delete", "g", "--yes", "--force"})
-			delOut, delErr = o.String(), eo.String()
-			dOnce.Do(func() { close(dropping) })
-		}()
-		<-dropping
+		del = startUntil(dir, "dropDatabase", "branch", "delete", "g", "--yes", "--force")
 		close(release)
 		<-renamed
 	}
@@ -199,13 +152,13 @@ func TestReview16RenameLosingToDeleteLeavesTheTimelineOpen(t *testing.T) {
 	if renCode == 0 {
 		t.Fatalf("the rename won (%q); the race did not happen as arranged", renOut)
 	}
-	<-deleted // its drop waited for the insert's hold
+	delCode, delOut, delErr := del.wait() // its drop waited for the insert's hold
 	if delCode != 0 {
 		t.Fatalf("branch delete g: exit %d, %q, %q", delCode, delOut, delErr)
 	}
 	if code != 0 {
 		// Refused: the delete closed the timeline, as it should.
-		if errOut.String() != "argon: error: the write to branch \"g\" was not committed: the branch was deleted meanwhile\n" {
+		if code != 4 || errOut.String() != "argon: error: the write to branch \"g\" was not committed: the branch was deleted meanwhile\n" {
 			t.Fatalf("insert refused: exit %d, %q", code, errOut.String())
 		}
 		return

@@ -17,14 +17,7 @@ import (
 // answer.
 func TestReview17FromDoesNotReachATagNamedLikeADate(t *testing.T) {
 	_, run := r15Workspace(t, "r17w")
-	must := func(args ...string) string {
-		t.Helper()
-		code, out, errOut := run(args...)
-		if code != 0 {
-			t.Fatalf("argon %v: exit %d: %s", args, code, errOut)
-		}
-		return out
-	}
+	must := mustRun(t, run)
 	must("init", "r17w")
 	must("insert", "c", `{"_id": 1}`)
 	must("insert", "c", `{"_id": 2}`)
