@@ -101,8 +101,13 @@ func describeOn(b *wal.Branch, tl *wal.Timeline, head wal.Head, names map[string
 	parent := ""
 	if tl.Parent != "" {
 		parent = names[tl.Parent]
-		if parent == "" {
+		switch parent {
+		case "":
 			parent = "timeline:" + tl.Parent
+		case b.Name:
+			// A branch reset to one of its own past states forks from
+			// the timeline it left.
+			parent += " (before reset)"
 		}
 	}
 	return branchInfo{Name: b.Name, Current: b.Name == current, Head: head.LSN, Base: tl.Base, Parent: parent, Timeline: tl.ID}

@@ -217,6 +217,8 @@ func (f *Factory) wireCompletion(root *cobra.Command) {
 		"argon checkout":      f.branchArgs(1),
 		"argon branch":        f.branchFlagArgs,
 		"argon merge":         f.refArgs(1),
+		"argon reset":         f.refArgs(1),
+		"argon revert":        f.refArgs(1),
 		"argon diff":          f.refArgs(2),
 		"argon branch delete": f.branchArgs(1),
 		"argon branch rename": f.branchArgs(1),

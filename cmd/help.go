@@ -68,7 +68,7 @@ A CI job can run argon with environment variables only, no workspace:
 1  error (bad input, server error, nothing was written); also diff --exit-code
    when the two states differ, as git diff
 2  usage: unknown command or flag, wrong number of arguments, a missing --yes
-3  merge conflicts
+3  merge or revert conflicts
 4  not found: a project, branch, ref, index or file the command named does not exist
    (a ref past its branch's head or before it began included),
    or was renamed or deleted by another command meanwhile (a missing

@@ -36,7 +36,8 @@ tag, BRANCH@LSN, BRANCH~N; argon help refs), newest first: the LSN range
 each commit wrote, its time, author and message, and how many documents it
 put or deleted per collection. Below a branch's fork point the log goes on
 into the parent's history; those commits are marked "inherited" and name
-the branch they were made on.
+the branch they were made on (a branch's own commits from before a reset
+are not inherited).
 
 With --entries, list the log entries themselves, newest first: one per
 document written (put) or deleted (del), or index created or dropped, with
@@ -176,7 +177,7 @@ func runLog(ctx context.Context, o *logOptions) error {
 			stats = []wal.CollStats{}
 		}
 		entries[i] = logEntry{LSNFrom: it.From, LSNTo: it.To, Time: it.Time, Author: it.Author,
-			Message: it.Message, Branch: name, Inherited: it.Inherited, Timeline: it.TL, Collections: stats, MergeOf: it.MergeOf}
+			Message: it.Message, Branch: name, Inherited: it.Inherited && name != branch, Timeline: it.TL, Collections: stats, MergeOf: it.MergeOf}
 	}
 	if f.JSON {
 		return f.IO.PrintJSON(entries)

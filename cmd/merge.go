@@ -93,13 +93,18 @@ type ConflictError struct {
 	Source, Target string
 	N              int
 	Detail         string // the server's refusal, for a unique-index conflict
+	Revert         bool   // a revert of commit Source on branch Target
 }
 
 func (e *ConflictError) Error() string {
-	if e.Detail != "" {
-		return fmt.Sprintf("merging %s into %s: %s; nothing was written", e.Source, e.Target, e.Detail)
+	what := fmt.Sprintf("merging %s into %s", e.Source, e.Target)
+	if e.Revert {
+		what = fmt.Sprintf("reverting %s on %s", e.Source, e.Target)
 	}
-	return fmt.Sprintf("merging %s into %s: %s; nothing was written", e.Source, e.Target, plural(int64(e.N), "conflict"))
+	if e.Detail != "" {
+		return fmt.Sprintf("%s: %s; nothing was written", what, e.Detail)
+	}
+	return fmt.Sprintf("%s: %s; nothing was written", what, plural(int64(e.N), "conflict"))
 }
 
 func runMerge(ctx context.Context, o *mergeOptions) error {
@@ -210,12 +215,7 @@ func runMerge(ctx context.Context, o *mergeOptions) error {
 	if _, ci, err := uncommitted(ctx, f, r, tb); err != nil {
 		return err
 	} else if ci != nil {
-		on := ""
-		if cur, _ := f.CurrentBranch(); cur != target {
-			on = " --branch " + target // merge --into another branch
-		}
-		return withHint(fmt.Errorf("cannot merge into %s: it has uncommitted changes in its working database (%s)", target, ci.line()),
-			"record them with `argon commit"+on+" -m MESSAGE`, or discard them with `argon restore"+on+"`")
+		return uncommittedError(f, "cannot merge into "+target, target, ci, "`argon restore`")
 	}
 	if o.dryRun {
 		// What writing would find: a unique index the merged documents
@@ -327,6 +327,13 @@ func printConflicts(f *Factory, cs []conflictJSON) {
 // uniqueConflict reports a merged document that breaks a unique index of
 // the target as a conflict (exit 3), in text or JSON.
 func uniqueConflict(f *Factory, o *mergeOptions, target string, report map[string]any, dke *workdb.DuplicateKeyError, puts []workdb.Put) error {
+	return reportUnique(f, report, dke, puts, &ConflictError{Source: o.source, Target: target, N: 1},
+		"change or delete the document on either branch so that the unique index holds, and merge again")
+}
+
+// reportUnique prints the unique index conflict dke and returns ce with
+// the server's refusal as its detail.
+func reportUnique(f *Factory, report map[string]any, dke *workdb.DuplicateKeyError, puts []workdb.Put, ce *ConflictError, hint string) error {
 	c, err := uniqueConflictJSON(dke, puts)
 	if err != nil {
 		return err
@@ -339,8 +346,8 @@ func uniqueConflict(f *Factory, o *mergeOptions, target string, report map[strin
 	} else {
 		printConflicts(f, []conflictJSON{c})
 	}
-	return withHint(&ConflictError{Source: o.source, Target: target, N: 1, Detail: dke.Msg},
-		"change or delete the document on either branch so that the unique index holds, and merge again")
+	ce.Detail = dke.Msg
+	return withHint(ce, hint)
 }
 
 // uniqueConflictJSON describes a unique index that the puts break.

@@ -186,6 +186,8 @@ MongoDB deployment.`,
 		newFsckCmd(f),
 		newDiffCmd(f),
 		newMergeCmd(f),
+		newResetCmd(f),
+		newRevertCmd(f),
 		newServeCmd(f),
 		newVersionCmd(f),
 	)

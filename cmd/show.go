@@ -49,19 +49,9 @@ func runShow(ctx context.Context, o *diffOptions, args []string) error {
 	if err != nil {
 		return err
 	}
-	var it *wal.LogItem
-	if err := r.WalkLog(ctx, at.TL, at.LSN, func(x wal.LogItem) bool {
-		it = &x
-		return false
-	}); err != nil {
+	it, err := commitAt(ctx, r, at, spec)
+	if err != nil {
 		return err
-	}
-	if it == nil {
-		return &notFoundError{msg: fmt.Sprintf("%s has no commit: nothing was written there yet", spec)}
-	}
-	// The whole commit, also when REF's LSN is inside its range.
-	if s, err := r.ReadSlot(ctx, it.TL, it.N); err == nil && s != nil && s.Kind == wal.SlotCommit {
-		it.To = s.LSN
 	}
 	changes, _, err := diff.Between(ctx, r, diff.Point{TL: it.TL, LSN: it.From - 1}, diff.Point{TL: it.TL, LSN: it.To}, "")
 	if err != nil {
@@ -109,4 +99,25 @@ func (f *Factory) refArg(branchFlag string, args []string) (cur, spec string, er
 		}
 	}
 	return cur, spec, nil
+}
+
+// commitAt returns the whole commit that holds point at's LSN (the
+// newest commit at or below it), for show and revert; spec names the
+// point in the error when there is none.
+func commitAt(ctx context.Context, r *wal.Repo, at diff.Point, spec string) (*wal.LogItem, error) {
+	var it *wal.LogItem
+	if err := r.WalkLog(ctx, at.TL, at.LSN, func(x wal.LogItem) bool {
+		it = &x
+		return false
+	}); err != nil {
+		return nil, err
+	}
+	if it == nil {
+		return nil, &notFoundError{msg: fmt.Sprintf("%s has no commit: nothing was written there yet", spec)}
+	}
+	// The whole commit, also when the LSN is inside its range.
+	if s, err := r.ReadSlot(ctx, it.TL, it.N); err == nil && s != nil && s.Kind == wal.SlotCommit {
+		it.To = s.LSN
+	}
+	return it, nil
 }

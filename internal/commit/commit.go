@@ -347,7 +347,7 @@ func follow(ctx context.Context, w *workdb.Branch, s *wal.Slot) (*wal.Slot, erro
 		}
 		from := w.TL
 		w.TL = s.To
-		if _, err := w.Repo.Repoint(ctx, w.Project, w.Name, from, s.To, s.LSN, "fast-forward (completed by a later command)"); err != nil {
+		if _, err := w.Repo.Repoint(ctx, w.Project, w.Name, from, s.To, s.LSN, wal.MoveAction(s)+" (completed by a later command)"); err != nil {
 			return nil, err
 		}
 		next, err := w.Repo.HeadSlot(ctx, w.TL, nil)

@@ -88,7 +88,7 @@ func (p *Protocol) Fsck(ctx context.Context, r *wal.Repo, project string, open f
 			// decides, and the branch's next command follows it.
 			rep.Notes = append(rep.Notes, fmt.Sprintf("branch %s still names timeline %s, which a fast-forward closed and moved to %s; its next command, or fsck --repair, repoints it", b.Name, b.Timeline, inf.Head.To))
 			if repair {
-				if _, err := r.Repoint(ctx, project, b.Name, b.Timeline, inf.Head.To, inf.Head.LSN, "fast-forward (completed by fsck --repair)"); err != nil {
+				if _, err := r.Repoint(ctx, project, b.Name, b.Timeline, inf.Head.To, inf.Head.LSN, wal.MoveAction(inf.Head)+" (completed by fsck --repair)"); err != nil {
 					return nil, err
 				}
 				rep.Repaired = append(rep.Repaired, fmt.Sprintf("branch %s: repointed from timeline %s to %s, where a fast-forward moved it", b.Name, b.Timeline, inf.Head.To))

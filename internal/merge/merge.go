@@ -137,6 +137,14 @@ func Merge(ctx context.Context, r *wal.Repo, ours, theirs diff.Point, res Resolu
 	if err != nil {
 		return nil, err
 	}
+	return Three(ctx, r, base, ours, theirs, res)
+}
+
+// Three plans bringing the changes from base to theirs onto ours, as
+// Merge does, against a base the caller chose. A revert of a commit is
+// Three with base the state after the commit and theirs the state before
+// it: its changes undone on ours, field by field.
+func Three(ctx context.Context, r *wal.Repo, base, ours, theirs diff.Point, res Resolution) (*Plan, error) {
 	plan := &Plan{Base: base}
 	tc, tst, err := diff.Between(ctx, r, base, theirs, "")
 	if err != nil {

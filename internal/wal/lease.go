@@ -224,8 +224,16 @@ const DefaultLeaseTTL = 30 * time.Second
 
 // MovedOnError reports a branch whose head moved between the planning of
 // a fast-forward and its start: nothing was written; merge again.
-type MovedOnError struct{ Branch string }
+type MovedOnError struct {
+	Branch string
+	// Op is the command that planned the write ("merge" when empty).
+	Op string
+}
 
 func (e *MovedOnError) Error() string {
-	return fmt.Sprintf("branch %q moved while the merge was being prepared; nothing was written, merge again", e.Branch)
+	op := e.Op
+	if op == "" {
+		op = "merge"
+	}
+	return fmt.Sprintf("branch %q moved while the %s was being prepared; nothing was written, %s again", e.Branch, op, op)
 }

@@ -733,7 +733,7 @@ func (r *Repo) NamesOf(ctx context.Context, project string, bs []Branch, need []
 	}
 	// Timelines whose branch was deleted keep the last name they had.
 	cur, err := r.DB.Collection(collReflog).Find(ctx, bson.D{{Key: "project", Value: project},
-		{Key: "action", Value: bson.D{{Key: "$regex", Value: "^(delete$|fast-forward)"}}}})
+		{Key: "action", Value: bson.D{{Key: "$regex", Value: "^(delete$|fast-forward|reset)"}}}})
 	if err != nil {
 		return nil, err
 	}
@@ -744,9 +744,9 @@ func (r *Repo) NamesOf(ctx context.Context, project string, bs []Branch, need []
 	for _, d := range dels {
 		if _, ok := m[d.OldTL]; !ok && d.OldTL != "" {
 			name := d.Branch + " (deleted)"
-			if strings.HasPrefix(d.Action, "fast-forward") {
-				// The branch's history before a fast-forward is still
-				// its history.
+			if strings.HasPrefix(d.Action, "fast-forward") || strings.HasPrefix(d.Action, "reset") {
+				// The branch's history before a fast-forward or a reset
+				// is still its history.
 				name = d.Branch
 			}
 			m[d.OldTL] = name

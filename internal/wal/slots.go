@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -26,6 +27,18 @@ const (
 	SlotVoid   = "void"
 	SlotMoved  = "moved"
 )
+
+// MoveAction is how the reflog names the move a moved slot made: a
+// "reset" (its message says so) or a "fast-forward".
+func MoveAction(s *Slot) string {
+	if strings.HasPrefix(s.Message, ResetMessagePrefix) {
+		return "reset"
+	}
+	return "fast-forward"
+}
+
+// ResetMessagePrefix starts the message of the moved slot of a reset.
+const ResetMessagePrefix = "reset to "
 
 // Slot is one numbered step of a timeline's head: slot n+1 is inserted, by
 // a unique insert, only after slot n exists, so a timeline's slots are

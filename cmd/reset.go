@@ -1,0 +1,164 @@
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/argon-db/argon/internal/diff"
+	"github.com/argon-db/argon/internal/wal"
+	"github.com/argon-db/argon/internal/workdb"
+)
+
+type resetOptions struct {
+	f      *Factory
+	branch string
+	ref    string
+	force  bool
+}
+
+func newResetCmd(f *Factory) *cobra.Command {
+	o := &resetOptions{f: f}
+	cmd := &cobra.Command{
+		Use:   "reset REF",
+		Short: "Move the current branch to another state, as git reset --hard",
+		Long: `Move the current branch (or --branch BRANCH) to REF's state: one of its
+own past states (BRANCH~N, BRANCH@LSN, BRANCH@TIME, or a bare LSN of the
+branch), a tag, another branch, or a reflog position (BRANCH@{N}). As with
+git reset --hard, the branch's history is REF's from then on, and its
+working database holds REF's documents and indexes.
+
+Nothing is deleted. The commits the branch leaves stay in the log: the
+reflog records the move, so argon reset BRANCH@{1} takes the branch back,
+and branches and tags made from those commits keep them. The move costs the
+same whatever the history (the branch goes onto a new timeline forked at
+REF, as branch create does); the working database is brought to REF's
+state by writing only the documents and indexes that differ.
+
+A branch whose working database holds uncommitted changes is refused, like
+checkout and merge; --force discards them first. To undo one commit and
+keep the ones after it, use argon revert.`,
+		Example: `  argon reset main~1
+  argon reset 12
+  argon reset v1.0 --branch feature
+  argon reset main@{1}`,
+		Args: exactArgs(1, "the ref to move the branch to"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.ref = args[0]
+			return runReset(cmd.Context(), o)
+		},
+	}
+	cmd.Flags().StringVar(&o.branch, "branch", "", "branch to move (default: the current branch)")
+	cmd.Flags().BoolVarP(&o.force, "force", "f", false, "discard uncommitted changes in the branch's working database")
+	return cmd
+}
+
+func runReset(ctx context.Context, o *resetOptions) error {
+	f := o.f
+	r, project, b, to, err := f.branchAndRef(ctx, o.branch, o.ref)
+	if err != nil {
+		return err
+	}
+	name := b.Name
+	head, err := r.Head(ctx, b.Timeline)
+	if err != nil {
+		return err
+	}
+	report := map[string]any{"branch": name, "ref": o.ref, "timeline": b.Timeline, "head": head.LSN,
+		"old_timeline": b.Timeline, "old_head": head.LSN, "changed": 0, "moved": false}
+	if to.TL == b.Timeline && to.LSN == head.LSN {
+		if f.JSON {
+			return f.IO.PrintJSON(report)
+		}
+		fmt.Fprintf(f.IO.Out, "%s is already at %s (head LSN %d): nothing to do\n", name, o.ref, head.LSN)
+		return nil
+	}
+	// Like checkout and merge, a reset never mixes with applications'
+	// uncommitted work: --force discards it first.
+	w, ci, err := uncommitted(ctx, f, r, b)
+	if err != nil {
+		return err
+	}
+	if ci != nil {
+		if !o.force {
+			return uncommittedError(f, "cannot reset "+name, name, ci, "--force")
+		}
+		if _, err := w.Restore(ctx); err != nil {
+			return err
+		}
+		fmt.Fprintf(f.IO.ErrOut, "argon: notice: discarded %s on %s\n", ci.line(), name)
+		if head, err = r.Head(ctx, b.Timeline); err != nil {
+			return err
+		}
+		report["old_head"] = head.LSN
+	}
+	// What differs between the head and REF's state: the documents and
+	// indexes the working database must change (the reverse of a diff).
+	changes, _, err := diff.Between(ctx, r, diff.Point{TL: b.Timeline, LSN: head.LSN}, to, "")
+	if err != nil {
+		return err
+	}
+	puts := make([]workdb.Put, len(changes))
+	for i, c := range changes {
+		puts[i] = workdb.Put{Coll: c.Coll, Index: c.Index, ID: c.ID, Doc: c.To}
+	}
+	root, err := r.ForkTimeline(ctx, project, &wal.Branch{Project: project, Name: o.ref, Timeline: to.TL}, to.LSN)
+	if err != nil {
+		return err
+	}
+	msg := wal.ResetMessagePrefix + o.ref
+	if err := w.MovePuts(ctx, puts, root, head.LSN, msg, wal.CommitInfo{Message: msg, Author: f.Author}); err != nil {
+		var moved *wal.MovedOnError
+		if errors.As(err, &moved) {
+			moved.Op = "reset"
+		}
+		return err
+	}
+	report["timeline"], report["head"], report["changed"], report["moved"] = root.TL, root.LSN, len(changes), true
+	if f.JSON {
+		return f.IO.PrintJSON(report)
+	}
+	changed := fmt.Sprintf("%d documents and indexes changed", len(changes))
+	if len(changes) == 1 {
+		changed = "1 document or index changed"
+	}
+	fmt.Fprintf(f.IO.Out, "Reset %s to %s: head LSN %d (was %d), %s\n", name, o.ref, root.LSN, head.LSN, changed)
+	return nil
+}
+
+// branchAndRef opens the branch a command moves or writes (--branch, or
+// the current one) and resolves ref, where a bare LSN is that branch's.
+func (f *Factory) branchAndRef(ctx context.Context, branchFlag, ref string) (*wal.Repo, string, *wal.Branch, diff.Point, error) {
+	name, spec, err := f.refArg(branchFlag, []string{ref})
+	if err != nil {
+		return nil, "", nil, diff.Point{}, err
+	}
+	r, project, err := f.project(ctx)
+	if err != nil {
+		return nil, "", nil, diff.Point{}, err
+	}
+	b, err := r.Branch(ctx, project, name)
+	if err != nil {
+		return nil, "", nil, diff.Point{}, suggestBranch(ctx, r, project, err)
+	}
+	at, err := f.resolveRef(ctx, r, project, name, spec)
+	return r, project, b, at, err
+}
+
+// uncommittedError refuses what (a merge, reset or revert) on branch name,
+// whose working database holds applications' uncommitted changes ci; the
+// hint says how to commit them, or to discard them with discard.
+func uncommittedError(f *Factory, what, name string, ci *changesInfo, discard string) error {
+	on := ""
+	if cur, _ := f.CurrentBranch(); cur != name {
+		on = " --branch " + name
+	}
+	if strings.HasPrefix(discard, "`argon restore") {
+		discard = "`argon restore" + on + "`"
+	}
+	return withHint(fmt.Errorf("%s: it has uncommitted changes in its working database (%s)", what, ci.line()),
+		"record them with `argon commit"+on+" -m MESSAGE`, or discard them with "+discard)
+}
