@@ -249,7 +249,7 @@ func hostileCases() []hostileCase {
 		{args: []string{"index", "create", "c", "[1]"}, stdin: "", code: 1, msg: "argon: error: invalid Extended JSON in keys: it is not a document (a JSON object)"},
 		{args: []string{"index", "create", "c", "{}"}, stdin: "", code: 1, msg: "argon: error: the keys document is empty: name at least one field, like '{\"email\": 1}'"},
 		{args: []string{"index", "create", "c", "{\"a\": 2}"}, stdin: "", code: 1, msg: "argon: error: index key \"a\" is 2: the server (FerretDB) builds only ascending (1) and descending (-1) keys", ferret: true},
-		{args: []string{"index", "create", "c", "{\"email\": 1}", "--unique"}, stdin: "", code: 1, msg: "argon: error: index \"email_1\" already exists on collection c"},
+		{args: []string{"index", "create", "c", "{\"email\": 1}"}, stdin: "", code: 1, msg: "argon: error: index \"email_1\" already exists on collection c with other keys or options"},
 		{args: []string{"index", "create", "c", "{\"n\": 1}", "--name", "a b\x00"}, stdin: "", code: 1, msg: "argon: error: invalid index name \"a b\\x00\": it contains a control character"},
 		{args: []string{"index", "create", "c", "{\"n\": 1}", "--name", ""}, stdin: "", code: 1, msg: "argon: error: invalid index name: it is empty (leave --name out for MongoDB's default name)"},
 		{args: []string{"index", "create", "c", "{\"n\": 1}", "--name", "*"}, stdin: "", code: 1, msg: "argon: error: invalid index name \"*\": it means every index to MongoDB"},

@@ -85,11 +85,21 @@ index that the data already breaks is refused and nothing is written.`,
 			if err != nil {
 				return err
 			}
-			if f.JSON {
-				return f.IO.PrintJSON(map[string]any{"branch": b.Name, "collection": args[0], "index": spec.Lookup("name").StringValue(), "spec": json.RawMessage(js), "lsn_from": cm.From, "lsn_to": cm.To, "head": head})
+			name := spec.Lookup("name").StringValue()
+			if cm == nil {
+				// The same index was there already: nothing written.
+				if f.JSON {
+					return f.IO.PrintJSON(map[string]any{"branch": b.Name, "collection": args[0], "index": name, "spec": json.RawMessage(js), "lsn_from": nil, "lsn_to": nil, "head": head})
+				}
+				fmt.Fprintln(f.IO.Out, name)
+				fmt.Fprintf(f.IO.ErrOut, "index %s already exists on %s on %s with the same keys and options: nothing to commit, head %d\n", name, args[0], b.Name, head)
+				return nil
 			}
-			fmt.Fprintln(f.IO.Out, spec.Lookup("name").StringValue())
-			fmt.Fprintf(f.IO.ErrOut, "created index on %s on %s: LSN %d, head %d\n", args[0], b.Name, cm.To, head)
+			if f.JSON {
+				return f.IO.PrintJSON(map[string]any{"branch": b.Name, "collection": args[0], "index": name, "spec": json.RawMessage(js), "lsn_from": cm.From, "lsn_to": cm.To, "head": head})
+			}
+			fmt.Fprintln(f.IO.Out, name)
+			fmt.Fprintf(f.IO.ErrOut, "created index on %s on %s: LSN %d..%d, head %d\n", args[0], b.Name, cm.From, cm.To, head)
 			return nil
 		},
 	}

@@ -192,14 +192,24 @@ MongoDB deployment.`,
 		newVersionCmd(f),
 	)
 	for _, t := range helpTopics() {
+		t.GroupID = "topics"
 		root.AddCommand(t)
 	}
+	// Commands and the help topics (argon help TOPIC) are listed apart.
+	root.AddGroup(&cobra.Group{ID: "commands", Title: "Commands:"}, &cobra.Group{ID: "topics", Title: "Help topics (argon help TOPIC):"})
+	for _, c := range root.Commands() {
+		if c.GroupID == "" {
+			c.GroupID = "commands"
+		}
+	}
+	root.SetCompletionCommandGroupID("commands")
 	f.wireCompletion(root)
 	root.InitDefaultCompletionCmd() // now, so that the group below covers it
 	refuseUnknownSubcommands(root)
 	root.SetHelpCommand(&cobra.Command{
-		Use:   "help [COMMAND | TOPIC]",
-		Short: "Help about any command or topic",
+		GroupID: "commands",
+		Use:     "help [COMMAND | TOPIC]",
+		Short:   "Help about any command or topic",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			target, rest, err := root.Find(args)
 			if err != nil || len(rest) > 0 || (target == root && len(args) > 0) {

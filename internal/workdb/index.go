@@ -1,6 +1,7 @@
 package workdb
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -19,11 +20,12 @@ type IndexOptions struct {
 	Unique bool
 }
 
-// IndexExistsError reports an index name already taken on a collection.
+// IndexExistsError reports an index name already taken on a collection
+// by another index.
 type IndexExistsError struct{ Coll, Name string }
 
 func (e *IndexExistsError) Error() string {
-	return fmt.Sprintf("index %q already exists on collection %s", e.Name, e.Coll)
+	return fmt.Sprintf("index %q already exists on collection %s with other keys or options", e.Name, e.Coll)
 }
 
 // IndexNotFoundError reports an index that does not exist.
@@ -91,8 +93,14 @@ func (w *Branch) CreateIndex(ctx context.Context, coll string, keys bson.Raw, op
 		if name == "" {
 			name = defaultIndexName(keys)
 		}
-		if findSpec(before, name) != nil {
-			return nil, &IndexExistsError{Coll: coll, Name: name}
+		if old := findSpec(before, name); old != nil {
+			// The same index again is nothing to do, as MongoDB's
+			// createIndexes answers it; another under the name is refused.
+			if !sameIndex(old, keys, opts.Unique) {
+				return nil, &IndexExistsError{Coll: coll, Name: name}
+			}
+			spec = old
+			return nil, nil
 		}
 		d := bson.D{{Key: "key", Value: keys}, {Key: "name", Value: name}}
 		if opts.Unique {
@@ -253,3 +261,32 @@ func ListIndexes(ctx context.Context, db *mongo.Database, coll string) ([]bson.R
 // PortableIndexSpec is spec without the fields a server sets on its own
 // (v, ns): what createIndexes takes anywhere.
 func PortableIndexSpec(spec bson.Raw) bson.Raw { return indexSpec(spec) }
+
+// sameIndex reports whether spec is an index on exactly keys (the same
+// fields, order, directions and types) with the given uniqueness and no
+// other option.
+func sameIndex(spec, keys bson.Raw, unique bool) bool {
+	if k, ok := spec.Lookup("key").DocumentOK(); !ok || !bytes.Equal(k, keys) {
+		return false
+	}
+	elems, err := spec.Elements()
+	if err != nil {
+		return false
+	}
+	for _, e := range elems {
+		switch e.Key() {
+		case "v", "key", "name", "ns":
+		case "unique":
+			if u, ok := e.Value().BooleanOK(); !ok || u != unique {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	if unique {
+		u, ok := spec.Lookup("unique").BooleanOK()
+		return ok && u
+	}
+	return true
+}
