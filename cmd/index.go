@@ -186,7 +186,7 @@ func newIndexDropCmd(f *Factory) *cobra.Command {
 			if f.JSON {
 				return f.IO.PrintJSON(map[string]any{"branch": b.Name, "collection": args[0], "index": args[1], "lsn_from": cm.From, "lsn_to": cm.To, "head": head})
 			}
-			fmt.Fprintf(f.IO.Out, "dropped index %s on %s on %s: LSN %d, head %d\n", args[1], args[0], b.Name, cm.To, head)
+			fmt.Fprintf(f.IO.Out, "dropped index %s on %s on %s: LSN %d..%d, head %d\n", args[1], args[0], b.Name, cm.From, cm.To, head)
 			return nil
 		},
 	}

@@ -99,6 +99,19 @@ func (w *Branch) CreateIndex(ctx context.Context, coll string, keys bson.Raw, op
 			if !sameIndex(old, keys, opts.Unique) {
 				return nil, &IndexExistsError{Coll: coll, Name: name}
 			}
+			// Unless an application created it and did not commit it:
+			// this write would not record it either.
+			if !w.cleanAtStart {
+				raw, _ := bson.Marshal(bson.D{{Key: "n", Value: name}})
+				key := wal.KeyOf(bson.Raw(raw).Lookup("n"))
+				got, _, err := w.Repo.LatestAtOrBelow(ctx, w.TL, w.base, coll, [][]byte{key}, true)
+				if err != nil {
+					return nil, err
+				}
+				if e := got[string(key)]; e == nil || e.Op != wal.OpIndex || !bytes.Equal(e.Doc, old) {
+					return nil, fmt.Errorf("index %q on collection %s is an application's uncommitted change: record it with `argon commit`, or discard it with `argon restore`", name, coll)
+				}
+			}
 			spec = old
 			return nil, nil
 		}
