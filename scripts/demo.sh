@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds argon and runs its main job on the embedded engine, in a fresh
-# temporary workspace: init, writes, a branch, isolation, history.
+# temporary workspace: init, writes, a branch, isolation, history, then
+# diff, merge, revert and reset.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p bin
@@ -38,3 +39,11 @@ run branch
 run log --oneline
 run log --branch main --json
 run status
+run diff main feature-x --stat
+run checkout main
+run merge feature-x
+run revert HEAD
+run find users --sort '{"_id": 1}'
+run reset main~1
+run reflog main
+run fsck
