@@ -917,3 +917,40 @@ func TestWireServedInsert(t *testing.T) {
 		t.Errorf("status after a served insert read the working database %d times, want %d (no scan)", finds, unscanned)
 	}
 }
+
+// A reset and a revert send about as many commands after a long history as
+// after a short one: a reset forks a timeline at REF and writes the
+// documents that differ, a revert diffs one commit; neither walks the
+// history. (Finding a head from its hint, advanced every 4 slots, may
+// take up to 4 reads more or fewer.)
+func TestWireResetAndRevertAreFlatInHistory(t *testing.T) {
+	dir := wireProject(t)
+	commits := 0
+	grow := func(n int) {
+		for i := 0; i < n; i++ {
+			wireCount(t, dir, "insert", "c", fmt.Sprintf(`{"_id": "d%d", "v": %d}`, commits, commits))
+			commits++
+		}
+	}
+	measure := func() (reset, back, revert int) {
+		reset, names := wireCount(t, dir, "reset", "HEAD~1")
+		t.Logf("reset after %d commits: %d commands: %s", commits, reset, names)
+		back, _ = wireCount(t, dir, "reset", "main@{1}")
+		revert, names = wireCount(t, dir, "revert", "HEAD")
+		t.Logf("revert after %d commits: %d commands: %s", commits, revert, names)
+		wireCount(t, dir, "reset", "HEAD~1") // the revert taken back
+		return reset, back, revert
+	}
+	grow(5)
+	r1, b1, v1 := measure()
+	grow(40)
+	r2, b2, v2 := measure()
+	for _, c := range []struct {
+		what         string
+		short, long int
+	}{{"reset HEAD~1", r1, r2}, {"reset main@{1}", b1, b2}, {"revert HEAD", v1, v2}} {
+		if d := c.long - c.short; d < -4 || d > 4 {
+			t.Errorf("argon %s sent %d commands after 5 commits and %d after 45: it should not depend on the history", c.what, c.short, c.long)
+		}
+	}
+}
