@@ -946,7 +946,7 @@ func TestWireResetAndRevertAreFlatInHistory(t *testing.T) {
 	grow(40)
 	r2, b2, v2 := measure()
 	for _, c := range []struct {
-		what         string
+		what        string
 		short, long int
 	}{{"reset HEAD~1", r1, r2}, {"reset main@{1}", b1, b2}, {"revert HEAD", v1, v2}} {
 		if d := c.long - c.short; d < -4 || d > 4 {
