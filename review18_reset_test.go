@@ -8,8 +8,10 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/argon-db/argon/cmd"
 	"github.com/argon-db/argon/internal/commit"
 	"github.com/argon-db/argon/internal/diff"
+	"github.com/argon-db/argon/internal/ui"
 	"github.com/argon-db/argon/internal/wal"
 	"github.com/argon-db/argon/internal/wal/waltest"
 	"github.com/argon-db/argon/internal/workdb"
@@ -37,7 +39,7 @@ func r18Clean(t *testing.T, must func(args ...string) string) {
 	}
 }
 
-// DEFECT. A reset to a state whose index of a name is not unique, from a
+// Was a defect (fixed). A reset to a state whose index of a name is not unique, from a
 // head where the index of that name is unique, fails whenever the target
 // state holds duplicates of its key: `argon reset A` exits 1 with
 // "duplicate key in collection c: changing _id 2 would break unique index
@@ -46,8 +48,8 @@ func r18Clean(t *testing.T, must func(args ...string) string) {
 // fast-forward) drops first only the indexes the target lacks; an index
 // the target has with other options is dropped and created last, after
 // the documents, so the target's documents are inserted while the head's
-// unique index still stands. The same holds for an index whose partial
-// filter or collation changes. Fix: in putter, drop before the documents
+// unique index still stands (untested: likely the same for a unique
+// index whose partial filter changes). Fixed by: in putter, drop before the documents
 // every index whose spec changes (p.Index && the name exists with a
 // different spec), and create the new spec last.
 func TestReview18ResetToANonUniqueIndexOfTheSameName(t *testing.T) {
@@ -71,7 +73,7 @@ func TestReview18ResetToANonUniqueIndexOfTheSameName(t *testing.T) {
 	r18Clean(t, must)
 }
 
-// DEFECT. A reset without --force checks for applications' uncommitted
+// Was a defect (fixed). A reset without --force checks for applications' uncommitted
 // changes (cmd/reset.go: uncommitted) before it plans the move and takes
 // the branch; an application write that lands in between (here: while the
 // reset has just taken its lease, commit.Hook "leased", before argon
@@ -82,7 +84,7 @@ func TestReview18ResetToANonUniqueIndexOfTheSameName(t *testing.T) {
 // the whole diff (diff.Between) and ForkTimeline, so an application that
 // writes steadily hits it. merge and revert (ApplyPuts) share the pattern
 // but their commit logs what they overwrite; a reset leaves no trace.
-// Fix: check the working database under the lease (after the hold) in
+// Fixed by: check the working database under the lease (after the hold) in
 // Move/MovePuts, e.g. refuseUncommitted on the pre-images the putter
 // reads (or a workingChanges check once held), and fail with the
 // uncommitted refusal when anything changed.
@@ -119,7 +121,7 @@ func TestReview18ResetOverwritesAWriteMadeAfterItsCheck(t *testing.T) {
 	}
 }
 
-// DEFECT (on MongoDB; reached by argon reset, and by the fast-forward and
+// Was a defect (fixed; on MongoDB; reached by argon reset, and by the fast-forward and
 // merge commits that share the putter). The putter says "every document
 // the merge changes or deletes is taken out, then the new versions go in,
 // so that a unique key moving from one document to another never collides
@@ -133,7 +135,7 @@ func TestReview18ResetOverwritesAWriteMadeAfterItsCheck(t *testing.T) {
 // committed state. Here, as runReset does it (diff.Between from the head
 // to the target, MovePuts onto a fork at the target), 1,200 documents
 // changed since A and the unique u "X" moved from _id 1 (at A) to _id 1200
-// (at the head). Fix: in applyDocs without a scan, read the pre-images and
+// (at the head). Fixed by: in applyDocs without a scan, read the pre-images and
 // delete every touched _id of the collection (all batches) before the
 // first insert, as preImages does for FerretDB.
 func TestReview18ResetMovesAUniqueValueAcrossBatches(t *testing.T) {
@@ -199,4 +201,154 @@ func TestReview18ResetMovesAUniqueValueAcrossBatches(t *testing.T) {
 	if err := w.MovePuts(ctx, puts, root, h.LSN, "reset to A", wal.CommitInfo{Message: "reset to A"}); err != nil {
 		t.Fatalf("reset of %d changed documents to committed state A: %v", len(puts), err)
 	}
+}
+
+// r18StoppedAt runs argon args in dir and stops it at commit.Hook point
+// (a panic there, recovered here, stands for the process killed at that
+// point: nothing after it runs, the deferred releases do).
+func r18StoppedAt(t *testing.T, dir, point string, args ...string) {
+	t.Helper()
+	stopped := false
+	commit.Hook = func(p string) {
+		if p == point {
+			stopped = true
+			panic("r18: stopped at " + point)
+		}
+	}
+	defer func() { commit.Hook = nil }()
+	func() {
+		defer func() { _ = recover() }()
+		io, _, _, _ := ui.Test()
+		cmd.Run(context.Background(), &cmd.Factory{IO: io, Dir: dir}, args)
+	}()
+	if !stopped {
+		t.Fatalf("argon %v never reached %s", args, point)
+	}
+}
+
+// Was a defect: a reset stopped after its move (the moved slot inserted,
+// the binding not yet repointed: ARCHITECTURE "If the process stops
+// between 4 and 5 ... the branch's next read or write follows the moved
+// slot") was not followed by the next reset: `argon reset 3` back to the
+// state before the stopped reset printed "main is already at 3 (head LSN
+// 3): nothing to do" and exited 0 while the branch was at LSN 1. The move
+// is the reset's commit point, so the branch is at LSN 1: a ref is now
+// resolved after the reset's first read has completed the move, `reset 3`
+// names an LSN past that head (exit 4), and the reflog, which records the
+// completed reset, takes the branch back.
+func TestReview18ResetAfterAStoppedResetSeesTheMove(t *testing.T) {
+	dir, run, must := r18Workspace(t, "r18s")
+	must("insert", "c", `{"_id": 1}`)
+	must("insert", "c", `{"_id": 2}`)
+	must("insert", "c", `{"_id": 3}`)
+	serveWorkspace(t, dir) // the stopped command leaves no workspace lock behind
+	r18StoppedAt(t, dir, "after-commit", "reset", "main~2")
+	code, out, errOut := run("reset", "3")
+	if code != 4 || errOut != "argon: error: LSN 3 is past the head of branch main (head is 1)\n" {
+		t.Errorf("reset 3 after the stopped reset: exit %d, %q, %q; want exit 4, past the head (1)", code, out, errOut)
+	}
+	if n := strings.TrimSpace(must("count", "c")); n != "1" {
+		t.Errorf("count c is %s after the stopped reset, want 1", n)
+	}
+	must("reset", "main@{1}")
+	if n := strings.TrimSpace(must("count", "c")); n != "3" {
+		t.Errorf("count c is %s after reset main@{1}, want 3", n)
+	}
+	r18Clean(t, must)
+}
+
+// Was a defect (low; fixed). `argon reset HEAD --force` (git's `reset --hard HEAD`,
+// the usual way to throw away what is not committed) returns "main is
+// already at HEAD (head LSN 2): nothing to do", exit 0, and keeps the
+// applications' uncommitted changes, though the help says "--force
+// discards them first" and ARCHITECTURE "Uncommitted changes of
+// applications are refused, or discarded first with --force". runReset
+// returns on `to == head` before it looks at the working database. Fix:
+// with --force, discard (Restore) before the "already at" return, and say
+// so; or document that only argon restore does it.
+func TestReview18ResetHEADForceDiscards(t *testing.T) {
+	dir, run, must := r18Workspace(t, "r18h")
+	must("insert", "c", `{"_id": 1, "v": 0}`)
+	must("insert", "c", `{"_id": 2}`)
+	app := serveWorkspace(t, dir)
+	coll := app.Database("ar_r18h__main").Collection("c")
+	ctx := context.Background()
+	if _, err := coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "v", Value: "app"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := run("reset", "HEAD", "--force")
+	status := must("status")
+	if code != 0 || !strings.Contains(status, "changes\tnone\n") {
+		t.Errorf("reset HEAD --force: exit %d, %q, %q; status after it:\n%s", code, out, errOut, status)
+	}
+}
+
+// Was a defect (low; merge --dry-run shared it; fixed). `argon revert 4 --dry-run`
+// of a commit that dropped a unique index, after a later commit gave two
+// documents the same key, answers "would revert LSN 4..4 on main: 1
+// document or index to change, 0 conflicts settled", exit 0; the revert
+// itself then fails, exit 3, "the merged documents break unique index u_1;
+// nothing was written". workdb.CheckUnique (cmd/revert.go's dry run)
+// judges only the documents the puts write against the unique indexes,
+// not the documents already there against a unique index the puts create.
+// Fixed by: in CheckUnique, for each unique index a put creates (or changes),
+// check the collection's documents after the puts for duplicates of its
+// key.
+func TestReview18RevertDryRunMissesAUniqueIndexItCreates(t *testing.T) {
+	_, run, must := r18Workspace(t, "r18d")
+	must("insert", "c", `[{"_id": 1, "u": "a"}, {"_id": 2, "u": "b"}]`)
+	must("index", "create", "c", `{"u": 1}`, "--unique")
+	must("index", "drop", "c", "u_1")
+	must("update", "c", `{"_id": 2}`, `{"$set": {"u": "a"}}`)
+	dcode, dout, derr := run("revert", "4", "--dry-run")
+	code, out, errOut := run("revert", "4")
+	if dcode != code {
+		t.Errorf("revert 4 --dry-run: exit %d, %q, %q; revert 4: exit %d, %q, %q", dcode, dout, derr, code, out, errOut)
+	}
+}
+
+// Was a defect (low; fixed). A revert names the commit it undoes by its LSNs alone, in
+// its output and in the message it commits ("This reverts LSN 2..2."),
+// also when that commit is not the branch's commit at those LSNs: a
+// commit of another branch (revert feature~1 on main), or one the branch
+// left by a reset (revert main@{1}), whose LSNs the branch reuses. Here
+// main's LSN 2 is the insert of {_id: 3}; the revert of feature's LSN 2
+// (the update of {_id: 1}) commits "This reverts LSN 2..2.", and `argon
+// show 2` on main shows the insert. git names the commit by its hash.
+// Fixed by: name the commit as a ref that resolves to it when the branch's own
+// LSN does not (BRANCH@LSN for a live branch's timeline, else
+// TIMELINE@LSN), in the message, the output and --json.
+func TestReview18RevertMessageNamesTheCommit(t *testing.T) {
+	_, _, must := r18Workspace(t, "r18m")
+	must("insert", "c", `{"_id": 1, "v": 0}`)
+	must("branch", "create", "feature")
+	must("update", "c", `{"_id": 1}`, `{"$set": {"v": 1}}`, "--branch", "feature")
+	must("insert", "c", `{"_id": 3}`)
+	must("merge", "feature")
+	out := must("revert", "feature@2")
+	msg := must("log", "-n", "1")
+	show := must("show", "2")
+	if strings.Contains(msg, "This reverts LSN 2..2.") && strings.Contains(show, "insert") {
+		t.Errorf("revert feature@2 printed %q and committed:\n%s\nbut LSN 2 of main is another commit:\n%s", out, msg, show)
+	}
+}
+
+// Holds (pins): merges after a reset take their base from the history the
+// branches have now, not from a merge_of state the reset left. main merged
+// f (merge_of f@2, where f added F); f is reset to before F and adds G;
+// merging f into main again keeps F (git: base f@1) and brings G.
+func TestReview18MergeAfterTheSourceWasReset(t *testing.T) {
+	_, _, must := r18Workspace(t, "r18b")
+	must("insert", "c", `{"_id": 1}`)
+	must("branch", "create", "f")
+	must("insert", "c", `{"_id": "M"}`)
+	must("insert", "c", `{"_id": "F"}`, "--branch", "f")
+	must("merge", "f")
+	must("reset", "f~1", "--branch", "f")
+	must("insert", "c", `{"_id": "G"}`, "--branch", "f")
+	must("merge", "f")
+	if got := must("find", "c", "--sort", `{"_id": 1}`); got != "{\"_id\":1}\n{\"_id\":\"F\"}\n{\"_id\":\"G\"}\n{\"_id\":\"M\"}\n" {
+		t.Errorf("after the second merge, main holds:\n%s", got)
+	}
+	r18Clean(t, must)
 }

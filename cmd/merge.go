@@ -252,7 +252,7 @@ func runMerge(ctx context.Context, o *mergeOptions) error {
 			// Nothing is written: the failed write was repaired from the log.
 			return uniqueConflict(f, o, target, report, dke, puts)
 		}
-		return err
+		return uncommittedHint(err, o.into, target)
 	}
 	if cm == nil {
 		newHead = head.LSN
@@ -317,7 +317,11 @@ func printConflicts(f *Factory, cs []conflictJSON) {
 			path = "(whole)"
 		}
 		if c.Unique != nil {
-			fmt.Fprintf(f.IO.Out, "conflict\t%s\t%s\tunique index %s\ttheirs=%s\n", c.Collection, what, strings.Join(c.Unique, ", "), c.Theirs)
+			theirs := ""
+			if len(c.Theirs) > 0 { // none when the index itself is new
+				theirs = "\ttheirs=" + string(c.Theirs)
+			}
+			fmt.Fprintf(f.IO.Out, "conflict\t%s\t%s\tunique index %s%s\n", c.Collection, what, strings.Join(c.Unique, ", "), theirs)
 			continue
 		}
 		fmt.Fprintf(f.IO.Out, "conflict\t%s\t%s\t%s\tbase=%s\tours=%s\ttheirs=%s\n", c.Collection, what, path, c.Base, c.Ours, c.Theirs)
@@ -409,7 +413,7 @@ func fastForward(ctx context.Context, o *mergeOptions, w *workdb.Branch, r *wal.
 		if errors.As(err, &dke) {
 			return uniqueConflict(f, o, target, report, dke, puts)
 		}
-		return err
+		return uncommittedHint(err, o.into, target)
 	}
 	report["head"], report["lsn_from"], report["lsn_to"] = root.LSN, base+1, root.LSN
 	if f.JSON {

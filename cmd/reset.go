@@ -14,10 +14,11 @@ import (
 )
 
 type resetOptions struct {
-	f      *Factory
-	branch string
-	ref    string
-	force  bool
+	f                 *Factory
+	branch            string
+	ref               string
+	force             bool
+	hard, soft, mixed bool
 }
 
 func newResetCmd(f *Factory) *cobra.Command {
@@ -42,15 +43,24 @@ A branch whose working database holds uncommitted changes is refused, like
 checkout and merge; --force discards them first. To undo one commit and
 keep the ones after it, use argon revert.`,
 		Example: `  argon reset main~1
+  argon reset --hard HEAD~1
   argon reset 12
   argon reset v1.0 --branch feature
   argon reset main@{1}`,
 		Args: exactArgs(1, "the ref to move the branch to"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.ref = args[0]
+			if o.soft || o.mixed {
+				return usageErrorf("argon reset is always --hard: the working database follows the branch (there is no staging area); to keep what it holds, commit it first with `argon commit`")
+			}
 			return runReset(cmd.Context(), o)
 		},
 	}
+	cmd.Flags().BoolVar(&o.hard, "hard", false, "accepted for git's habit: every reset is --hard")
+	cmd.Flags().BoolVar(&o.soft, "soft", false, "refused: there is no staging area")
+	cmd.Flags().BoolVar(&o.mixed, "mixed", false, "refused: there is no staging area")
+	_ = cmd.Flags().MarkHidden("soft")
+	_ = cmd.Flags().MarkHidden("mixed")
 	cmd.Flags().StringVar(&o.branch, "branch", "", "branch to move (default: the current branch)")
 	cmd.Flags().BoolVarP(&o.force, "force", "f", false, "discard uncommitted changes in the branch's working database")
 	return cmd
@@ -58,26 +68,23 @@ keep the ones after it, use argon revert.`,
 
 func runReset(ctx context.Context, o *resetOptions) error {
 	f := o.f
-	r, project, b, to, err := f.branchAndRef(ctx, o.branch, o.ref)
+	name, spec, err := f.refArg(o.branch, []string{o.ref})
 	if err != nil {
 		return err
 	}
-	name := b.Name
-	head, err := r.Head(ctx, b.Timeline)
+	r, project, err := f.project(ctx)
 	if err != nil {
 		return err
 	}
-	report := map[string]any{"branch": name, "ref": o.ref, "timeline": b.Timeline, "head": head.LSN,
-		"old_timeline": b.Timeline, "old_head": head.LSN, "changed": 0, "moved": false}
-	if to.TL == b.Timeline && to.LSN == head.LSN {
-		if f.JSON {
-			return f.IO.PrintJSON(report)
-		}
-		fmt.Fprintf(f.IO.Out, "%s is already at %s (head LSN %d): nothing to do\n", name, o.ref, head.LSN)
-		return nil
+	b, err := r.Branch(ctx, project, name)
+	if err != nil {
+		return suggestBranch(ctx, r, project, err)
 	}
 	// Like checkout and merge, a reset never mixes with applications'
-	// uncommitted work: --force discards it first.
+	// uncommitted work: --force discards it first. The check reads the
+	// working database through the read protocol, which also completes a
+	// reset or fast-forward that stopped before repointing the branch:
+	// the ref is resolved after it, against where the branch really is.
 	w, ci, err := uncommitted(ctx, f, r, b)
 	if err != nil {
 		return err
@@ -90,14 +97,28 @@ func runReset(ctx context.Context, o *resetOptions) error {
 			return err
 		}
 		fmt.Fprintf(f.IO.ErrOut, "argon: notice: discarded %s on %s\n", ci.line(), name)
-		if head, err = r.Head(ctx, b.Timeline); err != nil {
-			return err
+	}
+	to, err := f.resolveRef(ctx, r, project, name, spec)
+	if err != nil {
+		return err
+	}
+	tl := w.TL
+	head, err := r.Head(ctx, tl)
+	if err != nil {
+		return err
+	}
+	report := map[string]any{"branch": name, "ref": o.ref, "timeline": tl, "head": head.LSN,
+		"old_timeline": tl, "old_head": head.LSN, "changed": 0, "moved": false}
+	if to.TL == tl && to.LSN == head.LSN {
+		if f.JSON {
+			return f.IO.PrintJSON(report)
 		}
-		report["old_head"] = head.LSN
+		fmt.Fprintf(f.IO.Out, "%s is already at %s (head LSN %d): nothing to do\n", name, o.ref, head.LSN)
+		return nil
 	}
 	// What differs between the head and REF's state: the documents and
 	// indexes the working database must change (the reverse of a diff).
-	changes, _, err := diff.Between(ctx, r, diff.Point{TL: b.Timeline, LSN: head.LSN}, to, "")
+	changes, _, err := diff.Between(ctx, r, diff.Point{TL: tl, LSN: head.LSN}, to, "")
 	if err != nil {
 		return err
 	}
@@ -115,7 +136,7 @@ func runReset(ctx context.Context, o *resetOptions) error {
 		if errors.As(err, &moved) {
 			moved.Op = "reset"
 		}
-		return err
+		return uncommittedHint(err, o.branch, name)
 	}
 	report["timeline"], report["head"], report["changed"], report["moved"] = root.TL, root.LSN, len(changes), true
 	if f.JSON {

@@ -66,7 +66,7 @@ on it since (as in git).`,
 
 func runRevert(ctx context.Context, o *revertOptions) error {
 	f := o.f
-	r, _, b, at, err := f.branchAndRef(ctx, o.branch, o.ref)
+	r, project, b, at, err := f.branchAndRef(ctx, o.branch, o.ref)
 	if err != nil {
 		return err
 	}
@@ -97,7 +97,10 @@ func runRevert(ctx context.Context, o *revertOptions) error {
 	if err != nil {
 		return err
 	}
-	what := lsnRange(it.From, it.To)
+	what, err := commitName(ctx, r, project, b, head.LSN, it)
+	if err != nil {
+		return err
+	}
 	report := map[string]any{"commit": map[string]any{"timeline": it.TL, "lsn_from": it.From, "lsn_to": it.To},
 		"branch": name, "changed": len(plan.Changes), "conflicts": conflicts, "head": head.LSN,
 		"lsn_from": nil, "lsn_to": nil}
@@ -180,7 +183,7 @@ func runRevert(ctx context.Context, o *revertOptions) error {
 		case errors.As(err, &moved):
 			moved.Op = "revert"
 		}
-		return err
+		return uncommittedHint(err, o.branch, name)
 	}
 	report["head"] = newHead
 	if cm != nil {
@@ -191,4 +194,28 @@ func runRevert(ctx context.Context, o *revertOptions) error {
 	}
 	fmt.Fprintf(f.IO.Out, "Reverted LSN %s on %s: LSN %d..%d, head %d\n", what, name, cm.From, cm.To, newHead)
 	return nil
+}
+
+// commitName names commit it for branch b (head at LSN head): by its LSNs
+// when it is b's own commit there, else with the branch whose timeline
+// holds it (a commit of another branch, or one b left by a reset, whose
+// LSNs b may have reused), or its timeline (TIMELINE@LSN is a ref).
+func commitName(ctx context.Context, r *wal.Repo, project string, b *wal.Branch, head int64, it *wal.LogItem) (string, error) {
+	what := lsnRange(it.From, it.To)
+	if it.To <= head {
+		own, err := commitAt(ctx, r, diff.Point{TL: b.Timeline, LSN: it.To}, what)
+		if err == nil && own.TL == it.TL && own.N == it.N {
+			return what, nil
+		}
+	}
+	bs, err := r.Branches(ctx, project)
+	if err != nil {
+		return "", err
+	}
+	for _, x := range bs {
+		if x.Timeline == it.TL {
+			return what + " of " + x.Name, nil
+		}
+	}
+	return what + " of timeline " + it.TL, nil
 }

@@ -1,6 +1,7 @@
 package workdb
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -71,26 +72,31 @@ func (w *Branch) putter(puts []Put) func(ctx context.Context) ([]wal.Entry, erro
 	return func(ctx context.Context) ([]wal.Entry, error) {
 		var entries []wal.Entry
 		// Index drops first and creations last, so that documents are
-		// checked against the indexes the merged state has.
+		// checked against the indexes the merged state has. An index
+		// redefined under its name goes first too (a unique one that
+		// stops being unique would refuse the documents), and is created
+		// again last; its entry is the new specification's.
 		for _, p := range puts {
-			if !p.Index || p.Doc != nil {
+			if !p.Index {
 				continue
 			}
 			name := p.ID.StringValue()
-			w.touchIndex(p.Coll, name)
 			specs, err := listIndexes(ctx, w.DB, p.Coll)
 			if err != nil {
 				return nil, err
 			}
 			spec := findSpec(specs, name)
-			if spec == nil {
+			if spec == nil || p.Doc != nil && bytes.Equal(indexSpec(spec), indexSpec(p.Doc)) {
 				continue
 			}
+			w.touchIndex(p.Coll, name)
 			if err := w.DB.Collection(p.Coll).Indexes().DropOne(ctx, name); err != nil {
 				return nil, err
 			}
 			w.changedIndex(p.Coll, spec, nil)
-			entries = append(entries, wal.DropIndexEntry(p.Coll, name))
+			if p.Doc == nil {
+				entries = append(entries, wal.DropIndexEntry(p.Coll, name))
+			}
 		}
 		// Documents, collection by collection: every document the merge
 		// changes or deletes is taken out, then the new versions go in,
@@ -155,9 +161,13 @@ func (w *Branch) putter(puts []Put) func(ctx context.Context) ([]wal.Entry, erro
 	}
 }
 
-// applyDocs writes the document puts of one collection: one read of the
-// pre-images, one delete, one insert per batch, and the post-images as
-// the server holds them.
+// applyDocs writes the document puts of one collection: the pre-images
+// read (one scan on FerretDB past scratchBatch puts, else one $in per
+// batch), checked to be committed, then every one of them deleted before
+// the first new version goes in (a unique key moving from one document to
+// another, in any two batches, never collides on the way: the end state
+// is what the indexes judge), then one insert per batch, and the
+// post-images as the server holds them.
 func (w *Branch) applyDocs(ctx context.Context, coll string, puts []Put) ([]wal.Entry, error) {
 	c := w.DB.Collection(coll)
 	var entries []wal.Entry
@@ -176,54 +186,52 @@ func (w *Branch) applyDocs(ctx context.Context, coll string, puts []Put) ([]wal.
 		}
 		return 0
 	})
-	// On FerretDB, a $in of k ids costs a scan with k comparisons per
-	// document (bulk.go): for many puts, the pre-images are read by one
-	// scan and the old documents deleted by one $in per maxDelete ids,
-	// before any insert.
-	var preAll map[string]bson.Raw
-	if w.ScanReads && len(puts) > scratchBatch {
-		var err error
-		if preAll, err = w.preImages(ctx, c, coll, puts); err != nil {
+	ids := make([]bson.RawValue, len(puts))
+	for i, p := range puts {
+		ids[i] = p.ID
+	}
+	pre, err := w.preImages(ctx, c, puts)
+	if err != nil {
+		return nil, err
+	}
+	// The puts were planned from the committed head: a document an
+	// application changed, added or deleted since the command looked
+	// (before it held the branch) would be overwritten without a trace.
+	var preDocs []bson.Raw
+	var missing []bson.RawValue
+	for _, id := range ids {
+		if d, ok := pre[string(wal.KeyOf(id))]; ok {
+			preDocs = append(preDocs, d)
+		} else {
+			missing = append(missing, id)
+		}
+	}
+	if err := w.refuseUncommitted(ctx, coll, preDocs); err != nil {
+		return nil, err
+	}
+	if err := w.refuseDeletedIDs(ctx, c, coll, missing); err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		w.touch(coll, id)
+	}
+	// Every old version out, one $in per maxDelete ids.
+	var old []bson.RawValue
+	for _, d := range preDocs {
+		old = append(old, d.Lookup("_id"))
+	}
+	for start := 0; start < len(old); start += maxDelete {
+		batch := old[start:min(start+maxDelete, len(old))]
+		r, err := c.DeleteMany(ctx, idsFilter(batch))
+		if err != nil {
 			return nil, err
+		}
+		if int(r.DeletedCount) != len(batch) {
+			return nil, changedDuring(coll)
 		}
 	}
 	for start := 0; start < len(puts); start += batchSize {
 		batch := puts[start:min(start+batchSize, len(puts))]
-		ids := make([]bson.RawValue, len(batch))
-		for i, p := range batch {
-			ids[i] = p.ID
-			if preAll == nil { // (preImages touched them all)
-				w.touch(coll, p.ID)
-			}
-		}
-		pre := map[string]bson.Raw{}
-		if preAll != nil {
-			for _, id := range ids {
-				if d, ok := preAll[string(wal.KeyOf(id))]; ok {
-					pre[string(wal.KeyOf(id))] = d
-				}
-			}
-		} else {
-			byID := idsFilter(ids)
-			cur, err := c.Find(ctx, byID)
-			if err != nil {
-				return nil, err
-			}
-			for cur.Next(ctx) {
-				d := append(bson.Raw(nil), cur.Current...)
-				pre[string(wal.KeyOf(d.Lookup("_id")))] = d
-			}
-			err = cur.Err()
-			_ = cur.Close(ctx)
-			if err != nil {
-				return nil, err
-			}
-			if len(pre) > 0 {
-				if _, err := c.DeleteMany(ctx, byID); err != nil {
-					return nil, err
-				}
-			}
-		}
 		var docs []bson.Raw
 		var docIDs []bson.RawValue
 		for _, p := range batch {
@@ -281,43 +289,42 @@ func (w *Branch) applyDocs(ctx context.Context, coll string, puts []Put) ([]wal.
 	return entries, nil
 }
 
-// preImages reads, with one scan of collection coll, the documents that
-// puts replace or delete, and deletes them from it (one $in per maxDelete
-// ids); the caller inserts the new versions. Every put is touched first,
-// so that a failure is repaired.
-func (w *Branch) preImages(ctx context.Context, c *mongo.Collection, coll string, puts []Put) (map[string]bson.Raw, error) {
+// preImages reads the documents that puts replace or delete, by their
+// keys: on FerretDB past scratchBatch puts with one scan of the
+// collection (a $in of k ids costs a scan with k comparisons per
+// document there: bulk.go), else with one $in per batch. It changes
+// nothing.
+func (w *Branch) preImages(ctx context.Context, c *mongo.Collection, puts []Put) (map[string]bson.Raw, error) {
 	want := make(map[string]bool, len(puts))
 	for _, p := range puts {
-		w.touch(coll, p.ID)
 		want[string(wal.KeyOf(p.ID))] = true
 	}
 	pre := map[string]bson.Raw{}
-	var ids []bson.RawValue
-	cur, err := c.Find(ctx, emptyDoc)
-	if err != nil {
-		return nil, err
-	}
-	for cur.Next(ctx) {
-		id := cur.Current.Lookup("_id")
-		if k := string(wal.KeyOf(id)); want[k] {
-			d := append(bson.Raw(nil), cur.Current...)
-			pre[k] = d
-			ids = append(ids, d.Lookup("_id"))
-		}
-	}
-	err = cur.Err()
-	_ = cur.Close(ctx)
-	if err != nil {
-		return nil, err
-	}
-	for start := 0; start < len(ids); start += maxDelete {
-		batch := ids[start:min(start+maxDelete, len(ids))]
-		r, err := c.DeleteMany(ctx, idsFilter(batch))
+	read := func(filter any) error {
+		cur, err := c.Find(ctx, filter)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		if int(r.DeletedCount) != len(batch) {
-			return nil, changedDuring(coll)
+		for cur.Next(ctx) {
+			if k := string(wal.KeyOf(cur.Current.Lookup("_id"))); want[k] {
+				pre[k] = append(bson.Raw(nil), cur.Current...)
+			}
+		}
+		err = cur.Err()
+		_ = cur.Close(ctx)
+		return err
+	}
+	if w.ScanReads && len(puts) > scratchBatch {
+		return pre, read(emptyDoc)
+	}
+	for start := 0; start < len(puts); start += batchSize {
+		batch := puts[start:min(start+batchSize, len(puts))]
+		ids := make([]bson.RawValue, len(batch))
+		for i, p := range batch {
+			ids[i] = p.ID
+		}
+		if err := read(idsFilter(ids)); err != nil {
+			return nil, err
 		}
 	}
 	return pre, nil

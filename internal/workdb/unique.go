@@ -1,6 +1,7 @@
 package workdb
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math"
@@ -34,12 +35,12 @@ func (w *Branch) CheckUnique(ctx context.Context, puts []Put) (*DuplicateKeyErro
 	touched := map[string]map[string]bool{} // collection -> keys of _ids the puts write or delete
 	var colls []string
 	for _, p := range puts {
-		if p.Index {
-			continue
-		}
 		if _, ok := touched[p.Coll]; !ok {
 			touched[p.Coll] = map[string]bool{}
 			colls = append(colls, p.Coll)
+		}
+		if p.Index {
+			continue // (its collection's unique indexes are checked)
 		}
 		touched[p.Coll][string(wal.KeyOf(p.ID))] = true
 		if p.Doc != nil {
@@ -47,7 +48,7 @@ func (w *Branch) CheckUnique(ctx context.Context, puts []Put) (*DuplicateKeyErro
 		}
 	}
 	for _, coll := range colls {
-		specs, err := uniqueAfter(ctx, w, coll, puts)
+		specs, whole, err := uniqueAfter(ctx, w, coll, puts)
 		if err != nil {
 			return nil, err
 		}
@@ -86,11 +87,14 @@ func (w *Branch) CheckUnique(ctx context.Context, puts []Put) (*DuplicateKeyErro
 			// The documents holding any of the written keys: by an $or
 			// of them, 500 at a time; on FerretDB, which reads the whole
 			// collection for any such query, by one read of it.
+			// A unique index the puts create or redefine judges every
+			// document of the collection, not only the ones they write:
+			// one read of it all.
 			var filters []bson.D
-			if w.ScanReads && len(clauses) > 0 {
+			if whole[name] || w.ScanReads && len(clauses) > 0 {
 				filters = append(filters, bson.D{})
 			}
-			for start := 0; start < len(clauses) && !w.ScanReads; start += 500 {
+			for start := 0; start < len(clauses) && !w.ScanReads && !whole[name]; start += 500 {
 				or := bson.A{}
 				for _, c := range clauses[start:min(start+500, len(clauses))] {
 					or = append(or, c)
@@ -112,6 +116,9 @@ func (w *Branch) CheckUnique(ctx context.Context, puts []Put) (*DuplicateKeyErro
 						_ = cur.Close(ctx)
 						return duplicateOf(coll, name, d.id, id, clause), nil
 					}
+					if indexed && whole[name] {
+						owner[tuple] = written{id: id}
+					}
 				}
 				err = cur.Err()
 				_ = cur.Close(ctx)
@@ -125,12 +132,14 @@ func (w *Branch) CheckUnique(ctx context.Context, puts []Put) (*DuplicateKeyErro
 }
 
 // uniqueAfter lists the unique indexes coll has once the index puts are
-// applied, partial ones excepted.
-func uniqueAfter(ctx context.Context, w *Branch, coll string, puts []Put) ([]bson.Raw, error) {
+// applied, partial ones excepted, and which of them the puts create or
+// redefine (by name).
+func uniqueAfter(ctx context.Context, w *Branch, coll string, puts []Put) ([]bson.Raw, map[string]bool, error) {
 	specs, err := listIndexes(ctx, w.DB, coll)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	whole := map[string]bool{}
 	byName := map[string]bson.Raw{}
 	var order []string
 	for _, s := range specs {
@@ -143,8 +152,12 @@ func uniqueAfter(ctx context.Context, w *Branch, coll string, puts []Put) ([]bso
 			continue
 		}
 		n := p.ID.StringValue()
-		if _, ok := byName[n]; !ok {
+		old, ok := byName[n]
+		if !ok {
 			order = append(order, n)
+		}
+		if p.Doc != nil && (old == nil || !bytes.Equal(indexSpec(old), indexSpec(p.Doc))) {
+			whole[n] = true
 		}
 		byName[n] = p.Doc // nil: dropped
 	}
@@ -162,7 +175,7 @@ func uniqueAfter(ctx context.Context, w *Branch, coll string, puts []Put) ([]bso
 		}
 		out = append(out, s)
 	}
-	return out, nil
+	return out, whole, nil
 }
 
 // uniqueKey returns doc's key for a unique index on paths, as a
