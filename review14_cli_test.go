@@ -79,7 +79,7 @@ func TestReview14UnknownCommandPrescan(t *testing.T) {
 	_, run := r14Workspace(t, "r14b")
 	for _, args := range [][]string{
 		{"xyzzy", "--help"},
-		{"reset", "--hard"},
+		{"rebase", "--onto", "main"},
 		{"--lock-timeout", "1s", "xyzzy", "-n", "3"},
 		{"--uri", "mongodb://127.0.0.1:1", "xyzzy"},
 		{"-q", "--json", "xyzzy"},

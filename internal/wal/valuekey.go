@@ -26,7 +26,7 @@ func ValueKey(v bson.RawValue) string {
 // writeEqualityKey writes ValueKey's key of v, or with ferret ferretKey's.
 func writeEqualityKey(b *strings.Builder, v bson.RawValue, ferret bool) {
 	if ferret {
-		v = ferretValue(v)
+		v = FerretValue(v)
 	}
 	switch v.Type {
 	case bson.TypeInt32:
@@ -149,8 +149,9 @@ func ferretKey(id bson.RawValue) string {
 	return b.String()
 }
 
-// ferretValue is the value FerretDB's unique index takes v for.
-func ferretValue(v bson.RawValue) bson.RawValue {
+// FerretValue is the value FerretDB's unique indexes take v for (on _id
+// and on any other field).
+func FerretValue(v bson.RawValue) bson.RawValue {
 	var x any
 	switch v.Type {
 	case bson.TypeObjectID:

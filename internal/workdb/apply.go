@@ -71,6 +71,27 @@ func (w *Branch) MovePuts(ctx context.Context, puts []Put, to *wal.Slot, base in
 func (w *Branch) putter(puts []Put) func(ctx context.Context) ([]wal.Entry, error) {
 	return func(ctx context.Context) ([]wal.Entry, error) {
 		var entries []wal.Entry
+		// Documents are grouped by collection; every collection's
+		// pre-images are read and checked before anything changes.
+		var colls []string
+		byColl := map[string][]Put{}
+		for _, p := range puts {
+			if p.Index {
+				continue
+			}
+			if _, ok := byColl[p.Coll]; !ok {
+				colls = append(colls, p.Coll)
+			}
+			byColl[p.Coll] = append(byColl[p.Coll], p)
+		}
+		pres := make(map[string]map[string]bson.Raw, len(colls))
+		for _, coll := range colls {
+			pre, err := w.checkedPreImages(ctx, coll, byColl[coll])
+			if err != nil {
+				return nil, err
+			}
+			pres[coll] = pre
+		}
 		// Index drops first and creations last, so that documents are
 		// checked against the indexes the merged state has. An index
 		// redefined under its name goes first too (a unique one that
@@ -102,19 +123,8 @@ func (w *Branch) putter(puts []Put) func(ctx context.Context) ([]wal.Entry, erro
 		// changes or deletes is taken out, then the new versions go in,
 		// so that a unique key moving from one document to another never
 		// collides on the way (the end state is what the indexes judge).
-		var colls []string
-		byColl := map[string][]Put{}
-		for _, p := range puts {
-			if p.Index {
-				continue
-			}
-			if _, ok := byColl[p.Coll]; !ok {
-				colls = append(colls, p.Coll)
-			}
-			byColl[p.Coll] = append(byColl[p.Coll], p)
-		}
 		for _, coll := range colls {
-			es, err := w.applyDocs(ctx, coll, byColl[coll])
+			es, err := w.applyDocs(ctx, coll, byColl[coll], pres[coll])
 			if err != nil {
 				return nil, err
 			}
@@ -161,21 +171,13 @@ func (w *Branch) putter(puts []Put) func(ctx context.Context) ([]wal.Entry, erro
 	}
 }
 
-// applyDocs writes the document puts of one collection: the pre-images
-// read (one scan on FerretDB past scratchBatch puts, else one $in per
-// batch), checked to be committed, then every one of them deleted before
-// the first new version goes in (a unique key moving from one document to
-// another, in any two batches, never collides on the way: the end state
-// is what the indexes judge), then one insert per batch, and the
-// post-images as the server holds them.
-func (w *Branch) applyDocs(ctx context.Context, coll string, puts []Put) ([]wal.Entry, error) {
-	c := w.DB.Collection(coll)
-	var entries []wal.Entry
-	// Deletes first: a delete of one spelling of an _id (2) and a put of
-	// another (2.0) are one document to the server, whose $in matches by
-	// value. In different batches, the put's batch read and deleted the
-	// stored 2 without logging its delete, and the delete's batch then
-	// deleted the new 2.0 (found by review, on the path MongoDB takes).
+// sortDeletesFirst orders puts with the deletes first: a delete of one
+// spelling of an _id (2) and a put of another (2.0) are one document to
+// the server, whose $in matches by value. In different batches, the put's
+// batch read and deleted the stored 2 without logging its delete, and the
+// delete's batch then deleted the new 2.0 (found by review, on the path
+// MongoDB takes).
+func sortDeletesFirst(puts []Put) []Put {
 	puts = slices.Clone(puts)
 	slices.SortStableFunc(puts, func(a, b Put) int {
 		switch {
@@ -186,40 +188,66 @@ func (w *Branch) applyDocs(ctx context.Context, coll string, puts []Put) ([]wal.
 		}
 		return 0
 	})
-	ids := make([]bson.RawValue, len(puts))
-	for i, p := range puts {
-		ids[i] = p.ID
-	}
-	pre, err := w.preImages(ctx, c, puts)
+	return puts
+}
+
+// checkedPreImages reads the documents of coll that puts replace or
+// delete (preImages) and checks, changing nothing, that each is as the log
+// holds it at the write's base, that no committed one is missing, and
+// that no other document shares a put's _id by value (an application
+// that deleted 2 and inserted 2.0): the puts were planned from the
+// committed head, and an application's write since the command looked
+// (before it held the branch) would be overwritten, or its delete lost,
+// without a trace. It returns the pre-images by key.
+func (w *Branch) checkedPreImages(ctx context.Context, coll string, puts []Put) (map[string]bson.Raw, error) {
+	c := w.DB.Collection(coll)
+	pre, others, err := w.preImages(ctx, c, puts)
 	if err != nil {
 		return nil, err
 	}
-	// The puts were planned from the committed head: a document an
-	// application changed, added or deleted since the command looked
-	// (before it held the branch) would be overwritten without a trace.
-	var preDocs []bson.Raw
+	var docs []bson.Raw
 	var missing []bson.RawValue
-	for _, id := range ids {
-		if d, ok := pre[string(wal.KeyOf(id))]; ok {
-			preDocs = append(preDocs, d)
+	for _, p := range puts {
+		if d, ok := pre[string(wal.KeyOf(p.ID))]; ok {
+			docs = append(docs, d)
 		} else {
-			missing = append(missing, id)
+			missing = append(missing, p.ID)
 		}
 	}
-	if err := w.refuseUncommitted(ctx, coll, preDocs); err != nil {
+	// A document under another spelling of a put's _id is never the
+	// log's (a committed state holds one document per value): it is
+	// refused as uncommitted.
+	if err := w.refuseUncommitted(ctx, coll, append(docs, others...)); err != nil {
 		return nil, err
 	}
 	if err := w.refuseDeletedIDs(ctx, c, coll, missing); err != nil {
 		return nil, err
 	}
+	return pre, nil
+}
+
+// applyDocs writes the document puts of one collection, whose pre-images
+// checkedPreImages read: every one of them deleted before the first new
+// version goes in (a unique key moving from one document to another, in
+// any two batches, never collides on the way: the end state is what the
+// indexes judge), then one insert per batch, and the post-images as the
+// server holds them.
+func (w *Branch) applyDocs(ctx context.Context, coll string, puts []Put, pre map[string]bson.Raw) ([]wal.Entry, error) {
+	c := w.DB.Collection(coll)
+	var entries []wal.Entry
+	puts = sortDeletesFirst(puts)
+	ids := make([]bson.RawValue, len(puts))
+	var old []bson.RawValue
+	for i, p := range puts {
+		ids[i] = p.ID
+		if d, ok := pre[string(wal.KeyOf(p.ID))]; ok {
+			old = append(old, d.Lookup("_id"))
+		}
+	}
 	for _, id := range ids {
 		w.touch(coll, id)
 	}
 	// Every old version out, one $in per maxDelete ids.
-	var old []bson.RawValue
-	for _, d := range preDocs {
-		old = append(old, d.Lookup("_id"))
-	}
 	for start := 0; start < len(old); start += maxDelete {
 		batch := old[start:min(start+maxDelete, len(old))]
 		r, err := c.DeleteMany(ctx, idsFilter(batch))
@@ -289,25 +317,35 @@ func (w *Branch) applyDocs(ctx context.Context, coll string, puts []Put) ([]wal.
 	return entries, nil
 }
 
-// preImages reads the documents that puts replace or delete, by their
-// keys: on FerretDB past scratchBatch puts with one scan of the
-// collection (a $in of k ids costs a scan with k comparisons per
-// document there: bulk.go), else with one $in per batch. It changes
-// nothing.
-func (w *Branch) preImages(ctx context.Context, c *mongo.Collection, puts []Put) (map[string]bson.Raw, error) {
+// preImages reads the documents that puts replace or delete: on FerretDB
+// past scratchBatch puts with one scan of the collection (a $in of k ids
+// costs a scan with k comparisons per document there: bulk.go), else with
+// one $in per batch. It returns them by key, and apart (others) those
+// whose _id equals a put's by value under another spelling (the server's
+// $in and unique index match by value). It changes nothing.
+func (w *Branch) preImages(ctx context.Context, c *mongo.Collection, puts []Put) (pre map[string]bson.Raw, others []bson.Raw, err error) {
 	want := make(map[string]bool, len(puts))
+	byValue := make(map[string]bool, len(puts))
 	for _, p := range puts {
 		want[string(wal.KeyOf(p.ID))] = true
+		byValue[equalityKey(p.ID)] = true
 	}
-	pre := map[string]bson.Raw{}
+	pre = map[string]bson.Raw{}
+	seen := map[string]bool{}
 	read := func(filter any) error {
 		cur, err := c.Find(ctx, filter)
 		if err != nil {
 			return err
 		}
 		for cur.Next(ctx) {
-			if k := string(wal.KeyOf(cur.Current.Lookup("_id"))); want[k] {
+			id := cur.Current.Lookup("_id")
+			k := string(wal.KeyOf(id))
+			switch {
+			case want[k]:
 				pre[k] = append(bson.Raw(nil), cur.Current...)
+			case byValue[equalityKey(id)] && !seen[k]:
+				seen[k] = true
+				others = append(others, append(bson.Raw(nil), cur.Current...))
 			}
 		}
 		err = cur.Err()
@@ -315,7 +353,7 @@ func (w *Branch) preImages(ctx context.Context, c *mongo.Collection, puts []Put)
 		return err
 	}
 	if w.ScanReads && len(puts) > scratchBatch {
-		return pre, read(emptyDoc)
+		return pre, others, read(emptyDoc)
 	}
 	for start := 0; start < len(puts); start += batchSize {
 		batch := puts[start:min(start+batchSize, len(puts))]
@@ -324,8 +362,8 @@ func (w *Branch) preImages(ctx context.Context, c *mongo.Collection, puts []Put)
 			ids[i] = p.ID
 		}
 		if err := read(idsFilter(ids)); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return pre, nil
+	return pre, others, nil
 }

@@ -70,7 +70,7 @@ func (w *Branch) CheckUnique(ctx context.Context, puts []Put) (*DuplicateKeyErro
 			owner := map[string]written{} // key tuple -> the put document holding it
 			var clauses []bson.D
 			for _, d := range docs[coll] {
-				tuple, clause, indexed := uniqueKey(d.doc, paths, sparse)
+				tuple, clause, indexed := uniqueKey(d.doc, paths, sparse, w.Repo.FerretDB)
 				if !indexed {
 					continue
 				}
@@ -111,7 +111,7 @@ func (w *Branch) CheckUnique(ctx context.Context, puts []Put) (*DuplicateKeyErro
 					if touched[coll][string(wal.KeyOf(id))] {
 						continue // changed or deleted by the puts themselves
 					}
-					tuple, clause, indexed := uniqueKey(cur.Current, paths, sparse)
+					tuple, clause, indexed := uniqueKey(cur.Current, paths, sparse, w.Repo.FerretDB)
 					if d, dup := owner[tuple]; indexed && dup {
 						_ = cur.Close(ctx)
 						return duplicateOf(coll, name, d.id, id, clause), nil
@@ -181,18 +181,29 @@ func uniqueAfter(ctx context.Context, w *Branch, coll string, puts []Put) ([]bso
 // uniqueKey returns doc's key for a unique index on paths, as a
 // comparable string, and the filter that finds documents with that key;
 // indexed is false for a sparse index and a document with none of the
-// fields.
-func uniqueKey(doc bson.Raw, paths []string, sparse bool) (tuple string, filter bson.D, indexed bool) {
+// fields, and with ferret (the embedded engine, FerretDB over SQLite) for
+// a document missing any of them: measured there, such a document never
+// collides with another (MongoDB takes a missing field for null).
+func uniqueKey(doc bson.Raw, paths []string, sparse, ferret bool) (tuple string, filter bson.D, indexed bool) {
 	var b strings.Builder
 	has := false
 	for _, p := range paths {
 		v, err := doc.LookupErr(strings.Split(p, ".")...)
 		if err != nil {
+			if ferret {
+				return "", nil, false
+			}
 			b.WriteString("null|")
 			filter = append(filter, bson.E{Key: p, Value: nil})
 			continue
 		}
 		has = true
+		if ferret {
+			// FerretDB's unique indexes compare values as their JSON
+			// text: a date and the integer of its milliseconds, say,
+			// are one key there (wal.FerretValue).
+			v = wal.FerretValue(v)
+		}
 		b.WriteString(comparable(v))
 		b.WriteByte('|')
 		filter = append(filter, bson.E{Key: p, Value: v})
