@@ -223,7 +223,7 @@ func hostileCases() []hostileCase {
 		{args: []string{"find", "c", "--at", "0x10"}, stdin: "", code: 2, msg: "argon: error: invalid point \"0x10\": want an LSN, an RFC3339 time like 2026-11-25T10:00:00Z, or a duration back from now like 10m or 2d"},
 		{args: []string{"find", "c", "--at", ""}, stdin: "", code: 0, msg: ""},
 		{args: []string{"find", "c", "--at", "main@"}, stdin: "", code: 2, msg: "argon: error: invalid point \"\": want an LSN, an RFC3339 time like 2026-11-25T10:00:00Z, or a duration back from now like 10m or 2d"},
-		{args: []string{"find", "c", "--at", "main~"}, stdin: "", code: 2, msg: "argon: error: invalid ref \"main~\": want BRANCH~N with N a whole number"},
+		{args: []string{"find", "c", "--at", "main~x"}, stdin: "", code: 2, msg: "argon: error: invalid ref \"main~x\": want BRANCH~N with N a whole number"},
 		{args: []string{"find", "c", "--at", "main~-1"}, stdin: "", code: 2, msg: "argon: error: invalid ref \"main~-1\": want BRANCH~N with N a whole number"},
 		{args: []string{"find", "c", "--at", "2026-13-45T00:00:00Z"}, stdin: "", code: 2, msg: "argon: error: invalid point \"2026-13-45T00:00:00Z\": want an LSN, an RFC3339 time like 2026-11-25T10:00:00Z, or a duration back from now like 10m or 2d"},
 		{args: []string{"find", "c", "--at", "1e9"}, stdin: "", code: 2, msg: "argon: error: invalid point \"1e9\": want an LSN, an RFC3339 time like 2026-11-25T10:00:00Z, or a duration back from now like 10m or 2d"},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -23,6 +24,24 @@ func (f *Factory) resolvePoint(ctx context.Context, r *wal.Repo, project, defaul
 	p, err := refs.Resolve(ctx, r, project, defaultBranch, spec, time.Now())
 	return p, suggestBranch(ctx, r, project, err)
 }
+
+// invalidRef turns err, spec's resolution failing on a branch not found,
+// into a ref that does not read (exit 2) when no branch or tag could have
+// that name (HEAD^2, a..b); other errors are returned as they are.
+func invalidRef(err error, spec string) error {
+	var nf *wal.NotFoundError
+	if errors.As(err, &nf) && nf.Kind == "branch" && nf.Name != "" && !timelineForm.MatchString(nf.Name) {
+		var bad *wal.InvalidNameError
+		if errors.As(wal.ValidateBranch("branch", nf.Name), &bad) {
+			return &refs.SyntaxError{Msg: fmt.Sprintf("invalid ref %q: %s (argon help refs)", spec, bad.Why)}
+		}
+	}
+	return err
+}
+
+// timelineForm is a timeline id, which refs take for a deleted branch's
+// history (TIMELINE@LSN).
+var timelineForm = regexp.MustCompile(`^[0-9a-f]{24}$`)
 
 // reader answers reads at a point: the working database at a head, a
 // materialised view of the log in the past.

@@ -157,7 +157,7 @@ func runDiff(ctx context.Context, o *diffOptions) error {
 func (f *Factory) resolveRef(ctx context.Context, r *wal.Repo, project, cur, spec string) (diff.Point, error) {
 	p, err := f.resolvePoint(ctx, r, project, cur, spec)
 	if err != nil {
-		return diff.Point{}, err
+		return diff.Point{}, invalidRef(err, spec)
 	}
 	return diff.Point{TL: p.Branch.Timeline, LSN: p.LSN}, nil
 }

@@ -50,9 +50,9 @@ start until new images are taken (argon snapshot, or the next commits).`,
 			if f.JSON {
 				return f.IO.PrintJSON(map[string]int{"views_dropped": n, "images_dropped": dropped})
 			}
-			fmt.Fprintf(f.IO.Out, "dropped %d cached views\n", n)
+			fmt.Fprintf(f.IO.Out, "dropped %s\n", plural(int64(n), "cached view"))
 			if images {
-				fmt.Fprintf(f.IO.Out, "dropped %d image snapshots\n", dropped)
+				fmt.Fprintf(f.IO.Out, "dropped %s\n", plural(int64(dropped), "image snapshot"))
 			}
 			return nil
 		},

@@ -85,13 +85,14 @@ followed by "argon: hint: ..." lines. With --json they are one JSON object
 on stderr instead: {"error": MESSAGE, "code": EXIT CODE, "hint": HINTS},
 "hint" only when there is one.`),
 		topic("refs", "How to name a state: branches, LSNs, times, commits back", `A ref names a committed state of the log. Commands that read the past
-(find/count/collections --at, diff, merge, log, branch create --from, tag)
-take:
+(find/count/collections --at, diff, merge, log, show, export, reset,
+revert, branch create --from, tag) take:
 
   BRANCH            the branch's committed head
   BRANCH@LSN        the state after LSN (argon log shows LSNs); an LSN inside
                     a commit of several (4..5) names the state after that
-                    entry, part of the commit, as the log holds it
+                    entry, part of the commit, as the log holds it (argon
+                    reset refuses such a state)
   BRANCH@TIME       the newest commit at or before TIME on the branch's
                     log: RFC3339 (2026-11-25T10:00:00Z), a date
                     (2026-11-25), or a duration back from now (10m, 3d).
@@ -99,10 +100,12 @@ take:
                     can be a state of the source; BRANCH@{N} is where the
                     branch itself was
   BRANCH~N          N commits back along the branch's log (after any @WHEN:
-                    main@42~1)
+                    main@42~1); as in git, ~ and ^ alone are one commit
+                    back (HEAD^, main~~)
   BRANCH@{N}        from the reflog: @{0} the head (a deleted branch: its
                     head when deleted), @{N} where the branch was just
-                    before its Nth most recent move (argon reflog's OLD)
+                    before its Nth most recent move (argon reflog's OLD:
+                    a fast-forward, a reset, a rename)
   TAG, TAG~N        the state argon tag named, or N commits before it (a
                     branch of the same name comes first)
   TIMELINE@LSN      a timeline by id, as argon reflog prints a branch that

@@ -231,7 +231,7 @@ func runMerge(ctx context.Context, o *mergeOptions) error {
 			return f.IO.PrintJSON(report)
 		}
 		printConflicts(f, conflicts)
-		changes := fmt.Sprintf("%d documents and indexes to change", len(plan.Changes))
+		changes := fmt.Sprintf("%d documents or indexes to change", len(plan.Changes))
 		if len(plan.Changes) == 1 {
 			changes = "1 document or index to change"
 		}

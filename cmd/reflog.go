@@ -12,8 +12,8 @@ func newReflogCmd(f *Factory) *cobra.Command {
 	return &cobra.Command{
 		Use:   "reflog [BRANCH]",
 		Short: "Show every move of branch names, newest first",
-		Long: `Show the reflog: every creation, deletion, rename and fast-forward of a
-branch name, with the timeline and LSN it pointed at before (OLD) and
+		Long: `Show the reflog: every creation, deletion, rename, fast-forward and reset
+of a branch name, with the timeline and LSN it pointed at before (OLD) and
 after (NEW). A deleted branch's last head can be found here. Commits are
 not listed: argon log shows them.
 
@@ -22,7 +22,8 @@ deleted branch: its head when deleted), @{N} the OLD of its Nth newest
 record, where it was just before that move.`,
 		Example: `  argon reflog
   argon reflog feature-x --json
-  argon find users --at 'main@{1}'         # main before its last fast-forward
+  argon find users --at 'main@{1}'         # main before its last move (reset, fast-forward)
+  argon reset 'main@{1}'                   # undo the last reset
   argon branch create back --from 'gone@{0}'  # a deleted branch, back`,
 		Args: rangeArgs(0, 1, "an optional branch name"),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -24,13 +25,15 @@ type resetOptions struct {
 func newResetCmd(f *Factory) *cobra.Command {
 	o := &resetOptions{f: f}
 	cmd := &cobra.Command{
-		Use:   "reset REF",
+		Use:   "reset REF | reset --hard [REF]",
 		Short: "Move the current branch to another state, as git reset --hard",
 		Long: `Move the current branch (or --branch BRANCH) to REF's state: one of its
 own past states (BRANCH~N, BRANCH@LSN, BRANCH@TIME, or a bare LSN of the
 branch), a tag, another branch, or a reflog position (BRANCH@{N}). As with
 git reset --hard, the branch's history is REF's from then on, and its
-working database holds REF's documents and indexes.
+working database holds REF's documents and indexes. REF names the end of a
+commit (or a state with no commit in it): an LSN inside a commit of
+several entries is refused, since the branch would hold half of it.
 
 Nothing is deleted. The commits the branch leaves stay in the log: the
 reflog records the move, so argon reset BRANCH@{1} takes the branch back,
@@ -40,23 +43,37 @@ REF, as branch create does); the working database is brought to REF's
 state by writing only the documents and indexes that differ.
 
 A branch whose working database holds uncommitted changes is refused, like
-checkout and merge; --force discards them first. To undo one commit and
-keep the ones after it, use argon revert.`,
+checkout and merge; --force discards them first. --hard does too, as in
+git: argon reset --hard (REF defaults to HEAD then) throws away what
+applications changed and did not commit. --soft and --mixed are refused:
+there is no staging area. To undo one commit and keep the ones after it,
+use argon revert.`,
 		Example: `  argon reset main~1
   argon reset --hard HEAD~1
+  argon reset --hard
   argon reset 12
   argon reset v1.0 --branch feature
   argon reset main@{1}`,
-		Args: exactArgs(1, "the ref to move the branch to"),
+		Args: rangeArgs(0, 1, "the ref to move the branch to"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			o.ref = args[0]
 			if o.soft || o.mixed {
 				return usageErrorf("argon reset is always --hard: the working database follows the branch (there is no staging area); to keep what it holds, commit it first with `argon commit`")
+			}
+			switch {
+			case len(args) == 1:
+				o.ref = args[0]
+			case o.hard:
+				o.ref = "HEAD"
+			default:
+				return usageErrorf("argon reset takes the ref to move the branch to (or --hard, for HEAD); usage: %s", cmd.UseLine())
+			}
+			if o.hard {
+				o.force = true // git's reset --hard discards the working tree's changes
 			}
 			return runReset(cmd.Context(), o)
 		},
 	}
-	cmd.Flags().BoolVar(&o.hard, "hard", false, "accepted for git's habit: every reset is --hard")
+	cmd.Flags().BoolVar(&o.hard, "hard", false, "as in git: also discard uncommitted changes (as --force); REF defaults to HEAD")
 	cmd.Flags().BoolVar(&o.soft, "soft", false, "refused: there is no staging area")
 	cmd.Flags().BoolVar(&o.mixed, "mixed", false, "refused: there is no staging area")
 	_ = cmd.Flags().MarkHidden("soft")
@@ -116,6 +133,19 @@ func runReset(ctx context.Context, o *resetOptions) error {
 		fmt.Fprintf(f.IO.Out, "%s is already at %s (head LSN %d): nothing to do\n", name, o.ref, head.LSN)
 		return nil
 	}
+	// A state inside a commit of several entries would leave the branch
+	// with half of it (and a merge commit's record of what it merged with
+	// half its documents).
+	if it, err := commitAt(ctx, r, to, o.ref); err == nil && to.LSN >= it.From && to.LSN < it.To {
+		what := fmt.Sprintf("%s (LSN %d)", o.ref, to.LSN)
+		if _, err := strconv.ParseInt(o.ref, 10, 64); err == nil {
+			what = "LSN " + o.ref
+		}
+		return usageErrorf("%s is inside the commit %s: reset to its end (LSN %d) or to before it (LSN %d)",
+			what, lsnRange(it.From, it.To), it.To, it.From-1)
+	} else if err != nil && !errors.As(err, new(*notFoundError)) {
+		return err
+	}
 	// What differs between the head and REF's state: the documents and
 	// indexes the working database must change (the reverse of a diff).
 	changes, _, err := diff.Between(ctx, r, diff.Point{TL: tl, LSN: head.LSN}, to, "")
@@ -142,7 +172,7 @@ func runReset(ctx context.Context, o *resetOptions) error {
 	if f.JSON {
 		return f.IO.PrintJSON(report)
 	}
-	changed := fmt.Sprintf("%d documents and indexes changed", len(changes))
+	changed := fmt.Sprintf("%d documents or indexes changed", len(changes))
 	if len(changes) == 1 {
 		changed = "1 document or index changed"
 	}

@@ -141,12 +141,12 @@ func runRevert(ctx context.Context, o *revertOptions) error {
 		if f.JSON {
 			return f.IO.PrintJSON(report)
 		}
-		settled := ""
 		if len(plan.Conflicts) > 0 {
-			settled = fmt.Sprintf(" (%s settled)", plural(int64(len(plan.Conflicts)), "conflict"))
+			fmt.Fprintf(f.IO.Out, "Nothing to revert: every change of the commit at LSN %s left to undo was changed again since, and --ours kept the branch's values (%s settled)\n",
+				what, plural(int64(len(plan.Conflicts)), "conflict"))
+			return nil
 		}
-		fmt.Fprintf(f.IO.Out, "Nothing to revert: %s already holds what the commit at LSN %s changed as it was before%s\n",
-			name, what, settled)
+		fmt.Fprintf(f.IO.Out, "Nothing to revert: %s already holds what the commit at LSN %s changed as it was before\n", name, what)
 		return nil
 	}
 	if o.dryRun {
@@ -161,7 +161,7 @@ func runRevert(ctx context.Context, o *revertOptions) error {
 			return f.IO.PrintJSON(report)
 		}
 		printConflicts(f, conflicts)
-		changes := fmt.Sprintf("%d documents and indexes to change", len(puts))
+		changes := fmt.Sprintf("%d documents or indexes to change", len(puts))
 		if len(puts) == 1 {
 			changes = "1 document or index to change"
 		}

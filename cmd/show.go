@@ -93,6 +93,9 @@ func (f *Factory) refArg(branchFlag string, args []string) (cur, spec string, er
 	}
 	spec = cur
 	if len(args) == 1 {
+		if args[0] == "" {
+			return "", "", usageErrorf("the ref is empty: name a branch, a tag, BRANCH@LSN, BRANCH~N ... (argon help refs)")
+		}
 		spec = args[0]
 		if _, err := strconv.ParseInt(spec, 10, 64); err == nil {
 			spec = cur + "@" + spec

@@ -1,7 +1,7 @@
 // Package refs turns a ref as users write it into a committed state, in
 // one place: BRANCH, BRANCH@LSN, BRANCH@TIME (RFC3339, a date, or 10m/3d
 // back from now), BRANCH~N (N commits back along the branch's log, after
-// any @WHEN), BRANCH@{N} (a reflog position), TAG and TAG~N (a branch of
+// any @WHEN; ~ and ^ alone are one commit, as in git), BRANCH@{N} (a reflog position), TAG and TAG~N (a branch of
 // the same name comes first), and TIMELINE@LSN (a timeline id, as the
 // reflog prints a deleted branch). A missing BRANCH means the default
 // branch.
@@ -86,13 +86,9 @@ func ParseWhen(s string, now time.Time) (lsn int64, t time.Time, err error) {
 
 // Resolve turns spec into a committed state of project.
 func Resolve(ctx context.Context, r *wal.Repo, project, defaultBranch, spec string, now time.Time) (*Point, error) {
-	body, back := spec, 0
-	if i := strings.LastIndex(spec, "~"); i >= 0 {
-		n, err := strconv.Atoi(spec[i+1:])
-		if err != nil || n < 0 {
-			return nil, &SyntaxError{Msg: fmt.Sprintf("invalid ref %q: want BRANCH~N with N a whole number", spec)}
-		}
-		body, back = spec[:i], n
+	body, back, err := commitsBack(spec)
+	if err != nil {
+		return nil, err
 	}
 	name, when, hasAt := strings.Cut(body, "@")
 	if name == "" || name == "HEAD" {
@@ -152,6 +148,41 @@ func Resolve(ctx context.Context, r *wal.Repo, project, defaultBranch, spec stri
 		return walkBack(ctx, r, p, back, spec)
 	}
 	return p, nil
+}
+
+// backSuffix is what ends a ref that goes commits back: ~N, and as in
+// git ~ and ^ for one commit each (HEAD~, HEAD^^, main~2^).
+var backSuffix = regexp.MustCompile(`(?:~[0-9]*|\^)+$`)
+
+// commitsBack splits spec into the ref it goes back from and how many
+// commits back.
+func commitsBack(spec string) (body string, back int, err error) {
+	loc := backSuffix.FindStringIndex(spec)
+	if loc == nil {
+		if strings.Contains(spec, "~") {
+			return "", 0, &SyntaxError{Msg: fmt.Sprintf("invalid ref %q: want BRANCH~N with N a whole number", spec)}
+		}
+		return spec, 0, nil
+	}
+	suffix := spec[loc[0]:]
+	for i := 0; i < len(suffix); {
+		if suffix[i] == '^' {
+			back, i = back+1, i+1
+			continue
+		}
+		j := i + 1
+		for j < len(suffix) && suffix[j] >= '0' && suffix[j] <= '9' {
+			j++
+		}
+		n := 1
+		if j > i+1 {
+			if n, err = strconv.Atoi(suffix[i+1 : j]); err != nil || n > 1<<30 {
+				return "", 0, &SyntaxError{Msg: fmt.Sprintf("invalid ref %q: want BRANCH~N with N a whole number", spec)}
+			}
+		}
+		back, i = back+n, j
+	}
+	return spec[:loc[0]], back, nil
 }
 
 // walkBack moves p back commits along its branch's log.
