@@ -71,6 +71,14 @@ func mergedFrom(ctx context.Context, r *wal.Repo, from, other diff.Point, c int6
 		if !isMerge {
 			return true
 		}
+		// A merge commit the state holds only part of (a branch made from
+		// an LSN inside it) did not bring what it recorded: it is no base.
+		if s, err := r.ReadSlot(ctx, it.TL, it.N); err != nil {
+			werr = err
+			return false
+		} else if s != nil && s.LSN > it.To {
+			return true
+		}
 		pc, err := diff.Common(ctx, r, p, other)
 		if err != nil {
 			werr = err
