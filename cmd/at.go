@@ -20,7 +20,18 @@ import (
 type point = refs.Point
 
 // resolvePoint resolves a ref (see package refs) for defaultBranch.
+// A ref no branch or tag could be named is a usage error (invalidRef).
 func (f *Factory) resolvePoint(ctx context.Context, r *wal.Repo, project, defaultBranch, spec string) (*point, error) {
+	p, err := f.resolveAt(ctx, r, project, defaultBranch, spec)
+	if err != nil {
+		return nil, invalidRef(err, spec)
+	}
+	return p, nil
+}
+
+// resolveAt is resolvePoint for --at, which tells a point that does not
+// read from a name not found itself (openReader).
+func (f *Factory) resolveAt(ctx context.Context, r *wal.Repo, project, defaultBranch, spec string) (*point, error) {
 	p, err := refs.Resolve(ctx, r, project, defaultBranch, spec, time.Now())
 	return p, suggestBranch(ctx, r, project, err)
 }
@@ -89,9 +100,9 @@ func (f *Factory) openReader(ctx context.Context, branchFlag, at string) (reader
 	if err != nil {
 		return nil, nil, err
 	}
-	p, err := f.resolvePoint(ctx, r, project, def, spec)
+	p, err := f.resolveAt(ctx, r, project, def, spec)
 	if err != nil {
-		if spec == at && !strings.ContainsAny(at, "@~") && errors.As(err, new(*wal.NotFoundError)) {
+		if spec == at && !strings.ContainsAny(at, "@~^") && errors.As(err, new(*wal.NotFoundError)) {
 			// Neither a WHEN nor a tag or branch. What starts like a
 			// number or a time, or could be no name (main^, a..b), is a
 			// point that does not read (exit 2); a word is a name not
@@ -106,7 +117,7 @@ func (f *Factory) openReader(ctx context.Context, branchFlag, at string) (reader
 			}
 			err = withHint(err, hint)
 		}
-		return nil, nil, err
+		return nil, nil, invalidRef(err, spec)
 	}
 	// An explicit --at is always committed state, read from the log, even
 	// when it names the head: the working database may hold changes an

@@ -155,9 +155,12 @@ func runDiff(ctx context.Context, o *diffOptions) error {
 
 // resolveRef turns a ref into a committed state (see package refs).
 func (f *Factory) resolveRef(ctx context.Context, r *wal.Repo, project, cur, spec string) (diff.Point, error) {
+	if spec == "" {
+		return diff.Point{}, usageErrorf("the ref is empty: name a branch, a tag, BRANCH@LSN, BRANCH~N ... (argon help refs)")
+	}
 	p, err := f.resolvePoint(ctx, r, project, cur, spec)
 	if err != nil {
-		return diff.Point{}, invalidRef(err, spec)
+		return diff.Point{}, err
 	}
 	return diff.Point{TL: p.Branch.Timeline, LSN: p.LSN}, nil
 }

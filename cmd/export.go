@@ -64,6 +64,9 @@ byte for byte.`,
 		Args: rangeArgs(0, 1, "at most one ref"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
+				if args[0] == "" {
+					return usageErrorf("the ref is empty: name a branch, a tag, BRANCH@LSN, BRANCH~N ... (argon help refs)")
+				}
 				o.ref = args[0]
 			}
 			return runExport(cmd.Context(), o)

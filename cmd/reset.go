@@ -98,26 +98,31 @@ func runReset(ctx context.Context, o *resetOptions) error {
 		return suggestBranch(ctx, r, project, err)
 	}
 	// Like checkout and merge, a reset never mixes with applications'
-	// uncommitted work: --force discards it first. The check reads the
-	// working database through the read protocol, which also completes a
-	// reset or fast-forward that stopped before repointing the branch:
-	// the ref is resolved after it, against where the branch really is.
+	// uncommitted work: --force (or --hard) discards it, but only once
+	// REF is known to be a state the branch can move to. The check reads
+	// the working database through the read protocol, which also
+	// completes a reset or fast-forward that stopped before repointing
+	// the branch: the ref is resolved after it, against where the branch
+	// really is.
 	w, ci, err := uncommitted(ctx, f, r, b)
 	if err != nil {
 		return err
 	}
-	if ci != nil {
-		if !o.force {
-			return uncommittedError(f, "cannot reset "+name, name, ci, "--force")
-		}
-		if _, err := w.Restore(ctx); err != nil {
-			return err
-		}
-		fmt.Fprintf(f.IO.ErrOut, "argon: notice: discarded %s on %s\n", ci.line(), name)
+	if ci != nil && !o.force {
+		return uncommittedError(f, "cannot reset "+name, name, ci, "--force")
 	}
 	to, err := f.resolveRef(ctx, r, project, name, spec)
 	if err != nil {
 		return err
+	}
+	if err := insideACommit(ctx, r, project, to, o.ref); err != nil {
+		return err
+	}
+	if ci != nil {
+		if _, err := w.Restore(ctx); err != nil {
+			return err
+		}
+		fmt.Fprintf(f.IO.ErrOut, "argon: notice: discarded %s on %s\n", ci.line(), name)
 	}
 	tl := w.TL
 	head, err := r.Head(ctx, tl)
@@ -132,19 +137,6 @@ func runReset(ctx context.Context, o *resetOptions) error {
 		}
 		fmt.Fprintf(f.IO.Out, "%s is already at %s (head LSN %d): nothing to do\n", name, o.ref, head.LSN)
 		return nil
-	}
-	// A state inside a commit of several entries would leave the branch
-	// with half of it (and a merge commit's record of what it merged with
-	// half its documents).
-	if it, err := commitAt(ctx, r, to, o.ref); err == nil && to.LSN >= it.From && to.LSN < it.To {
-		what := fmt.Sprintf("%s (LSN %d)", o.ref, to.LSN)
-		if _, err := strconv.ParseInt(o.ref, 10, 64); err == nil {
-			what = "LSN " + o.ref
-		}
-		return usageErrorf("%s is inside the commit %s: reset to its end (LSN %d) or to before it (LSN %d)",
-			what, lsnRange(it.From, it.To), it.To, it.From-1)
-	} else if err != nil && !errors.As(err, new(*notFoundError)) {
-		return err
 	}
 	// What differs between the head and REF's state: the documents and
 	// indexes the working database must change (the reverse of a diff).
@@ -212,4 +204,41 @@ func uncommittedError(f *Factory, what, name string, ci *changesInfo, discard st
 	}
 	return withHint(fmt.Errorf("%s: it has uncommitted changes in its working database (%s)", what, ci.line()),
 		"record them with `argon commit"+on+" -m MESSAGE`, or discard them with "+discard)
+}
+
+// insideACommit refuses a reset to a state inside a commit of several
+// entries made on the state's own timeline: the branch would hold half of
+// it (and a merge commit's record of what it merged with half its
+// documents). The fork point of a branch made from inside a commit is the
+// end of that branch's inherited history, and is allowed.
+func insideACommit(ctx context.Context, r *wal.Repo, project string, to diff.Point, ref string) error {
+	var it *wal.LogItem
+	if err := r.WalkLog(ctx, to.TL, to.LSN, func(x wal.LogItem) bool {
+		it = &x
+		return false
+	}); err != nil || it == nil || it.TL != to.TL {
+		return err
+	}
+	s, err := r.ReadSlot(ctx, it.TL, it.N)
+	if err != nil || s == nil || s.Kind != wal.SlotCommit || to.LSN >= s.LSN {
+		return err
+	}
+	what := fmt.Sprintf("%s (LSN %d)", ref, to.LSN)
+	if _, err := strconv.ParseInt(ref, 10, 64); err == nil {
+		what = "LSN " + ref
+	}
+	// The states to name instead, as refs on the state's own timeline.
+	label, ref2 := "timeline "+to.TL, to.TL
+	bs, err := r.Branches(ctx, project)
+	if err != nil {
+		return err
+	}
+	for _, x := range bs {
+		if x.Timeline == to.TL {
+			label, ref2 = x.Name, x.Name
+			break
+		}
+	}
+	return usageErrorf("%s is inside the commit %s of %s: reset to its end (%s@%d) or to before it (%s@%d)",
+		what, lsnRange(it.From, s.LSN), label, ref2, s.LSN, ref2, it.From-1)
 }
