@@ -109,7 +109,10 @@ func (f *Factory) openReader(ctx context.Context, branchFlag, at string) (reader
 			// found, as everywhere refs are taken (exit 4). Either way,
 			// say what --at takes.
 			hint := "--at takes an LSN, a time (2026-11-25T10:00:00Z, or 10m, 2h, 3d back) or a ref: a branch, a tag, BRANCH@{N} (argon help refs)"
-			if c := at[0]; c >= '0' && c <= '9' || c == '-' || c == '+' || wal.ValidateBranch("branch", at) != nil {
+			// A legal name with a '.' or '/' (1.1, v/2) is no point in
+			// time: a tag or branch not found.
+			named := wal.ValidateBranch("branch", at) == nil
+			if c := at[0]; (c >= '0' && c <= '9' || c == '-' || c == '+' || !named) && !(named && strings.ContainsAny(at, "./")) {
 				_, _, err = refs.ParseWhen(at, time.Now())
 				hint = "--at also takes a ref: a branch, a tag, BRANCH@{N} (argon help refs)"
 			} else {

@@ -153,7 +153,18 @@ func runReset(ctx context.Context, o *resetOptions) error {
 		return err
 	}
 	msg := wal.ResetMessagePrefix + o.ref
-	if err := w.MovePuts(ctx, puts, root, head.LSN, msg, wal.CommitInfo{Message: msg, Author: f.Author}); err != nil {
+	err = w.MovePuts(ctx, puts, root, head.LSN, msg, wal.CommitInfo{Message: msg, Author: f.Author})
+	// With --force, an application's write since the discard is
+	// discarded too, and the move tried again: the user gave up the
+	// uncommitted changes to have the branch moved.
+	for try := 0; try < 3 && o.force && errors.As(err, new(*workdb.UncommittedError)); try++ {
+		if _, err = w.Restore(ctx); err != nil {
+			return err
+		}
+		fmt.Fprintf(f.IO.ErrOut, "argon: notice: discarded what an application changed on %s meanwhile\n", name)
+		err = w.MovePuts(ctx, puts, root, head.LSN, msg, wal.CommitInfo{Message: msg, Author: f.Author})
+	}
+	if err != nil {
 		var moved *wal.MovedOnError
 		if errors.As(err, &moved) {
 			moved.Op = "reset"
@@ -207,34 +218,48 @@ func uncommittedError(f *Factory, what, name string, ci *changesInfo, discard st
 }
 
 // insideACommit refuses a reset to a state inside a commit of several
-// entries made on the state's own timeline: the branch would hold half of
-// it (and a merge commit's record of what it merged with half its
-// documents). The fork point of a branch made from inside a commit is the
-// end of that branch's inherited history, and is allowed.
+// entries: the branch would hold half of it (and a merge commit's record
+// of what it merged with half its documents). The point a timeline forked
+// from inside a commit is the end of that timeline's inherited history,
+// and is allowed.
 func insideACommit(ctx context.Context, r *wal.Repo, project string, to diff.Point, ref string) error {
 	var it *wal.LogItem
 	if err := r.WalkLog(ctx, to.TL, to.LSN, func(x wal.LogItem) bool {
 		it = &x
 		return false
-	}); err != nil || it == nil || it.TL != to.TL {
+	}); err != nil || it == nil {
 		return err
 	}
 	s, err := r.ReadSlot(ctx, it.TL, it.N)
 	if err != nil || s == nil || s.Kind != wal.SlotCommit || to.LSN >= s.LSN {
 		return err
 	}
+	if it.TL != to.TL {
+		// An inherited commit: the state may be the point a timeline of
+		// the ancestry forked from it at, the end of that timeline's
+		// inherited history; any other state is inside the commit.
+		anc, err := r.Ancestry(ctx, to.TL)
+		if err != nil {
+			return err
+		}
+		for _, t := range anc {
+			if t.Parent == it.TL && t.Base == to.LSN {
+				return nil
+			}
+		}
+	}
 	what := fmt.Sprintf("%s (LSN %d)", ref, to.LSN)
 	if _, err := strconv.ParseInt(ref, 10, 64); err == nil {
 		what = "LSN " + ref
 	}
-	// The states to name instead, as refs on the state's own timeline.
-	label, ref2 := "timeline "+to.TL, to.TL
+	// The states to name instead, as refs on the commit's own timeline.
+	label, ref2 := "timeline "+it.TL, it.TL
 	bs, err := r.Branches(ctx, project)
 	if err != nil {
 		return err
 	}
 	for _, x := range bs {
-		if x.Timeline == to.TL {
+		if x.Timeline == it.TL {
 			label, ref2 = x.Name, x.Name
 			break
 		}

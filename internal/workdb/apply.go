@@ -92,6 +92,9 @@ func (w *Branch) putter(puts []Put) func(ctx context.Context) ([]wal.Entry, erro
 			}
 			pres[coll] = pre
 		}
+		if err := w.refuseUncommittedIndexes(ctx, puts); err != nil {
+			return nil, err
+		}
 		// Index drops first and creations last, so that documents are
 		// checked against the indexes the merged state has. An index
 		// redefined under its name goes first too (a unique one that
@@ -366,4 +369,45 @@ func (w *Branch) preImages(ctx context.Context, c *mongo.Collection, puts []Put)
 		}
 	}
 	return pre, others, nil
+}
+
+// refuseUncommittedIndexes checks, changing nothing, that every index the
+// puts create, redefine or drop is in the working database as the log
+// holds it at the write's base: an index an application created, dropped
+// or redefined since the command looked would be replaced without a trace
+// (found by review). Free while the database is known clean.
+func (w *Branch) refuseUncommittedIndexes(ctx context.Context, puts []Put) error {
+	if w.knownClean() {
+		return nil
+	}
+	have := map[string][]bson.Raw{}
+	for _, p := range puts {
+		if !p.Index {
+			continue
+		}
+		specs, ok := have[p.Coll]
+		if !ok {
+			var err error
+			if specs, err = listIndexes(ctx, w.DB, p.Coll); err != nil {
+				return err
+			}
+			have[p.Coll] = specs
+		}
+		name := p.ID.StringValue()
+		raw, _ := bson.Marshal(bson.D{{Key: "n", Value: name}})
+		key := wal.KeyOf(bson.Raw(raw).Lookup("n"))
+		got, _, err := w.Repo.LatestAtOrBelow(ctx, w.TL, w.base, p.Coll, [][]byte{key}, true)
+		if err != nil {
+			return err
+		}
+		var committed bson.Raw
+		if e := got[string(key)]; e != nil && e.Op == wal.OpIndex {
+			committed = e.Doc
+		}
+		cur := findSpec(specs, name)
+		if (cur == nil) != (committed == nil) || cur != nil && !bytes.Equal(indexSpec(cur), indexSpec(committed)) {
+			return &UncommittedError{Branch: w.Name, Coll: p.Coll, Index: name}
+		}
+	}
+	return nil
 }

@@ -22,9 +22,15 @@ type UncommittedError struct {
 	Branch string
 	Coll   string
 	IDs    []bson.RawValue
+	// Index names an index an application created, dropped or redefined
+	// (IDs is then empty).
+	Index string
 }
 
 func (e *UncommittedError) Error() string {
+	if e.Index != "" {
+		return fmt.Sprintf("index %s of %s has uncommitted changes in the working database of branch %s", e.Index, e.Coll, e.Branch)
+	}
 	if len(e.IDs) == 1 {
 		return fmt.Sprintf("document %s of %s has uncommitted changes in the working database of branch %s", FormatValue(e.IDs[0]), e.Coll, e.Branch)
 	}
