@@ -95,29 +95,28 @@ func TestReview18ResetOverwritesAWriteMadeAfterItsCheck(t *testing.T) {
 	app := serveWorkspace(t, dir)
 	coll := app.Database("ar_r18w__main").Collection("c")
 	ctx := context.Background()
-	fired := false
-	var appErr error
-	commit.Hook = func(point string) {
-		if point != "leased" || fired {
-			return
-		}
-		fired = true
-		_, appErr = coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "v", Value: "app"}}}})
-	}
-	defer func() { commit.Hook = nil }()
+	fired := atLease(t, func(ctx context.Context) error {
+		_, err := coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "v", Value: "app"}}}})
+		return err
+	})
 	code, out, errOut := run("reset", "main~1")
-	commit.Hook = nil
-	if !fired || appErr != nil {
-		t.Fatalf("the application's write did not happen (fired %v): %v", fired, appErr)
+	if !fired() {
+		t.Fatal("the application's write did not happen")
 	}
 	var doc bson.M
 	if err := coll.FindOne(ctx, bson.D{{Key: "_id", Value: 1}}).Decode(&doc); err != nil {
 		t.Fatal(err)
 	}
-	status := must("status")
-	t.Logf("reset main~1: exit %d, %q, %q; document now %v", code, out, errOut, doc)
-	if code == 0 && doc["v"] != "app" && !strings.Contains(errOut, "discarded") {
-		t.Errorf("reset main~1 (no --force) exited 0 and silently overwrote the application's write of {_id: 1, v: \"app\"} that came after its check: the document is %v; status:\n%s", doc, status)
+	// Refused under the lease, nothing written: the application's
+	// document stays, and status shows it.
+	if code != 1 || out != "" || !strings.Contains(errOut, "argon: error: document 1 of c has uncommitted changes in the working database of branch main") || doc["v"] != "app" {
+		t.Errorf("reset main~1 after an application's write: exit %d, %q, %q; document %v; want exit 1, the uncommitted refusal, the document kept", code, out, errOut, doc)
+	}
+	if st := must("status"); !strings.Contains(st, "changes\t0 added, 1 modified, 0 deleted\n") {
+		t.Errorf("status after the refused reset:\n%s", st)
+	}
+	if log := must("log", "--oneline", "-n", "1"); !strings.HasPrefix(log, "2..2 ") {
+		t.Errorf("the branch moved: %s", log)
 	}
 }
 

@@ -8,29 +8,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-
-	"github.com/argon-db/argon/internal/commit"
 )
-
-// r19AtLease runs fn once, when the next write takes its lease (commit.Hook
-// "leased": after the command's own check of uncommitted changes, before
-// argon serve holds the applications' writes), and returns a function
-// reporting whether it ran.
-func r19AtLease(t *testing.T, fn func(ctx context.Context) error) func() bool {
-	t.Helper()
-	fired := false
-	commit.Hook = func(point string) {
-		if point != "leased" || fired {
-			return
-		}
-		fired = true
-		if err := fn(context.Background()); err != nil {
-			t.Errorf("the application's write: %v", err)
-		}
-	}
-	t.Cleanup(func() { commit.Hook = nil })
-	return func() bool { commit.Hook = nil; return fired }
-}
 
 // r19Respell is an application's replacement, in collection c of the
 // working database, of the committed document with the 32-bit _id id by a
@@ -68,7 +46,7 @@ func TestReview19MergeDropsADeleteOverARespelledID(t *testing.T) {
 	must("delete", "c", `{"_id": 2}`, "--branch", "f")
 	must("insert", "c", `{"_id": 3}`)
 	app := serveWorkspace(t, dir)
-	done := r19AtLease(t, r19Respell(app.Database("ar_r19d__main").Collection("c"), 2))
+	done := atLease(t, r19Respell(app.Database("ar_r19d__main").Collection("c"), 2))
 	code, out, errOut := run("merge", "f")
 	if !done() {
 		t.Fatal("the application's write did not happen")
@@ -105,7 +83,7 @@ func TestReview19ResetOverARespelledIDWedgesTheBranch(t *testing.T) {
 	must("update", "c", `{"_id": 4}`, `{"$set": {"v": 1}}`)
 	app := serveWorkspace(t, dir)
 	coll := app.Database("ar_r19w__main").Collection("c")
-	done := r19AtLease(t, r19Respell(coll, 4))
+	done := atLease(t, r19Respell(coll, 4))
 	code, out, errOut := run("reset", "main~1")
 	if !done() {
 		t.Fatal("the application's write did not happen")
@@ -179,7 +157,7 @@ func TestReview19RefusedMergeLosesAnUntouchedUncommittedChange(t *testing.T) {
 	must("insert", "b", `{"_id": 2}`)
 	app := serveWorkspace(t, dir)
 	db := app.Database("ar_r19x__main")
-	done := r19AtLease(t, func(ctx context.Context) error {
+	done := atLease(t, func(ctx context.Context) error {
 		if _, err := db.Collection("a").UpdateOne(ctx, bson.D{{Key: "_id", Value: "keep"}}, bson.D{{Key: "$set", Value: bson.D{{Key: "w", Value: "app"}}}}); err != nil {
 			return err
 		}

@@ -160,7 +160,7 @@ func TestReview21ResetReplacesAnApplicationsIndex(t *testing.T) {
 	must("index", "drop", "c", "u_1")
 	app := serveWorkspace(t, dir)
 	db := app.Database("ar_r21x__main")
-	done := r19AtLease(t, func(ctx context.Context) error {
+	done := atLease(t, func(ctx context.Context) error {
 		return db.RunCommand(ctx, bson.D{{Key: "createIndexes", Value: "c"}, {Key: "indexes", Value: bson.A{
 			bson.D{{Key: "key", Value: bson.D{{Key: "v", Value: 1}}}, {Key: "name", Value: "u_1"}}}}}).Err()
 	})

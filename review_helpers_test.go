@@ -8,6 +8,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/event"
 
 	"github.com/argon-db/argon/cmd"
+	"github.com/argon-db/argon/internal/commit"
 	"github.com/argon-db/argon/internal/ui"
 )
 
@@ -58,4 +59,24 @@ func startUntil(dir, name string, args ...string) *background {
 func (b *background) wait() (int, string, string) {
 	<-b.done
 	return b.code, b.stdout, b.stderr
+}
+
+// atLease runs fn once, when the next write takes its lease (commit.Hook
+// "leased": after the command's own check of uncommitted changes, before
+// argon serve holds the applications' writes), and returns a function
+// reporting whether it ran.
+func atLease(t *testing.T, fn func(ctx context.Context) error) func() bool {
+	t.Helper()
+	fired := false
+	commit.Hook = func(point string) {
+		if point != "leased" || fired {
+			return
+		}
+		fired = true
+		if err := fn(context.Background()); err != nil {
+			t.Errorf("the application's write: %v", err)
+		}
+	}
+	t.Cleanup(func() { commit.Hook = nil })
+	return func() bool { commit.Hook = nil; return fired }
 }

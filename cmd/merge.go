@@ -141,13 +141,7 @@ func runMerge(ctx context.Context, o *mergeOptions) error {
 		return usageErrorf("%s is a past state of %s, already in its history: there is nothing to merge", o.source, target)
 	}
 	ours := diff.Point{TL: tb.Timeline, LSN: head.LSN}
-	res := merge.Refuse
-	switch {
-	case o.ours:
-		res = merge.Ours
-	case o.theirs:
-		res = merge.Theirs
-	}
+	res := merge.Settle(o.ours, o.theirs)
 	plan, err := merge.Merge(ctx, r, ours, theirs, res)
 	if err != nil {
 		return err

@@ -89,14 +89,11 @@ func runReset(ctx context.Context, o *resetOptions) error {
 	if err != nil {
 		return err
 	}
-	r, project, err := f.project(ctx)
+	r, b, err := f.branchOf(ctx, name)
 	if err != nil {
 		return err
 	}
-	b, err := r.Branch(ctx, project, name)
-	if err != nil {
-		return suggestBranch(ctx, r, project, err)
-	}
+	project := b.Project
 	// Like checkout and merge, a reset never mixes with applications'
 	// uncommitted work: --force (or --hard) discards it, but only once
 	// REF is known to be a state the branch can move to. The check reads
@@ -190,16 +187,12 @@ func (f *Factory) branchAndRef(ctx context.Context, branchFlag, ref string) (*wa
 	if err != nil {
 		return nil, "", nil, diff.Point{}, err
 	}
-	r, project, err := f.project(ctx)
+	r, b, err := f.branchOf(ctx, name)
 	if err != nil {
 		return nil, "", nil, diff.Point{}, err
 	}
-	b, err := r.Branch(ctx, project, name)
-	if err != nil {
-		return nil, "", nil, diff.Point{}, suggestBranch(ctx, r, project, err)
-	}
-	at, err := f.resolveRef(ctx, r, project, name, spec)
-	return r, project, b, at, err
+	at, err := f.resolveRef(ctx, r, b.Project, name, spec)
+	return r, b.Project, b, at, err
 }
 
 // uncommittedError refuses what (a merge, reset or revert) on branch name,

@@ -80,13 +80,7 @@ func runRevert(ctx context.Context, o *revertOptions) error {
 		return err
 	}
 	ours := diff.Point{TL: b.Timeline, LSN: head.LSN}
-	res := merge.Refuse
-	switch {
-	case o.ours:
-		res = merge.Ours
-	case o.theirs:
-		res = merge.Theirs
-	}
+	res := merge.Settle(o.ours, o.theirs)
 	// The commit's changes undone on the branch: three-way, with the state
 	// after the commit as the base and the state before it as "theirs".
 	plan, err := merge.Three(ctx, r, diff.Point{TL: it.TL, LSN: it.To}, ours, diff.Point{TL: it.TL, LSN: it.From - 1}, res)

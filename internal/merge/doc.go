@@ -32,6 +32,18 @@ const (
 	Theirs                   // take their value
 )
 
+// Settle is the resolution the --ours and --theirs flags ask for (at most
+// one of them is set).
+func Settle(ours, theirs bool) Resolution {
+	switch {
+	case ours:
+		return Ours
+	case theirs:
+		return Theirs
+	}
+	return Refuse
+}
+
 func same(a, b bson.RawValue) bool {
 	return a.Type == b.Type && bytes.Equal(a.Value, b.Value)
 }

@@ -52,23 +52,7 @@ func TestHeadBaseReadsMatchTheirOwnViews(t *testing.T) {
 	w.ScanReads = srv.Embedded || srv.FerretDB
 	files := &cleanSwitch{clean: true}
 	w.Files = files
-	raw := func(d bson.D) bson.Raw {
-		out, err := bson.Marshal(d)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out
-	}
-	var docs []bson.Raw
-	for i := 0; i < 30; i++ {
-		docs = append(docs, raw(bson.D{{Key: "_id", Value: int32(i)}, {Key: "v", Value: int32(i)}, {Key: "tag", Value: int32(i % 3)}}))
-	}
-	if _, err := w.Insert(ctx, "c", docs, wal.CommitInfo{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.Insert(ctx, "d", []bson.Raw{raw(bson.D{{Key: "_id", Value: "x"}})}, wal.CommitInfo{}); err != nil {
-		t.Fatal(err)
-	}
+	raw := seedOverlayState(t, ctx, w)
 	modify := func(coll string, m workdb.Modification) {
 		t.Helper()
 		if _, err := w.Modify(ctx, coll, m, workdb.Limits{}, wal.CommitInfo{}); err != nil {

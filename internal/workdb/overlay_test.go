@@ -28,23 +28,7 @@ func TestOverlayReadsMatchTheirOwnViews(t *testing.T) {
 	ctx := context.Background()
 	w := commit.New().Open(r, b)
 	w.ScanReads = srv.Embedded || srv.FerretDB
-	raw := func(d bson.D) bson.Raw {
-		out, err := bson.Marshal(d)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out
-	}
-	var docs []bson.Raw
-	for i := 0; i < 30; i++ {
-		docs = append(docs, raw(bson.D{{Key: "_id", Value: int32(i)}, {Key: "v", Value: int32(i)}, {Key: "tag", Value: int32(i % 3)}}))
-	}
-	if _, err := w.Insert(ctx, "c", docs, wal.CommitInfo{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.Insert(ctx, "d", []bson.Raw{raw(bson.D{{Key: "_id", Value: "x"}})}, wal.CommitInfo{}); err != nil {
-		t.Fatal(err)
-	}
+	raw := seedOverlayState(t, ctx, w)
 	head, err := r.Head(ctx, b.Timeline)
 	if err != nil {
 		t.Fatal(err)
@@ -321,4 +305,29 @@ func TestDroppedViewIsBuiltAgain(t *testing.T) {
 	if fmt.Sprint(built) != "[c@5 c@5]" {
 		t.Fatalf("materialised %v, want c@5 twice", built)
 	}
+}
+
+// seedOverlayState commits, on w, 30 documents {_id: i, v: i, tag: i % 3}
+// to c and {_id: "x"} to d (two commits), the history the overlay tests
+// read; it returns how they marshal a document.
+func seedOverlayState(t *testing.T, ctx context.Context, w *workdb.Branch) func(bson.D) bson.Raw {
+	t.Helper()
+	raw := func(d bson.D) bson.Raw {
+		out, err := bson.Marshal(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	var docs []bson.Raw
+	for i := 0; i < 30; i++ {
+		docs = append(docs, raw(bson.D{{Key: "_id", Value: int32(i)}, {Key: "v", Value: int32(i)}, {Key: "tag", Value: int32(i % 3)}}))
+	}
+	if _, err := w.Insert(ctx, "c", docs, wal.CommitInfo{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Insert(ctx, "d", []bson.Raw{raw(bson.D{{Key: "_id", Value: "x"}})}, wal.CommitInfo{}); err != nil {
+		t.Fatal(err)
+	}
+	return raw
 }
