@@ -986,3 +986,61 @@ func TestWireResetAndRevertAreFlatInHistory(t *testing.T) {
 		}
 	}
 }
+
+// Reads of the log's stored entries and of images ask the server for small
+// batches: the embedded engine builds each reply whole in memory, and a
+// default first batch of a large commit's chunks or of an image was tens
+// of megabytes at once (a 100,000-document checkout peaked at 342 MB;
+// BENCHMARKS, seventeenth session). Every find and getMore of those
+// collections names a batch size, at most 16 documents.
+func TestWireLogReadsAskForSmallBatches(t *testing.T) {
+	dir, run := statusWorkspace(t, "bt")
+	var lines strings.Builder
+	for i := 0; i < 300; i++ {
+		fmt.Fprintf(&lines, "{\"_id\": %d, \"v\": %d}\n", 100+i, i)
+	}
+	batch := filepath.Join(t.TempDir(), "docs.ndjson")
+	if err := os.WriteFile(batch, []byte(lines.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run("insert", "c", "--file", batch)                      // spilled: more than 64 entries
+	run("update", "c", "{}", `{"$inc": {"v": 1}}`, "--many") // spilled too
+	run("snapshot")
+	var mu sync.Mutex
+	var checked []string
+	mon := &event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
+		if e.CommandName != "find" && e.CommandName != "getMore" {
+			return
+		}
+		coll, _ := e.Command.Lookup(e.CommandName).StringValueOK()
+		if e.CommandName == "getMore" {
+			coll, _ = e.Command.Lookup("collection").StringValueOK()
+		}
+		if coll != "entries" && !strings.HasPrefix(coll, "image_") {
+			return
+		}
+		if _, single := e.Command.Lookup("filter", "_id").StringValueOK(); single {
+			return // a point read
+		}
+		n, ok := e.Command.Lookup("batchSize").AsInt64OK()
+		mu.Lock()
+		defer mu.Unlock()
+		checked = append(checked, e.CommandName+" "+coll)
+		if !ok || n < 1 || n > 16 {
+			t.Errorf("%s of %s asked for batch size %v: want 1 to 16", e.CommandName, coll, e.Command.Lookup("batchSize"))
+		}
+	}}
+	runMonitored(t, dir, mon, []string{"checkout", "-b", "whole"}) // from the image
+	// The entries: a log of the second spilled commit reads the rest of
+	// the timeline's with one query; fsck reads them all.
+	runMonitored(t, dir, mon, []string{"log", "--entries"})
+	runMonitored(t, dir, mon, []string{"fsck"})
+	var sawEntries, sawImage bool
+	for _, c := range checked {
+		sawEntries = sawEntries || strings.HasSuffix(c, " entries")
+		sawImage = sawImage || strings.Contains(c, " image_")
+	}
+	if !sawEntries || !sawImage {
+		t.Fatalf("checked %v: want reads of both the entries and an image", checked)
+	}
+}

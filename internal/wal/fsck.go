@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // Problem is one broken invariant of the log found by Check.
@@ -128,7 +129,7 @@ func (r *Repo) Check(ctx context.Context, project string) ([]TimelineInfo, []Pro
 		// uncommitted.
 		// A chunk's records are decoded, so that one that does not hold
 		// the LSNs it names is reported.
-		ecur, err := r.DB.Collection(collEntries).Find(ctx, bson.D{{Key: "tl", Value: t.ID}})
+		ecur, err := r.DB.Collection(collEntries).Find(ctx, bson.D{{Key: "tl", Value: t.ID}}, options.Find().SetBatchSize(storedBatch))
 		if err != nil {
 			return nil, nil, err
 		}

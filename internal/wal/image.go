@@ -1,7 +1,6 @@
 package wal
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -14,6 +13,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // Image snapshots.
@@ -399,6 +399,14 @@ func (r *Repo) nearestImage(ctx context.Context, tl string, lsn int64, skip map[
 	return best, nil
 }
 
+// imageBatch is how many chunks (2 MiB each) one reply of the server
+// carries when an image is read whole. The embedded engine builds each
+// reply in memory, copying and encoding its documents: its default first
+// batch held all 17 chunks of a 100,000-document image, a 34 MB reply,
+// and a checkout built from it peaked at 312-343 MB of memory (156-180 MB
+// in batches of 2; BENCHMARKS, seventeenth session).
+const imageBatch = 2
+
 // LoadImage reads an image into a state (only coll's records, when coll
 // is not empty), checking its chunks against its header. A read of one
 // collection of a format-2 image reads that collection's chunks only.
@@ -411,7 +419,7 @@ func (r *Repo) LoadImage(ctx context.Context, img *Image, coll string) (*State, 
 	case coll != "":
 		return r.loadImageColl(ctx, img, coll)
 	}
-	cur, err := r.DB.Collection(img.Coll).Find(ctx, bson.D{})
+	cur, err := r.DB.Collection(img.Coll).Find(ctx, bson.D{}, options.Find().SetBatchSize(imageBatch))
 	if err != nil {
 		return nil, err
 	}
@@ -490,7 +498,11 @@ func decodeImageColl(st *State, img *Image, ic ImageColl, chunks [][]byte) error
 	}
 	stream := chunks[0]
 	if len(chunks) > 1 {
-		stream = bytes.Join(chunks, nil)
+		stream = make([]byte, 0, n)
+		for i := range chunks {
+			stream = append(stream, chunks[i]...)
+			chunks[i] = nil // not held twice
+		}
 	}
 	if err := decodeImage(st, stream, ic.Name); err != nil {
 		return &ImageError{Image: img, Msg: err.Error()}
@@ -501,7 +513,7 @@ func decodeImageColl(st *State, img *Image, ic ImageColl, chunks [][]byte) error
 // loadImage1 reads a format-1 image: one stream of every collection's
 // records, read whole whatever coll is.
 func (r *Repo) loadImage1(ctx context.Context, img *Image, coll string) (*State, error) {
-	cur, err := r.DB.Collection(img.Coll).Find(ctx, bson.D{})
+	cur, err := r.DB.Collection(img.Coll).Find(ctx, bson.D{}, options.Find().SetBatchSize(imageBatch))
 	if err != nil {
 		return nil, err
 	}
@@ -530,6 +542,7 @@ func (r *Repo) loadImage1(ctx context.Context, img *Image, coll string) (*State,
 		stream = make([]byte, 0, img.Bytes)
 		for i := range chunks {
 			stream = append(stream, chunks[i].Data...)
+			chunks[i].Data = nil // not held twice
 		}
 	}
 	st := NewState()
