@@ -250,14 +250,13 @@ func (w *Branch) applyDocs(ctx context.Context, coll string, puts []Put, pre map
 	for _, id := range ids {
 		w.touch(coll, id)
 	}
-	// Every old version out, one $in per maxDelete ids.
-	for start := 0; start < len(old); start += maxDelete {
-		batch := old[start:min(start+maxDelete, len(old))]
-		r, err := c.DeleteMany(ctx, idsFilter(batch))
+	// Every old version out.
+	if len(old) > 0 {
+		n, err := w.deleteIDs(ctx, c, old)
 		if err != nil {
 			return nil, err
 		}
-		if int(r.DeletedCount) != len(batch) {
+		if int(n) != len(old) {
 			return nil, changedDuring(coll)
 		}
 	}
@@ -322,8 +321,9 @@ func (w *Branch) applyDocs(ctx context.Context, coll string, puts []Put, pre map
 
 // preImages reads the documents that puts replace or delete: on FerretDB
 // past scratchBatch puts with one scan of the collection (a $in of k ids
-// costs a scan with k comparisons per document there: bulk.go), else with
-// one $in per batch. It returns them by key, and apart (others) those
+// costs a scan with k comparisons per document there: bulk.go), up to it
+// by _id one at a time when every _id is a string or an ObjectId, else
+// with one $in per batch. It returns them by key, and apart (others) those
 // whose _id equals a put's by value under another spelling (the server's
 // $in and unique index match by value). It changes nothing.
 func (w *Branch) preImages(ctx context.Context, c *mongo.Collection, puts []Put) (pre map[string]bson.Raw, others []bson.Raw, err error) {
@@ -358,6 +358,22 @@ func (w *Branch) preImages(ctx context.Context, c *mongo.Collection, puts []Put)
 	if w.ScanReads && len(puts) > scratchBatch {
 		return pre, others, read(emptyDoc)
 	}
+	if w.ScanReads && pointable(puts) {
+		// There, a filter that is exactly {_id: string or ObjectId} is the
+		// one lookup that uses an index: a few point reads beat a scan
+		// (and no other spelling of such an _id exists).
+		for _, p := range puts {
+			raw, err := c.FindOne(ctx, bson.D{{Key: "_id", Value: p.ID}}).Raw()
+			if errors.Is(err, mongo.ErrNoDocuments) {
+				continue
+			}
+			if err != nil {
+				return nil, nil, err
+			}
+			pre[string(wal.KeyOf(p.ID))] = append(bson.Raw(nil), raw...)
+		}
+		return pre, others, nil
+	}
 	for start := 0; start < len(puts); start += batchSize {
 		batch := puts[start:min(start+batchSize, len(puts))]
 		ids := make([]bson.RawValue, len(batch))
@@ -369,6 +385,16 @@ func (w *Branch) preImages(ctx context.Context, c *mongo.Collection, puts []Put)
 		}
 	}
 	return pre, others, nil
+}
+
+// pointable reports whether every put's _id is a string or an ObjectId.
+func pointable(puts []Put) bool {
+	for _, p := range puts {
+		if p.ID.Type != bson.TypeString && p.ID.Type != bson.TypeObjectID {
+			return false
+		}
+	}
+	return true
 }
 
 // refuseUncommittedIndexes checks, changing nothing, that every index the

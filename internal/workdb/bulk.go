@@ -208,11 +208,20 @@ func (w *Branch) rewrite(ctx context.Context, c *mongo.Collection, coll string, 
 		}
 	}
 	for _, d := range dels {
-		r, err := c.DeleteMany(ctx, d.filter)
-		if err != nil {
-			return err
+		var n int64
+		if d.ids != nil {
+			var err error
+			if n, err = w.deleteIDs(ctx, c, d.ids); err != nil {
+				return err
+			}
+		} else {
+			r, err := c.DeleteMany(ctx, d.filter)
+			if err != nil {
+				return err
+			}
+			n = r.DeletedCount
 		}
-		if int(r.DeletedCount) != d.n {
+		if int(n) != d.n {
 			return changedDuring(coll)
 		}
 	}
@@ -271,20 +280,17 @@ func sameDocs(a, b []bson.Raw) bool {
 	return true
 }
 
-// deletion is one delete and the number of documents it must remove.
+// deletion is one delete, by filter or by _ids (Branch.deleteIDs), and
+// the number of documents it must remove.
 type deletion struct {
 	filter any
+	ids    []bson.RawValue
 	n      int
 }
 
-// byIDs deletes ids by $in, batchSize at a time.
+// byIDs deletes ids (see Branch.deleteIDs).
 func byIDs(ids []bson.RawValue) []deletion {
-	var out []deletion
-	for start := 0; start < len(ids); start += batchSize {
-		batch := ids[start:min(start+batchSize, len(ids))]
-		out = append(out, deletion{filter: idsFilter(batch), n: len(batch)})
-	}
-	return out
+	return []deletion{{ids: ids, n: len(ids)}}
 }
 
 // idRange is a closed range of _id values of one type, holding n of the

@@ -313,7 +313,7 @@ func (w *Branch) importBatch(ctx context.Context, coll string, batch []bson.Raw,
 		return 0, 0, err
 	}
 	if len(replace) > 0 {
-		if _, err := c.DeleteMany(ctx, idsFilter(replace)); err != nil {
+		if _, err := w.deleteIDs(ctx, c, replace); err != nil {
 			return 0, 0, err
 		}
 	}

@@ -680,6 +680,42 @@ func idsFilter(ids []bson.RawValue) bson.D {
 	return bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}
 }
 
+// deleteIDs deletes the documents of c whose _id is one of ids (by value,
+// as the server compares) and returns how many it deleted. On FerretDB
+// (ScanReads) a filter {_id: {$in: ids}} reads the whole collection and
+// compares every document with every id (a fast-forward of 1,112 changed
+// documents into 100,000 spent 8.5 s in that one delete), where {_id: v}
+// for a string or an ObjectId is an indexed lookup (store.IndexIDs): those
+// ids go as one delete command holding a statement for each, the others
+// by $in, maxDelete at a time.
+func (w *Branch) deleteIDs(ctx context.Context, c *mongo.Collection, ids []bson.RawValue) (int64, error) {
+	var point []mongo.WriteModel
+	var rest []bson.RawValue
+	for _, id := range ids {
+		if w.ScanReads && (id.Type == bson.TypeString || id.Type == bson.TypeObjectID) {
+			point = append(point, mongo.NewDeleteOneModel().SetFilter(bson.D{{Key: "_id", Value: id}}))
+		} else {
+			rest = append(rest, id)
+		}
+	}
+	var n int64
+	if len(point) > 0 {
+		r, err := c.BulkWrite(ctx, point, options.BulkWrite().SetOrdered(false))
+		if err != nil {
+			return 0, err
+		}
+		n += r.DeletedCount
+	}
+	for start := 0; start < len(rest); start += maxDelete {
+		r, err := c.DeleteMany(ctx, idsFilter(rest[start:min(start+maxDelete, len(rest))]))
+		if err != nil {
+			return n, err
+		}
+		n += r.DeletedCount
+	}
+	return n, nil
+}
+
 func readOne(ctx context.Context, c *mongo.Collection, id bson.RawValue) (bson.Raw, error) {
 	raw, err := c.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Raw()
 	if errors.Is(err, mongo.ErrNoDocuments) {

@@ -733,9 +733,8 @@ func (w *Branch) Repair(ctx context.Context, lsn int64, keys []wal.KeyRef) error
 				}
 			}
 		}
-		for start := 0; start < len(fix); start += batchSize {
-			chunk := fix[start:min(start+batchSize, len(fix))]
-			if _, err := c.DeleteMany(ctx, idsFilter(chunk)); err != nil {
+		if len(fix) > 0 {
+			if _, err := w.deleteIDs(ctx, c, fix); err != nil {
 				return err
 			}
 		}
