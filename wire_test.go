@@ -406,25 +406,6 @@ func TestStatusSkipsTheScanOfUnchangedFiles(t *testing.T) {
 	if os.Getenv("ARGON_TEST_URI") != "" {
 		t.Skip("a server's files are not argon's to read: status scans there")
 	}
-	for _, byState := range []bool{false, true} {
-		t.Run(fmt.Sprintf("byState=%v", byState), func(t *testing.T) {
-			if byState {
-				filesByState(t)
-			}
-			statusSkipsTheScanOfUnchangedFiles(t, byState)
-		})
-	}
-}
-
-// filesByState makes the test's commands name every working database's
-// files by their state (store.StateMinSize), as they do large ones.
-func filesByState(t *testing.T) {
-	old := store.StateMinSize
-	store.StateMinSize = 0
-	t.Cleanup(func() { store.StateMinSize = old })
-}
-
-func statusSkipsTheScanOfUnchangedFiles(t *testing.T, byState bool) {
 	dir, run := statusWorkspace(t, "st")
 	// Forget what the commands so far recorded: the first status scans.
 	if err := os.Remove(dir + "/.argon/clean.json"); err != nil {
@@ -439,9 +420,6 @@ func statusSkipsTheScanOfUnchangedFiles(t *testing.T, byState bool) {
 	// reads the marker only.
 	if out != "## main (head 2)\n" || first != second+2 {
 		t.Fatalf("status read the working database %d times, then %d times (want 2 fewer), and printed %q", first, second, out)
-	}
-	if rec, _ := os.ReadFile(dir + "/.argon/clean.json"); strings.Contains(string(rec), `"files/ar_st__main"`) != byState {
-		t.Fatalf("clean record %s: want the files' state recorded %v", rec, byState)
 	}
 	// An application changes a document in place, the same size.
 	eng, err := store.StartEngine(dir+"/.argon/data", "127.0.0.1:0")
@@ -748,15 +726,11 @@ func TestWritesKeepTheCleanRecord(t *testing.T) {
 	if os.Getenv("ARGON_TEST_URI") != "" {
 		t.Skip("a server's files are not argon's to read: status scans there")
 	}
-	for _, tc := range []struct{ served, byState bool }{{false, false}, {false, true}, {true, false}} {
-		served := tc.served
-		t.Run(fmt.Sprintf("served=%v/byState=%v", served, tc.byState), func(t *testing.T) {
+	for _, served := range []bool{false, true} {
+		t.Run(fmt.Sprintf("served=%v", served), func(t *testing.T) {
 			p := "kc"
 			if served {
 				p = "ks"
-			}
-			if tc.byState {
-				filesByState(t)
 			}
 			dir, run := statusWorkspace(t, p)
 			var app *mongo.Client
@@ -805,12 +779,6 @@ func TestWritesKeepTheCleanRecord(t *testing.T) {
 					run(args...)
 				}
 				head += w.lsns
-				if tc.byState {
-					// Recorded by the write itself, from the files' state.
-					if rec, _ := os.ReadFile(dir + "/.argon/clean.json"); !strings.Contains(string(rec), `"ar_kc__main":"state:`) {
-						t.Errorf("after argon %v the clean record is %s, want the files' state", args, rec)
-					}
-				}
 				n, out := run("status", "-s")
 				if want := fmt.Sprintf("## main (head %d)\n", head); n != markerOnly || out != want {
 					t.Errorf("status after argon %v read the working database %d times (want %d) and printed %q (want %q)", args, n, markerOnly, out, want)

@@ -24,9 +24,7 @@ import (
 // their bytes once acknowledged (written, if not yet synced).
 //
 // A fingerprint is a SHA-256 of both files' contents: equal fingerprints
-// mean byte-identical files, so the same documents. Large files are not
-// read again while their state (inode, size, times) is one they were read
-// or recorded in (see filesState). The clean record maps a
+// mean byte-identical files, so the same documents. The clean record maps a
 // database to the fingerprint of files a full scan found equal to the
 // committed state; since it names contents, not a time, it stays true
 // however old it is, and a stale one only costs a scan.
@@ -122,150 +120,24 @@ func (f *DBFiles) Fingerprint(db string) (string, error) {
 		f.mu.Unlock()
 		return tc.token, nil
 	}
-	if err := f.plainFiles(db); err != nil {
-		return "", err
-	}
-	// The contents are read only when the files may have changed since
-	// they were last read or recorded (see filesState).
-	state, size, latest, ok := f.filesState(db)
-	if ok && size < StateMinSize {
-		ok = false
-	}
-	if ok {
-		if fp, known := f.read()[stateKey(db)]; known && strings.HasPrefix(fp, state+"=") {
-			return strings.TrimPrefix(fp, state+"="), nil
-		}
-	}
-	settled := ok && f.record && f.settled(latest)
-	fp, err := f.hashFiles(db)
-	if err != nil {
-		return "", err
-	}
-	if settled {
-		if again, _, _, ok := f.filesState(db); ok && again == state {
-			f.rememberState(db, state+"="+fp)
-		}
-	}
-	return fp, nil
-}
-
-// plainFiles adds the _id indexes database db lacks, and fails when its
-// files are not plain files where the engine keeps them (see
-// Fingerprint).
-func (f *DBFiles) plainFiles(db string) error {
 	// Missing _id indexes are added first, so that adding them later
 	// never changes bytes a clean record names (a database argon has just
 	// built has none yet).
 	if err := f.IndexIDs(db); err != nil {
-		return err
+		return "", err
 	}
 	for _, suffix := range []string{".sqlite", ".sqlite-wal", ".sqlite-journal"} {
 		fi, err := os.Lstat(filepath.Join(f.dir, db+suffix))
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 		case err != nil:
-			return err
+			return "", err
 		case suffix == ".sqlite-journal":
-			return fmt.Errorf("%s%s exists", db, suffix)
+			return "", fmt.Errorf("%s%s exists", db, suffix)
 		case !fi.Mode().IsRegular():
-			return fmt.Errorf("%s%s is not a regular file", db, suffix)
+			return "", fmt.Errorf("%s%s is not a regular file", db, suffix)
 		}
 	}
-	return nil
-}
-
-// stateFingerprint names the contents of database db's files by their
-// state, without reading them, when they are large and their state can be
-// trusted (see filesState): for a process that has just made them hold
-// exactly the committed state (recordFiles), where a SHA-256 would read
-// every byte only to name what the process already knows.
-func (f *DBFiles) stateFingerprint(db string) (string, bool) {
-	if !f.record || f.plainFiles(db) != nil {
-		return "", false
-	}
-	state, size, latest, ok := f.filesState(db)
-	if !ok || size < StateMinSize || !f.settled(latest) {
-		return "", false
-	}
-	fp := "state:" + state
-	f.rememberState(db, state+"="+fp)
-	return fp, true
-}
-
-// StateMinSize is the size of a database's files from which a fingerprint
-// is taken from their state when it can be: below it, reading them costs
-// about as little. Tests lower it to use states on small databases.
-var StateMinSize int64 = 8 << 20
-
-// stateKey is the clean record's key of the state of database db's files
-// when they were last read (no database name holds a '/').
-func stateKey(db string) string { return "files/" + db }
-
-// filesState describes database db's two files without reading them (see
-// fileState): their total size and the latest time either changed.
-//
-// A fingerprint is a SHA-256 of the files' contents, which costs a read of
-// every byte (about 40 ms for a 60 MB working database here, on every
-// status and twice in every write). The clean record also keeps, for each
-// database, the state of its files when their contents were last read and
-// the fingerprint read then; files in that same state have those same
-// contents, and are not read again. That holds as long as no write can
-// leave the state as it was: a write gives the file a new time unless it
-// falls in the same tick of the file system's clock as the time recorded.
-// So a state is recorded only when it was taken before a file created
-// afterwards got a later time (settled), and only if the files' state is
-// still the same after the read: every later write then gets a time
-// after the recorded one. This is how git trusts its index's file stats,
-// and the "racy" case it guards against is the same.
-func (f *DBFiles) filesState(db string) (state string, size, latest int64, ok bool) {
-	var parts [2]string
-	for i, suffix := range []string{".sqlite", ".sqlite-wal"} {
-		st, sz, t, ok := fileState(filepath.Join(f.dir, db+suffix))
-		if !ok {
-			return "", 0, 0, false
-		}
-		if sz == 0 {
-			// An empty file holds what a missing one does (the engine
-			// creates and deletes an empty log with each connection).
-			st, t = "-", 0
-		}
-		parts[i], size, latest = st, size+sz, max(latest, t)
-	}
-	return parts[0] + ";" + parts[1], size, latest, true
-}
-
-// settled reports whether the file system's clock has moved past latest,
-// waiting a few milliseconds for it when a file changed in its current
-// tick (right after a write).
-func (f *DBFiles) settled(latest int64) bool {
-	for range 10 {
-		now, ok := fsNow(f.dir)
-		if !ok {
-			return false
-		}
-		if now > latest {
-			return true
-		}
-		time.Sleep(time.Millisecond)
-	}
-	return false
-}
-
-// rememberState records the state of database db's files with the
-// fingerprint their contents had in it. Concurrent writers each replace
-// the record whole; a state, once true of a fingerprint, stays so.
-func (f *DBFiles) rememberState(db, value string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	m := f.read()
-	m[stateKey(db)] = value
-	if b, err := json.Marshal(m); err == nil {
-		_ = writeFileAtomic(f.clean, b)
-	}
-}
-
-// hashFiles returns the SHA-256 of database db's files' contents.
-func (f *DBFiles) hashFiles(db string) (string, error) {
 	h := sha256.New()
 	for _, suffix := range []string{".sqlite", ".sqlite-wal"} {
 		fh, err := os.Open(filepath.Join(f.dir, db+suffix))
@@ -374,12 +246,9 @@ func (f *DBFiles) recordFiles(db string) error {
 		return nil
 	}
 	checkpoint(filepath.Join(f.dir, db+".sqlite"))
-	fp, ok := f.stateFingerprint(db)
-	if !ok {
-		var err error
-		if fp, err = f.Fingerprint(db); err != nil {
-			return err
-		}
+	fp, err := f.Fingerprint(db)
+	if err != nil {
+		return err
 	}
 	return f.SetClean(db, fp)
 }
