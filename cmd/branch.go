@@ -308,7 +308,15 @@ func runBranchCreate(ctx context.Context, o *branchCreateOptions) (*branchInfo, 
 		return nil, err
 	}
 	src, fromName := p.Branch, p.Branch.Name
-	b, err := r.CreateBranchFrom(ctx, project, o.name, src, p.LSN, p.HeadSlot)
+	var b *wal.Branch
+	if p.SlotTL != "" {
+		// BRANCH~N: the history below the last commit walked back over,
+		// which the LSN alone does not name past a commit that changed
+		// nothing.
+		b, err = r.CreateBranchAtSlot(ctx, project, o.name, src, p.SlotTL, p.LSN, p.SlotN)
+	} else {
+		b, err = r.CreateBranchFrom(ctx, project, o.name, src, p.LSN, p.HeadSlot)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -108,10 +108,11 @@ func runReset(ctx context.Context, o *resetOptions) error {
 	if ci != nil && !o.force {
 		return uncommittedError(f, "cannot reset "+name, name, ci, "--force")
 	}
-	to, err := f.resolveRef(ctx, r, project, name, spec)
+	at, err := f.resolvePoint(ctx, r, project, name, spec)
 	if err != nil {
 		return err
 	}
+	to := diff.Point{TL: at.Branch.Timeline, LSN: at.LSN}
 	if err := insideACommit(ctx, r, project, to, o.ref); err != nil {
 		return err
 	}
@@ -128,7 +129,12 @@ func runReset(ctx context.Context, o *resetOptions) error {
 	}
 	report := map[string]any{"branch": name, "ref": o.ref, "timeline": tl, "head": head.LSN,
 		"old_timeline": tl, "old_head": head.LSN, "changed": 0, "moved": false}
-	if to.TL == tl && to.LSN == head.LSN {
+	// HEAD~1 over a commit that changed nothing (a merge that brought no
+	// change) names the head's state, but not its history: the reset
+	// takes the commit out of the branch's log (so that merging that
+	// branch again brings its changes), as git's does.
+	below := at.SlotTL == tl && at.SlotN < head.Slot.N
+	if to.TL == tl && to.LSN == head.LSN && !below {
 		if f.JSON {
 			return f.IO.PrintJSON(report)
 		}
@@ -145,7 +151,12 @@ func runReset(ctx context.Context, o *resetOptions) error {
 	for i, c := range changes {
 		puts[i] = workdb.Put{Coll: c.Coll, Index: c.Index, ID: c.ID, Doc: c.To}
 	}
-	root, err := r.ForkTimeline(ctx, project, &wal.Branch{Project: project, Name: o.ref, Timeline: to.TL}, to.LSN)
+	var root *wal.Slot
+	if at.SlotTL != "" {
+		root, err = r.ForkTimelineAt(ctx, project, at.SlotTL, to.LSN, at.SlotN)
+	} else {
+		root, err = r.ForkTimeline(ctx, project, &wal.Branch{Project: project, Name: o.ref, Timeline: to.TL}, to.LSN)
+	}
 	if err != nil {
 		return err
 	}

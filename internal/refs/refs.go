@@ -31,6 +31,14 @@ type Point struct {
 	// Tag is the tag the ref named, if it named one (Branch then stands
 	// for the tag's timeline).
 	Tag *wal.Tag
+	// SlotTL and SlotN, for a ref that walked back commits (BRANCH~N), are
+	// the slot of the log just below the last commit it went back over.
+	// A commit that changed nothing (a merge that brought no change) has
+	// the LSN of the one below it: only the slot tells the state before it
+	// from the state after it, and a fork there (argon reset) leaves the
+	// commit out of the history. SlotTL is "" otherwise.
+	SlotTL string
+	SlotN  int64
 }
 
 // AtHead reports whether the point is the branch's head.
@@ -191,6 +199,7 @@ func walkBack(ctx context.Context, r *wal.Repo, p *Point, back int, spec string)
 	err := r.WalkLog(ctx, p.Branch.Timeline, p.LSN, func(it wal.LogItem) bool {
 		seen++
 		p.LSN = it.From - 1
+		p.SlotTL, p.SlotN = it.TL, it.N-1
 		return seen < back
 	})
 	if err != nil {

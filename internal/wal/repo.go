@@ -471,6 +471,37 @@ func (r *Repo) CreateBranchFrom(ctx context.Context, project, name string, from 
 	return r.newBranch(ctx, project, name, parent, at, slot, "create from "+from.Name+fmt.Sprintf("@%d", at))
 }
 
+// CreateBranchAtSlot is CreateBranchFrom at slot n of timeline tl, whose
+// LSN is at (see ForkTimelineAt): a branch from BRANCH~N below a commit
+// that changed nothing leaves that commit out of its history.
+func (r *Repo) CreateBranchAtSlot(ctx context.Context, project, name string, from *Branch, tl string, at, n int64) (*Branch, error) {
+	if err := ValidateBranch("branch", name); err != nil {
+		return nil, err
+	}
+	if err := r.notATag(ctx, project, name); err != nil {
+		return nil, err
+	}
+	if _, err := r.Branch(ctx, project, name); err == nil {
+		return nil, &ExistsError{Kind: "branch", Name: name}
+	}
+	if err := r.slotAtLSN(ctx, tl, at, n); err != nil {
+		return nil, err
+	}
+	return r.newBranch(ctx, project, name, tl, at, n, "create from "+from.Name+fmt.Sprintf("@%d", at))
+}
+
+// slotAtLSN checks that slot n of timeline tl exists and is at LSN at.
+func (r *Repo) slotAtLSN(ctx context.Context, tl string, at, n int64) error {
+	s, err := r.ReadSlot(ctx, tl, n)
+	if err != nil {
+		return err
+	}
+	if s == nil || s.LSN != at {
+		return fmt.Errorf("log is inconsistent: slot %d of timeline %s is not at LSN %d", n, tl, at)
+	}
+	return nil
+}
+
 // forkPoint finds where a fork of from at LSN at (its head when at < 0)
 // attaches: the timeline of from's ancestry that holds LSN at, and its
 // slot there. known, when not nil, is a head slot of from's timeline read
@@ -530,6 +561,17 @@ func (r *Repo) ForkTimeline(ctx context.Context, project string, from *Branch, a
 		return nil, err
 	}
 	_, root, err := r.newTimeline(ctx, project, parent, base, slot)
+	return root, err
+}
+
+// ForkTimelineAt is ForkTimeline at slot n of timeline tl, whose LSN is
+// at: a position the LSN alone does not name when the slot above it is a
+// commit that changed nothing (see refs.Point's SlotN).
+func (r *Repo) ForkTimelineAt(ctx context.Context, project, tl string, at, n int64) (*Slot, error) {
+	if err := r.slotAtLSN(ctx, tl, at, n); err != nil {
+		return nil, err
+	}
+	_, root, err := r.newTimeline(ctx, project, tl, at, n)
 	return root, err
 }
 
