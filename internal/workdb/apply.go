@@ -389,12 +389,11 @@ func (w *Branch) preImages(ctx context.Context, c *mongo.Collection, puts []Put)
 
 // pointable reports whether every put's _id is a string or an ObjectId.
 func pointable(puts []Put) bool {
-	for _, p := range puts {
-		if p.ID.Type != bson.TypeString && p.ID.Type != bson.TypeObjectID {
-			return false
-		}
+	ids := make([]bson.RawValue, len(puts))
+	for i, p := range puts {
+		ids[i] = p.ID
 	}
-	return true
+	return pointableIDs(ids)
 }
 
 // refuseUncommittedIndexes checks, changing nothing, that every index the

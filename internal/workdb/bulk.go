@@ -188,6 +188,12 @@ func (w *Branch) rewrite(ctx context.Context, c *mongo.Collection, coll string, 
 	case len(changed) <= fewIDs || !many:
 		// (Without many, pre is one document, not all the filter matches.)
 		dels = byIDs(idsOf(changed))
+	case w.ScanReads && pointableIDs(idsOf(changed)):
+		// Deletes by string or ObjectId _ids are indexed lookups there
+		// (deleteIDs), where a delete by the filter reads the whole
+		// collection again: 3.2 s of a 7.2 s update of 1,112 documents
+		// among 100,000.
+		dels = byIDs(idsOf(changed))
 	case len(pre) <= maxDelete:
 		if filter == nil {
 			filter = emptyDoc
@@ -274,6 +280,16 @@ func sameDocs(a, b []bson.Raw) bool {
 	}
 	for _, d := range b {
 		if !bytes.Equal(byKey[string(wal.KeyOf(d.Lookup("_id")))], d) {
+			return false
+		}
+	}
+	return true
+}
+
+// pointableIDs reports whether every id is a string or an ObjectId.
+func pointableIDs(ids []bson.RawValue) bool {
+	for _, id := range ids {
+		if id.Type != bson.TypeString && id.Type != bson.TypeObjectID {
 			return false
 		}
 	}
