@@ -455,14 +455,8 @@ func (r *Repo) CreateBranch(ctx context.Context, project, name string, from *Bra
 // its slot is found from the one read: a caller that just resolved the
 // start point spares the second read of the head.
 func (r *Repo) CreateBranchFrom(ctx context.Context, project, name string, from *Branch, at int64, head *Slot) (*Branch, error) {
-	if err := ValidateBranch("branch", name); err != nil {
+	if err := r.canCreate(ctx, project, name); err != nil {
 		return nil, err
-	}
-	if err := r.notATag(ctx, project, name); err != nil {
-		return nil, err
-	}
-	if _, err := r.Branch(ctx, project, name); err == nil {
-		return nil, &ExistsError{Kind: "branch", Name: name}
 	}
 	parent, at, slot, err := r.forkPoint(ctx, from, at, head)
 	if err != nil {
@@ -475,19 +469,28 @@ func (r *Repo) CreateBranchFrom(ctx context.Context, project, name string, from 
 // LSN is at (see ForkTimelineAt): a branch from BRANCH~N below a commit
 // that changed nothing leaves that commit out of its history.
 func (r *Repo) CreateBranchAtSlot(ctx context.Context, project, name string, from *Branch, tl string, at, n int64) (*Branch, error) {
-	if err := ValidateBranch("branch", name); err != nil {
+	if err := r.canCreate(ctx, project, name); err != nil {
 		return nil, err
-	}
-	if err := r.notATag(ctx, project, name); err != nil {
-		return nil, err
-	}
-	if _, err := r.Branch(ctx, project, name); err == nil {
-		return nil, &ExistsError{Kind: "branch", Name: name}
 	}
 	if err := r.slotAtLSN(ctx, tl, at, n); err != nil {
 		return nil, err
 	}
 	return r.newBranch(ctx, project, name, tl, at, n, "create from "+from.Name+fmt.Sprintf("@%d", at))
+}
+
+// canCreate checks that name is a valid branch name that no branch or tag
+// of project has.
+func (r *Repo) canCreate(ctx context.Context, project, name string) error {
+	if err := ValidateBranch("branch", name); err != nil {
+		return err
+	}
+	if err := r.notATag(ctx, project, name); err != nil {
+		return err
+	}
+	if _, err := r.Branch(ctx, project, name); err == nil {
+		return &ExistsError{Kind: "branch", Name: name}
+	}
+	return nil
 }
 
 // slotAtLSN checks that slot n of timeline tl exists and is at LSN at.
