@@ -162,7 +162,21 @@ func (f *Factory) resolveRef(ctx context.Context, r *wal.Repo, project, cur, spe
 	if err != nil {
 		return diff.Point{}, err
 	}
-	return diff.Point{TL: p.Branch.Timeline, LSN: p.LSN}, nil
+	s, err := slotOf(ctx, r, p)
+	return diff.Point{TL: p.Branch.Timeline, LSN: p.LSN, Slot: s}, err
+}
+
+// slotOf reads the slot a ref's history starts at when the ref names one
+// (refs.Point's SlotN: BRANCH~N, or a tag made from one), else nil.
+func slotOf(ctx context.Context, r *wal.Repo, p *point) (*wal.Slot, error) {
+	if p.SlotTL == "" {
+		return nil, nil
+	}
+	s, err := r.ReadSlot(ctx, p.SlotTL, p.SlotN)
+	if err == nil && (s == nil || s.LSN != p.LSN) {
+		err = fmt.Errorf("log is inconsistent: slot %d of timeline %s is not at LSN %d", p.SlotN, p.SlotTL, p.LSN)
+	}
+	return s, err
 }
 
 type diffFieldJSON struct {

@@ -308,17 +308,19 @@ func collectionsOf(ctx context.Context, db *mongo.Database) ([]string, error) {
 // eachDocument streams c's documents sorted by _id, so that an export is
 // the same bytes whatever order the engine keeps them in.
 func eachDocument(ctx context.Context, c *mongo.Collection, fn func(bson.Raw) error) (int, error) {
-	cur, err := c.Find(ctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetBatchSize(1000))
+	cur, err := c.Find(ctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetBatchSize(workdb.FirstBatch))
 	if err != nil {
 		return 0, err
 	}
 	defer cur.Close(ctx)
 	n := 0
+	var sizer workdb.BatchSizer // replies of at most about 4 MiB
 	for cur.Next(ctx) {
 		if err := fn(cur.Current); err != nil {
 			return n, err
 		}
 		n++
+		sizer.Seen(cur)
 	}
 	return n, cur.Err()
 }

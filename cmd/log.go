@@ -113,6 +113,11 @@ func runLog(ctx context.Context, o *logOptions) error {
 			return err
 		}
 		b, branch, at = p.Branch, p.Branch.Name, p.LSN
+		// BRANCH~N below a commit that changed nothing: from the slot
+		// below it (nil otherwise: from the head).
+		if head, err = slotOf(ctx, r, p); err != nil {
+			return err
+		}
 		if p.Tag != nil || p.Branch.Name == p.Branch.Timeline {
 			// A tag, or a timeline by its id (a deleted branch's, as the
 			// reflog prints it): the name of the branch on that timeline

@@ -133,7 +133,9 @@ func runReset(ctx context.Context, o *resetOptions) error {
 	// change) names the head's state, but not its history: the reset
 	// takes the commit out of the branch's log (so that merging that
 	// branch again brings its changes), as git's does.
-	below := at.SlotTL == tl && at.SlotN < head.Slot.N
+	// (A slot on an ancestor timeline is below the head too: the empty
+	// commit was inherited.)
+	below := at.SlotTL != "" && (at.SlotTL != tl || at.SlotN < head.Slot.N)
 	if to.TL == tl && to.LSN == head.LSN && !below {
 		if f.JSON {
 			return f.IO.PrintJSON(report)

@@ -109,11 +109,12 @@ func (f *Factory) refArg(branchFlag string, args []string) (cur, spec string, er
 // point in the error when there is none.
 func commitAt(ctx context.Context, r *wal.Repo, at diff.Point, spec string) (*wal.LogItem, error) {
 	var it *wal.LogItem
-	if err := r.WalkLog(ctx, at.TL, at.LSN, func(x wal.LogItem) bool {
-		it = &x
-		return false
-	}); err != nil {
+	items, err := r.LogFrom(ctx, at.TL, at.Slot, nil, at.LSN, 1) // at.Slot nil: from the head
+	if err != nil {
 		return nil, err
+	}
+	if len(items) > 0 {
+		it = &items[0]
 	}
 	if it == nil {
 		return nil, &notFoundError{msg: fmt.Sprintf("%s has no commit: nothing was written there yet", spec)}

@@ -77,7 +77,7 @@ the state it named stays in the log.`,
 				name = p.Tag.Branch
 			}
 			t := &wal.Tag{Project: project, Name: args[0], TL: p.Branch.Timeline, LSN: p.LSN, Branch: name,
-				Message: msg, Author: f.Author}
+				Message: msg, Author: f.Author, SlotTL: p.SlotTL, SlotN: p.SlotN}
 			if err := r.CreateTag(ctx, t); err != nil {
 				return err
 			}

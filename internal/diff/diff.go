@@ -21,6 +21,11 @@ import (
 type Point struct {
 	TL  string
 	LSN int64
+	// Slot, when not nil, is where the point's history starts in the log
+	// (a slot of TL or of one of its ancestors): BRANCH~N below a commit
+	// that changed nothing has that commit's LSN, and only the slot
+	// leaves it out (see refs.Point's SlotN). It changes no state.
+	Slot *wal.Slot
 }
 
 // Change kinds.

@@ -135,7 +135,7 @@ func Resolve(ctx context.Context, r *wal.Repo, project, defaultBranch, spec stri
 	}
 	p := &Point{Branch: b, LSN: head.LSN, Head: head.LSN, HeadSlot: head.Slot, Tag: tag}
 	if tag != nil {
-		p.LSN = tag.LSN
+		p.LSN, p.SlotTL, p.SlotN = tag.LSN, tag.SlotTL, tag.SlotN
 	}
 	if hasAt {
 		lsn, t, err := ParseWhen(when, now)

@@ -175,13 +175,15 @@ func entryRange(tl string, lo, hi int64) bson.D {
 
 // storedBatch is how many stored documents of the entries collection one
 // reply of the server carries. A chunk holds up to 1,000 entries and 4
-// MiB: the embedded engine builds each reply whole in memory, copying and
-// encoding its documents, and its default first batch (101 documents) of
-// a 100,000-document commit's chunks, about 30 MB, made a checkout of a
-// new branch without images peak at 315 MB of memory (171-194 MB with
-// batches of 4 or 16; BENCHMARKS, seventeenth session). Small chunks of
-// many commits cost a round trip per 16 instead.
-const storedBatch = 16
+// MiB, or one larger entry (at most 16 MiB): the embedded engine builds
+// each reply whole in memory, copying and encoding its documents, and does
+// not cut one at 16 MiB as MongoDB does. Its default first batch (101
+// documents) of a 100,000-document commit's chunks, about 30 MB, made a
+// checkout of a new branch without images peak at 315 MB of memory
+// (171-194 MB with batches of 4 or 16; BENCHMARKS, seventeenth session),
+// and 16 chunks of 4 MiB are a reply past the driver's 48 MB limit
+// (review23). Two chunks are at most 32 MiB.
+const storedBatch = 2
 
 // eachStored runs one query of the entries collection and calls fn for
 // each entry the documents it returns hold, with LSN in (lo, hi].

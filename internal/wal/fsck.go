@@ -136,6 +136,7 @@ func (r *Repo) Check(ctx context.Context, project string) ([]TimelineInfo, []Pro
 		for ecur.Next(ctx) {
 			var se storedEntry
 			if err := ecur.Decode(&se); err != nil {
+				_ = ecur.Close(ctx)
 				return nil, nil, err
 			}
 			if err := se.expand(func(e *Entry) error {
@@ -156,7 +157,9 @@ func (r *Repo) Check(ctx context.Context, project string) ([]TimelineInfo, []Pro
 				bad(t.ID, "%v", err)
 			}
 		}
-		if err := ecur.Err(); err != nil {
+		err = ecur.Err()
+		_ = ecur.Close(ctx)
+		if err != nil {
 			return nil, nil, err
 		}
 		for k, done := range committed {

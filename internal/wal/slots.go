@@ -623,15 +623,31 @@ func (r *Repo) walkLog(ctx context.Context, tl string, head *Slot, path map[int6
 			return err
 		}
 	}
+	// A head on an ancestor of tl (a position below an empty commit that
+	// tl inherits, see refs.Point's SlotN): the walk starts there.
+	start := 0
+	for head.TL != "" && head.TL != anc[start].ID {
+		if start++; start == len(anc) {
+			return fmt.Errorf("timeline %s is not on the ancestry of %s", head.TL, tl)
+		}
+		path = nil
+	}
 	n := head.N
 	emitted, window := 0, 2
 	for i, t := range anc {
-		if i > 0 {
+		if i < start {
+			continue
+		}
+		if i > start {
 			n = anc[i-1].ParentSlot
 		}
 		var read map[int64]*Slot
 		lowest := n + 1 // the lowest slot number of t read so far
-		for ; n > 0 && at > t.Base; n-- {
+		// Down to the timeline's base, and at it: a merge that changed
+		// nothing, made as the timeline's first commit, is at its base
+		// LSN (found by review23: log, HEAD~1 and the merge base passed
+		// over it).
+		for ; n > 0 && at >= t.Base; n-- {
 			s := path[n]
 			if i > 0 || entries || s == nil {
 				if n < lowest {

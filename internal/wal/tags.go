@@ -26,6 +26,11 @@ type Tag struct {
 	Message string    `bson:"message,omitempty" json:"message,omitempty"`
 	Author  string    `bson:"author,omitempty" json:"author,omitempty"`
 	Created time.Time `bson:"created_at" json:"created_at"`
+	// SlotTL and SlotN name the slot the tagged history starts at, for a
+	// tag made from BRANCH~N below a commit that changed nothing (see
+	// refs.Point's SlotN); SlotTL is empty otherwise.
+	SlotTL string `bson:"slot_tl,omitempty" json:"-"`
+	SlotN  int64  `bson:"slot_n,omitempty" json:"-"`
 }
 
 func tagID(project, name string) string { return project + "/" + name }

@@ -687,7 +687,7 @@ func idsFilter(ids []bson.RawValue) bson.D {
 // documents into 100,000 spent 8.5 s in that one delete), where {_id: v}
 // for a string or an ObjectId is an indexed lookup (store.IndexIDs): those
 // ids go as one delete command holding a statement for each, the others
-// by $in, maxDelete at a time.
+// by $in, at most maxDelete (and about 4 MiB of ids) at a time.
 func (w *Branch) deleteIDs(ctx context.Context, c *mongo.Collection, ids []bson.RawValue) (int64, error) {
 	var point []mongo.WriteModel
 	var rest []bson.RawValue
@@ -706,12 +706,20 @@ func (w *Branch) deleteIDs(ctx context.Context, c *mongo.Collection, ids []bson.
 		}
 		n += r.DeletedCount
 	}
-	for start := 0; start < len(rest); start += maxDelete {
-		r, err := c.DeleteMany(ctx, idsFilter(rest[start:min(start+maxDelete, len(rest))]))
+	for len(rest) > 0 {
+		// At most maxDelete ids, and about 4 MiB of them: a command
+		// must stay under 16 MiB whatever the _ids (review23).
+		k, bytes := 0, 0
+		for k < len(rest) && k < maxDelete && (k == 0 || bytes+len(rest[k].Value) <= 4<<20) {
+			bytes += len(rest[k].Value)
+			k++
+		}
+		r, err := c.DeleteMany(ctx, idsFilter(rest[:k]))
 		if err != nil {
 			return n, err
 		}
 		n += r.DeletedCount
+		rest = rest[k:]
 	}
 	return n, nil
 }

@@ -47,16 +47,53 @@ func find(ctx context.Context, c *mongo.Collection, q Query) ([]bson.Raw, error)
 	if filter == nil {
 		filter = emptyDoc
 	}
-	cur, err := c.Find(ctx, filter, opts)
+	cur, err := c.Find(ctx, filter, opts.SetBatchSize(FirstBatch))
 	if err != nil {
 		return nil, err
 	}
 	defer cur.Close(ctx)
 	var out []bson.Raw
+	var sizer BatchSizer
 	for cur.Next(ctx) {
 		out = append(out, append(bson.Raw(nil), cur.Current...))
+		sizer.Seen(cur)
 	}
 	return out, cur.Err()
+}
+
+// FirstBatch is the first batch a read of documents asks for (see
+// BatchSizer).
+const FirstBatch = 2
+
+// BatchSizer sizes the batches of a read of documents from what it has
+// read. The embedded engine (FerretDB) builds each reply whole and, unlike
+// MongoDB, does not cut one at 16 MiB: its default first batch of four
+// documents of 13 MB was one reply of 52 MB, which the driver refuses
+// past its 48 MB limit ("length of read message too large"; review23).
+// A read starts with 2 documents a reply (at most 32 MiB) and grows the
+// batch fourfold at a time up to 1,000 documents, or fewer when that
+// would pass 4 MiB at the largest document seen so far: a few more round
+// trips for small documents, and the engine's replies stay small.
+type BatchSizer struct {
+	size    int32
+	largest int
+}
+
+// Seen is called for each document the cursor returns; at the end of a
+// batch it sets the next one's size.
+func (b *BatchSizer) Seen(cur *mongo.Cursor) {
+	b.largest = max(b.largest, len(cur.Current))
+	if cur.RemainingBatchLength() > 0 {
+		return
+	}
+	fit := int32(min((4<<20)/max(b.largest, 1), 1000))
+	if b.size == 0 {
+		b.size = FirstBatch
+	}
+	if next := max(FirstBatch, min(b.size*4, fit)); next != b.size {
+		b.size = next
+		cur.SetBatchSize(next)
+	}
 }
 
 var emptyDoc = bson.Raw{5, 0, 0, 0, 0}
