@@ -22,6 +22,9 @@ import (
 // same way; the commit that set the batch size left it so.) This checks
 // that both read such a commit.
 func TestReview23LogReadsOfLargeChunks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 56 MB and 52 MB of documents (run in the full suite, on the embedded engine)")
+	}
 	for _, c := range []struct {
 		name      string
 		docs, pad int
@@ -75,6 +78,9 @@ func r23BigCommit(t *testing.T, p string, docs, pad int) (string, func(args ...s
 // 101 documents (52 MB) as one reply. MongoDB cuts a batch at 16 MiB;
 // FerretDB does not, so argon must ask for small batches there.
 func TestReview23ReadsOfLargeDocuments(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 52 MB of documents (run in the full suite, on the embedded engine)")
+	}
 	dir, run, _ := r23BigCommit(t, "r23ld", 4, 13000000)
 	if code, out, errOut := run("count", "big"); code != 0 || strings.TrimSpace(out) != "4" {
 		t.Fatalf("argon count big: exit %d: %q %s", code, out, errOut)
