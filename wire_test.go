@@ -1112,3 +1112,49 @@ func TestWireUpdateManyDeletesByID(t *testing.T) {
 		t.Errorf("after the update %q documents have n 1, want 300", out)
 	}
 }
+
+// Through argon serve an application cannot write argon's log or a working
+// database's marker: a new-user run deleted a slot through the serve and
+// left the project unreadable, and a test harness that drops every
+// database it lists would drop the history. argon's own commands through
+// the same serve still write both, and the application's own collections
+// take its writes as before.
+func TestServeKeepsApplicationsOutOfArgonsDatabases(t *testing.T) {
+	if os.Getenv("ARGON_TEST_URI") != "" {
+		t.Skip("argon serve runs the embedded engine")
+	}
+	dir, run := statusWorkspace(t, "ka")
+	app := serveWorkspace(t, dir)
+	ctx := context.Background()
+	refused := func(what string, err error) {
+		t.Helper()
+		if err == nil || !strings.Contains(err.Error(), "applications must not write") {
+			t.Errorf("%s: %v, want argon serve's refusal", what, err)
+		}
+	}
+	meta := app.Database("argon_wal")
+	_, err := meta.Collection("slots").DeleteMany(ctx, bson.D{})
+	refused("delete of the log's slots", err)
+	_, err = meta.Collection("x").InsertOne(ctx, bson.D{{Key: "a", Value: 1}})
+	refused("insert into the metadata database", err)
+	refused("drop of the metadata database", meta.Drop(ctx))
+	_, err = app.Database("ar_ka__main").Collection("_argon").DeleteMany(ctx, bson.D{})
+	refused("delete of the working database's marker", err)
+	// Reads are the application's to make; its own collections its to
+	// write.
+	if n, err := meta.Collection("slots").CountDocuments(ctx, bson.D{}); err != nil || n == 0 {
+		t.Errorf("reading the log's slots: %d, %v", n, err)
+	}
+	if _, err := app.Database("ar_ka__main").Collection("c").InsertOne(ctx, bson.D{{Key: "_id", Value: 7}}); err != nil {
+		t.Fatalf("the application's insert into its branch: %v", err)
+	}
+	// argon's commands through the serve write the log and the marker.
+	run("commit", "-m", "the app's document")
+	run("insert", "c", `{"_id": 8}`)
+	if _, out := run("status", "-s"); out != "## main (head 4)\n" {
+		t.Errorf("status -s after the commit and the insert printed %q", out)
+	}
+	if _, out := run("fsck"); !strings.Contains(out, " 0 problems") {
+		t.Errorf("fsck printed %q", out)
+	}
+}

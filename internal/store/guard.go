@@ -52,7 +52,7 @@ var UnstorableTypes = map[bson.Type]string{
 // serveIndexer; nil: none), and counts its clients in act.
 // Writes of other clients wait while argon's own client holds their
 // database (see writeHolds).
-func guardProxy(ln net.Listener, engineAddr string, writes *writeLog, ix *serveIndexer, holds *writeHolds, act *activity) {
+func guardProxy(ln net.Listener, engineAddr string, writes *writeLog, ix *serveIndexer, holds *writeHolds, act *activity, argon *argonDBs) {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -61,7 +61,7 @@ func guardProxy(ln net.Listener, engineAddr string, writes *writeLog, ix *serveI
 		act.open()
 		go func() {
 			defer act.close()
-			relay(c, engineAddr, writes, ix, holds)
+			relay(c, engineAddr, writes, ix, holds, argon)
 		}()
 	}
 }
@@ -106,7 +106,7 @@ func (a *activity) idleFor() time.Duration {
 	return time.Since(a.since)
 }
 
-func relay(client net.Conn, engineAddr string, writes *writeLog, ix *serveIndexer, holds *writeHolds) {
+func relay(client net.Conn, engineAddr string, writes *writeLog, ix *serveIndexer, holds *writeHolds, argon *argonDBs) {
 	defer client.Close()
 	server, err := net.Dial("tcp", engineAddr)
 	if err != nil {
@@ -117,7 +117,7 @@ func relay(client net.Conn, engineAddr string, writes *writeLog, ix *serveIndexe
 	// This client's requests passed on and not answered yet.
 	out := newOutstanding(writes, ix)
 	// tag names the client's process when it is argon's (see writeHolds).
-	greeted, tag := false, ""
+	greeted, tag, own := false, "", false
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -164,6 +164,7 @@ func relay(client net.Conn, engineAddr string, writes *writeLog, ix *serveIndexe
 		if !greeted && isHandshake(cmd) {
 			// The first handshake names the client (see writeHolds).
 			greeted = true
+			own = isArgonClient(handshakeBody(msg))
 			if tag = holdTag(handshakeBody(msg)); tag != "" {
 				holds.connected(tag)
 				defer holds.disconnected(tag)
@@ -216,6 +217,24 @@ func relay(client net.Conn, engineAddr string, writes *writeLog, ix *serveIndexe
 				break
 			}
 			continue
+		}
+		if write {
+			// argon's own databases take argon's writes only (argonDBs).
+			coll, _ := commandTarget(msg)
+			if own {
+				argon.wrote(db, coll)
+			} else if why := argon.refusal(db, coll); why != "" {
+				if flags(msg)&flagMoreToCome != 0 {
+					continue
+				}
+				wmu.Lock()
+				_, err = client.Write(errorReply(msg, why, 13, "Unauthorized"))
+				wmu.Unlock()
+				if err != nil {
+					break
+				}
+				continue
+			}
 		}
 		req := request{db: db, write: write, cmd: cmd}
 		if write && ix != nil {

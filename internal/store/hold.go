@@ -216,6 +216,14 @@ func holdTag(body bson.Raw) string {
 	return strings.TrimPrefix(name, holdAppPrefix)
 }
 
+// isArgonClient reports whether a handshake comes from argon's own client:
+// a client of argon serve (holdAppPrefix) or one given the serve's address
+// as its server (--uri), both named by argon (see openURI).
+func isArgonClient(body bson.Raw) bool {
+	name, _ := body.Lookup("client", "application", "name").StringValueOK()
+	return name == "argon" || strings.HasPrefix(name, holdAppPrefix)
+}
+
 // newHoldTag is a random tag for this process's client.
 func newHoldTag() string {
 	var b [8]byte

@@ -68,7 +68,7 @@ func guardAt(t *testing.T, upstream string) string {
 	}
 	t.Cleanup(func() { _ = ln.Close() })
 	writes := newWriteLog()
-	go guardProxy(ln, upstream, writes, nil, newWriteHolds(writes), newActivity())
+	go guardProxy(ln, upstream, writes, nil, newWriteHolds(writes), newActivity(), nil)
 	return "mongodb://" + ln.Addr().String() + "/"
 }
 

@@ -485,6 +485,7 @@ func ServeIdle(ctx context.Context, dir, addr string, lockTimeout, idle time.Dur
 	defer eng.Stop()
 	// Before any client can connect (see idIndexes).
 	indexAll(data)
+	argon := metadataDBsIn(data)
 	engineURL, err := url.Parse(eng.URI)
 	if err != nil {
 		return err
@@ -500,7 +501,7 @@ func ServeIdle(ctx context.Context, dir, addr string, lockTimeout, idle time.Dur
 	go ix.run()
 	defer ix.close()
 	writes := newWriteLog()
-	go guardProxy(ln, engineURL.Host, writes, ix, newWriteHolds(writes), act)
+	go guardProxy(ln, engineURL.Host, writes, ix, newWriteHolds(writes), act, argon)
 	uri := "mongodb://" + ln.Addr().String() + "/"
 	abs, err := filepath.Abs(dir)
 	if err != nil {

@@ -1,0 +1,83 @@
+package store
+
+import (
+	"database/sql"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+)
+
+// argonDBs are the databases argon serve keeps applications from writing:
+// argon's metadata databases, which hold the log (its slots, entries and
+// leases). A write an application sends there through the serve (an
+// insert, a delete of a slot, a dropDatabase a test harness sends to every
+// database it lists) would lose or corrupt committed history, which no
+// fsck can give back (found by a new-user run: a deleted slot left the
+// project unreadable). argon's own clients name themselves when they
+// connect (isArgonClient) and write there as before. The name is no
+// credential: this keeps mistakes out, not an application that poses as
+// argon.
+//
+// A metadata database is known by its collections: one holding "slots"
+// and "leases" in the data folder when the serve starts, or one argon's
+// own client writes those collections in afterwards.
+type argonDBs struct {
+	mu  sync.Mutex
+	dbs map[string]bool
+}
+
+// metadataDBsIn finds the metadata databases among the embedded engine's
+// database files in dataDir (the engine names a file after its database).
+func metadataDBsIn(dataDir string) *argonDBs {
+	a := &argonDBs{dbs: map[string]bool{}}
+	files, _ := filepath.Glob(filepath.Join(dataDir, "*.sqlite"))
+	for _, f := range files {
+		if isMetadataFile(f) {
+			a.dbs[strings.ToLower(strings.TrimSuffix(filepath.Base(f), ".sqlite"))] = true
+		}
+	}
+	return a
+}
+
+// isMetadataFile reports whether the engine's database file at path holds
+// collections named slots and leases.
+func isMetadataFile(path string) bool {
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(1000)")
+	if err != nil {
+		return false
+	}
+	defer db.Close()
+	var n int
+	err = db.QueryRow(fmt.Sprintf(`SELECT COUNT(*) FROM %q WHERE name IN ('slots', 'leases')`, metadataTable)).Scan(&n)
+	return err == nil && n == 2
+}
+
+// wrote records a write by argon's own client: a metadata database is one
+// it writes slots or leases in.
+func (a *argonDBs) wrote(db, coll string) {
+	if a == nil || db == "" || (coll != "slots" && coll != "leases") {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.dbs[db] = true
+}
+
+// refusal says why an application's write to coll of db is refused, or ""
+// when it is not: a write to a metadata database, or to the collection
+// holding a working database's marker (_argon).
+func (a *argonDBs) refusal(db, coll string) string {
+	if coll == "_argon" {
+		return fmt.Sprintf("argon serve: %s._argon is argon's record of what this working database holds; applications must not write it", db)
+	}
+	if a == nil || db == "" {
+		return ""
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.dbs[db] {
+		return fmt.Sprintf("argon serve: database %s holds argon's log; applications must not write it (argon's commands do)", db)
+	}
+	return ""
+}
