@@ -79,6 +79,9 @@ A CI job can run argon with environment variables only, no workspace:
 6  unknown outcome: a commit's reply was lost and could not be read back in
    time; the write may or may not have been applied. Run `+"`argon log`"+` or
    `+"`argon fsck`"+` to see; the next command on the branch settles it
+130, 143  interrupted (Ctrl-C, SIGTERM; the shell's 128 + the signal): a
+   write that had not committed is not in the log, and the next command
+   on the branch clears what it left in the working database
 
 Errors are printed on stderr as one "argon: error: ..." line, sometimes
 followed by "argon: hint: ..." lines. With --json they are one JSON object

@@ -206,7 +206,13 @@ func runLog(ctx context.Context, o *logOptions) error {
 		if len(e.Collections) > 0 {
 			fmt.Fprintln(out)
 			for _, c := range e.Collections {
-				fmt.Fprintf(out, "    %s: %d put, %d deleted\n", c.Coll, c.Puts, c.Dels)
+				line := fmt.Sprintf("    %s: %d put, %d deleted", c.Coll, c.Puts, c.Dels)
+				if c.Indexes > 0 {
+					// Index creations and drops, which --json counts as
+					// "indexes" (a new-user run missed them here).
+					line += ", " + plural(int64(c.Indexes), "index change")
+				}
+				fmt.Fprintln(out, line)
 			}
 		}
 	}

@@ -138,7 +138,16 @@ func runMerge(ctx context.Context, o *mergeOptions) error {
 		return usageErrorf("cannot merge %s into itself", o.source)
 	}
 	if theirs.TL == tb.Timeline {
-		return usageErrorf("%s is a past state of %s, already in its history: there is nothing to merge", o.source, target)
+		// As git's merge of an ancestor, and as argon's of a branch whose
+		// commits the target has (a new-user run found the two answered
+		// differently): nothing to do, exit 0.
+		if f.JSON {
+			return f.IO.PrintJSON(map[string]any{"source": o.source, "branch": target,
+				"merge_base": map[string]any{"timeline": theirs.TL, "lsn": theirs.LSN},
+				"kind": "up-to-date", "changed": 0, "conflicts": []any{}, "head": head.LSN, "lsn_from": nil, "lsn_to": nil})
+		}
+		fmt.Fprintf(f.IO.Out, "Already up to date: %s is a past state of %s, already in its history\n", o.source, target)
+		return nil
 	}
 	ours := diff.Point{TL: tb.Timeline, LSN: head.LSN}
 	res := merge.Settle(o.ours, o.theirs)
