@@ -108,7 +108,9 @@ revert, branch create --from, tag) take:
   BRANCH@{N}        from the reflog: @{0} the head (a deleted branch: its
                     head when deleted), @{N} where the branch was just
                     before its Nth most recent move (argon reflog's OLD:
-                    a fast-forward, a reset, a rename)
+                    a fast-forward, a reset), under its earlier names too
+                    (a rename moves nothing; a name renamed away keeps
+                    its place at the rename)
   TAG, TAG~N        the state argon tag named, or N commits before it (a
                     branch of the same name comes first)
   TIMELINE@LSN      a timeline by id, as argon reflog prints a branch that

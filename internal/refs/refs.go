@@ -213,6 +213,50 @@ func walkBack(ctx context.Context, r *wal.Repo, p *Point, back int, spec string)
 
 var reflogPos = regexp.MustCompile(`^\{([0-9]+)\}$`)
 
+// followRenames returns a branch's reflog records (newest first) as
+// BRANCH@{N} counts them: a rename moves no position, so its records are
+// left out, and the records the branch made under the name it was renamed
+// from (older than the rename) follow, as git's reflog follows a branch
+// -m (found by a new-user run: reset then branch -m made NEW@{1} refuse).
+// Records of the name older than a "rename from" belong to an earlier
+// branch of that name and are left out too. depth bounds a chain of
+// renames.
+func followRenames(ctx context.Context, r *wal.Repo, project string, recs []wal.ReflogRecord, depth int) ([]wal.ReflogRecord, error) {
+	var out []wal.ReflogRecord
+	for _, rec := range recs {
+		if depth > 0 && strings.HasPrefix(rec.Action, wal.RenameToPrefix) {
+			// The rename just followed, seen from the old name. (A
+			// name renamed away keeps it: its last position, as a
+			// deleted branch's delete.)
+			continue
+		}
+		from, ok := strings.CutPrefix(rec.Action, wal.RenameFromPrefix)
+		if !ok {
+			out = append(out, rec)
+			continue
+		}
+		if depth >= 100 {
+			break
+		}
+		older, err := r.Reflog(ctx, project, from)
+		if err != nil {
+			return nil, err
+		}
+		var below []wal.ReflogRecord
+		for _, o := range older {
+			if o.Seq < rec.Seq {
+				below = append(below, o)
+			}
+		}
+		rest, err := followRenames(ctx, r, project, below, depth+1)
+		if err != nil {
+			return nil, err
+		}
+		return append(out, rest...), nil
+	}
+	return out, nil
+}
+
 // resolveReflog resolves BRANCH@{N}, a position from the reflog: N = 0 is
 // the branch's head (or, for a deleted branch, its head when it was
 // deleted); N >= 1 is where the branch was just before its Nth most recent
@@ -228,6 +272,9 @@ func resolveReflog(ctx context.Context, r *wal.Repo, project, name, num, spec st
 	}
 	if len(recs) == 0 {
 		return nil, &wal.NotFoundError{Kind: "branch", Name: name}
+	}
+	if recs, err = followRenames(ctx, r, project, recs, 0); err != nil {
+		return nil, err
 	}
 	at := func(tl string, lsn int64) (*Point, error) {
 		head, err := r.Head(ctx, tl)

@@ -234,6 +234,13 @@ func (r *Repo) WorkingDatabase(b *Branch) string {
 	return r.WorkingDatabaseName(b.Project, b.Name)
 }
 
+// The actions of the two reflog records of a rename (the old name's and
+// the new name's), followed by the other name.
+const (
+	RenameToPrefix   = "rename to "
+	RenameFromPrefix = "rename from "
+)
+
 // ReflogRecord is one move of a branch name.
 type ReflogRecord struct {
 	Project string    `bson:"project" json:"-"`
@@ -723,8 +730,8 @@ func (r *Repo) RenameBranch(ctx context.Context, project, oldName, newName strin
 	}
 	_, _ = r.DB.Collection(collWorkDBs).UpdateOne(ctx, bson.D{{Key: "_id", Value: nb.DB}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "branch", Value: newName}, {Key: "incarnation", Value: nb.Incarnation}}}})
-	r.reflog(ctx, ReflogRecord{Project: project, Branch: oldName, Action: "rename to " + newName, OldTL: b.Timeline, OldLSN: head.LSN})
-	r.reflog(ctx, ReflogRecord{Project: project, Branch: newName, Action: "rename from " + oldName, NewTL: b.Timeline, NewLSN: head.LSN})
+	r.reflog(ctx, ReflogRecord{Project: project, Branch: oldName, Action: RenameToPrefix + newName, OldTL: b.Timeline, OldLSN: head.LSN})
+	r.reflog(ctx, ReflogRecord{Project: project, Branch: newName, Action: RenameFromPrefix + oldName, NewTL: b.Timeline, NewLSN: head.LSN})
 	return &nb, nil
 }
 
