@@ -144,7 +144,7 @@ func runMerge(ctx context.Context, o *mergeOptions) error {
 		if f.JSON {
 			return f.IO.PrintJSON(map[string]any{"source": o.source, "branch": target,
 				"merge_base": map[string]any{"timeline": theirs.TL, "lsn": theirs.LSN},
-				"kind": "up-to-date", "changed": 0, "conflicts": []any{}, "head": head.LSN, "lsn_from": nil, "lsn_to": nil})
+				"kind":       "up-to-date", "changed": 0, "conflicts": []any{}, "head": head.LSN, "lsn_from": nil, "lsn_to": nil})
 		}
 		fmt.Fprintf(f.IO.Out, "Already up to date: %s is a past state of %s, already in its history\n", o.source, target)
 		return nil
