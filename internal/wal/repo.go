@@ -785,21 +785,46 @@ func (r *Repo) NamesOf(ctx context.Context, project string, bs []Branch, need []
 	}
 	// Timelines whose branch was deleted keep the last name they had.
 	cur, err := r.DB.Collection(collReflog).Find(ctx, bson.D{{Key: "project", Value: project},
-		{Key: "action", Value: bson.D{{Key: "$regex", Value: "^(delete$|fast-forward|reset)"}}}})
+		{Key: "action", Value: bson.D{{Key: "$regex", Value: "^(delete$|fast-forward|reset|" + RenameToPrefix + ")"}}}})
 	if err != nil {
 		return nil, err
 	}
-	var dels []ReflogRecord
-	if err := cur.All(ctx, &dels); err != nil {
+	var recs []ReflogRecord
+	if err := cur.All(ctx, &recs); err != nil {
 		return nil, err
 	}
-	for _, d := range dels {
-		if _, ok := m[d.OldTL]; !ok && d.OldTL != "" {
+	// A branch renamed after it left a timeline is known there by its
+	// name now (found by a new-user run: a rename kept "feat (before
+	// reset)" for a branch called feat2, and a new branch given the old
+	// name took the old history for its own).
+	renames := map[string][]ReflogRecord{}
+	for _, d := range recs {
+		if strings.HasPrefix(d.Action, RenameToPrefix) {
+			renames[d.Branch] = append(renames[d.Branch], d)
+		}
+	}
+	later := func(name string, seq int64) string {
+		for range 100 {
+			var next *ReflogRecord
+			for i, rn := range renames[name] {
+				if rn.Seq > seq && (next == nil || rn.Seq < next.Seq) {
+					next = &renames[name][i]
+				}
+			}
+			if next == nil {
+				break
+			}
+			name, seq = strings.TrimPrefix(next.Action, RenameToPrefix), next.Seq
+		}
+		return name
+	}
+	for _, d := range recs {
+		if _, ok := m[d.OldTL]; !ok && d.OldTL != "" && !strings.HasPrefix(d.Action, RenameToPrefix) {
 			name := d.Branch + " (deleted)"
 			if strings.HasPrefix(d.Action, "fast-forward") || strings.HasPrefix(d.Action, "reset") {
 				// The branch's history before a fast-forward or a reset
 				// is still its history.
-				name = d.Branch
+				name = later(d.Branch, d.Seq)
 			}
 			m[d.OldTL] = name
 		}
