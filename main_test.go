@@ -333,8 +333,14 @@ func cmdExits(ts *testscript.TestScript, neg bool, args []string) {
 //	app URI DB createindex COLL KEYS NAME
 //	app URI DB dropindex COLL NAME
 func cmdApp(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) < 5 {
-		ts.Fatalf("usage: app URI DB insert|update|delete COLL JSON...")
+	// -argon: the client names itself as argon's does, which argon serve
+	// lets write argon's own databases (to damage the log on purpose).
+	name := "app"
+	if len(args) > 0 && args[0] == "-argon" {
+		name, args = "argon", args[1:]
+	}
+	if len(args) < 5 {
+		ts.Fatalf("usage: app [-argon] URI DB insert|update|delete COLL JSON...")
 	}
 	parse := func(s string) bson.Raw {
 		var d bson.D
@@ -345,7 +351,7 @@ func cmdApp(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := mongo.Connect(options.Client().ApplyURI(args[0]))
+	c, err := mongo.Connect(options.Client().ApplyURI(args[0]).SetAppName(name))
 	ts.Check(err)
 	defer c.Disconnect(ctx)
 	coll := c.Database(args[1]).Collection(args[3])
@@ -362,6 +368,13 @@ func cmdApp(ts *testscript.TestScript, neg bool, args []string) {
 		err = coll.Indexes().DropOne(ctx, args[4])
 	default:
 		ts.Fatalf("unknown app operation %q", args[2])
+	}
+	if neg {
+		if err == nil {
+			ts.Fatalf("the application's %s succeeded", args[2])
+		}
+		ts.Logf("refused: %v", err)
+		return
 	}
 	ts.Check(err)
 }
