@@ -36,7 +36,9 @@ themselves. The connection string is printed on stdout.
 It listens on 127.0.0.1 unless --addr names another address, which also
 needs --allow-remote: the embedded engine has no authentication.
 
-With --idle-exit it ends once it has had no client for that long. That is
+With --idle-exit it ends once it has had no client for that long (and
+not before 10 seconds after it started, the time its first client may
+take to connect). That is
 how the workspace engine runs: with ARGON_ENGINE=shared (or "engine:
 shared" in the config), the first argon command starts "argon serve
 --idle-exit 60s" in the background and every command joins it.`,

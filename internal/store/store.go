@@ -113,6 +113,11 @@ func (e *UnreachableError) Error() string {
 	if i := strings.LastIndex(msg, "Last error: "); i >= 0 {
 		msg = strings.TrimRight(msg[i+len("Last error: "):], " }],")
 	}
+	if strings.Contains(msg, "auth error") || strings.Contains(msg, "AuthenticationFailed") {
+		// Reached, and the login refused (a new-user run read "cannot
+		// reach" here).
+		return fmt.Sprintf("MongoDB at %s refused the login: %s", Redact(e.URI), RedactIn(msg, e.URI))
+	}
 	return fmt.Sprintf("cannot reach MongoDB at %s within %s: %s", Redact(e.URI), e.Timeout, RedactIn(msg, e.URI))
 }
 
