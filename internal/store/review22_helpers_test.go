@@ -55,3 +55,22 @@ func contents(t *testing.T, path string) string {
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:])
 }
+
+// changeSeen fails t unless the file at path changed since its contents
+// hashed to before and database w's fingerprint now differs from its
+// clean record: status would otherwise say "changes none" over the
+// change, which what describes.
+func changeSeen(t *testing.T, f *DBFiles, path, before, what string) {
+	t.Helper()
+	got, err := f.Fingerprint("w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := contents(t, path)
+	if want == before {
+		t.Fatal("the contents did not change: the test is broken")
+	}
+	if got == f.Clean("w") {
+		t.Fatalf("after %s, the fingerprint is still the clean record %s (the file's contents hash to %s): status would say \"changes none\"", what, got, want)
+	}
+}
