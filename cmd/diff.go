@@ -172,11 +172,7 @@ func slotOf(ctx context.Context, r *wal.Repo, p *point) (*wal.Slot, error) {
 	if p.SlotTL == "" {
 		return nil, nil
 	}
-	s, err := r.ReadSlot(ctx, p.SlotTL, p.SlotN)
-	if err == nil && (s == nil || s.LSN != p.LSN) {
-		err = fmt.Errorf("log is inconsistent: slot %d of timeline %s is not at LSN %d", p.SlotN, p.SlotTL, p.LSN)
-	}
-	return s, err
+	return r.SlotAtLSN(ctx, p.SlotTL, p.LSN, p.SlotN)
 }
 
 type diffFieldJSON struct {

@@ -479,7 +479,7 @@ func (r *Repo) CreateBranchAtSlot(ctx context.Context, project, name string, fro
 	if err := r.canCreate(ctx, project, name); err != nil {
 		return nil, err
 	}
-	if err := r.slotAtLSN(ctx, tl, at, n); err != nil {
+	if _, err := r.SlotAtLSN(ctx, tl, at, n); err != nil {
 		return nil, err
 	}
 	return r.newBranch(ctx, project, name, tl, at, n, "create from "+from.Name+fmt.Sprintf("@%d", at))
@@ -500,16 +500,16 @@ func (r *Repo) canCreate(ctx context.Context, project, name string) error {
 	return nil
 }
 
-// slotAtLSN checks that slot n of timeline tl exists and is at LSN at.
-func (r *Repo) slotAtLSN(ctx context.Context, tl string, at, n int64) error {
+// SlotAtLSN reads slot n of timeline tl and checks that it is at LSN at.
+func (r *Repo) SlotAtLSN(ctx context.Context, tl string, at, n int64) (*Slot, error) {
 	s, err := r.ReadSlot(ctx, tl, n)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if s == nil || s.LSN != at {
-		return fmt.Errorf("log is inconsistent: slot %d of timeline %s is not at LSN %d", n, tl, at)
+		return nil, fmt.Errorf("log is inconsistent: slot %d of timeline %s is not at LSN %d", n, tl, at)
 	}
-	return nil
+	return s, nil
 }
 
 // forkPoint finds where a fork of from at LSN at (its head when at < 0)
@@ -578,7 +578,7 @@ func (r *Repo) ForkTimeline(ctx context.Context, project string, from *Branch, a
 // at: a position the LSN alone does not name when the slot above it is a
 // commit that changed nothing (see refs.Point's SlotN).
 func (r *Repo) ForkTimelineAt(ctx context.Context, project, tl string, at, n int64) (*Slot, error) {
-	if err := r.slotAtLSN(ctx, tl, at, n); err != nil {
+	if _, err := r.SlotAtLSN(ctx, tl, at, n); err != nil {
 		return nil, err
 	}
 	_, root, err := r.newTimeline(ctx, project, tl, at, n)
