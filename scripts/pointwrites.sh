@@ -14,16 +14,8 @@ docs=${2:-20000}
 runs=${3:-5}
 bin=$(command -v "$bin")
 
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-
-# t CMD...: the seconds CMD takes, its output thrown away.
-t() {
-	local s e
-	s=$(date +%s.%N)
-	"$@" >/dev/null 2>&1
-	e=$(date +%s.%N)
-	echo "$e - $s" | bc
-}
+# shellcheck source=scripts/timing.sh
+. "$(dirname "$0")/timing.sh"
 
 for engine in embedded shared; do
 	dir=$(mktemp -d)

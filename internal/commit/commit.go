@@ -113,11 +113,14 @@ type writer struct {
 	epoch string
 	sums  workdb.Sums // fingerprint at base, nil when unknown
 	// built: this writer rebuilt the working database from the log.
-	built  bool
-	next   int64
-	buf    []wal.Entry
-	bytes  int
-	spill  bool
+	built bool
+	next  int64
+	buf   []wal.Entry
+	bytes int
+	spill bool
+	// keyed counts the key records of the chunks spilled (Slot.Keyed);
+	// -1 once some could not be written.
+	keyed  int
 	stats  map[string]*wal.CollStats
 	stopHB func()
 	// unhold lets other clients' writes reach the working database again
@@ -644,11 +647,23 @@ func (wr *writer) emit(ctx context.Context, entries []wal.Entry) error {
 		return nil
 	}
 	wr.spill = true
-	if err := wr.r.SpillEntries(ctx, wr.w.Project, wr.buf); err != nil {
+	n, err := wr.r.SpillEntries(ctx, wr.w.Project, wr.buf)
+	if err != nil {
 		return err
 	}
+	wr.addKeyed(n)
 	wr.buf = wr.buf[:0]
 	return nil
+}
+
+// addKeyed counts n more key records of spilled chunks, as SpillEntries
+// returned it: -1 (some could not be written) leaves the commit with none.
+func (wr *writer) addKeyed(n int) {
+	if n < 0 || wr.keyed < 0 {
+		wr.keyed = -1
+		return
+	}
+	wr.keyed += n
 }
 
 // commit inserts the slot. It returns the committed slot, a
@@ -656,7 +671,7 @@ func (wr *writer) emit(ctx context.Context, entries []wal.Entry) error {
 func (wr *writer) commit(ctx context.Context, info *wal.CommitInfo) (*wal.Slot, error) {
 	s := &wal.Slot{TL: wr.w.TL, N: wr.lease.N, Kind: wal.SlotCommit, Base: wr.base.LSN, LSN: wr.next - 1,
 		Token: wr.token, Time: wr.r.Now(), Message: info.Message, Author: info.Author, MergeOf: info.MergeOf,
-		Stats: wal.SortedStats(wr.stats), Spilled: wr.spill}
+		Stats: wal.SortedStats(wr.stats), Spilled: wr.spill, Keyed: max(wr.keyed, 0)}
 	if !wr.spill {
 		s.Entries = make([]wal.SlotEntry, len(wr.buf))
 		for i, e := range wr.buf {
@@ -956,11 +971,13 @@ func (p *Protocol) Write(ctx context.Context, w *workdb.Branch, info *wal.Commit
 		return nil, wr.base.LSN, nil
 	}
 	if wr.spill && len(wr.buf) > 0 {
-		if err := wr.r.SpillEntries(ctx, wr.w.Project, wr.buf); err != nil {
+		n, err := wr.r.SpillEntries(ctx, wr.w.Project, wr.buf)
+		if err != nil {
 			wr.cause = err
 			wr.fail(ctx, true)
 			return nil, 0, err
 		}
+		wr.addKeyed(n)
 	}
 	wr.stopHB()
 	s, err := wr.commit(ctx, info)

@@ -75,7 +75,7 @@ func commitIDs(t *testing.T, r *wal.Repo, b *wal.Branch, ids ...any) {
 		e.TL, e.LSN, e.Token = b.Timeline, int64(i+1), "tok"
 		es = append(es, e)
 	}
-	if err := r.SpillEntries(ctx, "p", es); err != nil {
+	if _, err := r.SpillEntries(ctx, "p", es); err != nil {
 		t.Fatal(err)
 	}
 	s := &wal.Slot{TL: b.Timeline, N: 1, Kind: wal.SlotCommit, Base: 0, LSN: int64(len(es)), Token: "tok", Spilled: true, Stats: wal.Stats(es)}

@@ -37,7 +37,7 @@ func TestChunkChainsForksLosersAndGC(t *testing.T) {
 		}
 		es = append(es, mk(tl, 2500+int64(i), coll, OpPut, "lose", 9000+i))
 	}
-	if err := r.SpillEntries(ctx, "p", es); err != nil {
+	if _, err := r.SpillEntries(ctx, "p", es); err != nil {
 		t.Fatal(err)
 	}
 	// Commit 2: 2501..3200 in a, then index entries in c only.

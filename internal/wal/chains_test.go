@@ -115,6 +115,9 @@ type chainLog struct {
 	main  string
 	heads map[string]*[2]int64 // timeline -> last slot number, head LSN
 	uri   string               // the engine's
+	// unkeyed makes commit's slots name no key records (Slot.Keyed), as
+	// an older argon's did: readers then read the entries collection.
+	unkeyed bool
 }
 
 func newChainLog(t *testing.T) *chainLog {
@@ -148,15 +151,23 @@ func (l *chainLog) entry(tl string, lsn int64, coll, op, token string, i int) En
 	return e
 }
 
-// commit spills es and commits them on tl under token.
+// commit spills es and commits them on tl under token, with the chunks'
+// key records.
 func (l *chainLog) commit(tl, token string, es []Entry) {
 	l.t.Helper()
 	ctx := context.Background()
 	h := l.heads[tl]
 	h[0]++
 	s := &Slot{TL: tl, N: h[0], Kind: SlotCommit, Base: h[1], LSN: h[1] + int64(len(es)), Token: token, Spilled: true, Stats: Stats(es)}
-	if err := l.r.SpillEntries(ctx, "p", es); err != nil {
+	scans := l.r.Scans
+	l.r.Scans = true // to write the chunks' key records
+	n, err := l.r.SpillEntries(ctx, "p", es)
+	l.r.Scans = scans
+	if err != nil {
 		l.t.Fatal(err)
+	}
+	if !l.unkeyed {
+		s.Keyed = n
 	}
 	if err := l.r.InsertSlot(ctx, s); err != nil {
 		l.t.Fatal(err)
@@ -222,7 +233,7 @@ func TestEntryBound(t *testing.T) {
 	h := l.heads[tl]
 	h[0]++
 	s := &Slot{TL: tl, N: h[0], Kind: SlotCommit, Base: h[1], LSN: h[1] + 1, Token: "t3", Spilled: true}
-	if err := l.r.SpillEntries(ctx, "p", []Entry{l.entry(tl, h[1]+1, "a", OpPut, "t3", 99)}); err != nil {
+	if _, err := l.r.SpillEntries(ctx, "p", []Entry{l.entry(tl, h[1]+1, "a", OpPut, "t3", 99)}); err != nil {
 		t.Fatal(err)
 	}
 	if err := l.r.InsertSlot(ctx, s); err != nil {

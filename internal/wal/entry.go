@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sort"
 	"sync/atomic"
 	"time"
@@ -124,25 +125,51 @@ func (r *Repo) Segments(ctx context.Context, tl string, from, to int64) ([]Segme
 
 // SpillEntries writes the entries of a large commit to the entries
 // collection under the writer's token, in chunks (chunks.go). They count
-// only once a commit slot names that token for their LSNs. The first
+// only once a commit slot names that token for their LSNs. On an engine
+// that Scans it also writes each chunk's key record (collChunkKeys) and
+// returns how many (-1 when they could not all be written); the commit
+// slot records the total (Slot.Keyed), or none when any call returned -1. The first
 // spill into a project of log format 1 raises it to 2, so that an older
 // argon refuses it rather than read chunks it does not know.
-func (r *Repo) SpillEntries(ctx context.Context, project string, entries []Entry) error {
+func (r *Repo) SpillEntries(ctx context.Context, project string, entries []Entry) (keyed int, err error) {
 	if err := r.raiseFormat(ctx, project); err != nil {
-		return err
+		return 0, err
 	}
 	chunks := chunkEntriesOf(entries)
 	docs := make([]any, len(chunks))
 	for i, c := range chunks {
 		docs[i] = c
 	}
-	coll := r.DB.Collection(collEntries)
+	if err := r.insertOwn(ctx, collEntries, docs); err != nil {
+		return 0, err
+	}
+	if !r.Scans {
+		return 0, nil
+	}
+	// The chunks' key records (collChunkKeys), after the chunks: a record
+	// never names a chunk that is not there. They only make lookups
+	// faster: when they cannot be written (say, through a FerretDB
+	// frontend that does not see the collection another created: the
+	// catalog cache in ARCHITECTURE's facts), the commit names none and is
+	// read as before.
+	for i, c := range chunks {
+		docs[i] = keyDocOf(c)
+	}
+	if err := r.insertOwn(ctx, collChunkKeys, docs); err != nil {
+		return -1, nil
+	}
+	return len(docs), nil
+}
+
+// insertOwn inserts documents of this writer's own, with _ids no other
+// writer uses: a duplicate is our own earlier attempt, whose reply was
+// lost, and wrote the same document. Each that is not there is written.
+func (r *Repo) insertOwn(ctx context.Context, name string, docs []any) error {
+	coll := r.DB.Collection(name)
 	_, err := coll.InsertMany(ctx, docs)
 	if !isDup(err) {
 		return err
 	}
-	// Our own earlier attempt, whose reply was lost, wrote some of them:
-	// the same chunks. Write each that is not there.
 	for _, d := range docs {
 		if _, err := coll.InsertOne(ctx, d); err != nil && !isDup(err) {
 			return err
@@ -635,7 +662,7 @@ func (r *Repo) LatestAtOrBelow(ctx context.Context, tl string, lsn int64, coll s
 	if err != nil {
 		return nil, 0, err
 	}
-	if r.Scans && len(segs) > 1 {
+	if r.Scans && len(segs) > 0 {
 		n, err := r.latestAcross(ctx, segs, coll, want, vals, hashes, consider)
 		return out, n, err
 	}
@@ -716,9 +743,12 @@ func (r *Repo) latestAcross(ctx context.Context, segs []Segment, coll string, wa
 		sg, ok := bySeg[e.TL]
 		return sg, ok && e.LSN > sg.From && e.LSN <= sg.To
 	}
-	// Inline entries: the commit slots that hold one of the keys.
-	cur, err := r.DB.Collection(collSlots).Find(ctx, bson.D{{Key: "kind", Value: SlotCommit},
-		{Key: "entries.kb", Value: bson.D{{Key: "$in", Value: vals}}}, {Key: "$or", Value: slotRanges}})
+	// The commit slots in the ranges that hold one of the keys inline,
+	// and every spilled one.
+	cur, err := r.DB.Collection(collSlots).Find(ctx, bson.D{{Key: "kind", Value: SlotCommit}, {Key: "$and", Value: bson.A{
+		bson.D{{Key: "$or", Value: slotRanges}},
+		bson.D{{Key: "$or", Value: bson.A{bson.D{{Key: "entries.kb", Value: bson.D{{Key: "$in", Value: vals}}}}, bson.D{{Key: "spilled", Value: true}}}}},
+	}}})
 	if err != nil {
 		return 0, err
 	}
@@ -726,9 +756,14 @@ func (r *Repo) latestAcross(ctx context.Context, segs []Segment, coll string, wa
 	if err := cur.All(ctx, &slots); err != nil {
 		return 0, err
 	}
+	var spilledSlots []*Slot
 	for i := range slots {
 		sg, ok := bySeg[slots[i].TL]
 		if !ok {
+			continue
+		}
+		if slots[i].Spilled {
+			spilledSlots = append(spilledSlots, &slots[i])
 			continue
 		}
 		if err := r.slotEntries(ctx, &slots[i], sg.From, sg.To, coll, func(e *Entry) error {
@@ -741,35 +776,127 @@ func (r *Repo) latestAcross(ctx context.Context, segs []Segment, coll string, wa
 			return 0, err
 		}
 	}
+	if len(spilledSlots) == 0 {
+		return read, nil
+	}
+	// A spilled entry counts when a commit of its timeline names its
+	// token and LSN: such a commit reaches into the entry's segment, so
+	// it is among the slots just read.
+	committed := map[string][2]int64{}
+	for _, s := range spilledSlots {
+		committed[s.TL+"\x00"+s.Token] = [2]int64{s.Base, s.LSN}
+	}
+	keep := func(e *Entry) {
+		if _, ok := inSeg(e); !ok || !want[string(e.KeyBytes)] {
+			return
+		}
+		read++
+		if rg, ok := committed[e.TL+"\x00"+e.Token]; ok && e.LSN > rg[0] && e.LSN <= rg[1] {
+			consider(e)
+		}
+	}
+	ok, err := r.latestKeyed(ctx, spilledSlots, bySeg, coll, hashes, keep)
+	if err != nil || ok {
+		return read, err
+	}
 	// Spilled entries: the chunks (and format-1 entries) that hold one of
-	// the keys, then kept only under a committed token.
+	// the keys.
 	filter := bson.D{{Key: "coll", Value: coll}, {Key: "$and", Value: bson.A{
 		bson.D{{Key: "$or", Value: entryRanges}},
 		bson.D{{Key: "$or", Value: bson.A{bson.D{{Key: "kh", Value: bson.D{{Key: "$in", Value: hashes}}}}, bson.D{{Key: "kb", Value: bson.D{{Key: "$in", Value: vals}}}}}}},
 	}}}
-	var spilled []Entry
-	if err := r.eachStored(ctx, filter, lo, hi, func(e *Entry) error {
-		if _, ok := inSeg(e); ok && want[string(e.KeyBytes)] {
-			spilled = append(spilled, *e)
-		}
+	err = r.eachStored(ctx, filter, lo, hi, func(e *Entry) error {
+		keep(e)
 		return nil
-	}); err != nil {
-		return 0, err
+	})
+	return read, err
+}
+
+// keyedReads is the most chunks latestKeyed reads by _id; a lookup whose
+// keys lie in more reads the entries collection once instead.
+const keyedReads = 64
+
+// latestKeyed is latestAcross's read of spilled entries through the
+// chunks' key records (collChunkKeys), for when every spilled commit
+// slot in the ranges has them: one read of those commits' key records,
+// then a read by _id of each chunk of coll in range that holds one of
+// the hashes; keep is called with each entry of those chunks. It returns
+// false, having called keep with nothing, when it cannot answer: a slot
+// without key records, a number of records that differs from the slot's
+// (one the engine does not show), more than keyedReads chunks to read, or
+// a chunk that is not there.
+func (r *Repo) latestKeyed(ctx context.Context, slots []*Slot, bySeg map[string]Segment, coll string, hashes []any, keep func(*Entry)) (bool, error) {
+	byTL := map[string]bson.A{}
+	want := map[string]int{}
+	for _, s := range slots {
+		if s.Keyed == 0 {
+			return false, nil
+		}
+		byTL[s.TL] = append(byTL[s.TL], s.Token)
+		want[s.TL+"\x00"+s.Token] = s.Keyed
 	}
-	committed := map[string]map[string][2]int64{}
-	for i := range spilled {
-		e := &spilled[i]
-		rs, ok := committed[e.TL]
-		if !ok {
-			if rs, err = r.spilledRanges(ctx, e.TL); err != nil {
-				return 0, err
+	var or bson.A
+	for tl, tokens := range byTL {
+		or = append(or, bson.D{{Key: "tl", Value: tl}, {Key: "token", Value: bson.D{{Key: "$in", Value: tokens}}}})
+	}
+	hs := make(map[int64]bool, len(hashes))
+	for _, h := range hashes {
+		hs[h.(int64)] = true
+	}
+	cur, err := r.DB.Collection(collChunkKeys).Find(ctx, bson.D{{Key: "$or", Value: or}})
+	if err != nil {
+		return false, err
+	}
+	seen := map[string]int{}
+	var ids []string
+	for cur.Next(ctx) {
+		var d chunkKeyDoc
+		if err := cur.Decode(&d); err != nil {
+			_ = cur.Close(ctx)
+			return false, fmt.Errorf("decode a chunk's key record: %w", err)
+		}
+		seen[d.TL+"\x00"+d.Token]++
+		if sg := bySeg[d.TL]; d.Coll == coll && d.LSN <= sg.To && d.Last > sg.From && d.holds(hs) {
+			ids = append(ids, d.ID)
+		}
+	}
+	err = cur.Err()
+	_ = cur.Close(ctx)
+	if err != nil {
+		return false, err
+	}
+	if len(ids) > keyedReads || !maps.Equal(seen, want) {
+		return false, nil
+	}
+	chunks := make([]*storedEntry, len(ids))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(4)
+	for i, id := range ids {
+		g.Go(func() error {
+			var se storedEntry
+			err := r.DB.Collection(collEntries).FindOne(gctx, bson.D{{Key: "_id", Value: id}}).Decode(&se)
+			if errors.Is(err, mongo.ErrNoDocuments) {
+				return nil
 			}
-			committed[e.TL] = rs
-		}
-		read++
-		if rg, ok := rs[e.Token]; ok && e.LSN > rg[0] && e.LSN <= rg[1] {
-			consider(e)
+			chunks[i] = &se
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return false, err
+	}
+	for _, se := range chunks {
+		if se == nil || se.Last == 0 {
+			return false, nil
 		}
 	}
-	return read, nil
+	for _, se := range chunks {
+		if err := se.expand(func(e *Entry) error {
+			keep(e)
+			return nil
+		}); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
 }

@@ -88,6 +88,7 @@ func (r *Repo) Check(ctx context.Context, project string) ([]TimelineInfo, []Pro
 			maxN = max(maxN, slots[i].N)
 		}
 		committed := map[string]bool{} // token:lsn of spilled commits
+		keyed := map[string]int{}      // token: key records of spilled commits
 		var prev *Slot
 		for n := int64(0); n <= maxN; n++ {
 			s := byN[n]
@@ -116,6 +117,9 @@ func (r *Repo) Check(ctx context.Context, project string) ([]TimelineInfo, []Pro
 				for l := s.Base + 1; l <= s.LSN; l++ {
 					committed[fmt.Sprintf("%s:%d", s.Token, l)] = false
 				}
+				if s.Keyed > 0 {
+					keyed[s.Token] = s.Keyed
+				}
 			}
 			prev = s
 		}
@@ -129,6 +133,21 @@ func (r *Repo) Check(ctx context.Context, project string) ([]TimelineInfo, []Pro
 		// uncommitted.
 		// A chunk's records are decoded, so that one that does not hold
 		// the LSNs it names is reported.
+		// The chunks of a commit that says it has key records each have
+		// one, which holds the hash of every key of the chunk.
+		keyDocs, err := r.chunkKeysOf(ctx, t.ID, keyed)
+		if err != nil {
+			return nil, nil, err
+		}
+		records := map[string]int{}
+		for _, d := range keyDocs {
+			records[d.Token]++
+		}
+		for token, n := range keyed {
+			if records[token] != n {
+				bad(t.ID, "the commit of token %s names %d key records of its log chunks; there are %d", token, n, records[token])
+			}
+		}
 		ecur, err := r.DB.Collection(collEntries).Find(ctx, bson.D{{Key: "tl", Value: t.ID}}, options.Find().SetBatchSize(storedBatch))
 		if err != nil {
 			return nil, nil, err
@@ -139,7 +158,19 @@ func (r *Repo) Check(ctx context.Context, project string) ([]TimelineInfo, []Pro
 				_ = ecur.Close(ctx)
 				return nil, nil, err
 			}
+			var kd *chunkKeyDoc
+			if keyed[se.Token] > 0 {
+				if kd = keyDocs[se.ID]; kd == nil || kd.LSN != se.LSN || kd.Last != se.Last || kd.Coll != se.Coll {
+					bad(t.ID, "log chunk %s has no key record, or one that names other LSNs", se.ID)
+					kd = nil
+				}
+				delete(keyDocs, se.ID)
+			}
 			if err := se.expand(func(e *Entry) error {
+				if kd != nil && !kd.holds(map[int64]bool{keyHash(e.KeyBytes): true}) {
+					bad(t.ID, "the key record of log chunk %s lacks the key of LSN %d", se.ID, e.LSN)
+					kd = nil
+				}
 				k := fmt.Sprintf("%s:%d", e.Token, e.LSN)
 				if done, ok := committed[k]; ok {
 					if done {
@@ -166,6 +197,9 @@ func (r *Repo) Check(ctx context.Context, project string) ([]TimelineInfo, []Pro
 			if !done {
 				bad(t.ID, "committed entry %s is missing", k)
 			}
+		}
+		for id := range keyDocs {
+			bad(t.ID, "key record %s names a log chunk that does not exist", id)
 		}
 		infos = append(infos, info)
 	}
@@ -196,6 +230,30 @@ func (r *Repo) Check(ctx context.Context, project string) ([]TimelineInfo, []Pro
 		}
 	}
 	return infos, problems, nil
+}
+
+// chunkKeysOf reads the key records (collChunkKeys) of tl's commits of
+// the given tokens, by the _id of their chunk.
+func (r *Repo) chunkKeysOf(ctx context.Context, tl string, keyed map[string]int) (map[string]*chunkKeyDoc, error) {
+	out := map[string]*chunkKeyDoc{}
+	if len(keyed) == 0 {
+		return out, nil
+	}
+	cur, err := r.DB.Collection(collChunkKeys).Find(ctx, bson.D{{Key: "tl", Value: tl}})
+	if err != nil {
+		return nil, err
+	}
+	defer cur.Close(ctx)
+	for cur.Next(ctx) {
+		var d chunkKeyDoc
+		if err := cur.Decode(&d); err != nil {
+			return nil, fmt.Errorf("decode a chunk's key record: %w", err)
+		}
+		if keyed[d.Token] > 0 {
+			out[d.ID] = &d
+		}
+	}
+	return out, cur.Err()
 }
 
 // DeleteCovered removes the spilled entries of tl that no commit names and
@@ -234,7 +292,13 @@ func (r *Repo) DeleteCovered(ctx context.Context, tl string, head int64, committ
 	if err := cur.Err(); err != nil || len(ids) == 0 {
 		return 0, err
 	}
-	if _, err := r.DB.Collection(collEntries).DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}); err != nil {
+	// Their key records first: a record never names a chunk that is not
+	// there.
+	byID := bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}
+	if _, err := r.DB.Collection(collChunkKeys).DeleteMany(ctx, byID); err != nil {
+		return 0, err
+	}
+	if _, err := r.DB.Collection(collEntries).DeleteMany(ctx, byID); err != nil {
 		return 0, err
 	}
 	return entries, nil
@@ -273,6 +337,10 @@ func (r *Repo) spilledRanges(ctx context.Context, tl string) (map[string][2]int6
 // to tl: it calls this only for a write that will never commit (its slot
 // is void), and never for another writer's token.
 func (r *Repo) DeleteOwnEntries(ctx context.Context, tl, token string) error {
-	_, err := r.DB.Collection(collEntries).DeleteMany(ctx, bson.D{{Key: "tl", Value: tl}, {Key: "token", Value: token}})
+	own := bson.D{{Key: "tl", Value: tl}, {Key: "token", Value: token}}
+	if _, err := r.DB.Collection(collChunkKeys).DeleteMany(ctx, own); err != nil {
+		return err
+	}
+	_, err := r.DB.Collection(collEntries).DeleteMany(ctx, own)
 	return err
 }

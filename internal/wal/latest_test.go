@@ -14,7 +14,16 @@ import (
 // and spilled entries, deletes, keys the parent changed after the fork
 // (not the child's), and keys changed on both sides.
 func TestLatestAcrossMatchesEachSegment(t *testing.T) {
+	for _, unkeyed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("unkeyed=%v", unkeyed), func(t *testing.T) { checkLatestAcrossMatchesEachSegment(t, unkeyed) })
+	}
+}
+
+// checkLatestAcrossMatchesEachSegment runs the test on slots that name their chunks' key records, or
+// (unkeyed) on slots that do not.
+func checkLatestAcrossMatchesEachSegment(t *testing.T, unkeyed bool) {
 	l := newChainLog(t)
+	l.unkeyed = unkeyed
 	r, ctx := l.r, context.Background()
 	inline := func(tl, token string, es []Entry) {
 		t.Helper()

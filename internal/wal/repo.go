@@ -109,11 +109,11 @@ func (r *Repo) EnsureSchema(ctx context.Context) error {
 		{collReflog, bson.D{{Key: "project", Value: 1}, {Key: "branch", Value: 1}, {Key: "seq", Value: 1}}, false},
 		{collImages, bson.D{{Key: "tl", Value: 1}, {Key: "lsn", Value: 1}}, false},
 	}
-	// The leases and key pages collections have no index but _id's; they
-	// are created here so that they exist when an embedded engine next
-	// opens the database and adds argon's index for lookups by _id
-	// (store.IndexIDs), and not only when the first write inserts one.
-	for _, coll := range []string{collLeases, collKeyPages} {
+	// The leases, key pages and chunk keys collections have no index but
+	// _id's; they are created here so that they exist when an embedded
+	// engine next opens the database and adds argon's index for lookups by
+	// _id (store.IndexIDs), and not only when the first write inserts one.
+	for _, coll := range []string{collLeases, collKeyPages, collChunkKeys} {
 		if err := r.DB.CreateCollection(ctx, coll); err != nil {
 			var ce mongo.CommandError
 			if !errors.As(err, &ce) || ce.Code != 48 { // NamespaceExists

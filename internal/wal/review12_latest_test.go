@@ -18,7 +18,16 @@ import (
 // an inline commit; a parent's commits after the fork; and entries of a
 // writer that never committed, with LSNs inside committed ranges.
 func TestReview12LatestAcrossAgainstEachEntry(t *testing.T) {
+	for _, unkeyed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("unkeyed=%v", unkeyed), func(t *testing.T) { checkReview12LatestAcrossAgainstEachEntry(t, unkeyed) })
+	}
+}
+
+// checkReview12LatestAcrossAgainstEachEntry runs the test on slots that name their chunks' key records, or
+// (unkeyed) on slots that do not.
+func checkReview12LatestAcrossAgainstEachEntry(t *testing.T, unkeyed bool) {
 	l := newChainLog(t)
+	l.unkeyed = unkeyed
 	r, ctx := l.r, context.Background()
 	inline := func(tl, token string, es []Entry) {
 		t.Helper()
@@ -76,7 +85,7 @@ func TestReview12LatestAcrossAgainstEachEntry(t *testing.T) {
 	l.commit(b, "b1", series(b, "b1", OpDel, 13, 0, 3, 6))
 	// A writer on c that never committed: its entries sit at LSNs c's
 	// commits use, under its own token.
-	if err := r.SpillEntries(ctx, "p", series(c, "lost", OpPut, 13, 7, 8, 9)); err != nil {
+	if _, err := r.SpillEntries(ctx, "p", series(c, "lost", OpPut, 13, 7, 8, 9)); err != nil {
 		t.Fatal(err)
 	}
 	inline(c, "c1", series(c, "c1", OpPut, 13, 10, 11, 12, 13, 14))     // 13-17

@@ -64,6 +64,10 @@ type Slot struct {
 	Stats   []CollStats `bson:"stats,omitempty"`
 	Entries []SlotEntry `bson:"entries,omitempty"`
 	Spilled bool        `bson:"spilled,omitempty"`
+	// Keyed is how many key records (collChunkKeys) the writer of a
+	// spilled commit wrote for its chunks, one a chunk; 0 when it wrote
+	// none (an engine that does not Scan, an older argon).
+	Keyed int `bson:"keyed,omitempty"`
 	// Dirty marks a void written by a writer that took over from one that
 	// stopped answering: the working database may hold some of the
 	// abandoned write's changes, and is repaired from the log before

@@ -69,7 +69,7 @@ func TestFsckRepairCountsEntries(t *testing.T) {
 		e.TL, e.LSN, e.Token = main.Timeline, int64(i+1), "dead"
 		dead = append(dead, e)
 	}
-	if err := r.SpillEntries(ctx, "p", dead); err != nil {
+	if _, err := r.SpillEntries(ctx, "p", dead); err != nil {
 		t.Fatal(err)
 	}
 	rep, err := p.Fsck(ctx, r, "p", func(b *wal.Branch) *workdb.Branch { return p.Open(r, b) }, true)
@@ -215,7 +215,7 @@ func TestChunkBoundariesAndFork(t *testing.T) {
 			e.TL, e.LSN, e.Token = tl, int64(i), "dead"
 			dead = append(dead, e)
 		}
-		if err := r.SpillEntries(ctx, "p", dead); err != nil {
+		if _, err := r.SpillEntries(ctx, "p", dead); err != nil {
 			t.Fatal(err)
 		}
 	}
