@@ -28,7 +28,8 @@ func newCheckoutCmd(f *Factory) *cobra.Command {
 		Long: `Make NAME the workspace's current branch, and make sure its working
 database exists and holds the branch's head, so that applications can
 connect to it. With -b, create the branch first (from START, BRANCH or
-BRANCH@LSN, default the current branch's head).
+BRANCH@LSN, default the current branch's head). NAME may be HEAD, the
+current branch.
 
 If applications changed the current branch's working database and those
 changes are not committed, checkout refuses; --force discards them first.`,
@@ -69,6 +70,11 @@ func runCheckout(ctx context.Context, o *checkoutOptions) error {
 	cur, err := f.CurrentBranch()
 	if err != nil {
 		return err
+	}
+	if !o.create && o.name == "HEAD" {
+		// HEAD names the current branch, as in refs (no branch takes the
+		// name): git's checkout HEAD, which stays where it is.
+		o.name = cur
 	}
 	// A target that cannot be switched to (or, with -b, created) is said
 	// first, before the current branch's changes are looked at or, with

@@ -289,10 +289,15 @@ func printGraph(ctx context.Context, f *Factory, r *wal.Repo, project, branch, t
 	}
 	names[tl] = branch
 	st := f.IO.Styles()
-	label := func(it wal.LogItem) string {
+	// label is a commit's line; own: one of the branch's own line, whose
+	// commits of another branch's history are marked as in argon log.
+	label := func(it wal.LogItem, own bool) string {
 		name := names[it.TL]
 		if name == "" {
 			name = "timeline:" + it.TL
+		}
+		if own && it.Inherited && name != branch {
+			name += ", inherited"
 		}
 		return fmt.Sprintf("%s (%s) %s", st.LSN.Render(lsnRange(it.From, it.To)), ui.Clean(name, false), ui.Clean(firstLine(it.Message), false))
 	}
@@ -328,14 +333,14 @@ func printGraph(ctx context.Context, f *Factory, r *wal.Repo, project, branch, t
 		drawn++
 		if !ok {
 			if join >= 0 {
-				fmt.Fprintf(out, "* | %s\n", label(it))
+				fmt.Fprintf(out, "* | %s\n", label(it, true))
 			} else {
-				fmt.Fprintf(out, "* %s\n", label(it))
+				fmt.Fprintf(out, "* %s\n", label(it, true))
 			}
 			continue
 		}
 		closeSide()
-		fmt.Fprintf(out, "*   %s\n", label(it))
+		fmt.Fprintf(out, "*   %s\n", label(it, true))
 		if full() {
 			break
 		}
@@ -351,7 +356,7 @@ func printGraph(ctx context.Context, f *Factory, r *wal.Repo, project, branch, t
 				return false
 			}
 			drawn++
-			fmt.Fprintf(out, "| * %s\n", label(s))
+			fmt.Fprintf(out, "| * %s\n", label(s, false))
 			return true
 		}); err != nil {
 			return err

@@ -134,17 +134,18 @@ func runMerge(ctx context.Context, o *mergeOptions) error {
 	if err != nil {
 		return err
 	}
-	if theirs.TL == tb.Timeline && theirs.LSN == head.LSN {
-		return usageErrorf("cannot merge %s into itself", o.source)
-	}
 	if theirs.TL == tb.Timeline {
-		// As git's merge of an ancestor, and as argon's of a branch whose
-		// commits the target has (a new-user run found the two answered
-		// differently): nothing to do, exit 0.
+		// As git's merge of an ancestor or of the branch itself, and as
+		// argon's of a branch whose commits the target has (a new-user run
+		// found the three answered differently): nothing to do, exit 0.
 		if f.JSON {
 			return f.IO.PrintJSON(map[string]any{"source": o.source, "branch": target,
 				"merge_base": map[string]any{"timeline": theirs.TL, "lsn": theirs.LSN},
 				"kind":       "up-to-date", "changed": 0, "conflicts": []any{}, "head": head.LSN, "lsn_from": nil, "lsn_to": nil})
+		}
+		if theirs.LSN == head.LSN {
+			fmt.Fprintf(f.IO.Out, "Already up to date: %s is %s's head\n", o.source, target)
+			return nil
 		}
 		fmt.Fprintf(f.IO.Out, "Already up to date: %s is a past state of %s, already in its history\n", o.source, target)
 		return nil

@@ -9,7 +9,8 @@ import (
 )
 
 func newReflogCmd(f *Factory) *cobra.Command {
-	return &cobra.Command{
+	limit := 0
+	cmd := &cobra.Command{
 		Use:   "reflog [BRANCH]",
 		Short: "Show every move of branch names, newest first",
 		Long: `Show the reflog: every creation, deletion, rename, fast-forward and reset
@@ -22,6 +23,7 @@ deleted branch: its head when deleted), @{N} the OLD of its Nth newest
 record, where it was just before that move.`,
 		Example: `  argon reflog
   argon reflog feature-x --json
+  argon reflog -n 5
   argon find users --at 'main@{1}'         # main before its last move (reset, fast-forward)
   argon reset 'main@{1}'                   # undo the last reset
   argon branch create back --from 'gone@{0}'  # a deleted branch, back`,
@@ -44,6 +46,12 @@ record, where it was just before that move.`,
 				// A branch that ever existed has records (a deleted one
 				// too): none means the name never was a branch.
 				return &notFoundError{msg: fmt.Sprintf("no branch %q has ever existed in project %s", branch, project)}
+			}
+			if limit < 0 {
+				return usageErrorf("--max-count must be 0 (all) or more, got %d", limit)
+			}
+			if limit > 0 && len(recs) > limit {
+				recs = recs[:limit] // newest first
 			}
 			if f.JSON {
 				out := make([]reflogJSON, len(recs))
@@ -75,6 +83,8 @@ record, where it was just before that move.`,
 			return t.Render()
 		},
 	}
+	cmd.Flags().IntVarP(&limit, "max-count", "n", 0, "show at most this many records, the newest (0: all)")
+	return cmd
 }
 
 // reflogJSON is a reflog record in --json: a position the branch did not

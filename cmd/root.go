@@ -130,6 +130,8 @@ MongoDB deployment.`,
   argon log --oneline`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
+		// --version prints what argon version prints.
+		Version: versionLine(),
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
 			if err := f.setup(cmd); err != nil {
 				return err
@@ -153,6 +155,8 @@ MongoDB deployment.`,
 	pf.BoolVar(&f.NoPager, "no-pager", false, "never send log, diff or show output through a pager")
 	pf.DurationVar(&f.LockTimeout, "lock-timeout", 10*time.Second, "how long to wait for another argon process holding the workspace")
 	pf.DurationVar(&f.Timeout, "timeout", 5*time.Second, "how long to look for a MongoDB server before giving up")
+	root.SetVersionTemplate("{{.Version}}\n")
+	root.Flags().BoolP("version", "v", false, "print argon's version (as argon version does)")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return &UsageError{Msg: err.Error()}
 	})

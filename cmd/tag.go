@@ -56,7 +56,7 @@ the state it named stays in the log.`,
 					return err
 				}
 				if f.JSON {
-					return f.IO.PrintJSON(map[string]any{"tag": t.Name, "timeline": t.TL, "lsn": t.LSN, "deleted": true})
+					return f.IO.PrintJSON(map[string]any{"tag": t, "deleted": true})
 				}
 				fmt.Fprintf(f.IO.Out, "Deleted tag %s (was %s@%d)\n", t.Name, t.Branch, t.LSN)
 				return nil

@@ -40,20 +40,26 @@ func newVersionCmd(f *Factory) *cobra.Command {
 		Example: `  argon version --json`,
 		Args:    exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			v, c, d := buildInfo()
 			if f.JSON {
+				v, c, d := buildInfo()
 				return f.IO.PrintJSON(map[string]string{"version": v, "commit": c, "date": d, "go": runtime.Version()})
 			}
-			line := "argon " + v
-			if c != "" {
-				line += " (" + c
-				if d != "" {
-					line += ", " + d
-				}
-				line += ")"
-			}
-			fmt.Fprintln(f.IO.Out, line)
+			fmt.Fprintln(f.IO.Out, versionLine())
 			return nil
 		},
 	}
+}
+
+// versionLine is what argon version and argon --version print.
+func versionLine() string {
+	v, c, d := buildInfo()
+	line := "argon " + v
+	if c != "" {
+		line += " (" + c
+		if d != "" {
+			line += ", " + d
+		}
+		line += ")"
+	}
+	return line
 }
