@@ -138,9 +138,13 @@ exactly, so that "argon find c --canonical | argon insert d" copies
 documents with no change at all.
 
 The embedded engine (and a FerretDB server) cannot store Decimal128,
-MinKey, MaxKey, JavaScript code, NaN or infinite doubles, or field names
-that contain '.' or start with '$'; argon refuses them with an error. Use
-a MongoDB server (--uri) for such data (see argon help engine).`),
+MinKey, MaxKey, JavaScript code (with or without scope), symbols,
+DBPointers, undefined, NaN or infinite doubles, or field names that
+contain '.' or start with '$'; argon refuses them with an error, and an
+application's request through argon serve that holds one gets an error
+reply. A FerretDB server over
+PostgreSQL also cannot store a NUL character in a string. Use a MongoDB
+server (--uri) for such data (see argon help engine).`),
 		topic("engine", "Where the data lives: the embedded engine or a MongoDB server", `argon keeps its log, and every branch's working database, in one MongoDB
 deployment.
 
@@ -152,8 +156,9 @@ The embedded engine (no --uri, no ARGON_URI)
   shared") and the first command starts "argon serve --idle-exit 60s" in
   the background for every command to join (argon help environment).
   argon serve answers an application's request holding a value the
-  engine cannot take (Decimal128, MinKey, MaxKey, JavaScript code, NaN,
-  ...) with an error reply, where the engine would close the connection.
+  engine cannot take (Decimal128, MinKey, MaxKey, JavaScript code, NaN:
+  the whole list is in argon help ejson) with an error reply, where the
+  engine would close the connection.
   The engine has no multi-document transactions (argon serve says so), no
   $lookup, $out or change streams, and no renameCollection across
   databases (the engine says "not implemented" or "does not support"):

@@ -258,7 +258,10 @@ func insideACommit(ctx context.Context, r *wal.Repo, project string, to diff.Poi
 	if _, err := strconv.ParseInt(ref, 10, 64); err == nil {
 		what = "LSN " + ref
 	}
-	// The states to name instead, as refs on the commit's own timeline.
+	// The states to name instead, as refs on the commit's own timeline:
+	// its branch's name, or when no branch is on it, the timeline's id
+	// (the ref the reflog prints), labelled as argon log labels it ("main
+	// (before reset)", "feat (deleted)").
 	label, ref2 := "timeline "+it.TL, it.TL
 	bs, err := r.Branches(ctx, project)
 	if err != nil {
@@ -268,6 +271,15 @@ func insideACommit(ctx context.Context, r *wal.Repo, project string, to diff.Poi
 		if x.Timeline == it.TL {
 			label, ref2 = x.Name, x.Name
 			break
+		}
+	}
+	if ref2 == it.TL {
+		names, err := r.NamesOf(ctx, project, bs, []string{it.TL})
+		if err != nil {
+			return err
+		}
+		if n := names[it.TL]; n != "" {
+			label = n + ", timeline " + it.TL
 		}
 	}
 	return usageErrorf("%s is inside the commit %s of %s: reset to its end (%s@%d) or to before it (%s@%d)",
