@@ -47,7 +47,7 @@ func (p *Protocol) Fsck(ctx context.Context, r *wal.Repo, project string, open f
 			rep.Slots += inf.Head.N + 1
 		}
 		if inf.Uncommitted > 0 {
-			rep.Notes = append(rep.Notes, fmt.Sprintf("timeline %s: %d log entries of writers that did not commit (invisible; %d below the head)", inf.ID, inf.Uncommitted, inf.Covered))
+			rep.Notes = append(rep.Notes, fmt.Sprintf("timeline %s: %d log entries of writers that did not commit (invisible; %d of writers that can no longer commit)", inf.ID, inf.Uncommitted, inf.Covered))
 			if repair && inf.Covered > 0 {
 				tokens, err := r.SpilledTokens(ctx, inf.ID)
 				if err != nil {
@@ -57,7 +57,7 @@ func (p *Protocol) Fsck(ctx context.Context, r *wal.Repo, project string, open f
 				if err != nil {
 					return nil, err
 				}
-				rep.Repaired = append(rep.Repaired, fmt.Sprintf("timeline %s: deleted %d uncommitted entries below the head", inf.ID, n))
+				rep.Repaired = append(rep.Repaired, fmt.Sprintf("timeline %s: deleted %d entries of writers that can no longer commit", inf.ID, n))
 			}
 		}
 	}

@@ -23,8 +23,9 @@ type TimelineInfo struct {
 	// progress, or one whose writer stopped.
 	Pending *Lease
 	// Uncommitted counts spilled entries no commit slot names: left by
-	// writers that lost or died. Covered counts those at or below the
-	// head, which gc may delete.
+	// writers that lost or died. Covered counts those of writers with an
+	// entry at or below the head, which can never commit (DeleteCovered
+	// deletes them).
 	Uncommitted, Covered int
 }
 
@@ -88,16 +89,22 @@ func (r *Repo) Check(ctx context.Context, project string) ([]TimelineInfo, []Pro
 		token string
 		lsn   int64
 	}
+	// tokenEntries counts a writer's uncommitted entries, and its lowest.
+	type tokenEntries struct {
+		n      int
+		lowest int64
+	}
 	type state struct {
-		info      TimelineInfo
-		committed map[tokenLSN]bool // spilled commits' LSNs: seen yet
-		keyed     map[string]int    // token: key records of spilled commits
+		info        TimelineInfo
+		committed   map[tokenLSN]bool // spilled commits' LSNs: seen yet
+		keyed       map[string]int    // token: key records of spilled commits
+		uncommitted map[string]*tokenEntries
 	}
 	states := make([]*state, len(tls))
 	stateOf := map[string]*state{}
 	keyedOf := map[string]map[string]int{}
 	for i, t := range tls {
-		st := &state{info: TimelineInfo{Timeline: t}, committed: map[tokenLSN]bool{}, keyed: map[string]int{}}
+		st := &state{info: TimelineInfo{Timeline: t}, committed: map[tokenLSN]bool{}, keyed: map[string]int{}, uncommitted: map[string]*tokenEntries{}}
 		states[i], stateOf[t.ID], keyedOf[t.ID] = st, st, st.keyed
 		// Ancestry: complete and acyclic.
 		seen := map[string]bool{t.ID: true}
@@ -219,9 +226,13 @@ func (r *Repo) Check(ctx context.Context, project string) ([]TimelineInfo, []Pro
 					return nil
 				}
 				st.info.Uncommitted++
-				if st.info.Head != nil && e.LSN <= st.info.Head.LSN {
-					st.info.Covered++
+				u := st.uncommitted[e.Token]
+				if u == nil {
+					u = &tokenEntries{lowest: e.LSN}
+					st.uncommitted[e.Token] = u
 				}
+				u.n++
+				u.lowest = min(u.lowest, e.LSN)
 				return nil
 			}); err != nil {
 				bad(se.TL, "%v", err)
@@ -235,6 +246,13 @@ func (r *Repo) Check(ctx context.Context, project string) ([]TimelineInfo, []Pro
 	}
 	infos := make([]TimelineInfo, len(states))
 	for i, st := range states {
+		// A writer with an entry at or below the head can never commit
+		// (DeleteCovered): all of its entries are covered.
+		for _, u := range st.uncommitted {
+			if st.info.Head != nil && u.lowest <= st.info.Head.LSN {
+				st.info.Covered += u.n
+			}
+		}
 		var missing []tokenLSN
 		for k, done := range st.committed {
 			if !done {
@@ -324,21 +342,54 @@ func (r *Repo) chunkKeysOf(ctx context.Context, keyed map[string]map[string]int)
 	return out, cur.Err()
 }
 
-// DeleteCovered removes the spilled entries of tl that no commit names and
-// whose LSNs a commit already covers: they can never become visible. A
-// chunk is removed when its first LSN is covered: its writer's slot
-// started below the head, so that slot is taken or void, and none of the
-// chunk's entries can commit.
+// DeleteCovered removes the spilled entries of tl of writers that can
+// never commit: those with an entry at or below the head (head) that no
+// commit names (committedTokens: the tokens of tl's spilled commits).
+// Why such a writer can never commit: its entries start right above the
+// head it leased the next slot on, and while that slot is empty no slot
+// after it can be written, so the head stays at that writer's base. A
+// head past the base means the writer's slot was filled by another's
+// commit or a void. All of its entries go, those above the head too
+// (until the eighteenth session only the chunks starting at or below the
+// head went, and an interrupted import's other entries stayed until the
+// branch grew past them). It returns how many entries it deleted.
 func (r *Repo) DeleteCovered(ctx context.Context, tl string, head int64, committedTokens map[string]bool) (int64, error) {
 	var tokens []string
 	for t := range committedTokens {
 		tokens = append(tokens, t)
 	}
-	// The documents first, to count their entries (a chunk holds many);
-	// then those documents only.
+	// The writers that can no longer commit: one of their stored
+	// documents starts at or below the head.
 	cur, err := r.DB.Collection(collEntries).Find(ctx, bson.D{{Key: "tl", Value: tl},
 		{Key: "lsn", Value: bson.D{{Key: "$lte", Value: head}}},
 		{Key: "token", Value: bson.D{{Key: "$nin", Value: tokens}}}},
+		optionsProjection(bson.D{{Key: "token", Value: 1}}))
+	if err != nil {
+		return 0, err
+	}
+	seen := map[string]bool{}
+	var dead bson.A
+	for cur.Next(ctx) {
+		var d struct {
+			Token string `bson:"token"`
+		}
+		if err := cur.Decode(&d); err != nil {
+			_ = cur.Close(ctx)
+			return 0, err
+		}
+		if !seen[d.Token] {
+			seen[d.Token] = true
+			dead = append(dead, d.Token)
+		}
+	}
+	err = cur.Err()
+	_ = cur.Close(ctx)
+	if err != nil || len(dead) == 0 {
+		return 0, err
+	}
+	// Their documents, all of them, to count their entries (a chunk
+	// holds many); then those documents only.
+	cur, err = r.DB.Collection(collEntries).Find(ctx, bson.D{{Key: "tl", Value: tl}, {Key: "token", Value: bson.D{{Key: "$in", Value: dead}}}},
 		optionsProjection(bson.D{{Key: "lsn", Value: 1}, {Key: "last", Value: 1}}))
 	if err != nil {
 		return 0, err
@@ -352,12 +403,15 @@ func (r *Repo) DeleteCovered(ctx context.Context, tl string, head int64, committ
 			Last int64  `bson:"last"`
 		}
 		if err := cur.Decode(&d); err != nil {
+			_ = cur.Close(ctx)
 			return 0, err
 		}
 		ids = append(ids, d.ID)
 		entries += max(d.Last-d.LSN+1, 1)
 	}
-	if err := cur.Err(); err != nil || len(ids) == 0 {
+	err = cur.Err()
+	_ = cur.Close(ctx)
+	if err != nil || len(ids) == 0 {
 		return 0, err
 	}
 	// Their key records first: a record never names a chunk that is not

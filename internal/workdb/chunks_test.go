@@ -2,6 +2,8 @@ package workdb_test
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -46,7 +48,9 @@ func TestLargeDocumentsFitTheirChunks(t *testing.T) {
 }
 
 // fsck --repair reports the number of entries it deleted, not of the
-// chunks that held them (found by a review).
+// chunks that held them (found by a review), and deletes every entry of a
+// writer that can no longer commit, not only its chunks that start at or
+// below the head.
 func TestFsckRepairCountsEntries(t *testing.T) {
 	srv, r, main := waltest.Project(t)
 	ctx := context.Background()
@@ -72,7 +76,35 @@ func TestFsckRepairCountsEntries(t *testing.T) {
 	if _, err := r.SpillEntries(ctx, "p", dead); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := p.Fsck(ctx, r, "p", func(b *wal.Branch) *workdb.Branch { return p.Open(r, b) }, true)
+	// Another that lost after writing 1,500 entries from LSN 101: two
+	// chunks, the second starting above the head (200). It can never
+	// commit (the head moved past its base), so both go.
+	// And one whose base is the head (LSNs 201..250): it may still be
+	// writing, so it stays.
+	series := func(token string, from, n int) {
+		t.Helper()
+		var es []wal.Entry
+		for i := 0; i < n; i++ {
+			raw, _ := bson.Marshal(bson.D{{Key: "_id", Value: 5000 + from + i}})
+			e, _ := wal.PutEntry("c", raw)
+			e.TL, e.LSN, e.Token = main.Timeline, int64(from+i), token
+			es = append(es, e)
+		}
+		if _, err := r.SpillEntries(ctx, "p", es); err != nil {
+			t.Fatal(err)
+		}
+	}
+	series("dead2", 101, 1500)
+	series("pending", 201, 50)
+	open := func(b *wal.Branch) *workdb.Branch { return p.Open(r, b) }
+	rep, err := p.Fsck(ctx, r, "p", open, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("timeline %s: 1700 log entries of writers that did not commit (invisible; 1650 of writers that can no longer commit)", main.Timeline); !slices.Contains(rep.Notes, want) {
+		t.Errorf("fsck notes %q, want %q", rep.Notes, want)
+	}
+	rep, err = p.Fsck(ctx, r, "p", open, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,13 +112,23 @@ func TestFsckRepairCountsEntries(t *testing.T) {
 	for _, s := range rep.Repaired {
 		if strings.Contains(s, "deleted") {
 			deleted++
-			if !strings.HasSuffix(s, ": deleted 150 uncommitted entries below the head") {
-				t.Errorf("repair says %q; 150 entries were deleted", s)
+			if !strings.HasSuffix(s, ": deleted 1650 entries of writers that can no longer commit") {
+				t.Errorf("repair says %q; 1650 entries were deleted", s)
 			}
 		}
 	}
 	if deleted != 1 {
-		t.Errorf("fsck --repair reported %q, want one deletion of 150 entries", rep.Repaired)
+		t.Errorf("fsck --repair reported %q, want one deletion of 1650 entries", rep.Repaired)
+	}
+	rep, err = p.Fsck(ctx, r, "p", open, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("timeline %s: 50 log entries of writers that did not commit (invisible; 0 of writers that can no longer commit)", main.Timeline); !slices.Contains(rep.Notes, want) {
+		t.Errorf("after the repair, fsck notes %q, want %q", rep.Notes, want)
+	}
+	if len(rep.Problems) != 0 {
+		t.Errorf("after the repair: problems %v", rep.Problems)
 	}
 }
 
