@@ -514,8 +514,8 @@ func BenchmarkWALBytes(b *testing.B) {
 }
 
 // commitBytes returns the BSON bytes of commit slot n of timeline tl in
-// the log (the slot, and its spilled entries) and of the post-images it
-// logged.
+// the log (the slot, its spilled entries and their key records) and of
+// the post-images it logged.
 func commitBytes(ctx context.Context, e *benchEnv, tl string, n int64) (walB, docB int, err error) {
 	s, err := e.repo.ReadSlotEntries(ctx, tl, n)
 	if err != nil {
@@ -531,15 +531,18 @@ func commitBytes(ctx context.Context, e *benchEnv, tl string, n int64) (walB, do
 		docB += len(se.Doc)
 	}
 	if s.Spilled {
-		cur, err := meta.Collection("entries").Find(ctx, bson.D{{Key: "tl", Value: tl}, {Key: "token", Value: s.Token}})
-		if err != nil {
-			return 0, 0, err
-		}
-		for cur.Next(ctx) {
-			walB += len(cur.Current)
-		}
-		if err := cur.Err(); err != nil {
-			return 0, 0, err
+		// The chunks, and on an engine that scans their key records.
+		for _, coll := range []string{"entries", "chunk_keys"} {
+			cur, err := meta.Collection(coll).Find(ctx, bson.D{{Key: "tl", Value: tl}, {Key: "token", Value: s.Token}})
+			if err != nil {
+				return 0, 0, err
+			}
+			for cur.Next(ctx) {
+				walB += len(cur.Current)
+			}
+			if err := cur.Err(); err != nil {
+				return 0, 0, err
+			}
 		}
 		if err := e.repo.EachEntry(ctx, tl, s.Base, s.LSN, "", func(en *wal.Entry) error {
 			docB += len(en.Doc)

@@ -233,7 +233,6 @@ func hostileCases() []hostileCase {
 		{args: []string{"diff", "main@abc"}, stdin: "", code: 2, msg: "argon: error: invalid point \"abc\": want an LSN, an RFC3339 time like 2026-11-25T10:00:00Z, or a duration back from now like 10m or 2d"},
 		{args: []string{"diff", "main", "feature", "extra"}, stdin: "", code: 2, msg: "argon: error: argon diff takes at most two refs, got 3 argument(s); usage: argon diff [FROM] [TO] [flags]"},
 		{args: []string{"merge", "nosuch"}, stdin: "", code: 4, msg: "argon: error: branch \"nosuch\" not found"},
-		{args: []string{"merge", "main"}, stdin: "", code: 2, msg: "argon: error: cannot merge main into itself"},
 		{args: []string{"merge", "feature", "--ours", "--theirs"}, stdin: "", code: 2, msg: "argon: error: --ours and --theirs cannot be used together"},
 		{args: []string{"merge", "feature", "--into", "nosuch"}, stdin: "", code: 4, msg: "argon: error: branch \"nosuch\" not found"},
 		{args: []string{"merge", "main~999"}, stdin: "", code: 4, msg: "argon: error: ref \"main~999\": main has only 4 commits"},

@@ -243,7 +243,7 @@ func TestChunkKeyRecordsCheckAndCleanup(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := l.r.DB.Collection(collChunkKeys).UpdateOne(ctx, bson.D{{Key: "_id", Value: d.ID}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "kh", Value: bson.Binary{Data: d.KH[8:]}}}}}); err != nil {
+		bson.D{{Key: "$set", Value: bson.D{{Key: "kh", Value: bson.Binary{Data: d.KH[4:]}}}}}); err != nil {
 		t.Fatal(err)
 	}
 	_, problems, err := l.r.Check(ctx, "p")
@@ -252,5 +252,68 @@ func TestChunkKeyRecordsCheckAndCleanup(t *testing.T) {
 	}
 	if want := "the key record of log chunk " + d.ID + " lacks the key of LSN 1701"; len(problems) != 1 || problems[0].What != want {
 		t.Errorf("fsck found %v, want %q", problems, want)
+	}
+}
+
+// A key record keeps 32 bits of each key's hash: two keys may share them.
+// Such a key costs a read of the other's chunk, never a wrong answer:
+// entries are matched by their key bytes.
+func TestKeyRecordsShortHashCollision(t *testing.T) {
+	// Two string _ids whose hashes agree in their low 32 bits, found by
+	// trying (about one pair in 2^32 pairs; 200,000 keys make about four).
+	key := func(s string) []byte {
+		id, _ := bson.Marshal(bson.D{{Key: "_id", Value: s}})
+		return KeyOf(bson.Raw(id).Lookup("_id"))
+	}
+	seen := map[uint32]string{}
+	var a, b string
+	for i := 0; i < 400000 && a == ""; i++ {
+		s := fmt.Sprintf("k%d", i)
+		h := shortHash(keyHash(key(s)))
+		if o, ok := seen[h]; ok && keyHash(key(o)) != keyHash(key(s)) {
+			a, b = o, s
+		}
+		seen[h] = s
+	}
+	if a == "" {
+		t.Fatal("no two keys of 400,000 share 32 bits of their hash")
+	}
+	l := newChainLog(t)
+	put := func(tl string, lsn int64, token, id string) Entry {
+		doc, _ := bson.Marshal(bson.D{{Key: "_id", Value: id}, {Key: "v", Value: lsn}})
+		return Entry{TL: tl, LSN: lsn, Op: OpPut, Coll: "c", Token: token, KeyBytes: key(id), Doc: doc}
+	}
+	// a in one spilled commit, b in a later one: two chunks, each of
+	// whose records holds the other's short hash.
+	var es []Entry
+	for i := 0; i < 70; i++ {
+		es = append(es, put(l.main, int64(i+1), "t1", fmt.Sprintf("x%d", i)))
+	}
+	es[10] = put(l.main, 11, "t1", a)
+	l.commit(l.main, "t1", es)
+	es = nil
+	for i := 0; i < 70; i++ {
+		es = append(es, put(l.main, int64(71+i), "t2", fmt.Sprintf("y%d", i)))
+	}
+	es[20] = put(l.main, 91, "t2", b)
+	l.commit(l.main, "t2", es)
+	mr, finds := monitored(t, l)
+	got, _, err := mr.LatestAtOrBelow(context.Background(), l.main, 140, "c", [][]byte{key(a)}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := got[string(key(a))]; len(got) != 1 || e == nil || e.LSN != 11 {
+		t.Errorf("lookup of %s: %v, want its entry at LSN 11 alone", a, got)
+	}
+	var byID int
+	for _, q := range finds() {
+		if strings.HasPrefix(q, collEntries+` {"_id": "`) {
+			byID++
+		} else if strings.HasPrefix(q, collEntries+" ") {
+			t.Errorf("a query of the entries collection: %s", q)
+		}
+	}
+	if byID != 2 {
+		t.Errorf("read %d chunks by _id, want 2 (the key's, and the one whose record shares its short hash)", byID)
 	}
 }

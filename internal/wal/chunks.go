@@ -200,17 +200,21 @@ func (se *storedEntry) expand(fn func(*Entry) error) error {
 
 // collChunkKeys holds, on an engine that Scans, a small record of each
 // chunk's key hashes: {_id: the chunk's _id, tl, lsn, last, coll, token,
-// kh}, kh the chunk's key hashes packed 8 bytes each (little-endian) into
-// one binary value. Why: on FerretDB every query of the entries
-// collection reads and decodes every chunk whole (about 9 ms for a chunk
-// of 1,000 documents of 300 bytes; an array of 1,000 hashes alone costs
-// 2.4 ms to decode), so a lookup of a few keys (LatestAtOrBelow) read the
-// whole log: 0.9 s for a 100,000-document commit. These records are read
-// in about 0.3 ms each, and only the chunks that hold a wanted key are
-// then read, each by its _id. A commit slot whose chunks all have one says
-// how many (Slot.Keyed); a reader that finds another number (a record the
-// engine does not show, a log written by an older argon) reads the
-// entries collection as before.
+// kh}, kh the low 32 bits of the chunk's key hashes (keyHash), packed 4
+// bytes each (little-endian) into one binary value. Why: on FerretDB
+// every query of the entries collection reads and decodes every chunk
+// whole (about 9 ms for a chunk of 1,000 documents of 300 bytes; an array
+// of 1,000 hashes alone costs 2.4 ms to decode), so a lookup of a few
+// keys (LatestAtOrBelow) read the whole log: 0.9 s for a 100,000-document
+// commit. These records are read in about 0.3 ms each, and only the
+// chunks that hold a wanted key are then read, each by its _id. A record
+// only selects chunks to read (the entries are matched by their key
+// bytes), so 32 bits are enough: a key matches another of a chunk of
+// 1,000 by chance once in about 4 million chunks, and costs a read when
+// it does; 64 bits added 4 bytes an entry to the log for nothing. A commit
+// slot whose chunks all have one says how many (Slot.Keyed); a reader
+// that finds another number (a record the engine does not show, a log
+// written by an older argon) reads the entries collection as before.
 const collChunkKeys = "chunk_keys"
 
 // chunkKeyDoc is a document of collChunkKeys.
@@ -224,19 +228,22 @@ type chunkKeyDoc struct {
 	KH    []byte `bson:"kh"`
 }
 
+// shortHash is the part of a key hash a key record keeps.
+func shortHash(h int64) uint32 { return uint32(h) }
+
 // keyDocOf is the key record of chunk c.
 func keyDocOf(c *entryChunk) *chunkKeyDoc {
-	kh := make([]byte, 0, 8*len(c.KH))
+	kh := make([]byte, 0, 4*len(c.KH))
 	for _, h := range c.KH {
-		kh = binary.LittleEndian.AppendUint64(kh, uint64(h))
+		kh = binary.LittleEndian.AppendUint32(kh, shortHash(h))
 	}
 	return &chunkKeyDoc{ID: c.ID, TL: c.TL, LSN: c.LSN, Last: c.Last, Coll: c.Coll, Token: c.Token, KH: kh}
 }
 
-// holds reports whether the record lists one of hashes.
-func (d *chunkKeyDoc) holds(hashes map[int64]bool) bool {
-	for i := 0; i+8 <= len(d.KH); i += 8 {
-		if hashes[int64(binary.LittleEndian.Uint64(d.KH[i:]))] {
+// holds reports whether the record lists one of hashes (shortHash's).
+func (d *chunkKeyDoc) holds(hashes map[uint32]bool) bool {
+	for i := 0; i+4 <= len(d.KH); i += 4 {
+		if hashes[binary.LittleEndian.Uint32(d.KH[i:])] {
 			return true
 		}
 	}

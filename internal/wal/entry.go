@@ -839,9 +839,9 @@ func (r *Repo) latestKeyed(ctx context.Context, slots []*Slot, bySeg map[string]
 	for tl, tokens := range byTL {
 		or = append(or, bson.D{{Key: "tl", Value: tl}, {Key: "token", Value: bson.D{{Key: "$in", Value: tokens}}}})
 	}
-	hs := make(map[int64]bool, len(hashes))
+	hs := make(map[uint32]bool, len(hashes))
 	for _, h := range hashes {
-		hs[h.(int64)] = true
+		hs[shortHash(h.(int64))] = true
 	}
 	cur, err := r.DB.Collection(collChunkKeys).Find(ctx, bson.D{{Key: "$or", Value: or}})
 	if err != nil {

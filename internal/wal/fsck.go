@@ -213,7 +213,7 @@ func (r *Repo) Check(ctx context.Context, project string) ([]TimelineInfo, []Pro
 				delete(keyDocs, se.ID)
 			}
 			if err := se.expand(func(e *Entry) error {
-				if kd != nil && !kd.holds(map[int64]bool{keyHash(e.KeyBytes): true}) {
+				if kd != nil && !kd.holds(map[uint32]bool{shortHash(keyHash(e.KeyBytes)): true}) {
 					bad(se.TL, "the key record of log chunk %s lacks the key of LSN %d", se.ID, e.LSN)
 					kd = nil
 				}
