@@ -53,7 +53,7 @@ func (p *Protocol) Fsck(ctx context.Context, r *wal.Repo, project string, open f
 				if err != nil {
 					return nil, err
 				}
-				n, err := r.DeleteCovered(ctx, inf.ID, inf.Head.LSN, tokens)
+				n, err := r.DeleteCovered(ctx, inf.ID, inf.Head, tokens)
 				if err != nil {
 					return nil, err
 				}

@@ -90,7 +90,7 @@ func TestChunkChainsForksLosersAndGC(t *testing.T) {
 		}
 	}
 	check("before gc")
-	n, err := r.DeleteCovered(ctx, tl, 3203, map[string]bool{"t1": true, "t2": true})
+	n, err := r.DeleteCovered(ctx, tl, &Slot{Kind: SlotCommit, LSN: 3203}, map[string]bool{"t1": true, "t2": true})
 	if err != nil || n != 500 {
 		t.Fatalf("DeleteCovered removed %d entries (%v), want the loser's 500", n, err)
 	}

@@ -24,8 +24,8 @@ type TimelineInfo struct {
 	Pending *Lease
 	// Uncommitted counts spilled entries no commit slot names: left by
 	// writers that lost or died. Covered counts those of writers with an
-	// entry at or below the head, which can never commit (DeleteCovered
-	// deletes them).
+	// entry at or below the head, or on a closed timeline, which can never
+	// commit (DeleteCovered deletes them).
 	Uncommitted, Covered int
 }
 
@@ -246,10 +246,11 @@ func (r *Repo) Check(ctx context.Context, project string) ([]TimelineInfo, []Pro
 	}
 	infos := make([]TimelineInfo, len(states))
 	for i, st := range states {
-		// A writer with an entry at or below the head can never commit
-		// (DeleteCovered): all of its entries are covered.
+		// A writer with an entry at or below the head, or on a closed
+		// timeline, can never commit (DeleteCovered): all of its entries
+		// are covered.
 		for _, u := range st.uncommitted {
-			if st.info.Head != nil && u.lowest <= st.info.Head.LSN {
+			if h := st.info.Head; h != nil && (u.lowest <= h.LSN || closes(h)) {
 				st.info.Covered += u.n
 			}
 		}
@@ -342,9 +343,16 @@ func (r *Repo) chunkKeysOf(ctx context.Context, keyed map[string]map[string]int)
 	return out, cur.Err()
 }
 
+// closes reports whether head, a timeline's last slot, ends it: no slot
+// can follow a moved slot or the void that closes a deleted branch's
+// timeline, so no writer on it can commit.
+func closes(head *Slot) bool { return head.Kind == SlotMoved || head.Closed }
+
 // DeleteCovered removes the spilled entries of tl of writers that can
-// never commit: those with an entry at or below the head (head) that no
-// commit names (committedTokens: the tokens of tl's spilled commits).
+// never commit: those with an entry at or below the head (head: the
+// timeline's last slot) that no commit names (committedTokens: the
+// tokens of tl's spilled commits), and on a closed timeline (closes)
+// every one no commit names.
 // Why such a writer can never commit: its entries start right above the
 // head it leased the next slot on, and while that slot is empty no slot
 // after it can be written, so the head stays at that writer's base. A
@@ -353,17 +361,19 @@ func (r *Repo) chunkKeysOf(ctx context.Context, keyed map[string]map[string]int)
 // (until the eighteenth session only the chunks starting at or below the
 // head went, and an interrupted import's other entries stayed until the
 // branch grew past them). It returns how many entries it deleted.
-func (r *Repo) DeleteCovered(ctx context.Context, tl string, head int64, committedTokens map[string]bool) (int64, error) {
-	var tokens []string
+func (r *Repo) DeleteCovered(ctx context.Context, tl string, head *Slot, committedTokens map[string]bool) (int64, error) {
+	tokens := bson.A{} // never nil: the server refuses {$nin: null}
 	for t := range committedTokens {
 		tokens = append(tokens, t)
 	}
 	// The writers that can no longer commit: one of their stored
-	// documents starts at or below the head.
-	cur, err := r.DB.Collection(collEntries).Find(ctx, bson.D{{Key: "tl", Value: tl},
-		{Key: "lsn", Value: bson.D{{Key: "$lte", Value: head}}},
-		{Key: "token", Value: bson.D{{Key: "$nin", Value: tokens}}}},
-		optionsProjection(bson.D{{Key: "token", Value: 1}}))
+	// documents starts at or below the head, or the timeline is closed
+	// (a moved slot, or a deleted branch's last void: no slot follows).
+	filter := bson.D{{Key: "tl", Value: tl}, {Key: "token", Value: bson.D{{Key: "$nin", Value: tokens}}}}
+	if !closes(head) {
+		filter = append(filter, bson.E{Key: "lsn", Value: bson.D{{Key: "$lte", Value: head.LSN}}})
+	}
+	cur, err := r.DB.Collection(collEntries).Find(ctx, filter, optionsProjection(bson.D{{Key: "token", Value: 1}}))
 	if err != nil {
 		return 0, err
 	}
