@@ -197,6 +197,8 @@ func (r *Repo) Check(ctx context.Context, project string) ([]TimelineInfo, []Pro
 		if err != nil {
 			return nil, nil, err
 		}
+		step := StepOf(ctx, "checking the log")
+		defer step.Done()
 		for ecur.Next(ctx) {
 			var se storedEntry
 			if err := ecur.Decode(&se); err != nil {
@@ -237,6 +239,7 @@ func (r *Repo) Check(ctx context.Context, project string) ([]TimelineInfo, []Pro
 			}); err != nil {
 				bad(se.TL, "%v", err)
 			}
+			step.Add(int(max(se.Last-se.LSN+1, 1)))
 		}
 		err = ecur.Err()
 		_ = ecur.Close(ctx)

@@ -739,16 +739,22 @@ func (r *Repo) VerifyImages(ctx context.Context, timelines map[string]bool, repa
 			continue
 		}
 		problem := ""
+		// The image's size, as the step's count: the fold below has no
+		// count of its own.
+		step := StepOf(ctx, fmt.Sprintf("checking the image at LSN %d", img.LSN))
+		step.Add(int(img.Docs))
 		st, err := r.LoadImage(ctx, img, "")
 		var ie *ImageError
 		switch {
 		case errors.As(err, &ie):
 			problem = ie.Error()
 		case err != nil:
+			step.Done()
 			return nil, nil, err
 		default:
 			want, err := plain.Fold(ctx, img.TL, img.LSN, "")
 			if err != nil {
+				step.Done()
 				return nil, nil, err
 			}
 			got, _, _, _ := encodeImage(st)
@@ -757,6 +763,7 @@ func (r *Repo) VerifyImages(ctx context.Context, timelines map[string]bool, repa
 				problem = fmt.Sprintf("image %s@%d differs from a fold of the log", img.TL, img.LSN)
 			}
 		}
+		step.Done()
 		if problem == "" {
 			continue
 		}

@@ -84,7 +84,7 @@ func (w *Branch) evaluateUpdate(ctx context.Context, filter, update bson.Raw, pr
 	defer drop()
 	post := make([]bson.Raw, len(pre))
 	p := progressFor(ctx, "updating")
-	defer p.done()
+	defer p.Done()
 	for start := 0; start < len(pre); start += scratchBatch {
 		batch := pre[start:min(start+scratchBatch, len(pre))]
 		pos := make(map[string]int, len(batch))
@@ -120,7 +120,7 @@ func (w *Branch) evaluateUpdate(ctx context.Context, filter, update bson.Raw, pr
 		if _, err := sc.DeleteMany(ctx, emptyDoc); err != nil {
 			return nil, err
 		}
-		p.add(len(batch))
+		p.Add(len(batch))
 	}
 	for i, d := range post {
 		if d == nil {

@@ -658,11 +658,11 @@ func matching(ctx context.Context, c *mongo.Collection, filter bson.Raw, many bo
 	defer cur.Close(ctx)
 	var out []bson.Raw
 	p := progressFor(ctx, "matching in "+c.Name())
-	defer p.done()
+	defer p.Done()
 	for cur.Next(ctx) {
 		out = append(out, append(bson.Raw(nil), cur.Current...))
 		if len(out)%1000 == 0 {
-			p.add(1000)
+			p.Add(1000)
 		}
 	}
 	return out, cur.Err()

@@ -1,43 +1,21 @@
 package workdb
 
-import "context"
+import (
+	"context"
 
-type progressKey struct{}
+	"github.com/argon-db/argon/internal/wal"
+)
 
-// ProgressFunc is told, during a long step, what it is (the same text for
-// the whole step) and how many documents it has handled so far; n < 0
-// says the step is over.
-type ProgressFunc func(what string, n int)
+// ProgressFunc is wal.ProgressFunc: told, during a long step, what it is
+// and how many documents it has handled so far; n < 0 ends the step.
+type ProgressFunc = wal.ProgressFunc
 
-// WithProgress returns ctx carrying fn: rebuilding a working database,
-// materialising a past state and scanning a database for changes report
-// their running counts to it.
+// WithProgress returns ctx carrying fn (wal.WithProgress): rebuilding a
+// working database, materialising a past state, scanning a database for
+// changes, and the log's own long steps report their running counts to it.
 func WithProgress(ctx context.Context, fn ProgressFunc) context.Context {
-	return context.WithValue(ctx, progressKey{}, fn)
+	return wal.WithProgress(ctx, fn)
 }
 
-// stepProgress counts the documents of one step for the ProgressFunc in
-// ctx, if any.
-type stepProgress struct {
-	fn   ProgressFunc
-	what string
-	n    int
-}
-
-func progressFor(ctx context.Context, what string) *stepProgress {
-	fn, _ := ctx.Value(progressKey{}).(ProgressFunc)
-	return &stepProgress{fn: fn, what: what}
-}
-
-func (p *stepProgress) add(n int) {
-	p.n += n
-	if p.fn != nil {
-		p.fn(p.what, p.n)
-	}
-}
-
-func (p *stepProgress) done() {
-	if p.fn != nil {
-		p.fn(p.what, -1)
-	}
-}
+// progressFor starts the step what for the ProgressFunc in ctx, if any.
+func progressFor(ctx context.Context, what string) *wal.Step { return wal.StepOf(ctx, what) }

@@ -81,7 +81,7 @@ func ScanSums(ctx context.Context, db *mongo.Database) (Sums, error) {
 	}
 	out := Sums{}
 	p := progressFor(ctx, "reading "+db.Name())
-	defer p.done()
+	defer p.Done()
 	for _, name := range names {
 		if name == MarkerCollection {
 			continue
@@ -92,8 +92,8 @@ func ScanSums(ctx context.Context, db *mongo.Database) (Sums, error) {
 		}
 		for cur.Next(ctx) {
 			out.toggle(name, cur.Current)
-			if p.n++; p.n%1000 == 0 {
-				p.add(0)
+			if p.N++; p.N%1000 == 0 {
+				p.Add(0)
 			}
 		}
 		err = cur.Err()

@@ -330,7 +330,7 @@ func buildView(ctx context.Context, r *wal.Repo, tl string, lsn int64, coll stri
 		return nil, err
 	}
 	p := progressFor(ctx, fmt.Sprintf("materialising LSN %d", lsn))
-	defer p.done()
+	defer p.Done()
 	for _, c := range st.Collections() {
 		if err := insertBatches(ctx, r, db.Collection(c), st.Docs(c), p); err != nil {
 			_ = db.Drop(context.WithoutCancel(ctx))

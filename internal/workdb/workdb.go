@@ -367,7 +367,7 @@ func (w *Branch) build(ctx context.Context, head *wal.Slot, notice string, keep 
 		return nil, err
 	}
 	p := progressFor(ctx, "rebuilding "+w.DB.Name())
-	defer p.done()
+	defer p.Done()
 	for _, coll := range st.Collections() {
 		if err := insertBatches(ctx, w.Repo, w.DB.Collection(coll), st.Docs(coll), p); err != nil {
 			if keep && isDuplicate(err) {
@@ -756,7 +756,7 @@ const batchSize = 1000
 // most rawInsertBytes of them in one command but for a larger document,
 // which goes alone. On FerretDB each batch is one plain insert command
 // (rawInsert).
-func insertBatches(ctx context.Context, r *wal.Repo, c *mongo.Collection, docs []bson.Raw, p *stepProgress) error {
+func insertBatches(ctx context.Context, r *wal.Repo, c *mongo.Collection, docs []bson.Raw, p *wal.Step) error {
 	for len(docs) > 0 {
 		n, size := 0, 0
 		for n < len(docs) && n < batchSize && (n == 0 || size+len(docs[n]) <= rawInsertBytes) {
@@ -781,7 +781,7 @@ func insertBatches(ctx context.Context, r *wal.Repo, c *mongo.Collection, docs [
 		}
 		docs = docs[n:]
 		if p != nil {
-			p.add(n)
+			p.Add(n)
 		}
 	}
 	return nil
