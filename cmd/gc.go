@@ -20,7 +20,9 @@ next query at such a point builds its view again.
 Scratch databases that an interrupted update --many left on a server are
 dropped too (on the embedded engine its scratch folder goes when the next
 update --many starts), and the pieces of image snapshots that were never
-completed. Working databases of branches are kept.
+completed. Working databases of branches are kept. The log entries an
+interrupted write left (an import stopped part way) are deleted by argon
+fsck --repair, once the branch has a commit after them.
 
 With --images, every image snapshot is dropped too (of every project in the
 metadata database): reads of past states then replay the log from its
