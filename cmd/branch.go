@@ -1,7 +1,6 @@
 package cmd
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -394,7 +393,7 @@ func runBranchDelete(ctx context.Context, o *branchDeleteOptions) error {
 			return err
 		}
 		fmt.Fprintf(f.IO.ErrOut, "Delete branch %s (head LSN %d)? [y/N] ", o.name, head.LSN)
-		ans, _ := bufio.NewReader(f.IO.In).ReadString('\n')
+		ans := f.answer(ctx)
 		if a := strings.ToLower(strings.TrimSpace(ans)); a != "y" && a != "yes" {
 			return fmt.Errorf("branch %q not deleted", o.name)
 		}

@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -451,4 +452,21 @@ func (f *Factory) limits(ctx context.Context) (workdb.Limits, error) {
 		return workdb.Limits{Engine: workdb.FerretDBServer}, nil
 	}
 	return workdb.Limits{}, nil
+}
+
+// answer reads the user's answer to a question, a line of standard input;
+// "" when ctx ends first (Ctrl-C at the question: Main's signal), so that
+// the question is declined and the command ends.
+func (f *Factory) answer(ctx context.Context) string {
+	got := make(chan string, 1)
+	go func() {
+		ans, _ := bufio.NewReader(f.IO.In).ReadString('\n')
+		got <- ans
+	}()
+	select {
+	case ans := <-got:
+		return ans
+	case <-ctx.Done():
+		return ""
+	}
 }

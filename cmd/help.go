@@ -80,8 +80,10 @@ A CI job can run argon with environment variables only, no workspace:
    time; the write may or may not have been applied. Run `+"`argon log`"+` or
    `+"`argon fsck`"+` to see; the next command on the branch settles it
 130, 143  interrupted (Ctrl-C, SIGTERM; the shell's 128 + the signal): a
-   write that had not committed is not in the log, and the next command
-   on the branch clears what it left in the working database
+   write that had not committed is not in the log; it gives the branch
+   back and repairs what it touched before it exits (a second Ctrl-C
+   stops it at once, and then the next command on the branch clears
+   what it left, after the lease times out when the engine is shared)
 
 Errors are printed on stderr as one "argon: error: ..." line, sometimes
 followed by "argon: hint: ..." lines. With --json they are one JSON object
@@ -139,10 +141,10 @@ documents with no change at all.
 
 The embedded engine (and a FerretDB server) cannot store Decimal128,
 MinKey, MaxKey, JavaScript code (with or without scope), symbols,
-DBPointers, undefined, NaN or infinite doubles, or field names that
-contain '.' or start with '$'; argon refuses them with an error, and an
-application's request through argon serve that holds one gets an error
-reply. A FerretDB server over
+DBPointers, undefined, NaN or infinite doubles, arrays inside arrays, or
+field names that contain '.' or start with '$'; argon refuses them with
+an error, and an application's request through argon serve that holds
+one gets an error reply. It stores -0.0 as 0.0. A FerretDB server over
 PostgreSQL also cannot store a NUL character in a string. Use a MongoDB
 server (--uri) for such data (see argon help engine).`),
 		topic("engine", "Where the data lives: the embedded engine or a MongoDB server", `argon keeps its log, and every branch's working database, in one MongoDB

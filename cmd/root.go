@@ -7,8 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"slices"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -26,7 +29,41 @@ func Main() int {
 		return ExitError
 	}
 	f := &Factory{IO: ui.System(), Dir: dir}
-	return Run(context.Background(), f, os.Args[1:])
+	// The first SIGINT or SIGTERM cancels the command's context, so that a
+	// write in progress ends as a failed write does: it gives its lease
+	// back (a void) and repairs what it touched. Killed outright instead,
+	// it left its lease to be waited for by the next command on the
+	// branch until the lease timed out, wherever the engine is shared
+	// (argon serve, a server; a new-user run waited 30 s). A second signal
+	// ends the process at once.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	var got atomic.Value
+	go func() {
+		s := <-sigs
+		got.Store(s)
+		cancel()
+		s = <-sigs
+		os.Exit(signalExit(s))
+	}()
+	code := Run(ctx, f, os.Args[1:])
+	if s, ok := got.Load().(os.Signal); ok && code != ExitOK && code != ExitUnknown {
+		// Interrupted: the shell's 128 + the signal. A command that
+		// finished (exit 0) or whose commit's outcome is unknown (6)
+		// says so instead.
+		return signalExit(s)
+	}
+	return code
+}
+
+// signalExit is the exit code of a command ended by signal s: 128 + its
+// number, as a shell reports one.
+func signalExit(s os.Signal) int {
+	if n, ok := s.(syscall.Signal); ok {
+		return 128 + int(n)
+	}
+	return 130
 }
 
 // Run runs one argon command line with f and returns the exit code.
@@ -51,6 +88,10 @@ func Run(ctx context.Context, f *Factory, args []string) int {
 		return ExitOK
 	}
 	var ee *exitError
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		// Interrupted (Main's signal): the shell shows it; nothing to add.
+		return exitCode(err)
+	}
 	if !errors.As(err, &ee) {
 		// --json asks for JSON errors too, even when the flags did not
 		// parse far enough to set f.JSON.
@@ -158,7 +199,25 @@ MongoDB deployment.`,
 	root.SetVersionTemplate("{{.Version}}\n")
 	root.Flags().BoolP("version", "v", false, "print argon's version (as argon version does)")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
-		return &UsageError{Msg: err.Error()}
+		// pflag says why a value does not parse in Go's words
+		// ("strconv.ParseInt: parsing "abc": invalid syntax"): say what
+		// the flag takes instead.
+		msg := err.Error()
+		if i := strings.Index(msg, ": strconv.Parse"); i >= 0 {
+			what := "a number"
+			switch {
+			case strings.Contains(msg, "ParseBool"):
+				what = "true or false"
+			case strings.Contains(msg, "ParseInt"), strings.Contains(msg, "ParseUint"):
+				what = "a whole number"
+			}
+			if strings.Contains(msg, "value out of range") {
+				msg = msg[:i] + ": it is out of range"
+			} else {
+				msg = msg[:i] + ": it takes " + what
+			}
+		}
+		return &UsageError{Msg: msg}
 	})
 	root.CompletionOptions.HiddenDefaultCmd = false
 	root.SuggestionsMinimumDistance = 2

@@ -1,7 +1,6 @@
 package cmd
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -189,7 +188,7 @@ terminal and needs --yes otherwise.`,
 					return usageErrorf("refusing to discard %s on %s without --yes (not on a terminal)", ci.line(), name)
 				}
 				fmt.Fprintf(f.IO.ErrOut, "Discard %s on %s? [y/N] ", ci.line(), name)
-				ans, _ := bufio.NewReader(f.IO.In).ReadString('\n')
+				ans := f.answer(ctx)
 				if a := strings.ToLower(strings.TrimSpace(ans)); a != "y" && a != "yes" {
 					return fmt.Errorf("nothing discarded")
 				}
