@@ -27,9 +27,11 @@ writers that did not commit) do not fail the check.
 
 With --repair, fixes what the log allows: writers that stopped are fenced
 out and what they touched is repaired from the log, working databases off
-the chain are rebuilt, divergent views dropped, uncommitted entries below
-the head deleted. Applications' uncommitted changes are never discarded
-(argon restore does that).`,
+the chain are rebuilt, divergent views dropped, and the entries of
+writers that can never commit deleted (those with an entry at or below
+the head, or on a closed timeline: a killed import's, once the branch
+has a commit after it). Applications' uncommitted changes are never
+discarded (argon restore does that).`,
 		Example: `  argon fsck
   argon fsck --repair
   argon fsck --json`,

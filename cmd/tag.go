@@ -43,8 +43,10 @@ the state it named stays in the log.`,
 				return usageErrorf("-d takes exactly one tag name")
 			case listing && len(args) > 0:
 				return usageErrorf("--list takes no arguments")
-			case (del || len(args) == 0) && (msg != "" || branch != ""):
-				return usageErrorf("-m and --branch are for making a tag")
+			case (del || len(args) == 0) && msg != "":
+				return usageErrorf("-m is for making a tag")
+			case (del || len(args) == 0) && branch != "":
+				return usageErrorf("--branch is for making a tag")
 			}
 			r, project, err := f.project(ctx)
 			if err != nil {

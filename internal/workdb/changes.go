@@ -166,7 +166,8 @@ func (w *Branch) diffState(ctx context.Context, head int64, st *wal.State) ([]Ch
 		if a.Kind != b.Kind {
 			return a.Kind < b.Kind
 		}
-		return FormatValue(a.ID) < FormatValue(b.ID)
+		// Numbers by value (5 before 34 before 105), then the rest.
+		return idLess(a.ID, b.ID)
 	})
 	return out, nil
 }
