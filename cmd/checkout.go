@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -88,6 +89,10 @@ func runCheckout(ctx context.Context, o *checkoutOptions) error {
 			// A tag names one state; a branch moves (git's detached HEAD
 			// has no counterpart here).
 			return withHint(err, fmt.Sprintf("%s is a tag: make a branch of it with `argon checkout -b NAME %s`", o.name, o.name))
+		}
+		if strings.ContainsAny(o.name, "~@") && errors.As(err, new(*wal.NotFoundError)) {
+			// A past state is not a branch to switch to.
+			return withHint(err, fmt.Sprintf("to work from %s, make a branch of it with `argon checkout -b NAME %s`; to move the branch back, `argon reset %s`", o.name, o.name, o.name))
 		}
 		return suggestBranch(ctx, r, project, err)
 	}

@@ -73,6 +73,12 @@ func Run(ctx context.Context, f *Factory, args []string) int {
 	root.SetIn(f.IO.In)
 	root.SetOut(f.IO.Out)
 	root.SetErr(f.IO.ErrOut)
+	// argon --version --json: what argon version --json prints (cobra's
+	// --version prints its text only).
+	if len(args) == 2 && slices.Contains(args, "--json") && (slices.Contains(args, "--version") || slices.Contains(args, "-v")) {
+		args = []string{"version", "--json"}
+		root.SetArgs(args)
+	}
 	var err error
 	if name := unknownCommand(root, args); name != "" {
 		// Said before cobra parses flags: 'argon bogus --help' printed

@@ -170,7 +170,11 @@ func (p *Protocol) Fsck(ctx context.Context, r *wal.Repo, project string, open f
 				return nil, err
 			}
 			if len(diffs) > 0 {
-				rep.Notes = append(rep.Notes, fmt.Sprintf("branch %s: %d documents in the working database differ from the log (uncommitted changes: `argon status --branch %s` lists them, `argon restore` discards them)", b.Name, len(diffs), b.Name))
+				docs := fmt.Sprintf("%d documents in the working database differ", len(diffs))
+				if len(diffs) == 1 {
+					docs = "1 document in the working database differs"
+				}
+				rep.Notes = append(rep.Notes, fmt.Sprintf("branch %s: %s from the log (uncommitted changes: `argon status --branch %s` lists them, `argon restore` discards them)", b.Name, docs, b.Name))
 			}
 		}
 	}
