@@ -73,10 +73,10 @@ func Run(ctx context.Context, f *Factory, args []string) int {
 	root.SetIn(f.IO.In)
 	root.SetOut(f.IO.Out)
 	root.SetErr(f.IO.ErrOut)
-	// argon --version --json: what argon version --json prints (cobra's
-	// --version prints its text only).
-	if len(args) == 2 && slices.Contains(args, "--json") && (slices.Contains(args, "--version") || slices.Contains(args, "-v")) {
-		args = []string{"version", "--json"}
+	// argon --version [flags] is argon version [flags] (--json included).
+	if i := slices.IndexFunc(args, func(a string) bool { return a == "--version" || a == "-v" }); i >= 0 &&
+		!slices.ContainsFunc(args, func(a string) bool { return !strings.HasPrefix(a, "-") }) {
+		args = append([]string{"version"}, slices.Delete(slices.Clone(args), i, i+1)...)
 		root.SetArgs(args)
 	}
 	var err error
@@ -177,8 +177,6 @@ MongoDB deployment.`,
   argon log --oneline`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
-		// --version prints what argon version prints.
-		Version: versionLine(),
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
 			if err := f.setup(cmd); err != nil {
 				return err
@@ -202,7 +200,7 @@ MongoDB deployment.`,
 	pf.BoolVar(&f.NoPager, "no-pager", false, "never send log, diff or show output through a pager")
 	pf.DurationVar(&f.LockTimeout, "lock-timeout", 10*time.Second, "how long to wait for another argon process holding the workspace")
 	pf.DurationVar(&f.Timeout, "timeout", 5*time.Second, "how long to look for a MongoDB server before giving up")
-	root.SetVersionTemplate("{{.Version}}\n")
+	// Run makes --version the version command; the flag is here for help.
 	root.Flags().BoolP("version", "v", false, "print argon's version (as argon version does)")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		// pflag says why a value does not parse in Go's words
