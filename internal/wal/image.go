@@ -52,7 +52,6 @@ import (
 const (
 	collImages        = "images"
 	imageCollPrefix   = "image_"
-	imageChunk        = 2 << 20
 	imageRecordDoc    = 'd'
 	imageRecordIndex  = 'i'
 	DefaultImageEvery = 10000
@@ -60,6 +59,9 @@ const (
 	// image may still be being written.
 	imageGrace = time.Hour
 )
+
+// imageChunk is the size of an image's chunks (a variable for tests).
+var imageChunk = 2 << 20
 
 // Image is the header of one image snapshot.
 type Image struct {
@@ -182,55 +184,88 @@ func orderedKeys(m map[string]*stateDoc) []string {
 	return ks
 }
 
+// imageRecord is one record of an image's stream: a document or an index
+// specification of collection name, under key, which came into being at
+// LSN born.
+type imageRecord struct {
+	kind            byte
+	name, key, body []byte
+	born            int64
+}
+
+var errImageRecord = errors.New("malformed image record")
+
+// nextRecord reads the record data starts with and returns the bytes it
+// took. A record cut short by the end of data gives n 0 and no error (the
+// rest may come with the next chunk); one that cannot be read, an error.
+func nextRecord(data []byte) (rec imageRecord, n int, err error) {
+	short := func(w int) bool { return w == 0 }
+	field := func() ([]byte, bool, error) {
+		l, w := binary.Uvarint(data[n:])
+		if w < 0 {
+			return nil, false, errImageRecord
+		}
+		if short(w) || uint64(len(data)-n-w) < l {
+			return nil, false, nil
+		}
+		b := data[n+w : n+w+int(l)]
+		n += w + int(l)
+		return b, true, nil
+	}
+	if len(data) == 0 {
+		return rec, 0, nil
+	}
+	rec.kind = data[0]
+	n = 1
+	var ok bool
+	if rec.name, ok, err = field(); !ok {
+		return rec, 0, err
+	}
+	born, w := binary.Varint(data[n:])
+	if w < 0 {
+		return rec, 0, errImageRecord
+	}
+	if short(w) {
+		return rec, 0, nil
+	}
+	rec.born, n = born, n+w
+	if rec.key, ok, err = field(); !ok {
+		return rec, 0, err
+	}
+	if rec.body, ok, err = field(); !ok {
+		return rec, 0, err
+	}
+	if rec.kind != imageRecordDoc && rec.kind != imageRecordIndex {
+		return rec, 0, errImageRecord
+	}
+	return rec, n, nil
+}
+
 // decodeImage adds the records of an image's stream (its chunks, joined)
 // to st (only coll's, when coll is not empty).
 func decodeImage(st *State, data []byte, coll string) error {
-	bad := errors.New("malformed image record")
-	field := func() ([]byte, error) {
-		n, w := binary.Uvarint(data)
-		if w <= 0 || uint64(len(data)-w) < n {
-			return nil, bad
-		}
-		b := data[w : w+int(n)]
-		data = data[w+int(n):]
-		return b, nil
-	}
 	for len(data) > 0 {
-		kind := data[0]
-		data = data[1:]
-		name, err := field()
+		rec, n, err := nextRecord(data)
 		if err != nil {
 			return err
 		}
-		born, w := binary.Varint(data)
-		if w <= 0 {
-			return bad
+		if n == 0 {
+			return errImageRecord
 		}
-		data = data[w:]
-		key, err := field()
-		if err != nil {
-			return err
-		}
-		doc, err := field()
-		if err != nil {
-			return err
-		}
-		if coll != "" && string(name) != coll {
+		data = data[n:]
+		if coll != "" && string(rec.name) != coll {
 			continue
 		}
-		c := st.colls[string(name)]
+		c := st.colls[string(rec.name)]
 		if c == nil {
 			c = &collState{docs: map[string]*stateDoc{}, indexes: map[string]*stateDoc{}}
-			st.colls[string(name)] = c
+			st.colls[string(rec.name)] = c
 		}
-		d := &stateDoc{doc: bson.Raw(doc), born: born}
-		switch kind {
-		case imageRecordDoc:
-			c.docs[string(key)] = d
-		case imageRecordIndex:
-			c.indexes[string(key)] = d
-		default:
-			return bad
+		d := &stateDoc{doc: bson.Raw(rec.body), born: rec.born}
+		if rec.kind == imageRecordDoc {
+			c.docs[string(rec.key)] = d
+		} else {
+			c.indexes[string(rec.key)] = d
 		}
 	}
 	return nil

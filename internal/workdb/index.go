@@ -211,20 +211,6 @@ func defaultIndexName(keys bson.Raw) string {
 	return strings.Join(parts, "_")
 }
 
-// materialiseIndexes creates the indexes of every collection of st in db.
-func materialiseIndexes(ctx context.Context, db *mongo.Database, st *wal.State) error {
-	colls := st.Collections()
-	sort.Strings(colls)
-	for _, coll := range colls {
-		for _, spec := range st.Indexes(coll) {
-			if err := createFromSpec(ctx, db, coll, spec); err != nil {
-				return fmt.Errorf("create index on %s: %w", coll, err)
-			}
-		}
-	}
-	return nil
-}
-
 // explainDuplicate names what a duplicate-key error on inserting doc into
 // c is about: its _id, or a unique index and the key values it already
 // holds. It returns "" when it cannot tell.

@@ -324,20 +324,9 @@ func buildView(ctx context.Context, r *wal.Repo, tl string, lsn int64, coll stri
 	if _, err := r.ClaimOwner(ctx, db.Name(), ""); err != nil {
 		return nil, err
 	}
-	st, err := r.Fold(ctx, tl, lsn, coll)
-	if err != nil {
-		_ = db.Drop(context.WithoutCancel(ctx))
-		return nil, err
-	}
 	p := progressFor(ctx, fmt.Sprintf("materialising LSN %d", lsn))
 	defer p.Done()
-	for _, c := range st.Collections() {
-		if err := insertBatches(ctx, r, db.Collection(c), st.Docs(c), p); err != nil {
-			_ = db.Drop(context.WithoutCancel(ctx))
-			return nil, err
-		}
-	}
-	if err := materialiseIndexes(ctx, db, st); err != nil {
+	if _, err := materialise(ctx, r, db, tl, lsn, coll, p); err != nil {
 		_ = db.Drop(context.WithoutCancel(ctx))
 		return nil, err
 	}

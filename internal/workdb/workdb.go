@@ -362,29 +362,21 @@ func (w *Branch) build(ctx context.Context, head *wal.Slot, notice string, keep 
 	if err := w.own(ctx, keep); err != nil {
 		return nil, err
 	}
-	st, err := w.Repo.Fold(ctx, w.TL, head.LSN, "")
-	if err != nil {
-		return nil, err
-	}
 	p := progressFor(ctx, "rebuilding "+w.DB.Name())
 	defer p.Done()
-	for _, coll := range st.Collections() {
-		if err := insertBatches(ctx, w.Repo, w.DB.Collection(coll), st.Docs(coll), p); err != nil {
-			if keep && isDuplicate(err) {
-				// An application wrote a document of the state while
-				// it was being built (on a server argon does not stand
-				// in front of): the database is the application's as
-				// much as argon's now, and is adopted as it is; what
-				// the build did not put in yet shows as changes.
-				return nil, ErrFilled
-			}
-			return nil, err
+	sums, err := materialise(ctx, w.Repo, w.DB, w.TL, head.LSN, "", p)
+	if err != nil {
+		if keep && isDuplicate(err) {
+			// An application wrote a document of the state while it
+			// was being built (on a server argon does not stand in
+			// front of): the database is the application's as much as
+			// argon's now, and is adopted as it is; what the build did
+			// not put in yet shows as changes.
+			return nil, ErrFilled
 		}
-	}
-	if err := materialiseIndexes(ctx, w.DB, st); err != nil {
 		return nil, err
 	}
-	return w.newMarker(ctx, head, st)
+	return w.newMarker(ctx, head, sums)
 }
 
 // own leaves the working database empty and claimed by this repo, ready
@@ -492,9 +484,9 @@ func (w *Branch) rebind(ctx context.Context, cause error) error {
 
 // newMarker gives the database a marker at slot head, with a new epoch and
 // the fingerprint of state st, and records that argon built it.
-func (w *Branch) newMarker(ctx context.Context, head *wal.Slot, st *wal.State) (*Marker, error) {
+func (w *Branch) newMarker(ctx context.Context, head *wal.Slot, sums Sums) (*Marker, error) {
 	m := &Marker{ID: markerID, Meta: w.Repo.DB.Name(), Project: w.Project, Branch: w.Name, TL: w.TL, Slot: head.N, LSN: head.LSN,
-		Token: head.Token, Epoch: newEpoch(), Sums: stateSums(st)}
+		Token: head.Token, Epoch: newEpoch(), Sums: sums}
 	if _, err := w.DB.Collection(MarkerCollection).InsertOne(ctx, m); err != nil {
 		return nil, err
 	}
@@ -532,7 +524,7 @@ func (w *Branch) Adopt(ctx context.Context, head *wal.Slot) (*Marker, error) {
 	if err != nil {
 		return nil, err
 	}
-	return w.newMarker(ctx, head, st)
+	return w.newMarker(ctx, head, stateSums(st))
 }
 
 // Known reports whether argon built this working database before (so a
@@ -785,6 +777,78 @@ func insertBatches(ctx context.Context, r *wal.Repo, c *mongo.Collection, docs [
 		}
 	}
 	return nil
+}
+
+// materialise streams the state of (tl, lsn) (only coll, when not empty)
+// into db, which holds none of it yet: documents by batches as they come
+// (wal.FoldEach: from the nearest image, holding only the entries above
+// it), then the indexes. It returns the state's fingerprint. When an image
+// turns out damaged part-way, the collections written so far are dropped
+// and the stream starts again from the next image.
+func materialise(ctx context.Context, r *wal.Repo, db *mongo.Database, tl string, lsn int64, coll string, p *wal.Step) (Sums, error) {
+	sums := Sums{}
+	var batch []bson.Raw
+	size, cur := 0, ""
+	written := map[string]bool{}
+	specs := map[string][]bson.Raw{}
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		written[cur] = true
+		err := insertBatches(ctx, r, db.Collection(cur), batch, p)
+		batch, size = batch[:0], 0
+		return err
+	}
+	_, err := r.FoldEach(ctx, tl, lsn, coll, wal.StateSink{
+		Doc: func(c string, d bson.Raw) error {
+			if c != cur || len(batch) >= batchSize || size+len(d) > rawInsertBytes {
+				if err := flush(); err != nil {
+					return err
+				}
+				cur = c
+			}
+			batch = append(batch, d)
+			size += len(d)
+			sums.toggle(c, d)
+			return nil
+		},
+		Index: func(c string, spec bson.Raw) error {
+			specs[c] = append(specs[c], spec)
+			sums.toggleIndex(c, spec)
+			return nil
+		},
+		Reset: func() error {
+			batch, size, cur = nil, 0, ""
+			sums, specs = Sums{}, map[string][]bson.Raw{}
+			for c := range written {
+				if err := db.Collection(c).Drop(ctx); err != nil {
+					return err
+				}
+			}
+			written = map[string]bool{}
+			return nil
+		},
+	})
+	if err == nil {
+		err = flush()
+	}
+	if err != nil {
+		return nil, err
+	}
+	colls := make([]string, 0, len(specs))
+	for c := range specs {
+		colls = append(colls, c)
+	}
+	sort.Strings(colls)
+	for _, c := range colls {
+		for _, spec := range specs[c] {
+			if err := createFromSpec(ctx, db, c, spec); err != nil {
+				return nil, fmt.Errorf("create index on %s: %w", c, err)
+			}
+		}
+	}
+	return sums, nil
 }
 
 // Checkout makes the working database exist and reflect the committed

@@ -1,0 +1,303 @@
+package wal
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sort"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+)
+
+// Streaming a state.
+//
+// A fold holds the whole state in memory: every document of it, and the
+// garbage collector's headroom over them. To build a database from a
+// state (a working database, a view), that is not needed: the nearest
+// image lists each collection's documents already in the order they came
+// into being, so only the entries above it are held (the delta), and the
+// image is read one chunk at a time and passed on, each document replaced
+// by the delta's version of it, or left out when the delta deleted it.
+// The documents the delta created follow, in the order they came into
+// being, then the collection's indexes. The order is the fold's: a
+// database built from the stream lists its documents as one built from
+// the fold.
+//
+// An image's checksum covers a collection's whole run of chunks, so a
+// damaged image is known only at the end of its collection, after some of
+// its documents were passed on: the sink is then told to forget them
+// (Reset), and the stream starts again from the next nearest image, down
+// to the log. Memory: the delta's entries, one chunk (2 MiB) and the
+// record it ends inside.
+
+// StateSink receives a streamed state.
+type StateSink struct {
+	// Doc receives the documents of each collection (collections by
+	// name), in the order they came into being.
+	Doc func(coll string, doc bson.Raw) error
+	// Index receives a collection's index specifications, in the order
+	// they were created, after its documents.
+	Index func(coll string, spec bson.Raw) error
+	// Reset forgets everything received so far: the stream starts again.
+	Reset func() error
+}
+
+// overlayDoc is what the entries above an image did to one key.
+type overlayDoc struct {
+	doc bson.Raw // nil: deleted
+	// deleted says the key was deleted above the image (perhaps put again
+	// since): the image's document, if any, is not the key's.
+	deleted bool
+	// born is the LSN of the first put since the last delete (or of the
+	// first put): when the key came into being, unless the image holds it
+	// and it was never deleted.
+	born   int64
+	placed bool // passed on in the image's place
+}
+
+type overlayColl struct {
+	docs    map[string]*overlayDoc
+	indexes []*Entry // index entries, in LSN order
+}
+
+// overlay is the entries above an image, by collection.
+type overlay map[string]*overlayColl
+
+func (o overlay) apply(e *Entry) {
+	c := o[e.Coll]
+	if c == nil {
+		c = &overlayColl{docs: map[string]*overlayDoc{}}
+		o[e.Coll] = c
+	}
+	switch e.Op {
+	case OpIndex, OpDropIndex:
+		c.indexes = append(c.indexes, e)
+	case OpPut:
+		k := string(e.KeyBytes)
+		d := c.docs[k]
+		if d == nil {
+			d = &overlayDoc{born: e.LSN}
+			c.docs[k] = d
+		} else if d.doc == nil {
+			d.born = e.LSN
+		}
+		d.doc = bson.Raw(e.Doc)
+	case OpDel:
+		k := string(e.KeyBytes)
+		c.docs[k] = &overlayDoc{deleted: true}
+	}
+}
+
+// FoldEach passes the state of timeline tl at LSN lsn (only coll's, when
+// coll is not empty) to sink, starting from the nearest image and holding
+// only the entries above it (see above). Without a usable image, it folds
+// the state and passes it on.
+func (r *Repo) FoldEach(ctx context.Context, tl string, lsn int64, coll string, sink StateSink) (FoldStats, error) {
+	var fs FoldStats
+	skip := map[string]bool{}
+	for !r.NoImages {
+		img, err := r.nearestImage(ctx, tl, lsn, skip)
+		if err != nil {
+			return fs, err
+		}
+		if img == nil || img.Format != imageFormat {
+			break // the fold reads format 1 (whole)
+		}
+		n, err := r.streamImage(ctx, img, tl, lsn, coll, sink)
+		if err == nil {
+			fs.Image, fs.Entries = img, n
+			return fs, nil
+		}
+		var ie *ImageError
+		if !errors.As(err, &ie) || ctx.Err() != nil {
+			return fs, err
+		}
+		// Same result without it, only slower.
+		if err := sink.Reset(); err != nil {
+			return fs, err
+		}
+		skip[img.ID] = true
+	}
+	st, fs, err := r.foldFrom(ctx, tl, lsn, coll)
+	if err != nil {
+		return fs, err
+	}
+	for _, c := range st.Collections() {
+		for _, d := range st.Docs(c) {
+			if err := sink.Doc(c, d); err != nil {
+				return fs, err
+			}
+		}
+		for _, spec := range st.Indexes(c) {
+			if err := sink.Index(c, spec); err != nil {
+				return fs, err
+			}
+		}
+	}
+	return fs, nil
+}
+
+// streamImage passes the state of (tl, lsn) on from img and the entries
+// above it, and returns how many entries it replayed. An *ImageError says
+// the image is damaged; the sink may have received part of it.
+func (r *Repo) streamImage(ctx context.Context, img *Image, tl string, lsn int64, coll string, sink StateSink) (int64, error) {
+	next := 0
+	for _, ic := range img.Colls {
+		if ic.First != next || ic.Chunks < 1 {
+			return 0, &ImageError{Image: img, Msg: fmt.Sprintf("its header places collection %q at chunks %d..%d", ic.Name, ic.First, ic.First+ic.Chunks-1)}
+		}
+		next += ic.Chunks
+	}
+	if next != img.Chunks {
+		return 0, &ImageError{Image: img, Msg: fmt.Sprintf("its header places %d of its %d chunks", next, img.Chunks)}
+	}
+	ov := overlay{}
+	var n int64
+	if err := r.EachEntry(ctx, tl, img.LSN, lsn, coll, func(e *Entry) error {
+		ov.apply(e)
+		n++
+		return nil
+	}); err != nil {
+		return 0, err
+	}
+	byName := map[string]*ImageColl{}
+	for i := range img.Colls {
+		if ic := &img.Colls[i]; coll == "" || ic.Name == coll {
+			byName[ic.Name] = ic
+		}
+	}
+	for name := range ov {
+		if _, ok := byName[name]; !ok {
+			byName[name] = nil
+		}
+	}
+	names := make([]string, 0, len(byName))
+	for name := range byName {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if err := r.streamColl(ctx, img, byName[name], name, ov[name], sink); err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
+}
+
+// streamColl passes on one collection: the image's documents (ic nil: the
+// image does not hold the collection) with the delta oc laid over them,
+// the documents the delta created, then the indexes.
+func (r *Repo) streamColl(ctx context.Context, img *Image, ic *ImageColl, name string, oc *overlayColl, sink StateSink) error {
+	if oc == nil {
+		oc = &overlayColl{}
+	}
+	indexes := map[string]*stateDoc{}
+	if ic != nil {
+		if err := r.eachImageRecord(ctx, img, ic, func(rec imageRecord) error {
+			if string(rec.name) != name {
+				return nil
+			}
+			if rec.kind == imageRecordIndex {
+				indexes[string(rec.key)] = &stateDoc{doc: bson.Raw(rec.body), born: rec.born}
+				return nil
+			}
+			doc := bson.Raw(rec.body)
+			if d := oc.docs[string(rec.key)]; d != nil {
+				if d.deleted {
+					return nil // gone, or put again later: it follows
+				}
+				doc, d.placed = d.doc, true
+			}
+			return sink.Doc(name, doc)
+		}); err != nil {
+			return err
+		}
+	}
+	var born []*overlayDoc
+	for _, d := range oc.docs {
+		if d.doc != nil && !d.placed {
+			born = append(born, d)
+		}
+	}
+	sort.Slice(born, func(i, j int) bool { return born[i].born < born[j].born })
+	for _, d := range born {
+		if err := sink.Doc(name, d.doc); err != nil {
+			return err
+		}
+	}
+	for _, e := range oc.indexes {
+		if e.Op == OpIndex {
+			indexes[string(e.KeyBytes)] = &stateDoc{doc: bson.Raw(e.Doc), born: e.LSN}
+		} else {
+			delete(indexes, string(e.KeyBytes))
+		}
+	}
+	for _, spec := range ordered(indexes) {
+		if err := sink.Index(name, spec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// eachImageRecord reads ic's chunks one at a time, by _id, and calls fn
+// for each record, then checks the chunks against their checksum. When fn
+// fails, the rest of the chunks are still read and checked: a damaged
+// image (*ImageError) is what made a record fail, not the sink.
+func (r *Repo) eachImageRecord(ctx context.Context, img *Image, ic *ImageColl, fn func(imageRecord) error) error {
+	h := sha256.New()
+	var total int64
+	var pending []byte // the start of a record the next chunk ends
+	var ferr error
+	damaged := func(msg string) error { return &ImageError{Image: img, Msg: msg} }
+	for i := 0; i < ic.Chunks; i++ {
+		var d imageChunkDoc2
+		err := r.DB.Collection(img.Coll).FindOne(ctx, bson.D{{Key: "_id", Value: imageChunkID(ic.First + i)}}).Decode(&d)
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			return damaged(fmt.Sprintf("chunk %d is missing", ic.First+i))
+		}
+		if err != nil {
+			return err
+		}
+		h.Write(d.Data)
+		total += int64(len(d.Data))
+		if ferr != nil {
+			continue
+		}
+		data := d.Data
+		if len(pending) > 0 {
+			data = append(pending, d.Data...)
+		}
+		for len(data) > 0 {
+			rec, n, err := nextRecord(data)
+			if err != nil {
+				return damaged(err.Error())
+			}
+			if n == 0 {
+				break
+			}
+			data = data[n:]
+			if rec.kind == imageRecordDoc && bson.Raw(rec.body).Validate() != nil {
+				return damaged("a document of collection " + ic.Name + " is not valid BSON")
+			}
+			if ferr = fn(rec); ferr != nil {
+				break
+			}
+		}
+		// Only the unread tail is kept: the chunk is let go.
+		pending = append([]byte(nil), data...)
+	}
+	if total != ic.Bytes || hex.EncodeToString(h.Sum(nil)) != ic.Sum {
+		return damaged(fmt.Sprintf("the chunks of collection %q do not match its checksum", ic.Name))
+	}
+	if ferr != nil {
+		return ferr
+	}
+	if len(pending) > 0 {
+		return damaged(errImageRecord.Error())
+	}
+	return nil
+}
