@@ -144,15 +144,8 @@ func (r *Repo) FoldEach(ctx context.Context, tl string, lsn int64, coll string, 
 // above it, and returns how many entries it replayed. An *ImageError says
 // the image is damaged; the sink may have received part of it.
 func (r *Repo) streamImage(ctx context.Context, img *Image, tl string, lsn int64, coll string, sink StateSink) (int64, error) {
-	next := 0
-	for _, ic := range img.Colls {
-		if ic.First != next || ic.Chunks < 1 {
-			return 0, &ImageError{Image: img, Msg: fmt.Sprintf("its header places collection %q at chunks %d..%d", ic.Name, ic.First, ic.First+ic.Chunks-1)}
-		}
-		next += ic.Chunks
-	}
-	if next != img.Chunks {
-		return 0, &ImageError{Image: img, Msg: fmt.Sprintf("its header places %d of its %d chunks", next, img.Chunks)}
+	if err := checkLayout(img); err != nil {
+		return 0, err
 	}
 	ov := overlay{}
 	var n int64
@@ -185,6 +178,22 @@ func (r *Repo) streamImage(ctx context.Context, img *Image, tl string, lsn int64
 		}
 	}
 	return n, nil
+}
+
+// checkLayout checks that a format-2 image's header places its
+// collections' runs of chunks one after another over all its chunks.
+func checkLayout(img *Image) error {
+	next := 0
+	for _, ic := range img.Colls {
+		if ic.First != next || ic.Chunks < 1 {
+			return &ImageError{Image: img, Msg: fmt.Sprintf("its header places collection %q at chunks %d..%d", ic.Name, ic.First, ic.First+ic.Chunks-1)}
+		}
+		next += ic.Chunks
+	}
+	if next != img.Chunks {
+		return &ImageError{Image: img, Msg: fmt.Sprintf("its header places %d of its %d chunks", next, img.Chunks)}
+	}
+	return nil
 }
 
 // streamColl passes on one collection: the image's documents (ic nil: the

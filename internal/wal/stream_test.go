@@ -234,3 +234,62 @@ func TestFoldEachDamagedImage(t *testing.T) {
 		t.Fatalf("a chunk gone: %v, image %v, %d resets", err, fs.Image, got.resets)
 	}
 }
+
+// fsck's check of an image (VerifyImages) reads its chunks one at a time:
+// an intact image is the fold's encoding; a damaged or missing chunk is
+// reported by what is wrong with it, and an image whose chunks are fine
+// but hold another state by the fold's encoding.
+func TestVerifyImagesChunkByChunk(t *testing.T) {
+	smallChunks(t)
+	l := newChainLog(t)
+	ctx := context.Background()
+	heads := randomCommits(l, rand.New(rand.NewPCG(5, 6)), 3)
+	img, err := l.r.TakeImage(ctx, "p", l.main, heads[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	older, err := l.r.TakeImage(ctx, "p", l.main, heads[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	tls := map[string]bool{l.main: true}
+	check := func(what string, want ...string) {
+		t.Helper()
+		problems, _, err := l.r.VerifyImages(ctx, tls, false)
+		if err != nil || fmt.Sprint(problems) != fmt.Sprint(want) {
+			t.Fatalf("%s: %q, %v; want %q", what, problems, err, want)
+		}
+	}
+	check("intact")
+
+	// The older image's header pointed at the newer one's chunks: every
+	// chunk matches its checksum, the state is not the fold's.
+	images := l.r.DB.Collection(collImages)
+	set := func(id string, fields bson.D) {
+		t.Helper()
+		if _, err := images.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}}, bson.D{{Key: "$set", Value: fields}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set(older.ID, bson.D{{Key: "coll", Value: img.Coll}, {Key: "chunks", Value: img.Chunks}, {Key: "colls", Value: img.Colls}})
+	check("another state", fmt.Sprintf("image %s@%d differs from a fold of the log", l.main, older.LSN))
+	set(older.ID, bson.D{{Key: "coll", Value: older.Coll}, {Key: "chunks", Value: older.Chunks}, {Key: "colls", Value: older.Colls}})
+	check("restored")
+
+	chunks := l.r.DB.Collection(img.Coll)
+	b := img.Colls[1]
+	id := imageChunkID(b.First + 1)
+	var d imageChunkDoc2
+	if err := chunks.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&d); err != nil {
+		t.Fatal(err)
+	}
+	d.Data[len(d.Data)/2] ^= 1
+	if _, err := chunks.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}}, bson.D{{Key: "$set", Value: bson.D{{Key: "data", Value: d.Data}}}}); err != nil {
+		t.Fatal(err)
+	}
+	check("a byte flipped", fmt.Sprintf(`image %s@%d: the chunks of collection "b" do not match its checksum`, l.main, img.LSN))
+	if _, err := chunks.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}}); err != nil {
+		t.Fatal(err)
+	}
+	check("a chunk gone", fmt.Sprintf("image %s@%d: chunk %d is missing", l.main, img.LSN, b.First+1))
+}
