@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -138,22 +139,49 @@ type imageChunkDoc2 struct {
 // holds records of two collections. colls locates each collection's
 // chunks. The encoding of a state is deterministic.
 func encodeImage(st *State) (chunks [][]byte, colls []ImageColl, docs, indexes int64) {
+	colls, docs, indexes, _ = writeImage(st, func(c []byte) error {
+		chunks = append(chunks, bytes.Clone(c))
+		return nil
+	})
+	return chunks, colls, docs, indexes
+}
+
+// writeImage encodes st as encodeImage does, passing each chunk to put as
+// soon as it is full (put must not keep it): memory holds one chunk, not
+// the whole image beside the state.
+func writeImage(st *State, put func([]byte) error) (colls []ImageColl, docs, indexes int64, err error) {
+	n := 0
+	var cur []byte
 	for _, name := range st.Collections() {
-		var cur []byte
-		d, i := encodeColl(st, name, func(b []byte) { cur = append(cur, b...) })
-		docs, indexes = docs+d, indexes+i
-		ic := ImageColl{Name: name, First: len(chunks), Bytes: int64(len(cur))}
-		h := sha256.Sum256(cur)
-		ic.Sum = hex.EncodeToString(h[:])
-		for len(cur) > imageChunk {
-			chunks = append(chunks, cur[:imageChunk:imageChunk])
-			cur = cur[imageChunk:]
+		ic := ImageColl{Name: name, First: n}
+		h := sha256.New()
+		cur = cur[:0]
+		d, i := encodeColl(st, name, func(b []byte) {
+			if err != nil {
+				return
+			}
+			h.Write(b)
+			ic.Bytes += int64(len(b))
+			cur = append(cur, b...)
+			for len(cur) > imageChunk && err == nil {
+				err = put(cur[:imageChunk])
+				cur = append(cur[:0], cur[imageChunk:]...)
+				n++
+			}
+		})
+		if err == nil {
+			err = put(cur)
+			n++
 		}
-		chunks = append(chunks, cur)
-		ic.Chunks = len(chunks) - ic.First
+		if err != nil {
+			return nil, 0, 0, err
+		}
+		docs, indexes = docs+d, indexes+i
+		ic.Sum = hex.EncodeToString(h.Sum(nil))
+		ic.Chunks = n - ic.First
 		colls = append(colls, ic)
 	}
-	return chunks, colls, docs, indexes
+	return colls, docs, indexes, nil
 }
 
 // encodeColl writes the records of collection name of st to w, a record
@@ -327,20 +355,23 @@ func (r *Repo) SaveImage(ctx context.Context, project, tl string, lsn int64, st 
 	if img, err := r.existingImage(ctx, owner, lsn); err != nil || img != nil {
 		return img, err
 	}
-	chunks, colls, docs, indexes := encodeImage(st)
 	img := &Image{ID: imageID(owner, lsn), Project: project, TL: owner, LSN: lsn, Token: newTimelineID(),
-		Chunks: len(chunks), Docs: docs, Indexes: indexes, Time: r.Now(), Format: imageFormat, Colls: colls}
+		Time: r.Now(), Format: imageFormat}
 	img.Coll = fmt.Sprintf("%s%s_%012d_%s", imageCollPrefix, owner, lsn, img.Token)
 	h := sha256.New()
 	c := r.DB.Collection(img.Coll)
-	for i, data := range chunks {
+	colls, docs, indexes, err := writeImage(st, func(data []byte) error {
 		h.Write(data)
 		img.Bytes += int64(len(data))
-		if _, err := c.InsertOne(ctx, imageChunkDoc2{ID: imageChunkID(i), Data: data}); err != nil {
-			r.dropImageColl(img.Coll)
-			return nil, fmt.Errorf("write image: %w", err)
-		}
+		_, err := c.InsertOne(ctx, imageChunkDoc2{ID: imageChunkID(img.Chunks), Data: data})
+		img.Chunks++
+		return err
+	})
+	if err != nil {
+		r.dropImageColl(img.Coll)
+		return nil, fmt.Errorf("write image: %w", err)
 	}
+	img.Colls, img.Docs, img.Indexes = colls, docs, indexes
 	img.Sum = hex.EncodeToString(h.Sum(nil))
 	if _, err := r.DB.Collection(collImages).InsertOne(ctx, img); err != nil {
 		// The insert may have been applied and its reply lost (or the

@@ -411,6 +411,9 @@ func (w *Branch) insertBatch(ctx context.Context, c *mongo.Collection, coll stri
 			return &DocumentError{Index: first + i, Msg: msg}
 		}
 		seen[k] = first + i
+		// A copy: the _id alone outlives the batch (held to be printed),
+		// not the whole document it points into.
+		id.Value = bytes.Clone(id.Value)
 		*ids = append(*ids, id)
 	}
 	batchIDs := (*ids)[first:]
