@@ -332,7 +332,7 @@ func TestImagesNeverChangeAResult(t *testing.T) {
 		}
 	}
 	if _, err := srv.Client.Database(srv.DB).Collection("images").UpdateOne(ctx, bson.D{{Key: "_id", Value: imgs[0].ID}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "coll", Value: other.Coll}, {Key: "chunks", Value: other.Chunks}, {Key: "sum", Value: other.Sum}, {Key: "colls", Value: other.Colls}}}}); err != nil {
+		bson.D{{Key: "$set", Value: bson.D{{Key: "coll", Value: other.Coll}, {Key: "chunks", Value: other.Chunks}, {Key: "sum", Value: other.Sum}, {Key: "colls", Value: other.Colls}, {Key: "chunk_sums", Value: other.ChunkSums}}}}); err != nil {
 		t.Fatal(err)
 	}
 	problems, _, err := r.VerifyImages(ctx, tls, false)

@@ -83,6 +83,20 @@ type Image struct {
 	Format int `bson:"format"`
 	// Colls locates each collection's records (format 2), by name.
 	Colls []ImageColl `bson:"colls,omitempty"`
+	// ChunkSums is the SHA-256 of each chunk, one after another (32
+	// bytes each): a streamed read checks each chunk before it passes on
+	// any of its documents (stream.go). Images written before it have
+	// none; an argon that does not know it ignores it.
+	ChunkSums []byte `bson:"chunk_sums,omitempty"`
+}
+
+// chunkSum is the checksum ChunkSums holds for chunk n, or nil when the
+// image holds none.
+func (img *Image) chunkSum(n int) []byte {
+	if len(img.ChunkSums) != sha256.Size*img.Chunks || n < 0 || n >= img.Chunks {
+		return nil
+	}
+	return img.ChunkSums[n*sha256.Size : (n+1)*sha256.Size]
 }
 
 // ImageColl is one collection's run of chunks in an image (format 2).
@@ -362,6 +376,8 @@ func (r *Repo) SaveImage(ctx context.Context, project, tl string, lsn int64, st 
 	c := r.DB.Collection(img.Coll)
 	colls, docs, indexes, err := writeImage(st, func(data []byte) error {
 		h.Write(data)
+		sum := sha256.Sum256(data)
+		img.ChunkSums = append(img.ChunkSums, sum[:]...)
 		img.Bytes += int64(len(data))
 		_, err := c.InsertOne(ctx, imageChunkDoc2{ID: imageChunkID(img.Chunks), Data: data})
 		img.Chunks++
@@ -882,6 +898,13 @@ func (r *Repo) imageIsFold(ctx context.Context, plain *Repo, img *Image) (bool, 
 	}
 	if err := checkLayout(img); err != nil {
 		return false, err
+	}
+	// A chunk its header does not name makes a read of the whole image
+	// refuse it (LoadImage), so it is a problem here too.
+	if n, err := r.DB.Collection(img.Coll).CountDocuments(ctx, bson.D{}); err != nil {
+		return false, err
+	} else if n != int64(img.Chunks) {
+		return false, &ImageError{Image: img, Msg: fmt.Sprintf("%d of its %d chunks are stored", n, img.Chunks)}
 	}
 	for i := range img.Colls {
 		if err := r.eachImageRecord(ctx, img, &img.Colls[i], func(imageRecord) error { return nil }); err != nil {

@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -26,12 +27,18 @@ import (
 // database built from the stream lists its documents as one built from
 // the fold.
 //
-// An image's checksum covers a collection's whole run of chunks, so a
-// damaged image is known only at the end of its collection, after some of
-// its documents were passed on: the sink is then told to forget them
-// (Reset), and the stream starts again from the next nearest image, down
-// to the log. Memory: the delta's entries, one chunk (2 MiB) and the
-// record it ends inside.
+// Each chunk is checked against its own checksum (the header's
+// ChunkSums) before any of its documents is passed on, so what was passed
+// on is right even when a later chunk turns out damaged or gone (gc may
+// drop an image under a read): the stream then starts again from the next
+// nearest image, down to the log, and passes over as many documents and
+// indexes of each collection as it passed on already. Every source lists
+// a state in the same order, so those are the same ones. An image written
+// before chunks had checksums of their own is checked only at the end of
+// its collection's chunks: a damage found then makes the sink forget
+// everything (Reset) before the stream starts again, and a sink that
+// cannot forget (no Reset) is given the fold instead. Memory: the entries
+// above the image, one chunk (2 MiB) and the record it ends inside.
 
 // StateSink receives a streamed state.
 type StateSink struct {
@@ -42,6 +49,8 @@ type StateSink struct {
 	// they were created, after its documents.
 	Index func(coll string, spec bson.Raw) error
 	// Reset forgets everything received so far: the stream starts again.
+	// Nil when the sink cannot forget: then only images whose chunks
+	// have checksums of their own are streamed.
 	Reset func() error
 }
 
@@ -97,16 +106,51 @@ func (o overlay) apply(e *Entry) {
 // the state and passes it on.
 func (r *Repo) FoldEach(ctx context.Context, tl string, lsn int64, coll string, sink StateSink) (FoldStats, error) {
 	var fs FoldStats
+	// How many documents and indexes of each collection the sink has
+	// received: a stream that starts again passes over as many.
+	given := map[string]*[2]int{}
+	count := func(m map[string]*[2]int, c string) *[2]int {
+		if m[c] == nil {
+			m[c] = new([2]int)
+		}
+		return m[c]
+	}
+	attempt := func() StateSink {
+		seen := map[string]*[2]int{}
+		pass := func(c string, i int) bool {
+			s, g := count(seen, c), count(given, c)
+			if s[i]++; s[i] <= g[i] {
+				return false
+			}
+			g[i]++
+			return true
+		}
+		return StateSink{
+			Doc: func(c string, doc bson.Raw) error {
+				if !pass(c, 0) {
+					return nil
+				}
+				return sink.Doc(c, doc)
+			},
+			Index: func(c string, spec bson.Raw) error {
+				if !pass(c, 1) {
+					return nil
+				}
+				return sink.Index(c, spec)
+			},
+		}
+	}
 	skip := map[string]bool{}
 	for !r.NoImages {
 		img, err := r.nearestImage(ctx, tl, lsn, skip)
 		if err != nil {
 			return fs, err
 		}
-		if img == nil || img.Format != imageFormat {
-			break // the fold reads format 1 (whole)
+		checked := img != nil && img.chunkSum(0) != nil
+		if img == nil || img.Format != imageFormat || (!checked && sink.Reset == nil) {
+			break // the fold reads format 1 (whole), and any image whole
 		}
-		n, err := r.streamImage(ctx, img, tl, lsn, coll, sink)
+		n, err := r.streamImage(ctx, img, tl, lsn, coll, attempt())
 		if err == nil {
 			fs.Image, fs.Entries = img, n
 			return fs, nil
@@ -116,8 +160,11 @@ func (r *Repo) FoldEach(ctx context.Context, tl string, lsn int64, coll string, 
 			return fs, err
 		}
 		// Same result without it, only slower.
-		if err := sink.Reset(); err != nil {
-			return fs, err
+		if !checked {
+			if err := sink.Reset(); err != nil {
+				return fs, err
+			}
+			given = map[string]*[2]int{}
 		}
 		skip[img.ID] = true
 	}
@@ -125,14 +172,15 @@ func (r *Repo) FoldEach(ctx context.Context, tl string, lsn int64, coll string, 
 	if err != nil {
 		return fs, err
 	}
+	out := attempt()
 	for _, c := range st.Collections() {
 		for _, d := range st.Docs(c) {
-			if err := sink.Doc(c, d); err != nil {
+			if err := out.Doc(c, d); err != nil {
 				return fs, err
 			}
 		}
 		for _, spec := range st.Indexes(c) {
-			if err := sink.Index(c, spec); err != nil {
+			if err := out.Index(c, spec); err != nil {
 				return fs, err
 			}
 		}
@@ -252,10 +300,12 @@ func (r *Repo) streamColl(ctx context.Context, img *Image, ic *ImageColl, name s
 	return nil
 }
 
-// eachImageRecord reads ic's chunks one at a time, by _id, and calls fn
-// for each record, then checks the chunks against their checksum. When fn
-// fails, the rest of the chunks are still read and checked: a damaged
-// image (*ImageError) is what made a record fail, not the sink.
+// eachImageRecord reads ic's chunks one at a time, by _id, checks each
+// against its own checksum when the image has them, calls fn for each
+// record, and checks the chunks against the collection's checksum. Of an
+// image without chunk checksums, when fn fails, the rest of the chunks are
+// still read and checked: a damaged image (*ImageError) is what made a
+// record fail, not the sink.
 func (r *Repo) eachImageRecord(ctx context.Context, img *Image, ic *ImageColl, fn func(imageRecord) error) error {
 	h := sha256.New()
 	var total int64
@@ -263,13 +313,21 @@ func (r *Repo) eachImageRecord(ctx context.Context, img *Image, ic *ImageColl, f
 	var ferr error
 	damaged := func(msg string) error { return &ImageError{Image: img, Msg: msg} }
 	for i := 0; i < ic.Chunks; i++ {
-		var d imageChunkDoc2
-		err := r.DB.Collection(img.Coll).FindOne(ctx, bson.D{{Key: "_id", Value: imageChunkID(ic.First + i)}}).Decode(&d)
-		if errors.Is(err, mongo.ErrNoDocuments) {
-			return damaged(fmt.Sprintf("chunk %d is missing", ic.First+i))
-		}
-		if err != nil {
+		cn := ic.First + i
+		res := r.DB.Collection(img.Coll).FindOne(ctx, bson.D{{Key: "_id", Value: imageChunkID(cn)}})
+		if err := res.Err(); errors.Is(err, mongo.ErrNoDocuments) {
+			return damaged(fmt.Sprintf("chunk %d is missing", cn))
+		} else if err != nil {
 			return err
+		}
+		var d imageChunkDoc2
+		if err := res.Decode(&d); err != nil {
+			return damaged(fmt.Sprintf("chunk %d does not read: %v", cn, err))
+		}
+		if want := img.chunkSum(cn); want != nil {
+			if got := sha256.Sum256(d.Data); !bytes.Equal(got[:], want) {
+				return damaged(fmt.Sprintf("chunk %d does not match its checksum", cn))
+			}
 		}
 		h.Write(d.Data)
 		total += int64(len(d.Data))
@@ -295,6 +353,9 @@ func (r *Repo) eachImageRecord(ctx context.Context, img *Image, ic *ImageColl, f
 			if ferr = fn(rec); ferr != nil {
 				break
 			}
+		}
+		if ferr != nil && img.chunkSum(cn) != nil {
+			return ferr // checked data: the sink's own failure
 		}
 		// Only the unread tail is kept: the chunk is let go.
 		pending = append([]byte(nil), data...)

@@ -326,7 +326,7 @@ func buildView(ctx context.Context, r *wal.Repo, tl string, lsn int64, coll stri
 	}
 	p := progressFor(ctx, fmt.Sprintf("materialising LSN %d", lsn))
 	defer p.Done()
-	if _, err := materialise(ctx, r, db, tl, lsn, coll, p); err != nil {
+	if _, err := materialise(ctx, r, db, tl, lsn, coll, false, p); err != nil {
 		_ = db.Drop(context.WithoutCancel(ctx))
 		return nil, err
 	}

@@ -364,7 +364,7 @@ func (w *Branch) build(ctx context.Context, head *wal.Slot, notice string, keep 
 	}
 	p := progressFor(ctx, "rebuilding "+w.DB.Name())
 	defer p.Done()
-	sums, err := materialise(ctx, w.Repo, w.DB, w.TL, head.LSN, "", p)
+	sums, err := materialise(ctx, w.Repo, w.DB, w.TL, head.LSN, "", keep, p)
 	if err != nil {
 		if keep && isDuplicate(err) {
 			// An application wrote a document of the state while it
@@ -783,9 +783,12 @@ func insertBatches(ctx context.Context, r *wal.Repo, c *mongo.Collection, docs [
 // into db, which holds none of it yet: documents by batches as they come
 // (wal.FoldEach: from the nearest image, holding only the entries above
 // it), then the indexes. It returns the state's fingerprint. When an image
-// turns out damaged part-way, the collections written so far are dropped
-// and the stream starts again from the next image.
-func materialise(ctx context.Context, r *wal.Repo, db *mongo.Database, tl string, lsn int64, coll string, p *wal.Step) (Sums, error) {
+// written before chunks had checksums of their own turns out damaged
+// part-way, the collections written so far are dropped and the stream
+// starts again from the next image; with keep (an application may write
+// to db meanwhile, see Build), nothing is dropped: such an image is not
+// streamed but folded whole.
+func materialise(ctx context.Context, r *wal.Repo, db *mongo.Database, tl string, lsn int64, coll string, keep bool, p *wal.Step) (Sums, error) {
 	sums := Sums{}
 	var batch []bson.Raw
 	size, cur := 0, ""
@@ -800,7 +803,7 @@ func materialise(ctx context.Context, r *wal.Repo, db *mongo.Database, tl string
 		batch, size = batch[:0], 0
 		return err
 	}
-	_, err := r.FoldEach(ctx, tl, lsn, coll, wal.StateSink{
+	sink := wal.StateSink{
 		Doc: func(c string, d bson.Raw) error {
 			if c != cur || len(batch) >= batchSize || size+len(d) > rawInsertBytes {
 				if err := flush(); err != nil {
@@ -829,7 +832,11 @@ func materialise(ctx context.Context, r *wal.Repo, db *mongo.Database, tl string
 			written = map[string]bool{}
 			return nil
 		},
-	})
+	}
+	if keep {
+		sink.Reset = nil
+	}
+	_, err := r.FoldEach(ctx, tl, lsn, coll, sink)
 	if err == nil {
 		err = flush()
 	}
