@@ -354,9 +354,11 @@ func TestReview26FoldEachUndecodableChunk(t *testing.T) {
 }
 
 // Every chunk of an image damaged in turn (a byte of each record flipped,
-// the chunk cut short, the chunk gone), whole and by collection: one reset
-// at most, and the plain fold's result; a sink that fails on a damaged
-// image is reset and the stream succeeds without it.
+// the chunk cut short, the chunk gone), whole and by collection: the plain
+// fold's result, with no reset when the chunks have checksums of their
+// own and one at most when not; a sink that fails on a damaged image
+// without them is reset and the stream succeeds without it, and one that
+// fails on checked documents fails the stream.
 func TestReview26FoldEachDamageEverywhere(t *testing.T) {
 	smallChunks(t)
 	l := newChainLog(t)
@@ -502,8 +504,8 @@ func TestReview26FoldEachDamageEverywhere(t *testing.T) {
 // format-2 image's chunk collection holding a chunk more than its header
 // names is refused by LoadImage (a fold of the whole state passes it
 // over, and TakeImage deletes its header), as fsck before 2cf5d17
-// reported; the chunk-at-a-time check reads only the chunks the header
-// names and reports nothing.
+// reported; the chunk-at-a-time check read only the chunks the header
+// names and reported nothing (fixed: it counts them).
 func TestReview26VerifyImagesExtraChunk(t *testing.T) {
 	l := newChainLog(t)
 	ctx := context.Background()
