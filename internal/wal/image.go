@@ -899,6 +899,11 @@ func (r *Repo) imageIsFold(ctx context.Context, plain *Repo, img *Image) (bool, 
 	if err := checkLayout(img); err != nil {
 		return false, err
 	}
+	if len(img.ChunkSums) > 0 && img.chunkSum(0) == nil {
+		// Read as an image without them: right, but not streamed into a
+		// first build.
+		return false, &ImageError{Image: img, Msg: fmt.Sprintf("its header holds %d bytes of chunk checksums for %d chunks", len(img.ChunkSums), img.Chunks)}
+	}
 	// A chunk its header does not name makes a read of the whole image
 	// refuse it (LoadImage), so it is a problem here too.
 	if n, err := r.DB.Collection(img.Coll).CountDocuments(ctx, bson.D{}); err != nil {

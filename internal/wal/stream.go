@@ -155,8 +155,13 @@ func (r *Repo) FoldEach(ctx context.Context, tl string, lsn int64, coll string, 
 			fs.Image, fs.Entries = img, n
 			return fs, nil
 		}
+		if ctx.Err() != nil {
+			// Interrupted: whatever the image's state (a damage found
+			// after the sink stopped is not the answer).
+			return fs, ctx.Err()
+		}
 		var ie *ImageError
-		if !errors.As(err, &ie) || ctx.Err() != nil {
+		if !errors.As(err, &ie) {
 			return fs, err
 		}
 		// Same result without it, only slower.
