@@ -97,7 +97,9 @@ func (p *Protocol) Fsck(ctx context.Context, r *wal.Repo, project string, open f
 			inf = byTL[b.Timeline]
 		}
 		w := open(b)
-		if inf.Pending != nil {
+		if inf.Pending != nil && !repair {
+			// With --repair, the repair below takes the branch over
+			// and says so instead.
 			rep.Notes = append(rep.Notes, fmt.Sprintf("branch %s: a write (on %s) holds slot %d and has not committed", b.Name, inf.Pending.Host, inf.Pending.N))
 		}
 		m, err := w.Marker(ctx)
@@ -131,7 +133,11 @@ func (p *Protocol) Fsck(ctx context.Context, r *wal.Repo, project string, open f
 			if _, err := w.Checkout(ctx); err != nil {
 				return nil, fmt.Errorf("repair branch %s: %w", b.Name, err)
 			}
-			rep.Repaired = append(rep.Repaired, fmt.Sprintf("branch %s: working database brought to the committed head", b.Name))
+			what := fmt.Sprintf("branch %s: working database brought to the committed head", b.Name)
+			if inf.Pending != nil {
+				what += fmt.Sprintf(" (a write on %s held slot %d and had not committed)", inf.Pending.Host, inf.Pending.N)
+			}
+			rep.Repaired = append(rep.Repaired, what)
 			if m, err = w.Marker(ctx); err != nil {
 				return nil, err
 			}

@@ -239,6 +239,9 @@ func TestReview27ResumeAcrossImages(t *testing.T) {
 		}
 		seconds := []cond{{r27Checked, false}, {r27Unchecked, false}, {r27Checked, true}, {r27Unchecked, true}, {r27Gone, false}}
 		for si, spot := range spots {
+			if si%2 == 1 && si != 1 {
+				continue // every other spot (and the second chunk): 28 s -> 15 s
+			}
 			for ti, topCond := range []string{r27Checked, r27Unchecked} {
 				if ti == 1 && si%2 == 0 {
 					continue // the unchecked top image at every other spot

@@ -88,16 +88,12 @@ func TestReview27BuildOverTwoImages(t *testing.T) {
 		olderChecked, olderDamaged bool
 	}
 	var cases []cs
-	// Each older-image condition once with each damaged collection of
-	// the newer one, two by two (each case writes about 11 MB of
-	// documents: all eight took 43 s).
-	for i, where := range []string{"a", "b"} {
-		for j, o := range [][2]bool{{true, false}, {false, false}, {false, true}, {true, true}} {
-			if (i+j)%2 == 0 {
-				cases = append(cases, cs{where, o[0], o[1]})
-			}
-		}
-	}
+	// Two of the eight combinations (each case writes about 11 MB of
+	// documents: all eight took 43 s): the newer image damaged in a, the
+	// older one without chunk checksums and damaged (the build ends on
+	// the log, passing over what went in); damaged in b after a went in
+	// whole, the older one checked and intact (the build resumes there).
+	cases = []cs{{"a", false, true}, {"b", true, false}}
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("newer damaged in %s, older checked %v damaged %v", c.where, c.olderChecked, c.olderDamaged), func(t *testing.T) {
 			h := newR7(t)
