@@ -196,6 +196,27 @@ func (l *chainLog) commit(tl, token string, es []Entry) {
 	h[1] = s.LSN
 }
 
+// forkAt creates branch name from main at LSN at and returns its
+// timeline, ready for commit.
+func (l *chainLog) forkAt(name string, at int64) string {
+	l.t.Helper()
+	ctx := context.Background()
+	mb, err := l.r.Branch(ctx, "p", "main")
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	br, err := l.r.CreateBranch(ctx, "p", name, mb, at)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	fh, err := l.r.Head(ctx, br.Timeline)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	l.heads[br.Timeline] = &[2]int64{fh.Slot.N, at}
+	return br.Timeline
+}
+
 // read lists the committed entries of tl in (from, to] of coll, by the
 // chains (scans) or by the query of the entries collection.
 func (l *chainLog) read(scans bool, tl string, from, to int64, coll string) (string, error) {

@@ -225,20 +225,7 @@ func TestReview26FoldEachModel(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	mb, err := r.Branch(ctx, "p", "main")
-	if err != nil {
-		t.Fatal(err)
-	}
-	br, err := r.CreateBranch(ctx, "p", "f", mb, fork)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ftl := br.Timeline
-	fh, err := r.Head(ctx, ftl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.heads[ftl] = &[2]int64{fh.Slot.N, fork}
+	ftl := l.forkAt("f", fork)
 	h.parent[ftl], h.base[ftl] = tl, fork
 	lsn = fork
 	es = nil
@@ -365,25 +352,7 @@ func TestReview26FoldEachDamageEverywhere(t *testing.T) {
 	ctx := context.Background()
 	plain := *l.r
 	plain.NoImages = true
-	var es []Entry
-	lsn := int64(0)
-	for i := 0; i < 12; i++ {
-		for _, coll := range []string{"a", "b"} {
-			lsn++
-			e := l.entry(l.main, lsn, coll, OpPut, "t1", i)
-			e.Doc, _ = bson.Marshal(bson.D{{Key: "_id", Value: int32(i)}, {Key: "p", Value: strings.Repeat("y", 300+i*100)}})
-			es = append(es, e)
-		}
-	}
-	lsn++
-	es = append(es, l.entry(l.main, lsn, "b", OpIndex, "t1", 1))
-	l.commit(l.main, "t1", es)
-	img, err := l.r.TakeImage(ctx, "p", l.main, lsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.commit(l.main, "t2", []Entry{l.entry(l.main, lsn+1, "a", OpDel, "t2", 2), l.entry(l.main, lsn+2, "b", OpPut, "t2", 50)})
-	at := lsn + 2
+	img, at := r27OneImage(t, l)
 	chunks := l.r.DB.Collection(img.Coll)
 	wants := map[string]string{}
 	for _, coll := range []string{"", "a", "b"} {

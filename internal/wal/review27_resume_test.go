@@ -157,21 +157,7 @@ func TestReview27ResumeAcrossImages(t *testing.T) {
 	mainHead := h4[len(h4)-1]
 
 	// A fork above the top image, inside a commit, with an image of its own.
-	mb, err := r.Branch(ctx, "p", "main")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fork := h4[0] - 11
-	br, err := r.CreateBranch(ctx, "p", "f", mb, fork)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ftl := br.Timeline
-	fh, err := r.Head(ctx, ftl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.heads[ftl] = &[2]int64{fh.Slot.N, fork}
+	ftl := l.forkAt("f", h4[0]-11)
 	f1 := r27Commits(l, ftl, rng, 3, []string{"a", "b", "c"})
 	fimg, err := r.TakeImage(ctx, "p", ftl, f1[1])
 	if err != nil {
