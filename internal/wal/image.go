@@ -546,19 +546,15 @@ func (r *Repo) LoadImage(ctx context.Context, img *Image, coll string) (*State, 
 		}
 		chunks[i] = docs[i].Data
 	}
+	// The runs fit the chunks: there are img.Chunks of them (above).
+	if err := checkLayout(img); err != nil {
+		return nil, err
+	}
 	st := NewState()
-	next := 0
 	for _, ic := range img.Colls {
-		if ic.First != next || ic.Chunks < 1 || ic.First+ic.Chunks > len(chunks) {
-			return nil, &ImageError{Image: img, Msg: fmt.Sprintf("its header places collection %q at chunks %d..%d", ic.Name, ic.First, ic.First+ic.Chunks-1)}
-		}
-		next += ic.Chunks
-		if err := decodeImageColl(st, img, ic, chunks[ic.First:next]); err != nil {
+		if err := decodeImageColl(st, img, ic, chunks[ic.First:ic.First+ic.Chunks]); err != nil {
 			return nil, err
 		}
-	}
-	if next != len(chunks) {
-		return nil, &ImageError{Image: img, Msg: fmt.Sprintf("its header places %d of its %d chunks", next, len(chunks))}
 	}
 	return st, nil
 }
