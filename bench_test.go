@@ -452,12 +452,12 @@ var emptyFilter, _ = bson.Marshal(bson.D{})
 // The log's cost in bytes: BSON bytes argon's metadata database gains per
 // logged document (the commit slot, and the spilled entries of a large
 // commit) against the BSON bytes of the post-images themselves, for a
-// one-document update (its entry inline in the slot) and for an update of
-// 100 documents (entries spilled, one document each). Bytes are the BSON
+// one-document update (its entry inline in the slot) and for updates of
+// 100 and 1,000 documents (entries spilled in chunks). Bytes are the BSON
 // of the stored documents as the driver reads them back, not the engine's
 // files. Also timed against the driver's update.
 func BenchmarkWALBytes(b *testing.B) {
-	for _, n := range []int{1, 100} {
+	for _, n := range []int{1, 100, 1000} {
 		b.Run(fmt.Sprintf("docs=%d", n), func(b *testing.B) {
 			e := newBenchEnv(b, 1000)
 			ctx := context.Background()

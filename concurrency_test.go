@@ -47,6 +47,7 @@ var procInserts = flag.Int("proc-inserts", 30, "inserts each process of TestConc
 // shared server: every acknowledged commit is in the log, LSNs are dense
 // with no duplicate, and no document is lost.
 func TestConcurrentProcesses(t *testing.T) {
+	t.Parallel()
 	workers, each := 8, *procInserts
 	if testing.Short() {
 		each = min(each, 10)

@@ -36,6 +36,7 @@ var killPoints = []string{"leased", "applied", "before-commit", "after-commit", 
 // of acknowledged increments and that plus the increments whose outcome
 // the kill left unknown.
 func TestCrashSuite(t *testing.T) {
+	t.Parallel()
 	rounds := *crashRounds
 	if testing.Short() {
 		rounds = 40

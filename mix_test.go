@@ -79,6 +79,7 @@ func mixWorker() {
 // branch's $inc counter equals its number of acknowledged increments, and
 // fsck finds the log and every working database consistent.
 func TestConcurrencySuite(t *testing.T) {
+	t.Parallel()
 	t.Run("4 branches", func(t *testing.T) { concurrencySuite(t, 4) })
 	t.Run("1 branch", func(t *testing.T) { concurrencySuite(t, 1) })
 }

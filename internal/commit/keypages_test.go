@@ -66,6 +66,7 @@ func TestPagedLeaseTakeover(t *testing.T) {
 // stays too. Before key pages the void said its keys were unknown, and
 // the repair rebuilt the whole database.
 func TestFailedLargeWriteIsRepairedFromPages(t *testing.T) {
+	t.Parallel()
 	srv, r, b := waltest.Project(t)
 	ctx := context.Background()
 	w := New().Open(r, b)

@@ -29,6 +29,7 @@ import (
 var modelOps = flag.Int("model-ops", 800, "random operations TestModel runs")
 
 func TestModel(t *testing.T) {
+	t.Parallel()
 	ops := *modelOps
 	if testing.Short() {
 		ops = min(ops, 300)

@@ -109,6 +109,7 @@ func TestStalledWriterIsFencedOut(t *testing.T) {
 // Clock skew decides nothing: a holder that keeps its heartbeat is never
 // taken over, however far apart the clocks of the two processes are.
 func TestSkewedClocksDoNotTakeOver(t *testing.T) {
+	t.Parallel()
 	_, r, b := waltest.Project(t)
 	ctx := context.Background()
 	p := New()

@@ -17,6 +17,7 @@ import (
 // batch after batch: run with -race, the holder's goroutines share the
 // lease without a data race, and the write ends (no deadlock on Lease.mu).
 func TestReview4AnnounceBesideHeartbeats(t *testing.T) {
+	t.Parallel()
 	srv, r, b := waltest.Project(t)
 	r.LeaseTTL = 3 * time.Millisecond
 	ctx := context.Background()

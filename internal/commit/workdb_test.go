@@ -26,6 +26,7 @@ func doc(t *testing.T, d bson.D) bson.Raw {
 // Writers on separate connections insert concurrently into one branch:
 // all succeed, and the working database equals the fold of the log.
 func TestConcurrentInserts(t *testing.T) {
+	t.Parallel()
 	srv, r0, b := waltest.Project(t)
 	ctx := context.Background()
 	const workers, each = 8, 15

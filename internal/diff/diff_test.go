@@ -102,6 +102,7 @@ func naive(t *testing.T, r *wal.Repo, a, b Point) map[string]string {
 // diff of every pair of states (heads and past points) equals the
 // comparison of two full folds.
 func TestBetweenMatchesFolds(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(3, 4))
@@ -163,6 +164,7 @@ func TestBetweenMatchesFolds(t *testing.T) {
 // handful of entries, not the data: the changed entry, and that key's
 // entry below the fork point. Counted, not timed.
 func TestCostFollowsChange(t *testing.T) {
+	t.Parallel()
 	for _, batch := range []int{5000, 1} {
 		t.Run(fmt.Sprintf("commits-of-%d", batch), func(t *testing.T) {
 			e := setup(t)

@@ -18,6 +18,7 @@ import (
 // one-document change on each side read a handful of log entries, not the
 // data, and the merge commit holds one entry. Counted, not timed.
 func TestCostFollowsChange(t *testing.T) {
+	t.Parallel()
 	n := 100_000
 	if testing.Short() {
 		n = 5_000

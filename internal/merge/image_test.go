@@ -26,6 +26,7 @@ import (
 // same order, byte for byte, and the same indexes. An image whose chunks
 // are gone is passed over, and gc drops chunks no header names.
 func TestImagesNeverChangeAResult(t *testing.T) {
+	t.Parallel()
 	srv, r, mainB := waltest.Project(t)
 	ctx := context.Background()
 	r.ImageEvery = 40

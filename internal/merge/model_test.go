@@ -27,6 +27,7 @@ type modelDoc struct{ a, b int32 }
 // inserted on either side, deletions of documents the other side never
 // saw), and a merge right after is up to date.
 func TestMergeModel(t *testing.T) {
+	t.Parallel()
 	_, r, mainB := waltest.Project(t)
 	ctx := context.Background()
 	p := commit.New()

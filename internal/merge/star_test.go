@@ -32,6 +32,7 @@ import (
 // branch gets another's field only through the merges with its partner,
 // and the base of two branches is their last merge: no merge conflicts.
 func TestMergeModelStar(t *testing.T) {
+	t.Parallel()
 	_, r, _ := waltest.Project(t)
 	ctx := context.Background()
 	p := commit.New()

@@ -11,6 +11,7 @@ import (
 // in a spilled commit, and after DeleteCovered removed the loser's
 // chunks (found to hold by an adversarial review).
 func TestChunkChainsForksLosersAndGC(t *testing.T) {
+	t.Parallel()
 	l := newChainLog(t)
 	r, ctx := l.r, context.Background()
 	mk, commit := l.entry, l.commit

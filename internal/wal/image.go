@@ -61,8 +61,17 @@ const (
 	imageGrace = time.Hour
 )
 
-// imageChunk is the size of an image's chunks (a variable for tests).
-var imageChunk = 2 << 20
+// imageChunk is the size of an image's chunks, unless a Repo's
+// imageChunk says otherwise (tests).
+const imageChunk = 2 << 20
+
+// chunkSize is the size of the chunks r cuts images into.
+func (r *Repo) chunkSize() int {
+	if r.imageChunk > 0 {
+		return r.imageChunk
+	}
+	return imageChunk
+}
 
 // Image is the header of one image snapshot.
 type Image struct {
@@ -153,17 +162,17 @@ type imageChunkDoc2 struct {
 // holds records of two collections. colls locates each collection's
 // chunks. The encoding of a state is deterministic.
 func encodeImage(st *State) (chunks [][]byte, colls []ImageColl, docs, indexes int64) {
-	colls, docs, indexes, _ = writeImage(st, func(c []byte) error {
+	colls, docs, indexes, _ = writeImage(st, imageChunk, func(c []byte) error {
 		chunks = append(chunks, bytes.Clone(c))
 		return nil
 	})
 	return chunks, colls, docs, indexes
 }
 
-// writeImage encodes st as encodeImage does, passing each chunk to put as
-// soon as it is full (put must not keep it): memory holds one chunk, not
-// the whole image beside the state.
-func writeImage(st *State, put func([]byte) error) (colls []ImageColl, docs, indexes int64, err error) {
+// writeImage encodes st as encodeImage does, in chunks of size bytes,
+// passing each chunk to put as soon as it is full (put must not keep it):
+// memory holds one chunk, not the whole image beside the state.
+func writeImage(st *State, size int, put func([]byte) error) (colls []ImageColl, docs, indexes int64, err error) {
 	n := 0
 	var cur []byte
 	for _, name := range st.Collections() {
@@ -177,9 +186,9 @@ func writeImage(st *State, put func([]byte) error) (colls []ImageColl, docs, ind
 			h.Write(b)
 			ic.Bytes += int64(len(b))
 			cur = append(cur, b...)
-			for len(cur) > imageChunk && err == nil {
-				err = put(cur[:imageChunk])
-				cur = append(cur[:0], cur[imageChunk:]...)
+			for len(cur) > size && err == nil {
+				err = put(cur[:size])
+				cur = append(cur[:0], cur[size:]...)
 				n++
 			}
 		})
@@ -374,7 +383,7 @@ func (r *Repo) SaveImage(ctx context.Context, project, tl string, lsn int64, st 
 	img.Coll = fmt.Sprintf("%s%s_%012d_%s", imageCollPrefix, owner, lsn, img.Token)
 	h := sha256.New()
 	c := r.DB.Collection(img.Coll)
-	colls, docs, indexes, err := writeImage(st, func(data []byte) error {
+	colls, docs, indexes, err := writeImage(st, r.chunkSize(), func(data []byte) error {
 		h.Write(data)
 		sum := sha256.Sum256(data)
 		img.ChunkSums = append(img.ChunkSums, sum[:]...)

@@ -68,6 +68,9 @@ type Repo struct {
 	// materialise views of their own (no reads laid over other views):
 	// for tests that compare reads with and without them.
 	NoImages bool
+	// imageChunk, when positive, is the size of the chunks this Repo
+	// cuts images into (tests; imageChunk otherwise).
+	imageChunk int
 	// chunked holds the projects known to be of the current log format
 	// (raiseFormat); shared by copies of the Repo.
 	chunked *sync.Map

@@ -61,7 +61,7 @@ func TestReview24MoreChunksThanKeyedReads(t *testing.T) {
 		{keysOf(150, 152), true}, // in m1 only: no chunk of m2 holds them
 	} {
 		for _, coll := range []string{"c", "d"} {
-			want := r24Truth(t, r, l.main, head, coll, false)
+			want := r24Truth(t, r, l.main, head)[coll][false]
 			finds()
 			got, _, err := mr.LatestAtOrBelow(ctx, l.main, head, coll, c.keys, false)
 			if err != nil {

@@ -48,8 +48,8 @@ func r27OneImage(t *testing.T, l *chainLog) (*Image, int64) {
 // cancellation (cmd/root.go:97 then prints the damage instead of exiting
 // quietly as interrupted).
 func TestReview27CancelIsNotDamage(t *testing.T) {
-	smallChunks(t)
 	l := newChainLog(t)
+	smallChunks(l.r)
 	img, at := r27OneImage(t, l)
 	chunks := l.r.DB.Collection(img.Coll)
 	headers := l.r.DB.Collection(collImages)
@@ -122,8 +122,8 @@ func TestReview27CancelIsNotDamage(t *testing.T) {
 // the image, or from the fold the stream starts again from) fails the
 // stream, with no reset.
 func TestReview27SinkFailureAcrossRestart(t *testing.T) {
-	smallChunks(t)
 	l := newChainLog(t)
+	smallChunks(l.r)
 	img, at := r27OneImage(t, l)
 	chunks := l.r.DB.Collection(img.Coll)
 	a := img.Colls[0]

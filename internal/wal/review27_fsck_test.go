@@ -17,8 +17,8 @@ import (
 // while its header is wrong gives the fold (from the image read whole:
 // LoadImage checks the collections' checksums, not the chunks').
 func TestReview27VerifyImagesChunkSums(t *testing.T) {
-	smallChunks(t)
 	l := newChainLog(t)
+	smallChunks(l.r)
 	ctx := context.Background()
 	img, at := r27OneImage(t, l)
 	tls := map[string]bool{l.main: true}
@@ -95,8 +95,8 @@ func TestReview27VerifyImagesChunkSums(t *testing.T) {
 // again and passes over all of them, then gives the documents created
 // above the image and the indexes, once. fsck reports the image.
 func TestReview27CollectionSumWrong(t *testing.T) {
-	smallChunks(t)
 	l := newChainLog(t)
+	smallChunks(l.r)
 	ctx := context.Background()
 	img, at := r27OneImage(t, l)
 	plain := *l.r

@@ -130,8 +130,9 @@ func (s *r27Images) damage(img *Image, n, kind int) func() {
 // parent above and below the fork point), whole and by collection, with
 // collections only above the images sorted before and after theirs.
 func TestReview27ResumeAcrossImages(t *testing.T) {
-	smallChunks(t)
+	t.Parallel()
 	l := newChainLog(t)
+	smallChunks(l.r)
 	ctx := context.Background()
 	r := l.r
 	plain := *r
@@ -324,8 +325,9 @@ func TestReview27ResumeAcrossImages(t *testing.T) {
 // drops the image it streams from (and, in turn, the older one too)
 // ends with the fold, record for record, with no reset, for every n.
 func TestReview27GCUnderStream(t *testing.T) {
-	smallChunks(t)
+	t.Parallel()
 	l := newChainLog(t)
+	smallChunks(l.r)
 	ctx := context.Background()
 	r := l.r
 	plain := *r

@@ -60,12 +60,10 @@ func firstDiff(a, b []string) string {
 	return fmt.Sprintf("%d records, want %d", len(a), len(b))
 }
 
-// smallChunks makes images cut their streams into chunks of 2 KiB for the
-// test, so that records span chunks without megabytes of documents.
-func smallChunks(t *testing.T) {
-	old := imageChunk
-	imageChunk = 2 << 10
-	t.Cleanup(func() { imageChunk = old })
+// smallChunks makes r cut images into chunks of 2 KiB (copies of r made
+// after too), so that records span chunks without megabytes of documents.
+func smallChunks(r *Repo) {
+	r.imageChunk = 2 << 10
 }
 
 // randomCommits writes n commits of random puts, deletes, puts again and
@@ -113,8 +111,9 @@ func randomCommits(l *chainLog, rng *rand.Rand, n int) []int64 {
 // place, deleted ones are left out, ones deleted and put again (or new)
 // follow in the order they came into being, indexes last.
 func TestFoldEachMatchesFold(t *testing.T) {
-	smallChunks(t)
+	t.Parallel()
 	l := newChainLog(t)
+	smallChunks(l.r)
 	ctx := context.Background()
 	plain := *l.r
 	plain.NoImages = true
@@ -155,8 +154,8 @@ func TestFoldEachMatchesFold(t *testing.T) {
 // stream starts again without it, with the same result. A sink that fails
 // on an intact image fails the stream, with no reset.
 func TestFoldEachDamagedImage(t *testing.T) {
-	smallChunks(t)
 	l := newChainLog(t)
+	smallChunks(l.r)
 	ctx := context.Background()
 	plain := *l.r
 	plain.NoImages = true
@@ -272,8 +271,8 @@ func TestFoldEachDamagedImage(t *testing.T) {
 // reported by what is wrong with it, and an image whose chunks are fine
 // but hold another state by the fold's encoding.
 func TestVerifyImagesChunkByChunk(t *testing.T) {
-	smallChunks(t)
 	l := newChainLog(t)
+	smallChunks(l.r)
 	ctx := context.Background()
 	heads := randomCommits(l, rand.New(rand.NewPCG(5, 6)), 3)
 	img, err := l.r.TakeImage(ctx, "p", l.main, heads[2])

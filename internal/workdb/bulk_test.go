@@ -24,6 +24,7 @@ import (
 // narrowed to ranges of _id (mixed _id types), or by _id again when the
 // _ids have a type argon does not order (doubles).
 func TestModifyManyMatchesEngine(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name      string
 		few, max  int

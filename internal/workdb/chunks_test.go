@@ -135,6 +135,7 @@ func TestFsckRepairCountsEntries(t *testing.T) {
 // Reads across chunk boundaries, several emit calls, two collections and
 // a fork inside a spilled commit's range.
 func TestChunkBoundariesAndFork(t *testing.T) {
+	t.Parallel()
 	srv, r, main := waltest.Project(t)
 	ctx := context.Background()
 	r.NoImages = true

@@ -46,6 +46,7 @@ func (c *cleanSwitch) HoldWrites(context.Context, string, time.Duration) (func()
 // database not known clean (an application changed it) is never read for
 // a past state.
 func TestHeadBaseReadsMatchTheirOwnViews(t *testing.T) {
+	t.Parallel()
 	srv, r, b := waltest.Project(t)
 	ctx := context.Background()
 	w := commit.New().Open(r, b)

@@ -24,6 +24,7 @@ import (
 // a sort, a $text filter, or an index created since the image fall back
 // to a view of the state itself.
 func TestOverlayReadsMatchTheirOwnViews(t *testing.T) {
+	t.Parallel()
 	srv, r, b := waltest.Project(t)
 	ctx := context.Background()
 	w := commit.New().Open(r, b)

@@ -18,6 +18,7 @@ import (
 // the collection is rebuilt from the log instead, and that change is lost
 // (ARCHITECTURE).
 func TestLargeRepairKeepsOtherDocuments(t *testing.T) {
+	t.Parallel()
 	const touched = 5001
 	for _, scans := range []bool{false, true} {
 		_, r, b := waltest.Project(t)

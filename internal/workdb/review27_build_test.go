@@ -83,6 +83,7 @@ func r27Docs(h *r7, db *mongo.Database, app string) (string, int) {
 // documents, in its order, and the marker's fingerprint is the
 // database's.
 func TestReview27BuildOverTwoImages(t *testing.T) {
+	t.Parallel()
 	type cs struct {
 		where                      string
 		olderChecked, olderDamaged bool

@@ -17,6 +17,7 @@ import (
 // full view's, one view of the image is published, and no database is
 // left that no record names.
 func TestReview7ManyKeysAndConcurrentReaders(t *testing.T) {
+	t.Parallel()
 	h := newR7(t)
 	var docs []bson.D
 	for i := int32(0); i < 120; i++ {

@@ -13,6 +13,7 @@ import (
 // gone, the chunk collection dropped), with an older good image below:
 // reads over them answer what full views answer.
 func TestReview7DamagedImages(t *testing.T) {
+	t.Parallel()
 	for _, damage := range []string{"bytes", "missing chunk", "dropped"} {
 		t.Run(damage, func(t *testing.T) {
 			h := newR7(t)
@@ -70,6 +71,7 @@ func TestReview7DamagedImages(t *testing.T) {
 // (every document deleted) after it; one emptied and refilled. Reads,
 // counts and HasCollection answer what full views answer.
 func TestReview7CollectionsCreatedAndEmptied(t *testing.T) {
+	t.Parallel()
 	h := newR7(t)
 	h.insert("gone", bson.D{{Key: "_id", Value: int32(1)}}, bson.D{{Key: "_id", Value: int32(2)}})
 	h.insert("back", bson.D{{Key: "_id", Value: int32(1)}, {Key: "v", Value: "old"}})

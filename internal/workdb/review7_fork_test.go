@@ -12,6 +12,7 @@ import (
 // parent, over an image of the parent below the fork; images of the
 // parent above the fork and of the branch itself around.
 func TestReview7ReadsAcrossAFork(t *testing.T) {
+	t.Parallel()
 	h := newR7(t)
 	var docs []bson.D
 	for i := int32(0); i < 20; i++ {

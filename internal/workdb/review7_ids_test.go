@@ -15,6 +15,7 @@ import (
 // dates, binaries, booleans), deleted and re-inserted under a value of
 // another type, keys touched many times, over an image's view.
 func TestReview7IDTypes(t *testing.T) {
+	t.Parallel()
 	h := newR7(t)
 	oid1 := bson.NewObjectID()
 	oid2 := bson.NewObjectID()

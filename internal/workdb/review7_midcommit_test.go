@@ -11,6 +11,7 @@ import (
 // An image inside a commit (inline and spilled commits), read at LSNs
 // inside the same commit and after it.
 func TestReview7ImageInsideACommit(t *testing.T) {
+	t.Parallel()
 	h := newR7(t)
 	var docs []bson.D
 	for i := int32(0); i < 150; i++ { // spilled

@@ -11,6 +11,7 @@ import (
 // Projections and filters of many shapes over an image's view, with
 // changed, deleted, re-inserted and new documents, against full views.
 func TestReview7ProjectionShapes(t *testing.T) {
+	t.Parallel()
 	h := newR7(t)
 	var docs []bson.D
 	for i := int32(0); i < 20; i++ {
