@@ -990,6 +990,11 @@ func (p *Protocol) Write(ctx context.Context, w *workdb.Branch, info *wal.Commit
 	}
 	hook("after-commit")
 	wr.finish(ctx, s, w.NextSums(wr.sums))
+	// What the write kept to repair a failure (the keys it touched, its
+	// key pages) is not needed once it is committed: the image below,
+	// which may fold the whole state, gets that memory.
+	wr.buf, wr.paged = nil, nil
+	w.EndWrite()
 	// An image snapshot when the timeline has grown enough since the last
 	// one. The commit is done, whatever happens here.
 	if _, err := w.Repo.MaybeImage(ctx, w.Project, w.TL, s.Base, s.LSN); err != nil && w.Notice != nil && ctx.Err() == nil {

@@ -260,6 +260,10 @@ func (w *Branch) untouch(coll string, keys map[string]bool) {
 	w.touched = kept
 }
 
+// EndWrite forgets what the write recorded to repair a failure (the keys
+// it touched, its fingerprint change), once it is committed.
+func (w *Branch) EndWrite() { w.touched, w.delta = nil, nil }
+
 // Touched names the keys the write in progress may have changed.
 func (w *Branch) Touched() []wal.KeyRef { return w.touched }
 
