@@ -106,7 +106,7 @@ func runReset(ctx context.Context, o *resetOptions) error {
 		return err
 	}
 	if ci != nil && !o.force {
-		return uncommittedError(f, "cannot reset "+name, name, ci, "--force")
+		return uncommittedError(f, "cannot reset "+name, name, ci, "--hard")
 	}
 	at, err := f.resolvePoint(ctx, r, project, name, spec)
 	if err != nil {
@@ -137,10 +137,17 @@ func runReset(ctx context.Context, o *resetOptions) error {
 	// commit was inherited.)
 	below := at.SlotTL != "" && (at.SlotTL != tl || at.SlotN < head.Slot.N)
 	if to.TL == tl && to.LSN == head.LSN && !below {
+		if ci != nil {
+			report["discarded"] = ci
+		}
 		if f.JSON {
 			return f.IO.PrintJSON(report)
 		}
-		fmt.Fprintf(f.IO.Out, "%s is already at %s (head LSN %d): nothing to do\n", name, o.ref, head.LSN)
+		what := "nothing to do"
+		if ci != nil {
+			what = "nothing to move; its uncommitted changes were discarded"
+		}
+		fmt.Fprintf(f.IO.Out, "%s is already at %s (head LSN %d): %s\n", name, o.ref, head.LSN, what)
 		return nil
 	}
 	// What differs between the head and REF's state: the documents and
