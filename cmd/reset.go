@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -113,7 +114,7 @@ func runReset(ctx context.Context, o *resetOptions) error {
 		return err
 	}
 	to := diff.Point{TL: at.Branch.Timeline, LSN: at.LSN}
-	if err := insideACommit(ctx, r, project, to, o.ref); err != nil {
+	if err := insideACommit(ctx, r, project, to, o.ref, at.Branch.Name); err != nil {
 		return err
 	}
 	if ci != nil {
@@ -234,8 +235,9 @@ func uncommittedError(f *Factory, what, name string, ci *changesInfo, discard st
 // entries: the branch would hold half of it (and a merge commit's record
 // of what it merged with half its documents). The point a timeline forked
 // from inside a commit is the end of that timeline's inherited history,
-// and is allowed.
-func insideACommit(ctx context.Context, r *wal.Repo, project string, to diff.Point, ref string) error {
+// and is allowed. branch is the branch ref names (or the name it resolved
+// through), whose refs the hint prefers.
+func insideACommit(ctx context.Context, r *wal.Repo, project string, to diff.Point, ref, branch string) error {
 	var it *wal.LogItem
 	if err := r.WalkLog(ctx, to.TL, to.LSN, func(x wal.LogItem) bool {
 		it = &x
@@ -247,6 +249,8 @@ func insideACommit(ctx context.Context, r *wal.Repo, project string, to diff.Poi
 	if err != nil || s == nil || s.Kind != wal.SlotCommit || to.LSN >= s.LSN {
 		return err
 	}
+	// inherited: the highest LSN at which to.TL's history is it.TL's.
+	inherited := int64(math.MaxInt64)
 	if it.TL != to.TL {
 		// An inherited commit: the state may be the point a timeline of
 		// the ancestry forked from it at, the end of that timeline's
@@ -260,22 +264,36 @@ func insideACommit(ctx context.Context, r *wal.Repo, project string, to diff.Poi
 				return nil
 			}
 		}
+		for _, t := range anc {
+			if t.ID == it.TL {
+				break
+			}
+			inherited = min(inherited, t.Base)
+		}
 	}
 	what := fmt.Sprintf("%s (LSN %d)", ref, to.LSN)
 	if _, err := strconv.ParseInt(ref, 10, 64); err == nil {
 		what = "LSN " + ref
 	}
-	// The states to name instead, as refs on the commit's own timeline:
-	// its branch's name, or when no branch is on it, the timeline's id
-	// (the ref the reflog prints), labelled as argon log labels it ("main
-	// (before reset)", "feat (deleted)").
+	// The states to name instead: as refs of the branch REF named when
+	// both are in its history (a commit it inherited, from before a
+	// reset), else as refs on the commit's own timeline: its branch's
+	// name, or when no branch is on it, the timeline's id (the ref the
+	// reflog prints), labelled as argon log labels it ("main (before
+	// reset)", "feat (deleted)").
 	label, ref2 := "timeline "+it.TL, it.TL
 	bs, err := r.Branches(ctx, project)
 	if err != nil {
 		return err
 	}
 	for _, x := range bs {
-		if x.Timeline == it.TL {
+		if x.Name == branch && x.Timeline == to.TL && s.LSN <= inherited {
+			label, ref2 = x.Name, x.Name
+			break
+		}
+	}
+	for _, x := range bs {
+		if ref2 == it.TL && x.Timeline == it.TL {
 			label, ref2 = x.Name, x.Name
 			break
 		}
