@@ -112,7 +112,7 @@ func unknownCommandError(root *cobra.Command, name string) error {
 	if sug := root.SuggestionsFor(name); len(sug) > 0 {
 		return withHint(err, "did you mean `argon "+sug[0]+"`?")
 	}
-	return err
+	return withHint(err, "`argon --help` lists the commands")
 }
 
 // unknownCommand returns the first word of args when it names no command
@@ -220,6 +220,9 @@ MongoDB deployment.`,
 			} else {
 				msg = msg[:i] + ": it takes " + what
 			}
+		}
+		if strings.HasPrefix(msg, "unknown flag") || strings.HasPrefix(msg, "unknown shorthand flag") {
+			return withHint(&UsageError{Msg: msg}, "`"+cmd.CommandPath()+" --help` lists its flags")
 		}
 		return &UsageError{Msg: msg}
 	})

@@ -117,5 +117,5 @@ func unknownSubcommand(group *cobra.Command, name string) error {
 	if sug != "" {
 		return withHint(err, "did you mean `"+group.CommandPath()+" "+sug+"`?")
 	}
-	return err
+	return withHint(err, "`"+group.CommandPath()+" --help` lists its commands")
 }
