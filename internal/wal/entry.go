@@ -327,6 +327,132 @@ func (r *Repo) EachEntry(ctx context.Context, tl string, from, to int64, coll st
 	return nil
 }
 
+// eachEntryByChunk is EachEntry reading each spilled commit's chunks one
+// at a time, in order, by _id (a commit's chunks follow one another from
+// its first LSN, each naming its last, and each _id is the entry id of its
+// first LSN: see chunkChains): memory holds one chunk, where EachEntry
+// reads every chunk in range first. A point read costs a round trip a
+// chunk (on the embedded engine about as much as decoding the chunk),
+// where EachEntry's one query decodes the whole entries collection. So
+// when chunks turn out to hold fewer than byChunkEntries entries on
+// average (commits that change collection often: over the first 8
+// chunks of a commit, or 16 of the walk), and when a chain breaks (a
+// format-1 log, one document per entry), the rest is read as EachEntry
+// reads it, and fellBack is true.
+//
+// Each chunk read is added to record, when not nil. With plan (what an
+// earlier walk of the same range recorded), only the chunks it lists of
+// collection coll are read, each by _id: no chunk of another collection.
+func (r *Repo) eachEntryByChunk(ctx context.Context, tl string, from, to int64, coll string, plan, record chunkPlan, fn func(*Entry) error) (fellBack bool, err error) {
+	last := from // every entry up to last was given
+	give := func(e *Entry) error {
+		last = e.LSN
+		return fn(e)
+	}
+	rest := func() (bool, error) { return true, r.EachEntry(ctx, tl, last, to, coll, fn) }
+	segs, err := r.Segments(ctx, tl, from, to)
+	if err != nil {
+		return false, err
+	}
+	var reads, entries int64
+	for _, sg := range segs {
+		slots, err := r.TimelineSlots(ctx, sg.TL, sg.From, sg.To)
+		if err != nil {
+			return false, err
+		}
+		for i := range slots {
+			s := &slots[i]
+			if !s.Spilled {
+				if err := r.slotEntries(ctx, s, sg.From, sg.To, coll, give); err != nil {
+					return false, err
+				}
+				continue
+			}
+			lo, hi := max(sg.From, s.Base), min(sg.To, s.LSN)
+			if lo >= hi || !touches(s, coll) {
+				continue
+			}
+			expand := func(se *storedEntry) error {
+				return se.expand(func(e *Entry) error {
+					if e.LSN <= lo || e.LSN > hi || (coll != "" && e.Coll != coll) {
+						return nil
+					}
+					e.Time = s.Time
+					return give(e)
+				})
+			}
+			read := func(lsn int64) (*storedEntry, error) {
+				var se storedEntry
+				err := r.DB.Collection(collEntries).FindOne(ctx, bson.D{{Key: "_id", Value: entryID(s.TL, lsn, s.Token)}}).Decode(&se)
+				if err != nil || se.Last == 0 {
+					return nil, err
+				}
+				if se.LSN != lsn || se.Last < lsn {
+					return nil, fmt.Errorf("malformed log chunk at LSN %d of timeline %s: names LSNs %d..%d", lsn, s.TL, se.LSN, se.Last)
+				}
+				return &se, nil
+			}
+			key := s.TL + "/" + s.Token
+			if plan != nil {
+				for _, c := range plan[key] {
+					if (coll != "" && c.coll != coll) || c.last <= lo || c.first > hi {
+						continue
+					}
+					se, err := read(c.first)
+					if errors.Is(err, mongo.ErrNoDocuments) || (err == nil && se == nil) {
+						return false, fmt.Errorf("log chunk at LSN %d of timeline %s is gone since an earlier read", c.first, s.TL)
+					}
+					if err != nil {
+						return false, err
+					}
+					if err := expand(se); err != nil {
+						return false, err
+					}
+				}
+				continue
+			}
+			var readsC, entriesC int64 // this commit's
+			for lsn := s.Base + 1; lsn <= hi; {
+				if (reads >= 16 && entries < byChunkEntries*reads) || (readsC >= 8 && entriesC < byChunkEntries*readsC) {
+					return rest()
+				}
+				se, err := read(lsn)
+				if errors.Is(err, mongo.ErrNoDocuments) || (err == nil && se == nil) {
+					return rest()
+				}
+				if err != nil {
+					return false, err
+				}
+				n := se.Last - se.LSN + 1
+				reads, entries, readsC, entriesC = reads+1, entries+n, readsC+1, entriesC+n
+				if record != nil {
+					record[key] = append(record[key], chunkRef{first: se.LSN, last: se.Last, coll: se.Coll})
+				}
+				if se.Last > lo && (coll == "" || se.Coll == coll) {
+					if err := expand(se); err != nil {
+						return false, err
+					}
+				}
+				lsn = se.Last + 1
+			}
+		}
+	}
+	return false, nil
+}
+
+// chunkPlan lists, by commit (timeline "/" token), the chunks a walk of
+// eachEntryByChunk read.
+type chunkPlan map[string][]chunkRef
+
+type chunkRef struct {
+	first, last int64
+	coll        string
+}
+
+// byChunkEntries is the fewest entries a chunk holds on average for
+// eachEntryByChunk to go on reading chunks one at a time.
+const byChunkEntries = 100
+
 // EntryBound bounds, from the commit slots' counts alone, the committed
 // entries of coll on tl's ancestry in (from, to]: n is at least their
 // number (a commit cut by the range counts whole), indexes says whether

@@ -169,28 +169,28 @@ func encodeImage(st *State) (chunks [][]byte, colls []ImageColl, docs, indexes i
 	return chunks, colls, docs, indexes
 }
 
-// writeImage encodes st as encodeImage does, in chunks of size bytes,
+// writeImage encodes src as encodeImage does, in chunks of size bytes,
 // passing each chunk to put as soon as it is full (put must not keep it):
 // memory holds one chunk, not the whole image beside the state.
-func writeImage(st *State, size int, put func([]byte) error) (colls []ImageColl, docs, indexes int64, err error) {
+func writeImage(src imageSource, size int, put func([]byte) error) (colls []ImageColl, docs, indexes int64, err error) {
 	n := 0
 	var cur []byte
-	for _, name := range st.Collections() {
+	for _, name := range src.Collections() {
 		ic := ImageColl{Name: name, First: n}
 		h := sha256.New()
 		cur = cur[:0]
-		d, i := encodeColl(st, name, func(b []byte) {
-			if err != nil {
-				return
-			}
+		d, i, err := encodeColl(src, name, func(b []byte) error {
 			h.Write(b)
 			ic.Bytes += int64(len(b))
 			cur = append(cur, b...)
-			for len(cur) > size && err == nil {
-				err = put(cur[:size])
+			for len(cur) > size {
+				if err := put(cur[:size]); err != nil {
+					return err
+				}
 				cur = append(cur[:0], cur[size:]...)
 				n++
 			}
+			return nil
 		})
 		if err == nil {
 			err = put(cur)
@@ -207,33 +207,54 @@ func writeImage(st *State, size int, put func([]byte) error) (colls []ImageColl,
 	return colls, docs, indexes, nil
 }
 
-// encodeColl writes the records of collection name of st to w, a record
-// at a time: its documents, then its indexes, each in the order they came
-// into being.
-func encodeColl(st *State, name string, w func([]byte)) (docs, indexes int64) {
+// imageSource is a state as an image lists it: its collections by name,
+// and each collection's records, its documents then its indexes, each in
+// the order they came into being.
+type imageSource interface {
+	Collections() []string
+	records(coll string, rec func(kind byte, key string, born int64, doc []byte) error) error
+}
+
+func (s *State) records(name string, rec func(kind byte, key string, born int64, doc []byte) error) error {
+	c := s.colls[name]
+	if c == nil {
+		return nil
+	}
+	for _, k := range orderedKeys(c.docs) {
+		if err := rec(imageRecordDoc, k, c.docs[k].born, c.docs[k].doc); err != nil {
+			return err
+		}
+	}
+	for _, k := range orderedKeys(c.indexes) {
+		if err := rec(imageRecordIndex, k, c.indexes[k].born, c.indexes[k].doc); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// encodeColl writes the records of collection name of src to w, a record
+// at a time.
+func encodeColl(src imageSource, name string, w func([]byte) error) (docs, indexes int64, err error) {
 	var rec []byte
 	put := func(b []byte) {
 		rec = binary.AppendUvarint(rec, uint64(len(b)))
 		rec = append(rec, b...)
 	}
-	record := func(kind byte, d *stateDoc, key string) {
+	err = src.records(name, func(kind byte, key string, born int64, doc []byte) error {
 		rec = append(rec[:0], kind)
 		put([]byte(name))
-		rec = binary.AppendVarint(rec, d.born)
+		rec = binary.AppendVarint(rec, born)
 		put([]byte(key))
-		put(d.doc)
-		w(rec)
-	}
-	c := st.colls[name]
-	for _, k := range orderedKeys(c.docs) {
-		record(imageRecordDoc, c.docs[k], k)
-		docs++
-	}
-	for _, k := range orderedKeys(c.indexes) {
-		record(imageRecordIndex, c.indexes[k], k)
-		indexes++
-	}
-	return docs, indexes
+		put(doc)
+		if kind == imageRecordDoc {
+			docs++
+		} else {
+			indexes++
+		}
+		return w(rec)
+	})
+	return docs, indexes, err
 }
 
 // encodedColls is, for each collection of st, the size and SHA-256 of the
@@ -243,9 +264,10 @@ func encodedColls(st *State) []ImageColl {
 	for _, name := range st.Collections() {
 		h := sha256.New()
 		n := int64(0)
-		encodeColl(st, name, func(b []byte) {
+		_, _, _ = encodeColl(st, name, func(b []byte) error { // a State's records never fail
 			h.Write(b)
 			n += int64(len(b))
+			return nil
 		})
 		out = append(out, ImageColl{Name: name, Bytes: n, Sum: hex.EncodeToString(h.Sum(nil))})
 	}
@@ -368,6 +390,10 @@ func (r *Repo) owner(ctx context.Context, tl string, lsn int64) (string, error) 
 // committed head), as an image. When another image of that state exists,
 // it is returned and st is not written.
 func (r *Repo) SaveImage(ctx context.Context, project, tl string, lsn int64, st *State) (*Image, error) {
+	return r.saveImage(ctx, project, tl, lsn, st)
+}
+
+func (r *Repo) saveImage(ctx context.Context, project, tl string, lsn int64, src imageSource) (*Image, error) {
 	owner, err := r.owner(ctx, tl, lsn)
 	if err != nil {
 		return nil, err
@@ -383,7 +409,7 @@ func (r *Repo) SaveImage(ctx context.Context, project, tl string, lsn int64, st 
 	img.Coll = fmt.Sprintf("%s%s_%012d_%s", imageCollPrefix, owner, lsn, img.Token)
 	h := sha256.New()
 	c := r.DB.Collection(img.Coll)
-	colls, docs, indexes, err := writeImage(st, r.chunkSize(), func(data []byte) error {
+	colls, docs, indexes, err := writeImage(src, r.chunkSize(), func(data []byte) error {
 		h.Write(data)
 		sum := sha256.Sum256(data)
 		img.ChunkSums = append(img.ChunkSums, sum[:]...)
@@ -733,6 +759,21 @@ func (r *Repo) TakeImage(ctx context.Context, project, tl string, lsn int64) (*I
 	}
 	if img, err := r.existingImage(ctx, owner, lsn); err != nil || img != nil {
 		return img, err
+	}
+	var below *Image
+	if !r.NoImages {
+		if below, err = r.nearestImage(ctx, tl, lsn, nil); err != nil {
+			return nil, err
+		}
+	}
+	if below == nil {
+		// The first image of this history: written from the log without
+		// holding the state (imagelog.go).
+		ls, err := r.readLogState(ctx, tl, lsn, "")
+		if err != nil {
+			return nil, err
+		}
+		return r.saveImage(ctx, project, tl, lsn, ls)
 	}
 	st, _, err := r.foldFrom(ctx, tl, lsn, "")
 	if err != nil {

@@ -141,13 +141,19 @@ func (r *Repo) FoldEach(ctx context.Context, tl string, lsn int64, coll string, 
 		}
 	}
 	skip := map[string]bool{}
+	// fromLog: no image below (lsn, tl) is left to read.
+	fromLog := r.NoImages
 	for !r.NoImages {
 		img, err := r.nearestImage(ctx, tl, lsn, skip)
 		if err != nil {
 			return fs, err
 		}
-		checked := img != nil && img.chunkSum(0) != nil
-		if img == nil || img.Format != imageFormat || (!checked && sink.Reset == nil) {
+		if img == nil {
+			fromLog = true
+			break
+		}
+		checked := img.chunkSum(0) != nil
+		if img.Format != imageFormat || (!checked && sink.Reset == nil) {
 			break // the fold reads format 1 (whole), and any image whole
 		}
 		n, err := r.streamImage(ctx, img, tl, lsn, coll, attempt())
@@ -173,11 +179,31 @@ func (r *Repo) FoldEach(ctx context.Context, tl string, lsn int64, coll string, 
 		}
 		skip[img.ID] = true
 	}
+	out := attempt()
+	if fromLog {
+		// Two reads of the log, holding keys and the documents changed
+		// after they came into being, not the state (imagelog.go).
+		ls, err := r.readLogState(ctx, tl, lsn, coll)
+		if err != nil {
+			return fs, err
+		}
+		fs.Entries = ls.entries
+		for _, c := range ls.Collections() {
+			if err := ls.records(c, func(kind byte, _ string, _ int64, doc []byte) error {
+				if kind == imageRecordDoc {
+					return out.Doc(c, doc)
+				}
+				return out.Index(c, doc)
+			}); err != nil {
+				return fs, err
+			}
+		}
+		return fs, nil
+	}
 	st, fs, err := r.foldFrom(ctx, tl, lsn, coll)
 	if err != nil {
 		return fs, err
 	}
-	out := attempt()
 	for _, c := range st.Collections() {
 		for _, d := range st.Docs(c) {
 			if err := out.Doc(c, d); err != nil {
