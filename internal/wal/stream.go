@@ -191,7 +191,9 @@ func (r *Repo) FoldEach(ctx context.Context, tl string, lsn int64, coll string, 
 		for _, c := range ls.Collections() {
 			if err := ls.records(c, func(kind byte, _ string, _ int64, doc []byte) error {
 				if kind == imageRecordDoc {
-					return out.Doc(c, doc)
+					// A copy: the log's bytes are the whole chunk's, and
+					// a sink may keep documents (a batch of them).
+					return out.Doc(c, bytes.Clone(doc))
 				}
 				return out.Index(c, doc)
 			}); err != nil {
