@@ -102,8 +102,10 @@ func (o overlay) apply(e *Entry) {
 
 // FoldEach passes the state of timeline tl at LSN lsn (only coll's, when
 // coll is not empty) to sink, starting from the nearest image and holding
-// only the entries above it (see above). Without a usable image, it folds
-// the state and passes it on.
+// only the entries above it (see above). With no image below, it reads
+// the log twice (imagelog.go); when the images left cannot be streamed (a
+// format-1 image, or one without chunk checksums for a sink that cannot
+// Reset), it folds the state and passes it on.
 func (r *Repo) FoldEach(ctx context.Context, tl string, lsn int64, coll string, sink StateSink) (FoldStats, error) {
 	var fs FoldStats
 	// How many documents and indexes of each collection the sink has
