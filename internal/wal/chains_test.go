@@ -224,12 +224,19 @@ func (l *chainLog) commit(tl, token string, es []Entry) {
 // timeline, ready for commit.
 func (l *chainLog) forkAt(name string, at int64) string {
 	l.t.Helper()
+	return l.forkOf("main", name, at)
+}
+
+// forkOf creates branch name from branch of at LSN at and returns its
+// timeline, ready for commit.
+func (l *chainLog) forkOf(of, name string, at int64) string {
+	l.t.Helper()
 	ctx := context.Background()
-	mb, err := l.r.Branch(ctx, "p", "main")
+	b, err := l.r.Branch(ctx, "p", of)
 	if err != nil {
 		l.t.Fatal(err)
 	}
-	br, err := l.r.CreateBranch(ctx, "p", name, mb, at)
+	br, err := l.r.CreateBranch(ctx, "p", name, b, at)
 	if err != nil {
 		l.t.Fatal(err)
 	}

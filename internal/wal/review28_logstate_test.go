@@ -112,26 +112,6 @@ func r28Loser(l *chainLog, tl, token string, from int64, n int, coll string) {
 	}
 }
 
-// r28Fork creates branch name from branch of at LSN at.
-func r28Fork(l *chainLog, of, name string, at int64) string {
-	l.t.Helper()
-	ctx := context.Background()
-	b, err := l.r.Branch(ctx, "p", of)
-	if err != nil {
-		l.t.Fatal(err)
-	}
-	br, err := l.r.CreateBranch(ctx, "p", name, b, at)
-	if err != nil {
-		l.t.Fatal(err)
-	}
-	fh, err := l.r.Head(ctx, br.Timeline)
-	if err != nil {
-		l.t.Fatal(err)
-	}
-	l.heads[br.Timeline] = &[2]int64{fh.Slot.N, at}
-	return br.Timeline
-}
-
 // r28Check compares, at (tl, at): the image written from the log with the
 // fold's, byte for byte; FoldEach with no image (whole and by collection)
 // with the fold's listing; and eachEntryByChunk (with and without a
@@ -240,7 +220,7 @@ func TestReview28LogStateByChunkAcrossForks(t *testing.T) {
 	r28Inline(l, f, "f2", rng, colls, 5)
 	g3 := r28Runs(l, f, "f3", rng, colls, []int{250, 130})
 	fork2 := g1 - 420 // inside f1's second run, inside its first chunk
-	g := r28Fork(l, "f", "g", fork2)
+	g := l.forkOf("f", "g", fork2)
 	r28Runs(l, g, "g1", rng, colls, []int{500, 100})
 	k2 := r28Inline(l, g, "g2", rng, colls, 7)
 	r28Loser(l, g, "lost2", k2, 300, "b")
