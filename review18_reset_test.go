@@ -76,7 +76,7 @@ func TestReview18ResetToANonUniqueIndexOfTheSameName(t *testing.T) {
 // Was a defect (fixed). A reset without --force checks for applications' uncommitted
 // changes (cmd/reset.go: uncommitted) before it plans the move and takes
 // the branch; an application write that lands in between (here: while the
-// reset has just taken its lease, commit.Hook "leased", before argon
+// reset is about to take its lease, commit.Hook "leasing", before argon
 // serve holds the database's writes) is overwritten by the move's puts
 // when the reset changes that document: the reset exits 0, status says
 // "changes none", and the application's acknowledged (uncommitted) write

@@ -110,7 +110,7 @@ func TestReview21ResetForceDiscardsThenFailsOnARace(t *testing.T) {
 	fired := false
 	var appErr error
 	commit.Hook = func(point string) {
-		if point != "leased" || fired {
+		if point != "leasing" || fired {
 			return
 		}
 		var d bson.M

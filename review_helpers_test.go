@@ -61,15 +61,16 @@ func (b *background) wait() (int, string, string) {
 	return b.code, b.stdout, b.stderr
 }
 
-// atLease runs fn once, when the next write takes its lease (commit.Hook
-// "leased": after the command's own check of uncommitted changes, before
-// argon serve holds the applications' writes), and returns a function
-// reporting whether it ran.
+// atLease runs fn once, when the next write tries for its lease
+// (commit.Hook "leasing": after the command's own check of uncommitted
+// changes, before argon serve holds the applications' writes, which rides
+// on the lease's insert), and returns a function reporting whether it
+// ran.
 func atLease(t *testing.T, fn func(ctx context.Context) error) func() bool {
 	t.Helper()
 	fired := false
 	commit.Hook = func(point string) {
-		if point != "leased" || fired {
+		if point != "leasing" || fired {
 			return
 		}
 		fired = true

@@ -28,7 +28,9 @@ import (
 )
 
 // Hook, when set (by tests only), is called at named points of the
-// protocol: "leased", "applied", "before-commit", "after-commit". A test
+// protocol: "leasing" (before each try for the lease, which a hold of
+// the working database's writes at argon serve may ride on), "leased",
+// "applied", "before-commit", "after-commit". A test
 // uses it to stop or kill a writer at an exact step.
 var Hook func(point string)
 
@@ -212,11 +214,16 @@ func (p *Protocol) acquireFor(ctx context.Context, w *workdb.Branch, intent []wa
 	var lease *wal.Lease
 	waited, told := false, false
 	var waitedSince time.Time
+	// unhold releases a hold of the working database's writes that rode
+	// on the lease's insert (workdb.CarriedHolds); nil: none did.
+	var unhold func()
 	for {
 		n := known.N + 1
 		lease = &wal.Lease{TL: w.TL, N: n, Token: token, TTLMillis: r.LeaseTTL.Milliseconds(),
 			KeysKnown: intent != nil, Keys: intent, Host: wal.Hostname()}
-		err := r.InsertLease(ctx, lease)
+		hook("leasing")
+		var err error
+		unhold, err = insertLease(ctx, w, lease)
 		if err == nil {
 			break
 		}
@@ -287,6 +294,9 @@ func (p *Protocol) acquireFor(ctx context.Context, w *workdb.Branch, intent []wa
 			void := &wal.Slot{TL: w.TL, N: lease.N, Kind: wal.SlotVoid, Base: known.LSN, LSN: known.LSN, Token: token, Time: r.Now()}
 			stillDirty(void, known)
 			_ = r.InsertSlot(context.WithoutCancel(ctx), void)
+			if unhold != nil {
+				unhold()
+			}
 			return nil, err
 		}
 	}
@@ -298,7 +308,9 @@ func (p *Protocol) acquireFor(ctx context.Context, w *workdb.Branch, intent []wa
 	// this one's (a hold that failed looked like a write that changed
 	// them; found by review).
 	w.BeginWrite(known.LSN, wr.widen, wr.announce)
-	if err := wr.hold(ctx); err != nil {
+	if unhold != nil {
+		wr.unhold = unhold
+	} else if err := wr.hold(ctx); err != nil {
 		wr.fail(ctx, false)
 		return nil, err
 	}
@@ -320,6 +332,20 @@ func (p *Protocol) acquireFor(ctx context.Context, w *workdb.Branch, intent []wa
 		}
 	}
 	return wr, nil
+}
+
+// insertLease inserts lease l of w's branch. Where the working database's
+// writes are held at argon serve and the hold can ride on the insert
+// (workdb.CarriedHolds), it does, and the function that releases it is
+// returned (nil: nothing held; the writer holds after the lease).
+func insertLease(ctx context.Context, w *workdb.Branch, l *wal.Lease) (func(), error) {
+	if ch, ok := w.Files.(workdb.CarriedHolds); ok {
+		if field, done, ok := ch.HoldOn(w.DB.Name(), w.Repo.LeaseTTL); ok {
+			ans, err := w.Repo.InsertLeaseCarrying(ctx, l, field)
+			return done(ans, err), err
+		}
+	}
+	return nil, w.Repo.InsertLease(ctx, l)
 }
 
 // hold holds, at argon serve, every other client's writes to the branch's
@@ -762,7 +788,7 @@ func (wr *writer) dirtyVoid(ctx context.Context, token string) *wal.Slot {
 // finish records, after the slot is in, that the working database
 // reflects it. A failure here loses nothing: the marker is only a hint.
 func (wr *writer) finish(ctx context.Context, s *wal.Slot, sums workdb.Sums) {
-	if err := wr.w.AdvanceMarker(context.WithoutCancel(ctx), wr.epoch, s, sums); err == nil && wr.built && wr.w.Files != nil {
+	if err := wr.advance(context.WithoutCancel(ctx), s, sums); err == nil && wr.built && wr.w.Files != nil {
 		// Built whole from the log under this lease, and now at slot s
 		// (released as it was, or with this writer's commit): the next
 		// status need not read it.
@@ -777,6 +803,23 @@ func (wr *writer) finish(ctx context.Context, s *wal.Slot, sums workdb.Sums) {
 		wr.stopHB()
 		_ = wr.r.ForgetKeys(context.WithoutCancel(ctx), wr.lease)
 	}
+}
+
+// advance advances the working database's marker to s. The release of
+// the hold of its writes rides on that update where it can
+// (workdb.CarriedHolds), except after a build (Built asks for the write
+// token while the database is still held).
+func (wr *writer) advance(ctx context.Context, s *wal.Slot, sums workdb.Sums) error {
+	if ch, ok := wr.w.Files.(workdb.CarriedHolds); ok && !wr.built {
+		if field, done, ok := ch.ReleaseOn(wr.w.DB.Name()); ok {
+			ans, err := wr.w.AdvanceMarkerCarrying(ctx, wr.epoch, s, sums, field)
+			if done(ans, err) != nil {
+				wr.unhold = func() {} // released
+			}
+			return err
+		}
+	}
+	return wr.w.AdvanceMarker(ctx, wr.epoch, s, sums)
 }
 
 // mutated reports whether this writer changed the working database.

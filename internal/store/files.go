@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cespare/xxhash/v2"
+	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
 // DBFiles reads the files the embedded engine keeps a database in, to tell
@@ -102,6 +103,33 @@ func (f *DBFiles) HoldWrites(ctx context.Context, db string, ttl time.Duration) 
 		return func() {}, nil
 	}
 	return f.holds.Hold(ctx, db, ttl)
+}
+
+// HoldOn returns the field that carries a hold of db's writes on a command
+// this process sends to argon serve anyway, and the function to give that
+// command's answer to (see Carrier.Done); ok is false when the hold cannot
+// ride (no serve, one that does not take carried holds, or db held
+// already), and the caller holds with HoldWrites.
+func (f *DBFiles) HoldOn(db string, ttl time.Duration) (bson.E, func(bson.Raw, error) func(), bool) {
+	if f.holds == nil {
+		return bson.E{}, nil, false
+	}
+	return carrierParts(f.holds.holdOn(db, ttl))
+}
+
+// ReleaseOn is HoldOn for the release of this process's hold of db.
+func (f *DBFiles) ReleaseOn(db string) (bson.E, func(bson.Raw, error) func(), bool) {
+	if f.holds == nil {
+		return bson.E{}, nil, false
+	}
+	return carrierParts(f.holds.releaseOn(db))
+}
+
+func carrierParts(c *Carrier) (bson.E, func(bson.Raw, error) func(), bool) {
+	if c == nil {
+		return bson.E{}, nil, false
+	}
+	return c.Field(), c.Done, true
 }
 
 // Fingerprint returns the fingerprint of database db's files. It fails

@@ -128,8 +128,12 @@ func relay(client net.Conn, engineAddr string, writes *writeLog, ix *serveIndexe
 				return
 			}
 			// The engine answers a write once it is applied.
-			if !out.answer(msg) {
+			forward, after := out.answer(msg)
+			if !forward {
 				continue
+			}
+			if after != nil {
+				msg = after(msg)
 			}
 			wmu.Lock()
 			_, err = client.Write(msg)
@@ -168,6 +172,15 @@ func relay(client net.Conn, engineAddr string, writes *writeLog, ix *serveIndexe
 			if tag = holdTag(handshakeBody(msg)); tag != "" {
 				holds.connected(tag)
 				defer holds.disconnected(tag)
+			}
+		}
+		// A hold or release riding on this command (see Carrier): the
+		// engine never sees its field.
+		var after func([]byte) []byte
+		if c, stripped, ok := carriedIn(msg); ok {
+			msg = stripped
+			if flags(msg)&flagMoreToCome == 0 {
+				after = carry(c, db, tag, writes, holds)
 			}
 		}
 		if cmd == holdCommand {
@@ -236,7 +249,7 @@ func relay(client net.Conn, engineAddr string, writes *writeLog, ix *serveIndexe
 				continue
 			}
 		}
-		req := request{db: db, write: write, cmd: cmd}
+		req := request{db: db, write: write, cmd: cmd, after: after}
 		if write && ix != nil {
 			req.coll, req.file = commandTarget(msg)
 			if cmd == "dropDatabase" {

@@ -187,6 +187,23 @@ func (h *writeHolds) hold(db, tag string, renew bool, ttl time.Duration) {
 	}
 }
 
+// tryHold is hold for a hold carried by another command (see Carrier): it
+// gives tag the writes of db only when no other tag holds them, and never
+// waits for one; it reports whether it did.
+func (h *writeHolds) tryHold(db, tag string, ttl time.Duration) bool {
+	h.mu.Lock()
+	if hd := h.held[db]; hd != nil && (hd.tag != tag || hd.depth > 0) && time.Now().Before(hd.until) {
+		h.mu.Unlock()
+		return false
+	}
+	h.held[db] = &writeHold{tag: tag, depth: 1, until: time.Now().Add(ttl)}
+	h.mu.Unlock()
+	if h.writes != nil {
+		h.writes.settle(db, ttl)
+	}
+	return true
+}
+
 // release ends one hold of db by tag.
 func (h *writeHolds) release(db, tag string) {
 	h.mu.Lock()
@@ -252,11 +269,14 @@ type serveHolds struct {
 	// granted and released hold the tokens of the last hold and release
 	// of each database.
 	granted, released map[string]tokenCounts
+	// carried: the serve takes holds and releases carried by other
+	// commands (see Carrier).
+	carried bool
 }
 
-func newServeHolds(client *mongo.Client, own *ownWrites) *serveHolds {
+func newServeHolds(client *mongo.Client, own *ownWrites, carried bool) *serveHolds {
 	return &serveHolds{client: client, own: own, depth: map[string]int{}, stop: map[string]chan struct{}{},
-		ttl: map[string]time.Duration{}, granted: map[string]tokenCounts{}, released: map[string]tokenCounts{}}
+		ttl: map[string]time.Duration{}, granted: map[string]tokenCounts{}, released: map[string]tokenCounts{}, carried: carried}
 }
 
 // heldToken returns db's write token when this process holds db and has
@@ -312,47 +332,71 @@ func (s *serveHolds) sendCounted(ctx context.Context, db string, release bool, t
 func (s *serveHolds) Hold(ctx context.Context, db string, ttl time.Duration) (func(), error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.depth[db] == 0 {
-		tc, err := s.sendCounted(ctx, db, false, ttl)
-		if err != nil {
-			var ce mongo.CommandError
-			if errors.As(err, &ce) && ce.Code == 59 {
-				// An argon serve from before holds (CommandNotFound):
-				// writes go on as they did with it.
-				return func() {}, nil
-			}
-			// Granted with its answer lost, perhaps: let it go.
-			_ = s.send(context.Background(), db, true, false, ttl)
-			return nil, err
-		}
-		stop := make(chan struct{})
-		s.stop[db], s.ttl[db] = stop, ttl
-		s.granted[db] = tc
-		delete(s.released, db)
-		go s.renew(db, stop, ttl)
+	if s.depth[db] > 0 {
+		s.depth[db]++
+		return s.releaser(db), nil
 	}
-	s.depth[db]++
+	tc, err := s.sendCounted(ctx, db, false, ttl)
+	if err != nil {
+		var ce mongo.CommandError
+		if errors.As(err, &ce) && ce.Code == 59 {
+			// An argon serve from before holds (CommandNotFound):
+			// writes go on as they did with it.
+			return func() {}, nil
+		}
+		// Granted with its answer lost, perhaps: let it go.
+		_ = s.send(context.Background(), db, true, false, ttl)
+		return nil, err
+	}
+	return s.adopt(db, ttl, tc), nil
+}
+
+// adopt records a hold of db the serve granted with token tc, while this
+// process held none, and returns the function that releases it; s.mu is
+// held.
+func (s *serveHolds) adopt(db string, ttl time.Duration, tc tokenCounts) func() {
+	stop := make(chan struct{})
+	s.stop[db], s.ttl[db] = stop, ttl
+	s.granted[db] = tc
+	delete(s.released, db)
+	go s.renew(db, stop, ttl)
+	s.depth[db] = 1
+	return s.releaser(db)
+}
+
+// releaser is the function that ends one hold of db, once.
+func (s *serveHolds) releaser(db string) func() {
 	var once sync.Once
-	return func() { once.Do(func() { s.release(db) }) }, nil
+	return func() { once.Do(func() { s.release(db) }) }
 }
 
 func (s *serveHolds) release(db string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.depth[db] == 0 {
+		return // released by a carrying command (Carrier)
+	}
 	if s.depth[db]--; s.depth[db] > 0 {
 		return
 	}
-	delete(s.depth, db)
-	close(s.stop[db])
-	delete(s.stop, db)
 	ttl := s.ttl[db]
-	delete(s.ttl, db)
-	delete(s.granted, db)
+	s.drop(db)
 	// Best effort: a release that does not arrive ends with the
 	// process's connections, or at the hold's expiry.
 	if tc, err := s.sendCounted(context.Background(), db, true, ttl); err == nil {
 		s.released[db] = tc
 	}
+}
+
+// drop forgets this process's last hold of db, which ends; s.mu is held.
+func (s *serveHolds) drop(db string) {
+	delete(s.depth, db)
+	if stop := s.stop[db]; stop != nil {
+		close(stop)
+	}
+	delete(s.stop, db)
+	delete(s.ttl, db)
+	delete(s.granted, db)
 }
 
 func (s *serveHolds) renew(db string, stop chan struct{}, ttl time.Duration) {

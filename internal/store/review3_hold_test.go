@@ -86,18 +86,7 @@ func TestReview3HoldWaitsForWritesPassedOnBefore(t *testing.T) {
 	slow, got := slowRelay(t, serveAddr, marker, 2*time.Second)
 	uri := guardAt(t, slow)
 	ctx := context.Background()
-	connect := func(app string) *mongo.Client {
-		o := options.Client().ApplyURI(uri)
-		if app != "" {
-			o.SetAppName(app)
-		}
-		c, err := mongo.Connect(o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = c.Disconnect(context.Background()) })
-		return c
-	}
+	connect := func(app string) *mongo.Client { return connectAs(t, uri, app) }
 	argon, app := connect(holdAppPrefix+"cli"), connect("")
 	const db = "ar_p__main"
 	coll := argon.Database(db).Collection("c")
@@ -200,7 +189,7 @@ func TestReview3RenewalAfterReleaseHoldsNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	const db = "ar_p__main"
-	s := newServeHolds(argon, nil)
+	s := newServeHolds(argon, nil, false)
 	const ttl = 4 * time.Second
 	release, err := s.Hold(ctx, db, ttl)
 	if err != nil {

@@ -51,7 +51,7 @@ func openShared(ctx context.Context, opts Options) (*Store, error) {
 			return nil, err
 		}
 		if si != nil {
-			s, err := openServed(ctx, si.URI, opts, true)
+			s, err := openServed(ctx, si, opts, true)
 			if err == nil {
 				s.dataDir = filepath.Join(opts.Dir, "data")
 				if started != nil && started.Pid == si.PID {

@@ -192,13 +192,13 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 // app is the client's application name: "argon", or for a client of
 // argon serve holdAppPrefix and a tag of its own (see writeHolds).
 // openServed opens a client of the argon serve at uri.
-func openServed(ctx context.Context, uri string, opts Options, ping bool) (*Store, error) {
-	s, err := openURI(ctx, uri, opts.ServerSelectionTimeout, ping, opts.Monitor, holdAppPrefix+newHoldTag())
+func openServed(ctx context.Context, si *ServeInfo, opts Options, ping bool) (*Store, error) {
+	s, err := openURI(ctx, si.URI, opts.ServerSelectionTimeout, ping, opts.Monitor, holdAppPrefix+newHoldTag())
 	if err != nil {
 		return nil, err
 	}
 	s.Embedded, s.Served = true, true
-	s.holds = newServeHolds(s.Client, s.own)
+	s.holds = newServeHolds(s.Client, s.own, si.CarriedHolds)
 	return s, nil
 }
 
@@ -240,6 +240,9 @@ type ServeInfo struct {
 	// Dir is the workspace's .argon directory the serve serves: a
 	// workspace copied with its serve.json is not the one served.
 	Dir string `json:"dir,omitempty"`
+	// CarriedHolds: the serve takes holds of writes and their releases
+	// carried by other commands (see Carrier).
+	CarriedHolds bool `json:"carried_holds,omitempty"`
 }
 
 func servePath(dir string) string { return filepath.Join(dir, "serve.json") }
@@ -349,7 +352,7 @@ func openEmbedded(ctx context.Context, opts Options) (*Store, error) {
 		return nil, err
 	}
 	if si != nil {
-		s, err := openServed(ctx, si.URI, opts, false)
+		s, err := openServed(ctx, si, opts, false)
 		if err != nil {
 			return nil, err
 		}
@@ -512,7 +515,7 @@ func ServeIdle(ctx context.Context, dir, addr string, lockTimeout, idle time.Dur
 	if err != nil {
 		return err
 	}
-	b, _ := json.Marshal(ServeInfo{PID: os.Getpid(), URI: uri, Dir: abs})
+	b, _ := json.Marshal(ServeInfo{PID: os.Getpid(), URI: uri, Dir: abs, CarriedHolds: true})
 	if err := writeFileAtomic(servePath(dir), b); err != nil {
 		return err
 	}

@@ -329,6 +329,9 @@ type request struct {
 	cmd, coll, file string
 	// silent: the client expects no answer (moreToCome).
 	silent bool
+	// after, when set, is done with the answer before it goes to the
+	// client, and gives what goes (see Carrier).
+	after func([]byte) []byte
 }
 
 func newOutstanding(l *writeLog, ix *serveIndexer) *outstanding {
@@ -387,16 +390,16 @@ func (o *outstanding) abandonDrops() {
 }
 
 // answer records the engine's answer msg, and says whether the client
-// expects it.
-func (o *outstanding) answer(msg []byte) (forward bool) {
+// expects it and what to do with it before it goes (the request's after).
+func (o *outstanding) answer(msg []byte) (forward bool, after func([]byte) []byte) {
 	if flags(msg)&flagMoreToCome != 0 {
-		return true // more answers to the same request follow
+		return true, nil // more answers to the same request follow
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if len(o.queue) == 0 || o.queue[0].id != responseTo(msg) {
 		o.lose()
-		return true
+		return true, nil
 	}
 	r := o.queue[0]
 	o.queue = o.queue[1:]
@@ -407,7 +410,7 @@ func (o *outstanding) answer(msg []byte) (forward bool) {
 			o.ix.answered(r.cmd, r.db, r.file, r.coll)
 		}
 	}
-	return !r.silent
+	return !r.silent, r.after
 }
 
 func requestID(msg []byte) int32  { return int32(binary.LittleEndian.Uint32(msg[4:8])) }

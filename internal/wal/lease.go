@@ -9,6 +9,8 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
 )
 
 // Lease is a writer's announcement that it is working towards slot N of
@@ -73,6 +75,17 @@ func (r *Repo) InsertLease(ctx context.Context, l *Lease) error {
 	l.ID = leaseID(l.TL, l.N)
 	_, err := r.DB.Collection(collLeases).InsertOne(ctx, l)
 	return err
+}
+
+// InsertLeaseCarrying is InsertLease with field added to its insert
+// command, for a request riding on it (a hold of the working database's
+// writes at argon serve: workdb.CarriedHolds); it returns the command's
+// answer. Only for argon serve: the command carries no write concern,
+// and the embedded engine, one node, has none to apply.
+func (r *Repo) InsertLeaseCarrying(ctx context.Context, l *Lease, field bson.E) (bson.Raw, error) {
+	l.ID = leaseID(l.TL, l.N)
+	cmd := bson.D{{Key: "insert", Value: collLeases}, {Key: "documents", Value: bson.A{l}}, {Key: "ordered", Value: true}, field}
+	return r.DB.RunCommand(ctx, cmd, options.RunCmd().SetReadPreference(readpref.Primary())).Raw()
 }
 
 // ReadLease returns the lease on slot n of tl, or nil.

@@ -21,6 +21,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
 
 	"github.com/argon-db/argon/internal/store"
 	"github.com/argon-db/argon/internal/wal"
@@ -106,6 +107,20 @@ type DBFiles interface {
 	// can write, or argon cannot stop them). The hold lapses ttl after
 	// its holder stops renewing it.
 	HoldWrites(ctx context.Context, db string, ttl time.Duration) (release func(), err error)
+}
+
+// CarriedHolds is implemented by DBFiles whose holds can ride on a
+// command argon sends anyway (a client of an argon serve that takes them:
+// store.Carrier), saving a message each: HoldOn carries the hold of db's
+// writes, ReleaseOn its release. Each returns the field to add to the
+// command and the function to give the command's answer or error to, or
+// ok false (hold or release with HoldWrites as before). done returns,
+// for a hold, its release function (nil: nothing was held); for a
+// release, a non-nil function when the release happened (nil: release as
+// before).
+type CarriedHolds interface {
+	HoldOn(db string, ttl time.Duration) (field bson.E, done func(answer bson.Raw, err error) func(), ok bool)
+	ReleaseOn(db string) (field bson.E, done func(answer bson.Raw, err error) func(), ok bool)
 }
 
 // Branch is a branch's working database.
@@ -315,10 +330,27 @@ func (w *Branch) Marker(ctx context.Context) (*Marker, error) {
 // fingerprint sums), unless the marker already names a later slot of the
 // same epoch: a late writer never moves the marker back.
 func (w *Branch) AdvanceMarker(ctx context.Context, epoch string, s *wal.Slot, sums Sums) error {
-	m := Marker{ID: markerID, Meta: w.Repo.DB.Name(), Project: w.Project, Branch: w.Name, TL: w.TL, Slot: s.N, LSN: s.LSN, Token: s.Token, Epoch: epoch, Sums: sums}
-	_, err := w.DB.Collection(MarkerCollection).ReplaceOne(ctx,
-		bson.D{{Key: "_id", Value: markerID}, {Key: "epoch", Value: epoch}, {Key: "slot", Value: bson.D{{Key: "$lt", Value: s.N}}}}, m)
+	q, m := w.advanced(epoch, s, sums)
+	_, err := w.DB.Collection(MarkerCollection).ReplaceOne(ctx, q, m)
 	return err
+}
+
+// AdvanceMarkerCarrying is AdvanceMarker with field added to its update
+// command, for a request riding on it (the release of this process's
+// hold: CarriedHolds); it returns the command's answer. Only for argon
+// serve, as wal.Repo.InsertLeaseCarrying.
+func (w *Branch) AdvanceMarkerCarrying(ctx context.Context, epoch string, s *wal.Slot, sums Sums, field bson.E) (bson.Raw, error) {
+	q, m := w.advanced(epoch, s, sums)
+	cmd := bson.D{{Key: "update", Value: MarkerCollection}, {Key: "updates", Value: bson.A{bson.D{{Key: "q", Value: q}, {Key: "u", Value: m}}}},
+		{Key: "ordered", Value: true}, field}
+	return w.DB.RunCommand(ctx, cmd, options.RunCmd().SetReadPreference(readpref.Primary())).Raw()
+}
+
+// advanced is the filter and the marker of AdvanceMarker: the marker of
+// epoch at slot s, replacing one of the same epoch below s.
+func (w *Branch) advanced(epoch string, s *wal.Slot, sums Sums) (bson.D, Marker) {
+	m := Marker{ID: markerID, Meta: w.Repo.DB.Name(), Project: w.Project, Branch: w.Name, TL: w.TL, Slot: s.N, LSN: s.LSN, Token: s.Token, Epoch: epoch, Sums: sums}
+	return bson.D{{Key: "_id", Value: markerID}, {Key: "epoch", Value: epoch}, {Key: "slot", Value: bson.D{{Key: "$lt", Value: s.N}}}}, m
 }
 
 // Retarget records that the database now holds the state of slot s of
