@@ -919,7 +919,7 @@ func TestWireServedInsert(t *testing.T) {
 			mu.Lock()
 			defer mu.Unlock()
 			names = append(names, e.CommandName)
-			for _, f := range []string{"argonHoldWrites", "argonReleaseWrites"} {
+			for _, f := range []string{"argonHoldOn", "argonReleaseWrites"} {
 				if _, err := e.Command.LookupErr(f); err == nil {
 					carried = append(carried, e.CommandName+"+"+f)
 				}
@@ -936,7 +936,7 @@ func TestWireServedInsert(t *testing.T) {
 	if got := strings.Join(names, " "); got != want {
 		t.Errorf("a served insert sent %s, want %s", got, want)
 	}
-	if got := strings.Join(carried, " "); got != "insert+argonHoldWrites update+argonReleaseWrites" {
+	if got := strings.Join(carried, " "); got != "insert+argonHoldOn update+argonReleaseWrites" {
 		t.Errorf("a served insert carried %q, want the hold on the lease's insert and the release on the marker's update", got)
 	}
 	// A find by _id sends branch, marker, find, lease probe, endSessions.

@@ -18,7 +18,7 @@ import (
 // that advances the working database's marker. The guard takes the field
 // off before the engine sees the command.
 //
-//   - {insert: ..., argonHoldWrites: {db: DB, ttlMillis: N}}: the guard
+//   - {insert: ..., argonHoldOn: {db: DB, ttlMillis: N}}: the guard
 //     holds DB's writes for the client before it passes the command on,
 //     but only when no other client holds them (it never waits for one:
 //     the writer's own wait for the lease, with its notice and its
@@ -35,7 +35,7 @@ import (
 // (ServeInfo.CarriedHolds): one from before them would pass the field on
 // to the engine.
 const (
-	carryHold     = "argonHoldWrites"
+	carryHold     = "argonHoldOn"
 	carryRelease  = "argonReleaseWrites"
 	answerHeld    = "argonHeld"
 	answerRelease = "argonReleased"
@@ -53,6 +53,15 @@ type carried struct {
 func carriedIn(msg []byte) (c carried, out []byte, ok bool) {
 	body, found := sectionZero(msg)
 	if !found {
+		return carried{}, msg, false
+	}
+	// The command is its first field, which the guard classified the
+	// request by: a carried field there is no command of argon's, and
+	// taken off it would leave another field for the engine to take as
+	// the command (found by review: an application's
+	// {argonReleaseWrites: true, dropDatabase: 1} of argon's log passed
+	// the guard as a write to no database in particular).
+	if first, err := body.IndexErr(0); err != nil || isCarried(first.Key()) {
 		return carried{}, msg, false
 	}
 	h, herr := body.LookupErr(carryHold)
@@ -75,6 +84,11 @@ func carriedIn(msg []byte) (c carried, out []byte, ok bool) {
 		return carried{}, msg, false
 	}
 	return c, withSectionZero(msg, stripped), true
+}
+
+// isCarried reports the name of a carried field.
+func isCarried(key string) bool {
+	return key == carryHold || key == carryRelease
 }
 
 // withoutFields is doc without its top-level fields named keys.
@@ -287,11 +301,13 @@ func (c *Carrier) Done(answer bson.Raw, err error) func() {
 		return func() {}
 	}
 	if err != nil || got.Held == nil {
-		var se mongo.ServerError
-		if err != nil && !errors.As(err, &se) {
-			// Lost with its answer, perhaps after the serve held: let
-			// it go (the serve lets a held database go when the
-			// command failed).
+		var we mongo.WriteException
+		if err != nil && !errors.As(err, &we) {
+			// Lost with its answer (the driver reports a network error
+			// or a timeout as a CommandError too), perhaps after the
+			// serve held: let it go. A write error is the engine's
+			// answer, on which the serve let the hold go itself (found
+			// by review: a dropped connection left the hold for its TTL).
 			_ = s.send(context.Background(), c.db, true, false, c.ttl)
 		}
 		return nil
