@@ -137,6 +137,9 @@ type writer struct {
 	// prepared is set once the working database is at base (prepare):
 	// a dirty void below is repaired.
 	prepared bool
+	// advanced: the marker's update to the commit rode on the commit's
+	// insert and was applied (insertCommit).
+	advanced bool
 	// cause is the error that made the write fail, when a server answer
 	// or the lack of one ended it (see fail).
 	cause error
@@ -694,7 +697,7 @@ func (wr *writer) addKeyed(n int) {
 
 // commit inserts the slot. It returns the committed slot, a
 // TakenOverError, or an UnknownOutcomeError.
-func (wr *writer) commit(ctx context.Context, info *wal.CommitInfo) (*wal.Slot, error) {
+func (wr *writer) commit(ctx context.Context, info *wal.CommitInfo, sums workdb.Sums) (*wal.Slot, error) {
 	s := &wal.Slot{TL: wr.w.TL, N: wr.lease.N, Kind: wal.SlotCommit, Base: wr.base.LSN, LSN: wr.next - 1,
 		Token: wr.token, Time: wr.r.Now(), Message: info.Message, Author: info.Author, MergeOf: info.MergeOf,
 		Stats: wal.SortedStats(wr.stats), Spilled: wr.spill, Keyed: max(wr.keyed, 0)}
@@ -705,14 +708,61 @@ func (wr *writer) commit(ctx context.Context, info *wal.CommitInfo) (*wal.Slot, 
 		}
 	}
 	hook("before-commit")
-	return wr.insert(ctx, s)
+	return wr.inserted(ctx, s, wr.insertCommit(ctx, s, sums))
 }
+
+// insertCommit inserts commit slot s. Through an argon serve that takes
+// follow-ups (workdb.CarriedHolds), the working database's marker update
+// to s (finish's, with sums) rides on it, and the release of the hold of
+// its writes on that: the serve passes it on once the insert succeeded,
+// so a commit is the slot's round trip alone.
+func (wr *writer) insertCommit(ctx context.Context, s *wal.Slot, sums workdb.Sums) error {
+	ch, ok := wr.w.Files.(workdb.CarriedHolds)
+	if !ok || wr.built {
+		return wr.r.InsertSlot(ctx, s)
+	}
+	db := wr.w.DB.Name()
+	var extra []bson.E
+	relField, relDone, relOK := ch.ReleaseOn(db)
+	if relOK {
+		extra = append(extra, relField)
+	}
+	field, done, ok := ch.Then(db, wr.w.AdvanceMarkerCommand(wr.epoch, s, sums, extra...))
+	if !ok {
+		if relOK {
+			relDone(nil, errNotCarried)
+		}
+		return wr.r.InsertSlot(ctx, s)
+	}
+	ans, err := wr.r.InsertSlotCarrying(ctx, s, field)
+	then := done(ans, err)
+	if then != nil {
+		ok, _ := then.Lookup("ok").AsFloat64OK()
+		_, werr := then.LookupErr("writeErrors")
+		wr.advanced = ok == 1 && werr != nil
+	}
+	if relOK {
+		if then == nil {
+			relDone(nil, errNotCarried)
+		} else if relDone(then, nil) != nil {
+			wr.unhold = func() {} // released
+		}
+	}
+	return err
+}
+
+// errNotCarried stands for the answer of a command that carried nothing.
+var errNotCarried = errors.New("not carried")
 
 // insert writes slot s, the one the lease is for, and settles a duplicate
 // or a lost reply: it returns s, a TakenOverError, or an
 // UnknownOutcomeError.
 func (wr *writer) insert(ctx context.Context, s *wal.Slot) (*wal.Slot, error) {
-	err := wr.r.InsertSlot(ctx, s)
+	return wr.inserted(ctx, s, wr.r.InsertSlot(ctx, s))
+}
+
+// inserted is insert once slot s's insert answered err.
+func (wr *writer) inserted(ctx context.Context, s *wal.Slot, err error) (*wal.Slot, error) {
 	if err == nil {
 		return s, nil
 	}
@@ -810,6 +860,9 @@ func (wr *writer) finish(ctx context.Context, s *wal.Slot, sums workdb.Sums) {
 // (workdb.CarriedHolds), except after a build (Built asks for the write
 // token while the database is still held).
 func (wr *writer) advance(ctx context.Context, s *wal.Slot, sums workdb.Sums) error {
+	if wr.advanced {
+		return nil // on the commit's insert (insertCommit)
+	}
 	if ch, ok := wr.w.Files.(workdb.CarriedHolds); ok && !wr.built {
 		if field, done, ok := ch.ReleaseOn(wr.w.DB.Name()); ok {
 			ans, err := wr.w.AdvanceMarkerCarrying(ctx, wr.epoch, s, sums, field)
@@ -1023,7 +1076,8 @@ func (p *Protocol) Write(ctx context.Context, w *workdb.Branch, info *wal.Commit
 		wr.addKeyed(n)
 	}
 	wr.stopHB()
-	s, err := wr.commit(ctx, info)
+	sums := w.NextSums(wr.sums)
+	s, err := wr.commit(ctx, info, sums)
 	if err != nil {
 		var to *wal.TakenOverError
 		if errors.As(err, &to) {
@@ -1032,7 +1086,7 @@ func (p *Protocol) Write(ctx context.Context, w *workdb.Branch, info *wal.Commit
 		return nil, 0, err
 	}
 	hook("after-commit")
-	wr.finish(ctx, s, w.NextSums(wr.sums))
+	wr.finish(ctx, s, sums)
 	// What the write kept to repair a failure (the keys it touched, its
 	// key pages) is not needed once it is committed: the image below,
 	// which may fold the whole state, gets that memory.

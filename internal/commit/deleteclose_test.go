@@ -57,7 +57,7 @@ func TestDeleteClosesTheTimeline(t *testing.T) {
 		t.Fatalf("head after the delete: %+v, %v; want the closing void at LSN 2", h, err)
 	}
 
-	_, err = wr.commit(ctx, &wal.CommitInfo{})
+	_, err = wr.commit(ctx, &wal.CommitInfo{}, nil)
 	var to *wal.TakenOverError
 	if !errors.As(err, &to) || !to.Deleted {
 		t.Fatalf("the write in progress: %v, want a TakenOverError (deleted)", err)

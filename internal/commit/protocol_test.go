@@ -90,7 +90,7 @@ func TestStalledWriterIsFencedOut(t *testing.T) {
 	if _, err := live.Insert(ctx, "c", []bson.Raw{mustMarshal(bson.D{{Key: "_id", Value: "live"}})}, wal.CommitInfo{Message: "live"}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = wr.commit(ctx, &wal.CommitInfo{Message: "stalled"})
+	_, err = wr.commit(ctx, &wal.CommitInfo{Message: "stalled"}, nil)
 	var to *wal.TakenOverError
 	if !errors.As(err, &to) || !to.Void {
 		t.Fatalf("stalled commit: %v, want a TakenOverError (void)", err)
@@ -134,7 +134,7 @@ func TestSkewedClocksDoNotTakeOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	wr.stopHB()
-	if _, err := wr.commit(ctx, &wal.CommitInfo{Message: "h"}); err != nil {
+	if _, err := wr.commit(ctx, &wal.CommitInfo{Message: "h"}, nil); err != nil {
 		t.Fatalf("holder's commit: %v", err)
 	}
 }

@@ -143,7 +143,7 @@ func TestReview25LiveWriterSurvivesRepair(t *testing.T) {
 		t.Fatalf("the live writer has %d stored entries after fsck --repair, want 1200", n)
 	}
 	wr.stopHB()
-	s, err := wr.commit(ctx, &wal.CommitInfo{Message: "import"})
+	s, err := wr.commit(ctx, &wal.CommitInfo{Message: "import"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +221,7 @@ func TestReview25TakenOverWriterGoesWhenTheHeadMoves(t *testing.T) {
 		t.Errorf("%d entries of the writer are left", n)
 	}
 	// The stalled writer resumes: its commit is refused.
-	if _, err := wr.commit(ctx, &wal.CommitInfo{}); err == nil {
+	if _, err := wr.commit(ctx, &wal.CommitInfo{}, nil); err == nil {
 		t.Fatal("the fenced writer committed")
 	}
 	if got := ids(t, p.Open(r, b)); len(got) != 101 || got[100] != "b" {
@@ -268,7 +268,7 @@ func TestReview25ClosedTimelineWritersCanNoLongerCommit(t *testing.T) {
 	if _, _, err := r.DeleteBranch(ctx, "p", "g"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := wr.commit(ctx, &wal.CommitInfo{}); err == nil {
+	if _, err := wr.commit(ctx, &wal.CommitInfo{}, nil); err == nil {
 		t.Fatal("the writer committed on a deleted branch")
 	}
 	rep := r25Fsck(t, p, r, true)

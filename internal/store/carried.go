@@ -26,10 +26,21 @@ import (
 //     fails. The answer then carries argonHeld: {token: T}, T being DB's
 //     write token as the hold began (see writeHolds). Without argonHeld
 //     in the answer nothing is held, and the client holds as before.
+//
 //   - {update: ..., $db: DB, argonReleaseWrites: true}: once the engine
 //     answered the command, the guard notes DB's write token and ends
 //     the client's hold of DB; the answer carries argonReleased:
 //     {token: T}.
+//
+//   - {insert: ..., argonThen: {update: ..., $db: DB, ...}}: once the
+//     engine answered the insert, and only when it succeeded, the guard
+//     passes the command argonThen holds on to the engine as the
+//     client's own next write would go (argonThen may carry
+//     argonReleaseWrites itself, nothing else of these), and answers the
+//     insert once that command was answered, with argonThen: its answer.
+//     An answer without argonThen means the command was not passed on.
+//     The writer's marker update rides on its slot's insert this way
+//     (commit.writer.commit): the commit's last round trip.
 //
 // An argon serve that knows these fields says so in its serve.json
 // (ServeInfo.CarriedHolds): one from before them would pass the field on
@@ -37,6 +48,7 @@ import (
 const (
 	carryHold     = "argonHoldOn"
 	carryRelease  = "argonReleaseWrites"
+	carryThen     = "argonThen"
 	answerHeld    = "argonHeld"
 	answerRelease = "argonReleased"
 )
@@ -46,6 +58,8 @@ type carried struct {
 	hold    string // the database to hold, lower case
 	ttl     int64
 	release bool
+	// then is the follow-up command's body (nil: none).
+	then bson.Raw
 }
 
 // carriedIn finds a carried hold or release in request msg and returns
@@ -66,8 +80,12 @@ func carriedIn(msg []byte) (c carried, out []byte, ok bool) {
 	}
 	h, herr := body.LookupErr(carryHold)
 	r, rerr := body.LookupErr(carryRelease)
-	if herr != nil && rerr != nil {
+	th, terr := body.LookupErr(carryThen)
+	if herr != nil && rerr != nil && terr != nil {
 		return carried{}, msg, false
+	}
+	if terr == nil {
+		c.then, _ = th.DocumentOK()
 	}
 	if herr == nil {
 		if d, isDoc := h.DocumentOK(); isDoc {
@@ -79,7 +97,7 @@ func carriedIn(msg []byte) (c carried, out []byte, ok bool) {
 	if rerr == nil {
 		c.release, _ = r.BooleanOK()
 	}
-	stripped, err := withoutFields(body, carryHold, carryRelease)
+	stripped, err := withoutFields(body, carryHold, carryRelease, carryThen)
 	if err != nil {
 		return carried{}, msg, false
 	}
@@ -88,7 +106,7 @@ func carriedIn(msg []byte) (c carried, out []byte, ok bool) {
 
 // isCarried reports the name of a carried field.
 func isCarried(key string) bool {
-	return key == carryHold || key == carryRelease
+	return key == carryHold || key == carryRelease || key == carryThen
 }
 
 // withoutFields is doc without its top-level fields named keys.
@@ -208,6 +226,49 @@ func carry(c carried, db, tag string, writes *writeLog, holds *writeHolds) func(
 		}
 	}
 	return nil
+}
+
+// then is the answer hook of a request carrying follow-up command body
+// (see above): after the request's own hook (after, nil: none), a
+// request that succeeded has body passed on by follow, and its answer
+// waits for the follow-up's (nil is returned: nothing goes now). follow
+// reports false when it did not pass the command on; the answer then goes
+// as it is.
+func then(body bson.Raw, after func([]byte) []byte, follow func(bson.Raw, func([]byte) []byte) bool) func([]byte) []byte {
+	return func(ans []byte) []byte {
+		if after != nil {
+			ans = after(ans)
+		}
+		first, ok := sectionZero(ans)
+		if !ok || answerFailed(first) {
+			return ans
+		}
+		sent := follow(body, func(next []byte) []byte {
+			got, ok := sectionZero(next)
+			if !ok {
+				got, _ = bson.Marshal(bson.D{{Key: "ok", Value: 0.0}, {Key: "errmsg", Value: "the follow-up's answer could not be read"}})
+			}
+			return withSectionZero(ans, withFields(first, bson.D{{Key: answerThen, Value: got}}))
+		})
+		if !sent {
+			return ans
+		}
+		return nil
+	}
+}
+
+// answerThen is the field of an answer that holds the follow-up's.
+const answerThen = carryThen
+
+// requestMsg is the OP_MSG request id with command body.
+func requestMsg(id int32, body bson.Raw) []byte {
+	n := headerBytes + 4 + 1 + len(body)
+	out := make([]byte, n)
+	binary.LittleEndian.PutUint32(out[0:], uint32(n))
+	binary.LittleEndian.PutUint32(out[4:], uint32(id))
+	binary.LittleEndian.PutUint32(out[12:], opMsg)
+	copy(out[headerBytes+5:], body) // flags 0, section kind 0
+	return out
 }
 
 // Carrier is a hold or a release of a database's writes riding on a

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -158,5 +159,102 @@ func TestCarriedHoldAndRelease(t *testing.T) {
 	}
 	if waits(t, appWrite(other, db, 3), 10*time.Second) {
 		t.Fatal("a write waited after an application's carried hold")
+	}
+}
+
+// A follow-up command rides on another (argonThen): the serve passes it
+// on once the carrying command succeeded, as the client's own write, and
+// answers with both; never after a failure, never for an application,
+// and never one that would hold or carry a follow-up itself. The
+// marker's update and the hold's release ride on a commit's slot this way.
+func TestCarriedFollowUp(t *testing.T) {
+	uri, _ := serveAt(t, t.TempDir())
+	ctx := context.Background()
+	argon, app := connectAs(t, uri, holdAppPrefix+"cli"), connectAs(t, uri, "")
+	const db, meta = "ar_p__main", "argon_p"
+	marker := argon.Database(db).Collection("_argon")
+	if _, err := marker.InsertOne(ctx, bson.D{{Key: "_id", Value: "m"}, {Key: "v", Value: 0}}); err != nil {
+		t.Fatal(err)
+	}
+	setV := func(v int, extra ...bson.E) bson.D {
+		return append(bson.D{{Key: "update", Value: "_argon"}, {Key: "updates", Value: bson.A{bson.D{
+			{Key: "q", Value: bson.D{{Key: "_id", Value: "m"}}}, {Key: "u", Value: bson.D{{Key: "$set", Value: bson.D{{Key: "v", Value: v}}}}}}}},
+			{Key: "$db", Value: db}}, extra...)
+	}
+	insertThen := func(c *mongo.Client, into, id string, then bson.D) (bson.Raw, error) {
+		return c.Database(into).RunCommand(ctx, bson.D{{Key: "insert", Value: "slots"},
+			{Key: "documents", Value: bson.A{bson.D{{Key: "_id", Value: id}}}}, {Key: carryThen, Value: then}}).Raw()
+	}
+	v := func() int32 {
+		var m struct{ V int32 }
+		if err := marker.FindOne(ctx, bson.D{{Key: "_id", Value: "m"}}).Decode(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m.V
+	}
+
+	// Hold db the old way, then let the follow-up release it.
+	if err := argon.Database(db).RunCommand(ctx, bson.D{{Key: holdCommand, Value: 1}, {Key: "ttlMillis", Value: int64(60000)}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	held, err := WriteToken(ctx, argon, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocked := appWrite(app, db, 1)
+	ans, err := insertThen(argon, meta, "s1", setV(1, bson.E{Key: carryRelease, Value: true}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	then, ok := ans.Lookup(answerThen).DocumentOK()
+	if !ok || v() != 1 {
+		t.Fatalf("a follow-up of a successful insert: answer %v, marker v %d; want its answer and v 1", ans, v())
+	}
+	if n, _ := then.Lookup("nModified").AsInt64OK(); n != 1 {
+		t.Fatalf("the follow-up's answer: %v", then)
+	}
+	released, _ := then.Lookup(answerRelease, "token").StringValueOK()
+	e0, all0, n0, ok0 := parseToken(held)
+	e1, all1, n1, ok1 := parseToken(released)
+	if !ok0 || !ok1 || e0 != e1 || all1 != all0 || n1 != n0+1 {
+		t.Fatalf("tokens %q at the hold and %q at the release: want the follow-up counted as one write to %s", held, released, db)
+	}
+	if waits(t, blocked, 10*time.Second) {
+		t.Fatal("an application's write still waited after the follow-up's release")
+	}
+
+	// A failed insert: no follow-up.
+	ans, err = insertThen(argon, meta, "s1", setV(2))
+	if !mongo.IsDuplicateKeyError(err) {
+		t.Fatalf("a second insert of s1: %v, want a duplicate key error", err)
+	}
+	if v() != 1 {
+		t.Fatalf("the follow-up of a failed insert was passed on: marker v %d", v())
+	}
+	// Follow-ups that would hold, or carry a follow-up, are not passed on.
+	for _, bad := range []bson.D{
+		setV(3, bson.E{Key: carryHold, Value: bson.D{{Key: "db", Value: db}}}),
+		setV(3, bson.E{Key: carryThen, Value: setV(4)}),
+		{{Key: "find", Value: "_argon"}, {Key: "$db", Value: db}},
+	} {
+		ans, err := insertThen(argon, meta, fmt.Sprintf("s%d", time.Now().UnixNano()), bad)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ans.LookupErr(answerThen); err == nil || v() != 1 {
+			t.Fatalf("follow-up %v was passed on: answer %v, marker v %d", bad, ans, v())
+		}
+	}
+	// An application's follow-up is taken off and not passed on.
+	ans, err = insertThen(app, "appdb", "a1", bson.D{{Key: "insert", Value: "c"},
+		{Key: "documents", Value: bson.A{bson.D{{Key: "_id", Value: "x"}}}}, {Key: "$db", Value: "appdb"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ans.LookupErr(answerThen); err == nil {
+		t.Fatalf("an application's follow-up was passed on: %v", ans)
+	}
+	if n, _ := app.Database("appdb").Collection("c").CountDocuments(ctx, bson.D{}); n != 0 {
+		t.Fatalf("an application's follow-up inserted %d documents", n)
 	}
 }

@@ -125,6 +125,31 @@ func (f *DBFiles) ReleaseOn(db string) (bson.E, func(bson.Raw, error) func(), bo
 	return carrierParts(f.holds.releaseOn(db))
 }
 
+// Then returns the field that carries body, a write command to db, as a
+// follow-up of another command to argon serve (see Carrier), and the
+// function to give that command's answer or error to: it returns the
+// follow-up's answer, or nil when the serve did not pass it on. ok is
+// false when the serve takes no follow-ups.
+func (f *DBFiles) Then(db string, body bson.D) (bson.E, func(bson.Raw, error) bson.Raw, bool) {
+	if f.holds == nil || !f.holds.carried {
+		return bson.E{}, nil, false
+	}
+	return bson.E{Key: carryThen, Value: body}, func(ans bson.Raw, err error) bson.Raw {
+		if err != nil {
+			return nil
+		}
+		then, ok := ans.Lookup(answerThen).DocumentOK()
+		if !ok {
+			return nil
+		}
+		// The guard counts it against db as this process's write.
+		if f.own != nil {
+			f.own.followed(db)
+		}
+		return then
+	}, true
+}
+
 func carrierParts(c *Carrier) (bson.E, func(bson.Raw, error) func(), bool) {
 	if c == nil {
 		return bson.E{}, nil, false

@@ -133,7 +133,9 @@ func relay(client net.Conn, engineAddr string, writes *writeLog, ix *serveIndexe
 				continue
 			}
 			if after != nil {
-				msg = after(msg)
+				if msg = after(msg); msg == nil {
+					continue // answered with a follow-up's (see Carrier)
+				}
 			}
 			wmu.Lock()
 			_, err = client.Write(msg)
@@ -143,6 +145,63 @@ func relay(client net.Conn, engineAddr string, writes *writeLog, ix *serveIndexe
 			}
 		}
 	}()
+	var smu sync.Mutex // whole messages to the engine, from either side
+	// pass passes request msg on to the engine (cmd, db, write: as
+	// classify says), to be answered through after (nil: as it is).
+	pass := func(msg []byte, cmd, db string, write bool, after func([]byte) []byte) error {
+		// Counted and sent in one step: the engine answers in the
+		// order it reads.
+		smu.Lock()
+		defer smu.Unlock()
+		req := request{db: db, write: write, cmd: cmd, after: after}
+		if write && ix != nil {
+			req.coll, req.file = commandTarget(msg)
+			if cmd == "dropDatabase" {
+				ix.dropping(db) // waits while the indexer has a file open
+			}
+			ix.passed(cmd, db, req.coll)
+		}
+		// Counted before it can reach the engine, which answers it even
+		// when the client expects no answer (w: 0). A write waits while
+		// another client holds its database (writeHolds), and is counted
+		// before any hold can be granted after it.
+		if write {
+			holds.pass(db, tag, func() { out.sent(msg, req) })
+		} else {
+			out.sent(msg, req)
+		}
+		_, err := server.Write(msg)
+		return err
+	}
+	// follow passes on, for argon's own client, the follow-up command
+	// body carried by a request (see Carrier), once that request was
+	// answered: it goes as the client's own write would, its answer
+	// through after. It reports false when it could not be passed on.
+	nextID := int32(math.MinInt32) // the driver's request ids are positive
+	follow := func(body bson.Raw, after func([]byte) []byte) bool {
+		nextID++
+		msg := requestMsg(nextID, body)
+		cmd, db, write := classify(msg)
+		if !write || db == "" || refusal(msg) != "" {
+			return false
+		}
+		var inner func([]byte) []byte
+		if c, stripped, ok := carriedIn(msg); ok {
+			if c.then != nil || c.hold != "" {
+				return false
+			}
+			msg = stripped
+			inner = carry(c, db, tag, writes, holds)
+		}
+		coll, _ := commandTarget(msg)
+		argon.wrote(db, coll)
+		return pass(msg, cmd, db, write, func(ans []byte) []byte {
+			if inner != nil {
+				ans = inner(ans)
+			}
+			return after(ans)
+		}) == nil
+	}
 	for {
 		msg, err := readMessage(client)
 		if err != nil {
@@ -181,6 +240,9 @@ func relay(client net.Conn, engineAddr string, writes *writeLog, ix *serveIndexe
 			msg = stripped
 			if flags(msg)&flagMoreToCome == 0 {
 				after = carry(c, db, tag, writes, holds)
+				if c.then != nil && tag != "" {
+					after = then(c.then, after, follow)
+				}
 			}
 		}
 		if cmd == holdCommand {
@@ -249,24 +311,7 @@ func relay(client net.Conn, engineAddr string, writes *writeLog, ix *serveIndexe
 				continue
 			}
 		}
-		req := request{db: db, write: write, cmd: cmd, after: after}
-		if write && ix != nil {
-			req.coll, req.file = commandTarget(msg)
-			if cmd == "dropDatabase" {
-				ix.dropping(db) // waits while the indexer has a file open
-			}
-			ix.passed(cmd, db, req.coll)
-		}
-		// Counted before it can reach the engine, which answers it even
-		// when the client expects no answer (w: 0). A write waits while
-		// another client holds its database (writeHolds), and is counted
-		// before any hold can be granted after it.
-		if write {
-			holds.pass(db, tag, func() { out.sent(msg, req) })
-		} else {
-			out.sent(msg, req)
-		}
-		if _, err := server.Write(msg); err != nil {
+		if err := pass(msg, cmd, db, write, after); err != nil {
 			break
 		}
 	}

@@ -89,6 +89,15 @@ func (o *ownWrites) monitor(next *event.CommandMonitor) *event.CommandMonitor {
 	}
 }
 
+// followed counts a write to db that argon serve passed on for this
+// process without this process sending it (a follow-up a command carried:
+// Carrier): the guard counts it against the database as this process's.
+func (o *ownWrites) followed(db string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.gen[strings.ToLower(db)]++
+}
+
 // counts returns the writes sent so far to db and to every database; ok
 // is false once a write failed (see ownWrites).
 func (o *ownWrites) counts(db string) (n, all int64, ok bool) {

@@ -84,7 +84,22 @@ func (r *Repo) InsertLease(ctx context.Context, l *Lease) error {
 // and the embedded engine, one node, has none to apply.
 func (r *Repo) InsertLeaseCarrying(ctx context.Context, l *Lease, field bson.E) (bson.Raw, error) {
 	l.ID = leaseID(l.TL, l.N)
-	cmd := bson.D{{Key: "insert", Value: collLeases}, {Key: "documents", Value: bson.A{l}}, {Key: "ordered", Value: true}, field}
+	return r.insertCarrying(ctx, collLeases, l, field)
+}
+
+// InsertSlotCarrying is InsertSlot with field added to its insert command
+// (the working database's marker update, riding on it as a follow-up:
+// workdb.CarriedHolds), as InsertLeaseCarrying.
+func (r *Repo) InsertSlotCarrying(ctx context.Context, s *Slot, field bson.E) (bson.Raw, error) {
+	s.ID = slotID(s.TL, s.N)
+	return r.insertCarrying(ctx, collSlots, s, field)
+}
+
+// insertCarrying inserts doc into coll with one insert command that has
+// field added, and returns its answer; a write error is returned as the
+// driver's InsertOne returns it (mongo.IsDuplicateKeyError holds).
+func (r *Repo) insertCarrying(ctx context.Context, coll string, doc any, field bson.E) (bson.Raw, error) {
+	cmd := bson.D{{Key: "insert", Value: coll}, {Key: "documents", Value: bson.A{doc}}, {Key: "ordered", Value: true}, field}
 	return r.DB.RunCommand(ctx, cmd, options.RunCmd().SetReadPreference(readpref.Primary())).Raw()
 }
 

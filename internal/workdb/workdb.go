@@ -118,9 +118,15 @@ type DBFiles interface {
 // for a hold, its release function (nil: nothing was held); for a
 // release, a non-nil function when the release happened (nil: release as
 // before).
+//
+// Then carries body, a write command to db, as a follow-up that the serve
+// passes on once the carrying command succeeded: the marker's update
+// rides on the slot's insert. done returns the follow-up's answer (nil:
+// not passed on).
 type CarriedHolds interface {
 	HoldOn(db string, ttl time.Duration) (field bson.E, done func(answer bson.Raw, err error) func(), ok bool)
 	ReleaseOn(db string) (field bson.E, done func(answer bson.Raw, err error) func(), ok bool)
+	Then(db string, body bson.D) (field bson.E, done func(answer bson.Raw, err error) bson.Raw, ok bool)
 }
 
 // Branch is a branch's working database.
@@ -340,10 +346,21 @@ func (w *Branch) AdvanceMarker(ctx context.Context, epoch string, s *wal.Slot, s
 // hold: CarriedHolds); it returns the command's answer. Only for argon
 // serve, as wal.Repo.InsertLeaseCarrying.
 func (w *Branch) AdvanceMarkerCarrying(ctx context.Context, epoch string, s *wal.Slot, sums Sums, field bson.E) (bson.Raw, error) {
+	return w.DB.RunCommand(ctx, w.advanceCommand(epoch, s, sums, field), options.RunCmd().SetReadPreference(readpref.Primary())).Raw()
+}
+
+// AdvanceMarkerCommand is AdvanceMarker's update as a whole command body,
+// naming its database, with the fields of extra added: a follow-up that
+// another command carries to argon serve (CarriedHolds).
+func (w *Branch) AdvanceMarkerCommand(epoch string, s *wal.Slot, sums Sums, extra ...bson.E) bson.D {
+	return append(w.advanceCommand(epoch, s, sums, extra...), bson.E{Key: "$db", Value: w.DB.Name()})
+}
+
+func (w *Branch) advanceCommand(epoch string, s *wal.Slot, sums Sums, extra ...bson.E) bson.D {
 	q, m := w.advanced(epoch, s, sums)
 	cmd := bson.D{{Key: "update", Value: MarkerCollection}, {Key: "updates", Value: bson.A{bson.D{{Key: "q", Value: q}, {Key: "u", Value: m}}}},
-		{Key: "ordered", Value: true}, field}
-	return w.DB.RunCommand(ctx, cmd, options.RunCmd().SetReadPreference(readpref.Primary())).Raw()
+		{Key: "ordered", Value: true}}
+	return append(cmd, extra...)
 }
 
 // advanced is the filter and the marker of AdvanceMarker: the marker of
