@@ -43,8 +43,9 @@ import (
 //     (commit.writer.commit): the commit's last round trip.
 //
 // An argon serve that knows these fields says so in its serve.json
-// (ServeInfo.CarriedHolds): one from before them would pass the field on
-// to the engine.
+// (ServeInfo.CarriedHolds for the first two, ServeInfo.FollowUps for
+// argonThen): one from before them would pass the field on to the engine,
+// which refuses a command with a field it does not know.
 const (
 	carryHold     = "argonHoldOn"
 	carryRelease  = "argonReleaseWrites"

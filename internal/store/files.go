@@ -131,7 +131,7 @@ func (f *DBFiles) ReleaseOn(db string) (bson.E, func(bson.Raw, error) func(), bo
 // follow-up's answer, or nil when the serve did not pass it on. ok is
 // false when the serve takes no follow-ups.
 func (f *DBFiles) Then(db string, body bson.D) (bson.E, func(bson.Raw, error) bson.Raw, bool) {
-	if f.holds == nil || !f.holds.carried {
+	if f.holds == nil || !f.holds.followUps {
 		return bson.E{}, nil, false
 	}
 	return bson.E{Key: carryThen, Value: body}, func(ans bson.Raw, err error) bson.Raw {

@@ -2,11 +2,13 @@ package store
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -118,10 +120,16 @@ func relay(client net.Conn, engineAddr string, writes *writeLog, ix *serveIndexe
 	out := newOutstanding(writes, ix)
 	// tag names the client's process when it is argon's (see writeHolds).
 	greeted, tag, own := false, "", false
+	// closing: the client left; nothing more is passed on (pass).
+	var closing atomic.Bool
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		defer client.Close()
+		// gone: the client cannot be written to any more; the engine's
+		// answers are still read, so that requests passed on are seen
+		// answered (see the end of relay).
+		gone := false
 		for {
 			msg, err := readMessage(server)
 			if err != nil {
@@ -137,11 +145,15 @@ func relay(client net.Conn, engineAddr string, writes *writeLog, ix *serveIndexe
 					continue // answered with a follow-up's (see Carrier)
 				}
 			}
+			if gone {
+				continue
+			}
 			wmu.Lock()
 			_, err = client.Write(msg)
 			wmu.Unlock()
 			if err != nil {
-				return
+				gone = true
+				client.Close()
 			}
 		}
 	}()
@@ -164,11 +176,25 @@ func relay(client net.Conn, engineAddr string, writes *writeLog, ix *serveIndexe
 		// Counted before it can reach the engine, which answers it even
 		// when the client expects no answer (w: 0). A write waits while
 		// another client holds its database (writeHolds), and is counted
-		// before any hold can be granted after it.
+		// before any hold can be granted after it. Once the client left,
+		// nothing is counted or passed on: a follow-up that waited for a
+		// hold meanwhile would otherwise be counted as a write whose
+		// client left, and its database would have no token any more
+		// (found by review).
+		counted := false
+		count := func() {
+			if !closing.Load() {
+				out.sent(msg, req)
+				counted = true
+			}
+		}
 		if write {
-			holds.pass(db, tag, func() { out.sent(msg, req) })
+			holds.pass(db, tag, count)
 		} else {
-			out.sent(msg, req)
+			count()
+		}
+		if !counted {
+			return errClientLeft
 		}
 		_, err := server.Write(msg)
 		return err
@@ -315,10 +341,27 @@ func relay(client net.Conn, engineAddr string, writes *writeLog, ix *serveIndexe
 			break
 		}
 	}
+	// The client left. What was passed on is waited for a moment (a
+	// follow-up in flight, a write the engine is still applying): seen
+	// answered, it is no write whose client left, which would leave its
+	// database without a token until the serve restarts.
+	closing.Store(true)
+	for deadline := time.Now().Add(drainWait); !out.idle() && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	smu.Lock() // a pass in progress ends first
 	server.Close()
+	smu.Unlock()
 	<-done
 	out.abandon()
 }
+
+// drainWait is how long a relay whose client left waits for the answers
+// to the requests it passed on.
+const drainWait = 2 * time.Second
+
+// errClientLeft is pass's answer once the client has left.
+var errClientLeft = errors.New("the client left")
 
 // readMessage reads one whole wire-protocol message.
 func readMessage(r io.Reader) ([]byte, error) {

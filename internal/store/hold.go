@@ -270,8 +270,8 @@ type serveHolds struct {
 	// of each database.
 	granted, released map[string]tokenCounts
 	// carried: the serve takes holds and releases carried by other
-	// commands (see Carrier).
-	carried bool
+	// commands (see Carrier); followUps: follow-up commands too.
+	carried, followUps bool
 }
 
 func newServeHolds(client *mongo.Client, own *ownWrites, carried bool) *serveHolds {

@@ -199,6 +199,7 @@ func openServed(ctx context.Context, si *ServeInfo, opts Options, ping bool) (*S
 	}
 	s.Embedded, s.Served = true, true
 	s.holds = newServeHolds(s.Client, s.own, si.CarriedHolds)
+	s.holds.followUps = si.FollowUps
 	return s, nil
 }
 
@@ -243,6 +244,11 @@ type ServeInfo struct {
 	// CarriedHolds: the serve takes holds of writes and their releases
 	// carried by other commands (see Carrier).
 	CarriedHolds bool `json:"carried_holds,omitempty"`
+	// FollowUps: the serve passes on follow-up commands carried by
+	// another (argonThen; see Carrier). A flag of its own: serves built
+	// between the two features say carried_holds and would pass
+	// argonThen on to the engine, which refuses it (found by review).
+	FollowUps bool `json:"follow_ups,omitempty"`
 }
 
 func servePath(dir string) string { return filepath.Join(dir, "serve.json") }
@@ -515,7 +521,7 @@ func ServeIdle(ctx context.Context, dir, addr string, lockTimeout, idle time.Dur
 	if err != nil {
 		return err
 	}
-	b, _ := json.Marshal(ServeInfo{PID: os.Getpid(), URI: uri, Dir: abs, CarriedHolds: true})
+	b, _ := json.Marshal(ServeInfo{PID: os.Getpid(), URI: uri, Dir: abs, CarriedHolds: true, FollowUps: true})
 	if err := writeFileAtomic(servePath(dir), b); err != nil {
 		return err
 	}

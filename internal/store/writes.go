@@ -355,6 +355,13 @@ func (o *outstanding) sent(msg []byte, r request) {
 	}
 }
 
+// idle reports whether every request passed on was answered.
+func (o *outstanding) idle() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.queue) == 0
+}
+
 // lose gives up following this connection's answers (see writeLog.lose);
 // a dropDatabase among its requests can then no longer be followed to its
 // end (see serveIndexer). o.mu is held.
