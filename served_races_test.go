@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/argon-db/argon/cmd"
+	"github.com/argon-db/argon/internal/commit"
 	"github.com/argon-db/argon/internal/enginetest"
 	"github.com/argon-db/argon/internal/ui"
 	"github.com/argon-db/argon/internal/wal"
@@ -234,5 +237,48 @@ func TestFailedUpsertKeepsApplicationChanges(t *testing.T) {
 	}
 	if out := cliOut(t, dir, "status", "-s"); !strings.Contains(out, "d") {
 		t.Fatalf("status: %q, want the application's insert into d", out)
+	}
+}
+
+// Two writers on a branch whose working database does not exist yet,
+// through argon serve: the first reads the (missing) marker, and before it
+// reads the head from the log the second builds the database and commits.
+// The first's lease is then free at once (it follows the new head), and
+// the marker it read before is stale: it used to build or adopt a database
+// that already had a marker, and failed with E11000 on _argon (seen in CI:
+// five writers on a new branch through the shared engine). It reads the
+// marker again under its lease now, and both commit.
+func TestWriterReadsTheMarkerAgainAfterTheHeadFromTheLog(t *testing.T) {
+	if os.Getenv("ARGON_TEST_URI") != "" {
+		t.Skip("argon serve runs the embedded engine")
+	}
+	dir, run := statusWorkspace(t, "stale")
+	serveWorkspace(t, dir)
+	run("branch", "create", "b")
+	paused, resume := make(chan struct{}), make(chan struct{})
+	var first atomic.Bool
+	first.Store(true)
+	commit.Hook = func(point string) {
+		if point == "marked" && first.CompareAndSwap(true, false) {
+			close(paused)
+			<-resume
+		}
+	}
+	t.Cleanup(func() { commit.Hook = nil })
+	done := make(chan string, 1)
+	go func() {
+		io, _, _, errOut := ui.Test()
+		code := cmd.Run(context.Background(), &cmd.Factory{IO: io, Dir: dir}, []string{"insert", "c", `{"_id": "x"}`, "--branch", "b"})
+		done <- fmt.Sprintf("exit %d: %s", code, errOut.String())
+	}()
+	<-paused
+	run("insert", "c", `{"_id": "y"}`, "--branch", "b") // builds b's database, commits
+	close(resume)
+	if got := <-done; !strings.HasPrefix(got, "exit 0: ") {
+		t.Fatalf("the writer that read the marker before the other built the database: %s", got)
+	}
+	commit.Hook = nil
+	if _, out := run("find", "c", "--branch", "b", "--sort", `{"_id": 1}`); out != "{\"_id\":1,\"n\":1}\n{\"_id\":\"x\"}\n{\"_id\":\"y\"}\n" {
+		t.Errorf("branch b holds:\n%s", out)
 	}
 }

@@ -28,8 +28,9 @@ import (
 )
 
 // Hook, when set (by tests only), is called at named points of the
-// protocol: "leasing" (before each try for the lease, which a hold of
-// the working database's writes at argon serve may ride on), "leased",
+// protocol: "marked" (the working database's marker read), "leasing"
+// (before each try for the lease, which a hold of the working database's
+// writes at argon serve may ride on), "leased",
 // "applied", "before-commit", "after-commit". A test
 // uses it to stop or kill a writer at an exact step.
 var Hook func(point string)
@@ -197,8 +198,12 @@ func (p *Protocol) acquireFor(ctx context.Context, w *workdb.Branch, intent []wa
 	if err != nil {
 		return nil, err
 	}
+	hook("marked")
 	var known *wal.Slot
-	if m != nil && m.TL == w.TL {
+	// fromLog: the head was read from the log after the marker, so a
+	// writer may have built the database and committed in between.
+	fromLog := m == nil || m.TL != w.TL
+	if !fromLog {
 		// The marker names a slot that exists and a state the database
 		// holds cleanly.
 		known = &wal.Slot{TL: w.TL, N: m.Slot, LSN: m.LSN, Token: m.Token, Kind: wal.SlotCommit}
@@ -290,9 +295,15 @@ func (p *Protocol) acquireFor(ctx context.Context, w *workdb.Branch, intent []wa
 			return nil, err
 		}
 	}
-	if waited {
+	if waited || fromLog {
 		// The marker read before waiting may predate the holders we
-		// waited for (one may have built the database meanwhile).
+		// waited for (one may have built the database meanwhile). So
+		// may one read before the head was read from the log: a writer
+		// that built the database and committed in between leaves a
+		// head this lease follows at once, and the stale marker made
+		// this writer build or adopt a database with a marker already
+		// in it (E11000 on _argon; seen in CI with five writers on a
+		// new branch through the shared engine).
 		if m, err = w.Marker(ctx); err != nil {
 			void := &wal.Slot{TL: w.TL, N: lease.N, Kind: wal.SlotVoid, Base: known.LSN, LSN: known.LSN, Token: token, Time: r.Now()}
 			stillDirty(void, known)
