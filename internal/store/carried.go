@@ -40,7 +40,7 @@ import (
 //     insert once that command was answered, with argonThen: its answer.
 //     An answer without argonThen means the command was not passed on.
 //     The writer's marker update rides on its slot's insert this way
-//     (commit.writer.commit): the commit's last round trip.
+//     (commit's writer.insertCommit): the commit's last round trip.
 //
 // An argon serve that knows these fields says so in its serve.json
 // (ServeInfo.CarriedHolds for the first two, ServeInfo.FollowUps for
@@ -54,7 +54,8 @@ const (
 	answerRelease = "argonReleased"
 )
 
-// carried is a hold or a release asked for by a field of a command.
+// carried is a hold, a release or a follow-up asked for by a field of a
+// command.
 type carried struct {
 	hold    string // the database to hold, lower case
 	ttl     int64
@@ -63,8 +64,8 @@ type carried struct {
 	then bson.Raw
 }
 
-// carriedIn finds a carried hold or release in request msg and returns
-// msg without its field. ok is false when msg carries none.
+// carriedIn finds a carried hold, release or follow-up in request msg and
+// returns msg without its field. ok is false when msg carries none.
 func carriedIn(msg []byte) (c carried, out []byte, ok bool) {
 	body, found := sectionZero(msg)
 	if !found {
