@@ -5,9 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"io"
 	"math/rand"
-	"net"
 	"testing"
 	"time"
 
@@ -165,45 +163,10 @@ func TestReview29CarriedWireFuzz(t *testing.T) {
 // connection lost after the serve answered. It returns its URI.
 func dropAnswerRelay(t *testing.T, upstream string, marker []byte) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				s, err := net.Dial("tcp", upstream)
-				if err != nil {
-					return
-				}
-				defer s.Close()
-				go func() {
-					defer c.Close()
-					defer s.Close()
-					for {
-						msg, err := readMessage(s)
-						if err != nil {
-							return
-						}
-						if bytes.Contains(msg, marker) {
-							return // lost with the connection
-						}
-						if _, err := c.Write(msg); err != nil {
-							return
-						}
-					}
-				}()
-				_, _ = io.Copy(s, c)
-			}()
-		}
-	}()
-	return "mongodb://" + ln.Addr().String() + "/?directConnection=true"
+	addr := testRelay(t, upstream, nil, func(msg []byte) bool {
+		return !bytes.Contains(msg, marker) // lost with the connection
+	})
+	return "mongodb://" + addr + "/?directConnection=true"
 }
 
 // Was a defect (fixed: Done releases after any error but the engine's

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"io"
 	"net"
 	"testing"
 	"time"
@@ -19,12 +18,40 @@ import (
 // it); got receives a value as such a request arrives.
 func slowRelay(t *testing.T, upstream string, marker []byte, delay time.Duration) (addr string, got <-chan struct{}) {
 	t.Helper()
+	ch := make(chan struct{}, 16)
+	addr = testRelay(t, upstream, func(msg []byte) bool {
+		if bytes.Contains(msg, marker) {
+			ch <- struct{}{}
+			time.Sleep(delay)
+		}
+		return true
+	}, nil)
+	return addr, ch
+}
+
+// testRelay relays connections to upstream, whole messages at a time,
+// and returns its address. request and answer (nil: pass everything) see
+// each message before it goes on; false closes that connection instead.
+func testRelay(t *testing.T, upstream string, request, answer func(msg []byte) bool) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = ln.Close() })
-	ch := make(chan struct{}, 16)
+	pass := func(from, to net.Conn, see func([]byte) bool) {
+		defer from.Close()
+		defer to.Close()
+		for {
+			msg, err := readMessage(from)
+			if err != nil || (see != nil && !see(msg)) {
+				return
+			}
+			if _, err := to.Write(msg); err != nil {
+				return
+			}
+		}
+	}
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -32,30 +59,17 @@ func slowRelay(t *testing.T, upstream string, marker []byte, delay time.Duration
 				return
 			}
 			go func() {
-				defer c.Close()
 				s, err := net.Dial("tcp", upstream)
 				if err != nil {
+					_ = c.Close()
 					return
 				}
-				defer s.Close()
-				go func() { _, _ = io.Copy(c, s) }()
-				for {
-					msg, err := readMessage(c)
-					if err != nil {
-						return
-					}
-					if bytes.Contains(msg, marker) {
-						ch <- struct{}{}
-						time.Sleep(delay)
-					}
-					if _, err := s.Write(msg); err != nil {
-						return
-					}
-				}
+				go pass(s, c, answer)
+				pass(c, s, request)
 			}()
 		}
 	}()
-	return ln.Addr().String(), ch
+	return ln.Addr().String()
 }
 
 // guardAt runs a guard in front of the engine (or relay) at upstream and
