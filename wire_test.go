@@ -123,6 +123,58 @@ func TestWireAnnouncesFilterMatches(t *testing.T) {
 	}
 }
 
+// On FerretDB a count is the engine's count command, never the driver's
+// CountDocuments: FerretDB answers that aggregation by loading every
+// matched document first (workdb.countDocs: 281 MB against 45 MB for
+// 100,000 documents). A read that found nothing in a collection that does
+// not exist looks for a close name without counting any collection: it
+// asks each for one document at most.
+func TestWireCountsWithTheCountCommand(t *testing.T) {
+	dir := wireProject(t)
+	for i := 0; i < 3; i++ {
+		wireCount(t, dir, "insert", "c", fmt.Sprintf(`{"_id": "d%d", "v": %d}`, i, i))
+	}
+	type sent struct{ name, body string }
+	var mu sync.Mutex
+	var cmds []sent
+	mon := &event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
+		mu.Lock()
+		cmds = append(cmds, sent{e.CommandName, e.Command.String()})
+		mu.Unlock()
+	}}
+	run := func(args ...string) []sent {
+		mu.Lock()
+		cmds = nil
+		mu.Unlock()
+		runMonitored(t, dir, mon, args)
+		mu.Lock()
+		defer mu.Unlock()
+		return cmds
+	}
+	for _, args := range [][]string{{"count", "c"}, {"count", "c", `{"v": {"$gt": 0}}`}, {"collections"}, {"find", "cc"}} {
+		counts := 0
+		for _, c := range run(args...) {
+			switch c.name {
+			case "count":
+				counts++
+			case "aggregate":
+				// CountDocuments with a limit of one (does the collection
+				// hold a document?) is the only aggregation allowed.
+				if !strings.Contains(c.body, `{"$limit": {"$numberLong":"1"}}`) {
+					t.Errorf("argon %v sent an aggregation that is not a check for one document: %s", args, c.body)
+				}
+			}
+		}
+		want := 1
+		if args[0] == "find" {
+			want = 0
+		}
+		if counts != want {
+			t.Errorf("argon %v sent %d count commands, want %d", args, counts, want)
+		}
+	}
+}
+
 // The round trips of the main commands are counted with a driver command
 // monitor, so that an added query (a per-item loop, an extra read on the
 // write path) shows up as a failure here. The figures are exact: change

@@ -61,6 +61,7 @@ type reader interface {
 	Count(ctx context.Context, coll string, filter bson.Raw) (int64, error)
 	HasCollection(ctx context.Context, coll string) (bool, error)
 	Collections(ctx context.Context) ([]workdb.CollectionInfo, error)
+	CollectionNames(ctx context.Context) ([]string, error)
 	Indexes(ctx context.Context, coll string) ([]bson.Raw, error)
 }
 

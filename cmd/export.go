@@ -144,7 +144,7 @@ func runExport(ctx context.Context, o *exportOptions) error {
 		return err
 	}
 	what := fmt.Sprintf("%s@%d", pt.branch, pt.lsn)
-	infos, err := collectionsOf(ctx, db)
+	infos, err := workdb.CollectionNames(ctx, db)
 	if err != nil {
 		return err
 	}
@@ -290,19 +290,6 @@ func exportState(ctx context.Context, f *Factory, ref string) (*mongo.Database, 
 		fmt.Fprintf(f.IO.ErrOut, "argon: notice: materialised %s from the log; later reads of it reuse it (argon gc drops it)\n", describePoint(p))
 	}
 	return v.DB, statePoint{p.Branch.Name, p.LSN}, nil
-}
-
-// collectionsOf names db's collections that hold documents or indexes.
-func collectionsOf(ctx context.Context, db *mongo.Database) ([]string, error) {
-	infos, err := workdb.ListCollections(ctx, db)
-	if err != nil {
-		return nil, err
-	}
-	names := make([]string, len(infos))
-	for i, c := range infos {
-		names[i] = c.Name
-	}
-	return names, nil
 }
 
 // eachDocument streams c's documents sorted by _id, so that an export is

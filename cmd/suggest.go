@@ -68,13 +68,9 @@ func (f *Factory) hintCollection(ctx context.Context, rd reader, coll string) {
 	if ok, err := rd.HasCollection(ctx, coll); err != nil || ok {
 		return
 	}
-	infos, err := rd.Collections(ctx)
+	names, err := rd.CollectionNames(ctx)
 	if err != nil {
 		return
-	}
-	names := make([]string, len(infos))
-	for i, c := range infos {
-		names[i] = c.Name
 	}
 	if c := closest(coll, names); c != "" {
 		fmt.Fprintf(f.IO.ErrOut, "argon: hint: there is no collection %s; did you mean %s?\n", coll, c)

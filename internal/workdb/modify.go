@@ -797,13 +797,10 @@ func readMany(ctx context.Context, c *mongo.Collection, ids []bson.RawValue) ([]
 
 // Count counts the documents filter matches at the branch's head.
 func (w *Branch) Count(ctx context.Context, coll string, filter bson.Raw) (int64, error) {
-	if filter == nil {
-		filter = emptyDoc
-	}
 	var n int64
 	err := w.Protocol.Read(ctx, w, func(*Marker) error {
 		var err error
-		n, err = w.DB.Collection(coll).CountDocuments(ctx, filter)
+		n, err = countDocs(ctx, w.DB.Collection(coll), filter, w.Repo.FerretDB)
 		return err
 	})
 	return n, err
@@ -821,14 +818,27 @@ func (w *Branch) Collections(ctx context.Context) ([]CollectionInfo, error) {
 	var out []CollectionInfo
 	err := w.Protocol.Read(ctx, w, func(*Marker) error {
 		var err error
-		out, err = collections(ctx, w.DB)
+		out, err = collections(ctx, w.DB, w.Repo.FerretDB)
 		return err
 	})
 	return out, err
 }
 
-// collections lists db's collections that hold documents, by name.
-func collections(ctx context.Context, db *mongo.Database) ([]CollectionInfo, error) {
+// CollectionNames names the collections at the branch's head (those that
+// hold documents or indexes), without counting their documents.
+func (w *Branch) CollectionNames(ctx context.Context) ([]string, error) {
+	var out []string
+	err := w.Protocol.Read(ctx, w, func(*Marker) error {
+		var err error
+		out, err = CollectionNames(ctx, w.DB)
+		return err
+	})
+	return out, err
+}
+
+// collections lists db's collections that hold documents, by name, with
+// their counts (ferret: the engine is FerretDB, see countDocs).
+func collections(ctx context.Context, db *mongo.Database, ferret bool) ([]CollectionInfo, error) {
 	names, err := db.ListCollectionNames(ctx, bson.D{})
 	if err != nil {
 		return nil, err
@@ -839,7 +849,7 @@ func collections(ctx context.Context, db *mongo.Database) ([]CollectionInfo, err
 		if name == MarkerCollection {
 			continue
 		}
-		n, err := db.Collection(name).CountDocuments(ctx, bson.D{})
+		n, err := countDocs(ctx, db.Collection(name), nil, ferret)
 		if err != nil {
 			return nil, err
 		}
@@ -855,8 +865,25 @@ func collections(ctx context.Context, db *mongo.Database) ([]CollectionInfo, err
 	return out, nil
 }
 
-// ListCollections lists db's collections that hold documents or indexes,
-// by name, with their counts (argon's own marker excepted).
-func ListCollections(ctx context.Context, db *mongo.Database) ([]CollectionInfo, error) {
-	return collections(ctx, db)
+// CollectionNames names db's collections that hold documents or indexes,
+// in order (argon's own marker excepted). It reads at most one document
+// of each.
+func CollectionNames(ctx context.Context, db *mongo.Database) ([]string, error) {
+	names, err := db.ListCollectionNames(ctx, bson.D{})
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(names)
+	var out []string
+	for _, name := range names {
+		if name == MarkerCollection {
+			continue
+		}
+		if ok, err := exists(ctx, db, name); err != nil {
+			return nil, err
+		} else if ok {
+			out = append(out, name)
+		}
+	}
+	return out, nil
 }

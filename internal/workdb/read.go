@@ -112,6 +112,28 @@ func (w *Branch) HasCollection(ctx context.Context, coll string) (bool, error) {
 	return found, err
 }
 
+// countDocs counts the documents of c that filter matches. On FerretDB
+// (ferret) it sends the count command: FerretDB v1.24.2 answers the
+// driver's CountDocuments (an aggregation, $match then $group) by loading
+// every matched document first, where its count command reads them a
+// batch at a time (measured on the embedded engine, 100,000 documents of
+// about 300 bytes: a process peak of 281 MB against 45 MB, in the same
+// time). Elsewhere CountDocuments: MongoDB's count command can count a
+// sharded cluster's orphaned documents.
+func countDocs(ctx context.Context, c *mongo.Collection, filter bson.Raw, ferret bool) (int64, error) {
+	if filter == nil {
+		filter = emptyDoc
+	}
+	if !ferret {
+		return c.CountDocuments(ctx, filter)
+	}
+	var res struct {
+		N int64 `bson:"n"`
+	}
+	err := c.Database().RunCommand(ctx, bson.D{{Key: "count", Value: c.Name()}, {Key: "query", Value: filter}}).Decode(&res)
+	return res.N, err
+}
+
 // exists reports whether coll holds documents or indexes in db: whether
 // the log says it exists.
 func exists(ctx context.Context, db *mongo.Database, coll string) (bool, error) {

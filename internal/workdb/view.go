@@ -40,6 +40,8 @@ type View struct {
 	LSN int64
 	// Built reports that this call materialised the view (false: reused).
 	Built bool
+	// ferret is set when the engine is FerretDB (see countDocs).
+	ferret bool
 }
 
 func viewID(tl string, lsn int64) string { return fmt.Sprintf("%s:%012d", tl, lsn) }
@@ -58,7 +60,7 @@ func OpenView(ctx context.Context, r *wal.Repo, tl string, lsn int64) (*View, er
 	var rec viewRecord
 	err := views.FindOne(ctx, bson.D{{Key: "_id", Value: viewID(tl, lsn)}}).Decode(&rec)
 	if err == nil {
-		return &View{DB: r.Client.Database(rec.DB), TL: tl, LSN: lsn}, nil
+		return &View{DB: r.Client.Database(rec.DB), TL: tl, LSN: lsn, ferret: r.FerretDB}, nil
 	}
 	if !errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, err
@@ -75,7 +77,7 @@ func OpenView(ctx context.Context, r *wal.Repo, tl string, lsn int64) (*View, er
 		}
 		return nil, err
 	}
-	return &View{DB: db, TL: tl, LSN: lsn, Built: true}, nil
+	return &View{DB: db, TL: tl, LSN: lsn, Built: true, ferret: r.FerretDB}, nil
 }
 
 func collViewID(tl string, lsn int64, coll string) string { return viewID(tl, lsn) + "/" + coll }
@@ -151,7 +153,7 @@ func (v *CollViews) existing(ctx context.Context, coll string) (*mongo.Database,
 	var rec viewRecord
 	err := views.FindOne(ctx, bson.D{{Key: "_id", Value: viewID(v.TL, v.LSN)}}).Decode(&rec)
 	if err == nil {
-		v.full = &View{DB: v.r.Client.Database(rec.DB), TL: v.TL, LSN: v.LSN}
+		v.full = &View{DB: v.r.Client.Database(rec.DB), TL: v.TL, LSN: v.LSN, ferret: v.r.FerretDB}
 		return v.full.DB, nil
 	}
 	if !errors.Is(err, mongo.ErrNoDocuments) {
@@ -252,12 +254,9 @@ func (v *CollViews) Count(ctx context.Context, coll string, filter bson.Raw) (in
 	if ids, ok, err := v.overlay(ctx, coll, Query{Filter: filter, Projection: idOnly}); ok || err != nil {
 		return int64(len(ids)), err
 	}
-	if filter == nil {
-		filter = emptyDoc
-	}
 	var n int64
 	err := v.withView(ctx, coll, func(db *mongo.Database) (err error) {
-		n, err = db.Collection(coll).CountDocuments(ctx, filter)
+		n, err = countDocs(ctx, db.Collection(coll), filter, v.r.FerretDB)
 		return err
 	})
 	return n, err
@@ -300,17 +299,35 @@ func (v *CollViews) Indexes(ctx context.Context, coll string) (specs []bson.Raw,
 // Collections lists the state's collections with their counts: it
 // materialises the whole state.
 func (v *CollViews) Collections(ctx context.Context) ([]CollectionInfo, error) {
+	if err := v.openFull(ctx); err != nil {
+		return nil, err
+	}
+	return v.full.Collections(ctx)
+}
+
+// CollectionNames names the state's collections: it materialises the
+// whole state, as Collections, without counting.
+func (v *CollViews) CollectionNames(ctx context.Context) ([]string, error) {
+	if err := v.openFull(ctx); err != nil {
+		return nil, err
+	}
+	return CollectionNames(ctx, v.full.DB)
+}
+
+// openFull opens the view of the whole state, materialising it when none
+// exists.
+func (v *CollViews) openFull(ctx context.Context) error {
 	if v.full == nil {
 		full, err := OpenView(ctx, v.r, v.TL, v.LSN)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if full.Built && v.Built != nil {
 			v.Built("", v.LSN)
 		}
 		v.full = full
 	}
-	return collections(ctx, v.full.DB)
+	return nil
 }
 
 // buildView materialises the state of tl at lsn (only coll, when not
@@ -340,10 +357,7 @@ func (v *View) Find(ctx context.Context, coll string, q Query) ([]bson.Raw, erro
 
 // Count counts the documents filter matches in the view.
 func (v *View) Count(ctx context.Context, coll string, filter bson.Raw) (int64, error) {
-	if filter == nil {
-		filter = emptyDoc
-	}
-	return v.DB.Collection(coll).CountDocuments(ctx, filter)
+	return countDocs(ctx, v.DB.Collection(coll), filter, v.ferret)
 }
 
 // HasCollection reports whether coll holds documents in the view.
@@ -353,7 +367,12 @@ func (v *View) HasCollection(ctx context.Context, coll string) (bool, error) {
 
 // Collections lists the view's collections with their counts.
 func (v *View) Collections(ctx context.Context) ([]CollectionInfo, error) {
-	return collections(ctx, v.DB)
+	return collections(ctx, v.DB, v.ferret)
+}
+
+// CollectionNames names the view's collections without counting.
+func (v *View) CollectionNames(ctx context.Context) ([]string, error) {
+	return CollectionNames(ctx, v.DB)
 }
 
 // orphanGrace is how long gc leaves a view or scratch database that no
