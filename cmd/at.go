@@ -57,7 +57,7 @@ var timelineForm = regexp.MustCompile(`^[0-9a-f]{24}$`)
 // reader answers reads at a point: the working database at a head, a
 // materialised view of the log in the past.
 type reader interface {
-	Find(ctx context.Context, coll string, q workdb.Query) ([]bson.Raw, error)
+	FindTo(ctx context.Context, coll string, q workdb.Query, d *workdb.Docs) error
 	Count(ctx context.Context, coll string, filter bson.Raw) (int64, error)
 	HasCollection(ctx context.Context, coll string) (bool, error)
 	Collections(ctx context.Context) ([]workdb.CollectionInfo, error)

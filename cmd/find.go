@@ -1,9 +1,8 @@
 package cmd
 
 import (
+	"bufio"
 	"context"
-	"encoding/json"
-	"fmt"
 
 	"github.com/spf13/cobra"
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -125,33 +124,38 @@ func runFind(ctx context.Context, o *findOptions) error {
 	if err != nil {
 		return err
 	}
-	docs, err := rd.Find(ctx, o.coll, q)
-	if err != nil {
+	docs := &workdb.Docs{Spill: true}
+	defer docs.Close()
+	if err := rd.FindTo(ctx, o.coll, q, docs); err != nil {
 		return err
 	}
-	if len(docs) == 0 {
+	if docs.Len() == 0 {
 		f.hintCollection(ctx, rd, o.coll)
 	}
 	// A missing collection reads as empty, as in MongoDB.
 	if f.JSON {
-		arr := make([]json.RawMessage, len(docs))
-		for i, d := range docs {
+		arr := f.IO.StartJSONArray()
+		if err := docs.Each(func(d bson.Raw) error {
 			s, err := ejson.Format(d, !o.relaxed)
 			if err != nil {
 				return err
 			}
-			arr[i] = json.RawMessage(s)
+			return arr.Add([]byte(s))
+		}); err != nil {
+			return err
 		}
-		return f.IO.PrintJSON(arr)
+		return arr.End()
 	}
-	for _, d := range docs {
+	out := bufio.NewWriterSize(f.IO.Out, 64<<10)
+	if err := docs.Each(func(d bson.Raw) error {
 		s, err := ejson.Format(d, o.canonical)
 		if err != nil {
 			return err
 		}
-		if _, err := fmt.Fprintln(f.IO.Out, s); err != nil {
-			return err
-		}
+		out.WriteString(s)
+		return out.WriteByte('\n')
+	}); err != nil {
+		return err
 	}
-	return nil
+	return out.Flush()
 }

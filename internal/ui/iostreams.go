@@ -3,6 +3,7 @@
 package ui
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -123,6 +124,61 @@ func (s *IOStreams) PrintJSON(v any) error {
 	}
 	_, err := s.Out.Write(buf.Bytes())
 	return err
+}
+
+// JSONArray writes a JSON array to standard output one element at a time,
+// byte for byte as PrintJSON writes the whole array, for output too large
+// to hold: StartJSONArray, Add each element (one JSON value), End.
+type JSONArray struct {
+	w      *bufio.Writer
+	indent bool
+	n      int
+	buf    bytes.Buffer
+}
+
+// StartJSONArray starts a JSON array on standard output.
+func (s *IOStreams) StartJSONArray() *JSONArray {
+	return &JSONArray{w: bufio.NewWriterSize(s.Out, 64<<10), indent: s.stdoutTTY}
+}
+
+// Add writes one element.
+func (a *JSONArray) Add(v []byte) error {
+	a.buf.Reset()
+	var err error
+	if a.indent {
+		err = json.Indent(&a.buf, v, "  ", "  ")
+	} else {
+		err = json.Compact(&a.buf, v)
+	}
+	if err != nil {
+		return err
+	}
+	switch {
+	case a.n == 0 && a.indent:
+		a.w.WriteString("[\n  ")
+	case a.n == 0:
+		a.w.WriteString("[")
+	case a.indent:
+		a.w.WriteString(",\n  ")
+	default:
+		a.w.WriteString(",")
+	}
+	a.n++
+	_, err = a.w.Write(a.buf.Bytes())
+	return err
+}
+
+// End closes the array and flushes it.
+func (a *JSONArray) End() error {
+	switch {
+	case a.n == 0:
+		a.w.WriteString("[]\n")
+	case a.indent:
+		a.w.WriteString("\n]\n")
+	default:
+		a.w.WriteString("]\n")
+	}
+	return a.w.Flush()
 }
 
 // Table prints rows: on a terminal as aligned columns under a bold header,

@@ -10,3 +10,11 @@ func SetBulkLimits(t testing.TB, few, max int) {
 	fewIDs, maxDelete = few, max
 	t.Cleanup(func() { fewIDs, maxDelete = oldFew, oldMax })
 }
+
+// SetSpoolMemory sets how many bytes of a read's documents a Docs with
+// Spill keeps in memory; t's cleanup restores it.
+func SetSpoolMemory(t testing.TB, n int) {
+	old := spoolMemory
+	spoolMemory = n
+	t.Cleanup(func() { spoolMemory = old })
+}

@@ -20,16 +20,35 @@ type Query struct {
 // Find runs q against coll at the branch's committed head and returns the
 // matching documents as the server returns them.
 func (w *Branch) Find(ctx context.Context, coll string, q Query) ([]bson.Raw, error) {
-	var out []bson.Raw
-	err := w.Protocol.Read(ctx, w, func(*Marker) error {
-		var err error
-		out, err = find(ctx, w.DB.Collection(coll), q)
-		return err
+	var d Docs
+	if err := w.FindTo(ctx, coll, q, &d); err != nil {
+		return nil, err
+	}
+	return d.All()
+}
+
+// FindTo is Find into d: with d.Spill set, a read of any size holds one
+// batch of the server's in memory.
+func (w *Branch) FindTo(ctx context.Context, coll string, q Query, d *Docs) error {
+	return w.Protocol.Read(ctx, w, func(*Marker) error {
+		return findInto(ctx, w.DB.Collection(coll), q, d)
 	})
-	return out, err
 }
 
 func find(ctx context.Context, c *mongo.Collection, q Query) ([]bson.Raw, error) {
+	var d Docs
+	if err := findInto(ctx, c, q, &d); err != nil {
+		return nil, err
+	}
+	return d.All()
+}
+
+// findInto runs q on c and puts what it finds into d, in place of what d
+// held.
+func findInto(ctx context.Context, c *mongo.Collection, q Query, d *Docs) error {
+	if err := d.Reset(); err != nil {
+		return err
+	}
 	opts := options.Find()
 	if q.Projection != nil {
 		opts.SetProjection(q.Projection)
@@ -49,16 +68,17 @@ func find(ctx context.Context, c *mongo.Collection, q Query) ([]bson.Raw, error)
 	}
 	cur, err := c.Find(ctx, filter, opts.SetBatchSize(FirstBatch))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer cur.Close(ctx)
-	var out []bson.Raw
 	var sizer BatchSizer
 	for cur.Next(ctx) {
-		out = append(out, append(bson.Raw(nil), cur.Current...))
+		if err := d.Add(cur.Current); err != nil {
+			return err
+		}
 		sizer.Seen(cur)
 	}
-	return out, cur.Err()
+	return cur.Err()
 }
 
 // FirstBatch is the first batch a read of documents asks for (see

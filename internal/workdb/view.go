@@ -192,6 +192,31 @@ func (v *CollViews) Find(ctx context.Context, coll string, q Query) ([]bson.Raw,
 	return v.findOwn(ctx, coll, q)
 }
 
+// FindTo is Find into d. A read answered from a view of the state itself
+// holds one batch of the server's in memory when d.Spill is set; one laid
+// over another state (an image's view, the branch's working database)
+// holds its answer whole, as Find.
+func (v *CollViews) FindTo(ctx context.Context, coll string, q Query, d *Docs) error {
+	out, ok, err := v.overlay(ctx, coll, q)
+	if err != nil {
+		return err
+	}
+	if ok {
+		if err := d.Reset(); err != nil {
+			return err
+		}
+		for _, doc := range out {
+			if err := d.Add(doc); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return v.withView(ctx, coll, func(db *mongo.Database) error {
+		return findInto(ctx, db.Collection(coll), q, d)
+	})
+}
+
 // findOwn runs q on coll in a view of the state itself.
 func (v *CollViews) findOwn(ctx context.Context, coll string, q Query) (out []bson.Raw, err error) {
 	err = v.withView(ctx, coll, func(db *mongo.Database) error {
@@ -353,6 +378,11 @@ func buildView(ctx context.Context, r *wal.Repo, tl string, lsn int64, coll stri
 // Find runs q on coll in the view.
 func (v *View) Find(ctx context.Context, coll string, q Query) ([]bson.Raw, error) {
 	return find(ctx, v.DB.Collection(coll), q)
+}
+
+// FindTo is Find into d.
+func (v *View) FindTo(ctx context.Context, coll string, q Query, d *Docs) error {
+	return findInto(ctx, v.DB.Collection(coll), q, d)
 }
 
 // Count counts the documents filter matches in the view.

@@ -1,0 +1,157 @@
+package workdb
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
+
+// spoolMemory is how many bytes of documents a Docs with Spill set keeps
+// in memory before it writes the rest to a temporary file.
+var spoolMemory = 4 << 20
+
+// Docs holds the documents a read found until the read is known to have
+// seen one committed state: a read of a working database runs again when
+// a writer touched it meanwhile (commit.Protocol.Read), a read of a view
+// when the view was dropped under it (CollViews.withView), so a read can
+// hand nothing on before it has ended. With Spill set, documents past
+// spoolMemory bytes go to a temporary file, so that a read of any size
+// holds a batch of the server's in memory, not its whole answer. The zero
+// Docs keeps everything in memory.
+type Docs struct {
+	// Spill lets the documents past spoolMemory bytes go to a file.
+	Spill bool
+	mem   []byte // the first documents, one after another
+	n     int
+	f     *os.File // the rest, one after another, once mem is full
+	w     *bufio.Writer
+	fn    string // the file's name while it could not be removed at once
+}
+
+// Add keeps a copy of doc, after those kept before.
+func (d *Docs) Add(doc bson.Raw) error {
+	d.n++
+	if d.f == nil && (!d.Spill || len(d.mem)+len(doc) <= spoolMemory) {
+		d.mem = append(d.mem, doc...)
+		return nil
+	}
+	if d.f == nil {
+		f, err := os.CreateTemp("", "argon-read-*")
+		if err != nil {
+			return fmt.Errorf("keeping the documents of a large read in a temporary file: %w", err)
+		}
+		// Removed at once where the system allows it (the file lives
+		// as long as it is open, even when the process is killed);
+		// elsewhere at Close.
+		if os.Remove(f.Name()) != nil {
+			d.fn = f.Name()
+		}
+		d.f, d.w = f, bufio.NewWriterSize(f, 1<<20)
+	}
+	_, err := d.w.Write(doc)
+	return err
+}
+
+// Len is how many documents are kept.
+func (d *Docs) Len() int { return d.n }
+
+// Reset forgets every document kept, for a read that starts again.
+func (d *Docs) Reset() error {
+	d.mem, d.n = d.mem[:0], 0
+	if d.f == nil {
+		return nil
+	}
+	d.w.Reset(d.f)
+	if err := d.f.Truncate(0); err != nil {
+		return err
+	}
+	_, err := d.f.Seek(0, io.SeekStart)
+	return err
+}
+
+// Each calls fn with each document kept, in the order they were added.
+// The document passed is valid during the call only.
+func (d *Docs) Each(fn func(bson.Raw) error) error {
+	for rest := d.mem; len(rest) > 0; {
+		n := int(binary.LittleEndian.Uint32(rest))
+		if err := fn(bson.Raw(rest[:n])); err != nil {
+			return err
+		}
+		rest = rest[n:]
+	}
+	if d.f == nil {
+		return nil
+	}
+	if err := d.w.Flush(); err != nil {
+		return err
+	}
+	defer d.f.Seek(0, io.SeekEnd) //nolint:errcheck // later Adds append; a failed seek fails them
+	if _, err := d.f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	r := bufio.NewReaderSize(d.f, 1<<20)
+	var doc []byte
+	for {
+		var head [4]byte
+		if _, err := io.ReadFull(r, head[:]); errors.Is(err, io.EOF) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		n := int(binary.LittleEndian.Uint32(head[:]))
+		if n < 5 {
+			return fmt.Errorf("the temporary file of a read is damaged: a document of %d bytes", n)
+		}
+		doc = append(doc[:0], head[:]...)
+		doc = append(doc, make([]byte, n-4)...)
+		if _, err := io.ReadFull(r, doc[4:]); err != nil {
+			return err
+		}
+		if err := fn(bson.Raw(doc)); err != nil {
+			return err
+		}
+	}
+}
+
+// All returns the documents kept, in order: those in memory share it
+// (valid until the next Add or Reset), those from the file are copies.
+func (d *Docs) All() ([]bson.Raw, error) {
+	out := make([]bson.Raw, 0, d.n)
+	for rest := d.mem; len(rest) > 0; {
+		n := int(binary.LittleEndian.Uint32(rest))
+		out = append(out, bson.Raw(rest[:n:n]))
+		rest = rest[n:]
+	}
+	if d.f == nil {
+		return out, nil
+	}
+	mem := d.mem
+	d.mem = nil // Each reads the file only
+	defer func() { d.mem = mem }()
+	err := d.Each(func(doc bson.Raw) error {
+		out = append(out, append(bson.Raw(nil), doc...))
+		return nil
+	})
+	return out, err
+}
+
+// Close lets go of the documents and of the temporary file.
+func (d *Docs) Close() error {
+	d.mem, d.n = nil, 0
+	if d.f == nil {
+		return nil
+	}
+	err := d.f.Close()
+	if d.fn != "" {
+		if rerr := os.Remove(d.fn); err == nil {
+			err = rerr
+		}
+	}
+	d.f, d.w, d.fn = nil, nil, ""
+	return err
+}

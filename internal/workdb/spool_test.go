@@ -1,0 +1,138 @@
+package workdb_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/argon-db/argon/internal/commit"
+	"github.com/argon-db/argon/internal/wal"
+	"github.com/argon-db/argon/internal/wal/waltest"
+	"github.com/argon-db/argon/internal/workdb"
+)
+
+// A read's documents past the spool's memory go to a file and come back
+// in order, the same as a read held in memory; a read that starts again
+// (Reset) forgets what the first try found, in memory and in the file.
+func TestDocsSpillAndReset(t *testing.T) {
+	workdb.SetSpoolMemory(t, 1000)
+	doc := func(i int) bson.Raw {
+		raw, _ := bson.Marshal(bson.D{{Key: "_id", Value: int32(i)}, {Key: "pad", Value: fmt.Sprintf("%0*d", i%300, i)}})
+		return raw
+	}
+	d := &workdb.Docs{Spill: true}
+	defer d.Close()
+	check := func(from, n int) {
+		t.Helper()
+		if d.Len() != n {
+			t.Fatalf("Len %d, want %d", d.Len(), n)
+		}
+		i := from
+		if err := d.Each(func(got bson.Raw) error {
+			if want := doc(i); string(got) != string(want) {
+				return fmt.Errorf("document %d: %s, want %s", i-from, got, want)
+			}
+			i++
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if i != from+n {
+			t.Fatalf("Each gave %d documents, want %d", i-from, n)
+		}
+		all, err := d.All()
+		if err != nil || len(all) != n {
+			t.Fatalf("All: %d documents, %v; want %d", len(all), err, n)
+		}
+		for j, got := range all {
+			if string(got) != string(doc(from+j)) {
+				t.Fatalf("All, document %d: %s", j, got)
+			}
+		}
+	}
+	for i := 0; i < 200; i++ { // well past 1,000 bytes
+		if err := d.Add(doc(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check(0, 200)
+	// Each may run twice, and Adds after it append.
+	check(0, 200)
+	if err := d.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	check(0, 0)
+	for i := 500; i < 530; i++ {
+		if err := d.Add(doc(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check(500, 30)
+	// Without Spill nothing goes to a file, whatever the size.
+	m := &workdb.Docs{}
+	for i := 0; i < 200; i++ {
+		if err := m.Add(doc(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, err := m.All()
+	if err != nil || len(all) != 200 || string(all[199]) != string(doc(199)) {
+		t.Fatalf("in memory: %d documents, %v", len(all), err)
+	}
+}
+
+// A read of a branch and of a past state into a spool that spills gives
+// the documents a read held in memory gives, in the same order, and a
+// spool that held another read's documents holds only the new read's.
+func TestFindToSpills(t *testing.T) {
+	srv, r, b := waltest.Project(t)
+	ctx := context.Background()
+	w := commit.New().Open(r, b)
+	w.ScanReads = srv.Embedded || srv.FerretDB
+	var docs []bson.Raw
+	for i := 0; i < 300; i++ {
+		d, _ := bson.Marshal(bson.D{{Key: "_id", Value: int32(i)}, {Key: "v", Value: fmt.Sprintf("value %d", i)}})
+		docs = append(docs, d)
+	}
+	if _, err := w.Insert(ctx, "c", docs, wal.CommitInfo{}); err != nil {
+		t.Fatal(err)
+	}
+	head, err := r.Head(ctx, b.Timeline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	workdb.SetSpoolMemory(t, 2000)
+	sort, _ := bson.Marshal(bson.D{{Key: "_id", Value: -1}})
+	q := workdb.Query{Sort: sort, Skip: 3}
+	want, err := w.Find(ctx, "c", q)
+	if err != nil || len(want) != 297 {
+		t.Fatalf("find: %d documents, %v", len(want), err)
+	}
+	readers := map[string]interface {
+		FindTo(context.Context, string, workdb.Query, *workdb.Docs) error
+	}{"head": w, "past state": workdb.OpenCollViews(r, b.Timeline, head.LSN)}
+	for name, rd := range readers {
+		d := &workdb.Docs{Spill: true}
+		for i := 0; i < 50; i++ { // an earlier read's documents
+			_ = d.Add(docs[i])
+		}
+		if err := rd.FindTo(ctx, "c", q, d); err != nil {
+			t.Fatal(err)
+		}
+		got, err := d.All()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d documents, want %d", name, len(got), len(want))
+		}
+		for i := range want {
+			if string(got[i]) != string(want[i]) {
+				t.Fatalf("%s: document %d is %s, want %s", name, i, got[i], want[i])
+			}
+		}
+		d.Close()
+	}
+}
