@@ -65,25 +65,30 @@ func (w *Branch) Changes(ctx context.Context) ([]Change, int64, error) {
 			// The fingerprint of what the database holds now against the
 			// committed one: equal means nothing changed, and the log need
 			// not be folded.
-			now, err := ScanSums(ctx, w.DB)
+			now, kept, err := scanSums(ctx, w.DB, true)
 			if err != nil {
 				return err
 			}
-			if now.Equal(m.Sums) {
-				// Recorded only when the files did not change during the
-				// scan: then the scan saw exactly the files of fp.
-				if fp != "" {
-					if f, err := w.Files.Fingerprint(w.DB.Name()); err == nil && f == fp {
-						if m.Held {
-							_ = w.Files.SetClean(w.DB.Name(), fp)
-						} else {
-							clean = fp
-						}
+			defer kept.Close()
+			if !now.Equal(m.Sums) {
+				// Changed: compared with the log from what the scan
+				// read, without reading the database again.
+				out, err = w.diffState(ctx, head, nil, kept)
+				return err
+			}
+			// Recorded only when the files did not change during the scan:
+			// then the scan saw exactly the files of fp.
+			if fp != "" {
+				if f, err := w.Files.Fingerprint(w.DB.Name()); err == nil && f == fp {
+					if m.Held {
+						_ = w.Files.SetClean(w.DB.Name(), fp)
+					} else {
+						clean = fp
 					}
 				}
-				out = nil
-				return nil
 			}
+			out = nil
+			return nil
 		}
 		var err error
 		out, err = w.diff(ctx, head)
@@ -96,26 +101,33 @@ func (w *Branch) Changes(ctx context.Context) ([]Change, int64, error) {
 }
 
 func (w *Branch) diff(ctx context.Context, head int64) ([]Change, error) {
-	return w.diffState(ctx, head, nil)
+	return w.diffState(ctx, head, nil, nil)
 }
 
 // diffState is diff against st, the state at head when not nil (else it
-// folds it).
-func (w *Branch) diffState(ctx context.Context, head int64, st *wal.State) ([]Change, error) {
+// folds it). With kept (a scan's documents, scanSums) it compares those
+// instead of reading the database.
+func (w *Branch) diffState(ctx context.Context, head int64, st *wal.State, kept scanned) ([]Change, error) {
 	if st == nil {
 		var err error
 		if st, err = w.Repo.Fold(ctx, w.TL, head, ""); err != nil {
 			return nil, err
 		}
 	}
-	names, err := w.DB.ListCollectionNames(ctx, bson.D{})
-	if err != nil {
-		return nil, err
-	}
 	colls := map[string]bool{}
-	for _, n := range names {
-		if n != MarkerCollection {
+	if kept != nil {
+		for n := range kept {
 			colls[n] = true
+		}
+	} else {
+		names, err := w.DB.ListCollectionNames(ctx, bson.D{})
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range names {
+			if n != MarkerCollection {
+				colls[n] = true
+			}
 		}
 	}
 	for _, n := range st.Collections() {
@@ -127,26 +139,27 @@ func (w *Branch) diffState(ctx context.Context, head int64, st *wal.State) ([]Ch
 		for _, d := range st.Docs(coll) {
 			committed[string(wal.KeyOf(d.Lookup("_id")))] = d
 		}
-		cur, err := w.DB.Collection(coll).Find(ctx, bson.D{})
-		if err != nil {
-			return nil, err
-		}
-		for cur.Next(ctx) {
-			id := cur.Current.Lookup("_id")
-			k := string(wal.KeyOf(id))
-			doc := append(bson.Raw(nil), cur.Current...)
-			if was, ok := committed[k]; !ok {
+		compare := func(cur bson.Raw) error {
+			k := string(wal.KeyOf(cur.Lookup("_id")))
+			was, ok := committed[k]
+			switch {
+			case !ok:
+				doc := append(bson.Raw(nil), cur...)
 				out = append(out, Change{Coll: coll, Kind: Added, ID: doc.Lookup("_id"), Doc: doc})
-			} else {
-				if !bytes.Equal(was, doc) {
-					out = append(out, Change{Coll: coll, Kind: Modified, ID: doc.Lookup("_id"), Doc: doc, Was: was})
-				}
-				delete(committed, k)
+			case !bytes.Equal(was, cur):
+				doc := append(bson.Raw(nil), cur...)
+				out = append(out, Change{Coll: coll, Kind: Modified, ID: doc.Lookup("_id"), Doc: doc, Was: was})
 			}
+			delete(committed, k)
+			return nil
 		}
-		err = cur.Err()
-		_ = cur.Close(ctx)
-		if err != nil {
+		if kept != nil {
+			if d := kept[coll]; d != nil {
+				if err := d.Each(compare); err != nil {
+					return nil, err
+				}
+			}
+		} else if err := eachDoc(ctx, w.DB.Collection(coll), compare); err != nil {
 			return nil, err
 		}
 		for _, d := range committed {

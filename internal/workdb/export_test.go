@@ -18,3 +18,11 @@ func SetSpoolMemory(t testing.TB, n int) {
 	spoolMemory = n
 	t.Cleanup(func() { spoolMemory = old })
 }
+
+// SetKeepMax sets how many bytes of documents a status scan keeps for
+// the comparison that follows; t's cleanup restores it.
+func SetKeepMax(t testing.TB, n int) {
+	old := keepMax
+	keepMax = n
+	t.Cleanup(func() { keepMax = old })
+}

@@ -43,6 +43,21 @@ func find(ctx context.Context, c *mongo.Collection, q Query) ([]bson.Raw, error)
 	return d.All()
 }
 
+// eachDoc calls fn with each document of c, as the server returns them.
+func eachDoc(ctx context.Context, c *mongo.Collection, fn func(bson.Raw) error) error {
+	cur, err := c.Find(ctx, emptyDoc)
+	if err != nil {
+		return err
+	}
+	defer cur.Close(ctx)
+	for cur.Next(ctx) {
+		if err := fn(cur.Current); err != nil {
+			return err
+		}
+	}
+	return cur.Err()
+}
+
 // findInto runs q on c and puts what it finds into d, in place of what d
 // held.
 func findInto(ctx context.Context, c *mongo.Collection, q Query, d *Docs) error {

@@ -136,3 +136,57 @@ func TestFindToSpills(t *testing.T) {
 		d.Close()
 	}
 }
+
+// Status compares the log with the documents its scan read, kept in
+// memory, in a spool's file, or (past the bound of what a scan keeps)
+// read again: the changes are the same each way.
+func TestChangesFromTheScanKept(t *testing.T) {
+	srv, r, b := waltest.Project(t)
+	ctx := context.Background()
+	w := commit.New().Open(r, b)
+	w.ScanReads = srv.Embedded || srv.FerretDB
+	for _, coll := range []string{"a", "b"} {
+		var docs []bson.Raw
+		for i := 0; i < 200; i++ {
+			d, _ := bson.Marshal(bson.D{{Key: "_id", Value: int32(i)}, {Key: "v", Value: fmt.Sprintf("%s %d", coll, i)}})
+			docs = append(docs, d)
+		}
+		if _, err := w.Insert(ctx, coll, docs, wal.CommitInfo{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// An application's changes: one of each kind in a, an insert into a
+	// new collection c.
+	a := w.DB.Collection("a")
+	if _, err := a.UpdateOne(ctx, bson.D{{Key: "_id", Value: int32(7)}}, bson.D{{Key: "$set", Value: bson.D{{Key: "v", Value: "changed"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.DeleteOne(ctx, bson.D{{Key: "_id", Value: int32(150)}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.InsertOne(ctx, bson.D{{Key: "_id", Value: int32(900)}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.DB.Collection("c").InsertOne(ctx, bson.D{{Key: "_id", Value: "new"}}); err != nil {
+		t.Fatal(err)
+	}
+	const want = `[a added {"$numberInt":"900"} a deleted {"$numberInt":"150"} a modified {"$numberInt":"7"} c added "new"]`
+	for _, c := range []struct {
+		name        string
+		spool, keep int
+	}{{"in memory", 4 << 20, 256 << 20}, {"in a file", 500, 256 << 20}, {"read again", 4 << 20, 1000}} {
+		workdb.SetSpoolMemory(t, c.spool)
+		workdb.SetKeepMax(t, c.keep)
+		changes, _, err := w.Changes(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, ch := range changes {
+			got = append(got, ch.Coll, ch.Kind, ch.ID.String())
+		}
+		if fmt.Sprint(got) != want {
+			t.Errorf("%s: changes %v, want %s", c.name, got, want)
+		}
+	}
+}

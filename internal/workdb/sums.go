@@ -75,23 +75,70 @@ func (s Sums) Equal(o Sums) bool {
 // ScanSums computes the fingerprint of every collection in db, documents
 // and indexes.
 func ScanSums(ctx context.Context, db *mongo.Database) (Sums, error) {
+	sums, _, err := scanSums(ctx, db, false)
+	return sums, err
+}
+
+// keepMax bounds the bytes of documents scanSums keeps.
+var keepMax = 256 << 20
+
+// scanned is what a scan read of each collection of a working database,
+// kept (in spools: Docs) for the comparison with the log that follows
+// when the scan finds the database changed, so that the comparison need
+// not read it again. It names every collection the scan listed.
+type scanned map[string]*Docs
+
+// Close lets go of the documents kept.
+func (s scanned) Close() {
+	for _, d := range s {
+		d.Close()
+	}
+}
+
+// scanSums is ScanSums; with keep, it also returns what it read, unless
+// that passed keepMax bytes (then nil: a comparison reads the database
+// again).
+func scanSums(ctx context.Context, db *mongo.Database, keep bool) (Sums, scanned, error) {
 	names, err := db.ListCollectionNames(ctx, bson.D{})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out := Sums{}
+	var kept scanned
+	if keep {
+		kept = scanned{}
+	}
+	size := 0
+	fail := func(err error) (Sums, scanned, error) {
+		kept.Close()
+		return nil, nil, err
+	}
 	p := progressFor(ctx, "reading "+db.Name())
 	defer p.Done()
 	for _, name := range names {
 		if name == MarkerCollection {
 			continue
 		}
+		var d *Docs
+		if kept != nil {
+			d = &Docs{Spill: true}
+			kept[name] = d
+		}
 		cur, err := db.Collection(name).Find(ctx, bson.D{})
 		if err != nil {
-			return nil, err
+			return fail(err)
 		}
 		for cur.Next(ctx) {
 			out.toggle(name, cur.Current)
+			if d != nil {
+				if size += len(cur.Current); size > keepMax {
+					kept.Close()
+					kept, d = nil, nil
+				} else if err := d.Add(cur.Current); err != nil {
+					_ = cur.Close(ctx)
+					return fail(err)
+				}
+			}
 			if p.N++; p.N%1000 == 0 {
 				p.Add(0)
 			}
@@ -99,17 +146,17 @@ func ScanSums(ctx context.Context, db *mongo.Database) (Sums, error) {
 		err = cur.Err()
 		_ = cur.Close(ctx)
 		if err != nil {
-			return nil, err
+			return fail(err)
 		}
 		specs, err := listIndexes(ctx, db, name)
 		if err != nil {
-			return nil, err
+			return fail(err)
 		}
 		for _, spec := range specs {
 			out.toggleIndex(name, spec)
 		}
 	}
-	return out, nil
+	return out, kept, nil
 }
 
 // stateSums is the fingerprint of a folded state, documents and indexes.
