@@ -73,7 +73,7 @@ func (w *Branch) Changes(ctx context.Context) ([]Change, int64, error) {
 			if !now.Equal(m.Sums) {
 				// Changed: compared with the log from what the scan
 				// read, without reading the database again.
-				out, err = w.diffState(ctx, head, nil, kept)
+				out, err = w.diffKept(ctx, head, kept)
 				return err
 			}
 			// Recorded only when the files did not change during the scan:
@@ -101,33 +101,133 @@ func (w *Branch) Changes(ctx context.Context) ([]Change, int64, error) {
 }
 
 func (w *Branch) diff(ctx context.Context, head int64) ([]Change, error) {
-	return w.diffState(ctx, head, nil, nil)
+	_, kept, err := scanSums(ctx, w.DB, true)
+	if err != nil {
+		return nil, err
+	}
+	defer kept.Close()
+	return w.diffKept(ctx, head, kept)
+}
+
+// diffKept compares kept, a scan of every collection of the working
+// database (scanSums), with the committed state at head streamed from the
+// log (wal.FoldEach): it holds each scanned document's key and 128-bit
+// hash (docSum, the fingerprint's), the committed versions of the
+// documents that differ, and the committed index specifications, not the
+// state. Without kept (the scan passed keepMax) it folds the state and
+// reads the database again (diffState).
+func (w *Branch) diffKept(ctx context.Context, head int64, kept scanned) ([]Change, error) {
+	if kept == nil {
+		return w.diffState(ctx, head, nil)
+	}
+	type side struct {
+		scan    map[string]sum      // key -> hash, of scanned documents the state has not matched yet
+		was     map[string]bson.Raw // key -> committed version, of those that differ
+		deleted []Change
+		indexes []bson.Raw
+	}
+	var sides map[string]*side
+	start := func() error {
+		sides = map[string]*side{}
+		for coll, d := range kept {
+			sd := &side{scan: map[string]sum{}, was: map[string]bson.Raw{}}
+			if err := d.Each(func(doc bson.Raw) error {
+				sd.scan[string(wal.KeyOf(doc.Lookup("_id")))] = docSum(doc)
+				return nil
+			}); err != nil {
+				return err
+			}
+			sides[coll] = sd
+		}
+		return nil
+	}
+	if err := start(); err != nil {
+		return nil, err
+	}
+	of := func(coll string) *side {
+		sd := sides[coll]
+		if sd == nil { // a collection the working database lacks
+			sd = &side{scan: map[string]sum{}, was: map[string]bson.Raw{}}
+			sides[coll] = sd
+		}
+		return sd
+	}
+	if _, err := w.Repo.FoldEach(ctx, w.TL, head, "", wal.StateSink{
+		Doc: func(coll string, doc bson.Raw) error {
+			sd := of(coll)
+			k := string(wal.KeyOf(doc.Lookup("_id")))
+			h, ok := sd.scan[k]
+			switch {
+			case !ok:
+				was := append(bson.Raw(nil), doc...)
+				sd.deleted = append(sd.deleted, Change{Coll: coll, Kind: Deleted, ID: was.Lookup("_id"), Was: was})
+			case h != docSum(doc):
+				sd.was[k] = append(bson.Raw(nil), doc...)
+			}
+			delete(sd.scan, k)
+			return nil
+		},
+		Index: func(coll string, spec bson.Raw) error {
+			sd := of(coll)
+			sd.indexes = append(sd.indexes, append(bson.Raw(nil), spec...))
+			return nil
+		},
+		Reset: start,
+	}); err != nil {
+		return nil, err
+	}
+	var out []Change
+	for coll, sd := range sides {
+		out = append(out, sd.deleted...)
+		// What is left in scan the state does not hold: added; was
+		// names those that differ: modified. Their documents are the
+		// scan's.
+		if d := kept[coll]; d != nil && len(sd.scan)+len(sd.was) > 0 {
+			if err := d.Each(func(cur bson.Raw) error {
+				k := string(wal.KeyOf(cur.Lookup("_id")))
+				_, added := sd.scan[k]
+				was, modified := sd.was[k]
+				if !added && !modified {
+					return nil
+				}
+				doc := append(bson.Raw(nil), cur...)
+				if added {
+					out = append(out, Change{Coll: coll, Kind: Added, ID: doc.Lookup("_id"), Doc: doc})
+				} else {
+					out = append(out, Change{Coll: coll, Kind: Modified, ID: doc.Lookup("_id"), Doc: doc, Was: was})
+				}
+				return nil
+			}); err != nil {
+				return nil, err
+			}
+		}
+		ic, err := indexChanges(ctx, w.DB, coll, sd.indexes)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ic...)
+	}
+	sortChanges(out)
+	return out, nil
 }
 
 // diffState is diff against st, the state at head when not nil (else it
-// folds it). With kept (a scan's documents, scanSums) it compares those
-// instead of reading the database.
-func (w *Branch) diffState(ctx context.Context, head int64, st *wal.State, kept scanned) ([]Change, error) {
+// folds it), reading the database.
+func (w *Branch) diffState(ctx context.Context, head int64, st *wal.State) ([]Change, error) {
 	if st == nil {
 		var err error
 		if st, err = w.Repo.Fold(ctx, w.TL, head, ""); err != nil {
 			return nil, err
 		}
 	}
+	names, err := w.DB.ListCollectionNames(ctx, bson.D{})
+	if err != nil {
+		return nil, err
+	}
 	colls := map[string]bool{}
-	if kept != nil {
-		for n := range kept {
+	for _, n := range names {
+		if n != MarkerCollection {
 			colls[n] = true
-		}
-	} else {
-		names, err := w.DB.ListCollectionNames(ctx, bson.D{})
-		if err != nil {
-			return nil, err
-		}
-		for _, n := range names {
-			if n != MarkerCollection {
-				colls[n] = true
-			}
 		}
 	}
 	for _, n := range st.Collections() {
@@ -153,13 +253,7 @@ func (w *Branch) diffState(ctx context.Context, head int64, st *wal.State, kept 
 			delete(committed, k)
 			return nil
 		}
-		if kept != nil {
-			if d := kept[coll]; d != nil {
-				if err := d.Each(compare); err != nil {
-					return nil, err
-				}
-			}
-		} else if err := eachDoc(ctx, w.DB.Collection(coll), compare); err != nil {
+		if err := eachDoc(ctx, w.DB.Collection(coll), compare); err != nil {
 			return nil, err
 		}
 		for _, d := range committed {
@@ -171,6 +265,13 @@ func (w *Branch) diffState(ctx context.Context, head int64, st *wal.State, kept 
 		}
 		out = append(out, ic...)
 	}
+	sortChanges(out)
+	return out, nil
+}
+
+// sortChanges orders changes by collection, kind, then _id (numbers by
+// value: 5 before 34 before 105, then the rest).
+func sortChanges(out []Change) {
 	sort.Slice(out, func(i, j int) bool {
 		a, b := out[i], out[j]
 		if a.Coll != b.Coll {
@@ -179,10 +280,8 @@ func (w *Branch) diffState(ctx context.Context, head int64, st *wal.State, kept 
 		if a.Kind != b.Kind {
 			return a.Kind < b.Kind
 		}
-		// Numbers by value (5 before 34 before 105), then the rest.
 		return idLess(a.ID, b.ID)
 	})
-	return out, nil
 }
 
 // indexChanges compares the indexes of coll in db with the committed

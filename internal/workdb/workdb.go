@@ -940,7 +940,7 @@ func (w *Branch) Drop(ctx context.Context) error {
 // nothing: it returns a description of each difference (fsck).
 // Applications' uncommitted changes show here too.
 func (w *Branch) Verify(ctx context.Context, lsn int64, st *wal.State) ([]string, error) {
-	changes, err := w.diffState(ctx, lsn, st, nil)
+	changes, err := w.diffState(ctx, lsn, st)
 	if err != nil {
 		return nil, err
 	}
