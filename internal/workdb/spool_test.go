@@ -3,6 +3,7 @@ package workdb_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -188,5 +189,56 @@ func TestChangesFromTheScanKept(t *testing.T) {
 		if fmt.Sprint(got) != want {
 			t.Errorf("%s: changes %v, want %s", c.name, got, want)
 		}
+	}
+}
+
+// The comparison of a changed database with the log is right when the
+// stream of the committed state starts again (an image found damaged
+// after a collection was passed on): from where it was, over an image
+// whose chunks have checksums of their own; from nothing (Reset) over
+// one written before they had. The changes are those found over the
+// intact image.
+func TestChangesOverADamagedImage(t *testing.T) {
+	for _, checked := range []bool{true, false} {
+		t.Run(fmt.Sprintf("chunk checksums %v", checked), func(t *testing.T) {
+			h := newR7(t)
+			img := r26History(h)
+			if !checked {
+				if _, err := h.r.DB.Collection("images").UpdateOne(h.ctx, bson.D{{Key: "_id", Value: img.ID}},
+					bson.D{{Key: "$unset", Value: bson.D{{Key: "chunk_sums", Value: ""}}}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			a, b := h.w.DB.Collection("a"), h.w.DB.Collection("b")
+			if _, err := a.UpdateOne(h.ctx, bson.D{{Key: "_id", Value: int32(1)}}, bson.D{{Key: "$set", Value: bson.D{{Key: "v", Value: "app"}}}}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.DeleteOne(h.ctx, bson.D{{Key: "_id", Value: int32(2)}}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.InsertOne(h.ctx, bson.D{{Key: "_id", Value: int32(500)}}); err != nil {
+				t.Fatal(err)
+			}
+			list := func() string {
+				t.Helper()
+				changes, _, err := h.w.Changes(h.ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got []string
+				for _, ch := range changes {
+					got = append(got, ch.Coll+" "+ch.Kind+" "+ch.ID.String()+" "+ch.Doc.String()+" "+ch.Was.String())
+				}
+				return strings.Join(got, "\n")
+			}
+			intact := list()
+			if strings.Count(intact, "\n") != 2 {
+				t.Fatalf("over the intact image: changes\n%s\nwant 3", intact)
+			}
+			r26Damage(h, img, "b")
+			if got := list(); got != intact {
+				t.Fatalf("over the damaged image: changes\n%s\nwant\n%s", got, intact)
+			}
+		})
 	}
 }
