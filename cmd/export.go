@@ -55,8 +55,9 @@ never a target.
 
 Uncommitted changes applications made in the branch's working database are
 not exported: export writes what the log holds. Documents are streamed:
-memory holds one batch. export -> import -> export gives the same files
-byte for byte.`,
+argon holds one batch (FerretDB, the embedded engine, sorts a collection by
+_id in memory). export -> import -> export gives the same files byte for
+byte.`,
 		Example: `  argon export --dir ./dump
   argon export feature-x@42 --dir ./before-migration --collections users
   argon export main@2026-11-25T10:00:00Z --to-uri mongodb://localhost:27017 --to-db shop_yesterday
