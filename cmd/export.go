@@ -14,7 +14,6 @@ import (
 	"github.com/spf13/cobra"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/argon-db/argon/internal/ejson"
 	"github.com/argon-db/argon/internal/store"
@@ -54,10 +53,11 @@ argon's own (one holding an argon log, or a branch's working database) is
 never a target.
 
 Uncommitted changes applications made in the branch's working database are
-not exported: export writes what the log holds. Documents are streamed:
-argon holds one batch (FerretDB, the embedded engine, sorts a collection by
-_id in memory). export -> import -> export gives the same files byte for
-byte.`,
+not exported: export writes what the log holds. Documents are streamed,
+sorted by _id: memory holds one batch, or on FerretDB (the embedded engine)
+16 MiB, the rest in temporary files (a collection whose _ids mix kinds,
+say numbers and strings, is sorted by the engine, in its memory). export ->
+import -> export gives the same files byte for byte.`,
 		Example: `  argon export --dir ./dump
   argon export feature-x@42 --dir ./before-migration --collections users
   argon export main@2026-11-25T10:00:00Z --to-uri mongodb://localhost:27017 --to-db shop_yesterday
@@ -144,6 +144,11 @@ func runExport(ctx context.Context, o *exportOptions) error {
 	if err != nil {
 		return err
 	}
+	st, err := f.Store(ctx)
+	if err != nil {
+		return err
+	}
+	ferret := st.Embedded || st.FerretDB
 	what := fmt.Sprintf("%s@%d", pt.branch, pt.lsn)
 	infos, err := workdb.CollectionNames(ctx, db)
 	if err != nil {
@@ -176,7 +181,7 @@ func runExport(ctx context.Context, o *exportOptions) error {
 			if err := sink.begin(ctx, coll); err != nil {
 				return err
 			}
-			n, err := eachDocument(ctx, db.Collection(coll), func(d bson.Raw) error {
+			n, err := workdb.EachByID(ctx, db.Collection(coll), ferret, func(d bson.Raw) error {
 				total++
 				progress.Update(total, "documents")
 				return sink.write(ctx, d)
@@ -291,26 +296,6 @@ func exportState(ctx context.Context, f *Factory, ref string) (*mongo.Database, 
 		fmt.Fprintf(f.IO.ErrOut, "argon: notice: materialised %s from the log; later reads of it reuse it (argon gc drops it)\n", describePoint(p))
 	}
 	return v.DB, statePoint{p.Branch.Name, p.LSN}, nil
-}
-
-// eachDocument streams c's documents sorted by _id, so that an export is
-// the same bytes whatever order the engine keeps them in.
-func eachDocument(ctx context.Context, c *mongo.Collection, fn func(bson.Raw) error) (int, error) {
-	cur, err := c.Find(ctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetBatchSize(workdb.FirstBatch))
-	if err != nil {
-		return 0, err
-	}
-	defer cur.Close(ctx)
-	n := 0
-	var sizer workdb.BatchSizer // replies of at most about 4 MiB
-	for cur.Next(ctx) {
-		if err := fn(cur.Current); err != nil {
-			return n, err
-		}
-		n++
-		sizer.Seen(cur)
-	}
-	return n, cur.Err()
 }
 
 // indexSpecs lists c's indexes but _id's, by name, without the fields a

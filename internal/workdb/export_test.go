@@ -26,3 +26,11 @@ func SetKeepMax(t testing.TB, n int) {
 	keepMax = n
 	t.Cleanup(func() { keepMax = old })
 }
+
+// SetRunBytes sets how many bytes of documents EachByID sorts in memory
+// at a time; t's cleanup restores it.
+func SetRunBytes(t testing.TB, n int) {
+	old := runBytes
+	runBytes = n
+	t.Cleanup(func() { runBytes = old })
+}
