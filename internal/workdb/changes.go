@@ -65,7 +65,7 @@ func (w *Branch) Changes(ctx context.Context) ([]Change, int64, error) {
 			// The fingerprint of what the database holds now against the
 			// committed one: equal means nothing changed, and the log need
 			// not be folded.
-			now, kept, err := scanSums(ctx, w.DB, true)
+			now, kept, err := scanSums(ctx, w.DB, true, m.Sums)
 			if err != nil {
 				return err
 			}
@@ -101,7 +101,7 @@ func (w *Branch) Changes(ctx context.Context) ([]Change, int64, error) {
 }
 
 func (w *Branch) diff(ctx context.Context, head int64) ([]Change, error) {
-	_, kept, err := scanSums(ctx, w.DB, true)
+	_, kept, err := scanSums(ctx, w.DB, true, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +116,7 @@ func (w *Branch) diff(ctx context.Context, head int64) ([]Change, error) {
 // documents that differ, and the committed index specifications, not the
 // state. Without kept (the scan passed keepMax) it folds the state and
 // reads the database again (diffState).
-func (w *Branch) diffKept(ctx context.Context, head int64, kept scanned) ([]Change, error) {
+func (w *Branch) diffKept(ctx context.Context, head int64, kept *scanned) ([]Change, error) {
 	if kept == nil {
 		return w.diffState(ctx, head, nil)
 	}
@@ -129,7 +129,10 @@ func (w *Branch) diffKept(ctx context.Context, head int64, kept scanned) ([]Chan
 	var sides map[string]*side
 	start := func() error {
 		sides = map[string]*side{}
-		for coll, d := range kept {
+		for coll := range kept.same {
+			sides[coll] = &side{}
+		}
+		for coll, d := range kept.docs {
 			sd := &side{scan: map[string]sum{}, was: map[string]bson.Raw{}}
 			if err := d.Each(func(doc bson.Raw) error {
 				sd.scan[string(wal.KeyOf(doc.Lookup("_id")))] = docSum(doc)
@@ -154,6 +157,9 @@ func (w *Branch) diffKept(ctx context.Context, head int64, kept scanned) ([]Chan
 	}
 	if _, err := w.Repo.FoldEach(ctx, w.TL, head, "", wal.StateSink{
 		Doc: func(coll string, doc bson.Raw) error {
+			if kept.same[coll] {
+				return nil // unchanged: the database holds these
+			}
 			sd := of(coll)
 			k := string(wal.KeyOf(doc.Lookup("_id")))
 			h, ok := sd.scan[k]
@@ -182,7 +188,7 @@ func (w *Branch) diffKept(ctx context.Context, head int64, kept scanned) ([]Chan
 		// What is left in scan the state does not hold: added; was
 		// names those that differ: modified. Their documents are the
 		// scan's.
-		if d := kept[coll]; d != nil && len(sd.scan)+len(sd.was) > 0 {
+		if d := kept.docs[coll]; d != nil && len(sd.scan)+len(sd.was) > 0 {
 			if err := d.Each(func(cur bson.Raw) error {
 				k := string(wal.KeyOf(cur.Lookup("_id")))
 				_, added := sd.scan[k]

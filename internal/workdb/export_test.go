@@ -1,6 +1,12 @@
 package workdb
 
-import "testing"
+import (
+	"context"
+	"sort"
+	"testing"
+
+	"go.mongodb.org/mongo-driver/v2/mongo"
+)
 
 // SetBulkLimits lowers the sizes at which a change of many documents on
 // FerretDB deletes by filter and splits its deletes into _id ranges, so
@@ -33,4 +39,27 @@ func SetRunBytes(t testing.TB, n int) {
 	old := runBytes
 	runBytes = n
 	t.Cleanup(func() { runBytes = old })
+}
+
+// ScanKept runs the scan of a status (scanSums keeping what it reads,
+// against the committed fingerprint) and tells what it kept: the
+// collections whose documents it kept, those it found unchanged, and
+// the bytes of documents it holds in memory. ok is false when it kept
+// nothing.
+func ScanKept(ctx context.Context, db *mongo.Database, committed Sums) (kept, same []string, memBytes int, ok bool, err error) {
+	_, s, err := scanSums(ctx, db, true, committed)
+	if err != nil || s == nil {
+		return nil, nil, 0, false, err
+	}
+	defer s.Close()
+	for c, d := range s.docs {
+		kept = append(kept, c)
+		memBytes += len(d.mem)
+	}
+	for c := range s.same {
+		same = append(same, c)
+	}
+	sort.Strings(kept)
+	sort.Strings(same)
+	return kept, same, memBytes, true, nil
 }

@@ -156,7 +156,8 @@ func (h *runHeap) Pop() any {
 }
 
 // eachByIDSorted is EachByID sorting here; ok is false (and fn was never
-// called) when an _id is of no kind or of another kind than the others.
+// called) when an _id is of no kind or of another kind than the others,
+// or when a sorted run cannot be written to a temporary file.
 func eachByIDSorted(ctx context.Context, c *mongo.Collection, fn func(bson.Raw) error) (n int, ok bool, err error) {
 	var runs []*sortedRun
 	defer func() {
@@ -206,8 +207,8 @@ func eachByIDSorted(ctx context.Context, c *mongo.Collection, fn func(bson.Raw) 
 		}
 		kind = k
 		if size+len(cur.Current) > runBytes && len(docs) > 0 {
-			if err := spill(); err != nil {
-				return 0, false, err
+			if spill() != nil {
+				return 0, false, nil // no temporary file: the engine sorts
 			}
 		}
 		size += len(cur.Current)
@@ -228,8 +229,8 @@ func eachByIDSorted(ctx context.Context, c *mongo.Collection, fn func(bson.Raw) 
 		return n, true, nil
 	}
 	if len(docs) > 0 {
-		if err := spill(); err != nil {
-			return 0, false, err
+		if spill() != nil {
+			return 0, false, nil
 		}
 	}
 	docs = nil

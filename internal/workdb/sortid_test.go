@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -92,6 +93,36 @@ func TestEachByIDIsTheEnginesOrder(t *testing.T) {
 			if got := list(true); got != want {
 				t.Errorf("%s, runs of %d bytes: the order differs from the engine's:\n%s\nwant\n%s", name, run, got, want)
 			}
+		}
+	}
+}
+
+// With no temporary directory for its runs, EachByID leaves the sort to
+// the engine: the same order, nothing passed on twice.
+func TestEachByIDWithoutATemporaryDirectory(t *testing.T) {
+	srv := enginetest.Start(t)
+	ctx := context.Background()
+	c := srv.Client.Database(srv.DB + "_sort").Collection("c")
+	var docs []any
+	for i := 0; i < 200; i++ {
+		docs = append(docs, bson.D{{Key: "_id", Value: fmt.Sprintf("k%03d", (i*37)%200)}, {Key: "pad", Value: strings.Repeat("p", 50)}})
+	}
+	if _, err := c.InsertMany(ctx, docs); err != nil {
+		t.Fatal(err)
+	}
+	workdb.SetRunBytes(t, 500)
+	t.Setenv("TMPDIR", filepath.Join(t.TempDir(), "gone"))
+	var got []string
+	n, err := workdb.EachByID(ctx, c, true, func(d bson.Raw) error {
+		got = append(got, d.Lookup("_id").StringValue())
+		return nil
+	})
+	if err != nil || n != 200 || len(got) != 200 {
+		t.Fatalf("%d documents (%d passed on), %v", n, len(got), err)
+	}
+	for i, id := range got {
+		if want := fmt.Sprintf("k%03d", i); id != want {
+			t.Fatalf("document %d is %s, want %s", i, id, want)
 		}
 	}
 }

@@ -26,23 +26,58 @@ var spoolMemory = 4 << 20
 type Docs struct {
 	// Spill lets the documents past spoolMemory bytes go to a file.
 	Spill bool
-	mem   []byte // the first documents, one after another
-	n     int
-	f     *os.File // the rest, one after another, once mem is full
-	w     *bufio.Writer
-	fn    string // the file's name while it could not be removed at once
+	// Shared, when set, is the memory several spools share (a scan's,
+	// one per collection): the bytes of documents they may still keep in
+	// memory, all together, in place of spoolMemory each.
+	Shared *int
+	// Strict makes Add fail when no temporary file can be made (a
+	// missing or read-only temporary directory); otherwise the documents
+	// stay in memory then, as without Spill.
+	Strict bool
+	mem    []byte // the first documents, one after another
+	n      int
+	f      *os.File // the rest, one after another, once mem is full
+	w      *bufio.Writer
+	fn     string // the file's name while it could not be removed at once
+	took   int    // bytes taken from Shared
+}
+
+// inMemory reports whether a document of n bytes goes to memory, and
+// takes its bytes from the shared memory when it does.
+func (d *Docs) inMemory(n int) bool {
+	switch {
+	case d.f != nil:
+		return false
+	case !d.Spill:
+		return true
+	case d.Shared != nil:
+		if n > *d.Shared {
+			return false
+		}
+		*d.Shared -= n
+		d.took += n
+		return true
+	default:
+		return len(d.mem)+n <= spoolMemory
+	}
 }
 
 // Add keeps a copy of doc, after those kept before.
 func (d *Docs) Add(doc bson.Raw) error {
-	d.n++
-	if d.f == nil && (!d.Spill || len(d.mem)+len(doc) <= spoolMemory) {
+	if d.inMemory(len(doc)) {
 		d.mem = append(d.mem, doc...)
+		d.n++
 		return nil
 	}
 	if d.f == nil {
 		f, err := os.CreateTemp("", "argon-read-*")
 		if err != nil {
+			if !d.Strict {
+				d.Spill = false
+				d.mem = append(d.mem, doc...)
+				d.n++
+				return nil
+			}
 			return fmt.Errorf("keeping the documents of a large read in a temporary file: %w", err)
 		}
 		// Removed at once where the system allows it (the file lives
@@ -53,8 +88,19 @@ func (d *Docs) Add(doc bson.Raw) error {
 		}
 		d.f, d.w = f, bufio.NewWriterSize(f, 1<<20)
 	}
-	_, err := d.w.Write(doc)
-	return err
+	if _, err := d.w.Write(doc); err != nil {
+		return fmt.Errorf("keeping the documents of a large read in a temporary file: %w", err)
+	}
+	d.n++
+	return nil
+}
+
+// release gives the memory of the documents kept back to Shared.
+func (d *Docs) release() {
+	if d.Shared != nil {
+		*d.Shared += d.took
+	}
+	d.took = 0
 }
 
 // Len is how many documents are kept.
@@ -62,6 +108,7 @@ func (d *Docs) Len() int { return d.n }
 
 // Reset forgets every document kept, for a read that starts again.
 func (d *Docs) Reset() error {
+	d.release()
 	d.mem, d.n = d.mem[:0], 0
 	if d.f == nil {
 		return nil
@@ -142,6 +189,7 @@ func (d *Docs) All() ([]bson.Raw, error) {
 
 // Close lets go of the documents and of the temporary file.
 func (d *Docs) Close() error {
+	d.release()
 	d.mem, d.n = nil, 0
 	if d.f == nil {
 		return nil

@@ -3,6 +3,7 @@ package workdb_test
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -240,5 +241,66 @@ func TestChangesOverADamagedImage(t *testing.T) {
 				t.Fatalf("over the damaged image: changes\n%s\nwant\n%s", got, intact)
 			}
 		})
+	}
+}
+
+// The scan of a status keeps the documents of the collections it finds
+// changed only: those with the committed fingerprint are let go of as
+// soon as they are read. The spools share one memory bound, the rest of
+// their documents in temporary files; with no temporary directory the
+// scan keeps nothing, and status and commit still see the change (they
+// read the database again).
+func TestStatusScanKeepsChangedCollectionsOnly(t *testing.T) {
+	srv, r, b := waltest.Project(t)
+	ctx := context.Background()
+	w := commit.New().Open(r, b)
+	w.ScanReads = srv.Embedded || srv.FerretDB
+	for _, coll := range []string{"a", "b", "c"} {
+		var docs []bson.Raw
+		for i := 0; i < 100; i++ {
+			d, _ := bson.Marshal(bson.D{{Key: "_id", Value: int32(i)}, {Key: "v", Value: fmt.Sprintf("%s %d %040d", coll, i, i)}})
+			docs = append(docs, d)
+		}
+		if _, err := w.Insert(ctx, coll, docs, wal.CommitInfo{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := w.DB.Collection("b").DeleteOne(ctx, bson.D{{Key: "_id", Value: int32(5)}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.DB.Collection("c").UpdateOne(ctx, bson.D{{Key: "_id", Value: int32(7)}}, bson.D{{Key: "$set", Value: bson.D{{Key: "v", Value: "app"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := w.Marker(ctx)
+	if err != nil || m == nil || m.Sums == nil {
+		t.Fatalf("marker %v, %v", m, err)
+	}
+	workdb.SetSpoolMemory(t, 1500) // shared by the spools: a few documents
+	kept, same, mem, ok, err := workdb.ScanKept(ctx, w.DB, m.Sums)
+	if err != nil || !ok {
+		t.Fatalf("scan kept nothing: %v", err)
+	}
+	if fmt.Sprint(kept) != "[b c]" || fmt.Sprint(same) != "[a]" {
+		t.Errorf("kept the documents of %v, found %v unchanged; want [b c] and [a]", kept, same)
+	}
+	if mem > 1500 {
+		t.Errorf("the spools hold %d bytes in memory, past the shared 1500", mem)
+	}
+	changes, _, err := w.Changes(ctx)
+	if err != nil || len(changes) != 2 || changes[0].Coll != "b" || changes[0].Kind != "deleted" || changes[1].Coll != "c" || changes[1].Kind != "modified" {
+		t.Fatalf("changes %v, %v; want b's 5 deleted and c's 7 modified", changes, err)
+	}
+	t.Setenv("TMPDIR", filepath.Join(t.TempDir(), "gone"))
+	if _, _, _, ok, err := workdb.ScanKept(ctx, w.DB, m.Sums); err != nil || ok {
+		t.Fatalf("without a temporary directory the scan kept its documents (%v) or failed: %v", ok, err)
+	}
+	if changes, _, err := w.Changes(ctx); err != nil || len(changes) != 2 {
+		t.Fatalf("without a temporary directory: changes %v, %v", changes, err)
+	}
+	if _, _, _, err := w.CommitChanges(ctx, wal.CommitInfo{}, workdb.Limits{}); err != nil {
+		t.Fatalf("commit without a temporary directory: %v", err)
+	}
+	if changes, _, err := w.Changes(ctx); err != nil || len(changes) != 0 {
+		t.Fatalf("after the commit: changes %v, %v", changes, err)
 	}
 }

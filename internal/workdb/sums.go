@@ -75,41 +75,61 @@ func (s Sums) Equal(o Sums) bool {
 // ScanSums computes the fingerprint of every collection in db, documents
 // and indexes.
 func ScanSums(ctx context.Context, db *mongo.Database) (Sums, error) {
-	sums, _, err := scanSums(ctx, db, false)
+	sums, _, err := scanSums(ctx, db, false, nil)
 	return sums, err
 }
 
 // keepMax bounds the bytes of documents scanSums keeps.
 var keepMax = 256 << 20
 
-// scanned is what a scan read of each collection of a working database,
-// kept (in spools: Docs) for the comparison with the log that follows
-// when the scan finds the database changed, so that the comparison need
-// not read it again. It names every collection the scan listed.
-type scanned map[string]*Docs
+// scanned is what a scan read of a working database, kept for the
+// comparison with the log that follows when the scan finds the database
+// changed, so that the comparison need not read it again. Between them,
+// docs and same name every collection the scan listed.
+type scanned struct {
+	// docs holds the documents of each collection whose documents the
+	// scan could not find unchanged, in spools (Docs) that share
+	// spoolMemory bytes of memory and keep the rest in temporary files.
+	docs map[string]*Docs
+	// same names the collections whose documents have the committed
+	// fingerprint: unchanged (to 2^-128, as a clean status), their
+	// documents not kept.
+	same map[string]bool
+}
 
 // Close lets go of the documents kept.
-func (s scanned) Close() {
-	for _, d := range s {
+func (s *scanned) Close() {
+	if s == nil {
+		return
+	}
+	for _, d := range s.docs {
 		d.Close()
 	}
 }
 
-// scanSums is ScanSums; with keep, it also returns what it read, unless
-// that passed keepMax bytes (then nil: a comparison reads the database
-// again).
-func scanSums(ctx context.Context, db *mongo.Database, keep bool) (Sums, scanned, error) {
+// scanSums is ScanSums; with keep, it also returns what it read (nil when
+// it could not keep it: past keepMax bytes, or when a temporary file
+// could not be made or written; then a comparison reads the database
+// again). With committed (the fingerprint of the committed state), a
+// collection whose documents have their committed fingerprint is named
+// in same, and its documents are let go of as soon as it is read.
+func scanSums(ctx context.Context, db *mongo.Database, keep bool, committed Sums) (Sums, *scanned, error) {
 	names, err := db.ListCollectionNames(ctx, bson.D{})
 	if err != nil {
 		return nil, nil, err
 	}
 	out := Sums{}
-	var kept scanned
+	var kept *scanned
 	if keep {
-		kept = scanned{}
+		kept = &scanned{docs: map[string]*Docs{}, same: map[string]bool{}}
 	}
+	shared := spoolMemory
 	size := 0
-	fail := func(err error) (Sums, scanned, error) {
+	drop := func() {
+		kept.Close()
+		kept = nil
+	}
+	fail := func(err error) (Sums, *scanned, error) {
 		kept.Close()
 		return nil, nil, err
 	}
@@ -121,9 +141,10 @@ func scanSums(ctx context.Context, db *mongo.Database, keep bool) (Sums, scanned
 		}
 		var d *Docs
 		if kept != nil {
-			d = &Docs{Spill: true}
-			kept[name] = d
+			d = &Docs{Spill: true, Shared: &shared, Strict: true}
+			kept.docs[name] = d
 		}
+		collBytes := 0
 		cur, err := db.Collection(name).Find(ctx, bson.D{})
 		if err != nil {
 			return fail(err)
@@ -131,12 +152,11 @@ func scanSums(ctx context.Context, db *mongo.Database, keep bool) (Sums, scanned
 		for cur.Next(ctx) {
 			out.toggle(name, cur.Current)
 			if d != nil {
-				if size += len(cur.Current); size > keepMax {
-					kept.Close()
-					kept, d = nil, nil
-				} else if err := d.Add(cur.Current); err != nil {
-					_ = cur.Close(ctx)
-					return fail(err)
+				size += len(cur.Current)
+				collBytes += len(cur.Current)
+				if size > keepMax || d.Add(cur.Current) != nil {
+					drop()
+					d = nil
 				}
 			}
 			if p.N++; p.N%1000 == 0 {
@@ -147,6 +167,12 @@ func scanSums(ctx context.Context, db *mongo.Database, keep bool) (Sums, scanned
 		_ = cur.Close(ctx)
 		if err != nil {
 			return fail(err)
+		}
+		if d != nil && committed != nil && out.get(name) == committed.get(name) {
+			d.Close()
+			size -= collBytes
+			delete(kept.docs, name)
+			kept.same[name] = true
 		}
 		specs, err := listIndexes(ctx, db, name)
 		if err != nil {
