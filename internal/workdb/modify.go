@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -839,16 +840,12 @@ func (w *Branch) CollectionNames(ctx context.Context) ([]string, error) {
 // collections lists db's collections that hold documents, by name, with
 // their counts (ferret: the engine is FerretDB, see countDocs).
 func collections(ctx context.Context, db *mongo.Database, ferret bool) ([]CollectionInfo, error) {
-	names, err := db.ListCollectionNames(ctx, bson.D{})
+	names, err := listedNames(ctx, db)
 	if err != nil {
 		return nil, err
 	}
-	sort.Strings(names)
 	var out []CollectionInfo
 	for _, name := range names {
-		if name == MarkerCollection {
-			continue
-		}
 		n, err := countDocs(ctx, db.Collection(name), nil, ferret)
 		if err != nil {
 			return nil, err
@@ -865,20 +862,27 @@ func collections(ctx context.Context, db *mongo.Database, ferret bool) ([]Collec
 	return out, nil
 }
 
-// CollectionNames names db's collections that hold documents or indexes,
-// in order (argon's own marker excepted). It reads at most one document
-// of each.
-func CollectionNames(ctx context.Context, db *mongo.Database) ([]string, error) {
+// listedNames names db's collections as the server lists them, in order,
+// but argon's own marker's.
+func listedNames(ctx context.Context, db *mongo.Database) ([]string, error) {
 	names, err := db.ListCollectionNames(ctx, bson.D{})
 	if err != nil {
 		return nil, err
 	}
 	sort.Strings(names)
+	return slices.DeleteFunc(names, func(n string) bool { return n == MarkerCollection }), nil
+}
+
+// CollectionNames names db's collections that hold documents or indexes,
+// in order (argon's own marker excepted). It reads at most one document
+// of each.
+func CollectionNames(ctx context.Context, db *mongo.Database) ([]string, error) {
+	names, err := listedNames(ctx, db)
+	if err != nil {
+		return nil, err
+	}
 	var out []string
 	for _, name := range names {
-		if name == MarkerCollection {
-			continue
-		}
 		if ok, err := exists(ctx, db, name); err != nil {
 			return nil, err
 		} else if ok {

@@ -5,8 +5,6 @@ import (
 	"bytes"
 	"container/heap"
 	"context"
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -101,10 +99,10 @@ func idLessOf(k idKind, a, b bson.RawValue) bool {
 	}
 }
 
-// sortedRun is a run of documents sorted by _id, in memory or in a file.
+// sortedRun is a run of documents sorted by _id, in a temporary file.
 type sortedRun struct {
 	f    *os.File
-	r    *bufio.Reader
+	r    docReader
 	doc  bson.Raw
 	id   bson.RawValue
 	rank int // the run's place: of equal _ids, the earlier run's first
@@ -112,22 +110,11 @@ type sortedRun struct {
 
 // next reads the run's next document into doc; false at its end.
 func (s *sortedRun) next() (bool, error) {
-	var head [4]byte
-	if _, err := io.ReadFull(s.r, head[:]); errors.Is(err, io.EOF) {
-		return false, nil
-	} else if err != nil {
-		return false, err
+	doc, ok, err := s.r.next()
+	if ok {
+		s.doc, s.id = doc, doc.Lookup("_id")
 	}
-	n := int(binary.LittleEndian.Uint32(head[:]))
-	if n < 5 {
-		return false, fmt.Errorf("a temporary file of a sort is damaged: a document of %d bytes", n)
-	}
-	s.doc = append(append(s.doc[:0], head[:]...), make([]byte, n-4)...)
-	if _, err := io.ReadFull(s.r, s.doc[4:]); err != nil {
-		return false, err
-	}
-	s.id = s.doc.Lookup("_id")
-	return true, nil
+	return ok, err
 }
 
 // runHeap merges runs: the least _id first, of equal ones the earlier run's.
@@ -239,7 +226,7 @@ func eachByIDSorted(ctx context.Context, c *mongo.Collection, fn func(bson.Raw) 
 		if _, err := r.f.Seek(0, io.SeekStart); err != nil {
 			return 0, false, err
 		}
-		r.r = bufio.NewReaderSize(r.f, 64<<10)
+		r.r = docReader{r: bufio.NewReaderSize(r.f, 64<<10)}
 		if more, err := r.next(); err != nil {
 			return 0, false, err
 		} else if more {

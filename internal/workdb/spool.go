@@ -141,28 +141,43 @@ func (d *Docs) Each(fn func(bson.Raw) error) error {
 	if _, err := d.f.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
-	r := bufio.NewReaderSize(d.f, 1<<20)
-	var doc []byte
+	r := docReader{r: bufio.NewReaderSize(d.f, 1<<20)}
 	for {
-		var head [4]byte
-		if _, err := io.ReadFull(r, head[:]); errors.Is(err, io.EOF) {
-			return nil
-		} else if err != nil {
+		doc, ok, err := r.next()
+		if err != nil || !ok {
 			return err
 		}
-		n := int(binary.LittleEndian.Uint32(head[:]))
-		if n < 5 {
-			return fmt.Errorf("the temporary file of a read is damaged: a document of %d bytes", n)
-		}
-		doc = append(doc[:0], head[:]...)
-		doc = append(doc, make([]byte, n-4)...)
-		if _, err := io.ReadFull(r, doc[4:]); err != nil {
-			return err
-		}
-		if err := fn(bson.Raw(doc)); err != nil {
+		if err := fn(doc); err != nil {
 			return err
 		}
 	}
+}
+
+// docReader reads documents written one after another to a temporary
+// file (each starts with its length, as BSON does).
+type docReader struct {
+	r   *bufio.Reader
+	doc []byte
+}
+
+// next returns the next document, valid until the next call; ok is false
+// at the end.
+func (dr *docReader) next() (doc bson.Raw, ok bool, err error) {
+	var head [4]byte
+	if _, err := io.ReadFull(dr.r, head[:]); errors.Is(err, io.EOF) {
+		return nil, false, nil
+	} else if err != nil {
+		return nil, false, err
+	}
+	n := int(binary.LittleEndian.Uint32(head[:]))
+	if n < 5 {
+		return nil, false, fmt.Errorf("a temporary file of argon's is damaged: a document of %d bytes", n)
+	}
+	dr.doc = append(append(dr.doc[:0], head[:]...), make([]byte, n-4)...)
+	if _, err := io.ReadFull(dr.r, dr.doc[4:]); err != nil {
+		return nil, false, err
+	}
+	return dr.doc, true, nil
 }
 
 // All returns the documents kept, in order: those in memory share it
