@@ -1236,6 +1236,16 @@ func TestServeKeepsApplicationsOutOfArgonsDatabases(t *testing.T) {
 	refused("drop of the metadata database", meta.Drop(ctx))
 	_, err = app.Database("ar_ka__main").Collection("_argon").DeleteMany(ctx, bson.D{})
 	refused("delete of the working database's marker", err)
+	// A rename moves a collection by its namespaces, named in the
+	// command's arguments: neither the marker out, nor another collection
+	// in its place, nor anything into or out of the log (review31).
+	rename := func(from, to string) error {
+		return app.Database("admin").RunCommand(ctx, bson.D{{Key: "renameCollection", Value: from}, {Key: "to", Value: to}}).Err()
+	}
+	refused("rename of the marker's collection", rename("ar_ka__main._argon", "ar_ka__main.zz"))
+	refused("rename of a collection into the marker's place", rename("ar_ka__main.d", "ar_ka__main._argon"))
+	refused("rename of the log's slots", rename("argon_wal.slots", "ar_ka__main.slots"))
+	refused("rename into the metadata database", rename("ar_ka__main.d", "argon_wal.d"))
 	// Reads are the application's to make; its own collections its to
 	// write.
 	if n, err := meta.Collection("slots").CountDocuments(ctx, bson.D{}); err != nil || n == 0 {

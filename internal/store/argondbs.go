@@ -81,3 +81,30 @@ func (a *argonDBs) refusal(db, coll string) string {
 	}
 	return ""
 }
+
+// renameRefusal says why an application's renameCollection (msg) is
+// refused, or "": one that moves a collection out of or into a place
+// refusal protects (a working database's _argon, a metadata database).
+// The command names its namespaces as "db.collection" in its arguments
+// (review31: an application renamed _argon away, and argon then took its
+// own marker for an application's data).
+func (a *argonDBs) renameRefusal(cmd string, msg []byte) string {
+	if cmd != "renameCollection" {
+		return ""
+	}
+	body, ok := sectionZero(msg)
+	if !ok {
+		return ""
+	}
+	for _, key := range []string{"renameCollection", "to"} {
+		ns, _ := body.Lookup(key).StringValueOK()
+		db, coll, ok := strings.Cut(ns, ".")
+		if !ok {
+			continue
+		}
+		if why := a.refusal(strings.ToLower(db), coll); why != "" {
+			return why
+		}
+	}
+	return ""
+}

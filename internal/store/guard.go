@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -324,7 +325,7 @@ func relay(client net.Conn, engineAddr string, writes *writeLog, ix *serveIndexe
 			coll, _ := commandTarget(msg)
 			if own {
 				argon.wrote(db, coll)
-			} else if why := argon.refusal(db, coll); why != "" {
+			} else if why := cmp.Or(argon.refusal(db, coll), argon.renameRefusal(cmd, msg)); why != "" {
 				if flags(msg)&flagMoreToCome != 0 {
 					continue
 				}
