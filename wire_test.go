@@ -123,14 +123,17 @@ func TestWireAnnouncesFilterMatches(t *testing.T) {
 	}
 }
 
-// On FerretDB a count is the engine's count command, never the driver's
-// CountDocuments: FerretDB answers that aggregation by loading every
+// On the embedded engine a count is the engine's count command, never the
+// driver's CountDocuments: FerretDB answers that aggregation by loading every
 // matched document first (workdb.countDocs: 281 MB against 45 MB for
 // 100,000 documents). A read that found nothing in a collection that does
 // not exist looks for a close name without counting any collection: it
 // asks each for one document at most.
 func TestWireCountsWithTheCountCommand(t *testing.T) {
-	dir := wireProject(t)
+	// The embedded engine: over PostgreSQL FerretDB's count command is
+	// wrong on dotted paths through arrays (count_paths.txtar), and argon
+	// sends CountDocuments there.
+	dir, _ := statusWorkspace(t, "cn")
 	for i := 0; i < 3; i++ {
 		wireCount(t, dir, "insert", "c", fmt.Sprintf(`{"_id": "d%d", "v": %d}`, i, i))
 	}
@@ -165,10 +168,7 @@ func TestWireCountsWithTheCountCommand(t *testing.T) {
 				}
 			}
 		}
-		want := 1
-		if args[0] == "find" {
-			want = 0
-		}
+		want := map[string]int{"count": 1, "collections": 2, "find": 0}[args[0]] // c and d
 		if counts != want {
 			t.Errorf("argon %v sent %d count commands, want %d", args, counts, want)
 		}

@@ -226,6 +226,7 @@ func (f *Factory) Repo(ctx context.Context) (*wal.Repo, error) {
 	r := wal.Open(s.Client, f.DB)
 	r.Scans = s.Embedded || s.FerretDB
 	r.FerretDB = s.Embedded || s.FerretDB
+	r.Embedded = s.Embedded
 	// On the embedded engine, lookups by _id in the log's collections use
 	// an index only once argon has added it (store.IndexIDs). It only
 	// makes them faster: when it cannot be added now, the next command

@@ -61,6 +61,10 @@ type Repo struct {
 	// a FerretDB server): one node, which applies no write concern, so
 	// that a write sent as a plain command is the driver's write.
 	FerretDB bool
+	// Embedded is set when the engine is argon's embedded engine
+	// (FerretDB over SQLite, in this process or an argon serve), whose
+	// count command workdb uses (workdb.countDocs).
+	Embedded bool
 	// ImageEvery is how many entries a timeline grows past its nearest
 	// image before a commit takes a new one (0: never automatically).
 	ImageEvery int64

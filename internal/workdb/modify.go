@@ -801,7 +801,7 @@ func (w *Branch) Count(ctx context.Context, coll string, filter bson.Raw) (int64
 	var n int64
 	err := w.Protocol.Read(ctx, w, func(*Marker) error {
 		var err error
-		n, err = countDocs(ctx, w.DB.Collection(coll), filter, w.Repo.FerretDB)
+		n, err = countDocs(ctx, w.DB.Collection(coll), filter, w.Repo.Embedded)
 		return err
 	})
 	return n, err
@@ -819,7 +819,7 @@ func (w *Branch) Collections(ctx context.Context) ([]CollectionInfo, error) {
 	var out []CollectionInfo
 	err := w.Protocol.Read(ctx, w, func(*Marker) error {
 		var err error
-		out, err = collections(ctx, w.DB, w.Repo.FerretDB)
+		out, err = collections(ctx, w.DB, w.Repo.Embedded)
 		return err
 	})
 	return out, err
@@ -838,15 +838,15 @@ func (w *Branch) CollectionNames(ctx context.Context) ([]string, error) {
 }
 
 // collections lists db's collections that hold documents, by name, with
-// their counts (ferret: the engine is FerretDB, see countDocs).
-func collections(ctx context.Context, db *mongo.Database, ferret bool) ([]CollectionInfo, error) {
+// their counts (sqlite: the engine is the embedded one, see countDocs).
+func collections(ctx context.Context, db *mongo.Database, sqlite bool) ([]CollectionInfo, error) {
 	names, err := listedNames(ctx, db)
 	if err != nil {
 		return nil, err
 	}
 	var out []CollectionInfo
 	for _, name := range names {
-		n, err := countDocs(ctx, db.Collection(name), nil, ferret)
+		n, err := countDocs(ctx, db.Collection(name), nil, sqlite)
 		if err != nil {
 			return nil, err
 		}

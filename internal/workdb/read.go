@@ -147,19 +147,22 @@ func (w *Branch) HasCollection(ctx context.Context, coll string) (bool, error) {
 	return found, err
 }
 
-// countDocs counts the documents of c that filter matches. On FerretDB
-// (ferret) it sends the count command: FerretDB v1.24.2 answers the
-// driver's CountDocuments (an aggregation, $match then $group) by loading
-// every matched document first, where its count command reads them a
-// batch at a time (measured on the embedded engine, 100,000 documents of
-// about 300 bytes: a process peak of 281 MB against 45 MB, in the same
-// time). Elsewhere CountDocuments: MongoDB's count command can count a
-// sharded cluster's orphaned documents.
-func countDocs(ctx context.Context, c *mongo.Collection, filter bson.Raw, ferret bool) (int64, error) {
+// countDocs counts the documents of c that filter matches. On the
+// embedded engine (sqlite) it sends the count command: FerretDB v1.24.2
+// answers the driver's CountDocuments (an aggregation, $match then
+// $group) by loading every matched document first, where its count
+// command reads them a batch at a time (measured on the embedded engine,
+// 100,000 documents of about 300 bytes: a process peak of 281 MB against
+// 45 MB, in the same time). Elsewhere CountDocuments: over PostgreSQL
+// FerretDB's count command misses documents that hold the value in an
+// array on a dotted path ({"a.b": 2} over {a: [{b: 2}]}: 1 where find and
+// CountDocuments find 2; review32's test in CI), and MongoDB's can count
+// a sharded cluster's orphaned documents.
+func countDocs(ctx context.Context, c *mongo.Collection, filter bson.Raw, sqlite bool) (int64, error) {
 	if filter == nil {
 		filter = emptyDoc
 	}
-	if !ferret {
+	if !sqlite {
 		return c.CountDocuments(ctx, filter)
 	}
 	var res struct {

@@ -21,8 +21,12 @@ import (
 // with find. Any other difference fails.
 func TestReview32CountCommandIsCountDocuments(t *testing.T) {
 	h := newR7(t)
-	if !h.srv.FerretDB && !h.srv.Embedded {
-		t.Skip("countDocs sends the count command on FerretDB only")
+	if !h.srv.Embedded {
+		// This test, run on FerretDB over PostgreSQL in CI, found its
+		// count command wrong on {"a.b": 2} over {a: [{b: 2}]} (1 where
+		// CountDocuments and find say 2): argon sends it on the embedded
+		// engine only (count_paths.txtar checks every engine).
+		t.Skip("countDocs sends the count command on the embedded engine only")
 	}
 	h.insert("c",
 		bson.D{{Key: "_id", Value: int32(1)}, {Key: "v", Value: int32(1)}, {Key: "a", Value: bson.D{{Key: "b", Value: int32(1)}}}, {Key: "arr", Value: bson.A{int32(1), int32(2)}}},

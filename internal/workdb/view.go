@@ -40,8 +40,8 @@ type View struct {
 	LSN int64
 	// Built reports that this call materialised the view (false: reused).
 	Built bool
-	// ferret is set when the engine is FerretDB (see countDocs).
-	ferret bool
+	// sqlite is set on the embedded engine (see countDocs).
+	sqlite bool
 }
 
 func viewID(tl string, lsn int64) string { return fmt.Sprintf("%s:%012d", tl, lsn) }
@@ -60,7 +60,7 @@ func OpenView(ctx context.Context, r *wal.Repo, tl string, lsn int64) (*View, er
 	var rec viewRecord
 	err := views.FindOne(ctx, bson.D{{Key: "_id", Value: viewID(tl, lsn)}}).Decode(&rec)
 	if err == nil {
-		return &View{DB: r.Client.Database(rec.DB), TL: tl, LSN: lsn, ferret: r.FerretDB}, nil
+		return &View{DB: r.Client.Database(rec.DB), TL: tl, LSN: lsn, sqlite: r.Embedded}, nil
 	}
 	if !errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, err
@@ -77,7 +77,7 @@ func OpenView(ctx context.Context, r *wal.Repo, tl string, lsn int64) (*View, er
 		}
 		return nil, err
 	}
-	return &View{DB: db, TL: tl, LSN: lsn, Built: true, ferret: r.FerretDB}, nil
+	return &View{DB: db, TL: tl, LSN: lsn, Built: true, sqlite: r.Embedded}, nil
 }
 
 func collViewID(tl string, lsn int64, coll string) string { return viewID(tl, lsn) + "/" + coll }
@@ -153,7 +153,7 @@ func (v *CollViews) existing(ctx context.Context, coll string) (*mongo.Database,
 	var rec viewRecord
 	err := views.FindOne(ctx, bson.D{{Key: "_id", Value: viewID(v.TL, v.LSN)}}).Decode(&rec)
 	if err == nil {
-		v.full = &View{DB: v.r.Client.Database(rec.DB), TL: v.TL, LSN: v.LSN, ferret: v.r.FerretDB}
+		v.full = &View{DB: v.r.Client.Database(rec.DB), TL: v.TL, LSN: v.LSN, sqlite: v.r.Embedded}
 		return v.full.DB, nil
 	}
 	if !errors.Is(err, mongo.ErrNoDocuments) {
@@ -281,7 +281,7 @@ func (v *CollViews) Count(ctx context.Context, coll string, filter bson.Raw) (in
 	}
 	var n int64
 	err := v.withView(ctx, coll, func(db *mongo.Database) (err error) {
-		n, err = countDocs(ctx, db.Collection(coll), filter, v.r.FerretDB)
+		n, err = countDocs(ctx, db.Collection(coll), filter, v.r.Embedded)
 		return err
 	})
 	return n, err
@@ -387,7 +387,7 @@ func (v *View) FindTo(ctx context.Context, coll string, q Query, d *Docs) error 
 
 // Count counts the documents filter matches in the view.
 func (v *View) Count(ctx context.Context, coll string, filter bson.Raw) (int64, error) {
-	return countDocs(ctx, v.DB.Collection(coll), filter, v.ferret)
+	return countDocs(ctx, v.DB.Collection(coll), filter, v.sqlite)
 }
 
 // HasCollection reports whether coll holds documents in the view.
@@ -397,7 +397,7 @@ func (v *View) HasCollection(ctx context.Context, coll string) (bool, error) {
 
 // Collections lists the view's collections with their counts.
 func (v *View) Collections(ctx context.Context) ([]CollectionInfo, error) {
-	return collections(ctx, v.DB, v.ferret)
+	return collections(ctx, v.DB, v.sqlite)
 }
 
 // CollectionNames names the view's collections without counting.
