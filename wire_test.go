@@ -118,7 +118,7 @@ func TestWireAnnouncesFilterMatches(t *testing.T) {
 		t.Fatalf("an update by filter updated its lease %d times, want once, announcing its key: %v", len(leases), leases)
 	}
 	n, names := wireCount(t, dir, "delete", "c", `{"v": 0}`)
-	if want := 12; n != want {
+	if want := 13; n != want {
 		t.Errorf("argon delete by filter sent %d commands, want %d: %s", n, want, names)
 	}
 }
@@ -198,19 +198,21 @@ func TestWireMessages(t *testing.T) {
 		// key, spilled entries of the key: one an application deleted
 		// and did not commit; a server's files cannot say the database
 		// is clean; no spilled commit here, so no read of their key
-		// records or chunks), insert, slot, marker, endSessions: FerretDB stores
-		// the document as sent, so there is no read-back (on MongoDB
-		// there is one, see storedAsSent)
-		{[]string{"insert", "c", `{"_id": "new1", "v": 1}`}, 10},
-		// buildInfo, branch, marker, lease, match, the check that the
-		// matched documents are committed (timeline, slots holding their
-		// keys; no spilled commit: a server's files cannot say the
-		// database is clean), update, read back, slot, marker,
-		// endSessions
-		{[]string{"update", "c", `{"_id": "warm2"}`, `{"$set": {"v": 0}}`}, 12},
-		// buildInfo, branch, marker, lease, match, the same check,
-		// delete, slot, marker, endSessions
-		{[]string{"delete", "c", `{"_id": "warm3"}`}, 11},
+		// records or chunks), the check that the collection's indexes
+		// are the committed ones (listIndexes, against the marker's
+		// fingerprint: review31), insert, slot, marker, endSessions:
+		// FerretDB stores the document as sent, so there is no read-back
+		// (on MongoDB there is one, see storedAsSent)
+		{[]string{"insert", "c", `{"_id": "new1", "v": 1}`}, 11},
+		// buildInfo, branch, marker, lease, the indexes' check, match,
+		// the check that the matched documents are committed (timeline,
+		// slots holding their keys; no spilled commit: a server's files
+		// cannot say the database is clean), update, read back, slot,
+		// marker, endSessions
+		{[]string{"update", "c", `{"_id": "warm2"}`, `{"$set": {"v": 0}}`}, 13},
+		// buildInfo, branch, marker, lease, the indexes' check, match,
+		// the same check, delete, slot, marker, endSessions
+		{[]string{"delete", "c", `{"_id": "warm3"}`}, 12},
 	}
 	for _, tc := range cases {
 		n, names := wireCount(t, dir, tc.args...)

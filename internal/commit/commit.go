@@ -1062,6 +1062,7 @@ func (p *Protocol) Write(ctx context.Context, w *workdb.Branch, info *wal.Commit
 		return nil, 0, err
 	}
 	defer wr.unhold()
+	w.SetBaseSums(wr.sums)
 	err = apply(ctx, func(entries []wal.Entry) error { return wr.emit(ctx, entries) })
 	hook("applied")
 	if err != nil {

@@ -88,7 +88,10 @@ func TestFailedUpsertImportPutsReplacedBack(t *testing.T) {
 // An application created index e_1 and did not commit it; an import whose
 // dump holds the same index (nothing to do) fails on a document: the
 // application's index stays. The import touched it before comparing, and
-// the repair dropped it.
+// the repair dropped it. Since review31 the import is refused before it
+// writes anything (the collection's indexes are not the committed ones:
+// it would be evaluated on the application's index), and the index stays
+// all the same.
 func TestFailedImportKeepsApplicationsIndex(t *testing.T) {
 	p, r, b, w := importSetup(t, importDoc("a", 1))
 	ctx := context.Background()
@@ -99,9 +102,19 @@ func TestFailedImportKeepsApplicationsIndex(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	importing(t, p.Open(r, b), workdb.ImportInsert,
-		&workdb.ImportBatch{Coll: "c", Indexes: have},
-		&workdb.ImportBatch{Coll: "c", Docs: []bson.Raw{importDoc("a", 5)}}) // a exists
+	batches := []*workdb.ImportBatch{{Coll: "c", Indexes: have}, {Coll: "c", Docs: []bson.Raw{importDoc("a", 5)}}} // a exists
+	_, err = p.Open(r, b).Import(ctx, func() (*workdb.ImportBatch, error) {
+		if len(batches) == 0 {
+			return nil, nil
+		}
+		next := batches[0]
+		batches = batches[1:]
+		return next, nil
+	}, workdb.ImportInsert, wal.CommitInfo{}, nil)
+	var ue *workdb.UncommittedError
+	if !errors.As(err, &ue) || !ue.Indexes || ue.Coll != "c" {
+		t.Fatalf("import over the application's index: %v, want the refusal of c's uncommitted index change", err)
+	}
 	if ch := changes(t, p.Open(r, b)); ch != `added "e_1"` {
 		t.Errorf("uncommitted changes after the failed import: %q, want the application's index e_1", ch)
 	}

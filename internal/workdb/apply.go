@@ -40,6 +40,18 @@ func (w *Branch) ApplyPuts(ctx context.Context, puts []Put, base int64, info wal
 		if w.TL != tl || w.base != base {
 			return nil, &wal.MovedOnError{Branch: w.Name}
 		}
+		// Documents written into a collection whose indexes an
+		// application changed would be evaluated on them; its index
+		// puts are checked by name (refuseUncommittedIndexes).
+		checked := map[string]bool{}
+		for _, p := range puts {
+			if !p.Index && !checked[p.Coll] {
+				checked[p.Coll] = true
+				if err := w.refuseIndexChangesIn(ctx, p.Coll); err != nil {
+					return nil, err
+				}
+			}
+		}
 		return apply(ctx)
 	})
 }

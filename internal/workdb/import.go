@@ -98,6 +98,9 @@ func (w *Branch) Import(ctx context.Context, next func() (*ImportBatch, error), 
 				break
 			}
 			if _, ok := seen[b.Coll]; !ok {
+				if err := w.refuseIndexChangesIn(ctx, b.Coll); err != nil {
+					return err
+				}
 				seen[b.Coll] = map[string]bool{}
 				wrote[b.Coll] = map[string]bool{}
 				firstEqual[b.Coll] = map[string]importedID{}

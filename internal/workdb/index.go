@@ -115,6 +115,11 @@ func (w *Branch) CreateIndex(ctx context.Context, coll string, keys bson.Raw, op
 			spec = old
 			return nil, nil
 		}
+		// Any other index of coll an application changed: refused too,
+		// before anything is created (see refuseIndexChangesIn).
+		if err := w.refuseIndexChangesIn(ctx, coll); err != nil {
+			return nil, err
+		}
 		d := bson.D{{Key: "key", Value: keys}, {Key: "name", Value: name}}
 		if opts.Unique {
 			d = append(d, bson.E{Key: "unique", Value: true})
@@ -150,6 +155,9 @@ func (w *Branch) DropIndex(ctx context.Context, coll, name string, info wal.Comm
 		return nil, 0, fmt.Errorf("cannot drop index _id_ on collection %s: every collection keeps its _id index", coll)
 	}
 	return w.write(ctx, info, nil, func(ctx context.Context) ([]wal.Entry, error) {
+		if err := w.refuseIndexChangesIn(ctx, coll); err != nil {
+			return nil, err
+		}
 		specs, err := listIndexes(ctx, w.DB, coll)
 		if err != nil {
 			return nil, err

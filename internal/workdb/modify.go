@@ -62,6 +62,9 @@ func (w *Branch) Modify(ctx context.Context, coll string, m Modification, lim Li
 		if w.Files != nil && w.Files.Clean(w.DB.Name()) != "" {
 			w.knownClean()
 		}
+		if err := w.refuseIndexChangesIn(ctx, coll); err != nil {
+			return nil, err
+		}
 		var err error
 		pre, err = matching(ctx, c, m.Filter, m.Many)
 		if err != nil {

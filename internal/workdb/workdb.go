@@ -168,6 +168,10 @@ type Branch struct {
 	// clean (knownClean); cleanChecked: it looked, once, before it
 	// changed anything.
 	cleanAtStart, cleanChecked bool
+	// baseSums is the fingerprint of the committed state at the write's
+	// base (nil when unknown): what refuseIndexChangesIn compares a
+	// collection's indexes with.
+	baseSums Sums
 	// folded caches, for the write in progress, collections' committed
 	// documents at its base by key (refuseUncommitted).
 	folded map[string]map[string]bson.Raw
@@ -241,7 +245,13 @@ func (w *Branch) BeginWrite(base int64, widen func(ctx context.Context, tracked 
 	// write, once it holds the branch: nothing carries over from an
 	// earlier write on this Branch (found by review).
 	w.cleanAtStart, w.cleanChecked = false, false
+	w.baseSums = nil
 }
+
+// SetBaseSums records the fingerprint of the committed state at the
+// write's base, nil when unknown (commit.Protocol.Write, once it holds
+// the branch).
+func (w *Branch) SetBaseSums(s Sums) { w.baseSums = s }
 
 // announceTouched records in the write's lease, before the write changes
 // anything it has touched since its last announcement, every key it has

@@ -354,6 +354,9 @@ func (w *Branch) InsertStream(ctx context.Context, coll string, next func() ([]b
 		if w.Files != nil && w.Files.Clean(w.DB.Name()) != "" {
 			w.knownClean()
 		}
+		if err := w.refuseIndexChangesIn(ctx, coll); err != nil {
+			return err
+		}
 		docs := first
 		for batch := 0; ; batch++ {
 			if len(docs) == 0 {
