@@ -62,8 +62,8 @@ func r13App(t *testing.T, dir, db string, fn func(ctx context.Context, c *mongo.
 // uncommitted changes outside the filter (a new document, an edited one)
 // are kept; nothing is committed; status and fsck agree. Sizes: a
 // write-back by _id (<= 200 changed), by the user's filter (> 200), and
-// past workdb's repairWhole (5,000 touched keys), where the repair of the
-// failed write-back rebuilds the whole collection from the log.
+// past 5,000 touched keys, where until review31 the repair of the failed
+// write-back rebuilt the whole collection from the log.
 func TestReview13UniqueIndexWriteBack(t *testing.T) {
 	if os.Getenv("ARGON_TEST_URI") != "" {
 		t.Skip("the embedded engine's scratch evaluation")

@@ -130,10 +130,10 @@ func TestReview19RevertDryRunMissingFieldsOfAUniqueIndex(t *testing.T) {
 // applyDocs (internal/workdb/apply.go), after putter has already dropped
 // the redefined indexes and written every earlier collection: a refusal in
 // collection b comes after collection a was rewritten, and the failed
-// write is repaired from the log. Past repairWhole (5,000) keys of a
-// collection on the embedded engine and FerretDB, Repair
-// (internal/workdb/workdb.go) rebuilds that collection whole from the log,
-// which discards applications' uncommitted changes in it. Here the merge
+// write is repaired from the log. Past 5,000 keys of a collection on the
+// embedded engine and FerretDB, Repair (internal/workdb/workdb.go) rebuilt
+// that collection whole from the log until review31, which discarded
+// applications' uncommitted changes in it. Here the merge
 // rewrites 5,001 documents of a and one of b; the application, after the
 // merge's own check, changes b's document (the merge refuses it: "document
 // 1 of b has uncommitted changes", exit 1) and a document of a the merge

@@ -19,10 +19,11 @@ import (
 
 // An update --many the engine refuses part way (here $inc of a string in
 // one matched document) keeps an application's uncommitted document the
-// filter did not match, below and above workdb's repairWhole (5,000
-// keys). Found by an adversarial review of the engine's own updateMany on
-// the working database: its failure repaired the touched keys, and past
-// 5,000 that rebuilt the collection from the log.
+// filter did not match, below and above 5,000 keys. Found by an
+// adversarial review of the engine's own updateMany on the working
+// database: its failure repaired the touched keys, and past 5,000 that
+// rebuilt the collection from the log (workdb.Repair did so until
+// review31).
 func TestFailedUpdateManyKeepsUncommitted(t *testing.T) {
 	if os.Getenv("ARGON_TEST_URI") != "" {
 		t.Skip("the embedded engine")

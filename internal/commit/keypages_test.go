@@ -70,7 +70,7 @@ func TestFailedLargeWriteIsRepairedFromPages(t *testing.T) {
 	srv, r, b := waltest.Project(t)
 	ctx := context.Background()
 	w := New().Open(r, b)
-	w.ScanReads = srv.Embedded || srv.FerretDB // as the CLI: c's 20,006 keys are rebuilt as a collection there
+	w.ScanReads = srv.Embedded || srv.FerretDB // as the CLI: c's 20,006 keys are read by one scan there
 	if _, err := w.Insert(ctx, "c", []bson.Raw{mustMarshal(bson.D{{Key: "_id", Value: int32(-1)}})}, wal.CommitInfo{}); err != nil {
 		t.Fatal(err)
 	}
@@ -78,6 +78,10 @@ func TestFailedLargeWriteIsRepairedFromPages(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := w.DB.Collection("d").UpdateOne(ctx, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "v", Value: 7}}}}); err != nil {
+		t.Fatal(err)
+	}
+	// An application's uncommitted document in c itself stays too.
+	if _, err := w.DB.Collection("c").InsertOne(ctx, bson.D{{Key: "_id", Value: "app"}}); err != nil {
 		t.Fatal(err)
 	}
 	var docs []bson.Raw
@@ -90,8 +94,8 @@ func TestFailedLargeWriteIsRepairedFromPages(t *testing.T) {
 	if _, err := w.Insert(ctx, "c", docs, wal.CommitInfo{}); err == nil {
 		t.Fatal("an insert of a committed _id succeeded")
 	}
-	if n, err := w.DB.Collection("c").CountDocuments(ctx, bson.D{}); err != nil || n != 1 {
-		t.Errorf("c holds %d documents after the failed insert (%v), want the 1 committed", n, err)
+	if n, err := w.DB.Collection("c").CountDocuments(ctx, bson.D{}); err != nil || n != 2 {
+		t.Errorf("c holds %d documents after the failed insert (%v), want the committed one and the application's", n, err)
 	}
 	var d bson.M
 	if err := w.DB.Collection("d").FindOne(ctx, bson.D{{Key: "_id", Value: 1}}).Decode(&d); err != nil {

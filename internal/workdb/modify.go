@@ -227,9 +227,10 @@ func (w *Branch) Modify(ctx context.Context, coll string, m Modification, lim Li
 			// A unique index the results break is refused before anything
 			// is written (the scratch collection has none of the working
 			// collection's indexes): a write-back failing part way is
-			// repaired, and past repairWhole keys that rebuilds the
-			// collection, dropping an application's uncommitted changes
-			// there (found by an adversarial review).
+			// repaired, which until review31 rebuilt the collection past
+			// 5,000 keys, dropping an application's uncommitted changes
+			// there (found by an adversarial review); it is still the
+			// cheaper failure.
 			if err := w.refuseUniqueBreak(ctx, coll, ids, pre, posts); err != nil {
 				return nil, err
 			}

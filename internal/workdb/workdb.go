@@ -658,22 +658,22 @@ func (w *Branch) ownedElsewhere(ctx context.Context) (bool, error) {
 // that one dropped by hand is noticed.
 const workdbsCollection = "workdbs"
 
-// repairWhole is the most keys of a collection repaired one by one on
-// FerretDB (ScanReads: a scan of the collection per 1,000 keys); past
-// it, the collection is rebuilt whole from the log there. Where reads by
-// _id are indexed (MongoDB), a repair goes key by key at any count. Rebuilt from the log
-// alone, a repair cut off half way is finished by the next; it loses an
-// application's uncommitted changes in that collection, which a repair
-// key by key keeps. (A rewrite that kept them from one scan was tried and
-// taken back: a crash after its drop lost them and committed documents
-// too.)
-const repairWhole = 5000
-
 // Repair rewrites the given keys to their committed state at LSN lsn,
 // read from the log: documents the log holds are put back as it holds
 // them, others are deleted; indexes likewise. It is how a write that did
 // not commit is taken out of the database: whatever the server did with
 // it, the keys end as the log says, and nothing else is touched.
+//
+// It goes key by key at any count: only the keys the failed write
+// touched are compared with the log and put back, so an application's
+// uncommitted changes elsewhere in the collection stay, and a repair cut
+// off half way is finished by the next holder (the repair's lease names
+// its keys). On FerretDB (ScanReads), where a query by a list of _ids
+// scans the collection, the current documents of more than batchSize
+// keys are read by one scan of the collection instead of one per
+// thousand keys. Until the twenty-third session, past 5,000 keys it
+// rebuilt the collection from the log there, losing those changes
+// (review31).
 func (w *Branch) Repair(ctx context.Context, lsn int64, keys []wal.KeyRef) error {
 	byColl := map[string][]wal.KeyRef{}
 	for _, k := range keys {
@@ -691,23 +691,6 @@ func (w *Branch) Repair(ctx context.Context, lsn int64, keys []wal.KeyRef) error
 		}
 		c := w.DB.Collection(coll)
 		ks := byColl[coll]
-		if len(ks) > repairWhole && w.ScanReads {
-			// From the log alone, so that a repair cut off half way is
-			// finished by the next one: an application's uncommitted
-			// changes in the collection are lost (ARCHITECTURE).
-			if err := c.Drop(ctx); err != nil {
-				return err
-			}
-			if err := insertBatches(ctx, w.Repo, c, st.Docs(coll), nil); err != nil {
-				return err
-			}
-			for _, spec := range st.Indexes(coll) {
-				if err := createFromSpec(ctx, w.DB, coll, spec); err != nil {
-					return err
-				}
-			}
-			continue
-		}
 		docs := map[string]bson.Raw{}
 		for _, d := range st.Docs(coll) {
 			docs[string(wal.KeyOf(d.Lookup("_id")))] = d
@@ -757,35 +740,23 @@ func (w *Branch) Repair(ctx context.Context, lsn int64, keys []wal.KeyRef) error
 		}
 		// Documents already as the log holds them are left in place (a
 		// write the server refused changed nothing).
+		now, err := w.readKeys(ctx, c, ids)
+		if err != nil {
+			return err
+		}
 		var fix []bson.RawValue
 		var fixPut []bson.Raw
-		for start := 0; start < len(ids); start += batchSize {
-			chunk := ids[start:min(start+batchSize, len(ids))]
-			cur, err := c.Find(ctx, idsFilter(chunk))
-			if err != nil {
-				return err
+		for _, id := range ids {
+			k := string(wal.KeyOf(id))
+			want, have := docs[k], now[k]
+			if bytes.Equal(want, have) {
+				continue
 			}
-			now := map[string]bson.Raw{}
-			for cur.Next(ctx) {
-				now[string(wal.KeyOf(cur.Current.Lookup("_id")))] = append(bson.Raw(nil), cur.Current...)
+			if have != nil {
+				fix = append(fix, id)
 			}
-			err = cur.Err()
-			_ = cur.Close(ctx)
-			if err != nil {
-				return err
-			}
-			for _, id := range chunk {
-				k := string(wal.KeyOf(id))
-				want, have := docs[k], now[k]
-				if bytes.Equal(want, have) {
-					continue
-				}
-				if have != nil {
-					fix = append(fix, id)
-				}
-				if want != nil {
-					fixPut = append(fixPut, want)
-				}
+			if want != nil {
+				fixPut = append(fixPut, want)
 			}
 		}
 		if len(fix) > 0 {
@@ -806,6 +777,42 @@ func (w *Branch) Repair(ctx context.Context, lsn int64, keys []wal.KeyRef) error
 }
 
 const batchSize = 1000
+
+// readKeys returns the documents of c whose _id is one of ids, by key
+// (wal.KeyOf). It queries a thousand ids at a time, or, on FerretDB
+// (ScanReads) with more than a thousand, reads the whole collection once
+// and keeps the documents of ids: there a query by a list of _ids scans
+// the collection anyway.
+func (w *Branch) readKeys(ctx context.Context, c *mongo.Collection, ids []bson.RawValue) (map[string]bson.Raw, error) {
+	now := map[string]bson.Raw{}
+	read := func(filter bson.D, want map[string]bool) error {
+		cur, err := c.Find(ctx, filter)
+		if err != nil {
+			return err
+		}
+		defer cur.Close(ctx)
+		for cur.Next(ctx) {
+			k := string(wal.KeyOf(cur.Current.Lookup("_id")))
+			if want == nil || want[k] {
+				now[k] = append(bson.Raw(nil), cur.Current...)
+			}
+		}
+		return cur.Err()
+	}
+	if w.ScanReads && len(ids) > batchSize {
+		want := make(map[string]bool, len(ids))
+		for _, id := range ids {
+			want[string(wal.KeyOf(id))] = true
+		}
+		return now, read(bson.D{}, want)
+	}
+	for start := 0; start < len(ids); start += batchSize {
+		if err := read(idsFilter(ids[start:min(start+batchSize, len(ids))]), nil); err != nil {
+			return nil, err
+		}
+	}
+	return now, nil
+}
 
 // insertBatches inserts docs into c in order, batchSize at a time, and at
 // most rawInsertBytes of them in one command but for a larger document,
