@@ -381,10 +381,13 @@ func runBranchDelete(ctx context.Context, o *branchDeleteOptions) error {
 	if err != nil {
 		return suggestBranch(ctx, r, project, err)
 	}
-	if err := refuseUncommitted(ctx, f, r, b, "delete", o.force); err != nil {
-		return err
-	}
 	if !o.yes {
+		// Asked first, without holding anyone's writes while a person
+		// answers: a branch with uncommitted changes is refused before
+		// the question.
+		if err := refuseUncommitted(ctx, f, r, b, "delete", o.force); err != nil {
+			return err
+		}
 		if !f.IO.CanPrompt() {
 			return usageErrorf("refusing to delete branch %q without --yes (not on a terminal)", o.name)
 		}
@@ -397,8 +400,18 @@ func runBranchDelete(ctx context.Context, o *branchDeleteOptions) error {
 		if a := strings.ToLower(strings.TrimSpace(ans)); a != "y" && a != "yes" {
 			return fmt.Errorf("branch %q not deleted", o.name)
 		}
-		// An application may have written while the question waited.
-		if err := refuseUncommitted(ctx, f, r, b, "delete", o.force); err != nil {
+	}
+	if !o.force {
+		// From the check to the drop, applications' writes to the
+		// working database wait at argon serve: one acknowledged in
+		// between would be dropped with the database (review31). They
+		// go on after the drop, into a database no branch names.
+		release, err := holdWrites(ctx, f, r, b)
+		if err != nil {
+			return err
+		}
+		defer release()
+		if err := refuseUncommitted(ctx, f, r, b, "delete", false); err != nil {
 			return err
 		}
 	}

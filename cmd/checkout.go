@@ -154,6 +154,27 @@ func uncommitted(ctx context.Context, f *Factory, r *wal.Repo, b *wal.Branch) (*
 	return w, ci, err
 }
 
+// holdWrites holds, at argon serve, every other client's writes to branch
+// b's working database until the returned function is called; without a
+// serve in front of the engine it holds nothing (no one else can write,
+// or argon cannot stop them).
+func holdWrites(ctx context.Context, f *Factory, r *wal.Repo, b *wal.Branch) (func(), error) {
+	s, err := f.Store(ctx)
+	if err != nil {
+		return nil, err
+	}
+	files := s.DBFiles()
+	if files == nil {
+		return func() {}, nil
+	}
+	db := r.WorkingDatabase(b)
+	release, err := files.HoldWrites(ctx, db, r.LeaseTTL)
+	if err != nil {
+		return nil, fmt.Errorf("holding the writes of %s at argon serve: %w", db, err)
+	}
+	return release, nil
+}
+
 // refuseUncommitted fails when branch b's working database holds changes
 // applications made and did not commit: action (delete, rename) would drop
 // them. With force it goes ahead.
