@@ -330,7 +330,7 @@ func cmdExits(ts *testscript.TestScript, neg bool, args []string) {
 //	app URI DB insert COLL DOC
 //	app URI DB update COLL FILTER UPDATE
 //	app URI DB delete COLL FILTER
-//	app URI DB createindex COLL KEYS NAME
+//	app URI DB createindex COLL KEYS NAME [unique]
 //	app URI DB dropindex COLL NAME
 func cmdApp(ts *testscript.TestScript, neg bool, args []string) {
 	// -argon: the client names itself as argon's does, which argon serve
@@ -363,7 +363,11 @@ func cmdApp(ts *testscript.TestScript, neg bool, args []string) {
 	case "delete":
 		_, err = coll.DeleteOne(ctx, parse(args[4]))
 	case "createindex":
-		_, err = coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: parse(args[4]), Options: options.Index().SetName(args[5])})
+		opts := options.Index().SetName(args[5])
+		if len(args) > 6 && args[6] == "unique" {
+			opts.SetUnique(true)
+		}
+		_, err = coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: parse(args[4]), Options: opts})
 	case "dropindex":
 		err = coll.Indexes().DropOne(ctx, args[4])
 	default:

@@ -23,10 +23,14 @@ func newStatusCmd(f *Factory) *cobra.Command {
 		Long: `Show the project, the current branch (or --branch), its head LSN, the LSN
 it was forked at and its parent, the engine in use (embedded, or the
 server's URI with the password hidden), the branch's working database, and
-the documents applications changed there that are not committed yet
-(counts; each document with --verbose or --json).
+the documents and indexes applications changed there that are not
+committed yet (counts; each document, and each index with its keys and
+options, with --verbose or --json).
 
-Piped, each field is one "key<TAB>value" line.`,
+Piped, each field is one "key<TAB>value" line; with --verbose each change
+follows as "change<TAB>collection<TAB>_id", or for an index
+"change<TAB>collection<TAB>index NAME<TAB>keys<TAB>options", followed by
+"<TAB>was<TAB>keys<TAB>options" when it was redefined.`,
 		Example: `  argon status
   argon status --json`,
 		Args: exactArgs(0, "no arguments"),
@@ -35,7 +39,7 @@ Piped, each field is one "key<TAB>value" line.`,
 		},
 	}
 	cmd.Flags().StringVar(&branchFlag, "branch", "", "branch to describe (default: the current branch)")
-	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "list each changed document")
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "list each changed document and index")
 	cmd.Flags().BoolVarP(&short, "short", "s", false, "short format, as git status -s: the branch, then one line per change (A, M, D)")
 	return cmd
 }
@@ -146,9 +150,17 @@ func runStatus(ctx context.Context, f *Factory, branchFlag string, verbose, shor
 		}
 		for _, x := range ci.Indexes {
 			if f.IO.IsStdoutTTY() {
-				fmt.Fprintf(f.IO.Out, "  %-9s %s index %s\n", x.Change+":", x.Collection, x.Name)
+				was := ""
+				if x.Was != nil {
+					was = " (was " + x.Was.text(" ") + ")"
+				}
+				fmt.Fprintf(f.IO.Out, "  %-9s %s index %s %s%s\n", x.Change+":", x.Collection, x.Name, x.text(" "), was)
 			} else {
-				fmt.Fprintf(f.IO.Out, "%s\t%s\tindex %s\n", x.Change, x.Collection, x.Name)
+				was := ""
+				if x.Was != nil {
+					was = "\twas\t" + x.Was.text("\t")
+				}
+				fmt.Fprintf(f.IO.Out, "%s\t%s\tindex %s\t%s%s\n", x.Change, x.Collection, x.Name, x.text("\t"), was)
 			}
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/argon-db/argon/internal/ejson"
 	"github.com/argon-db/argon/internal/store"
@@ -32,17 +33,78 @@ type changedDocRef struct {
 	ID         json.RawMessage `json:"_id"`
 }
 
+// changedIndexRef is an index created, dropped or redefined: its keys and
+// options as the working database holds it (as the log holds it when
+// dropped), and for one redefined, the committed definition in Was.
 type changedIndexRef struct {
 	Collection string `json:"collection"`
 	Change     string `json:"change"`
 	Name       string `json:"name"`
+	indexDef
+	Was *indexDef `json:"was,omitempty"`
 }
+
+// indexDef is an index's keys and its options (every field of its
+// specification but the version, key, name and namespace), in relaxed
+// Extended JSON.
+type indexDef struct {
+	Keys    json.RawMessage `json:"keys"`
+	Options json.RawMessage `json:"options"`
+}
+
+func indexDefOf(spec bson.Raw) (indexDef, error) {
+	var d indexDef
+	keys, err := ejson.Format(spec.Lookup("key").Document(), false)
+	if err != nil {
+		return d, err
+	}
+	elems, err := spec.Elements()
+	if err != nil {
+		return d, err
+	}
+	opts := bson.D{}
+	for _, e := range elems {
+		switch e.Key() {
+		case "v", "key", "name", "ns":
+			continue
+		}
+		opts = append(opts, bson.E{Key: e.Key(), Value: e.Value()})
+	}
+	raw, err := bson.Marshal(opts)
+	if err != nil {
+		return d, err
+	}
+	o, err := ejson.Format(raw, false)
+	if err != nil {
+		return d, err
+	}
+	return indexDef{Keys: json.RawMessage(keys), Options: json.RawMessage(o)}, nil
+}
+
+// text is the definition as status prints it: keys, then options.
+func (d indexDef) text(sep string) string { return string(d.Keys) + sep + string(d.Options) }
 
 func summarize(changes []workdb.Change) (*changesInfo, error) {
 	ci := &changesInfo{Documents: []changedDocRef{}, Indexes: []changedIndexRef{}}
 	for _, c := range changes {
 		if c.Index {
-			ci.Indexes = append(ci.Indexes, changedIndexRef{Collection: c.Coll, Change: c.Kind, Name: c.ID.StringValue()})
+			x := changedIndexRef{Collection: c.Coll, Change: c.Kind, Name: c.ID.StringValue()}
+			now := c.Doc
+			if now == nil {
+				now = c.Was
+			}
+			var err error
+			if x.indexDef, err = indexDefOf(now); err != nil {
+				return nil, err
+			}
+			if c.Doc != nil && c.Was != nil {
+				was, err := indexDefOf(c.Was)
+				if err != nil {
+					return nil, err
+				}
+				x.Was = &was
+			}
+			ci.Indexes = append(ci.Indexes, x)
 			continue
 		}
 		switch c.Kind {
