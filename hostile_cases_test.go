@@ -209,6 +209,8 @@ func hostileCases() []hostileCase {
 		{args: []string{"init", "x", "--db", "ar_x__y"}, stdin: "", code: 1, msg: "re:^argon:\\ error:\\ a\\ workspace\\ already\\ exists\\ in\\ .*/\\.argon$"},
 		{args: []string{"init", "a b"}, stdin: "", code: 1, msg: "argon: error: invalid project name \"a b\": use 1-40 letters, digits, '_' or '-', starting with a letter or digit"},
 		{args: []string{"status", "--db", "ar1234_x"}, stdin: "", code: 1, msg: "argon: error: invalid metadata database name \"ar1234_x\": names starting with 'ar_' or 'arXXXX_' are argon's working databases"},
+		{args: []string{"status", "--db", "Ar_secproj__main"}, stdin: "", code: 1, msg: "argon: error: invalid metadata database name \"Ar_secproj__main\": names starting with 'ar_' or 'arXXXX_' are argon's working databases"},
+		{args: []string{"status", "--db", "AR12aB_x"}, stdin: "", code: 1, msg: "argon: error: invalid metadata database name \"AR12aB_x\": names starting with 'ar_' or 'arXXXX_' are argon's working databases"},
 		{args: []string{"status", "--db", ""}, stdin: "", code: 1, msg: "argon: error: invalid metadata database name \"\": it is empty (leave --db out for the default, argon_wal)"},
 		{args: []string{"status", "--db", "a/b"}, stdin: "", code: 1, msg: "argon: error: invalid metadata database name \"a/b\": MongoDB database names cannot contain /\\. \"$*<>:|? or spaces"},
 		{args: []string{"status", "--db", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}, stdin: "", code: 1, msg: "argon: error: invalid metadata database name \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\": it is longer than 63 bytes, MongoDB's limit"},

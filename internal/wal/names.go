@@ -309,7 +309,10 @@ func CheckMetadataName(name string) error {
 	return nil
 }
 
-var reservedPrefix = regexp.MustCompile(`^ar(_|[0-9a-f]{4}_)`)
+// reservedPrefix is matched without regard to case: MongoDB refuses a
+// database whose name differs from an existing one's only in case, so
+// "Ar_p__main" would stand in the way of argon's "ar_p__main".
+var reservedPrefix = regexp.MustCompile(`(?i)^ar(_|[0-9a-f]{4}_)`)
 
 // ArgonDatabase says why database db is argon's own, for commands that
 // write to a database the user names (export --to-db): it holds an argon
