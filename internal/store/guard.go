@@ -121,6 +121,8 @@ func relay(client net.Conn, engineAddr string, writes *writeLog, ix *serveIndexe
 	out := newOutstanding(writes, ix)
 	// tag names the client's process when it is argon's (see writeHolds).
 	greeted, tag, own := false, "", false
+	// endTag counts this connection of tag's process as closed, once.
+	var endTag func()
 	// closing: the client left; nothing more is passed on (pass).
 	var closing atomic.Bool
 	done := make(chan struct{})
@@ -257,7 +259,8 @@ func relay(client net.Conn, engineAddr string, writes *writeLog, ix *serveIndexe
 			own = isArgonClient(handshakeBody(msg))
 			if tag = holdTag(handshakeBody(msg)); tag != "" {
 				holds.connected(tag)
-				defer holds.disconnected(tag)
+				endTag = sync.OnceFunc(func() { holds.disconnected(tag) })
+				defer endTag()
 			}
 		}
 		// A hold or release riding on this command (see Carrier): the
@@ -342,13 +345,27 @@ func relay(client net.Conn, engineAddr string, writes *writeLog, ix *serveIndexe
 			break
 		}
 	}
-	// The client left. What was passed on is waited for a moment (a
-	// follow-up in flight, a write the engine is still applying): seen
-	// answered, it is no write whose client left, which would leave its
-	// database without a token until the serve restarts.
+	// The client left. Its process's holds end with its last connection,
+	// now; what it passed on is still followed: a write the engine is
+	// still applying stays pending (writeLog), so a hold granted from
+	// here on waits for it (settle) instead of letting it land under the
+	// new holder, a repair of the keys the gone writer announced
+	// included (issue 7: a killed client's batch became visible). It is
+	// waited for up to drainWait: seen answered, it is no write whose
+	// client left, which would leave its database without a token until
+	// the serve restarts.
 	closing.Store(true)
+	if endTag != nil {
+		endTag()
+	}
+	// (Not past the engine's end: the reader then stops, and no answer
+	// can come.)
 	for deadline := time.Now().Add(drainWait); !out.idle() && time.Now().Before(deadline); {
-		time.Sleep(time.Millisecond)
+		select {
+		case <-done:
+			deadline = time.Now()
+		case <-time.After(time.Millisecond):
+		}
 	}
 	smu.Lock() // a pass in progress ends first
 	server.Close()
@@ -358,8 +375,11 @@ func relay(client net.Conn, engineAddr string, writes *writeLog, ix *serveIndexe
 }
 
 // drainWait is how long a relay whose client left waits for the answers
-// to the requests it passed on.
-const drainWait = 2 * time.Second
+// to the requests it passed on: as long as a hold lasts unrenewed, so that
+// a writer that takes over a gone one's lease (which takes at least that
+// long) finds its writes answered or waits for them. It was 2 s until the
+// twenty-third session. (A variable for tests.)
+var drainWait = holdTTL
 
 // errClientLeft is pass's answer once the client has left.
 var errClientLeft = errors.New("the client left")
