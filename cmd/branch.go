@@ -402,20 +402,15 @@ func runBranchDelete(ctx context.Context, o *branchDeleteOptions) error {
 		}
 	}
 	if !o.force {
-		// From the check to the drop, applications' writes to the
-		// working database wait at argon serve: one acknowledged in
-		// between would be dropped with the database (review31). They
-		// go on after the drop, into a database no branch names.
-		release, err := holdWrites(ctx, f, r, b)
+		release, err := checkedHold(ctx, f, r, b, "delete")
 		if err != nil {
 			return err
 		}
 		defer release()
-		if err := refuseUncommitted(ctx, f, r, b, "delete", false); err != nil {
-			return err
-		}
 	}
-	deleted, lsn, err := r.DeleteBranch(ctx, project, o.name)
+	// The binding read and checked above, not whatever holds the name
+	// by now (a rename, or a delete and a create, in between: review33).
+	deleted, lsn, err := r.DeleteBranchOf(ctx, b)
 	if err != nil {
 		return err
 	}

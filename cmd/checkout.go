@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -154,25 +155,55 @@ func uncommitted(ctx context.Context, f *Factory, r *wal.Repo, b *wal.Branch) (*
 	return w, ci, err
 }
 
-// holdWrites holds, at argon serve, every other client's writes to branch
-// b's working database until the returned function is called; without a
-// serve in front of the engine it holds nothing (no one else can write,
-// or argon cannot stop them).
-func holdWrites(ctx context.Context, f *Factory, r *wal.Repo, b *wal.Branch) (func(), error) {
+// checkedHold refuses, as refuseUncommitted, when branch b's working
+// database has uncommitted changes, and otherwise returns with
+// applications' writes to it held at argon serve (release with the
+// returned function) from a moment it still had none: the caller drops
+// it, and a write acknowledged in between would go with it (review31).
+// The check itself runs without the hold: it may wait for a writer on
+// the branch, which waits for any hold of the database before it writes
+// (holding first deadlocked until the busy timeout: review33). So it
+// counts as still true once the hold is in place only when the
+// database's write token did not move from before the check to then;
+// otherwise it runs again, a few times at most. Without argon serve in
+// front of the engine, nothing is held (no one else can write, or argon
+// cannot stop them) and the check runs once.
+func checkedHold(ctx context.Context, f *Factory, r *wal.Repo, b *wal.Branch, action string) (func(), error) {
 	s, err := f.Store(ctx)
 	if err != nil {
 		return nil, err
 	}
 	files := s.DBFiles()
-	if files == nil {
-		return func() {}, nil
+	if files == nil || !s.Served {
+		return func() {}, refuseUncommitted(ctx, f, r, b, action, false)
 	}
 	db := r.WorkingDatabase(b)
-	release, err := files.HoldWrites(ctx, db, r.LeaseTTL)
-	if err != nil {
-		return nil, fmt.Errorf("holding the writes of %s at argon serve: %w", db, err)
+	backoff := 50 * time.Millisecond
+	for try := 1; ; try++ {
+		before, berr := files.Fingerprint(db)
+		if err := refuseUncommitted(ctx, f, r, b, action, false); err != nil {
+			return nil, err
+		}
+		release, err := files.HoldWrites(ctx, db, r.LeaseTTL)
+		if err != nil {
+			return nil, fmt.Errorf("holding the writes of %s at argon serve: %w", db, err)
+		}
+		after, aerr := files.Fingerprint(db)
+		if berr == nil && aerr == nil && before != "" && before == after {
+			return release, nil
+		}
+		release()
+		if try == 5 {
+			return nil, fmt.Errorf("cannot %s branch %s: its working database kept changing while it was checked (applications writing through argon serve); try again: %w",
+				action, b.Name, &wal.BusyError{Branch: b.Name})
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff *= 2
 	}
-	return release, nil
 }
 
 // refuseUncommitted fails when branch b's working database holds changes

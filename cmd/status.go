@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -143,12 +144,13 @@ func runStatus(ctx context.Context, f *Factory, branchFlag string, verbose, shor
 		for _, d := range ci.Documents {
 			rel, _ := relaxedID(d.ID)
 			if f.IO.IsStdoutTTY() {
-				fmt.Fprintf(f.IO.Out, "  %-9s %s %s\n", d.Change+":", d.Collection, rel)
+				fmt.Fprintf(f.IO.Out, "  %-9s %s %s\n", d.Change+":", field(d.Collection), rel)
 			} else {
-				fmt.Fprintf(f.IO.Out, "%s\t%s\t%s\n", d.Change, d.Collection, rel)
+				fmt.Fprintf(f.IO.Out, "%s\t%s\t%s\n", d.Change, field(d.Collection), rel)
 			}
 		}
 		for _, x := range ci.Indexes {
+			x.Collection, x.Name = field(x.Collection), field(x.Name)
 			if f.IO.IsStdoutTTY() {
 				was := ""
 				if x.Was != nil {
@@ -176,3 +178,7 @@ func relaxedID(canonical json.RawMessage) (string, error) {
 	v, err := ejson.FormatValue(doc.Lookup("v"), false)
 	return string(v), err
 }
+
+// field is a name an application chose (a collection's, an index's) as
+// one field of a line: control characters, tabs included, escaped.
+func field(s string) string { return strings.ReplaceAll(ui.Clean(s, false), "\t", `\t`) }

@@ -227,8 +227,18 @@ func (p *Protocol) acquireFor(ctx context.Context, w *workdb.Branch, intent []wa
 	var unhold func()
 	for {
 		n := known.N + 1
+		// The lease names the keys the write may change: those known up
+		// front (intent), and from then on each key before it changes,
+		// or it widens first (workdb's announceTouched, Widen). So a
+		// write whose keys are not known up front starts naming none,
+		// not "unknown": a holder killed before it changed anything
+		// leaves nothing to repair, and one killed while it repaired an
+		// earlier write's keys leaves them named by that write's void,
+		// where "unknown" made the next holder rebuild the database and
+		// lose applications' uncommitted changes (review33: an index
+		// create killed after taking the branch).
 		lease = &wal.Lease{TL: w.TL, N: n, Token: token, TTLMillis: r.LeaseTTL.Milliseconds(),
-			KeysKnown: intent != nil, Keys: intent, Host: wal.Hostname()}
+			KeysKnown: true, Keys: intent, Host: wal.Hostname()}
 		hook("leasing")
 		var err error
 		unhold, err = insertLease(ctx, w, lease)

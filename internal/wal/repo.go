@@ -627,6 +627,15 @@ func (r *Repo) DeleteBranch(ctx context.Context, project, name string) (*Branch,
 	if err != nil {
 		return nil, 0, err
 	}
+	return r.DeleteBranchOf(ctx, b)
+}
+
+// DeleteBranchOf is DeleteBranch of the binding b as the caller read it
+// (and checked): when a rename took it meanwhile, or it was deleted and
+// its name given to a new branch, the delete fails with a ConflictError
+// instead of deleting whatever holds the name now (review33).
+func (r *Repo) DeleteBranchOf(ctx context.Context, b *Branch) (*Branch, int64, error) {
+	project, name := b.Project, b.Name
 	if err := r.consume(ctx, b, "delete"); err != nil {
 		return nil, 0, err
 	}

@@ -107,6 +107,26 @@ func (w *Branch) putter(puts []Put) func(ctx context.Context) ([]wal.Entry, erro
 		if err := w.refuseUncommittedIndexes(ctx, puts); err != nil {
 			return nil, err
 		}
+		// Every key the puts may change is named in the lease before
+		// anything changes: a writer killed part way is repaired key by
+		// key (review33; the lease starts naming none).
+		for _, p := range puts {
+			if p.Index {
+				w.touchIndex(p.Coll, p.ID.StringValue())
+				continue
+			}
+			w.touch(p.Coll, p.ID)
+			// The version it replaces goes by its own _id, which may be
+			// another key of an equal value (1.0 for 1).
+			if d, ok := pres[p.Coll][string(wal.KeyOf(p.ID))]; ok {
+				if id := d.Lookup("_id"); !bytes.Equal(wal.KeyOf(id), wal.KeyOf(p.ID)) {
+					w.touch(p.Coll, id)
+				}
+			}
+		}
+		if err := w.announceTouched(ctx); err != nil {
+			return nil, err
+		}
 		// Index drops first and creations last, so that documents are
 		// checked against the indexes the merged state has. An index
 		// redefined under its name goes first too (a unique one that
@@ -125,7 +145,6 @@ func (w *Branch) putter(puts []Put) func(ctx context.Context) ([]wal.Entry, erro
 			if spec == nil || p.Doc != nil && bytes.Equal(indexSpec(spec), indexSpec(p.Doc)) {
 				continue
 			}
-			w.touchIndex(p.Coll, name)
 			if err := w.DB.Collection(p.Coll).Indexes().DropOne(ctx, name); err != nil {
 				return nil, err
 			}
@@ -150,7 +169,6 @@ func (w *Branch) putter(puts []Put) func(ctx context.Context) ([]wal.Entry, erro
 				continue
 			}
 			name := p.ID.StringValue()
-			w.touchIndex(p.Coll, name)
 			specs, err := listIndexes(ctx, w.DB, p.Coll)
 			if err != nil {
 				return nil, err
@@ -259,10 +277,8 @@ func (w *Branch) applyDocs(ctx context.Context, coll string, puts []Put, pre map
 			old = append(old, d.Lookup("_id"))
 		}
 	}
-	for _, id := range ids {
-		w.touch(coll, id)
-	}
-	// Every old version out.
+	// Every old version out (their keys were touched and announced
+	// before anything changed: putter).
 	if len(old) > 0 {
 		n, err := w.deleteIDs(ctx, c, old)
 		if err != nil {
