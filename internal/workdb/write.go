@@ -492,14 +492,15 @@ func (w *Branch) untouchForeign(ctx context.Context, c *mongo.Collection, coll s
 		for i, d := range batch {
 			sent[string(wal.KeyOf(ids[i]))] = d
 		}
-		if cur, err := c.Find(ctx, idsFilter(ids)); err == nil {
-			for cur.Next(ctx) {
-				k := string(wal.KeyOf(cur.Current.Lookup("_id")))
-				if d, ok := sent[k]; ok && storedAsSent(d) && !bytes.Equal(d, cur.Current) {
+		// By point reads where the _ids allow (a query by the list scans
+		// the collection: 1.5 s of a failed ten-document insert into
+		// 100,000).
+		if now, err := w.readKeys(ctx, c, ids); err == nil {
+			for k, held := range now {
+				if d, ok := sent[k]; ok && storedAsSent(d) && !bytes.Equal(d, held) {
 					foreign[k] = true
 				}
 			}
-			_ = cur.Close(ctx)
 		}
 	}
 	for k := range mine {
