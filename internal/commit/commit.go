@@ -1044,7 +1044,13 @@ func (wr *writer) afterLoss(ctx context.Context) {
 		}
 	}
 	if unknown {
-		_ = nw.widen(ctx, false)
+		// Not rebuilt under a lease that names no keys: killed half way,
+		// the rebuild would be adopted as an application's work
+		// (review34).
+		if err := nw.widen(ctx, false); err != nil {
+			nw.fail(ctx, false)
+			return
+		}
 		m, err := w.Rebuild(ctx, nw.base, "")
 		if err != nil {
 			nw.fail(ctx, false)

@@ -130,6 +130,12 @@ func (w *Branch) Modify(ctx context.Context, coll string, m Modification, lim Li
 			if err != nil {
 				return nil, err
 			}
+			if known && w.ScanReads {
+				// As the engine stores it: an _id the update sets to
+				// -0.0 is stored 0.0, another key, and a writer killed
+				// after the upsert left it unrepaired (review34).
+				id = storedValue(id)
+			}
 			// Not over a document an application deleted and did not
 			// commit (refuseDeletedIDs): the filter's _id, and the new
 			// document's when known.
