@@ -149,11 +149,11 @@ func (p *Protocol) Fsck(ctx context.Context, r *wal.Repo, project string, open f
 		// by value make a state no server can hold (a checkout, restore
 		// or find --at of it fails on a duplicate key). Nothing can
 		// repair it but a commit that deletes one of them.
-		head, err := r.Fold(ctx, b.Timeline, inf.Head.LSN, "")
+		equal, err := r.EqualIDsAt(ctx, b.Timeline, inf.Head.LSN, r.Scans)
 		if err != nil {
 			return nil, err
 		}
-		for _, e := range wal.EqualIDs(head, r.Scans) {
+		for _, e := range equal {
 			rep.Problems = append(rep.Problems, wal.Problem{Timeline: b.Timeline,
 				What: fmt.Sprintf("branch %s at LSN %d: %s; a checkout, restore or find --at of this state fails on a duplicate key", b.Name, inf.Head.LSN, e)})
 		}
@@ -164,12 +164,8 @@ func (p *Protocol) Fsck(ctx context.Context, r *wal.Repo, project string, open f
 		if m != nil && m.TL == b.Timeline && (offChain == "" || repair) {
 			var diffs []string
 			err := p.Read(ctx, w, func(mk *workdb.Marker) error {
-				st := head
-				if mk.LSN != inf.Head.LSN {
-					st = nil // the database reflects another LSN: fold it
-				}
 				var err error
-				diffs, err = w.Verify(ctx, mk.LSN, st)
+				diffs, err = w.Verify(ctx, mk.LSN)
 				return err
 			})
 			if err != nil {

@@ -1,11 +1,14 @@
 package wal
 
 import (
+	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"math"
 	"math/big"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -90,7 +93,7 @@ func writeBytes(b *strings.Builder, v bson.RawValue) {
 	b.WriteString(hex.EncodeToString(v.Value))
 }
 
-// EqualIDs describes each set of documents of a state whose _ids are
+// EqualIDsAt describes each set of documents of a state whose _ids are
 // different BSON but equal by value (ValueKey: the 32- and 64-bit 2 and
 // 2.0, say), by collection: MongoDB keeps one document per value, so a
 // state holding both cannot be materialised (its insert fails on a
@@ -101,24 +104,70 @@ func writeBytes(b *strings.Builder, v bson.RawValue) {
 // index takes for one are grouped too: an ObjectId and its hex string, a
 // date and the integer of its milliseconds (FerretDB v1.24.2; the writes'
 // own check is workdb's engineEqualIDs).
-func EqualIDs(st *State, ferret bool) []string {
+//
+// It streams the state of timeline tl at LSN lsn from the log (FoldEach),
+// holding each document's _id, not the state.
+func (r *Repo) EqualIDsAt(ctx context.Context, tl string, lsn int64, ferret bool) ([]string, error) {
+	e := newEqualIDs(ferret)
+	_, err := r.FoldEach(ctx, tl, lsn, "", StateSink{
+		Doc: func(coll string, doc bson.Raw) error {
+			id := doc.Lookup("_id")
+			id.Value = bytes.Clone(id.Value)
+			e.add(coll, id)
+			return nil
+		},
+		Index: func(string, bson.Raw) error { return nil },
+		Reset: func() error {
+			*e = *newEqualIDs(ferret)
+			return nil
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return e.report(), nil
+}
+
+// equalIDs groups the _ids of each collection by the value key the engine
+// compares them by, in the order they came.
+type equalIDs struct {
+	key    func(bson.RawValue) string
+	groups map[string]map[string][]bson.RawValue
+	order  map[string][]string
+}
+
+func newEqualIDs(ferret bool) *equalIDs {
 	key := ValueKey
 	if ferret {
 		key = ferretKey
 	}
+	return &equalIDs{key: key, groups: map[string]map[string][]bson.RawValue{}, order: map[string][]string{}}
+}
+
+func (e *equalIDs) add(coll string, id bson.RawValue) {
+	g := e.groups[coll]
+	if g == nil {
+		g = map[string][]bson.RawValue{}
+		e.groups[coll] = g
+	}
+	k := e.key(id)
+	if _, ok := g[k]; !ok {
+		e.order[coll] = append(e.order[coll], k)
+	}
+	g[k] = append(g[k], id)
+}
+
+// report describes every group of more than one _id, collections by name.
+func (e *equalIDs) report() []string {
+	colls := make([]string, 0, len(e.groups))
+	for c := range e.groups {
+		colls = append(colls, c)
+	}
+	sort.Strings(colls)
 	var out []string
-	for _, coll := range st.Collections() {
-		groups := map[string][]bson.RawValue{}
-		var order []string
-		for _, d := range st.Docs(coll) {
-			id := d.Lookup("_id")
-			k := key(id)
-			if _, ok := groups[k]; !ok {
-				order = append(order, k)
-			}
-			groups[k] = append(groups[k], id)
-		}
-		for _, k := range order {
+	for _, coll := range colls {
+		groups := e.groups[coll]
+		for _, k := range e.order[coll] {
 			ids := groups[k]
 			if len(ids) < 2 {
 				continue

@@ -1011,12 +1011,14 @@ func (w *Branch) Drop(ctx context.Context) error {
 	return w.DB.Drop(ctx)
 }
 
-// Verify compares the database with a fold of the log at lsn (st, when
-// the caller folded it already), documents and indexes, ignoring
-// nothing: it returns a description of each difference (fsck).
-// Applications' uncommitted changes show here too.
-func (w *Branch) Verify(ctx context.Context, lsn int64, st *wal.State) ([]string, error) {
-	changes, err := w.diffState(ctx, lsn, st)
+// Verify compares the database with the committed state at lsn,
+// documents and indexes, ignoring nothing: it returns a description of
+// each difference (fsck). Applications' uncommitted changes show here
+// too. It compares as status does (one scan of the database, the state
+// streamed from the log against the scan's keys and hashes), holding
+// neither the state nor the database.
+func (w *Branch) Verify(ctx context.Context, lsn int64) ([]string, error) {
+	changes, err := w.diff(ctx, lsn)
 	if err != nil {
 		return nil, err
 	}
