@@ -79,8 +79,10 @@ func TestReview11WidenAfterPagesMakesTakerRebuild(t *testing.T) {
 	if l, err := r.ReadLease(ctx, b.Timeline, wr.lease.N); err != nil || l == nil || l.Pages == 0 {
 		t.Fatalf("lease after announcing %d keys: %+v, %v; want one naming key pages", intentKeys+1, l, err)
 	}
-	// What Modify does before an upsert whose _id it cannot know.
-	if err := w.Widen(ctx); err != nil {
+	// What a write does before a change it cannot name (a rebuild;
+	// until the twenty-third session also an upsert whose _id it could
+	// not know).
+	if err := wr.widen(ctx, false); err != nil {
 		t.Fatal(err)
 	}
 	l, err := r.ReadLease(ctx, b.Timeline, wr.lease.N)

@@ -123,14 +123,19 @@ func (w *Branch) Modify(ctx context.Context, coll string, m Modification, lim Li
 		case len(ids) == 0 && m.Upsert:
 			// The new document's _id, chosen here where the filter and
 			// the change allow, is touched before anything changes: a
-			// failure repairs that one key. Otherwise it is known only
-			// once the document is in, and the write widens (a failure
-			// then rebuilds the database).
+			// failure repairs that one key. Otherwise the server makes
+			// the document in an empty scratch collection first, and it
+			// goes into the working database by its _id (a widened write
+			// killed part way made the next one rebuild the database,
+			// losing applications' uncommitted changes).
 			update, replacement, id, known, err := upsertID(m, intent != nil)
 			if err != nil {
 				return nil, err
 			}
-			if known && w.ScanReads {
+			if !known {
+				return w.upsertByScratch(ctx, c, coll, m.Filter, update, replacement, res)
+			}
+			if w.ScanReads {
 				// As the engine stores it: an _id the update sets to
 				// -0.0 is stored 0.0, another key, and a writer killed
 				// after the upsert left it unrepaired (review34).
@@ -143,19 +148,14 @@ func (w *Branch) Modify(ctx context.Context, coll string, m Modification, lim Li
 			if intent != nil {
 				check = append(check, m.Filter.Lookup("_id"))
 			}
-			if known && (intent == nil || !bytes.Equal(wal.KeyOf(id), intent[0].Key)) {
+			if intent == nil || !bytes.Equal(wal.KeyOf(id), intent[0].Key) {
 				check = append(check, id)
 			}
 			if err := w.refuseDeletedIDs(ctx, c, coll, check); err != nil {
 				return nil, err
 			}
-			if known {
-				w.touch(coll, id)
-				err = w.announceTouched(ctx)
-			} else {
-				err = w.Widen(ctx)
-			}
-			if err != nil {
+			w.touch(coll, id)
+			if err := w.announceTouched(ctx); err != nil {
 				return nil, err
 			}
 			var r *mongo.UpdateResult
@@ -770,6 +770,59 @@ func (w *Branch) duplicateOnMany(ctx context.Context, c *mongo.Collection, coll 
 		}
 	}
 	return err
+}
+
+// upsertByScratch is an upsert that matched nothing and whose new _id
+// argon cannot know from the filter and the change: the server carries
+// it out on an empty scratch collection (scratchCollection), so the new
+// document is the one the server would make, and it is inserted into the
+// working database by its _id, touched and announced first. A document
+// of that _id already there fails the insert, as it would the upsert.
+func (w *Branch) upsertByScratch(ctx context.Context, c *mongo.Collection, coll string, filter, update, replacement bson.Raw, res *ModifyResult) ([]wal.Entry, error) {
+	sc, drop, err := w.scratchCollection(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer drop()
+	var r *mongo.UpdateResult
+	if replacement != nil {
+		r, err = sc.ReplaceOne(ctx, filter, replacement, options.Replace().SetUpsert(true))
+	} else {
+		r, err = sc.UpdateOne(ctx, filter, update, options.UpdateOne().SetUpsert(true))
+	}
+	if err != nil {
+		return nil, err
+	}
+	if r.UpsertedID == nil {
+		return nil, nil
+	}
+	doc, err := sc.FindOne(ctx, emptyDoc).Raw()
+	if err != nil {
+		return nil, err
+	}
+	doc = append(bson.Raw(nil), doc...)
+	id := doc.Lookup("_id")
+	if err := w.refuseDeletedIDs(ctx, c, coll, []bson.RawValue{id}); err != nil {
+		return nil, err
+	}
+	w.touch(coll, id)
+	if err := w.announceTouched(ctx); err != nil {
+		return nil, err
+	}
+	if _, err := c.InsertOne(ctx, doc); err != nil {
+		return nil, err
+	}
+	res.Upserted = &id
+	post, err := readOne(ctx, c, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckDocument(post, Limits{}); err != nil {
+		return nil, err
+	}
+	e, err := wal.PutEntry(coll, post)
+	w.changed(coll, nil, post)
+	return []wal.Entry{e}, err
 }
 
 // readMany reads the documents with the given ids, in that order, with one

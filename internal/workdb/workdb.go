@@ -267,17 +267,6 @@ func (w *Branch) announceTouched(ctx context.Context) error {
 	return w.announce(ctx, w.touched)
 }
 
-// Widen says, before it happens, that the write in progress is about to
-// change keys it did not announce and may not learn before they change
-// (an upsert's new _id): if it stops, the database is rebuilt rather than
-// repaired.
-func (w *Branch) Widen(ctx context.Context) error {
-	if w.widen == nil {
-		return nil
-	}
-	return w.widen(ctx, false)
-}
-
 // untouch takes keys of coll out of the touched keys: documents a failed
 // write found it did not change (another's, already there), which its
 // repair must leave as they are.
