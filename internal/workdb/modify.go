@@ -177,18 +177,8 @@ func (w *Branch) Modify(ctx context.Context, coll string, m Modification, lim Li
 				return nil, err
 			}
 			id = bson.Raw(raw).Lookup("_id")
-			res.Upserted = &id
 			w.touch(coll, id)
-			post, err := readOne(ctx, c, id)
-			if err != nil {
-				return nil, err
-			}
-			if err := CheckDocument(post, Limits{}); err != nil {
-				return nil, err
-			}
-			e, err := wal.PutEntry(coll, post)
-			w.changed(coll, nil, post)
-			return []wal.Entry{e}, err
+			return w.upserted(ctx, c, coll, id, res)
 		case len(ids) == 0:
 			return nil, nil
 		case m.Replacement != nil:
@@ -812,6 +802,12 @@ func (w *Branch) upsertByScratch(ctx context.Context, c *mongo.Collection, coll 
 	if _, err := c.InsertOne(ctx, doc); err != nil {
 		return nil, err
 	}
+	return w.upserted(ctx, c, coll, id, res)
+}
+
+// upserted reads back the document an upsert inserted with _id id and
+// returns its entry.
+func (w *Branch) upserted(ctx context.Context, c *mongo.Collection, coll string, id bson.RawValue, res *ModifyResult) ([]wal.Entry, error) {
 	res.Upserted = &id
 	post, err := readOne(ctx, c, id)
 	if err != nil {
