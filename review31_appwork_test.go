@@ -160,7 +160,9 @@ func TestReview31FailedLargeInsertKeepsTheApplicationsChanges(t *testing.T) {
 // it, but under `argon serve` it did not hold applications' writes in
 // between: an application's insert acknowledged between the check and
 // the dropDatabase was dropped with the database, and the delete reported
-// success. Now the delete holds them from its check to its drop. Black-box (a Node.js app writing once at a random moment
+// success. Now the delete holds them from its check to its drop, and
+// argon serve refuses a write held until after the drop (review35: it
+// was acknowledged into a database no branch names). Black-box (a Node.js app writing once at a random moment
 // through argon serve) this lost an acknowledged document in 3 of 30
 // trials, twice (/tmp/review31/delrace2.sh). Here the application's
 // write is injected at the K-th command the delete sends, for every K:
@@ -218,17 +220,25 @@ func TestReview31DeleteDropsAnApplicationsWriteAfterItsCheck(t *testing.T) {
 			if res == nil {
 				return false, true // the delete sent fewer than k+1 commands
 			}
-			if err := <-res; err != nil {
-				t.Logf("K=%d: the application's insert failed: %v", k, err)
-				return false, false
-			}
+			insErr := <-res
 			present, err := coll.CountDocuments(context.Background(), bson.D{{Key: "_id", Value: "app"}})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if code == 0 && present == 0 {
-				t.Errorf("K=%d (the delete's command %q): the application's insert was acknowledged (answered before the delete ended: %v), the delete succeeded (%q), and the document is gone",
-					k, at, landed, strings.TrimSpace(out.String()+errOut.String()))
+			switch {
+			case insErr != nil:
+				// Refused: argon dropped the database first (review35).
+				if code != 0 {
+					t.Errorf("K=%d: the application's insert failed (%v) and the delete too (%q)", k, insErr, strings.TrimSpace(errOut.String()))
+				}
+			case code == 0:
+				// Acknowledged after a delete that succeeded: lost with the
+				// database, or kept in one no branch names (review35).
+				t.Errorf("K=%d (the delete's command %q): the application's insert was acknowledged (answered before the delete ended: %v) and the delete succeeded (%q); the document is in the dropped database: %d",
+					k, at, landed, strings.TrimSpace(out.String()+errOut.String()), present)
+				return true, false
+			case present != 1:
+				t.Errorf("K=%d: the delete refused, the application's insert was acknowledged, and the document is not there (%d)", k, present)
 				return true, false
 			}
 			return false, false
@@ -236,5 +246,48 @@ func TestReview31DeleteDropsAnApplicationsWriteAfterItsCheck(t *testing.T) {
 		if done || lost {
 			break
 		}
+	}
+}
+
+// After `branch delete`, argon serve refuses an application's write to
+// the database the delete dropped: passed on, it would create the
+// database again, holding a document no branch shows (review35). Once a
+// branch's database of that name is built again, writes pass.
+func TestServeRefusesWritesToADeletedBranchsDatabase(t *testing.T) {
+	dir, run := r15Workspace(t, "gone")
+	must := mustRun(t, run)
+	must("init", "gone")
+	must("insert", "c", `{"_id": 1}`)
+	must("branch", "create", "g")
+	must("insert", "c", `{"_id": 2}`, "--branch", "g")
+	app := serveWorkspace(t, dir)
+	ctx := context.Background()
+	database := func() string {
+		for _, l := range strings.Split(must("status", "--branch", "g"), "\n") {
+			if f := strings.Fields(l); len(f) == 2 && f[0] == "database" {
+				return f[1]
+			}
+		}
+		t.Fatal("no database in status")
+		return ""
+	}
+	db := database()
+	must("branch", "delete", "g", "--yes")
+	_, err := app.Database(db).Collection("c").InsertOne(ctx, bson.D{{Key: "_id", Value: "app"}})
+	if err == nil || !strings.Contains(err.Error(), "was dropped by argon") {
+		t.Fatalf("an application's insert into %s after its branch was deleted: %v; want a refusal", db, err)
+	}
+	names, err := app.ListDatabaseNames(ctx, bson.D{{Key: "name", Value: db}})
+	if err != nil || len(names) != 0 {
+		t.Fatalf("databases named %s after the refused insert: %v, %v; want none", db, names, err)
+	}
+	must("branch", "create", "g")
+	must("insert", "c", `{"_id": 3}`, "--branch", "g")
+	db2 := database()
+	if _, err := app.Database(db2).Collection("c").InsertOne(ctx, bson.D{{Key: "_id", Value: "app"}}); err != nil {
+		t.Fatalf("an application's insert into %s, the new branch g's database: %v", db2, err)
+	}
+	if st := must("status", "--branch", "g"); !strings.Contains(st, "changes\t1 added") {
+		t.Errorf("status of the new g after the application's insert:\n%s", st)
 	}
 }

@@ -25,12 +25,16 @@ import (
 type argonDBs struct {
 	mu  sync.Mutex
 	dbs map[string]bool
+	// gone holds the databases argon's own client dropped and has not
+	// written to since (by lower-case name): a branch's working database
+	// its delete dropped, until argon builds one of that name again.
+	gone map[string]bool
 }
 
 // metadataDBsIn finds the metadata databases among the embedded engine's
 // database files in dataDir (the engine names a file after its database).
 func metadataDBsIn(dataDir string) *argonDBs {
-	a := &argonDBs{dbs: map[string]bool{}}
+	a := &argonDBs{dbs: map[string]bool{}, gone: map[string]bool{}}
 	files, _ := filepath.Glob(filepath.Join(dataDir, "*.sqlite"))
 	for _, f := range files {
 		if isMetadataFile(f) {
@@ -62,6 +66,45 @@ func (a *argonDBs) wrote(db, coll string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.dbs[db] = true
+}
+
+// ownWrite records a write command cmd of argon's own client to db: a
+// dropDatabase marks db dropped by argon, any other write (a rebuild
+// filling it again) ends that.
+func (a *argonDBs) ownWrite(db, cmd string) {
+	if a == nil || db == "" {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if cmd == "dropDatabase" {
+		// Not argon's views and scratch databases (the prefix, then
+		// '-'): no application writes there, and their names are new
+		// each time.
+		if i := strings.IndexByte(db, '_'); i < 0 || !strings.HasPrefix(db[i+1:], "-") {
+			a.gone[strings.ToLower(db)] = true
+		}
+	} else {
+		delete(a.gone, strings.ToLower(db))
+	}
+}
+
+// droppedRefusal says why an application's write to db is refused once
+// it may pass (after any hold of db): argon dropped db (a branch delete)
+// and has not built it again. Passed on, the write would create the
+// database again, holding a document no branch shows, and be acknowledged
+// (review35: an application's insert held during a branch delete). An
+// application that drops a working database itself may fill it again.
+func (a *argonDBs) droppedRefusal(db string) string {
+	if a == nil || db == "" {
+		return ""
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.gone[strings.ToLower(db)] {
+		return fmt.Sprintf("argon serve: database %s was dropped by argon (its branch was deleted); writes to it are refused until argon builds a database of that name again", db)
+	}
+	return ""
 }
 
 // refusal says why an application's write to coll of db is refused, or ""

@@ -185,16 +185,32 @@ func relay(client net.Conn, engineAddr string, writes *writeLog, ix *serveIndexe
 		// client left, and its database would have no token any more
 		// (found by review).
 		counted := false
+		dropped := ""
 		count := func() {
-			if !closing.Load() {
-				out.sent(msg, req)
-				counted = true
+			if closing.Load() {
+				return
 			}
+			if write && !own {
+				if dropped = argon.droppedRefusal(db); dropped != "" {
+					return
+				}
+			}
+			out.sent(msg, req)
+			counted = true
 		}
 		if write {
 			holds.pass(db, tag, count)
 		} else {
 			count()
+		}
+		if dropped != "" {
+			if flags(msg)&flagMoreToCome != 0 {
+				return nil // the client expects no reply (w: 0)
+			}
+			wmu.Lock()
+			_, err := client.Write(errorReply(msg, dropped, 13, "Unauthorized"))
+			wmu.Unlock()
+			return err
 		}
 		if !counted {
 			return errClientLeft
@@ -224,6 +240,7 @@ func relay(client net.Conn, engineAddr string, writes *writeLog, ix *serveIndexe
 		}
 		coll, _ := commandTarget(msg)
 		argon.wrote(db, coll)
+		argon.ownWrite(db, cmd)
 		return pass(msg, cmd, db, write, func(ans []byte) []byte {
 			if inner != nil {
 				ans = inner(ans)
@@ -328,6 +345,7 @@ func relay(client net.Conn, engineAddr string, writes *writeLog, ix *serveIndexe
 			coll, _ := commandTarget(msg)
 			if own {
 				argon.wrote(db, coll)
+				argon.ownWrite(db, cmd)
 			} else if why := cmp.Or(argon.refusal(db, coll), argon.renameRefusal(cmd, msg)); why != "" {
 				if flags(msg)&flagMoreToCome != 0 {
 					continue
