@@ -23,7 +23,9 @@ func newStatusCmd(f *Factory) *cobra.Command {
 		Short: "Show the project, current branch, its head and the engine",
 		Long: `Show the project, the current branch (or --branch), its head LSN, the LSN
 it was forked at and its parent, the engine in use (embedded, or the
-server's URI with the password hidden), the branch's working database, and
+server's URI with the password hidden), the branch's working database
+(on a terminal, marked when argon has not built it yet: an application
+writing to it before then finds none of the branch's documents), and
 the documents and indexes applications changed there that are not
 committed yet (counts; each document, and each index with its keys and
 options, with --verbose or --json).
@@ -53,7 +55,11 @@ type statusInfo struct {
 	Parent   string           `json:"parent"`
 	Engine   store.EngineInfo `json:"engine"`
 	Database string           `json:"database"`
-	Changes  *changesInfo     `json:"changes"`
+	// Built says whether argon has built the working database yet
+	// (argon connect, checkout or a write do): before, an application
+	// writing to the name finds none of the branch's documents.
+	Built   bool         `json:"built"`
+	Changes *changesInfo `json:"changes"`
 }
 
 func runStatus(ctx context.Context, f *Factory, branchFlag string, verbose, short bool) error {
@@ -102,7 +108,7 @@ func runStatus(ctx context.Context, f *Factory, branchFlag string, verbose, shor
 		return err
 	}
 	info := statusInfo{Project: project, Branch: branch, Head: bi.Head, Base: bi.Base, Parent: bi.Parent,
-		Engine: s.Engine(), Database: w.DB.Name(), Changes: ci}
+		Engine: s.Engine(), Database: w.DB.Name(), Built: at >= 0, Changes: ci}
 	if f.JSON {
 		return f.IO.PrintJSON(info)
 	}
@@ -127,10 +133,15 @@ func runStatus(ctx context.Context, f *Factory, branchFlag string, verbose, shor
 	if parent == "" {
 		parent = "-"
 	}
+	database := info.Database
+	if !info.Built && f.IO.IsStdoutTTY() {
+		// Piped, the value stays the name alone (--json has built).
+		database += " (not built yet: `argon connect` builds it)"
+	}
 	rows := [][2]string{
 		{"project", info.Project}, {"branch", info.Branch}, {"head", strconv.FormatInt(info.Head, 10)},
 		{"base", strconv.FormatInt(info.Base, 10)}, {"parent", parent}, {"engine", s.Describe()},
-		{"database", info.Database}, {"changes", ci.line()},
+		{"database", database}, {"changes", ci.line()},
 	}
 	st := f.IO.Styles()
 	for _, row := range rows {
