@@ -569,8 +569,13 @@ func (wr *writer) prepare(ctx context.Context, m *workdb.Marker) error {
 			}
 		}
 		// Dropped (or never built by argon) and filled by an
-		// application: keep what it holds, as uncommitted changes.
-		nm, err := w.Adopt(ctx, base)
+		// application: keep what it holds, as uncommitted changes. Never
+		// built: the branch's committed documents go in around it.
+		adopt, notice := w.Adopt, "the working database of branch "+w.Name+" was re-created outside argon; what it holds shows as uncommitted changes (argon status; argon restore discards them)"
+		if !w.Known(ctx) {
+			adopt, notice = w.FillIn, "the working database of branch "+w.Name+" was written to before argon built it; argon put the branch's documents in around what it holds, which shows as uncommitted changes (argon status; argon restore discards them)"
+		}
+		nm, err := adopt(ctx, base)
 		if errors.As(err, new(*workdb.ForeignError)) {
 			// Not an application's work on this branch: another
 			// metadata database's database took the name.
@@ -579,7 +584,7 @@ func (wr *writer) prepare(ctx context.Context, m *workdb.Marker) error {
 		if err != nil {
 			return err
 		}
-		w.Notice("the working database of branch " + w.Name + " was re-created outside argon; what it holds shows as uncommitted changes (argon status; argon restore discards them)")
+		w.Notice(notice)
 		m = nm
 	case m.TL != w.TL || m.Slot > base.N:
 		return rebuild("")

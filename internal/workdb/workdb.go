@@ -579,6 +579,102 @@ func (w *Branch) Adopt(ctx context.Context, head *wal.Slot) (*Marker, error) {
 	return w.newMarker(ctx, head, stateSums(st))
 }
 
+// FillIn is Adopt for a database argon never built, which an
+// application wrote to first (it took the name from argon status before
+// argon connect built it, say): the branch's committed state at slot head
+// is put around what it holds. Every committed document whose _id is not
+// there is inserted, and every committed index whose name is not there is
+// created; what the application wrote stays as it is and shows as its
+// uncommitted changes (an added or a changed document), where Adopt would
+// show every committed document deleted. Killed part way, it is done
+// again by the next holder: it inserts only what is missing.
+func (w *Branch) FillIn(ctx context.Context, head *wal.Slot) (*Marker, error) {
+	if err := w.claim(ctx); err != nil {
+		return nil, err
+	}
+	names, err := w.DB.ListCollectionNames(ctx, bson.D{})
+	if err != nil {
+		return nil, err
+	}
+	present := map[string]map[string]bool{}
+	for _, n := range names {
+		if n == MarkerCollection {
+			continue
+		}
+		keys := map[string]bool{}
+		cur, err := w.DB.Collection(n).Find(ctx, bson.D{}, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+		if err != nil {
+			return nil, err
+		}
+		for cur.Next(ctx) {
+			keys[string(wal.KeyOf(cur.Current.Lookup("_id")))] = true
+		}
+		err = cur.Err()
+		_ = cur.Close(ctx)
+		if err != nil {
+			return nil, err
+		}
+		present[n] = keys
+	}
+	sums := Sums{}
+	var batch []bson.Raw
+	batchColl := ""
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		err := insertBatches(ctx, w.Repo, w.DB.Collection(batchColl), batch, nil)
+		batch = nil
+		return err
+	}
+	specs := map[string][]bson.Raw{}
+	var colls []string
+	if _, err := w.Repo.FoldEach(ctx, w.TL, head.LSN, "", wal.StateSink{
+		Doc: func(coll string, doc bson.Raw) error {
+			sums.toggle(coll, doc)
+			if present[coll][string(wal.KeyOf(doc.Lookup("_id")))] {
+				return nil
+			}
+			if coll != batchColl || len(batch) >= batchSize {
+				if err := flush(); err != nil {
+					return err
+				}
+				batchColl = coll
+			}
+			batch = append(batch, append(bson.Raw(nil), doc...))
+			return nil
+		},
+		Index: func(coll string, spec bson.Raw) error {
+			sums.toggleIndex(coll, spec)
+			if _, ok := specs[coll]; !ok {
+				colls = append(colls, coll)
+			}
+			specs[coll] = append(specs[coll], append(bson.Raw(nil), spec...))
+			return nil
+		},
+	}); err != nil {
+		return nil, err
+	}
+	if err := flush(); err != nil {
+		return nil, err
+	}
+	for _, coll := range colls {
+		have, err := listIndexes(ctx, w.DB, coll)
+		if err != nil {
+			return nil, err
+		}
+		for _, spec := range specs[coll] {
+			if findSpec(have, spec.Lookup("name").StringValue()) != nil {
+				continue // the application's, under that name, stays
+			}
+			if err := createFromSpec(ctx, w.DB, coll, spec); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return w.newMarker(ctx, head, sums)
+}
+
 // Known reports whether argon built this working database before (so a
 // missing marker means it was dropped by hand).
 func (w *Branch) Known(ctx context.Context) bool {
