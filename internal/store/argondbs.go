@@ -1,11 +1,15 @@
 package store
 
 import (
+	"bytes"
 	"database/sql"
+	"encoding/binary"
 	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
 // argonDBs are the databases argon serve keeps applications from writing:
@@ -89,6 +93,83 @@ func (a *argonDBs) ownWrite(db, cmd string) {
 	}
 }
 
+// reserved records an insert by argon's own client into the workdbs
+// collection of a metadata database (msg): each document's _id names a
+// working database reserved for a new branch, which applications may
+// write to from now on, even before argon builds it (review36: a branch
+// created again under a deleted one's name got the same database, and
+// applications' writes to it were refused).
+func (a *argonDBs) reserved(cmd, coll string, msg []byte) {
+	if a == nil || cmd != "insert" || coll != "workdbs" {
+		return
+	}
+	ids := insertedIDs(msg)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, id := range ids {
+		delete(a.gone, strings.ToLower(id))
+	}
+}
+
+// insertedIDs returns the string _ids of the documents insert command msg
+// carries, in its body's documents array or a document sequence.
+func insertedIDs(msg []byte) []string {
+	body, ok := sections(msg)
+	if !ok {
+		return nil
+	}
+	var out []string
+	add := func(doc bson.Raw) {
+		if id, ok := doc.Lookup("_id").StringValueOK(); ok {
+			out = append(out, id)
+		}
+	}
+	for len(body) > 0 {
+		kind := body[0]
+		body = body[1:]
+		switch kind {
+		case 0:
+			doc, rest, ok := bsonDoc(body)
+			if !ok {
+				return out
+			}
+			if docs, ok := doc.Lookup("documents").ArrayOK(); ok {
+				vals, _ := docs.Values()
+				for _, v := range vals {
+					if d, ok := v.DocumentOK(); ok {
+						add(d)
+					}
+				}
+			}
+			body = rest
+		case 1:
+			if len(body) < 4 {
+				return out
+			}
+			size := int(int32(binary.LittleEndian.Uint32(body)))
+			if size < 4 || size > len(body) {
+				return out
+			}
+			seq := body[4:size]
+			body = body[size:]
+			if i := bytes.IndexByte(seq, 0); i >= 0 {
+				seq = seq[i+1:]
+			}
+			for len(seq) > 0 {
+				doc, rest, ok := bsonDoc(seq)
+				if !ok {
+					break
+				}
+				add(doc)
+				seq = rest
+			}
+		default:
+			return out
+		}
+	}
+	return out
+}
+
 // droppedRefusal says why an application's write to db is refused once
 // it may pass (after any hold of db): argon dropped db (a branch delete)
 // and has not built it again. Passed on, the write would create the
@@ -102,7 +183,7 @@ func (a *argonDBs) droppedRefusal(db string) string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.gone[strings.ToLower(db)] {
-		return fmt.Sprintf("argon serve: database %s was dropped by argon (its branch was deleted); writes to it are refused until argon builds a database of that name again", db)
+		return fmt.Sprintf("argon serve: database %s was dropped by argon (its branch was deleted); writes to it are refused until a branch takes the name again", db)
 	}
 	return ""
 }

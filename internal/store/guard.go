@@ -241,6 +241,7 @@ func relay(client net.Conn, engineAddr string, writes *writeLog, ix *serveIndexe
 		coll, _ := commandTarget(msg)
 		argon.wrote(db, coll)
 		argon.ownWrite(db, cmd)
+		argon.reserved(cmd, coll, msg)
 		return pass(msg, cmd, db, write, func(ans []byte) []byte {
 			if inner != nil {
 				ans = inner(ans)
@@ -346,6 +347,7 @@ func relay(client net.Conn, engineAddr string, writes *writeLog, ix *serveIndexe
 			if own {
 				argon.wrote(db, coll)
 				argon.ownWrite(db, cmd)
+				argon.reserved(cmd, coll, msg)
 			} else if why := cmp.Or(argon.refusal(db, coll), argon.renameRefusal(cmd, msg)); why != "" {
 				if flags(msg)&flagMoreToCome != 0 {
 					continue

@@ -619,11 +619,26 @@ func (w *Branch) FillIn(ctx context.Context, head *wal.Slot) (*Marker, error) {
 	sums := Sums{}
 	var batch []bson.Raw
 	batchColl := ""
+	// A committed document the server refuses (an application's document
+	// holds its _id by value, or a unique key) is left out: what the
+	// database holds then shows as changes against the committed state,
+	// and restore gives that back. Failing here instead left the branch
+	// failing every command, restore included (review36).
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
-		err := insertBatches(ctx, w.Repo, w.DB.Collection(batchColl), batch, nil)
+		c := w.DB.Collection(batchColl)
+		err := insertBatches(ctx, w.Repo, c, batch, nil)
+		if err != nil && serverRefused(err) {
+			err = nil
+			for _, d := range batch {
+				if _, ierr := c.InsertOne(ctx, d); ierr != nil && !serverRefused(ierr) {
+					err = ierr
+					break
+				}
+			}
+		}
 		batch = nil
 		return err
 	}
@@ -667,12 +682,24 @@ func (w *Branch) FillIn(ctx context.Context, head *wal.Slot) (*Marker, error) {
 			if findSpec(have, spec.Lookup("name").StringValue()) != nil {
 				continue // the application's, under that name, stays
 			}
-			if err := createFromSpec(ctx, w.DB, coll, spec); err != nil {
+			// Refused (the application's index on the same keys under
+			// another name, documents breaking a unique one): it shows as
+			// a change, as above.
+			if err := createFromSpec(ctx, w.DB, coll, spec); err != nil && !serverRefused(err) {
 				return nil, err
 			}
 		}
 	}
 	return w.newMarker(ctx, head, sums)
+}
+
+// serverRefused reports whether err is the server's answer refusing a
+// command or a write (not a lost connection or a cancelled context).
+func serverRefused(err error) bool {
+	var ce mongo.CommandError
+	var we mongo.WriteException
+	var bwe mongo.BulkWriteException
+	return errors.As(err, &ce) || errors.As(err, &we) || errors.As(err, &bwe)
 }
 
 // Known reports whether argon built this working database before (so a
