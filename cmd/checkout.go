@@ -194,8 +194,7 @@ func checkedHold(ctx context.Context, f *Factory, r *wal.Repo, b *wal.Branch, ac
 		}
 		release()
 		if try == 5 {
-			return nil, fmt.Errorf("cannot %s branch %s: its working database kept changing while it was checked (applications writing through argon serve); try again: %w",
-				action, b.Name, &wal.BusyError{Branch: b.Name})
+			return nil, &busyError{msg: fmt.Sprintf("cannot %s branch %s: its working database kept changing while it was checked (applications writing through argon serve); try again", action, b.Name)}
 		}
 		select {
 		case <-ctx.Done():

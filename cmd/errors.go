@@ -55,6 +55,12 @@ type exitError struct{ code int }
 
 func (e *exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
 
+// busyError is a command that could not get a quiet moment to act in
+// (exit code ExitBusy, as a busy branch).
+type busyError struct{ msg string }
+
+func (e *busyError) Error() string { return e.msg }
+
 // notFoundError is a missing thing the user named.
 type notFoundError struct{ msg string }
 
@@ -90,7 +96,7 @@ func exitCode(err error) int {
 		// A branch renamed or deleted by another command while this one
 		// worked on it is gone, as a branch that was never there.
 		return ExitNotFound
-	case errors.As(err, &le), errors.As(err, &be), errors.As(err, new(*store.ServingError)):
+	case errors.As(err, &le), errors.As(err, &be), errors.As(err, new(*store.ServingError)), errors.As(err, new(*busyError)):
 		return ExitBusy
 	}
 	return ExitError

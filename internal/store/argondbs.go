@@ -1,9 +1,7 @@
 package store
 
 import (
-	"bytes"
 	"database/sql"
-	"encoding/binary"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -114,59 +112,27 @@ func (a *argonDBs) reserved(cmd, coll string, msg []byte) {
 // insertedIDs returns the string _ids of the documents insert command msg
 // carries, in its body's documents array or a document sequence.
 func insertedIDs(msg []byte) []string {
-	body, ok := sections(msg)
-	if !ok {
-		return nil
-	}
 	var out []string
 	add := func(doc bson.Raw) {
 		if id, ok := doc.Lookup("_id").StringValueOK(); ok {
 			out = append(out, id)
 		}
 	}
-	for len(body) > 0 {
-		kind := body[0]
-		body = body[1:]
-		switch kind {
-		case 0:
-			doc, rest, ok := bsonDoc(body)
-			if !ok {
-				return out
-			}
-			if docs, ok := doc.Lookup("documents").ArrayOK(); ok {
-				vals, _ := docs.Values()
-				for _, v := range vals {
-					if d, ok := v.DocumentOK(); ok {
-						add(d)
-					}
-				}
-			}
-			body = rest
-		case 1:
-			if len(body) < 4 {
-				return out
-			}
-			size := int(int32(binary.LittleEndian.Uint32(body)))
-			if size < 4 || size > len(body) {
-				return out
-			}
-			seq := body[4:size]
-			body = body[size:]
-			if i := bytes.IndexByte(seq, 0); i >= 0 {
-				seq = seq[i+1:]
-			}
-			for len(seq) > 0 {
-				doc, rest, ok := bsonDoc(seq)
-				if !ok {
-					break
-				}
-				add(doc)
-				seq = rest
-			}
-		default:
-			return out
+	eachDocument(msg, func(seq bool, _ int, doc bson.Raw) bool {
+		if seq {
+			add(doc)
+			return true
 		}
-	}
+		if docs, ok := doc.Lookup("documents").ArrayOK(); ok {
+			vals, _ := docs.Values()
+			for _, v := range vals {
+				if d, ok := v.DocumentOK(); ok {
+					add(d)
+				}
+			}
+		}
+		return true
+	})
 	return out
 }
 

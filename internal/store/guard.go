@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/binary"
 	"errors"
@@ -444,63 +445,6 @@ func sections(msg []byte) ([]byte, bool) {
 	return body, true
 }
 
-// refusal says why the engine cannot take request msg, or "" when it can.
-// Only OP_MSG is inspected; other messages (the legacy OP_QUERY handshake)
-// pass as they are.
-func refusal(msg []byte) string {
-	body, ok := sections(msg)
-	if !ok {
-		return ""
-	}
-	for len(body) > 0 {
-		kind := body[0]
-		body = body[1:]
-		switch kind {
-		case 0: // one document
-			doc, rest, ok := bsonDoc(body)
-			if !ok {
-				return ""
-			}
-			if inTransaction(doc) {
-				return noTransactions
-			}
-			if why := guardDoc(doc, ""); why != "" {
-				return why
-			}
-			body = rest
-		case 1: // a document sequence: size, identifier, documents
-			if len(body) < 4 {
-				return ""
-			}
-			size := int(int32(binary.LittleEndian.Uint32(body)))
-			if size < 4 || size > len(body) {
-				return ""
-			}
-			seq := body[4:size]
-			body = body[size:]
-			for i, c := range seq {
-				if c == 0 {
-					seq = seq[i+1:]
-					break
-				}
-			}
-			for n := 0; len(seq) > 0; n++ {
-				doc, rest, ok := bsonDoc(seq)
-				if !ok {
-					return ""
-				}
-				if why := guardDoc(doc, ""); why != "" {
-					return fmt.Sprintf("document %d: %s", n+1, why)
-				}
-				seq = rest
-			}
-		default:
-			return ""
-		}
-	}
-	return ""
-}
-
 // noTransactions answers a request that is part of a multi-document
 // transaction: the engine has none, and would answer with a puzzling
 // "unknown field autocommit".
@@ -524,6 +468,80 @@ func inTransaction(body bson.Raw) bool {
 		return true
 	}
 	return false
+}
+
+// eachDocument calls fn with each document of OP_MSG msg: the command
+// body (seq false), then the documents of each document sequence (seq
+// true, n counting them within it), until fn returns false. It reports
+// false when msg is not an OP_MSG or a section does not parse; fn has
+// seen the documents before that.
+func eachDocument(msg []byte, fn func(seq bool, n int, doc bson.Raw) bool) bool {
+	body, ok := sections(msg)
+	if !ok {
+		return false
+	}
+	for len(body) > 0 {
+		kind := body[0]
+		body = body[1:]
+		switch kind {
+		case 0: // one document
+			doc, rest, ok := bsonDoc(body)
+			if !ok {
+				return false
+			}
+			if !fn(false, 0, doc) {
+				return true
+			}
+			body = rest
+		case 1: // a document sequence: size, identifier, documents
+			if len(body) < 4 {
+				return false
+			}
+			size := int(int32(binary.LittleEndian.Uint32(body)))
+			if size < 4 || size > len(body) {
+				return false
+			}
+			seq := body[4:size]
+			body = body[size:]
+			if i := bytes.IndexByte(seq, 0); i >= 0 {
+				seq = seq[i+1:]
+			}
+			for n := 0; len(seq) > 0; n++ {
+				doc, rest, ok := bsonDoc(seq)
+				if !ok {
+					return false
+				}
+				if !fn(true, n, doc) {
+					return true
+				}
+				seq = rest
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// refusal says why the engine cannot take request msg, or "" when it can.
+// Only OP_MSG is inspected; other messages (the legacy OP_QUERY handshake)
+// pass as they are.
+func refusal(msg []byte) string {
+	why := ""
+	eachDocument(msg, func(seq bool, n int, doc bson.Raw) bool {
+		switch {
+		case !seq && inTransaction(doc):
+			why = noTransactions
+		case !seq:
+			why = guardDoc(doc, "")
+		default:
+			if w := guardDoc(doc, ""); w != "" {
+				why = fmt.Sprintf("document %d: %s", n+1, w)
+			}
+		}
+		return why == ""
+	})
+	return why
 }
 
 // bsonDoc splits the BSON document at the start of b from what follows.

@@ -276,31 +276,14 @@ func queryDoc(msg []byte) bson.Raw {
 
 // sectionZero is the command document of OP_MSG msg.
 func sectionZero(msg []byte) (bson.Raw, bool) {
-	body, ok := sections(msg)
-	if !ok {
-		return nil, false
-	}
-	for len(body) > 0 {
-		kind := body[0]
-		body = body[1:]
-		switch kind {
-		case 0:
-			doc, _, ok := bsonDoc(body)
-			return doc, ok
-		case 1:
-			if len(body) < 4 {
-				return nil, false
-			}
-			size := int(int32(binary.LittleEndian.Uint32(body)))
-			if size < 4 || size > len(body) {
-				return nil, false
-			}
-			body = body[size:]
-		default:
-			return nil, false
+	var body bson.Raw
+	eachDocument(msg, func(seq bool, _ int, doc bson.Raw) bool {
+		if !seq {
+			body = doc
 		}
-	}
-	return nil, false
+		return seq
+	})
+	return body, body != nil
 }
 
 // outstanding follows one client's requests to their answers. The engine
