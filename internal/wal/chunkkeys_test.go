@@ -317,3 +317,78 @@ func TestKeyRecordsShortHashCollision(t *testing.T) {
 		t.Errorf("read %d chunks by _id, want 2 (the key's, and the one whose record shares its short hash)", byID)
 	}
 }
+
+// On an engine that scans, chunks are written without their key hashes
+// (format 3): their key records select them. A log that mixes them with
+// chunks of format 2 (kh, no key records: an older argon's) gives the
+// same answers to a lookup through the key records, through the entries
+// collection when the records cannot answer, and on a server that does
+// not scan; the first spill raises a format-2 project to 3.
+func TestChunksWithoutHashesBesideOlderChunks(t *testing.T) {
+	l := newChainLog(t)
+	ctx := context.Background()
+	if _, err := l.r.DB.Collection(collProjects).UpdateOne(ctx, bson.D{{Key: "_id", Value: "p"}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "format", Value: 2}}}}); err != nil {
+		t.Fatal(err)
+	}
+	// An older argon's commit: chunks with kh, no key records.
+	var es []Entry
+	for i := 0; i < 1500; i++ {
+		es = append(es, l.entry(l.main, int64(i+1), "c", OpPut, "old", i))
+	}
+	old := &Slot{TL: l.main, N: 1, Kind: SlotCommit, Base: 0, LSN: 1500, Token: "old", Spilled: true, Stats: Stats(es)}
+	for _, c := range chunkEntriesOf(es) {
+		if _, err := l.r.DB.Collection(collEntries).InsertOne(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.r.InsertSlot(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	l.heads[l.main] = &[2]int64{1, 1500}
+	// This argon's, on an engine that scans.
+	es = nil
+	for i := 1000; i < 2200; i++ {
+		es = append(es, l.entry(l.main, int64(1501+len(es)), "c", OpPut, "new", i))
+	}
+	l.commit(l.main, "new", es)
+	var p Project
+	if err := l.r.DB.Collection(collProjects).FindOne(ctx, bson.D{{Key: "_id", Value: "p"}}).Decode(&p); err != nil || p.Format != Format {
+		t.Fatalf("after a spill the project is %+v (%v), want format %d", p, err, Format)
+	}
+	withKH, err := l.r.DB.Collection(collEntries).CountDocuments(ctx, bson.D{{Key: "kh", Value: bson.D{{Key: "$exists", Value: true}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	withoutKHN, err := l.r.DB.Collection(collEntries).CountDocuments(ctx, withoutKH)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if withKH != 2 || withoutKHN != 2 {
+		t.Fatalf("%d chunks with kh and %d without, want 2 and 2", withKH, withoutKHN)
+	}
+	keys := []int{5, 1200, 1499, 2100, 3000}
+	l.r.Scans = false
+	byServer := latestLines(t, l.r, l.main, 2700, keys)
+	mr, _ := monitored(t, l)
+	if got := latestLines(t, mr, l.main, 2700, keys); got != byServer {
+		t.Errorf("through the entries collection (the old commit has no key records):\n%s\nwant\n%s", got, byServer)
+	}
+	if got := latestLines(t, mr, l.main, 2700, []int{1200, 2100}); got != latestLines(t, l.r, l.main, 2700, []int{1200, 2100}) {
+		t.Errorf("keys of the new commit alone: %s", got)
+	}
+	// 5 is the old commit's alone; 1200 and 1499 both, the new one's
+	// counts; 2100 the new one's alone; 3000 nobody's.
+	var got []string
+	for _, line := range strings.Split(byServer, "\n") {
+		f := strings.Fields(line)
+		got = append(got, f[1][strings.Index(f[1], "@"):]+" "+f[3])
+	}
+	sort.Strings(got)
+	if g, w := strings.Join(got, " "), "@1701 new @2000 new @2601 new @6 old"; g != w {
+		t.Errorf("found %s, want %s:\n%s", g, w, byServer)
+	}
+	if _, problems, err := l.r.Check(ctx, "p"); err != nil || len(problems) != 0 {
+		t.Errorf("fsck: %v %v", problems, err)
+	}
+}

@@ -30,6 +30,9 @@ import (
 //
 // kh holds a 64-bit hash of each key, so that a server can select the
 // chunks that hold some keys (LatestAtOrBelow) without reading the rest.
+// On an engine that scans (format 3) a chunk has none: its key record
+// (collChunkKeys) selects it, and a query of the entries collection asks
+// for the chunks without kh as well (withoutKH).
 //
 // Readers ask for a range of LSNs (lo, hi] from lsn > lo-chunkEntries: a
 // chunk that starts below lo may reach into the range, and no chunk holds
@@ -42,9 +45,14 @@ type entryChunk struct {
 	Last  int64   `bson:"last"`
 	Coll  string  `bson:"coll"`
 	Token string  `bson:"token"`
-	KH    []int64 `bson:"kh"`
+	KH    []int64 `bson:"kh,omitempty"`
 	Data  []byte  `bson:"data"`
 }
+
+// withoutKH selects the chunks that carry no key hashes (format 3, written
+// on an engine that scans), which a query for some keys' hashes must read
+// too: their entries are then matched by their key bytes.
+var withoutKH = bson.D{{Key: "kh", Value: bson.D{{Key: "$exists", Value: false}}}, {Key: "data", Value: bson.D{{Key: "$exists", Value: true}}}}
 
 const (
 	// chunkEntries is the most entries a chunk holds. Readers rely on it:

@@ -137,6 +137,16 @@ func (r *Repo) SpillEntries(ctx context.Context, project string, entries []Entry
 	}
 	chunks := chunkEntriesOf(entries)
 	docs := make([]any, len(chunks))
+	var records []any
+	if r.Scans {
+		// Their key records select the chunks here; the chunks keep no
+		// hashes of their own (format 3: about 12 bytes an entry).
+		records = make([]any, len(chunks))
+		for i, c := range chunks {
+			records[i] = keyDocOf(c)
+			c.KH = nil
+		}
+	}
 	for i, c := range chunks {
 		docs[i] = c
 	}
@@ -150,15 +160,12 @@ func (r *Repo) SpillEntries(ctx context.Context, project string, entries []Entry
 	// never names a chunk that is not there. They only make lookups
 	// faster: when they cannot be written (say, through a FerretDB
 	// frontend that does not see the collection another created: the
-	// catalog cache in ARCHITECTURE's facts), the commit names none and is
-	// read as before.
-	for i, c := range chunks {
-		docs[i] = keyDocOf(c)
-	}
-	if err := r.insertOwn(ctx, collChunkKeys, docs); err != nil {
+	// catalog cache in ARCHITECTURE's facts), the commit names none, and a
+	// lookup reads the entries collection, chunks without kh included.
+	if err := r.insertOwn(ctx, collChunkKeys, records); err != nil {
 		return -1, nil
 	}
-	return len(docs), nil
+	return len(records), nil
 }
 
 // insertOwn inserts documents of this writer's own, with _ids no other
@@ -178,8 +185,8 @@ func (r *Repo) insertOwn(ctx context.Context, name string, docs []any) error {
 	return nil
 }
 
-// raiseFormat records that project's log holds chunks (format 2), once
-// per Repo.
+// raiseFormat records that project's log holds chunks of the current
+// format (Format), once per Repo.
 func (r *Repo) raiseFormat(ctx context.Context, project string) error {
 	if _, ok := r.chunked.Load(project); ok {
 		return nil
@@ -839,7 +846,7 @@ func (r *Repo) LatestAtOrBelow(ctx context.Context, tl string, lsn int64, coll s
 		// Spilled entries: the chunks (and format-1 entries) that hold one
 		// of the keys, then kept only under a committed token.
 		filter := append(entryRange(sg.TL, sg.From, sg.To), bson.E{Key: "coll", Value: coll},
-			bson.E{Key: "$or", Value: bson.A{bson.D{{Key: "kh", Value: bson.D{{Key: "$in", Value: hashes}}}}, bson.D{{Key: "kb", Value: bson.D{{Key: "$in", Value: vals}}}}}})
+			bson.E{Key: "$or", Value: bson.A{bson.D{{Key: "kh", Value: bson.D{{Key: "$in", Value: hashes}}}}, bson.D{{Key: "kb", Value: bson.D{{Key: "$in", Value: vals}}}}, withoutKH}})
 		var spilled []Entry
 		if err := r.eachStored(ctx, filter, sg.From, sg.To, func(e *Entry) error {
 			if want[string(e.KeyBytes)] {
@@ -948,7 +955,7 @@ func (r *Repo) latestAcross(ctx context.Context, segs []Segment, coll string, wa
 	// the keys.
 	filter := bson.D{{Key: "coll", Value: coll}, {Key: "$and", Value: bson.A{
 		bson.D{{Key: "$or", Value: entryRanges}},
-		bson.D{{Key: "$or", Value: bson.A{bson.D{{Key: "kh", Value: bson.D{{Key: "$in", Value: hashes}}}}, bson.D{{Key: "kb", Value: bson.D{{Key: "$in", Value: vals}}}}}}},
+		bson.D{{Key: "$or", Value: bson.A{bson.D{{Key: "kh", Value: bson.D{{Key: "$in", Value: hashes}}}}, bson.D{{Key: "kb", Value: bson.D{{Key: "$in", Value: vals}}}}, withoutKH}}},
 	}}}
 	err = r.eachStored(ctx, filter, lo, hi, func(e *Entry) error {
 		keep(e)

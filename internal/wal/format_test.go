@@ -37,7 +37,7 @@ func TestProjectFormat(t *testing.T) {
 	if !errors.As(err, &fe) {
 		t.Fatalf("project of a newer format: %v, want a FormatError", err)
 	}
-	want := `project "p" was written by a newer argon (log format 3; this argon reads up to format 2): upgrade argon`
+	want := `project "p" was written by a newer argon (log format 4; this argon reads up to format 3): upgrade argon`
 	if err.Error() != want {
 		t.Errorf("got %q, want %q", err.Error(), want)
 	}

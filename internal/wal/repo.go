@@ -152,9 +152,12 @@ type Project struct {
 // Format is the layout of the log this argon writes; it reads every
 // format up to it. A project records the format of its log, and an argon
 // refuses a project of a newer format, whose log it may not read
-// completely. Format 2 stores spilled entries in chunks (chunks.go); a
-// project of format 1 is raised to 2 by its first spill (SpillEntries).
-const Format = 2
+// completely. Format 2 stores spilled entries in chunks (chunks.go).
+// Format 3 leaves out the chunks' key hashes (kh) on an engine that scans,
+// where their key records select them (collChunkKeys): a format-2 argon
+// would look for them by kh alone and miss them. A project of an older
+// format is raised by its first spill (SpillEntries).
+const Format = 3
 
 // FormatError reports a project created by a newer argon.
 type FormatError struct {
