@@ -23,13 +23,14 @@ while [ $# -gt 0 ]; do
   esac
 done
 cd "$(dirname "$0")/.."
-out=$(mktemp)
-trap 'rm -f "$out"' EXIT
-go test -run '^$' -bench "$bench" -benchtime "$benchtime" -count "$count" -timeout 120m . | tee "$out" >&2
-python3 - "$out" "${ARGON_TEST_URI:+server}" <<'PY'
+# The summary reads the benchmarks' output as it streams by, and passes
+# each line on to standard error as it comes: no file of it to lose.
+summary=$(cat <<'PY'
 import re, statistics, sys
 runs = {}
-for line in open(sys.argv[1]):
+for line in sys.stdin:
+    sys.stderr.write(line)
+    sys.stderr.flush()
     if not line.startswith("Benchmark"):
         continue
     f = line.split()
@@ -38,9 +39,12 @@ for line in open(sys.argv[1]):
     for unit, v in metrics.items():
         if unit.endswith("ratio"):
             runs.setdefault((name, unit), []).append(v)
-engine = sys.argv[2] or "embedded"
+engine = sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] else "embedded"
 print(f"\nratios on the {engine} engine (median, min-max of the runs):")
 print(f"{'benchmark':<40} {'metric':<10} {'median':>8} {'min':>8} {'max':>8} {'runs':>5}")
 for (name, unit), vs in sorted(runs.items()):
     print(f"{name:<40} {unit:<10} {statistics.median(vs):>8.2f} {min(vs):>8.2f} {max(vs):>8.2f} {len(vs):>5}")
 PY
+)
+go test -run '^$' -bench "$bench" -benchtime "$benchtime" -count "$count" -timeout 120m . |
+  python3 -c "$summary" "${ARGON_TEST_URI:+server}"
