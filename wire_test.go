@@ -118,7 +118,7 @@ func TestWireAnnouncesFilterMatches(t *testing.T) {
 		t.Fatalf("an update by filter updated its lease %d times, want once, announcing its key: %v", len(leases), leases)
 	}
 	n, names := wireCount(t, dir, "delete", "c", `{"v": 0}`)
-	if want := 13; n != want {
+	if want := 14; n != want {
 		t.Errorf("argon delete by filter sent %d commands, want %d: %s", n, want, names)
 	}
 }
@@ -190,10 +190,11 @@ func TestWireMessages(t *testing.T) {
 		args []string
 		want int
 	}{
-		// buildInfo (argon's ping), branch, marker, query, lease probe,
-		// endSessions
-		{[]string{"find", "c", `{"_id": "warm1"}`}, 6},
-		// buildInfo, branch, marker, lease, the check that the log
+		// buildInfo (argon's ping), branch (and its project, for the
+		// log's format, read at the same time: review37), marker, query,
+		// lease probe, endSessions
+		{[]string{"find", "c", `{"_id": "warm1"}`}, 7},
+		// buildInfo, branch and project, marker, lease, the check that the log
 		// holds no document of that _id (timeline, slots holding the
 		// key, spilled entries of the key: one an application deleted
 		// and did not commit; a server's files cannot say the database
@@ -203,16 +204,16 @@ func TestWireMessages(t *testing.T) {
 		// fingerprint: review31), insert, slot, marker, endSessions:
 		// FerretDB stores the document as sent, so there is no read-back
 		// (on MongoDB there is one, see storedAsSent)
-		{[]string{"insert", "c", `{"_id": "new1", "v": 1}`}, 11},
-		// buildInfo, branch, marker, lease, the indexes' check, match,
+		{[]string{"insert", "c", `{"_id": "new1", "v": 1}`}, 12},
+		// buildInfo, branch and project, marker, lease, the indexes' check, match,
 		// the check that the matched documents are committed (timeline,
 		// slots holding their keys; no spilled commit: a server's files
 		// cannot say the database is clean), update, read back, slot,
 		// marker, endSessions
-		{[]string{"update", "c", `{"_id": "warm2"}`, `{"$set": {"v": 0}}`}, 13},
-		// buildInfo, branch, marker, lease, the indexes' check, match,
+		{[]string{"update", "c", `{"_id": "warm2"}`, `{"$set": {"v": 0}}`}, 14},
+		// buildInfo, branch and project, marker, lease, the indexes' check, match,
 		// the same check, delete, slot, marker, endSessions
-		{[]string{"delete", "c", `{"_id": "warm3"}`}, 12},
+		{[]string{"delete", "c", `{"_id": "warm3"}`}, 13},
 	}
 	for _, tc := range cases {
 		n, names := wireCount(t, dir, tc.args...)
@@ -276,10 +277,11 @@ func TestWireMetadataCommands(t *testing.T) {
 		args []string
 		want int
 	}{
-		// buildInfo, branch, timeline, marker, the scan for applications'
-		// changes (listCollections, c, its indexes: a server's files cannot
-		// say the database is clean), lease probe, endSessions
-		{[]string{"status"}, 9},
+		// buildInfo, branch and project (its log format), timeline,
+		// marker, the scan for applications' changes (listCollections, c,
+		// its indexes: a server's files cannot say the database is clean),
+		// lease probe, endSessions
+		{[]string{"status"}, 10},
 		// buildInfo, project, branch, timeline, slots 20 and 21 (the head
 		// from the hint), slots 19 and 18 (20 was read), branches,
 		// endSessions
@@ -995,18 +997,20 @@ func TestWireServedInsert(t *testing.T) {
 	}
 	finds, _ := sent("find", "c", `{"_id": 1}`)
 	names, carried := sent("insert", "c", `{"_id": 50}`)
-	// branch, marker, lease (and hold), insert, slot (and the marker's
-	// update, and the release), endSessions
-	want := "find find insert insert insert endSessions"
+	// branch and project (its log format), marker, lease (and hold),
+	// insert, slot (and the marker's update, and the release),
+	// endSessions
+	want := "find find find insert insert insert endSessions"
 	if got := strings.Join(names, " "); got != want {
 		t.Errorf("a served insert sent %s, want %s", got, want)
 	}
 	if got, want := strings.Join(carried, "; "), "insert holds ar_wsi__main; insert then update ar_wsi__main releasing true"; got != want {
 		t.Errorf("a served insert carried %q, want %q", got, want)
 	}
-	// A find by _id sends branch, marker, find, lease probe, endSessions.
-	if len(finds) != 5 || len(names) > len(finds)+1 {
-		t.Errorf("a served insert sent %d commands, a served find by _id %d (%v): want 6 and 5", len(names), len(finds), finds)
+	// A find by _id sends branch and project, marker, find, lease
+	// probe, endSessions.
+	if len(finds) != 6 || len(names) > len(finds)+1 {
+		t.Errorf("a served insert sent %d commands, a served find by _id %d (%v): want 7 and 6", len(names), len(finds), finds)
 	}
 	if finds, _ := run("status", "-s"); finds != unscanned {
 		t.Errorf("status after a served insert read the working database %d times, want %d (no scan)", finds, unscanned)

@@ -289,9 +289,12 @@ func (f *Factory) ProjectName() (string, error) {
 	return "", withHint(errors.New("no project configured"), "set --project or ARGON_PROJECT, or run `argon init PROJECT`")
 }
 
-// branchOf returns branch name of project. The project is looked up only
-// when the branch is not found, to tell which of the two is missing: a
-// command on an existing branch saves that round trip.
+// branchOf returns branch name of project. The project is read at the
+// same time as the branch, for its log format: an argon refuses a project
+// whose log is of a newer format than it reads (wal.Format), and a
+// command on a branch reads the log too (review37: commands that read
+// the branch alone never saw the format). When the branch is not found,
+// the project's error, if any, says which of the two is missing.
 func (f *Factory) branchOf(ctx context.Context, name string) (*wal.Repo, *wal.Branch, error) {
 	project, err := f.ProjectName()
 	if err != nil {
@@ -301,8 +304,22 @@ func (f *Factory) branchOf(ctx context.Context, name string) (*wal.Repo, *wal.Br
 	if err != nil {
 		return nil, nil, err
 	}
+	var perr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, perr = r.Project(ctx, project)
+	}()
 	b, err := r.Branch(ctx, project, name)
+	<-done
+	var fe *wal.FormatError
+	if errors.As(perr, &fe) {
+		return nil, nil, perr
+	}
 	var nf *wal.NotFoundError
+	if err == nil && perr != nil && !errors.As(perr, &nf) {
+		return nil, nil, perr
+	}
 	if errors.As(err, &nf) {
 		if _, _, perr := f.project(ctx); perr != nil {
 			return nil, nil, perr

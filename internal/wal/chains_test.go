@@ -155,7 +155,7 @@ func TestChunkChainsMatchTheScan(t *testing.T) {
 // chainLog is a project whose log the chunk-chain tests write directly:
 // spilled commits of given entries on any of its timelines.
 type chainLog struct {
-	t     *testing.T
+	t     testing.TB
 	r     *Repo
 	main  string
 	heads map[string]*[2]int64 // timeline -> last slot number, head LSN
@@ -165,7 +165,7 @@ type chainLog struct {
 	unkeyed bool
 }
 
-func newChainLog(t *testing.T) *chainLog {
+func newChainLog(t testing.TB) *chainLog {
 	t.Helper()
 	srv := enginetest.Start(t)
 	ctx := context.Background()

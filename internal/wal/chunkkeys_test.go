@@ -321,9 +321,10 @@ func TestKeyRecordsShortHashCollision(t *testing.T) {
 // On an engine that scans, chunks are written without their key hashes
 // (format 3): their key records select them. A log that mixes them with
 // chunks of format 2 (kh, no key records: an older argon's) gives the
-// same answers to a lookup through the key records, through the entries
-// collection when the records cannot answer, and on a server that does
-// not scan; the first spill raises a format-2 project to 3.
+// same answers through the entries collection (the old commit has no key
+// records, so the lookup cannot use them) on an engine that scans and on
+// one that does not; the first spill raises a format-2 project to 3.
+// (review37_format3_test.go compares every path with a fold.)
 func TestChunksWithoutHashesBesideOlderChunks(t *testing.T) {
 	l := newChainLog(t)
 	ctx := context.Background()

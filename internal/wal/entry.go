@@ -129,8 +129,9 @@ func (r *Repo) Segments(ctx context.Context, tl string, from, to int64) ([]Segme
 // that Scans it also writes each chunk's key record (collChunkKeys) and
 // returns how many (-1 when they could not all be written); the commit
 // slot records the total (Slot.Keyed), or none when any call returned -1. The first
-// spill into a project of log format 1 raises it to 2, so that an older
-// argon refuses it rather than read chunks it does not know.
+// spill into a project of an older log format raises it to Format, so
+// that an older argon refuses it rather than read chunks it does not
+// know.
 func (r *Repo) SpillEntries(ctx context.Context, project string, entries []Entry) (keyed int, err error) {
 	if err := r.raiseFormat(ctx, project); err != nil {
 		return 0, err
