@@ -55,10 +55,18 @@ func TestReview37CommandsRefuseANewerFormat(t *testing.T) {
 	if err != nil || res.MatchedCount != 1 {
 		t.Fatalf("raise the format: %v %v", res, err)
 	}
-	want := fmt.Sprintf("was written by a newer argon (log format %d", wal.Format+1)
+	want := fmt.Sprintf("argon: error: project \"r37fmt\" was written by a newer argon (log format %d; this argon reads up to format %d): upgrade argon\n", wal.Format+1, wal.Format)
+	slots := func() int64 {
+		n, err := srv.Client.Database(srv.DB).Collection("slots").CountDocuments(ctx, bson.D{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := slots()
 	// log goes through Factory.project, and refuses.
-	if code, _, errOut := run(dir, "log"); code == 0 || !strings.Contains(errOut, want) {
-		t.Fatalf("argon log: exit %d, %q; want the refusal", code, errOut)
+	if code, out, errOut := run(dir, "log"); code != 1 || out != "" || errOut != want {
+		t.Fatalf("argon log: exit %d, stdout %q, stderr %q; want exit 1 and %q", code, out, errOut, want)
 	}
 	for _, args := range [][]string{
 		{"status"},
@@ -67,9 +75,12 @@ func TestReview37CommandsRefuseANewerFormat(t *testing.T) {
 		{"delete", "c", `{"_id": 1}`},
 	} {
 		code, out, errOut := run(dir, args...)
-		if code == 0 || !strings.Contains(errOut, want) {
-			t.Errorf("argon %s on a project of log format %d: exit %d, stdout %q, stderr %q; want a refusal (%s)",
+		if code != 1 || out != "" || errOut != want {
+			t.Errorf("argon %s on a project of log format %d: exit %d, stdout %q, stderr %q; want exit 1 and %q",
 				strings.Join(args, " "), wal.Format+1, code, out, errOut, want)
 		}
+	}
+	if after := slots(); after != before {
+		t.Errorf("the log has %d slots after the refused commands, %d before: something was written", after, before)
 	}
 }

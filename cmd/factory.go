@@ -312,10 +312,8 @@ func (f *Factory) branchOf(ctx context.Context, name string) (*wal.Repo, *wal.Br
 	}()
 	b, err := r.Branch(ctx, project, name)
 	<-done
-	var fe *wal.FormatError
-	if errors.As(perr, &fe) {
-		return nil, nil, perr
-	}
+	// A project of a newer format (wal.FormatError), or a failed read.
+	// A project not found is told below, with the branch.
 	var nf *wal.NotFoundError
 	if err == nil && perr != nil && !errors.As(perr, &nf) {
 		return nil, nil, perr
