@@ -17,6 +17,7 @@ import (
 
 	"github.com/argon-db/argon/cmd"
 	"github.com/argon-db/argon/internal/enginetest"
+	"github.com/argon-db/argon/internal/testsize"
 	"github.com/argon-db/argon/internal/ui"
 	"github.com/argon-db/argon/internal/wal"
 )
@@ -39,9 +40,9 @@ func concurrencyWorker() {
 	os.Exit(0)
 }
 
-// procInserts sizes TestConcurrentProcesses (a nightly run can pass
-// -proc-inserts 200).
-var procInserts = flag.Int("proc-inserts", 30, "inserts each process of TestConcurrentProcesses commits")
+// procInserts sizes TestConcurrentProcesses: 30 in the README's suite, 200
+// at the nightly size.
+var procInserts = flag.Int("proc-inserts", testsize.Pick(30, 200), "inserts each process of TestConcurrentProcesses commits")
 
 // Eight OS processes commit 30 inserts each to one branch through one
 // shared server: every acknowledged commit is in the log, LSNs are dense

@@ -15,10 +15,16 @@ import (
 	"time"
 
 	"github.com/argon-db/argon/internal/enginetest"
+	"github.com/argon-db/argon/internal/testsize"
 	"github.com/argon-db/argon/internal/wal"
 )
 
-var crashRounds = flag.Int("crash-rounds", 150, "writer processes TestCrashSuite starts in each of its two modes")
+// crashKills sizes TestCrashSuite by the writers it kills (a writer left
+// to finish, or killed at a random instant after it finished, is not
+// counted): 40 on the embedded engine, 40 on a server and 20 through argon
+// serve in the README's suite; 120, 120 and 60 at the nightly size, which
+// .ci/run runs too, so that CI kills at least 300 writers (issue 6).
+var crashKills = flag.Int("crash-kills", testsize.Pick(40, 120), "writers TestCrashSuite kills on the embedded engine and on a server (half as many through argon serve)")
 
 // killPoints are the steps of the commit protocol a writer can be killed
 // at (see commit.Hook), plus "" for a kill at a random instant and "none"
@@ -37,25 +43,25 @@ var killPoints = []string{"leased", "applied", "before-commit", "after-commit", 
 // the kill left unknown.
 func TestCrashSuite(t *testing.T) {
 	t.Parallel()
-	rounds := *crashRounds
+	kills := *crashKills
 	if testing.Short() {
-		rounds = 40
+		kills = 25
 	}
 	t.Run("server", func(t *testing.T) {
 		srv := enginetest.Start(t)
-		crashSuite(t, rounds, []string{"ARGON_URI=" + srv.URI, "ARGON_DB=" + srv.DB, "ARGON_PROJECT=crash"})
+		crashSuite(t, kills, []string{"ARGON_URI=" + srv.URI, "ARGON_DB=" + srv.DB, "ARGON_PROJECT=crash"})
 	})
 	t.Run("embedded", func(t *testing.T) {
 		if os.Getenv("ARGON_TEST_URI") != "" {
 			t.Skip("the embedded engine is not in use")
 		}
-		crashSuite(t, rounds, nil)
+		crashSuite(t, kills, nil)
 	})
 	t.Run("serve", func(t *testing.T) {
 		if os.Getenv("ARGON_TEST_URI") != "" {
 			t.Skip("the embedded engine is not in use")
 		}
-		crashSuite(t, rounds/2, []string{"serve"})
+		crashSuite(t, kills/2, []string{"serve"})
 	})
 }
 
@@ -91,7 +97,7 @@ func startServe(t *testing.T, dir string, env []string) func() {
 	return stop
 }
 
-func crashSuite(t *testing.T, rounds int, extra []string) {
+func crashSuite(t *testing.T, wantKills int, extra []string) {
 	dir := t.TempDir()
 	env := append(os.Environ(), "ARGON_AUTHOR=tester", "HOME="+dir, "XDG_CONFIG_HOME="+dir,
 		"ARGON_LEASE_TTL=300ms", "ARGON_BUSY_TIMEOUT=60s", "NO_COLOR=1")
@@ -149,7 +155,13 @@ func crashSuite(t *testing.T, rounds int, extra []string) {
 	docs := map[string]*want{}
 	ackedIncs, unknownIncs, kills := 0, 0, 0
 	branches := 0
-	for round := 0; round < rounds; round++ {
+	// Rounds until wantKills writers were killed: about two in three
+	// rounds kill one (see killPoints).
+	round := 0
+	for ; kills < wantKills; round++ {
+		if round == 4*wantKills {
+			t.Fatalf("%d rounds killed only %d writers of the %d wanted", round, kills, wantKills)
+		}
 		var args []string
 		id := fmt.Sprintf("r%04d", round)
 		kind := rng.IntN(10)
@@ -226,7 +238,7 @@ func crashSuite(t *testing.T, rounds int, extra []string) {
 			}
 		}
 	}
-	t.Logf("%d rounds, %d writer kills, %d server kills, %d acknowledged and %d unknown increments", rounds, kills, serveKills, ackedIncs, unknownIncs)
+	t.Logf("%d rounds, %d writer kills, %d server kills, %d acknowledged and %d unknown increments", round, kills, serveKills, ackedIncs, unknownIncs)
 
 	out, _ := run(true, "find", "c", "--json", "--relaxed")
 	var got []map[string]any

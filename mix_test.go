@@ -18,6 +18,7 @@ import (
 
 	"github.com/argon-db/argon/cmd"
 	"github.com/argon-db/argon/internal/enginetest"
+	"github.com/argon-db/argon/internal/testsize"
 	"github.com/argon-db/argon/internal/ui"
 )
 
@@ -84,10 +85,10 @@ func TestConcurrencySuite(t *testing.T) {
 	t.Run("1 branch", func(t *testing.T) { concurrencySuite(t, 1) })
 }
 
-// mixSeconds is how long each part of TestConcurrencySuite runs: the
-// default keeps the whole suite under 5 minutes on an idle 2-core
-// machine; a nightly run can pass -mix-seconds 120.
-var mixSeconds = flag.Int("mix-seconds", 12, "seconds each part of TestConcurrencySuite runs")
+// mixSeconds is how long each part of TestConcurrencySuite runs: 8 s in
+// the README's suite (under 5 minutes on an idle 2-core machine), 60 s at
+// the nightly size.
+var mixSeconds = flag.Int("mix-seconds", testsize.Pick(8, 60), "seconds each part of TestConcurrencySuite runs")
 
 func concurrencySuite(t *testing.T, nbranches int) {
 	secs := *mixSeconds

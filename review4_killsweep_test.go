@@ -196,6 +196,7 @@ func review4Served(p string, prep ...[]string) func(t *testing.T) (string, []str
 }
 
 func TestReview4KillSweepEmbedded(t *testing.T) {
+	t.Parallel()
 	three := []string{"insert", "c", `[{"_id": 1, "n": 1}, {"_id": 2, "n": 1}, {"_id": 3, "n": 2}]`}
 	for _, tc := range []struct {
 		name  string
@@ -225,6 +226,7 @@ func TestReview4KillSweepEmbedded(t *testing.T) {
 }
 
 func TestReview4KillSweepServed(t *testing.T) {
+	t.Parallel()
 	three := []string{"insert", "c", `[{"_id": 1, "n": 1}, {"_id": 2, "n": 1}, {"_id": 3, "n": 2}]`}
 	var batch strings.Builder
 	for i := 0; i < 2100; i++ {

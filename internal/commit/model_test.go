@@ -15,6 +15,7 @@ import (
 
 	"github.com/argon-db/argon/internal/enginetest"
 	"github.com/argon-db/argon/internal/store"
+	"github.com/argon-db/argon/internal/testsize"
 	"github.com/argon-db/argon/internal/wal"
 	"github.com/argon-db/argon/internal/wal/waltest"
 	"github.com/argon-db/argon/internal/workdb"
@@ -24,9 +25,9 @@ import (
 // argon and, as a model, on a plain collection per branch on the same
 // server. Every branch head, and a sample of past states read back through
 // time-travel views, must equal the model byte for byte.
-// modelOps sizes TestModel: CI runs the default; a nightly run can pass
-// -model-ops 20000.
-var modelOps = flag.Int("model-ops", 800, "random operations TestModel runs")
+// modelOps sizes TestModel: 400 operations in the README's suite, 5,000
+// at the nightly size.
+var modelOps = flag.Int("model-ops", testsize.Pick(400, 5000), "random operations TestModel runs")
 
 func TestModel(t *testing.T) {
 	t.Parallel()

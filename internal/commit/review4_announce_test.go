@@ -8,6 +8,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/argon-db/argon/internal/testsize"
 	"github.com/argon-db/argon/internal/wal"
 	"github.com/argon-db/argon/internal/wal/waltest"
 	"github.com/argon-db/argon/internal/workdb"
@@ -30,7 +31,9 @@ func TestReview4AnnounceBesideHeartbeats(t *testing.T) {
 		}
 		batch++
 		var docs []bson.Raw
-		for i := 0; i < 1000; i++ {
+		// Batches of 300 documents in the README's suite, 1,000 at the
+		// nightly size (internal/testsize).
+		for i := 0; i < testsize.Pick(300, 1000); i++ {
 			docs = append(docs, doc(t, bson.D{{Key: "_id", Value: fmt.Sprintf("b%d-%d", batch, i)}, {Key: "n", Value: i % 3}}))
 		}
 		return docs, nil

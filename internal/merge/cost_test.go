@@ -9,17 +9,19 @@ import (
 
 	"github.com/argon-db/argon/internal/commit"
 	"github.com/argon-db/argon/internal/diff"
+	"github.com/argon-db/argon/internal/testsize"
 	"github.com/argon-db/argon/internal/wal"
 	"github.com/argon-db/argon/internal/wal/waltest"
 	"github.com/argon-db/argon/internal/workdb"
 )
 
-// On a 100,000-document branch (5,000 with -short), diffing and merging a
-// one-document change on each side read a handful of log entries, not the
-// data, and the merge commit holds one entry. Counted, not timed.
+// On a 25,000-document branch (100,000 at the nightly size, 5,000 with
+// -short), diffing and merging a one-document change on each side read a
+// handful of log entries, not the data, and the merge commit holds one
+// entry. Counted, not timed.
 func TestCostFollowsChange(t *testing.T) {
 	t.Parallel()
-	n := 100_000
+	n := testsize.Pick(25_000, 100_000)
 	if testing.Short() {
 		n = 5_000
 	}

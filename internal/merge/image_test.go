@@ -12,6 +12,7 @@ import (
 
 	"github.com/argon-db/argon/internal/commit"
 	"github.com/argon-db/argon/internal/diff"
+	"github.com/argon-db/argon/internal/testsize"
 	"github.com/argon-db/argon/internal/wal"
 	"github.com/argon-db/argon/internal/wal/waltest"
 	"github.com/argon-db/argon/internal/workdb"
@@ -175,10 +176,12 @@ func TestImagesNeverChangeAResult(t *testing.T) {
 			}
 			rng.Shuffle(len(near), func(i, j int) { near[i], near[j] = near[j], near[i] })
 			pick := map[int64]bool{0: true, h: true}
-			for _, l := range near[:min(16, len(near))] {
+			// 8 of them and 3 at random in the README's suite, 16 and 6
+			// at the nightly size (internal/testsize).
+			for _, l := range near[:min(testsize.Pick(8, 16), len(near))] {
 				pick[min(l, h)] = true
 			}
-			for i := 0; i < 6; i++ {
+			for i := 0; i < testsize.Pick(3, 6); i++ {
 				pick[rng.Int64N(h+1)] = true
 			}
 			var lsns []int64

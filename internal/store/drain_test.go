@@ -16,6 +16,7 @@ import (
 // batch became visible after a takeover), and the database has a write
 // token again once it is answered.
 func TestRelayFollowsAGoneClientsWrite(t *testing.T) {
+	t.Parallel()
 	const delay = 2500 * time.Millisecond
 	engine, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -21,6 +21,7 @@ func passes(h *writeHolds, db, tag string, d time.Duration) bool {
 }
 
 func TestWriteHolds(t *testing.T) {
+	t.Parallel()
 	const quick = 200 * time.Millisecond
 	h := newWriteHolds(nil)
 	h.connected("cli")

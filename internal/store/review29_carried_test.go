@@ -182,6 +182,7 @@ func dropAnswerRelay(t *testing.T, upstream string, marker []byte) string {
 // connection, while the process holds nothing (its serveHolds has depth
 // 0, no renewal). Before, Hold released on any error but code 59.
 func TestReview29CarriedHoldLostAnswerIsNeverReleased(t *testing.T) {
+	t.Parallel()
 	serveURI, _ := serveAt(t, t.TempDir())
 	serveAddr := serveURI[len("mongodb://") : len(serveURI)-1]
 	uri := dropAnswerRelay(t, serveAddr, []byte(answerHeld))
@@ -239,6 +240,7 @@ func TestReview29CarriedHoldLostAnswerIsNeverReleased(t *testing.T) {
 // released after any such error (and its release, arriving during
 // settle, found the hold in place and ended it).
 func TestReview29CarriedHoldCutOffByContextIsNeverReleased(t *testing.T) {
+	t.Parallel()
 	serveURI, _ := serveAt(t, t.TempDir())
 	serveAddr := serveURI[len("mongodb://") : len(serveURI)-1]
 	marker := []byte("slow-app-write")

@@ -145,6 +145,7 @@ func TestReview30PipelinedRequestsAroundAFollowUp(t *testing.T) {
 // pass un-counts (outstanding and writeLog.pending) a request whose Write
 // failed with nothing written.
 func TestReview30FollowUpOfAClientGoneLeavesNoToken(t *testing.T) {
+	t.Parallel()
 	uri, _ := serveAt(t, t.TempDir())
 	ctx := context.Background()
 	other := connectAs(t, uri, holdAppPrefix+"other")

@@ -189,6 +189,7 @@ func TestReview3HoldWaitsForWritesPassedOnBefore(t *testing.T) {
 // lease TTL, 30 s by default, while the argon process lives on). (Found by
 // review; fixed: a renewal only extends a hold its client still has.)
 func TestReview3RenewalAfterReleaseHoldsNothing(t *testing.T) {
+	t.Parallel()
 	serveURI, _ := serveAt(t, t.TempDir())
 	serveAddr := serveURI[len("mongodb://") : len(serveURI)-1]
 	guard := guardAt(t, serveAddr)

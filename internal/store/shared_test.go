@@ -18,6 +18,7 @@ import (
 // client is connected, however long, and ends once it has had none for the
 // idle time, withdrawing its serve.json and releasing the workspace.
 func TestServeIdleExit(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	uri, errc := make(chan string, 1), make(chan error, 1)
 	go func() {

@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+
+	"github.com/argon-db/argon/internal/testsize"
 )
 
 // An image written from the log (imagelog.go: two reads, holding only
@@ -92,7 +94,9 @@ func TestImageFromTheLogIsTheFolds(t *testing.T) {
 			}
 		}
 	}
-	for at := int64(0); at <= heads[len(heads)-1]; at += 1 + int64(rng.IntN(14)) {
+	// Random points: further apart in the README's suite than at the
+	// nightly size (internal/testsize).
+	for at := int64(0); at <= heads[len(heads)-1]; at += int64(testsize.Pick(2, 1) * (1 + rng.IntN(14))) {
 		check(l.main, at)
 	}
 	for at := fork; at <= fheads[len(fheads)-1]; at += 1 + int64(rng.IntN(6)) {

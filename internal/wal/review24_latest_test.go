@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/argon-db/argon/internal/testsize"
 )
 
 // review24: LatestAtOrBelow on an engine that scans (latestAcross, and
@@ -208,10 +210,9 @@ func r24Keys() [][]byte {
 }
 
 // latestSeeds is how many random histories TestReview24LatestRandomHistories
-// checks (about 10 s each, twice): one in the suite, more in a nightly
-// run (go test -run TestReview24LatestRandomHistories ./internal/wal
-// -args -latest-seeds 6).
-var latestSeeds = flag.Int("latest-seeds", 1, "random histories of TestReview24LatestRandomHistories")
+// checks (about 10 s each, twice): one in the README's suite, six at the
+// nightly size (internal/testsize).
+var latestSeeds = flag.Int("latest-seeds", testsize.Pick(1, 6), "random histories of TestReview24LatestRandomHistories")
 
 func TestReview24LatestRandomHistories(t *testing.T) {
 	t.Parallel()
@@ -225,7 +226,8 @@ func TestReview24LatestRandomHistories(t *testing.T) {
 func checkReview24Random(t *testing.T, seed uint64, allKeyed bool) {
 	l := newChainLog(t)
 	h := &r24{t: t, l: l, rng: rand.New(rand.NewPCG(seed, 24)), tls: []string{l.main}, names: map[string]string{l.main: "main"}, allKeyed: allKeyed}
-	for i := 0; i < 60; i++ {
+	// 40 random steps in the README's suite, 60 at the nightly size.
+	for i := 0; i < testsize.Pick(40, 60); i++ {
 		h.step()
 	}
 	r, ctx := l.r, context.Background()

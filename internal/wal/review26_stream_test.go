@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/argon-db/argon/internal/testsize"
 )
 
 // r26Model is an independent model of a timeline's state: per collection,
@@ -276,11 +278,13 @@ func TestReview26FoldEachModel(t *testing.T) {
 		return imaged
 	}
 	var mainLSNs, forkLSNs []int64
-	for x := int64(0); x <= mainHead; x += 3 {
+	// Every sixth LSN of main in the README's suite, every one at the
+	// nightly size (internal/testsize).
+	for x := int64(0); x <= mainHead; x += int64(testsize.Pick(6, 1)) {
 		mainLSNs = append(mainLSNs, x)
 	}
 	mainLSNs = append(mainLSNs, img1, img1+1, img2, img2+1, fork, c3a, mainHead)
-	for x := fork - 3; x <= forkHead; x++ {
+	for x := fork - 3; x <= forkHead; x += int64(testsize.Pick(2, 1)) {
 		forkLSNs = append(forkLSNs, x)
 	}
 	forkLSNs = append(forkLSNs, img1+4, img2+2)
@@ -408,8 +412,10 @@ func TestReview26FoldEachDamageEverywhere(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
-				for _, off := range []int{0, 7, len(orig) / 2, len(orig) - 1} {
-					if off < 0 || off >= len(orig) {
+				// The README's suite flips one of the four bytes of each
+				// chunk, in turn; the nightly size all four.
+				for oi, off := range []int{0, 7, len(orig) / 2, len(orig) - 1} {
+					if off < 0 || off >= len(orig) || (oi+n)%testsize.Stride(4) != 0 {
 						continue
 					}
 					b := append([]byte(nil), orig...)

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math/rand"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
+	"github.com/argon-db/argon/internal/testsize"
 	"github.com/argon-db/argon/internal/wal"
 	"github.com/argon-db/argon/internal/workdb"
 )
@@ -90,12 +90,12 @@ func r32Doc(rng *rand.Rand, id any) bson.D {
 // fold and a second read (diffState) find; Changes too; and a commit of
 // them leaves nothing to report.
 func TestReview32DiffKeptIsDiffState(t *testing.T) {
-	seeds := 6
-	if s := os.Getenv("R32_SEEDS"); s != "" {
-		seeds, _ = strconv.Atoi(s)
-	}
-	for seed := 1; seed <= seeds; seed++ {
+	t.Parallel()
+	// Random histories: 3 in the README's suite, 30 at the nightly size
+	// (internal/testsize).
+	for seed := 1; seed <= testsize.Pick(3, 30); seed++ {
 		t.Run(fmt.Sprintf("seed %d", seed), func(t *testing.T) {
+			t.Parallel()
 			r32Run(t, int64(seed))
 		})
 	}

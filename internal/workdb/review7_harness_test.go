@@ -11,6 +11,7 @@ import (
 
 	"github.com/argon-db/argon/internal/commit"
 	"github.com/argon-db/argon/internal/enginetest"
+	"github.com/argon-db/argon/internal/testsize"
 	"github.com/argon-db/argon/internal/wal"
 	"github.com/argon-db/argon/internal/wal/waltest"
 	"github.com/argon-db/argon/internal/workdb"
@@ -177,9 +178,16 @@ func (h *r7) compare(tl string, lsns []int64, colls []string, reads []r7Read) (o
 		name string
 	}
 	got := map[key]r7Answer{}
+	// Every other read, LSN and collection in the README's suite (each
+	// read at every other LSN), all at the nightly size (internal/testsize).
+	i := 0
 	for _, lsn := range lsns {
 		for _, coll := range colls {
 			for _, rd := range reads {
+				i++
+				if (i-1)%testsize.Stride(2) != 0 {
+					continue
+				}
 				a := h.readOne(h.r, tl, lsn, coll, rd.q)
 				if !a.fellBack {
 					overlaid++
@@ -200,8 +208,11 @@ func (h *r7) compare(tl string, lsns []int64, colls []string, reads []r7Read) (o
 	for _, lsn := range lsns {
 		for _, coll := range colls {
 			for _, rd := range reads {
+				g, ok := got[key{lsn, coll, rd.name}]
+				if !ok {
+					continue
+				}
 				want := h.readOne(&plain, tl, lsn, coll, rd.q)
-				g := got[key{lsn, coll, rd.name}]
 				if !g.same(want) {
 					differ++
 					h.t.Errorf("%s at %d, %s (over image: %v):\n  got  %s\n  want %s", coll, lsn, rd.name, !g.fellBack, g, want)
