@@ -287,7 +287,7 @@ func TestReview26FoldEachModel(t *testing.T) {
 	for x := fork - 3; x <= forkHead; x += int64(testsize.Pick(2, 1)) {
 		forkLSNs = append(forkLSNs, x)
 	}
-	forkLSNs = append(forkLSNs, img1+4, img2+2)
+	forkLSNs = append(forkLSNs, fork, fork+1, fimg, fimg+1, forkHead, img1+4, img2+2)
 	for _, scans := range []bool{false, true} {
 		r.Scans = scans
 		n := check(tl, mainLSNs, !scans) + check(ftl, forkLSNs, !scans)

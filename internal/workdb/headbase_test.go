@@ -110,9 +110,10 @@ func TestHeadBaseReadsMatchTheirOwnViews(t *testing.T) {
 	readAll := func(rr *wal.Repo, head *workdb.Branch, from int64, built func(coll string, lsn int64)) map[string]answer {
 		out := map[string]answer{}
 		for lsn := from; lsn <= last.LSN; lsn++ {
-			// Every other LSN and the head in the README's suite, every
-			// one at the nightly size (internal/testsize).
-			if lsn%int64(testsize.Stride(2)) != 0 && lsn != last.LSN {
+			// Every other LSN, the index's creation, the LSN below it
+			// and the head in the README's suite; every one at the
+			// nightly size (internal/testsize).
+			if lsn%int64(testsize.Stride(2)) != 0 && lsn != last.LSN && lsn != indexAt && lsn != indexAt-1 {
 				continue
 			}
 			for _, coll := range []string{"c", "d"} {

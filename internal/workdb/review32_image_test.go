@@ -18,10 +18,8 @@ import (
 // memory and in the spools' files, the streamed comparison lists exactly
 // what diffState lists, and Changes too.
 func TestReview32DiffKeptOverAMultiChunkImage(t *testing.T) {
-	t.Parallel()
 	for _, damage := range []string{"intact", "checked", "unchecked", "checked over an older image"} {
 		t.Run(damage, func(t *testing.T) {
-			t.Parallel()
 			h := newR7(t)
 			var docs []bson.D
 			for i := 0; i < 3000; i++ {
