@@ -381,7 +381,7 @@ func relay(client net.Conn, engineAddr string, writes *writeLog, ix *serveIndexe
 	}
 	// (Not past the engine's end: the reader then stops, and no answer
 	// can come.)
-	for deadline := time.Now().Add(drainWait); !out.idle() && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(writes.drainWait()); !out.idle() && time.Now().Before(deadline); {
 		select {
 		case <-done:
 			deadline = time.Now()
@@ -399,8 +399,8 @@ func relay(client net.Conn, engineAddr string, writes *writeLog, ix *serveIndexe
 // to the requests it passed on: as long as a hold lasts unrenewed, so that
 // a writer that takes over a gone one's lease (which takes at least that
 // long) finds its writes answered or waits for them. It was 2 s until the
-// twenty-third session. (A variable for tests.)
-var drainWait = holdTTL
+// twenty-third session. (A guard's writeLog can set another, for tests.)
+const drainWait = holdTTL
 
 // errClientLeft is pass's answer once the client has left.
 var errClientLeft = errors.New("the client left")

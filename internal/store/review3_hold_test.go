@@ -76,12 +76,20 @@ func testRelay(t *testing.T, upstream string, request, answer func(msg []byte) b
 // returns its URI.
 func guardAt(t *testing.T, upstream string) string {
 	t.Helper()
+	return guardDraining(t, upstream, 0)
+}
+
+// guardDraining is guardAt with the guard's relays waiting drain, not
+// drainWait, for the answers of a client that left (0: drainWait).
+func guardDraining(t *testing.T, upstream string, drain time.Duration) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = ln.Close() })
 	writes := newWriteLog()
+	writes.drain = drain
 	go guardProxy(ln, upstream, writes, nil, newWriteHolds(writes), newActivity(), nil)
 	return "mongodb://" + ln.Addr().String() + "/"
 }
@@ -97,15 +105,15 @@ func TestReview3HoldWaitsForWritesPassedOnBefore(t *testing.T) {
 	// Here the guard passes writes on to another argon serve, whose own
 	// guard keeps the engine's answer to a write sent with w: 0 from it
 	// (its client expects none): the w0 write is followed until its
-	// client has left and drainWait has passed. 3 s is long past the
-	// write's landing (2 s); the default, 30 s, was waited each run.
-	defer func(d time.Duration) { drainWait = d }(drainWait)
-	drainWait = 3 * time.Second
+	// client has left and the guard's drain time has passed. 3 s is long
+	// past the write's landing (2 s); the default (drainWait, 30 s) was
+	// waited each run.
+	t.Parallel()
 	serveURI, _ := serveAt(t, t.TempDir())
 	serveAddr := serveURI[len("mongodb://") : len(serveURI)-1]
 	marker := []byte("slow-app-write")
 	slow, got := slowRelay(t, serveAddr, marker, 2*time.Second)
-	uri := guardAt(t, slow)
+	uri := guardDraining(t, slow, 3*time.Second)
 	ctx := context.Background()
 	connect := func(app string) *mongo.Client { return connectAs(t, uri, app) }
 	argon, app := connect(holdAppPrefix+"cli"), connect("")

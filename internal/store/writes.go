@@ -77,6 +77,18 @@ type writeLog struct {
 	// database: the engine may still apply them, so the database has no
 	// token any more; a hold does not wait for them (settle).
 	gone map[string]int
+	// drain, when set, replaces drainWait for the relays of this guard
+	// (tests).
+	drain time.Duration
+}
+
+// drainWait is how long a relay of this guard whose client left waits
+// for the answers to the requests it passed on.
+func (l *writeLog) drainWait() time.Duration {
+	if l.drain > 0 {
+		return l.drain
+	}
+	return drainWait
 }
 
 func newWriteLog() *writeLog {

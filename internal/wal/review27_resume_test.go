@@ -227,7 +227,8 @@ func TestReview27ResumeAcrossImages(t *testing.T) {
 			damaged bool
 		}
 		seconds := []cond{{r27Checked, false}, {r27Unchecked, false}, {r27Checked, true}, {r27Unchecked, true}, {r27Gone, false}}
-		visited := -1 // the spots visited so far, less one
+		visited := -1        // the spots visited so far, less one
+		met := map[int]int{} // how often each condition of the second image was met
 		for si, spot := range spots {
 			if si%2 == 1 && si != 1 && !testsize.Nightly() {
 				continue // every other spot (and the second chunk): 28 s -> 15 s
@@ -249,6 +250,7 @@ func TestReview27ResumeAcrossImages(t *testing.T) {
 						if third == r27Unchecked && !sec.damaged && sec.header != r27Gone {
 							continue // the stream never reaches the third
 						}
+						met[ci]++
 						s.header(top, topCond)
 						restoreTop := s.damage(top, spot, (si+ci)%3)
 						s.header(ch.imgs[1], sec.header)
@@ -277,12 +279,11 @@ func TestReview27ResumeAcrossImages(t *testing.T) {
 						}
 						for ki, coll := range colls {
 							for ri, withReset := range []bool{true, false} {
-								// With the intact checked second image (met at
-								// every spot), a sink that can forget and one
-								// that cannot, in turn, in the README's suite;
-								// both at the nightly size, and with every
-								// other condition (each met at a few spots).
-								if ci == 0 && (si+ki+ri)%testsize.Stride(2) != 0 {
+								// A sink that can forget and one that cannot,
+								// in turn each time a condition of the second
+								// image is met (each is met several times), in
+								// the README's suite; both at the nightly size.
+								if (met[ci]+ki+ri)%testsize.Stride(2) != 0 {
 									continue
 								}
 								label := fmt.Sprintf("%s@%d %q: top %s, chunk %d damaged (kind %d); second %+v; third %s; reset %v",
