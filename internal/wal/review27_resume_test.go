@@ -359,7 +359,9 @@ func TestReview27GCUnderStream(t *testing.T) {
 		wantDocs += want.Len(c)
 	}
 	for _, dropAll := range []bool{false, true} {
-		for n := 1; n <= wantDocs; n += 3 {
+		// After every 3rd document at the nightly size, every 6th in the
+		// README's suite (internal/testsize), from the first.
+		for n := 1; n <= wantDocs; n += testsize.Pick(6, 3) {
 			label := fmt.Sprintf("gc after document %d, all images %v", n, dropAll)
 			if _, _, err := r.DropImages(ctx, nil); err != nil {
 				t.Fatal(err)

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/argon-db/argon/internal/testsize"
 )
 
 // r28Mixed writes one spilled commit on tl of runs of random lengths (1 to
@@ -87,7 +89,9 @@ func TestReview28RandomHistories(t *testing.T) {
 		f := l.forkAt("f", fork)
 		fs := write(f, "f", 3)
 		fell := 0
-		for i := 0; i < 4; i++ {
+		// Two random points on each branch in the README's suite, four at
+		// the nightly size (internal/testsize).
+		for i := 0; i < testsize.Pick(2, 4); i++ {
 			if r28Check(t, l, l.main, 1+rng.Int64N(hs[len(hs)-1]), colls) {
 				fell++
 			}
@@ -95,6 +99,6 @@ func TestReview28RandomHistories(t *testing.T) {
 				fell++
 			}
 		}
-		t.Logf("seed %d: %d of 8 walks fell back", seed, fell)
+		t.Logf("seed %d: %d of %d walks fell back", seed, fell, 2*testsize.Pick(2, 4))
 	}
 }
