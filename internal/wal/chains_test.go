@@ -200,24 +200,29 @@ func (l *chainLog) entry(tl string, lsn int64, coll, op, token string, i int) En
 // key records.
 func (l *chainLog) commit(tl, token string, es []Entry) {
 	l.t.Helper()
-	ctx := context.Background()
-	h := l.heads[tl]
-	h[0]++
-	s := &Slot{TL: tl, N: h[0], Kind: SlotCommit, Base: h[1], LSN: h[1] + int64(len(es)), Token: token, Spilled: true, Stats: Stats(es)}
 	scans := l.r.Scans
 	l.r.Scans = true // to write the chunks' key records
-	n, err := l.r.SpillEntries(ctx, "p", es)
+	n, err := l.r.SpillEntries(context.Background(), "p", es)
 	l.r.Scans = scans
 	if err != nil {
 		l.t.Fatal(err)
 	}
-	if !l.unkeyed {
-		s.Keyed = n
+	if l.unkeyed {
+		n = 0
 	}
-	if err := l.r.InsertSlot(ctx, s); err != nil {
+	l.commitSlot(tl, token, es, n)
+}
+
+// commitSlot commits es, already written, on tl: the next head slot,
+// spilled, naming keyed chunks' key records.
+func (l *chainLog) commitSlot(tl, token string, es []Entry, keyed int) {
+	l.t.Helper()
+	h := l.heads[tl]
+	s := &Slot{TL: tl, N: h[0] + 1, Kind: SlotCommit, Base: h[1], LSN: h[1] + int64(len(es)), Token: token, Spilled: true, Stats: Stats(es), Keyed: keyed}
+	if err := l.r.InsertSlot(context.Background(), s); err != nil {
 		l.t.Fatal(err)
 	}
-	h[1] = s.LSN
+	h[0], h[1] = s.N, s.LSN
 }
 
 // forkAt creates branch name from main at LSN at and returns its

@@ -73,19 +73,13 @@ func r37Latest(t testing.TB, r *Repo, scans bool, tl string, at int64, keys []in
 func r37Format1(l *chainLog, tl, token string, es []Entry) {
 	l.t.Helper()
 	ctx := context.Background()
-	h := l.heads[tl]
 	for _, e := range es {
 		if _, err := l.r.DB.Collection(collEntries).InsertOne(ctx, bson.D{{Key: "_id", Value: entryID(tl, e.LSN, token)}, {Key: "tl", Value: tl},
 			{Key: "lsn", Value: e.LSN}, {Key: "op", Value: e.Op}, {Key: "coll", Value: e.Coll}, {Key: "kb", Value: e.KeyBytes}, {Key: "doc", Value: e.Doc}, {Key: "token", Value: token}}); err != nil {
 			l.t.Fatal(err)
 		}
 	}
-	h[0]++
-	s := &Slot{TL: tl, N: h[0], Kind: SlotCommit, Base: h[1], LSN: h[1] + int64(len(es)), Token: token, Spilled: true, Stats: Stats(es)}
-	if err := l.r.InsertSlot(ctx, s); err != nil {
-		l.t.Fatal(err)
-	}
-	h[1] = s.LSN
+	l.commitSlot(tl, token, es, 0)
 }
 
 // r37Format2 commits es on tl as an argon of format 2 wrote them on a
@@ -93,18 +87,12 @@ func r37Format1(l *chainLog, tl, token string, es []Entry) {
 func r37Format2(l *chainLog, tl, token string, es []Entry) {
 	l.t.Helper()
 	ctx := context.Background()
-	h := l.heads[tl]
 	for _, c := range chunkEntriesOf(es) {
 		if _, err := l.r.DB.Collection(collEntries).InsertOne(ctx, c); err != nil {
 			l.t.Fatal(err)
 		}
 	}
-	h[0]++
-	s := &Slot{TL: tl, N: h[0], Kind: SlotCommit, Base: h[1], LSN: h[1] + int64(len(es)), Token: token, Spilled: true, Stats: Stats(es)}
-	if err := l.r.InsertSlot(ctx, s); err != nil {
-		l.t.Fatal(err)
-	}
-	h[1] = s.LSN
+	l.commitSlot(tl, token, es, 0)
 }
 
 // r37Log builds a log on the embedded engine whose newer commits are of
