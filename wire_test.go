@@ -1273,4 +1273,27 @@ func TestServeKeepsApplicationsOutOfArgonsDatabases(t *testing.T) {
 	if _, out := run("fsck"); !strings.Contains(out, " 0 problems") {
 		t.Errorf("fsck printed %q", out)
 	}
+	// A metadata database is known by the log's own index, made by the
+	// init of its first project (review39: any database argon wrote a
+	// collection named slots or leases in counted, and a branch holding
+	// such collections refused its applications' writes). Here a
+	// project of another metadata database, made through the serve while
+	// it runs, from another folder.
+	run("insert", "slots", `{"_id": "mon-9am"}`)
+	run("insert", "leases", `{"_id": "flat-3"}`)
+	for _, coll := range []string{"slots", "leases", "c"} {
+		if _, err := app.Database("ar_ka__main").Collection(coll).InsertOne(ctx, bson.D{{Key: "n", Value: 1}}); err != nil {
+			t.Errorf("the application's insert into its branch's %s: %v", coll, err)
+		}
+	}
+	si := store.ReadServeInfo(filepath.Join(dir, ".argon"))
+	if si == nil {
+		t.Fatal("no serve.json")
+	}
+	io, _, _, errOut := ui.Test()
+	if code := cmd.Run(ctx, &cmd.Factory{IO: io, Dir: t.TempDir()}, []string{"init", "q", "--uri", si.URI, "--db", "other_wal"}); code != 0 {
+		t.Fatalf("argon init q --db other_wal through the serve: exit %d: %s", code, errOut.String())
+	}
+	_, err = app.Database("other_wal").Collection("slots").DeleteMany(ctx, bson.D{})
+	refused("delete of the slots of a metadata database made through the serve", err)
 }

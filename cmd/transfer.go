@@ -97,7 +97,9 @@ Sources:
                                 --dir writes it), with the indexes of
                                 COLLECTION.metadata.json when present
   --from-uri URI --from-db NAME a database on any MongoDB server: every
-                                collection's documents and indexes
+                                collection's documents and indexes (not
+                                one of argon's own: a metadata database
+                                or a branch's working database)
 
 --collections limits the import to the named collections. --mode says what
 happens to a document whose _id the branch already holds, as in
@@ -538,7 +540,18 @@ func uriSources(ctx context.Context, uri, db string, only []string, timeout time
 	}
 	closeSrc := s.Close
 	src := s.Client.Database(db)
+	// Not argon's own databases: a log's records or a working database's
+	// marker are no data of the user's (review39: an import of argon_wal
+	// brought the log's slots and leases in as collections), and export
+	// refuses them as targets the same way.
 	where := fmt.Sprintf("database %s on %s", db, store.Redact(uri))
+	why, err := wal.ArgonDatabase(ctx, src)
+	if err != nil {
+		return nil, closeSrc, fmt.Errorf("cannot list the collections of %s: %s", where, store.RedactIn(serverMessage(err.Error()), uri))
+	}
+	if why != "" {
+		return nil, closeSrc, usageErrorf("--from-db %s is argon's own database: %s; import reads only databases of your own", db, why)
+	}
 	names, err := src.ListCollectionNames(ctx, bson.D{{Key: "type", Value: "collection"}})
 	if err != nil {
 		return nil, closeSrc, fmt.Errorf("cannot list the collections of %s: %s", where, store.RedactIn(serverMessage(err.Error()), uri))

@@ -2,6 +2,7 @@ package store
 
 import (
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -21,12 +22,20 @@ import (
 // credential: this keeps mistakes out, not an application that poses as
 // argon.
 //
-// A metadata database is known by its collections: one holding "slots"
-// and "leases" in the data folder when the serve starts, or one argon's
-// own client writes those collections in afterwards.
+// A metadata database is known by the unique index of its slots
+// collection, tl_1_n_1 (the one wal.EnsureSchema creates when a project
+// is first made): a database in the data folder whose slots collection
+// has it when the serve starts, or one where argon's own client creates
+// it afterwards; never a database holding _argon, a working database's
+// marker. Until review39 any database where argon's client wrote a
+// collection named slots or leases counted, and a branch whose data
+// held such a collection (a booking application's slots, a property
+// application's leases) refused every write of its applications.
 type argonDBs struct {
 	mu  sync.Mutex
 	dbs map[string]bool
+	// dataDir is the engine's data folder ("" when unknown).
+	dataDir string
 	// gone holds the databases argon's own client dropped and has not
 	// written to since (by lower-case name): a branch's working database
 	// its delete dropped, until argon builds one of that name again.
@@ -36,7 +45,7 @@ type argonDBs struct {
 // metadataDBsIn finds the metadata databases among the embedded engine's
 // database files in dataDir (the engine names a file after its database).
 func metadataDBsIn(dataDir string) *argonDBs {
-	a := &argonDBs{dbs: map[string]bool{}, gone: map[string]bool{}}
+	a := &argonDBs{dbs: map[string]bool{}, gone: map[string]bool{}, dataDir: dataDir}
 	files, _ := filepath.Glob(filepath.Join(dataDir, "*.sqlite"))
 	for _, f := range files {
 		if isMetadataFile(f) {
@@ -46,28 +55,104 @@ func metadataDBsIn(dataDir string) *argonDBs {
 	return a
 }
 
-// isMetadataFile reports whether the engine's database file at path holds
-// collections named slots and leases.
+// logIndex is the name of the unique index wal.EnsureSchema puts on a
+// metadata database's slots collection ({tl: 1, n: 1}).
+const logIndex = "tl_1_n_1"
+
+// isMetadataFile reports whether the engine's database file at path is a
+// metadata database's: its slots collection has the log's unique index,
+// and it holds no working database's marker.
 func isMetadataFile(path string) bool {
 	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(1000)")
 	if err != nil {
 		return false
 	}
 	defer db.Close()
-	var n int
-	err = db.QueryRow(fmt.Sprintf(`SELECT COUNT(*) FROM %q WHERE name IN ('slots', 'leases')`, metadataTable)).Scan(&n)
-	return err == nil && n == 2
+	rows, err := db.Query(fmt.Sprintf(`SELECT name, settings FROM %q WHERE name IN ('slots', '_argon')`, metadataTable))
+	if err != nil {
+		return false
+	}
+	defer rows.Close()
+	indexed := false
+	for rows.Next() {
+		var name, settings string
+		if rows.Scan(&name, &settings) != nil || name == "_argon" {
+			return false
+		}
+		var st struct {
+			Indexes []struct {
+				Name   string `json:"name"`
+				Unique bool   `json:"unique"`
+			} `json:"indexes"`
+		}
+		if json.Unmarshal([]byte(settings), &st) != nil {
+			return false
+		}
+		for _, ix := range st.Indexes {
+			indexed = indexed || (ix.Name == logIndex && ix.Unique)
+		}
+	}
+	return rows.Err() == nil && indexed
 }
 
-// wrote records a write by argon's own client: a metadata database is one
-// it writes slots or leases in.
-func (a *argonDBs) wrote(db, coll string) {
-	if a == nil || db == "" || (coll != "slots" && coll != "leases") {
+// holdsMarker reports whether database db's file holds a working
+// database's marker collection (_argon).
+func (a *argonDBs) holdsMarker(db string) bool {
+	if a.dataDir == "" {
+		return false
+	}
+	h, err := sql.Open("sqlite", "file:"+filepath.Join(a.dataDir, db+".sqlite")+"?mode=ro&_pragma=busy_timeout(1000)")
+	if err != nil {
+		return false
+	}
+	defer h.Close()
+	var n int
+	err = h.QueryRow(fmt.Sprintf(`SELECT COUNT(*) FROM %q WHERE name = '_argon'`, metadataTable)).Scan(&n)
+	return err == nil && n > 0
+}
+
+// wrote records a write command cmd (msg) of argon's own client to
+// collection coll of db: a metadata database is one where it creates the
+// log's unique index on slots, unless db holds a working database's
+// marker (an index of that name a user made on a collection of theirs
+// named slots).
+func (a *argonDBs) wrote(db, coll, cmd string, msg []byte) {
+	if a == nil || db == "" || cmd != "createIndexes" || coll != "slots" || !createsIndex(msg, logIndex) || a.holdsMarker(db) {
 		return
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.dbs[db] = true
+}
+
+// createsIndex reports whether createIndexes command msg creates an index
+// named name.
+func createsIndex(msg []byte, name string) bool {
+	body, ok := sectionZero(msg)
+	if !ok {
+		return false
+	}
+	found := false
+	check := func(doc bson.Raw) {
+		if n, ok := doc.Lookup("name").StringValueOK(); ok && n == name {
+			found = true
+		}
+	}
+	if ixs, ok := body.Lookup("indexes").ArrayOK(); ok {
+		vals, _ := ixs.Values()
+		for _, v := range vals {
+			if d, ok := v.DocumentOK(); ok {
+				check(d)
+			}
+		}
+	}
+	eachDocument(msg, func(seq bool, _ int, doc bson.Raw) bool {
+		if seq {
+			check(doc)
+		}
+		return true
+	})
+	return found
 }
 
 // ownWrite records a write command cmd of argon's own client to db: a

@@ -240,7 +240,7 @@ func relay(client net.Conn, engineAddr string, writes *writeLog, ix *serveIndexe
 			inner = carry(c, db, tag, writes, holds)
 		}
 		coll, _ := commandTarget(msg)
-		argon.wrote(db, coll)
+		argon.wrote(db, coll, cmd, msg)
 		argon.ownWrite(db, cmd)
 		argon.reserved(cmd, coll, msg)
 		return pass(msg, cmd, db, write, func(ans []byte) []byte {
@@ -346,7 +346,7 @@ func relay(client net.Conn, engineAddr string, writes *writeLog, ix *serveIndexe
 			// argon's own databases take argon's writes only (argonDBs).
 			coll, _ := commandTarget(msg)
 			if own {
-				argon.wrote(db, coll)
+				argon.wrote(db, coll, cmd, msg)
 				argon.ownWrite(db, cmd)
 				argon.reserved(cmd, coll, msg)
 			} else if why := cmp.Or(argon.refusal(db, coll), argon.renameRefusal(cmd, msg)); why != "" {

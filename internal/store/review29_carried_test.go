@@ -35,14 +35,9 @@ func TestReview29CarriedFieldFirstBypassesArgonDBsRefusal(t *testing.T) {
 	ctx := context.Background()
 	argon, app := connectAs(t, uri, holdAppPrefix+"cli"), connectAs(t, uri, "")
 	const meta = "argon_p"
-	// argon's client makes argon_p a metadata database (it writes leases
-	// and slots there).
-	if _, err := argon.Database(meta).Collection("leases").InsertOne(ctx, bson.D{{Key: "_id", Value: "l1"}}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := argon.Database(meta).Collection("slots").InsertOne(ctx, bson.D{{Key: "_id", Value: "s1"}}); err != nil {
-		t.Fatal(err)
-	}
+	// argon's client makes argon_p a metadata database (it creates the
+	// log's unique index on slots, as wal.EnsureSchema does).
+	makeMetadata(t, argon.Database(meta))
 	run := func(cmd bson.D) error { return app.Database(meta).RunCommand(ctx, cmd).Err() }
 	insertSlot := bson.D{{Key: "insert", Value: "slots"}, {Key: "documents", Value: bson.A{bson.D{{Key: "_id", Value: "forged"}}}}}
 	drop := bson.D{{Key: "dropDatabase", Value: 1}}

@@ -315,9 +315,10 @@ func CheckMetadataName(name string) error {
 var reservedPrefix = regexp.MustCompile(`(?i)^ar(_|[0-9a-f]{4}_)`)
 
 // ArgonDatabase says why database db is argon's own, for commands that
-// write to a database the user names (export --to-db): it holds an argon
-// log (its projects and slots collections: a metadata database, of any
-// name), or argon's records of a working database or cache (the _argon
+// write to or read from a database the user names (export --to-db,
+// import --from-db): it holds an argon log (its projects and slots
+// collections, the slots with the log's unique index: a metadata
+// database, of any name), or argon's records of a working database or cache (the _argon
 // collection, marker and owner). "" when it does not. A name argon could
 // use later needs no refusal: argon never takes a database an application
 // has filled (reserveDB).
@@ -327,13 +328,29 @@ func ArgonDatabase(ctx context.Context, db *mongo.Database) (string, error) {
 		return "", err
 	}
 	switch {
-	case slices.Contains(names, collProjects) && slices.Contains(names, collSlots):
-		return "it holds an argon log (a metadata database)", nil
 	case slices.Contains(names, DBMetaCollection):
 		return "it is a working database or cache of argon's", nil
+	case slices.Contains(names, collProjects) && slices.Contains(names, collSlots):
+		// Names alone are not enough: data of an application's can
+		// have collections called projects and slots (review39). A
+		// log's slots have the unique index EnsureSchema creates.
+		specs, err := db.Collection(collSlots).Indexes().ListSpecifications(ctx)
+		if err != nil {
+			return "", err
+		}
+		for _, spec := range specs {
+			if spec.Name == slotsIndex && spec.Unique != nil && *spec.Unique {
+				return "it holds an argon log (a metadata database)", nil
+			}
+		}
 	}
 	return "", nil
 }
+
+// slotsIndex is the name of the unique index EnsureSchema puts on the
+// slots collection, {tl: 1, n: 1}; argon serve knows a metadata database
+// by it too (store.logIndex).
+const slotsIndex = "tl_1_n_1"
 
 // DropOwnedOrphan drops database name, one of this repo's caches (a view
 // or scratch database) that no record names, when its owner record says
