@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,6 +22,7 @@ type mergeOptions struct {
 	f                     *Factory
 	source, into, message string
 	ours, theirs, dryRun  bool
+	canonical             bool
 	noFF                  bool
 }
 
@@ -72,6 +74,7 @@ document and the index, exit 3, nothing written.`,
 	cmd.Flags().BoolVar(&o.theirs, "theirs", false, "settle every conflict with the source's value")
 	cmd.Flags().BoolVar(&o.dryRun, "dry-run", false, "show what the merge would do, write nothing")
 	cmd.Flags().BoolVar(&o.noFF, "no-ff", false, "make a merge commit even when the target could fast-forward")
+	cmd.Flags().BoolVar(&o.canonical, "canonical", false, "print conflicting values as canonical Extended JSON (exact types)")
 	return cmd
 }
 
@@ -156,7 +159,7 @@ func runMerge(ctx context.Context, o *mergeOptions) error {
 	if err != nil {
 		return err
 	}
-	conflicts, err := conflictsJSON(plan.Conflicts)
+	conflicts, err := conflictsJSON(plan.Conflicts, o.canonical)
 	if err != nil {
 		return err
 	}
@@ -280,20 +283,28 @@ func runMerge(ctx context.Context, o *mergeOptions) error {
 	return nil
 }
 
-func conflictsJSON(cs []merge.Conflict) ([]conflictJSON, error) {
+// conflictsJSON describes conflicts cs, their values in relaxed Extended
+// JSON, or canonical when canonical is set. A conflict whose values
+// differ only in type (1, 1.0 and the 64-bit 1 are all 1 relaxed) shows
+// its values canonical anyway: relaxed, it would read as no difference
+// (review40). An absent value (a field or document not there) is left
+// out, never shown as null, which is a value of its own.
+func conflictsJSON(cs []merge.Conflict, canonical bool) ([]conflictJSON, error) {
 	out := []conflictJSON{}
-	v := func(x bson.RawValue) (json.RawMessage, error) {
-		if x.Type == 0 {
-			return json.RawMessage("null"), nil
-		}
-		return ejson.FormatValue(x, false)
-	}
 	for _, c := range cs {
+		vals := []bson.RawValue{c.Base, c.Ours, c.Theirs}
+		exact := canonical || relaxedAlike(vals)
+		v := func(x bson.RawValue) (json.RawMessage, error) {
+			if x.Type == 0 {
+				return nil, nil
+			}
+			return ejson.FormatValue(x, exact)
+		}
 		j := conflictJSON{Collection: c.Coll, Path: c.Path}
 		var err error
 		if c.Index {
 			j.Index = c.ID.StringValue()
-		} else if j.ID, err = v(c.ID); err != nil {
+		} else if j.ID, err = ejson.FormatValue(c.ID, canonical); err != nil {
 			return nil, err
 		}
 		if j.Base, err = v(c.Base); err != nil {
@@ -308,6 +319,25 @@ func conflictsJSON(cs []merge.Conflict) ([]conflictJSON, error) {
 		out = append(out, j)
 	}
 	return out, nil
+}
+
+// relaxedAlike reports whether two of vals that differ (in type or
+// bytes) print alike in relaxed Extended JSON.
+func relaxedAlike(vals []bson.RawValue) bool {
+	for i := range vals {
+		for j := i + 1; j < len(vals); j++ {
+			a, b := vals[i], vals[j]
+			if a.Type == 0 || b.Type == 0 || (a.Type == b.Type && bytes.Equal(a.Value, b.Value)) {
+				continue
+			}
+			x, errA := ejson.FormatValue(a, false)
+			y, errB := ejson.FormatValue(b, false)
+			if errA == nil && errB == nil && bytes.Equal(x, y) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func printConflicts(f *Factory, cs []conflictJSON) {
@@ -328,8 +358,16 @@ func printConflicts(f *Factory, cs []conflictJSON) {
 			fmt.Fprintf(f.IO.Out, "conflict\t%s\t%s\tunique index %s%s\n", c.Collection, what, strings.Join(c.Unique, ", "), theirs)
 			continue
 		}
-		fmt.Fprintf(f.IO.Out, "conflict\t%s\t%s\t%s\tbase=%s\tours=%s\ttheirs=%s\n", c.Collection, what, path, c.Base, c.Ours, c.Theirs)
+		fmt.Fprintf(f.IO.Out, "conflict\t%s\t%s\t%s\tbase=%s\tours=%s\ttheirs=%s\n", c.Collection, what, path, shown(c.Base), shown(c.Ours), shown(c.Theirs))
 	}
+}
+
+// shown is a conflict's value as printed: "(none)" when absent.
+func shown(v json.RawMessage) string {
+	if v == nil {
+		return "(none)"
+	}
+	return string(v)
 }
 
 // uniqueConflict reports a merged document that breaks a unique index of

@@ -17,6 +17,7 @@ type revertOptions struct {
 	f                    *Factory
 	branch, ref, message string
 	ours, theirs, dryRun bool
+	canonical            bool
 }
 
 func newRevertCmd(f *Factory) *cobra.Command {
@@ -61,6 +62,7 @@ on it since (as in git).`,
 	cmd.Flags().BoolVar(&o.ours, "ours", false, "settle every conflict with the branch's value")
 	cmd.Flags().BoolVar(&o.theirs, "theirs", false, "settle every conflict with the value from before the commit")
 	cmd.Flags().BoolVar(&o.dryRun, "dry-run", false, "show what the revert would do, write nothing")
+	cmd.Flags().BoolVar(&o.canonical, "canonical", false, "print conflicting values as canonical Extended JSON (exact types)")
 	return cmd
 }
 
@@ -87,7 +89,7 @@ func runRevert(ctx context.Context, o *revertOptions) error {
 	if err != nil {
 		return err
 	}
-	conflicts, err := conflictsJSON(plan.Conflicts)
+	conflicts, err := conflictsJSON(plan.Conflicts, o.canonical)
 	if err != nil {
 		return err
 	}
