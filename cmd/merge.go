@@ -187,6 +187,15 @@ func runMerge(ctx context.Context, o *mergeOptions) error {
 		fmt.Fprintf(f.IO.Out, "Already up to date: %s has nothing %s does not\n", o.source, target)
 		return nil
 	}
+	// Like checkout, a merge never mixes with applications' uncommitted
+	// work; a dry run says so too, since the merge would be refused.
+	// Before the conflicts: a script that settles them and merges again
+	// would meet this refusal only then (review39: exit 3, then 1).
+	if _, ci, err := uncommitted(ctx, f, r, tb); err != nil {
+		return err
+	} else if ci != nil {
+		return uncommittedError(f, "cannot merge into "+target, target, ci, "`argon restore`")
+	}
 	if len(plan.Conflicts) > 0 && res == merge.Refuse {
 		if o.dryRun {
 			// --dry-run lists every conflict at once: also a unique index
@@ -213,16 +222,9 @@ func runMerge(ctx context.Context, o *mergeOptions) error {
 	for i, c := range plan.Changes {
 		puts[i] = workdb.Put{Coll: c.Coll, Index: c.Index, ID: c.ID, Doc: c.Doc}
 	}
-	// Like checkout, a merge never mixes with applications' uncommitted
-	// work; a dry run says so too, since the merge would be refused.
 	w, err := f.workingDB(ctx, r, tb)
 	if err != nil {
 		return err
-	}
-	if _, ci, err := uncommitted(ctx, f, r, tb); err != nil {
-		return err
-	} else if ci != nil {
-		return uncommittedError(f, "cannot merge into "+target, target, ci, "`argon restore`")
 	}
 	if o.dryRun {
 		// What writing would find: a unique index the merged documents
