@@ -340,9 +340,15 @@ func (f *Factory) project(ctx context.Context) (*wal.Repo, string, error) {
 	if _, err := r.Project(ctx, name); err != nil {
 		var nf *wal.NotFoundError
 		if errors.As(err, &nf) {
+			if f.Workspace != nil && f.URI == "" && f.wsConfig != nil {
+				// The workspace's own engine: another folder's init
+				// makes another engine, which this one never sees
+				// (review39).
+				return nil, "", withHint(err, "this workspace's project is "+f.wsConfig.Project+"; check --project, ARGON_PROJECT and --db")
+			}
 			if f.Workspace != nil {
 				// argon init here would refuse: this folder has a workspace.
-				return nil, "", withHint(err, "create it from another folder with `argon init "+name+"`, or check --project, ARGON_PROJECT and --db")
+				return nil, "", withHint(err, "create it from another folder with `argon init "+name+" --uri URI` (this server's), or check --project, ARGON_PROJECT and --db")
 			}
 			return nil, "", withHint(err, "create it with `argon init "+name+"`")
 		}

@@ -66,6 +66,9 @@ array of canonical Extended JSON documents (relaxed with --relaxed).`,
 			if o.limit < 0 || o.skip < 0 {
 				return usageErrorf("--limit and --skip must not be negative")
 			}
+			if o.canonical && o.relaxed {
+				return usageErrorf("--canonical and --relaxed cannot be used together")
+			}
 			return runFind(cmd.Context(), o)
 		},
 	}

@@ -103,6 +103,10 @@ func runInit(ctx context.Context, o *initOptions, uriFromFlag bool) error {
 	} else if _, _, err := r.CreateProject(ctx, name); err != nil {
 		var ee *wal.ExistsError
 		if errors.As(err, &ee) {
+			if f.URI != "" {
+				// The hint names no URI: it may hold a password.
+				return withHint(err, "to work on it from this folder, run `argon init "+name+" --uri URI --existing` with the same URI")
+			}
 			return withHint(err, "to work on it from this folder, run `argon init "+name+" --existing`")
 		}
 		return err

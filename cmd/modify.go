@@ -322,7 +322,8 @@ func newCollectionsCmd(f *Factory) *cobra.Command {
 		Use:   "collections",
 		Short: "List a branch's collections with their document counts",
 		Long: `List the collections at a branch's head and how many documents each holds.
-A collection exists while it holds documents. Piped: "name<TAB>count" lines.`,
+A collection exists while it holds documents or indexes (one with indexes
+only counts 0). Piped: "name<TAB>count" lines.`,
 		Example: `  argon collections
   argon collections --branch feature-x --json
   argon collections --at 2d`,

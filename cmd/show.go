@@ -67,9 +67,14 @@ func runShow(ctx context.Context, o *diffOptions, args []string) error {
 	}
 	f.page()
 	if f.JSON {
-		cs, err := diffJSONs(o, changes)
-		if err != nil {
-			return err
+		// --stat as diff --stat --json gives it (review39: show printed
+		// the whole diff).
+		var cs any = statOf(changes)
+		if !o.stat {
+			var err error
+			if cs, err = diffJSONs(o, changes); err != nil {
+				return err
+			}
 		}
 		v := map[string]any{"lsn_from": it.From, "lsn_to": it.To, "branch": name, "time": it.Time,
 			"author": it.Author, "message": it.Message, "diff": cs}
