@@ -2,6 +2,7 @@ package wal
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -143,6 +144,51 @@ func TestChunksFitADocument(t *testing.T) {
 		}
 		if len(raw) > maxDoc {
 			t.Errorf("chunk %d-%d is %d bytes, over the %d-byte document limit", c.LSN, c.Last, len(raw), maxDoc)
+		}
+	}
+}
+
+// A document within about 200 bytes of 16 MiB gets a chunk of its own
+// that the chunk's fields take past MongoDB's limit for one document,
+// which an insert there refuses (review40). The log refuses it on every
+// engine, naming the document and the largest size that fits; one a
+// little smaller is written.
+func TestALogRecordOverMongoDBsLimitIsRefused(t *testing.T) {
+	doc := func(n int) bson.Raw {
+		d := rawDoc(t, bson.D{{Key: "_id", Value: "big"}, {Key: "s", Value: ""}})
+		return rawDoc(t, bson.D{{Key: "_id", Value: "big"}, {Key: "s", Value: strings.Repeat("x", n-len(d))}})
+	}
+	for _, tc := range []struct {
+		size int
+		fits bool
+	}{{maxStored, false}, {maxStored - 100, false}, {maxStored - 300, true}} {
+		var in []Entry
+		add := entryAdder(t, &in)
+		d := doc(tc.size)
+		if len(d) != tc.size {
+			t.Fatalf("built a document of %d bytes, want %d", len(d), tc.size)
+		}
+		add(PutEntry("big", d))
+		c := chunkEntriesOf(in)[0]
+		err := fitsADocument(c, in)
+		raw, _ := bson.Marshal(c)
+		if tc.fits {
+			if err != nil || len(raw) > maxStored {
+				t.Errorf("a document of %d bytes (chunk %d bytes): %v, want it logged", tc.size, len(raw), err)
+			}
+			continue
+		}
+		var le *LogRecordError
+		if !errors.As(err, &le) {
+			t.Fatalf("a document of %d bytes (chunk %d bytes): %v, want a LogRecordError", tc.size, len(raw), err)
+		}
+		if le.Size != tc.size || le.Max != maxStored-(len(raw)-tc.size) || le.Coll != "big" {
+			t.Errorf("the error says size %d, max %d, collection %s; want %d, %d, big", le.Size, le.Max, le.Coll, tc.size, maxStored-(len(raw)-tc.size))
+		}
+		var at []Entry
+		entryAdder(t, &at)(PutEntry("big", doc(le.Max)))
+		if err := fitsADocument(chunkEntriesOf(at)[0], at); err != nil {
+			t.Errorf("a document of the size the error names (%d bytes): %v", le.Max, err)
 		}
 	}
 }

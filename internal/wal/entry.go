@@ -149,6 +149,9 @@ func (r *Repo) SpillEntries(ctx context.Context, project string, entries []Entry
 		}
 	}
 	for i, c := range chunks {
+		if err := fitsADocument(c, entries); err != nil {
+			return 0, err
+		}
 		docs[i] = c
 	}
 	if err := r.insertOwn(ctx, collEntries, docs); err != nil {
@@ -167,6 +170,49 @@ func (r *Repo) SpillEntries(ctx context.Context, project string, entries []Entry
 		return -1, nil
 	}
 	return len(records), nil
+}
+
+// maxStored is the largest document MongoDB stores: 16 MiB, its limit
+// on what an insert writes (FerretDB stores more).
+const maxStored = 16 << 20
+
+// fitsADocument refuses chunk c (of entries) when it is larger than a
+// document MongoDB stores: a document within about 200 bytes of 16 MiB
+// gets a chunk of its own, and the chunk's own fields (its _id, timeline,
+// LSNs, collection, token) take it past the limit. The working database
+// took the document (MongoDB's limit is on the document alone); the log
+// cannot, on any engine: a log MongoDB could not hold is not written on
+// FerretDB either (review40).
+func fitsADocument(c *entryChunk, entries []Entry) error {
+	if len(c.Data) < maxStored-64<<10 {
+		return nil
+	}
+	raw, err := bson.Marshal(c)
+	if err != nil {
+		return err
+	}
+	if len(raw) <= maxStored {
+		return nil
+	}
+	for _, e := range entries {
+		if e.LSN == c.LSN && e.Coll == c.Coll && len(e.Doc) > 0 {
+			return &LogRecordError{Coll: e.Coll, ID: e.Key, Size: len(e.Doc), Max: maxStored - (len(raw) - len(e.Doc))}
+		}
+	}
+	return fmt.Errorf("a log record of %d bytes is over MongoDB's limit of %d bytes for one document", len(raw), maxStored)
+}
+
+// LogRecordError reports a document argon cannot log: with the log
+// record's own fields it is over MongoDB's 16 MiB limit.
+type LogRecordError struct {
+	Coll      string
+	ID        bson.RawValue
+	Size, Max int
+}
+
+func (e *LogRecordError) Error() string {
+	return fmt.Sprintf("the document with _id %s in collection %s is %d bytes: with the fields of argon's log record around it, it is over MongoDB's limit of %d bytes (16 MiB) for one document; argon logs documents of up to %d bytes in this collection",
+		e.ID, e.Coll, e.Size, maxStored, e.Max)
 }
 
 // insertOwn inserts documents of this writer's own, with _ids no other
