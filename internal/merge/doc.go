@@ -61,8 +61,11 @@ func docValue(d bson.Raw) bson.RawValue {
 // documents present as documents on all three sides merge field by field;
 // anything else changed differently on both sides is a conflict, settled
 // by res (Refuse leaves it as ours and reports it). The result keeps ours'
-// field order, then the fields only theirs adds, in theirs' order. A nil
-// result means the document is deleted.
+// field order, then the fields only theirs adds, in theirs' order; when
+// theirs alone changed the order of the fields the base had (BSON keeps
+// field order, and argon counts a reordered document as changed), it
+// keeps theirs' order, then the fields only ours adds. A nil result means
+// the document is deleted.
 func Docs(base, ours, theirs bson.Raw, res Resolution) (bson.Raw, []Conflict) {
 	b, o, t := docValue(base), docValue(ours), docValue(theirs)
 	switch {
@@ -133,6 +136,28 @@ func fields(prefix string, base, ours, theirs bson.Raw, res Resolution) (bson.D,
 			}
 		}
 	}
+	if !reordered(eb, eo) && reordered(eb, et) {
+		// Theirs alone moved the base's fields: its order, then what
+		// only ours has (review40: the order was dropped, without a
+		// conflict, when ours changed another field).
+		inTheirs := map[string]bool{}
+		for _, e := range et {
+			k := e.Key()
+			inTheirs[k] = true
+			bv, _ := lookup(base, k)
+			ov, _ := lookup(ours, k)
+			merge1(k, bv, ov, e.Value())
+		}
+		for _, e := range eo {
+			k := e.Key()
+			if inTheirs[k] {
+				continue
+			}
+			bv, _ := lookup(base, k)
+			merge1(k, bv, e.Value(), bson.RawValue{})
+		}
+		return out, conflicts
+	}
 	for _, e := range eo {
 		k := e.Key()
 		bv, _ := lookup(base, k)
@@ -151,6 +176,26 @@ func fields(prefix string, base, ours, theirs bson.Raw, res Resolution) (bson.D,
 	// Fields only the base had: removed on both sides, nothing to do. A
 	// base field ours removed and theirs kept unchanged is handled above
 	// (same(tv, bv) keeps ours' absence).
-	_ = eb
 	return out, conflicts
+}
+
+// reordered reports whether side lists the fields it shares with base in
+// another order than base does.
+func reordered(base, side []bson.RawElement) bool {
+	pos := make(map[string]int, len(base))
+	for i, e := range base {
+		pos[e.Key()] = i
+	}
+	last := -1
+	for _, e := range side {
+		i, ok := pos[e.Key()]
+		if !ok {
+			continue
+		}
+		if i < last {
+			return true
+		}
+		last = i
+	}
+	return false
 }

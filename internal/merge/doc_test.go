@@ -191,3 +191,36 @@ func FuzzDocs(f *testing.F) {
 		}
 	})
 }
+
+// A change of field order alone on their side is merged (review40: it
+// was dropped, with no conflict, when ours changed another field):
+// theirs' order, then the fields only ours has. When ours moved the
+// fields too, or only ours did, ours' order stays, then what only
+// theirs adds. Values merge as before in every case.
+func TestDocsKeepTheirOrderWhenOnlyTheyMovedFields(t *testing.T) {
+	e := func(k string, v any) bson.E { return bson.E{Key: k, Value: v} }
+	for _, tc := range []struct {
+		name               string
+		base, ours, theirs bson.D
+		want               bson.D
+	}{
+		{"they reorder, we add", bson.D{e("_id", 1), e("a", 1), e("b", 2)}, bson.D{e("_id", 1), e("a", 1), e("b", 2), e("c", 3)},
+			bson.D{e("_id", 1), e("b", 2), e("a", 1)}, bson.D{e("_id", 1), e("b", 2), e("a", 1), e("c", 3)}},
+		{"they reorder and add, we change", bson.D{e("_id", 1), e("a", 1), e("b", 2)}, bson.D{e("_id", 1), e("a", 5), e("b", 2)},
+			bson.D{e("_id", 1), e("d", 4), e("b", 2), e("a", 1)}, bson.D{e("_id", 1), e("d", 4), e("b", 2), e("a", 5)}},
+		{"they reorder, we remove", bson.D{e("_id", 1), e("a", 1), e("b", 2), e("c", 3)}, bson.D{e("_id", 1), e("a", 1), e("c", 3)},
+			bson.D{e("_id", 1), e("c", 3), e("b", 2), e("a", 1)}, bson.D{e("_id", 1), e("c", 3), e("a", 1)}},
+		{"we reorder, they add", bson.D{e("_id", 1), e("a", 1), e("b", 2)}, bson.D{e("_id", 1), e("b", 2), e("a", 1)},
+			bson.D{e("_id", 1), e("a", 1), e("b", 2), e("c", 3)}, bson.D{e("_id", 1), e("b", 2), e("a", 1), e("c", 3)}},
+		{"both reorder", bson.D{e("_id", 1), e("a", 1), e("b", 2), e("c", 3)}, bson.D{e("_id", 1), e("c", 3), e("a", 1), e("b", 2), e("x", 0)},
+			bson.D{e("_id", 1), e("b", 2), e("a", 1), e("c", 3)}, bson.D{e("_id", 1), e("c", 3), e("a", 1), e("b", 2), e("x", 0)}},
+	} {
+		got, cs := Docs(mk(t, tc.base), mk(t, tc.ours), mk(t, tc.theirs), Refuse)
+		if len(cs) != 0 {
+			t.Errorf("%s: %d conflicts, want none", tc.name, len(cs))
+		}
+		if want := mk(t, tc.want); !bytes.Equal(got, want) {
+			t.Errorf("%s: merged %s, want %s", tc.name, got, bson.Raw(want))
+		}
+	}
+}
