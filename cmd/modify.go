@@ -174,6 +174,9 @@ func runModify(ctx context.Context, o *modifyOptions) error {
 			return err
 		}
 	}
+	if err := workdb.CheckUpdate(m.Update, lim); err != nil {
+		return err
+	}
 	if m.Filter, err = workdb.EngineFilter(m.Filter, lim); err != nil {
 		return err
 	}

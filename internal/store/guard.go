@@ -533,15 +533,89 @@ func refusal(msg []byte) string {
 		case !seq && inTransaction(doc):
 			why = noTransactions
 		case !seq:
-			why = guardDoc(doc, "")
+			why = cmp.Or(guardDoc(doc, ""), misEvaluatedIn(doc, false))
 		default:
-			if w := guardDoc(doc, ""); w != "" {
+			if w := cmp.Or(guardDoc(doc, ""), misEvaluatedIn(doc, true)); w != "" {
 				why = fmt.Sprintf("document %d: %s", n+1, w)
 			}
 		}
 		return why == ""
 	})
 	return why
+}
+
+// MisEvaluated names the first update operator in update that FerretDB
+// v1 accepts and then evaluates otherwise than MongoDB, silently
+// (measured on the embedded engine, the same on a plain database there;
+// review40), or returns op "": a $pull whose value is a document (a
+// condition such as {$gte: 2}, or a query on the elements' fields such as
+// {_id: 7}) removes nothing there, where MongoDB removes the elements it
+// matches; $push's $sort, $slice and $position are ignored there (what
+// names the modifier).
+func MisEvaluated(update bson.Raw) (op, field, what string) {
+	ops, err := update.Elements()
+	if err != nil {
+		return "", "", ""
+	}
+	for _, o := range ops {
+		fields, ok := o.Value().DocumentOK()
+		if !ok || (o.Key() != "$pull" && o.Key() != "$push") {
+			continue
+		}
+		elems, err := fields.Elements()
+		if err != nil {
+			continue
+		}
+		for _, f := range elems {
+			arg, ok := f.Value().DocumentOK()
+			if !ok {
+				continue
+			}
+			if o.Key() == "$pull" {
+				return "$pull", f.Key(), ""
+			}
+			for _, m := range []string{"$sort", "$slice", "$position"} {
+				if _, err := arg.LookupErr(m); err == nil {
+					return "$push", f.Key(), m
+				}
+			}
+		}
+	}
+	return "", "", ""
+}
+
+// misEvaluatedIn says why the update statements of command body doc (an
+// update's statements, or findAndModify's update) or statement doc (one
+// of a document sequence) are refused, or "".
+func misEvaluatedIn(doc bson.Raw, seq bool) string {
+	var updates []bson.Raw
+	if seq {
+		if u, ok := doc.Lookup("u").DocumentOK(); ok {
+			updates = append(updates, u)
+		}
+	} else if st, ok := doc.Lookup("updates").ArrayOK(); ok {
+		vals, _ := st.Values()
+		for _, v := range vals {
+			if d, ok := v.DocumentOK(); ok {
+				if u, ok := d.Lookup("u").DocumentOK(); ok {
+					updates = append(updates, u)
+				}
+			}
+		}
+	} else if _, err := doc.LookupErr("findAndModify"); err == nil {
+		if u, ok := doc.Lookup("update").DocumentOK(); ok {
+			updates = append(updates, u)
+		}
+	}
+	for _, u := range updates {
+		switch op, field, what := MisEvaluated(u); op {
+		case "$pull":
+			return fmt.Sprintf("$pull of %q by a condition or a document: the embedded engine would remove nothing, where MongoDB removes the elements it matches (use a MongoDB server; $pull of a plain value, and $pullAll, work)", field)
+		case "$push":
+			return fmt.Sprintf("$push to %q with %s: the embedded engine would ignore %s (use a MongoDB server)", field, what, what)
+		}
+	}
+	return ""
 }
 
 // bsonDoc splits the BSON document at the start of b from what follows.

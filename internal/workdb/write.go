@@ -137,6 +137,31 @@ func CheckQuery(what string, doc bson.Raw, lim Limits) error {
 	return nil
 }
 
+// CheckUpdate refuses the update operators FerretDB v1 accepts and then
+// evaluates otherwise than MongoDB, silently (store.MisEvaluated).
+// Committed, such an update would record what MongoDB would never have
+// made of the document.
+func CheckUpdate(update bson.Raw, lim Limits) error {
+	if update == nil || lim.Engine == "" {
+		return nil
+	}
+	switch op, field, what := store.MisEvaluated(update); op {
+	case "$pull":
+		return fmt.Errorf("update: $pull of %q by a condition or a document: %s would remove nothing, where MongoDB removes the elements it matches (%s; $pull of a plain value, and $pullAll, work)", field, lim.Engine, lim.elsewhere())
+	case "$push":
+		return fmt.Errorf("update: $push to %q with %s: %s would ignore %s (%s)", field, what, lim.Engine, what, lim.elsewhere())
+	}
+	return nil
+}
+
+// elsewhere says where what the engine does not do is done.
+func (l Limits) elsewhere() string {
+	if l.Engine == EmbeddedEngine {
+		return "use a MongoDB server with --uri"
+	}
+	return "MongoDB evaluates it"
+}
+
 // CheckDocument refuses a document that is too large or that the engine
 // cannot store.
 func CheckDocument(doc bson.Raw, lim Limits) error {

@@ -58,6 +58,22 @@ async function main() {
     } catch (err) {
       console.log(`$lookup: ${err.codeName} ${err.code}: ${err.message}`);
     }
+    // Update operators the engine takes and then evaluates otherwise
+    // than MongoDB, silently: refused with a reason instead.
+    const ops = {
+      'pull condition': () => c.updateOne({ _id: 'after' }, { $pull: { a: { $gte: 2 } } }),
+      'pull by _id': () => c.updateMany({}, { $pull: { items: { _id: 7 } } }),
+      'push sort': () => c.findOneAndUpdate({ _id: 'after' }, { $push: { a: { $each: [1], $sort: 1 } } }),
+      'push slice': () => c.bulkWrite([{ updateOne: { filter: { _id: 'after' }, update: { $push: { a: { $each: [1], $slice: 2 } } } } }]),
+    };
+    for (const [name, f] of Object.entries(ops)) {
+      try {
+        await f();
+        console.log(`${name}: accepted`);
+      } catch (err) {
+        console.log(`${name}: ${err.codeName} ${err.code}: ${err.message}`);
+      }
+    }
     // The same client still works.
     await c.insertOne({ _id: 'after', ok: true });
     console.log(JSON.stringify(await c.find({}).sort({ _id: 1 }).toArray()));
