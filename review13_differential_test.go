@@ -47,7 +47,9 @@ func TestReview13UpdateManyMatchesTheEngine(t *testing.T) {
 		{`{}`, `{"$set": {"a.b.c": 1, "z": {"q": null, "r": {"$minKey": 1}}}}`},
 		{`{}`, `{"$unset": {"sub.x": "", "missing": "", "arr.0": ""}}`},
 		{`{}`, `{"$rename": {"sub": "moved", "s": "t", "n": "sub2.n"}}`},
-		{`{}`, `{"$push": {"arr": {"$each": [9, 8], "$position": 0}}}`},
+		// (With $position, $sort or $slice, which the engine ignores,
+		// argon refuses the update: roundtrip.txtar.)
+		{`{}`, `{"$push": {"arr": {"$each": [9, 8]}}}`},
 		{`{}`, `{"$pull": {"arr": 2}}`},
 		{`{}`, `{"$pullAll": {"arr": [1, 3]}}`},
 		{`{}`, `{"$addToSet": {"arr": {"$each": [1, 7, 7]}}}`},
