@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -58,7 +59,14 @@ at least as many entries as that image holds documents.`,
 			}
 			existed := before != nil && before.ID == img.ID && before.Token == img.Token
 			if f.JSON {
-				return f.IO.PrintJSON(map[string]any{"image": imageJSONOf(img, p.Branch.Name), "existed": existed})
+				// Named as snapshot list names it: by the branch whose
+				// timeline holds the image, none when no branch does (a
+				// state from before a reset: review39).
+				name, err := imageBranch(ctx, r, project, img.TL)
+				if err != nil {
+					return err
+				}
+				return f.IO.PrintJSON(map[string]any{"image": imageJSONOf(img, name), "existed": existed})
 			}
 			if existed {
 				fmt.Fprintf(f.IO.Out, "an image of %s@%d already exists\n", p.Branch.Name, p.LSN)
@@ -88,6 +96,20 @@ type imageJSON struct {
 func imageJSONOf(img *wal.Image, branch string) imageJSON {
 	return imageJSON{Branch: branch, Timeline: img.TL, LSN: img.LSN, Docs: img.Docs, Indexes: img.Indexes,
 		Bytes: img.Bytes, Chunks: img.Chunks, Created: img.Time.UTC()}
+}
+
+// imageBranch is the branch whose timeline is tl, as snapshot list names
+// an image's: "" when no branch points at it now.
+func imageBranch(ctx context.Context, r *wal.Repo, project, tl string) (string, error) {
+	bs, err := r.Branches(ctx, project)
+	if err != nil {
+		return "", err
+	}
+	names, err := r.NamesOf(ctx, project, bs, []string{})
+	if err != nil {
+		return "", err
+	}
+	return names[tl], nil
 }
 
 func newSnapshotListCmd(f *Factory) *cobra.Command {
