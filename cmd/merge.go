@@ -402,8 +402,12 @@ func reportUnique(f *Factory, report map[string]any, dke *workdb.DuplicateKeyErr
 func uniqueConflictJSON(dke *workdb.DuplicateKeyError, puts []workdb.Put) (conflictJSON, error) {
 	var err error
 	c := conflictJSON{Collection: dke.Coll, Path: "(unique index)", Unique: dke.Indexes}
-	if c.Unique == nil {
-		c.Unique = []string{}
+	if len(c.Unique) == 0 {
+		// No other unique index: the _id's, which every collection
+		// has (two _ids the engine takes for one, such as binary data of
+		// subtypes 0 and 0x80 with the same bytes; review40 saw an empty
+		// name here).
+		c.Unique = []string{"_id_"}
 	}
 	if dke.ID.Type != 0 {
 		if c.ID, err = ejson.FormatValue(dke.ID, false); err != nil {
