@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -340,6 +341,11 @@ func (f *Factory) project(ctx context.Context) (*wal.Repo, string, error) {
 	if _, err := r.Project(ctx, name); err != nil {
 		var nf *wal.NotFoundError
 		if errors.As(err, &nf) {
+			if f.Workspace != nil && f.wsConfig != nil && name == f.wsConfig.Project {
+				// Another --db (review41).
+				db := cmp.Or(f.wsConfig.DB, wal.DefaultDatabase)
+				return nil, "", withHint(err, "the workspace's project "+name+" is in metadata database "+db+"; check --db")
+			}
 			if f.Workspace != nil && f.URI == "" && f.wsConfig != nil {
 				// The workspace's own engine: another folder's init
 				// makes another engine, which this one never sees

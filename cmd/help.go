@@ -148,9 +148,10 @@ one gets an error reply. It stores -0.0 as 0.0, and moves an _id field
 to the front of every embedded document: {"s": {"a": 1, "_id": 2}} is
 stored, logged and shown as {"s": {"_id": 2, "a": 1}}, so a filter that
 names such a document whole must name _id first. It evaluates a $pull
-by a condition or a document, and $push's $sort, $slice and $position,
-otherwise than MongoDB (it would change nothing): argon refuses those
-updates, and argon serve answers them with an error. A FerretDB server
+by a condition, a document or a pattern (it removes only the elements
+equal to it), and $push's $sort, $slice and $position (it ignores them),
+otherwise than MongoDB: argon refuses those updates, and argon serve
+answers them with an error. A FerretDB server
 over PostgreSQL also cannot store a NUL character in a string. Use a
 MongoDB server (--uri) for such data (see argon help engine).`),
 		topic("engine", "Where the data lives: the embedded engine or a MongoDB server", `argon keeps its log, and every branch's working database, in one MongoDB

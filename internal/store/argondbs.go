@@ -22,18 +22,23 @@ import (
 // credential: this keeps mistakes out, not an application that poses as
 // argon.
 //
-// A metadata database is known by the unique index of its slots
-// collection, tl_1_n_1 (the one wal.EnsureSchema creates when a project
-// is first made): a database in the data folder whose slots collection
-// has it when the serve starts, or one where argon's own client creates
-// it afterwards; never a database holding _argon, a working database's
-// marker. Until review39 any database where argon's client wrote a
-// collection named slots or leases counted, and a branch whose data
-// held such a collection (a booking application's slots, a property
-// application's leases) refused every write of its applications.
+// A metadata database is known by the unique indexes wal.EnsureSchema
+// creates when its first project is made, tl_1_n_1 on slots and
+// project_1_name_1 on branches (logIndexes): a database in the data
+// folder that has both when the serve starts, or one where argon's own
+// client creates both afterwards; never a database holding _argon, a
+// working database's marker. Until review39 any database where argon's
+// client wrote a collection named slots or leases counted, and a branch
+// whose data held such a collection (a booking application's slots, a
+// property application's leases) refused every write of its
+// applications; with the slots index alone, an export of data whose
+// slots had a unique {tl: 1, n: 1} index did the same (review41).
 type argonDBs struct {
 	mu  sync.Mutex
 	dbs map[string]bool
+	// indexed holds, by database, the log's indexes argon's client has
+	// created there while the serve runs.
+	indexed map[string]map[string]bool
 	// dataDir is the engine's data folder ("" when unknown).
 	dataDir string
 	// gone holds the databases argon's own client dropped and has not
@@ -45,7 +50,7 @@ type argonDBs struct {
 // metadataDBsIn finds the metadata databases among the embedded engine's
 // database files in dataDir (the engine names a file after its database).
 func metadataDBsIn(dataDir string) *argonDBs {
-	a := &argonDBs{dbs: map[string]bool{}, gone: map[string]bool{}, dataDir: dataDir}
+	a := &argonDBs{dbs: map[string]bool{}, gone: map[string]bool{}, indexed: map[string]map[string]bool{}, dataDir: dataDir}
 	files, _ := filepath.Glob(filepath.Join(dataDir, "*.sqlite"))
 	for _, f := range files {
 		if isMetadataFile(f) {
@@ -55,25 +60,26 @@ func metadataDBsIn(dataDir string) *argonDBs {
 	return a
 }
 
-// logIndex is the name of the unique index wal.EnsureSchema puts on a
-// metadata database's slots collection ({tl: 1, n: 1}).
-const logIndex = "tl_1_n_1"
+// logIndexes are the unique indexes wal.EnsureSchema puts on a metadata
+// database, by collection: {tl: 1, n: 1} on slots, {project: 1, name: 1}
+// on branches.
+var logIndexes = map[string]string{"slots": "tl_1_n_1", "branches": "project_1_name_1"}
 
 // isMetadataFile reports whether the engine's database file at path is a
-// metadata database's: its slots collection has the log's unique index,
-// and it holds no working database's marker.
+// metadata database's: it has the log's unique indexes, and it holds no
+// working database's marker.
 func isMetadataFile(path string) bool {
 	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(1000)")
 	if err != nil {
 		return false
 	}
 	defer db.Close()
-	rows, err := db.Query(fmt.Sprintf(`SELECT name, settings FROM %q WHERE name IN ('slots', '_argon')`, metadataTable))
+	rows, err := db.Query(fmt.Sprintf(`SELECT name, settings FROM %q WHERE name IN ('slots', 'branches', '_argon')`, metadataTable))
 	if err != nil {
 		return false
 	}
 	defer rows.Close()
-	indexed := false
+	found := 0
 	for rows.Next() {
 		var name, settings string
 		if rows.Scan(&name, &settings) != nil || name == "_argon" {
@@ -89,10 +95,13 @@ func isMetadataFile(path string) bool {
 			return false
 		}
 		for _, ix := range st.Indexes {
-			indexed = indexed || (ix.Name == logIndex && ix.Unique)
+			if ix.Name == logIndexes[name] && ix.Unique {
+				found++
+				break
+			}
 		}
 	}
-	return rows.Err() == nil && indexed
+	return rows.Err() == nil && found == len(logIndexes)
 }
 
 // holdsMarker reports whether database db's file holds a working
@@ -113,11 +122,23 @@ func (a *argonDBs) holdsMarker(db string) bool {
 
 // wrote records a write command cmd (msg) of argon's own client to
 // collection coll of db: a metadata database is one where it creates the
-// log's unique index on slots, unless db holds a working database's
-// marker (an index of that name a user made on a collection of theirs
-// named slots).
+// log's unique indexes, unless db holds a working database's marker
+// (indexes of those names a user made on collections of theirs).
 func (a *argonDBs) wrote(db, coll, cmd string, msg []byte) {
-	if a == nil || db == "" || cmd != "createIndexes" || coll != "slots" || !createsIndex(msg, logIndex) || a.holdsMarker(db) {
+	name, ok := logIndexes[coll]
+	if a == nil || db == "" || cmd != "createIndexes" || !ok || !createsIndex(msg, name) {
+		return
+	}
+	a.mu.Lock()
+	seen := a.indexed[db]
+	if seen == nil {
+		seen = map[string]bool{}
+		a.indexed[db] = seen
+	}
+	seen[coll] = true
+	all := len(seen) == len(logIndexes)
+	a.mu.Unlock()
+	if !all || a.holdsMarker(db) {
 		return
 	}
 	a.mu.Lock()

@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -547,10 +548,11 @@ func refusal(msg []byte) string {
 // MisEvaluated names the first update operator in update that FerretDB
 // v1 accepts and then evaluates otherwise than MongoDB, silently
 // (measured on the embedded engine, the same on a plain database there;
-// review40), or returns op "": a $pull whose value is a document (a
-// condition such as {$gte: 2}, or a query on the elements' fields such as
-// {_id: 7}) removes nothing there, where MongoDB removes the elements it
-// matches; $push's $sort, $slice and $position are ignored there (what
+// review40, review41), or returns op "": a $pull whose value is a
+// document (a condition such as {$gte: 2}, or a query on the elements'
+// fields such as {_id: 7}) or a regular expression removes there only
+// the elements equal to that value, where MongoDB removes every element
+// it matches; $push's $sort, $slice and $position are ignored there (what
 // names the modifier).
 func MisEvaluated(update bson.Raw) (op, field, what string) {
 	ops, err := update.Elements()
@@ -567,6 +569,11 @@ func MisEvaluated(update bson.Raw) (op, field, what string) {
 			continue
 		}
 		for _, f := range elems {
+			if o.Key() == "$pull" && f.Value().Type == bson.TypeRegex {
+				// A condition too, in MongoDB: the strings it
+				// matches (review41).
+				return "$pull", f.Key(), ""
+			}
 			arg, ok := f.Value().DocumentOK()
 			if !ok {
 				continue
@@ -602,7 +609,9 @@ func misEvaluatedIn(doc bson.Raw, seq bool) string {
 				}
 			}
 		}
-	} else if _, err := doc.LookupErr("findAndModify"); err == nil {
+	} else if first, err := doc.IndexErr(0); err == nil && strings.EqualFold(first.Key(), "findAndModify") {
+		// Any case of the name: the engine takes the old findandmodify
+		// too (review41).
 		if u, ok := doc.Lookup("update").DocumentOK(); ok {
 			updates = append(updates, u)
 		}
@@ -610,7 +619,7 @@ func misEvaluatedIn(doc bson.Raw, seq bool) string {
 	for _, u := range updates {
 		switch op, field, what := MisEvaluated(u); op {
 		case "$pull":
-			return fmt.Sprintf("$pull of %q by a condition or a document: the embedded engine would remove nothing, where MongoDB removes the elements it matches (use a MongoDB server; $pull of a plain value, and $pullAll, work)", field)
+			return fmt.Sprintf("$pull of %q by a condition, a document or a pattern: the embedded engine would remove only the elements equal to it, where MongoDB removes every element it matches (use a MongoDB server; $pull of a plain value, and $pullAll, work)", field)
 		case "$push":
 			return fmt.Sprintf("$push to %q with %s: the embedded engine would ignore %s (use a MongoDB server)", field, what, what)
 		}

@@ -11,12 +11,16 @@ import (
 )
 
 // makeMetadata makes db a metadata database as wal.EnsureSchema does: the
-// log's unique index on slots, and a slot.
+// log's unique indexes on slots and branches, and a slot.
 func makeMetadata(t *testing.T, db *mongo.Database) {
 	t.Helper()
 	ctx := context.Background()
 	if _, err := db.Collection("slots").Indexes().CreateOne(ctx, mongo.IndexModel{
 		Keys: bson.D{{Key: "tl", Value: 1}, {Key: "n", Value: 1}}, Options: options.Index().SetUnique(true)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Collection("branches").Indexes().CreateOne(ctx, mongo.IndexModel{
+		Keys: bson.D{{Key: "project", Value: 1}, {Key: "name", Value: 1}}, Options: options.Index().SetUnique(true)}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.Collection("slots").InsertOne(ctx, bson.D{{Key: "_id", Value: "s1"}, {Key: "tl", Value: "t"}, {Key: "n", Value: 0}}); err != nil {
@@ -52,9 +56,13 @@ func TestReview39ApplicationsWriteCollectionsNamedLikeTheLogs(t *testing.T) {
 			}
 		}
 	}
-	if _, err := work.Collection("slots").Indexes().CreateOne(ctx, mongo.IndexModel{
-		Keys: bson.D{{Key: "tl", Value: 1}, {Key: "n", Value: 1}}, Options: options.Index().SetUnique(true)}); err != nil {
-		t.Fatal(err)
+	// The log's index on slots, in the working database and in the
+	// export target (review41: the export was taken for a log).
+	for _, db := range []*mongo.Database{work, export} {
+		if _, err := db.Collection("slots").Indexes().CreateOne(ctx, mongo.IndexModel{
+			Keys: bson.D{{Key: "tl", Value: 1}, {Key: "n", Value: 1}}, Options: options.Index().SetUnique(true)}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	makeMetadata(t, argon.Database("argon_p"))
 	check := func(when string, app *mongo.Client) {

@@ -25,12 +25,22 @@ func TestReview40ServeRefusesMisEvaluatedUpdates(t *testing.T) {
 		update bson.D
 		why    string
 	}{
-		{bson.D{{Key: "$pull", Value: bson.D{{Key: "a", Value: bson.D{{Key: "$gte", Value: 2}}}}}}, `$pull of "a" by a condition or a document`},
+		{bson.D{{Key: "$pull", Value: bson.D{{Key: "a", Value: bson.D{{Key: "$gte", Value: 2}}}}}}, `$pull of "a" by a condition, a document or a pattern`},
+		{bson.D{{Key: "$pull", Value: bson.D{{Key: "a", Value: bson.Regex{Pattern: "^a"}}}}}, `$pull of "a" by a condition, a document or a pattern`},
 		{bson.D{{Key: "$set", Value: bson.D{{Key: "b", Value: 1}}}, {Key: "$push", Value: bson.D{{Key: "a", Value: bson.D{{Key: "$each", Value: bson.A{0}}, {Key: "$position", Value: 0}}}}}}, `$push to "a" with $position`},
 	} {
 		_, err := c.UpdateOne(ctx, bson.D{{Key: "_id", Value: 1}}, tc.update)
 		if err == nil || !strings.Contains(err.Error(), tc.why) {
 			t.Errorf("update %v: %v, want the serve's refusal (%s)", tc.update, err, tc.why)
+		}
+	}
+	// findAndModify under any case of its name, as the engine takes it
+	// (review41: the old findandmodify went through).
+	for _, name := range []string{"findAndModify", "findandmodify"} {
+		err := c.Database().RunCommand(ctx, bson.D{{Key: name, Value: "c"}, {Key: "query", Value: bson.D{{Key: "_id", Value: 1}}},
+			{Key: "update", Value: bson.D{{Key: "$pull", Value: bson.D{{Key: "a", Value: bson.D{{Key: "$gte", Value: 2}}}}}}}}).Err()
+		if err == nil || !strings.Contains(err.Error(), `$pull of "a" by a condition`) {
+			t.Errorf("%s with a $pull by a condition: %v, want the serve's refusal", name, err)
 		}
 	}
 	if _, err := c.UpdateOne(ctx, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$pull", Value: bson.D{{Key: "a", Value: 1}}},

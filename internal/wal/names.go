@@ -349,7 +349,7 @@ func ArgonDatabase(ctx context.Context, db *mongo.Database) (string, error) {
 
 // slotsIndex is the name of the unique index EnsureSchema puts on the
 // slots collection, {tl: 1, n: 1}; argon serve knows a metadata database
-// by it too (store.logIndex).
+// by it and the branches index (store.logIndexes).
 const slotsIndex = "tl_1_n_1"
 
 // DropOwnedOrphan drops database name, one of this repo's caches (a view

@@ -242,7 +242,7 @@ func (w *Branch) Modify(ctx context.Context, coll string, m Modification, lim Li
 		default:
 			if _, err := c.UpdateMany(ctx, updateFilter(m.Filter, m.Update, byID), m.Update); err != nil {
 				if isDuplicate(err) {
-					return nil, w.duplicateOnMany(ctx, c, coll, ids, m.Update, err)
+					return nil, w.duplicateOnMany(ctx, c, coll, ids, m.Filter, m.Update, err)
 				}
 				return nil, err
 			}
@@ -855,12 +855,15 @@ func (w *Branch) checkedChanges(coll string, ids []bson.RawValue, pre, posts []b
 // touched keys back from the log and applies the update one document at a
 // time (the whole change is undone anyway). It returns err when no single
 // document breaks it.
-func (w *Branch) duplicateOnMany(ctx context.Context, c *mongo.Collection, coll string, ids []bson.RawValue, update bson.Raw, err error) error {
+func (w *Branch) duplicateOnMany(ctx context.Context, c *mongo.Collection, coll string, ids []bson.RawValue, filter, update bson.Raw, err error) error {
 	if rerr := w.Repair(ctx, w.base, w.touched); rerr != nil {
 		return err
 	}
 	for _, id := range ids {
-		if _, uerr := c.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}}, update); isDuplicate(uerr) {
+		// With the user's filter for a positional $ (updateFilter;
+		// review41: MongoDB refused each by _id alone, and the name was
+		// lost).
+		if _, uerr := c.UpdateOne(ctx, updateFilter(filter, update, bson.D{{Key: "_id", Value: id}}), update); isDuplicate(uerr) {
 			return duplicateOnChange(ctx, c, coll, id, uerr)
 		}
 	}

@@ -147,7 +147,7 @@ func CheckUpdate(update bson.Raw, lim Limits) error {
 	}
 	switch op, field, what := store.MisEvaluated(update); op {
 	case "$pull":
-		return fmt.Errorf("update: $pull of %q by a condition or a document: %s would remove nothing, where MongoDB removes the elements it matches (%s; $pull of a plain value, and $pullAll, work)", field, lim.Engine, lim.elsewhere())
+		return fmt.Errorf("update: $pull of %q by a condition, a document or a pattern: %s would remove only the elements equal to it, where MongoDB removes every element it matches (%s; $pull of a plain value, and $pullAll, work)", field, lim.Engine, lim.elsewhere())
 	case "$push":
 		return fmt.Errorf("update: $push to %q with %s: %s would ignore %s (%s)", field, what, lim.Engine, what, lim.elsewhere())
 	}
