@@ -114,7 +114,7 @@ func (w *Branch) diff(ctx context.Context, head int64) ([]Change, error) {
 // log (wal.FoldEach): it holds each scanned document's key and 128-bit
 // hash (docSum, the fingerprint's), the committed versions of the
 // documents that differ, and the committed index specifications, not the
-// state. Without kept (the scan passed keepMax) it folds the state and
+// state. Without kept (the scan passed its ReadMemory.Keep) it folds the state and
 // reads the database again (diffState).
 func (w *Branch) diffKept(ctx context.Context, head int64, kept *scanned) ([]Change, error) {
 	if kept == nil {

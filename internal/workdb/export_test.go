@@ -17,22 +17,6 @@ func SetBulkLimits(t testing.TB, few, max int) {
 	t.Cleanup(func() { fewIDs, maxDelete = oldFew, oldMax })
 }
 
-// SetSpoolMemory sets how many bytes of a read's documents a Docs with
-// Spill keeps in memory; t's cleanup restores it.
-func SetSpoolMemory(t testing.TB, n int) {
-	old := spoolMemory
-	spoolMemory = n
-	t.Cleanup(func() { spoolMemory = old })
-}
-
-// SetKeepMax sets how many bytes of documents a status scan keeps for
-// the comparison that follows; t's cleanup restores it.
-func SetKeepMax(t testing.TB, n int) {
-	old := keepMax
-	keepMax = n
-	t.Cleanup(func() { keepMax = old })
-}
-
 // SetRunBytes sets how many bytes of documents EachByID sorts in memory
 // at a time; t's cleanup restores it.
 func SetRunBytes(t testing.TB, n int) {

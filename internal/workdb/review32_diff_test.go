@@ -91,10 +91,12 @@ func r32Doc(rng *rand.Rand, id any) bson.D {
 // them leaves nothing to report.
 func TestReview32DiffKeptIsDiffState(t *testing.T) {
 	// Random histories: 3 in the README's suite, 30 at the nightly size
-	// (internal/testsize). Not in parallel: the cases set spoolMemory and
-	// keepMax, package variables.
+	// (internal/testsize). The cases' spool and keep sizes go in their
+	// contexts (workdb.WithReadMemory), so the seeds run in parallel.
+	t.Parallel()
 	for seed := 1; seed <= testsize.Pick(3, 30); seed++ {
 		t.Run(fmt.Sprintf("seed %d", seed), func(t *testing.T) {
+			t.Parallel()
 			r32Run(t, int64(seed))
 		})
 	}
@@ -174,9 +176,8 @@ func r32Run(t *testing.T, seed int64) {
 			name        string
 			spool, keep int
 		}{{"memory", 4 << 20, 256 << 20}, {"files", 700, 256 << 20}, {"tiny files", 1, 256 << 20}, {"past keepMax", 4 << 20, 5000}} {
-			workdb.SetSpoolMemory(t, c.spool)
-			workdb.SetKeepMax(t, c.keep)
-			got, keptNil, err := h.w.Review32DiffKept(h.ctx, head)
+			ctx := workdb.WithReadMemory(h.ctx, workdb.ReadMemory{Spool: c.spool, Keep: c.keep})
+			got, keptNil, err := h.w.Review32DiffKept(ctx, head)
 			if err != nil {
 				t.Fatalf("round %d, %s: %v", round, c.name, err)
 			}
@@ -191,7 +192,7 @@ func r32Run(t *testing.T, seed int64) {
 			if !sameOrder {
 				orderDiffs++
 			}
-			ch, _, err := h.w.Changes(h.ctx)
+			ch, _, err := h.w.Changes(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -200,19 +201,18 @@ func r32Run(t *testing.T, seed int64) {
 					strings.Join(r32Lines(ch), "\n"), strings.Join(r32Lines(want), "\n"))
 			}
 		}
-		workdb.SetSpoolMemory(t, 700)
-		workdb.SetKeepMax(t, 256<<20)
+		ctx := workdb.WithReadMemory(h.ctx, workdb.ReadMemory{Spool: 700})
 		if rng.Intn(2) == 0 {
-			if _, _, _, err := h.w.CommitChanges(h.ctx, wal.CommitInfo{}, workdb.Limits{}); err != nil {
+			if _, _, _, err := h.w.CommitChanges(ctx, wal.CommitInfo{}, workdb.Limits{}); err != nil {
 				t.Logf("round %d: commit: %v (restoring)", round, err)
-				if _, err := h.w.Restore(h.ctx); err != nil {
+				if _, err := h.w.Restore(ctx); err != nil {
 					t.Fatal(err)
 				}
 			}
-		} else if _, err := h.w.Restore(h.ctx); err != nil {
+		} else if _, err := h.w.Restore(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if ch, _, err := h.w.Changes(h.ctx); err != nil || len(ch) != 0 {
+		if ch, _, err := h.w.Changes(ctx); err != nil || len(ch) != 0 {
 			t.Fatalf("round %d: after commit or restore: %v, %v", round, r32Lines(ch), err)
 		}
 	}
@@ -230,6 +230,7 @@ func mongoIndex(rng *rand.Rand) mongo.IndexModel {
 // application filled (no marker): the streamed comparison at LSN 0 and
 // Changes list what diffState lists.
 func TestReview32DiffKeptOnAnEmptyLog(t *testing.T) {
+	t.Parallel()
 	h := newR7(t)
 	if _, err := h.w.DB.Collection("a").InsertMany(h.ctx, []any{
 		bson.D{{Key: "_id", Value: int32(1)}}, bson.D{{Key: "_id", Value: int64(2)}, {Key: "p", Value: strings.Repeat("y", 3000)}},
@@ -239,19 +240,19 @@ func TestReview32DiffKeptOnAnEmptyLog(t *testing.T) {
 	if _, err := h.w.DB.Collection("b").Indexes().CreateOne(h.ctx, mongo.IndexModel{Keys: bson.D{{Key: "v", Value: 1}}}); err != nil {
 		t.Fatal(err)
 	}
-	workdb.SetSpoolMemory(t, 100)
-	want, err := h.w.Review32DiffState(h.ctx, 0)
+	ctx := workdb.WithReadMemory(h.ctx, workdb.ReadMemory{Spool: 100})
+	want, err := h.w.Review32DiffState(ctx, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, _, err := h.w.Review32DiffKept(h.ctx, 0)
+	got, _, err := h.w.Review32DiffKept(ctx, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if same, _ := r32Same(got, want); !same || len(want) != 3 {
 		t.Fatalf("diffKept\n%s\nwant (diffState, 3 changes)\n%s", strings.Join(r32Lines(got), "\n"), strings.Join(r32Lines(want), "\n"))
 	}
-	ch, head, err := h.w.Changes(h.ctx)
+	ch, head, err := h.w.Changes(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,8 +18,10 @@ import (
 // memory and in the spools' files, the streamed comparison lists exactly
 // what diffState lists, and Changes too.
 func TestReview32DiffKeptOverAMultiChunkImage(t *testing.T) {
+	t.Parallel()
 	for _, damage := range []string{"intact", "checked", "unchecked", "checked over an older image"} {
 		t.Run(damage, func(t *testing.T) {
+			t.Parallel()
 			h := newR7(t)
 			var docs []bson.D
 			for i := 0; i < 3000; i++ {
@@ -99,15 +101,15 @@ func TestReview32DiffKeptOverAMultiChunkImage(t *testing.T) {
 				t.Fatalf("diffState lists %d changes:\n%s", len(want), strings.Join(r32Lines(want), "\n"))
 			}
 			for _, spool := range []int{4 << 20, 5000} {
-				workdb.SetSpoolMemory(t, spool)
-				got, _, err := h.w.Review32DiffKept(h.ctx, head)
+				ctx := workdb.WithReadMemory(h.ctx, workdb.ReadMemory{Spool: spool})
+				got, _, err := h.w.Review32DiffKept(ctx, head)
 				if err != nil {
 					t.Fatal(err)
 				}
 				if same, _ := r32Same(got, want); !same {
 					t.Fatalf("spool %d: diffKept\n%s\nwant\n%s", spool, strings.Join(r32Lines(got), "\n"), strings.Join(r32Lines(want), "\n"))
 				}
-				ch, _, err := h.w.Changes(h.ctx)
+				ch, _, err := h.w.Changes(ctx)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -59,8 +59,8 @@ func r32Check(t *testing.T, d *workdb.Docs, want []bson.Raw) {
 // documents All returned from memory keep their bytes through later
 // Adds; Close then Add works.
 func TestReview32DocsInterplay(t *testing.T) {
-	workdb.SetSpoolMemory(t, 1000)
-	d := &workdb.Docs{Spill: true}
+	t.Parallel()
+	d := &workdb.Docs{Spill: true, Memory: 1000}
 	defer d.Close()
 	var want []bson.Raw
 	add := func(doc bson.Raw) {
@@ -109,7 +109,7 @@ func TestReview32DocsInterplay(t *testing.T) {
 	r32Check(t, d, want)
 
 	// The boundary: a document that fills the memory exactly.
-	e := &workdb.Docs{Spill: true}
+	e := &workdb.Docs{Spill: true, Memory: 1000}
 	defer e.Close()
 	exact := r32SpoolDoc(0, 10)
 	exact = r32SpoolDoc(0, 10+1000-len(exact))
@@ -124,8 +124,8 @@ func TestReview32DocsInterplay(t *testing.T) {
 	}
 	r32Check(t, e, want)
 
-	// A first document past the memory, and one of 16 MiB.
-	workdb.SetSpoolMemory(t, 4<<20)
+	// A first document past the memory (4 MiB, the default), and one of
+	// 16 MiB.
 	g := &workdb.Docs{Spill: true}
 	defer g.Close()
 	big := r32SpoolDoc(0, 16*1024*1024-40)
@@ -154,12 +154,12 @@ func TestReview32StatusWithoutATemporaryDirectory(t *testing.T) {
 		docs = append(docs, bson.D{{Key: "_id", Value: int32(i)}, {Key: "p", Value: strings.Repeat("x", 200)}})
 	}
 	h.insert("c", docs...)
-	workdb.SetSpoolMemory(t, 2000) // stands for 4 MiB: a collection past it
+	ctx := workdb.WithReadMemory(h.ctx, workdb.ReadMemory{Spool: 2000}) // stands for 4 MiB: a collection past it
 	t.Setenv("TMPDIR", filepath.Join(t.TempDir(), "gone"))
 	if _, err := os.CreateTemp("", "x"); err == nil {
 		t.Fatal("the temporary directory takes files")
 	}
-	changes, _, err := h.w.Changes(h.ctx)
+	changes, _, err := h.w.Changes(ctx)
 	if err != nil {
 		t.Errorf("status of an unchanged database without a temporary directory: %v", err)
 	} else if len(changes) != 0 {
@@ -167,21 +167,21 @@ func TestReview32StatusWithoutATemporaryDirectory(t *testing.T) {
 	}
 	// An application's change: the comparison could read the database
 	// again (diffState), as it does past keepMax.
-	if _, err := h.w.DB.Collection("c").DeleteOne(h.ctx, bson.D{{Key: "_id", Value: int32(3)}}); err != nil {
+	if _, err := h.w.DB.Collection("c").DeleteOne(ctx, bson.D{{Key: "_id", Value: int32(3)}}); err != nil {
 		t.Fatal(err)
 	}
-	changes, _, err = h.w.Changes(h.ctx)
+	changes, _, err = h.w.Changes(ctx)
 	if err != nil {
 		t.Errorf("status of a changed database without a temporary directory: %v", err)
 	} else if len(changes) != 1 {
 		t.Errorf("changes %d, want 1", len(changes))
 	}
-	if _, _, _, err := h.w.CommitChanges(h.ctx, wal.CommitInfo{}, workdb.Limits{}); err != nil {
+	if _, _, _, err := h.w.CommitChanges(ctx, wal.CommitInfo{}, workdb.Limits{}); err != nil {
 		t.Errorf("commit of the change without a temporary directory: %v", err)
 	}
-	d := &workdb.Docs{Spill: true}
+	d := &workdb.Docs{Spill: true, Memory: 2000}
 	defer d.Close()
-	if err := h.w.FindTo(h.ctx, "c", workdb.Query{}, d); err != nil {
+	if err := h.w.FindTo(ctx, "c", workdb.Query{}, d); err != nil {
 		t.Errorf("find without a temporary directory: %v", err)
 	}
 }

@@ -2,6 +2,8 @@ package workdb
 
 import (
 	"bufio"
+	"cmp"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -11,24 +13,55 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
-// spoolMemory is how many bytes of documents a Docs with Spill set keeps
-// in memory before it writes the rest to a temporary file.
-var spoolMemory = 4 << 20
+// defaultSpoolMemory is how many bytes of documents a Docs with Spill set
+// keeps in memory before it writes the rest to a temporary file, unless
+// its Memory says otherwise.
+const defaultSpoolMemory = 4 << 20
+
+// defaultKeepMax bounds the bytes of documents a status scan keeps for the
+// comparison with the log (scanSums), unless the context says otherwise.
+const defaultKeepMax = 256 << 20
+
+// ReadMemory bounds the memory of a status scan's reads (scanSums): Spool
+// is the memory its spools share before they write to temporary files,
+// Keep the bytes of documents it keeps at all (past it, the comparison
+// with the log reads the database again). A zero field is the default (4
+// MiB, 256 MiB). Tests make them small to reach files and re-reads with
+// little data; a value in the context, not a package variable, lets such
+// tests run in parallel with others.
+type ReadMemory struct{ Spool, Keep int }
+
+type readMemoryKey struct{}
+
+// WithReadMemory returns ctx with the read memory m.
+func WithReadMemory(ctx context.Context, m ReadMemory) context.Context {
+	return context.WithValue(ctx, readMemoryKey{}, m)
+}
+
+// readMemoryOf is ctx's read memory, with the defaults for what it does
+// not set.
+func readMemoryOf(ctx context.Context) ReadMemory {
+	m, _ := ctx.Value(readMemoryKey{}).(ReadMemory)
+	return ReadMemory{Spool: cmp.Or(m.Spool, defaultSpoolMemory), Keep: cmp.Or(m.Keep, defaultKeepMax)}
+}
 
 // Docs holds the documents a read found until the read is known to have
 // seen one committed state: a read of a working database runs again when
 // a writer touched it meanwhile (commit.Protocol.Read), a read of a view
 // when the view was dropped under it (CollViews.withView), so a read can
 // hand nothing on before it has ended. With Spill set, documents past
-// spoolMemory bytes go to a temporary file, so that a read of any size
+// Memory bytes go to a temporary file, so that a read of any size
 // holds a batch of the server's in memory, not its whole answer. The zero
 // Docs keeps everything in memory.
 type Docs struct {
-	// Spill lets the documents past spoolMemory bytes go to a file.
+	// Spill lets the documents past Memory bytes go to a file.
 	Spill bool
+	// Memory is how many bytes of documents it keeps in memory before
+	// the rest goes to a file (0: 4 MiB).
+	Memory int
 	// Shared, when set, is the memory several spools share (a scan's,
 	// one per collection): the bytes of documents they may still keep in
-	// memory, all together, in place of spoolMemory each.
+	// memory, all together, in place of Memory each.
 	Shared *int
 	// Strict makes Add fail when no temporary file can be made (a
 	// missing or read-only temporary directory); otherwise the documents
@@ -58,7 +91,7 @@ func (d *Docs) inMemory(n int) bool {
 		d.took += n
 		return true
 	default:
-		return len(d.mem)+n <= spoolMemory
+		return len(d.mem)+n <= cmp.Or(d.Memory, defaultSpoolMemory)
 	}
 }
 

@@ -19,12 +19,12 @@ import (
 // in order, the same as a read held in memory; a read that starts again
 // (Reset) forgets what the first try found, in memory and in the file.
 func TestDocsSpillAndReset(t *testing.T) {
-	workdb.SetSpoolMemory(t, 1000)
+	t.Parallel()
 	doc := func(i int) bson.Raw {
 		raw, _ := bson.Marshal(bson.D{{Key: "_id", Value: int32(i)}, {Key: "pad", Value: fmt.Sprintf("%0*d", i%300, i)}})
 		return raw
 	}
-	d := &workdb.Docs{Spill: true}
+	d := &workdb.Docs{Spill: true, Memory: 1000}
 	defer d.Close()
 	check := func(from, n int) {
 		t.Helper()
@@ -89,6 +89,7 @@ func TestDocsSpillAndReset(t *testing.T) {
 // the documents a read held in memory gives, in the same order, and a
 // spool that held another read's documents holds only the new read's.
 func TestFindToSpills(t *testing.T) {
+	t.Parallel()
 	srv, r, b := waltest.Project(t)
 	ctx := context.Background()
 	w := commit.New().Open(r, b)
@@ -105,7 +106,6 @@ func TestFindToSpills(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	workdb.SetSpoolMemory(t, 2000)
 	sort, _ := bson.Marshal(bson.D{{Key: "_id", Value: -1}})
 	q := workdb.Query{Sort: sort, Skip: 3}
 	want, err := w.Find(ctx, "c", q)
@@ -116,7 +116,7 @@ func TestFindToSpills(t *testing.T) {
 		FindTo(context.Context, string, workdb.Query, *workdb.Docs) error
 	}{"head": w, "past state": workdb.OpenCollViews(r, b.Timeline, head.LSN)}
 	for name, rd := range readers {
-		d := &workdb.Docs{Spill: true}
+		d := &workdb.Docs{Spill: true, Memory: 2000}
 		for i := 0; i < 50; i++ { // an earlier read's documents
 			_ = d.Add(docs[i])
 		}
@@ -143,6 +143,7 @@ func TestFindToSpills(t *testing.T) {
 // memory, in a spool's file, or (past the bound of what a scan keeps)
 // read again: the changes are the same each way.
 func TestChangesFromTheScanKept(t *testing.T) {
+	t.Parallel()
 	srv, r, b := waltest.Project(t)
 	ctx := context.Background()
 	w := commit.New().Open(r, b)
@@ -177,9 +178,7 @@ func TestChangesFromTheScanKept(t *testing.T) {
 		name        string
 		spool, keep int
 	}{{"in memory", 4 << 20, 256 << 20}, {"in a file", 500, 256 << 20}, {"read again", 4 << 20, 1000}} {
-		workdb.SetSpoolMemory(t, c.spool)
-		workdb.SetKeepMax(t, c.keep)
-		changes, _, err := w.Changes(ctx)
+		changes, _, err := w.Changes(workdb.WithReadMemory(ctx, workdb.ReadMemory{Spool: c.spool, Keep: c.keep}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -275,7 +274,7 @@ func TestStatusScanKeepsChangedCollectionsOnly(t *testing.T) {
 	if err != nil || m == nil || m.Sums == nil {
 		t.Fatalf("marker %v, %v", m, err)
 	}
-	workdb.SetSpoolMemory(t, 1500) // shared by the spools: a few documents
+	ctx = workdb.WithReadMemory(ctx, workdb.ReadMemory{Spool: 1500}) // shared by the spools: a few documents
 	kept, same, mem, ok, err := workdb.ScanKept(ctx, w.DB, m.Sums)
 	if err != nil || !ok {
 		t.Fatalf("scan kept nothing: %v", err)

@@ -79,17 +79,15 @@ func ScanSums(ctx context.Context, db *mongo.Database) (Sums, error) {
 	return sums, err
 }
 
-// keepMax bounds the bytes of documents scanSums keeps.
-var keepMax = 256 << 20
-
 // scanned is what a scan read of a working database, kept for the
 // comparison with the log that follows when the scan finds the database
 // changed, so that the comparison need not read it again. Between them,
 // docs and same name every collection the scan listed.
 type scanned struct {
 	// docs holds the documents of each collection whose documents the
-	// scan could not find unchanged, in spools (Docs) that share
-	// spoolMemory bytes of memory and keep the rest in temporary files.
+	// scan could not find unchanged, in spools (Docs) that share the
+	// context's ReadMemory.Spool bytes of memory and keep the rest in
+	// temporary files.
 	docs map[string]*Docs
 	// same names the collections whose documents have the committed
 	// fingerprint: unchanged (to 2^-128, as a clean status), their
@@ -108,7 +106,7 @@ func (s *scanned) Close() {
 }
 
 // scanSums is ScanSums; with keep, it also returns what it read (nil when
-// it could not keep it: past keepMax bytes, or when a temporary file
+// it could not keep it: past the context's ReadMemory.Keep bytes, or when a temporary file
 // could not be made or written; then a comparison reads the database
 // again). With committed (the fingerprint of the committed state), a
 // collection whose documents have their committed fingerprint is named
@@ -123,7 +121,8 @@ func scanSums(ctx context.Context, db *mongo.Database, keep bool, committed Sums
 	if keep {
 		kept = &scanned{docs: map[string]*Docs{}, same: map[string]bool{}}
 	}
-	shared := spoolMemory
+	lim := readMemoryOf(ctx)
+	shared := lim.Spool
 	size := 0
 	drop := func() {
 		kept.Close()
@@ -154,7 +153,7 @@ func scanSums(ctx context.Context, db *mongo.Database, keep bool, committed Sums
 			if d != nil {
 				size += len(cur.Current)
 				collBytes += len(cur.Current)
-				if size > keepMax || d.Add(cur.Current) != nil {
+				if size > lim.Keep || d.Add(cur.Current) != nil {
 					drop()
 					d = nil
 				}
