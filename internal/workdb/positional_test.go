@@ -1,6 +1,7 @@
 package workdb
 
 import (
+	"bytes"
 	"testing"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -27,11 +28,7 @@ func TestPositionalUpdatesKeepTheUsersFilter(t *testing.T) {
 		{`{"$set": {"arr.0": 20, "a$b": 1}}`, false},
 		{`{"$inc": {"n": 1}}`, false},
 	} {
-		var update bson.Raw
-		if err := bson.UnmarshalExtJSON([]byte(tc.update), false, &update); err != nil {
-			t.Fatal(err)
-		}
-		got := updateFilter(filter, update, byID)
+		got := updateFilter(filter, mustDoc(t, tc.update), byID)
 		d, _ := got.(bson.D)
 		combined := len(d) == 1 && d[0].Key == "$and"
 		if combined != tc.want {
@@ -39,23 +36,12 @@ func TestPositionalUpdatesKeepTheUsersFilter(t *testing.T) {
 		}
 		if combined {
 			parts := d[0].Value.(bson.A)
-			if !equalRaw(parts[0].(bson.Raw), filter) {
+			if !bytes.Equal(parts[0].(bson.Raw), filter) {
 				t.Errorf("update %s: the $and's first part is %v, want the user's filter", tc.update, parts[0])
 			}
 		}
 	}
-	if got := updateFilter(nil, mustExt(t, `{"$set": {"arr.$": 1}}`), byID); len(got.(bson.D)) != 1 || got.(bson.D)[0].Key != "_id" {
+	if got := updateFilter(nil, mustDoc(t, `{"$set": {"arr.$": 1}}`), byID); len(got.(bson.D)) != 1 || got.(bson.D)[0].Key != "_id" {
 		t.Errorf("no filter: sent with %v, want the _ids", got)
 	}
-}
-
-func equalRaw(a, b bson.Raw) bool { return string(a) == string(b) }
-
-func mustExt(t *testing.T, s string) bson.Raw {
-	t.Helper()
-	var r bson.Raw
-	if err := bson.UnmarshalExtJSON([]byte(s), false, &r); err != nil {
-		t.Fatal(err)
-	}
-	return r
 }
